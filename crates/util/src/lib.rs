@@ -1,0 +1,14 @@
+//! Low-level pieces shared by every layer of bale: validated namespace paths
+//! ([`NsPath`]), the durable-write recipe ([`durable`]), adler32 checksums
+//! ([`checksum`]) and wall-clock timestamps ([`time`]).
+//!
+//! Nothing in here knows about the catalog, the cache or HTTP.
+
+pub mod checksum;
+pub mod durable;
+pub mod path;
+pub mod time;
+
+pub use checksum::Adler32;
+pub use path::{NsPath, PathError};
+pub use time::Timestamp;
