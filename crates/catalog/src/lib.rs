@@ -1,0 +1,118 @@
+//! The catalog: the durable record of bale's namespace, files and tokens.
+//!
+//! [`Catalog`] is a narrow async trait. It has two implementations that must
+//! behave identically: [`SqliteCatalog`] (the embedded default: one file, WAL,
+//! durable commits) and [`PostgresCatalog`] (a shared catalog for several
+//! nodes). [`conformance`] holds one test suite that runs against both.
+//!
+//! Every method is one transaction. Methods that change several rows (a
+//! batch of new files, a recursive delete, a rename over an existing entry)
+//! change all of them or none. The catalog enforces the namespace's
+//! structural rules (unique names per directory, directories only removed
+//! when empty unless asked to recurse, no directory moved beneath itself,
+//! tags inherited at creation); permissions are the caller's business.
+
+pub mod conformance;
+mod error;
+mod model;
+mod postgres;
+mod sqlite;
+
+pub use error::{CatalogError, Result};
+pub use model::*;
+pub use postgres::PostgresCatalog;
+pub use sqlite::SqliteCatalog;
+
+use async_trait::async_trait;
+use bale_util::{NsPath, Timestamp};
+use std::sync::Arc;
+
+/// A shared handle on whichever catalog backend is configured.
+pub type DynCatalog = Arc<dyn Catalog>;
+
+#[async_trait]
+pub trait Catalog: Send + Sync + 'static {
+    /// Short name of the backend, for logs and status ("sqlite", "postgres").
+    fn backend(&self) -> &'static str;
+
+    /// The node at `path`, if any.
+    async fn lookup(&self, path: &NsPath) -> Result<Option<Node>>;
+
+    /// The node with this id, if any.
+    async fn node(&self, id: NodeId) -> Result<Option<Node>>;
+
+    /// The file node that carries this file id, if any.
+    async fn node_by_file_id(&self, file_id: FileId) -> Result<Option<Node>>;
+
+    /// The path of a node, rebuilt from its ancestors.
+    async fn path_of(&self, id: NodeId) -> Result<NsPath>;
+
+    /// Up to `limit` children of `dir` in byte order of their names,
+    /// starting after the name `after` (keyset pagination).
+    async fn list(&self, dir: NodeId, after: Option<&str>, limit: usize) -> Result<Vec<Node>>;
+
+    /// Creates a directory. It inherits its parent's tags.
+    async fn create_dir(&self, dir: NewDir) -> Result<Node>;
+
+    /// Records a batch of new files in ONE transaction (group commit). Each
+    /// file succeeds or fails on its own (a name taken, a parent gone); the
+    /// outer error means the whole batch failed and nothing was recorded.
+    /// A file records its parent's tags as they are at commit.
+    async fn commit_files(&self, files: &[NewFile]) -> Result<Vec<Result<Committed>>>;
+
+    /// Removes a node. A non-empty directory needs `recursive`. With
+    /// `only_owner`, every removed node must belong to that user or nothing
+    /// is removed. Returns the removed file nodes (their data can go).
+    async fn remove(
+        &self,
+        id: NodeId,
+        recursive: bool,
+        only_owner: Option<&str>,
+    ) -> Result<Vec<Node>>;
+
+    /// Moves and/or renames a node. With `overwrite`, a file or an empty
+    /// directory at the destination is replaced; its removed file nodes are
+    /// returned in `replaced`.
+    async fn rename(
+        &self,
+        id: NodeId,
+        new_parent: NodeId,
+        new_name: &str,
+        overwrite: bool,
+    ) -> Result<Committed>;
+
+    /// Replaces the tags of a directory. Only directories created later
+    /// inherit them; files record the tags in force when they are created.
+    async fn set_tags(&self, dir: NodeId, tags: &Tags) -> Result<Node>;
+
+    /// Changes owner, group and/or mode of a node.
+    async fn set_attrs(&self, id: NodeId, attrs: &AttrChange) -> Result<Node>;
+
+    /// Moves last-access times forward (never back), in one transaction.
+    async fn record_access(&self, touches: &[(NodeId, Timestamp)]) -> Result<()>;
+
+    /// Stores a new API token (only its hash).
+    async fn create_token(&self, token: &NewToken) -> Result<TokenInfo>;
+
+    /// The live (not revoked) token with this hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>>;
+
+    /// Revokes a token by its public id; false if no live token has that id.
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool>;
+
+    /// All tokens, revoked ones included, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
+}
+
+/// Opens the catalog named by `spec`: `sqlite:PATH` or a path for SQLite,
+/// `postgres://...` or `postgresql://...` for PostgreSQL. Runs migrations.
+pub async fn open(spec: &str) -> Result<DynCatalog> {
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresCatalog::connect(spec).await?))
+    } else {
+        let path = spec.strip_prefix("sqlite:").unwrap_or(spec);
+        Ok(Arc::new(
+            SqliteCatalog::open(std::path::Path::new(path)).await?,
+        ))
+    }
+}

@@ -140,7 +140,9 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
         return Err(PathError::DotComponent);
     }
     if name.len() > MAX_COMPONENT_LEN {
-        return Err(PathError::ComponentTooLong(name.chars().take(40).collect::<String>() + "..."));
+        return Err(PathError::ComponentTooLong(
+            name.chars().take(40).collect::<String>() + "...",
+        ));
     }
     if name.chars().any(|c| c.is_control()) {
         return Err(PathError::ControlCharacter);
@@ -186,12 +188,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths() {
-        assert!(matches!(NsPath::parse("a/b"), Err(PathError::NotAbsolute(_))));
+        assert!(matches!(
+            NsPath::parse("a/b"),
+            Err(PathError::NotAbsolute(_))
+        ));
         assert_eq!(NsPath::parse("/a/../b"), Err(PathError::DotComponent));
         assert_eq!(NsPath::parse("/a/./b"), Err(PathError::DotComponent));
         assert_eq!(NsPath::parse("/a\0b"), Err(PathError::ControlCharacter));
         assert_eq!(NsPath::parse("/a\nb"), Err(PathError::ControlCharacter));
-        assert!(matches!(NsPath::parse(&format!("/{}", "x".repeat(256))), Err(PathError::ComponentTooLong(_))));
+        assert!(matches!(
+            NsPath::parse(&format!("/{}", "x".repeat(256))),
+            Err(PathError::ComponentTooLong(_))
+        ));
         assert!(NsPath::parse(&format!("/{}", "x".repeat(255))).is_ok());
         let long = "/abcdefgh".repeat(500);
         assert_eq!(NsPath::parse(&long), Err(PathError::TooLong));
@@ -211,12 +219,17 @@ mod tests {
         assert!(p.join("x/y").is_err());
         assert_eq!(p.depth(), 3);
         assert!(p.starts_with(&NsPath::parse("/a/b").unwrap()));
-        assert!(!NsPath::parse("/a/bc").unwrap().starts_with(&NsPath::parse("/a/b").unwrap()));
+        assert!(!NsPath::parse("/a/bc")
+            .unwrap()
+            .starts_with(&NsPath::parse("/a/b").unwrap()));
         assert!(p.starts_with(&NsPath::root()));
     }
 
     #[test]
     fn unicode_is_fine() {
-        assert_eq!(NsPath::parse("/données/ファイル").unwrap().name(), Some("ファイル"));
+        assert_eq!(
+            NsPath::parse("/données/ファイル").unwrap().name(),
+            Some("ファイル")
+        );
     }
 }

@@ -1,0 +1,232 @@
+//! The catalog's records.
+
+use bale_util::{Adler32, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A namespace node's id (an inode number). The root is [`ROOT_ID`].
+pub type NodeId = i64;
+pub const ROOT_ID: NodeId = 1;
+
+/// The stable id of a file's content (Enstore's bfid). A UUIDv7: unique
+/// across nodes, time-ordered for index locality, unchanged by renames.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FileId(pub uuid::Uuid);
+
+impl FileId {
+    pub fn generate() -> FileId {
+        FileId(uuid::Uuid::now_v7())
+    }
+    pub fn parse(s: &str) -> Option<FileId> {
+        uuid::Uuid::parse_str(s).ok().map(FileId)
+    }
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileId({self})")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Dir,
+    File,
+}
+
+impl NodeKind {
+    /// Decodes the catalog's `kind` column (1 directory, 2 file).
+    pub(crate) fn from_code(c: i32) -> NodeKind {
+        if c == 1 {
+            NodeKind::Dir
+        } else {
+            NodeKind::File
+        }
+    }
+}
+
+/// The directory tags. On a directory: its own tags, copied to directories
+/// created beneath it. On a file: the tags in force when it was created.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tags {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_family: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_family_width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<String>,
+}
+
+/// The tag names bale knows, in display order.
+pub const TAG_NAMES: [&str; 5] = [
+    "storage_group",
+    "file_family",
+    "file_family_width",
+    "wrapper",
+    "library",
+];
+
+/// Longest accepted tag value, in bytes.
+pub const MAX_TAG_LEN: usize = 255;
+
+impl Tags {
+    /// Sets (`Some`) or clears (`None`) one tag by name, validating the value.
+    pub fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
+        if let Some(v) = value {
+            if v.is_empty()
+                || v.len() > MAX_TAG_LEN
+                || v.chars().any(|c| c.is_control() || c == '/')
+            {
+                return Err(format!(
+                    "invalid value {v:?} for tag {key}: 1 to {MAX_TAG_LEN} bytes, no '/' or control characters"
+                ));
+            }
+        }
+        let text = value.map(str::to_string);
+        match key {
+            "storage_group" => self.storage_group = text,
+            "file_family" => self.file_family = text,
+            "wrapper" => self.wrapper = text,
+            "library" => self.library = text,
+            "file_family_width" => {
+                self.file_family_width = match value {
+                    None => None,
+                    Some(v) => match v.parse::<u32>() {
+                        Ok(n) if (1..=1000).contains(&n) => Some(n),
+                        _ => return Err(format!(
+                            "file_family_width must be a whole number from 1 to 1000, not {v:?}"
+                        )),
+                    },
+                }
+            }
+            other => {
+                return Err(format!(
+                    "unknown tag {other:?}; known tags are {}",
+                    TAG_NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// One tag's value as text.
+    pub fn get(&self, key: &str) -> Option<String> {
+        match key {
+            "storage_group" => self.storage_group.clone(),
+            "file_family" => self.file_family.clone(),
+            "file_family_width" => self.file_family_width.map(|w| w.to_string()),
+            "wrapper" => self.wrapper.clone(),
+            "library" => self.library.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the namespace: a directory or a file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: NodeId,
+    /// The parent directory; `None` only for the root.
+    pub parent: Option<NodeId>,
+    /// The entry's name in its parent; empty for the root.
+    pub name: String,
+    pub kind: NodeKind,
+    pub owner: String,
+    pub group: String,
+    /// Unix permission bits (0o7777 at most).
+    pub mode: u32,
+    /// Bytes of file content; 0 for directories.
+    pub size: u64,
+    pub ctime: Timestamp,
+    pub mtime: Timestamp,
+    /// Last time any byte of the file's data was read (not stat, not listing).
+    pub atime: Timestamp,
+    pub file_id: Option<FileId>,
+    pub adler32: Option<Adler32>,
+    pub tags: Tags,
+}
+
+impl Node {
+    pub fn is_dir(&self) -> bool {
+        self.kind == NodeKind::Dir
+    }
+}
+
+/// A directory to create.
+#[derive(Clone, Debug)]
+pub struct NewDir {
+    pub parent: NodeId,
+    pub name: String,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+    pub time: Timestamp,
+}
+
+/// A file whose data is durable in the cache, to be recorded.
+#[derive(Clone, Debug)]
+pub struct NewFile {
+    pub parent: NodeId,
+    pub name: String,
+    pub file_id: FileId,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+    pub size: u64,
+    pub adler32: Adler32,
+    pub time: Timestamp,
+    /// Replace an existing file of the same name (never a directory).
+    pub replace: bool,
+}
+
+/// What a change committed: the node as it now is and the file nodes it
+/// replaced (whose cached data the caller removes).
+#[derive(Clone, Debug)]
+pub struct Committed {
+    pub node: Node,
+    pub replaced: Vec<Node>,
+}
+
+/// A change of ownership or permissions; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AttrChange {
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// A token to store. The secret itself is never stored, only its hash.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub id: String,
+    pub hash: String,
+    pub user: String,
+    pub group: String,
+    pub admin: bool,
+    pub created: Timestamp,
+    pub comment: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub user: String,
+    pub group: String,
+    pub admin: bool,
+    pub created: Timestamp,
+    pub revoked: Option<Timestamp>,
+    pub comment: String,
+}

@@ -1,0 +1,633 @@
+//! The SQLite catalog: the embedded default.
+//!
+//! One writer connection (SQLite has one writer at a time anyway) and a few
+//! reader connections, all in WAL mode with `synchronous=FULL`, so that a
+//! committed transaction survives a power cut. Work runs on tokio's blocking
+//! pool. Group commit happens above: a batch of files is one transaction.
+
+use crate::model::*;
+use crate::{Catalog, CatalogError, Result};
+use async_trait::async_trait;
+use bale_util::{Adler32, NsPath, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const READERS: usize = 4;
+
+/// Additive migrations; each runs once, in order, in its own transaction.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE nodes (
+    id INTEGER PRIMARY KEY,
+    parent INTEGER REFERENCES nodes(id),
+    name TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    mode INTEGER NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    ctime INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    atime INTEGER NOT NULL,
+    file_id TEXT,
+    adler32 INTEGER,
+    storage_group TEXT,
+    file_family TEXT,
+    file_family_width INTEGER,
+    wrapper TEXT,
+    library TEXT
+);
+CREATE UNIQUE INDEX nodes_parent_name ON nodes(parent, name);
+CREATE UNIQUE INDEX nodes_file_id ON nodes(file_id) WHERE file_id IS NOT NULL;
+INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, ctime, mtime, atime)
+    VALUES (1, NULL, '', 1, 'root', 'root', 493, 0, 0, 0);
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    revoked INTEGER,
+    comment TEXT NOT NULL DEFAULT ''
+);
+"#];
+
+const NODE_COLS: &str =
+    "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+     storage_group, file_family, file_family_width, wrapper, library";
+
+fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
+    let file_id: Option<String> = r.get(11)?;
+    let adler: Option<i64> = r.get(12)?;
+    Ok(Node {
+        id: r.get(0)?,
+        parent: r.get(1)?,
+        name: r.get(2)?,
+        kind: NodeKind::from_code(r.get(3)?),
+        owner: r.get(4)?,
+        group: r.get(5)?,
+        mode: r.get::<_, i64>(6)? as u32,
+        size: r.get::<_, i64>(7)? as u64,
+        ctime: Timestamp(r.get(8)?),
+        mtime: Timestamp(r.get(9)?),
+        atime: Timestamp(r.get(10)?),
+        file_id: file_id.as_deref().and_then(FileId::parse),
+        adler32: adler.map(|a| Adler32(a as u32)),
+        tags: Tags {
+            storage_group: r.get(13)?,
+            file_family: r.get(14)?,
+            file_family_width: r.get::<_, Option<i64>>(15)?.map(|w| w as u32),
+            wrapper: r.get(16)?,
+            library: r.get(17)?,
+        },
+    })
+}
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenInfo> {
+    Ok(TokenInfo {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        group: r.get(2)?,
+        admin: r.get::<_, i64>(3)? != 0,
+        created: Timestamp(r.get(4)?),
+        revoked: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+        comment: r.get(6)?,
+    })
+}
+
+const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
+
+pub struct SqliteCatalog {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on stable storage before it returns (NORMAL may lose
+    // the last transactions in WAL mode on power loss).
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(CatalogError::backend(
+            format!(
+                "catalog schema version {current} is newer than this bale knows ({})",
+                MIGRATIONS.len()
+            ),
+            false,
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog database at `path` and migrates it.
+    pub async fn open(path: &Path) -> Result<SqliteCatalog> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = Connection::open(&path).map_err(|e| {
+                CatalogError::backend(format!("cannot open {}: {e}", path.display()), false)
+            })?;
+            configure(&writer)?;
+            migrate(&mut writer)?;
+            let mut readers = Vec::with_capacity(READERS);
+            for _ in 0..READERS {
+                let r = Connection::open(&path)?;
+                configure(&r)?;
+                readers.push(Mutex::new(r));
+            }
+            Ok(SqliteCatalog {
+                writer: Arc::new(Mutex::new(writer)),
+                readers: Arc::new(readers),
+                next_reader: AtomicUsize::new(0),
+            })
+        })
+        .await?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let readers = self.readers.clone();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            // Take the first free reader, starting round-robin; wait on one if all are busy.
+            for i in 0..readers.len() {
+                if let Ok(conn) = readers[(start + i) % readers.len()].try_lock() {
+                    return f(&conn);
+                }
+            }
+            let conn = readers[start % readers.len()].lock().expect("reader lock");
+            f(&conn)
+        })
+        .await?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().expect("writer lock");
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await?
+    }
+}
+
+fn get_node(c: &Connection, id: NodeId) -> Result<Option<Node>> {
+    let mut st = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?;
+    Ok(st.query_row([id], node_from_row).optional()?)
+}
+
+fn get_child(c: &Connection, parent: NodeId, name: &str) -> Result<Option<Node>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {NODE_COLS} FROM nodes WHERE parent = ?1 AND name = ?2"
+    ))?;
+    Ok(st
+        .query_row(params![parent, name], node_from_row)
+        .optional()?)
+}
+
+fn has_children(c: &Connection, id: NodeId) -> Result<bool> {
+    let mut st = c.prepare_cached("SELECT 1 FROM nodes WHERE parent = ?1 LIMIT 1")?;
+    Ok(st.exists([id])?)
+}
+
+fn path_of(c: &Connection, id: NodeId) -> Result<NsPath> {
+    let mut names = Vec::new();
+    let mut cur = id;
+    loop {
+        let n = get_node(c, cur)?.ok_or_else(|| CatalogError::NotFound(format!("node {cur}")))?;
+        match n.parent {
+            None => break,
+            Some(p) => {
+                names.push(n.name);
+                cur = p;
+            }
+        }
+        if names.len() > 4096 {
+            return Err(CatalogError::backend("cycle in namespace", false));
+        }
+    }
+    names.reverse();
+    NsPath::parse(&format!("/{}", names.join("/"))).map_err(|e| CatalogError::backend(e, false))
+}
+
+fn dir_for_child(c: &Connection, parent: NodeId) -> Result<Node> {
+    let p =
+        get_node(c, parent)?.ok_or_else(|| CatalogError::NotFound("parent directory".into()))?;
+    if !p.is_dir() {
+        return Err(CatalogError::NotADirectory(format!("parent {:?}", p.name)));
+    }
+    Ok(p)
+}
+
+/// The subtree rooted at `id`, the root included.
+fn subtree(c: &Connection, id: NodeId) -> Result<Vec<Node>> {
+    let cols = NODE_COLS
+        .split(", ")
+        .map(|col| format!("n.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut st = c.prepare_cached(&format!(
+        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent = sub.id) \
+         SELECT {cols} FROM nodes n JOIN sub ON n.id = sub.id"
+    ))?;
+    let rows = st.query_map([id], node_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn delete_nodes(c: &Connection, nodes: &[Node]) -> Result<()> {
+    // Children before parents, so that the parent reference holds at every step.
+    let mut st = c.prepare_cached("DELETE FROM nodes WHERE id = ?1")?;
+    for n in nodes.iter().rev() {
+        st.execute([n.id])?;
+    }
+    Ok(())
+}
+
+fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
+    let parent = dir_for_child(tx, f.parent)?;
+    let mut replaced = Vec::new();
+    if let Some(existing) = get_child(tx, f.parent, &f.name)? {
+        if existing.is_dir() {
+            return Err(CatalogError::IsADirectory(f.name.clone()));
+        }
+        if !f.replace {
+            return Err(CatalogError::AlreadyExists(f.name.clone()));
+        }
+        delete_nodes(tx, std::slice::from_ref(&existing))?;
+        replaced.push(existing);
+    }
+    let t = &parent.tags;
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO nodes (parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+         storage_group, file_family, file_family_width, wrapper, library) \
+         VALUES (?1, ?2, 2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {NODE_COLS}"
+    ))?;
+    let node = st.query_row(
+        params![
+            f.parent,
+            f.name,
+            f.owner,
+            f.group,
+            f.mode as i64,
+            f.size as i64,
+            f.time.0,
+            f.file_id.to_string(),
+            f.adler32.0 as i64,
+            t.storage_group,
+            t.file_family,
+            t.file_family_width.map(|w| w as i64),
+            t.wrapper,
+            t.library
+        ],
+        node_from_row,
+    )?;
+    Ok(Committed { node, replaced })
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn lookup(&self, path: &NsPath) -> Result<Option<Node>> {
+        let path = path.clone();
+        self.read(move |c| {
+            let mut cur = get_node(c, ROOT_ID)?
+                .ok_or_else(|| CatalogError::backend("root missing", false))?;
+            for comp in path.components() {
+                match get_child(c, cur.id, comp)? {
+                    Some(n) => cur = n,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(cur))
+        })
+        .await
+    }
+
+    async fn node(&self, id: NodeId) -> Result<Option<Node>> {
+        self.read(move |c| get_node(c, id)).await
+    }
+
+    async fn node_by_file_id(&self, file_id: FileId) -> Result<Option<Node>> {
+        self.read(move |c| {
+            let mut st =
+                c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;
+            Ok(st
+                .query_row([file_id.to_string()], node_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn path_of(&self, id: NodeId) -> Result<NsPath> {
+        self.read(move |c| path_of(c, id)).await
+    }
+
+    async fn list(&self, dir: NodeId, after: Option<&str>, limit: usize) -> Result<Vec<Node>> {
+        let after = after.unwrap_or("").to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {NODE_COLS} FROM nodes WHERE parent = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+            ))?;
+            let rows = st.query_map(params![dir, after, limit as i64], node_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn create_dir(&self, d: NewDir) -> Result<Node> {
+        self.write(move |tx| {
+            let parent = dir_for_child(tx, d.parent)?;
+            if get_child(tx, d.parent, &d.name)?.is_some() {
+                return Err(CatalogError::AlreadyExists(d.name.clone()));
+            }
+            let t = &parent.tags;
+            let mut st = tx.prepare_cached(&format!(
+                "INSERT INTO nodes (parent, name, kind, owner, grp, mode, ctime, mtime, atime, \
+                 storage_group, file_family, file_family_width, wrapper, library) \
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING {NODE_COLS}"
+            ))?;
+            Ok(st.query_row(
+                params![
+                    d.parent,
+                    d.name,
+                    d.owner,
+                    d.group,
+                    d.mode as i64,
+                    d.time.0,
+                    t.storage_group,
+                    t.file_family,
+                    t.file_family_width.map(|w| w as i64),
+                    t.wrapper,
+                    t.library
+                ],
+                node_from_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn commit_files(&self, files: &[NewFile]) -> Result<Vec<Result<Committed>>> {
+        let files = files.to_vec();
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(files.len());
+            for f in &files {
+                match commit_one(tx, f) {
+                    Err(CatalogError::Backend { message, retryable }) => {
+                        return Err(CatalogError::Backend { message, retryable })
+                    }
+                    r => out.push(r),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn remove(
+        &self,
+        id: NodeId,
+        recursive: bool,
+        only_owner: Option<&str>,
+    ) -> Result<Vec<Node>> {
+        let only_owner = only_owner.map(str::to_string);
+        self.write(move |tx| {
+            if id == ROOT_ID {
+                return Err(CatalogError::Invalid(
+                    "the root directory cannot be removed".into(),
+                ));
+            }
+            let node =
+                get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            let nodes = if node.is_dir() && has_children(tx, id)? {
+                if !recursive {
+                    return Err(CatalogError::NotEmpty(node.name));
+                }
+                subtree(tx, id)?
+            } else {
+                vec![node]
+            };
+            if let Some(owner) = &only_owner {
+                if let Some(n) = nodes.iter().find(|n| &n.owner != owner) {
+                    return Err(CatalogError::PermissionDenied(format!(
+                        "{:?} belongs to {}",
+                        n.name, n.owner
+                    )));
+                }
+            }
+            delete_nodes(tx, &nodes)?;
+            Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
+        })
+        .await
+    }
+
+    async fn rename(
+        &self,
+        id: NodeId,
+        new_parent: NodeId,
+        new_name: &str,
+        overwrite: bool,
+    ) -> Result<Committed> {
+        let new_name = new_name.to_string();
+        self.write(move |tx| {
+            if id == ROOT_ID {
+                return Err(CatalogError::Invalid(
+                    "the root directory cannot be moved".into(),
+                ));
+            }
+            let node =
+                get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            dir_for_child(tx, new_parent)?;
+            if node.is_dir() {
+                // The destination must not lie inside the directory being moved.
+                let mut cur = Some(new_parent);
+                while let Some(c) = cur {
+                    if c == id {
+                        return Err(CatalogError::Invalid(
+                            "cannot move a directory beneath itself".into(),
+                        ));
+                    }
+                    cur = get_node(tx, c)?.and_then(|n| n.parent);
+                }
+            }
+            let mut replaced = Vec::new();
+            if let Some(dest) = get_child(tx, new_parent, &new_name)? {
+                if dest.id == id {
+                    return Ok(Committed { node, replaced });
+                }
+                if !overwrite {
+                    return Err(CatalogError::AlreadyExists(new_name));
+                }
+                if dest.is_dir() && has_children(tx, dest.id)? {
+                    return Err(CatalogError::NotEmpty(new_name));
+                }
+                delete_nodes(tx, std::slice::from_ref(&dest))?;
+                if !dest.is_dir() {
+                    replaced.push(dest);
+                }
+            }
+            tx.execute(
+                "UPDATE nodes SET parent = ?1, name = ?2 WHERE id = ?3",
+                params![new_parent, new_name, id],
+            )?;
+            let node = get_node(tx, id)?.expect("moved node");
+            Ok(Committed { node, replaced })
+        })
+        .await
+    }
+
+    async fn set_tags(&self, dir: NodeId, tags: &Tags) -> Result<Node> {
+        let t = tags.clone();
+        self.write(move |tx| {
+            let n = get_node(tx, dir)?.ok_or_else(|| CatalogError::NotFound(format!("node {dir}")))?;
+            if !n.is_dir() {
+                return Err(CatalogError::NotADirectory(n.name));
+            }
+            tx.execute(
+                "UPDATE nodes SET storage_group = ?1, file_family = ?2, file_family_width = ?3, wrapper = ?4, \
+                 library = ?5 WHERE id = ?6",
+                params![
+                    t.storage_group,
+                    t.file_family,
+                    t.file_family_width.map(|w| w as i64),
+                    t.wrapper,
+                    t.library,
+                    dir
+                ],
+            )?;
+            Ok(get_node(tx, dir)?.expect("tagged node"))
+        })
+        .await
+    }
+
+    async fn set_attrs(&self, id: NodeId, a: &AttrChange) -> Result<Node> {
+        let a = a.clone();
+        self.write(move |tx| {
+            let n =
+                get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            tx.execute(
+                "UPDATE nodes SET owner = ?1, grp = ?2, mode = ?3 WHERE id = ?4",
+                params![
+                    a.owner.unwrap_or(n.owner),
+                    a.group.unwrap_or(n.group),
+                    a.mode.unwrap_or(n.mode) as i64,
+                    id
+                ],
+            )?;
+            Ok(get_node(tx, id)?.expect("changed node"))
+        })
+        .await
+    }
+
+    async fn record_access(&self, touches: &[(NodeId, Timestamp)]) -> Result<()> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let touches = touches.to_vec();
+        self.write(move |tx| {
+            let mut st =
+                tx.prepare_cached("UPDATE nodes SET atime = ?2 WHERE id = ?1 AND atime < ?2")?;
+            for (id, t) in &touches {
+                st.execute(params![id, t.0])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_token(&self, t: &NewToken) -> Result<TokenInfo> {
+        let t = t.clone();
+        self.write(move |tx| {
+            let inserted = tx.execute(
+                "INSERT INTO tokens (id, hash, user_name, grp, admin, created, comment) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                params![
+                    t.id,
+                    t.hash,
+                    t.user,
+                    t.group,
+                    t.admin as i64,
+                    t.created.0,
+                    t.comment
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(CatalogError::AlreadyExists(format!("token {}", t.id)));
+            }
+            Ok(tx.query_row(
+                &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+                [&t.id],
+                token_from_row,
+            )?)
+        })
+        .await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>> {
+        let hash = hash.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1 AND revoked IS NULL"
+            ))?;
+            Ok(st.query_row([hash], token_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                params![id, at.0],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"
+            ))?;
+            let rows = st.query_map([], token_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
