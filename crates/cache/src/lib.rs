@@ -1,1 +1,170 @@
+//! The disk cache: where file data lives on this node.
+//!
+//! Layout under the cache root:
+//! - `tmp/<file-id>`: data being received, or received and waiting for its
+//!   catalog row. Nothing here is visible in the namespace until promoted.
+//! - `files/<xx>/<file-id>`: committed data, fanned out over 256
+//!   directories by the last two hex digits of the file id (random bits).
+//!
+//! Data reaches stable storage through [`Cache::sync_batch`], once per group
+//! of files, before their catalog rows are committed; see `bale-core`'s
+//! committer for the whole recipe. After a crash, [`Cache::pending`] lists
+//! what was in flight so that the caller can finish or discard it.
 
+mod ingest;
+
+pub use ingest::{IngestError, StagedFile};
+
+use bale_util::durable::{create_dir_all_durable, fsync_dir, syncfs};
+use bale_util::FileId;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How a batch of received files is made durable.
+///
+/// `fsync`: each file is fsynced by its writer (in parallel), and the batch
+/// fsyncs the directory once. `syncfs`: nothing per file; the batch calls
+/// syncfs(2) once for the whole filesystem, cheapest on a filesystem
+/// dedicated to the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    #[default]
+    Fsync,
+    Syncfs,
+}
+
+/// Handle on the cache directory. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+    tmp: PathBuf,
+    files: PathBuf,
+    sync: SyncMode,
+}
+
+impl Cache {
+    /// Opens the cache at `root`, creating its areas if needed.
+    pub fn open(root: &Path, sync: SyncMode) -> io::Result<Cache> {
+        let tmp = root.join("tmp");
+        let files = root.join("files");
+        create_dir_all_durable(&tmp)?;
+        create_dir_all_durable(&files)?;
+        let mut created = false;
+        for i in 0..=255u8 {
+            let d = files.join(format!("{i:02x}"));
+            if !d.is_dir() {
+                std::fs::create_dir(&d)?;
+                created = true;
+            }
+        }
+        if created {
+            fsync_dir(&files)?;
+        }
+        Ok(Cache {
+            root: root.to_path_buf(),
+            tmp,
+            files,
+            sync,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync
+    }
+
+    pub fn tmp_path(&self, id: FileId) -> PathBuf {
+        self.tmp.join(id.to_string())
+    }
+
+    pub fn file_path(&self, id: FileId) -> PathBuf {
+        let s = id.0.simple().to_string();
+        self.files.join(&s[s.len() - 2..]).join(id.to_string())
+    }
+
+    /// Makes every file staged since the last call durable: data, size and
+    /// directory entry. Blocking; call from a blocking context.
+    pub fn sync_batch(&self) -> io::Result<()> {
+        match self.sync {
+            SyncMode::Fsync => fsync_dir(&self.tmp),
+            SyncMode::Syncfs => syncfs(&self.tmp),
+        }
+    }
+
+    /// Moves committed files from `tmp/` to their place under `files/`.
+    /// Blocking. The rename need not be durable yet: after a crash,
+    /// [`Cache::pending`] finds a committed file still in `tmp/`.
+    pub fn promote(&self, ids: &[FileId]) -> io::Result<()> {
+        for &id in ids {
+            std::fs::rename(self.tmp_path(id), self.file_path(id))?;
+        }
+        Ok(())
+    }
+
+    /// Opens a committed file's data for reading.
+    pub async fn open_read(&self, id: FileId) -> io::Result<tokio::fs::File> {
+        match tokio::fs::File::open(self.file_path(id)).await {
+            // Between its catalog commit and its promotion a file is still in tmp/.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                tokio::fs::File::open(self.tmp_path(id)).await
+            }
+            r => r,
+        }
+    }
+
+    /// Removes a file's cached data (wherever it is). Missing data is not an error.
+    pub fn remove(&self, id: FileId) -> io::Result<()> {
+        for p in [self.file_path(id), self.tmp_path(id)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// What `tmp/` holds after a restart: ids of staged files, and paths of
+    /// anything else (always garbage). The caller promotes the ids that have
+    /// a catalog row and discards the rest with [`Cache::discard_pending`].
+    pub fn pending(&self) -> io::Result<(Vec<FileId>, Vec<PathBuf>)> {
+        let mut ids = Vec::new();
+        let mut junk = Vec::new();
+        for e in std::fs::read_dir(&self.tmp)? {
+            let e = e?;
+            match e.file_name().to_str().and_then(FileId::parse) {
+                Some(id) => ids.push(id),
+                None => junk.push(e.path()),
+            }
+        }
+        Ok((ids, junk))
+    }
+
+    /// Removes staged files that will never be committed, durably.
+    pub fn discard_pending(&self, ids: &[FileId], junk: &[PathBuf]) -> io::Result<()> {
+        for &id in ids {
+            remove_if_exists(&self.tmp_path(id))?;
+        }
+        for p in junk {
+            if p.is_dir() {
+                std::fs::remove_dir_all(p)?;
+            } else {
+                remove_if_exists(p)?;
+            }
+        }
+        fsync_dir(&self.tmp)
+    }
+}
+
+fn remove_if_exists(p: &Path) -> io::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

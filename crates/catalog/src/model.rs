@@ -1,39 +1,12 @@
 //! The catalog's records.
 
+pub use bale_util::FileId;
 use bale_util::{Adler32, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A namespace node's id (an inode number). The root is [`ROOT_ID`].
 pub type NodeId = i64;
 pub const ROOT_ID: NodeId = 1;
-
-/// The stable id of a file's content (Enstore's bfid). A UUIDv7: unique
-/// across nodes, time-ordered for index locality, unchanged by renames.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FileId(pub uuid::Uuid);
-
-impl FileId {
-    pub fn generate() -> FileId {
-        FileId(uuid::Uuid::now_v7())
-    }
-    pub fn parse(s: &str) -> Option<FileId> {
-        uuid::Uuid::parse_str(s).ok().map(FileId)
-    }
-}
-
-impl fmt::Display for FileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
-
-impl fmt::Debug for FileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FileId({self})")
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -106,9 +79,11 @@ impl Tags {
                     None => None,
                     Some(v) => match v.parse::<u32>() {
                         Ok(n) if (1..=1000).contains(&n) => Some(n),
-                        _ => return Err(format!(
+                        _ => {
+                            return Err(format!(
                             "file_family_width must be a whole number from 1 to 1000, not {v:?}"
-                        )),
+                        ))
+                        }
                     },
                 }
             }

@@ -6,9 +6,11 @@
 
 pub mod checksum;
 pub mod durable;
+pub mod fileid;
 pub mod path;
 pub mod time;
 
 pub use checksum::Adler32;
+pub use fileid::FileId;
 pub use path::{NsPath, PathError};
 pub use time::Timestamp;

@@ -1,0 +1,169 @@
+//! Streaming a request body into the cache.
+//!
+//! Small bodies are gathered in memory and written with one blocking call;
+//! larger ones switch to a writer thread fed through a bounded channel, which
+//! computes the adler32 and writes while the network side keeps receiving,
+//! so that both cores work and memory stays bounded.
+
+use crate::{Cache, SyncMode};
+use bale_util::checksum::Adler32Hasher;
+use bale_util::durable::RemoveOnDrop;
+use bale_util::{Adler32, FileId};
+use bytes::Bytes;
+use futures::StreamExt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// Bodies up to this size are written with a single blocking call.
+const INLINE_LIMIT: usize = 1 << 20;
+/// Chunks in flight between the receiver and the writer thread.
+const CHANNEL_DEPTH: usize = 64;
+
+/// Data received into `tmp/`, durable once the batch is synced, removed if
+/// dropped before being promoted.
+pub struct StagedFile {
+    pub id: FileId,
+    pub size: u64,
+    pub adler32: Adler32,
+    guard: RemoveOnDrop,
+}
+
+impl StagedFile {
+    /// Hands the file over to the catalog commit: it will no longer be
+    /// removed on drop.
+    pub fn keep(self) -> FileId {
+        self.guard.disarm();
+        self.id
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.guard.path()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body ended in an error (client disconnect, framing error).
+    #[error("request body incomplete: {0}")]
+    Body(String),
+    #[error("body is larger than the declared {declared} bytes")]
+    TooLong { declared: u64 },
+    #[error("cache I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn create(path: &PathBuf) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+fn finish(f: File, sync: SyncMode) -> io::Result<()> {
+    if sync == SyncMode::Fsync {
+        f.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Cache {
+    /// Receives a body into `tmp/<id>`, computing its adler32. The data is
+    /// fsynced here in `fsync` mode; the directory entry (and in `syncfs`
+    /// mode the data) become durable with the next [`Cache::sync_batch`].
+    /// `declared` (a Content-Length) bounds the body: more bytes is an error.
+    pub async fn ingest<S, E>(
+        &self,
+        id: FileId,
+        mut body: S,
+        declared: Option<u64>,
+    ) -> Result<StagedFile, IngestError>
+    where
+        S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = self.tmp_path(id);
+        let sync = self.sync;
+        let mut hasher = Adler32Hasher::new();
+        let mut size: u64 = 0;
+        let mut gathered: Vec<Bytes> = Vec::new();
+        let mut gathered_len = 0usize;
+        let check = |size: u64| match declared {
+            Some(d) if size > d => Err(IngestError::TooLong { declared: d }),
+            _ => Ok(()),
+        };
+
+        // Phase 1: gather up to INLINE_LIMIT in memory.
+        let mut overflow = false;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
+            size += chunk.len() as u64;
+            check(size)?;
+            hasher.update(&chunk);
+            gathered_len += chunk.len();
+            gathered.push(chunk);
+            if gathered_len > INLINE_LIMIT {
+                overflow = true;
+                break;
+            }
+        }
+
+        if !overflow {
+            // Small body: one blocking call creates, writes and syncs.
+            let guard = RemoveOnDrop::new(path.clone());
+            tokio::task::spawn_blocking(move || -> io::Result<()> {
+                let mut f = create(&path)?;
+                for c in &gathered {
+                    f.write_all(c)?;
+                }
+                finish(f, sync)
+            })
+            .await
+            .map_err(io::Error::other)??;
+            return Ok(StagedFile {
+                id,
+                size,
+                adler32: hasher.finish(),
+                guard,
+            });
+        }
+
+        // Phase 2: large body. A writer thread writes what was gathered (already
+        // hashed), then hashes and writes the rest while we keep receiving.
+        let guard = RemoveOnDrop::new(path.clone());
+        let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<Adler32> {
+            let mut f = create(&path)?;
+            for c in &gathered {
+                f.write_all(c)?;
+            }
+            drop(gathered);
+            let mut h = hasher;
+            while let Some(c) = rx.blocking_recv() {
+                h.update(&c);
+                f.write_all(&c)?;
+            }
+            finish(f, sync)?;
+            Ok(h.finish())
+        });
+        let received: Result<(), IngestError> = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
+                size += chunk.len() as u64;
+                check(size)?;
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let adler = writer.await.map_err(io::Error::other)?;
+        received?;
+        Ok(StagedFile {
+            id,
+            size,
+            adler32: adler?,
+            guard,
+        })
+    }
+}
