@@ -1,1 +1,109 @@
+//! bale's HTTP interface.
+//!
+//! - The namespace at the root: WebDAV (`GET`/`HEAD` with ranges, `PUT`,
+//!   `DELETE`, `MKCOL`, `MOVE`, `PROPFIND` depth 0 and 1, `OPTIONS`) with
+//!   RFC 3230 adler32 digests.
+//! - `/api/v1/`: the JSON API (stat, paginated listing, tags, mkdir, attrs,
+//!   tokens, health). Errors everywhere are RFC 7807 problem+json.
+//! - `/metrics`: Prometheus metrics. `/.well-known` and `/ui` are reserved.
+//!
+//! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
 
+mod data;
+mod error;
+mod json;
+pub mod model;
+mod webdav;
+
+pub use error::ApiError;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use bale_core::Service;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub svc: Arc<Service>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may be installed already (tests embedding several servers).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The complete router for a service.
+pub fn router(svc: Arc<Service>) -> Router {
+    let state = AppState {
+        svc,
+        metrics: metrics_handle(),
+    };
+    Router::new()
+        .nest("/api/v1", json::routes())
+        .route("/api", any(error::not_found))
+        .route("/api/{*rest}", any(error::not_found))
+        .route("/.well-known", any(error::not_found))
+        .route("/.well-known/{*rest}", any(error::not_found))
+        .route("/ui", any(error::not_found))
+        .route("/ui/{*rest}", any(error::not_found))
+        .route("/metrics", get(metrics_page))
+        .fallback(data::handle)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+/// Serves `svc` on an already bound listener until `shutdown` completes,
+/// then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    svc: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(svc);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn is_public(path: &str) -> bool {
+    path == "/api/v1/health" || path == "/.well-known" || path.starts_with("/.well-known/")
+}
+
+async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    if is_public(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    match st.svc.auth().authenticate(header).await {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn metrics_page(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}

@@ -94,12 +94,19 @@ impl Cache {
         }
     }
 
-    /// Moves committed files from `tmp/` to their place under `files/`.
-    /// Blocking. The rename need not be durable yet: after a crash,
-    /// [`Cache::pending`] finds a committed file still in `tmp/`.
+    /// Moves committed files from `tmp/` to their place under `files/` and
+    /// syncs the directories they moved into. Blocking. Until this is done a
+    /// crash leaves a committed file in `tmp/`, where [`Cache::pending`]
+    /// finds it.
     pub fn promote(&self, ids: &[FileId]) -> io::Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
         for &id in ids {
-            std::fs::rename(self.tmp_path(id), self.file_path(id))?;
+            let dest = self.file_path(id);
+            std::fs::rename(self.tmp_path(id), &dest)?;
+            dirs.insert(dest.parent().expect("fan-out directory").to_path_buf());
+        }
+        for d in dirs {
+            fsync_dir(&d)?;
         }
         Ok(())
     }

@@ -1,1 +1,135 @@
+//! The `bale` command line: `bale serve` runs the server; every other
+//! command is a client of its HTTP API (or, for `bench`, drives an embedded
+//! server end to end).
 
+mod client;
+mod cmd;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use client::Client;
+
+/// bale: a tape archive for scientific data that makes small files cheap on tape.
+#[derive(Parser, Debug)]
+#[command(name = "bale", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The bale server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "BALE_SERVER",
+        default_value = "http://127.0.0.1:8742"
+    )]
+    server: String,
+    /// API token. Defaults to the admin token in ./bale-data/admin.token.
+    #[arg(long, global = true, env = "BALE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the bale server.
+    Serve(cmd::serve::ServeArgs),
+    /// Show or check configuration.
+    #[command(subcommand)]
+    Config(cmd::serve::ConfigCmd),
+    /// Manage API tokens (administrators).
+    #[command(subcommand)]
+    Token(cmd::token::TokenCmd),
+    /// Upload files and directory trees into a remote directory.
+    Put(cmd::transfer::PutArgs),
+    /// Download files (and with -r directory trees) into a local directory.
+    Get(cmd::transfer::GetArgs),
+    /// List directories.
+    Ls(cmd::fs::LsArgs),
+    /// Show a file's or directory's metadata.
+    Stat(cmd::fs::StatArgs),
+    /// Remove files (and with -r directories).
+    Rm(cmd::fs::RmArgs),
+    /// Move or rename a file or directory.
+    Mv(cmd::fs::MvArgs),
+    /// Create directories.
+    Mkdir(cmd::fs::MkdirArgs),
+    /// Change permission bits.
+    Chmod(cmd::fs::ChmodArgs),
+    /// Change owner and group (administrators).
+    Chown(cmd::fs::ChownArgs),
+    /// Set and show directory tags (storage_group, file_family, ...).
+    #[command(subcommand)]
+    Tag(cmd::fs::TagCmd),
+    /// Benchmarks against an embedded server.
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCmd),
+}
+
+impl Cli {
+    /// A client for the configured server and token.
+    fn client(&self) -> Result<Client> {
+        let token = match &self.token {
+            Some(t) => t.clone(),
+            None => {
+                let path = PathBuf::from("./bale-data/admin.token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no token given: pass --token or set BALE_TOKEN (cannot read the default {}",
+                            path.display()
+                        ) + ")"
+                    })?
+                    .trim()
+                    .to_string()
+            }
+        };
+        Client::new(&self.server, token)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BALE_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bale: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bale: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    use Command::*;
+    match &cli.command {
+        Serve(a) => cmd::serve::serve(a).await,
+        Config(c) => cmd::serve::config(c),
+        Bench(b) => cmd::bench::run(b).await,
+        Token(t) => cmd::token::run(&cli.client()?, t).await,
+        Put(a) => cmd::transfer::put(&cli.client()?, a).await,
+        Get(a) => cmd::transfer::get(&cli.client()?, a).await,
+        Ls(a) => cmd::fs::ls(&cli.client()?, a).await,
+        Stat(a) => cmd::fs::stat(&cli.client()?, a).await,
+        Rm(a) => cmd::fs::rm(&cli.client()?, a).await,
+        Mv(a) => cmd::fs::mv(&cli.client()?, a).await,
+        Mkdir(a) => cmd::fs::mkdir(&cli.client()?, a).await,
+        Chmod(a) => cmd::fs::chmod(&cli.client()?, a).await,
+        Chown(a) => cmd::fs::chown(&cli.client()?, a).await,
+        Tag(t) => cmd::fs::tag(&cli.client()?, t).await,
+    }
+}

@@ -1,1 +1,22 @@
+//! bale's services: configuration, the namespace operations and their
+//! permission rules, tokens, and the group commit that makes many small
+//! writes cheap while acknowledging each only once it is durable.
+//!
+//! Layering: this crate uses the catalog and the cache and is used by the
+//! API. It knows nothing of HTTP.
 
+mod access;
+pub mod auth;
+mod committer;
+pub mod config;
+mod error;
+pub mod perms;
+mod service;
+
+pub use auth::Principal;
+pub use config::Config;
+pub use error::{Error, Result};
+pub use service::{Listing, MkdirOptions, PutOptions, Service, RESERVED_NAMES};
+
+pub use bale_cache as cache;
+pub use bale_catalog as catalog;

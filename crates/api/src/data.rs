@@ -1,0 +1,348 @@
+//! The namespace over HTTP: WebDAV methods on paths at the root.
+
+use crate::error::ApiError;
+use crate::model::Entry;
+use crate::{webdav, AppState};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bale_core::{MkdirOptions, Principal, PutOptions};
+use bale_util::{Adler32, NsPath};
+use futures::TryStreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// The namespace path of a request URL (percent-decoded, validated).
+pub(crate) fn ns_path(uri_path: &str) -> Result<NsPath, ApiError> {
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(uri_path).collect();
+    Ok(NsPath::parse_bytes(&bytes)?)
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Overwrite: T|F` (RFC 4918); `default` when absent.
+fn overwrite_header(h: &HeaderMap, default: bool) -> Result<bool, ApiError> {
+    match header_str(h, "overwrite").map(str::trim) {
+        None => Ok(default),
+        Some("T" | "t") => Ok(true),
+        Some("F" | "f") => Ok(false),
+        Some(v) => Err(ApiError::bad_request(format!(
+            "Overwrite header must be T or F, not {v:?}"
+        ))),
+    }
+}
+
+fn wants_adler32(h: &HeaderMap) -> bool {
+    header_str(h, "want-digest").is_some_and(|v| {
+        v.split(',').any(|p| {
+            p.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("adler32")
+        })
+    })
+}
+
+fn query_flag(uri: &axum::http::Uri, name: &str) -> bool {
+    uri.query().is_some_and(|q| {
+        q.split('&').any(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
+            k == name && matches!(v, "true" | "1" | "yes" | "T")
+        })
+    })
+}
+
+pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
+    let result = async {
+        let who = req
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not authenticated"))?;
+        let path = ns_path(req.uri().path())?;
+        match req.method().as_str() {
+            "GET" => get(&st, &who, &path, req.headers(), false).await,
+            "HEAD" => get(&st, &who, &path, req.headers(), true).await,
+            "PUT" => put(&st, &who, &path, req).await,
+            "DELETE" => delete(&st, &who, &path).await,
+            "MKCOL" => mkcol(&st, &who, &path, req).await,
+            "MOVE" => do_move(&st, &who, &path, req.headers()).await,
+            "PROPFIND" => webdav::propfind(&st, &who, &path, req.headers()).await,
+            "OPTIONS" => Ok(options()),
+            m => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {m} is not supported on namespace paths"),
+            )),
+        }
+    }
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
+}
+
+const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, MOVE, PROPFIND";
+
+fn options() -> Response {
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    h.insert("dav", HeaderValue::from_static("1"));
+    h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    r
+}
+
+async fn get(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    h: &HeaderMap,
+    head: bool,
+) -> Result<Response, ApiError> {
+    let (node, mut file) = st.svc.open(who, path).await?;
+    let size = node.size;
+    let mut status = StatusCode::OK;
+    let (mut start, mut len) = (0u64, size);
+    if let Some(range) = header_str(h, "range") {
+        let parsed = http_range_header::parse_range_header(range)
+            .and_then(|r| r.validate(size))
+            .map_err(|_| {
+                let mut e = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    format!("range {range:?} is not satisfiable for {path} ({size} bytes)"),
+                );
+                e.retryable = false;
+                e
+            });
+        match parsed {
+            Err(e) => {
+                let mut r = e.into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).unwrap(),
+                );
+                return Ok(r);
+            }
+            // A single range is served as 206; several are served whole (RFC 9110 allows it).
+            Ok(ranges) if ranges.len() == 1 => {
+                let r = &ranges[0];
+                start = *r.start();
+                len = r.end() - r.start() + 1;
+                status = StatusCode::PARTIAL_CONTENT;
+            }
+            Ok(_) => {}
+        }
+    }
+    let mut resp = if head {
+        Response::new(Body::empty())
+    } else {
+        if len > 0 {
+            st.svc.record_read(&node);
+            metrics::counter!("bale_read_bytes_total").increment(len);
+        }
+        if start > 0 {
+            file.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("seek failed: {e}"),
+                    )
+                })?;
+        }
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
+        Response::new(Body::from_stream(stream))
+    };
+    *resp.status_mut() = status;
+    let hm = resp.headers_mut();
+    hm.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    hm.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    hm.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    hm.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&httpdate::fmt_http_date(node.mtime.to_system_time())).unwrap(),
+    );
+    if let Some(id) = node.file_id {
+        hm.insert(
+            header::ETAG,
+            HeaderValue::from_str(&format!("\"{id}\"")).unwrap(),
+        );
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        hm.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1)).unwrap(),
+        );
+    }
+    if wants_adler32(h) {
+        if let Some(a) = node.adler32 {
+            hm.insert("digest", HeaderValue::from_str(&a.digest_header()).unwrap());
+        }
+    }
+    Ok(resp)
+}
+
+async fn put(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let h = req.headers();
+    let digest = match header_str(h, "digest") {
+        None => None,
+        Some(v) => Adler32::from_digest_header(v).map_err(ApiError::bad_request)?,
+    };
+    let declared_len = match h.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Content-Length is not a number"))?,
+        ),
+    };
+    let opts = PutOptions {
+        overwrite: overwrite_header(h, false)? || query_flag(req.uri(), "overwrite"),
+        declared_len,
+        digest,
+    };
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map_err(|e| e.to_string());
+    let node = st.svc.put(who, path, &opts, body).await?;
+    let adler = node.adler32.expect("file has a checksum");
+    let mut resp = (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&Entry::from_node(path, &node)).unwrap(),
+    )
+        .into_response();
+    let hm = resp.headers_mut();
+    hm.insert(
+        "digest",
+        HeaderValue::from_str(&adler.digest_header()).unwrap(),
+    );
+    if let Some(id) = node.file_id {
+        hm.insert(
+            header::ETAG,
+            HeaderValue::from_str(&format!("\"{id}\"")).unwrap(),
+        );
+    }
+    Ok(resp)
+}
+
+async fn delete(st: &AppState, who: &Principal, path: &NsPath) -> Result<Response, ApiError> {
+    // RFC 4918: DELETE on a collection removes everything beneath it.
+    st.svc.delete(who, path, true).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn mkcol(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if has_body {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "MKCOL with a request body is not supported",
+        ));
+    }
+    match st.svc.mkdir(who, path, &MkdirOptions::default()).await {
+        Ok(_) => Ok(StatusCode::CREATED.into_response()),
+        // RFC 4918: MKCOL on an existing resource is 405.
+        Err(bale_core::Error::Exists(m)) => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, m)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The namespace path named by a `Destination` header (an absolute URL or path).
+fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
+    let d = header_str(h, "destination")
+        .ok_or_else(|| ApiError::bad_request("MOVE needs a Destination header"))?;
+    let path = match d.find("://") {
+        Some(i) => {
+            let rest = &d[i + 3..];
+            rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
+        }
+        None => d,
+    };
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    ns_path(path)
+}
+
+async fn do_move(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    h: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let dest = destination(h)?;
+    // RFC 4918: Overwrite defaults to T.
+    let overwrite = overwrite_header(h, true)?;
+    let existed = st
+        .svc
+        .catalog()
+        .lookup(&dest)
+        .await
+        .map_err(bale_core::Error::from)?
+        .is_some();
+    st.svc.rename(who, path, &dest, overwrite).await?;
+    Ok(if existed {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    }
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_decoded_and_validated() {
+        assert_eq!(ns_path("/a%20b//c/").unwrap().as_str(), "/a b/c");
+        assert!(ns_path("/a/%2e%2e/b").is_err());
+        assert!(ns_path("/a%00b").is_err());
+        assert!(ns_path("/%ff").is_err());
+    }
+
+    #[test]
+    fn destination_header_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "destination",
+            HeaderValue::from_static("http://host:1/x/y%20z"),
+        );
+        assert_eq!(destination(&h).unwrap().as_str(), "/x/y z");
+        h.insert("destination", HeaderValue::from_static("/p/q"));
+        assert_eq!(destination(&h).unwrap().as_str(), "/p/q");
+        h.insert("destination", HeaderValue::from_static("http://host"));
+        assert_eq!(destination(&h).unwrap().as_str(), "/");
+    }
+
+    #[test]
+    fn want_digest_parsing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "want-digest",
+            HeaderValue::from_static("MD5;q=0.3, ADLER32;q=1"),
+        );
+        assert!(wants_adler32(&h));
+        h.insert("want-digest", HeaderValue::from_static("md5"));
+        assert!(!wants_adler32(&h));
+    }
+}

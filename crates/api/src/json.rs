@@ -1,0 +1,218 @@
+//! The JSON API under `/api/v1`. Paths travel in query strings or bodies,
+//! so that any namespace path (spaces, unicode) is expressible.
+
+use crate::error::ApiError;
+use crate::model::*;
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use bale_catalog::{AttrChange, TokenInfo};
+use bale_core::{MkdirOptions, Principal};
+use bale_util::NsPath;
+use serde::Deserialize;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/whoami", get(whoami))
+        .route("/stat", get(stat))
+        .route("/list", get(list))
+        .route("/tags", get(get_tags).post(set_tags))
+        .route("/mkdir", post(mkdir))
+        .route("/attrs", post(set_attrs))
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .fallback(crate::error::not_found)
+}
+
+#[derive(Deserialize)]
+struct PathQuery {
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    path: String,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+fn parse_path(p: &str) -> Result<NsPath, ApiError> {
+    Ok(NsPath::parse(p)?)
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    Json(serde_json::json!({"status": "ok", "catalog": st.svc.catalog().backend()})).into_response()
+}
+
+async fn whoami(Extension(who): Extension<Principal>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        user: who.user,
+        group: who.group,
+        admin: who.admin,
+        token_id: who.token_id,
+    })
+}
+
+async fn stat(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<PathQuery>,
+) -> Result<Json<Entry>, ApiError> {
+    let path = parse_path(&q.path)?;
+    let n = st.svc.stat(&who, &path).await?;
+    Ok(Json(Entry::from_node(&path, &n)))
+}
+
+async fn list(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ListPage>, ApiError> {
+    let path = parse_path(&q.path)?;
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > 100_000 {
+        return Err(ApiError::bad_request("limit must be between 1 and 100000"));
+    }
+    let page = st.svc.list(&who, &path, q.after.as_deref(), limit).await?;
+    let entries = if page.node.is_dir() {
+        page.entries
+            .iter()
+            .map(|n| Ok(Entry::from_node(&path.join(&n.name)?, n)))
+            .collect::<Result<Vec<_>, ApiError>>()?
+    } else {
+        vec![Entry::from_node(&path, &page.node)]
+    };
+    Ok(Json(ListPage {
+        path: path.to_string(),
+        entries,
+        next: page.next,
+    }))
+}
+
+async fn get_tags(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<PathQuery>,
+) -> Result<Json<bale_catalog::Tags>, ApiError> {
+    let path = parse_path(&q.path)?;
+    Ok(Json(st.svc.stat(&who, &path).await?.tags))
+}
+
+async fn set_tags(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<TagsRequest>,
+) -> Result<Json<bale_catalog::Tags>, ApiError> {
+    let path = parse_path(&req.path)?;
+    let changes: Vec<(String, Option<String>)> = req.set.into_iter().collect();
+    Ok(Json(st.svc.set_tags(&who, &path, &changes).await?.tags))
+}
+
+async fn mkdir(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<MkdirRequest>,
+) -> Result<Response, ApiError> {
+    let path = parse_path(&req.path)?;
+    let mode = req
+        .mode
+        .as_deref()
+        .map(parse_mode)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let opts = MkdirOptions {
+        parents: req.parents,
+        owner: req.owner,
+        group: req.group,
+        mode,
+    };
+    let n = st.svc.mkdir(&who, &path, &opts).await?;
+    Ok((StatusCode::CREATED, Json(Entry::from_node(&path, &n))).into_response())
+}
+
+async fn set_attrs(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<AttrsRequest>,
+) -> Result<Json<Entry>, ApiError> {
+    let path = parse_path(&req.path)?;
+    let mode = req
+        .mode
+        .as_deref()
+        .map(parse_mode)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let change = AttrChange {
+        owner: req.owner,
+        group: req.group,
+        mode,
+    };
+    let n = st.svc.set_attrs(&who, &path, &change).await?;
+    Ok(Json(Entry::from_node(&path, &n)))
+}
+
+fn token_view(t: TokenInfo) -> TokenView {
+    TokenView {
+        id: t.id,
+        user: t.user,
+        group: t.group,
+        admin: t.admin,
+        created: rfc3339(t.created),
+        revoked: t.revoked.map(rfc3339),
+        comment: t.comment,
+    }
+}
+
+async fn list_tokens(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    who.require_admin()?;
+    Ok(Json(
+        st.svc
+            .auth()
+            .list()
+            .await?
+            .into_iter()
+            .map(token_view)
+            .collect(),
+    ))
+}
+
+async fn create_token(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<TokenRequest>,
+) -> Result<Response, ApiError> {
+    who.require_admin()?;
+    let (token, info) = st
+        .svc
+        .auth()
+        .create(&req.user, &req.group, req.admin, &req.comment)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            token,
+            id: info.id,
+            user: info.user,
+            group: info.group,
+            admin: info.admin,
+        }),
+    )
+        .into_response())
+}
+
+async fn revoke_token(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.require_admin()?;
+    st.svc.auth().revoke(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,162 @@
+//! The JSON shapes of the API, shared with the CLI.
+
+use bale_catalog::{Node, NodeKind, Tags};
+use bale_util::{NsPath, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// A file or directory as the API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub path: String,
+    pub name: String,
+    /// "file" or "dir".
+    pub kind: String,
+    pub size: u64,
+    pub owner: String,
+    pub group: String,
+    /// Permission bits in octal, e.g. "0644".
+    pub mode: String,
+    /// RFC 3339 UTC times with nanoseconds.
+    pub ctime: String,
+    pub mtime: String,
+    /// Last read of the file's data.
+    pub atime: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adler32: Option<String>,
+    #[serde(default)]
+    pub tags: Tags,
+}
+
+pub fn rfc3339(t: Timestamp) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+impl Entry {
+    pub fn from_node(path: &NsPath, n: &Node) -> Entry {
+        Entry {
+            path: path.to_string(),
+            name: n.name.clone(),
+            kind: match n.kind {
+                NodeKind::Dir => "dir",
+                NodeKind::File => "file",
+            }
+            .to_string(),
+            size: n.size,
+            owner: n.owner.clone(),
+            group: n.group.clone(),
+            mode: format!("{:04o}", n.mode),
+            ctime: rfc3339(n.ctime),
+            mtime: rfc3339(n.mtime),
+            atime: rfc3339(n.atime),
+            file_id: n.file_id.map(|f| f.to_string()),
+            adler32: n.adler32.map(|a| a.to_string()),
+            tags: n.tags.clone(),
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == "dir"
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ListPage {
+    pub path: String,
+    pub entries: Vec<Entry>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MkdirRequest {
+    pub path: String,
+    #[serde(default)]
+    pub parents: bool,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Octal permission bits, e.g. "0750".
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttrsRequest {
+    pub path: String,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+/// Tag changes: a value sets a tag, `null` clears it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TagsRequest {
+    pub path: String,
+    pub set: std::collections::BTreeMap<String, Option<String>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub user: String,
+    pub group: String,
+    #[serde(default)]
+    pub admin: bool,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// The secret: shown once, never stored by the server.
+    pub token: String,
+    pub id: String,
+    pub user: String,
+    pub group: String,
+    pub admin: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub user: String,
+    pub group: String,
+    pub admin: bool,
+    pub created: String,
+    #[serde(default)]
+    pub revoked: Option<String>,
+    #[serde(default)]
+    pub comment: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub user: String,
+    pub group: String,
+    pub admin: bool,
+    pub token_id: String,
+}
+
+/// Parses octal permission bits ("644", "0644", "0o644").
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim_start_matches("0o");
+    match u32::from_str_radix(t, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => Err(format!(
+            "invalid mode {s:?}: octal permission bits such as 0755"
+        )),
+    }
+}

@@ -1,0 +1,307 @@
+//! `bale bench ingest`: durable ingest measured end to end (HTTP client →
+//! server → cache → catalog) against an embedded server, next to baselines
+//! taken in the same run on the same disk: `dd conv=fsync` for bandwidth,
+//! and plain parallel write+fsync of small files for the file rate.
+
+use crate::client::{check, Client};
+use crate::cmd::transfer::human_bytes;
+use anyhow::{bail, Context, Result};
+use bale_core::config::SyncModeConfig;
+use bale_core::{Config, Service};
+use bale_util::Adler32;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use rand::RngCore;
+use reqwest::{header, Method};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Files/s for small files from concurrent clients and MB/s for large files.
+    Ingest(IngestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Scratch directory (on the disk to measure); removed afterwards.
+    #[arg(long, default_value = "./bale-bench")]
+    dir: PathBuf,
+    /// Number of small files.
+    #[arg(long, default_value_t = 20_000)]
+    small_files: usize,
+    /// Size of each small file in bytes.
+    #[arg(long, default_value_t = 10 * 1024)]
+    small_size: usize,
+    /// Concurrent clients for the small files.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Size of each large file in MiB.
+    #[arg(long, default_value_t = 1024)]
+    large_mib: usize,
+    /// Number of large files (each alternated with a dd run).
+    #[arg(long, default_value_t = 3)]
+    large_files: usize,
+    /// How batches are made durable: fsync or syncfs.
+    #[arg(long, default_value = "fsync")]
+    sync: String,
+    /// Catalog: sqlite or a postgres:// URL.
+    #[arg(long, default_value = "sqlite")]
+    catalog: String,
+    /// Keep the scratch directory.
+    #[arg(long)]
+    keep: bool,
+}
+
+pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
+    match cmd {
+        BenchCmd::Ingest(a) => ingest(a).await,
+    }
+}
+
+fn pattern(len: usize) -> Bytes {
+    let mut v = vec![0u8; len];
+    rand::rng().fill_bytes(&mut v);
+    Bytes::from(v)
+}
+
+struct Server {
+    client: Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    svc: std::sync::Arc<Service>,
+}
+
+async fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
+    let mut cfg = Config {
+        data_dir: data.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        catalog: a.catalog.clone(),
+        ..Config::default()
+    };
+    cfg.ingest.sync = match a.sync.as_str() {
+        "fsync" => SyncModeConfig::Fsync,
+        "syncfs" => SyncModeConfig::Syncfs,
+        s => bail!("--sync must be fsync or syncfs, not {s:?}"),
+    };
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let svc = Service::start(cfg.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let s2 = svc.clone();
+    let task = tokio::spawn(async move {
+        let _ = bale_api::serve(listener, s2, async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    let token = std::fs::read_to_string(cfg.admin_token_path())?
+        .trim()
+        .to_string();
+    Ok(Server {
+        client: Client::new(&format!("http://{addr}"), token)?,
+        stop,
+        task,
+        svc,
+    })
+}
+
+/// Small files from `clients` concurrent clients; returns (files/s, p50, p99).
+async fn small(c: &Client, a: &IngestArgs) -> Result<(f64, Duration, Duration)> {
+    let r = c
+        .request(Method::from_bytes(b"MKCOL")?, &c.url("/small"))
+        .send()
+        .await;
+    check(r, "mkdir /small").await?;
+    let data = pattern(a.small_size + 4096);
+    let per = a.small_files.div_ceil(a.clients);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..a.clients {
+        let (c, data) = (c.clone(), data.clone());
+        let n = per.min(a.small_files.saturating_sub(w * per));
+        let size = a.small_size;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(n);
+            for i in 0..n {
+                let off = (w * 7919 + i * 13) % 4096;
+                let body = data.slice(off..off + size);
+                let sum = Adler32::of(&body);
+                let t = Instant::now();
+                let r = c
+                    .request(Method::PUT, &c.url(&format!("/small/c{w}-{i}")))
+                    .header("Digest", sum.digest_header())
+                    .header(header::CONTENT_LENGTH, size)
+                    .body(body)
+                    .send()
+                    .await;
+                check(r, "put").await?;
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    Ok((lat.len() as f64 / secs, pct(0.5), pct(0.99)))
+}
+
+/// The disk's own durable small-file rate: `clients` threads each writing
+/// and fsyncing files (then the directory), no HTTP and no catalog.
+fn raw_small(dir: &Path, a: &IngestArgs) -> Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let data = vec![7u8; a.small_size];
+    let per = a.small_files.div_ceil(a.clients);
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = (0..a.clients)
+            .map(|w| {
+                let data = &data;
+                s.spawn(move || -> std::io::Result<()> {
+                    for i in 0..per {
+                        let mut f = std::fs::File::create(dir.join(format!("r{w}-{i}")))?;
+                        f.write_all(data)?;
+                        f.sync_all()?;
+                    }
+                    bale_util::durable::fsync_dir(dir)
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().expect("writer thread")?;
+        }
+        Ok(())
+    })?;
+    let rate = (per * a.clients) as f64 / start.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(dir)?;
+    Ok(rate)
+}
+
+async fn large(c: &Client, name: &str, mib: usize) -> Result<f64> {
+    let chunk = pattern(1 << 20);
+    let stream =
+        futures::stream::iter((0..mib).map(move |_| Ok::<Bytes, std::io::Error>(chunk.clone())));
+    let start = Instant::now();
+    let r = c
+        .request(Method::PUT, &c.url(&format!("/{name}")))
+        .header(header::CONTENT_LENGTH, (mib as u64) << 20)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
+    check(r, "put large").await?;
+    Ok(((mib as u64) << 20) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn dd(dir: &Path, mib: usize) -> Result<f64> {
+    let out = dir.join("dd.bin");
+    let start = Instant::now();
+    let st = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", out.display()))
+        .arg("bs=1M")
+        .arg(format!("count={mib}"))
+        .arg("conv=fsync")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .context("cannot run dd")?;
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&out)?;
+    if !st.success() {
+        bail!("dd failed: {st}");
+    }
+    Ok(((mib as u64) << 20) as f64 / secs)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
+    if a.clients == 0 || a.small_files == 0 || a.large_files == 0 {
+        bail!("--clients, --small-files and --large-files must be at least 1");
+    }
+    if a.dir.exists() {
+        bail!(
+            "{} exists; give a new --dir (it is removed afterwards)",
+            a.dir.display()
+        );
+    }
+    std::fs::create_dir_all(&a.dir)?;
+    let result = async {
+        let srv = start_server(a, &a.dir.join("data")).await?;
+        eprintln!(
+            "bench: {} files of {} from {} clients (sync={}, catalog={})",
+            a.small_files,
+            human_bytes(a.small_size as u64),
+            a.clients,
+            a.sync,
+            srv.svc.catalog().backend()
+        );
+        let raw = raw_small(&a.dir.join("raw"), a)?;
+        let (rate, p50, p99) = small(&srv.client, a).await?;
+        let mut bale_bw = Vec::new();
+        let mut dd_bw = Vec::new();
+        for i in 0..a.large_files {
+            dd_bw.push(dd(&a.dir, a.large_mib)?);
+            bale_bw.push(large(&srv.client, &format!("large{i}"), a.large_mib).await?);
+            // Free the space again so that every run sees the same disk.
+            let r = srv
+                .client
+                .request(Method::DELETE, &srv.client.url(&format!("/large{i}")))
+                .send()
+                .await;
+            check(r, "delete large").await?;
+        }
+        let _ = srv.stop.send(());
+        let _ = srv.task.await;
+        srv.svc.shutdown().await;
+        let mb = |b: f64| b / 1e6;
+        let (bale_m, dd_m) = (median(bale_bw.clone()), median(dd_bw.clone()));
+        println!(
+            "small files ({} x {} B, {} clients):",
+            a.small_files, a.small_size, a.clients
+        );
+        println!("  bale PUT, durable        {rate:>10.0} files/s   p50 {p50:.2?}  p99 {p99:.2?}");
+        println!("  raw write+fsync (no HTTP, no catalog) {raw:>10.0} files/s");
+        println!("large files ({} x {} MiB):", a.large_files, a.large_mib);
+        println!(
+            "  bale PUT, durable        {:>10.1} MB/s (runs: {})",
+            mb(bale_m),
+            bale_bw
+                .iter()
+                .map(|b| format!("{:.1}", mb(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  dd bs=1M conv=fsync      {:>10.1} MB/s (runs: {})",
+            mb(dd_m),
+            dd_bw
+                .iter()
+                .map(|b| format!("{:.1}", mb(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  bale / dd                {:>10.1} %",
+            100.0 * bale_m / dd_m
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&a.dir);
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,7 @@
+//! One module per command group.
+
+pub mod bench;
+pub mod fs;
+pub mod serve;
+pub mod token;
+pub mod transfer;

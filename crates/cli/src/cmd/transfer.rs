@@ -1,0 +1,411 @@
+//! `bale put` and `bale get`: parallel transfers with progress and adler32
+//! verification at both ends.
+//!
+//! put: files up to [`INLINE_LIMIT`] are read first, so that their adler32
+//! travels in the `Digest` header and the server refuses corrupted data
+//! before storing it; larger files are streamed while hashing, and the
+//! server's digest is compared afterwards (a mismatch removes the remote
+//! file). Either way the server's answer is checked against our own sum.
+//! get: the `Digest` the server sends is compared with the bytes received
+//! before the file is renamed into place.
+
+use crate::client::{check, join, Client};
+use anyhow::{anyhow, bail, Context, Result};
+use bale_util::checksum::Adler32Hasher;
+use bale_util::Adler32;
+use bytes::Bytes;
+use clap::Args;
+use futures::{StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::{header, Method};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+
+/// Files up to this size are read whole before upload.
+const INLINE_LIMIT: u64 = 64 << 20;
+
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// Local files or directories, then the remote directory to put them in.
+    #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE_DIR")]
+    args: Vec<String>,
+    /// Parallel transfers.
+    #[arg(short = 'j', long, default_value_t = 4)]
+    jobs: usize,
+    /// Replace remote files that exist already.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// Remote files (or with -r directories), then the local directory.
+    #[arg(required = true, num_args = 2.., value_name = "REMOTE... LOCAL_DIR")]
+    args: Vec<String>,
+    /// Parallel transfers.
+    #[arg(short = 'j', long, default_value_t = 4)]
+    jobs: usize,
+    /// Download directories and everything beneath them.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+}
+
+struct Transfer {
+    local: PathBuf,
+    remote: String,
+    size: u64,
+}
+
+struct Progress {
+    bar: ProgressBar,
+    files_total: usize,
+    files_done: Mutex<usize>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(bytes: u64, files: usize) -> Arc<Progress> {
+        let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "[{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+            )
+            .expect("valid template"),
+        );
+        Arc::new(Progress {
+            bar,
+            files_total: files,
+            files_done: Mutex::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    fn file_done(&self) {
+        let mut n = self.files_done.lock().unwrap();
+        *n += 1;
+        let rate = *n as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+        self.bar.set_message(format!(
+            "{}/{} files {rate:.0} files/s",
+            *n, self.files_total
+        ));
+    }
+
+    fn finish(&self, verb: &str, failed: usize) {
+        self.bar.finish_and_clear();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-6);
+        let done = *self.files_done.lock().unwrap();
+        let bytes = self.bar.position();
+        eprintln!(
+            "{verb} {done} files, {} in {secs:.2} s: {:.1} MiB/s, {:.0} files/s{}",
+            human_bytes(bytes),
+            bytes as f64 / secs / (1 << 20) as f64,
+            done as f64 / secs,
+            if failed > 0 {
+                format!(", {failed} FAILED")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+fn digest_of(resp: &reqwest::Response) -> Result<Adler32> {
+    let v = resp
+        .headers()
+        .get("digest")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| anyhow!("the server sent no adler32 Digest"))?;
+    Adler32::from_digest_header(v)
+        .map_err(|e| anyhow!(e))?
+        .ok_or_else(|| anyhow!("the server's Digest has no adler32: {v}"))
+}
+
+/// Plans an upload: remote directories to create (parents first) and files.
+fn plan_put(locals: &[String], remote_dir: &str) -> Result<(Vec<String>, Vec<Transfer>)> {
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for l in locals {
+        let local = Path::new(l);
+        let meta = std::fs::metadata(local).with_context(|| format!("cannot read {l}"))?;
+        let abs = std::fs::canonicalize(local)?;
+        let name = abs
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("{l}: file name is not valid UTF-8"))?
+            .to_string();
+        let target = join(remote_dir, &name);
+        if meta.is_file() {
+            files.push(Transfer {
+                local: local.to_path_buf(),
+                remote: target,
+                size: meta.len(),
+            });
+            continue;
+        }
+        if !meta.is_dir() {
+            bail!("{l} is neither a file nor a directory");
+        }
+        dirs.push(target.clone());
+        for entry in walkdir::WalkDir::new(local)
+            .min_depth(1)
+            .sort_by_file_name()
+        {
+            let entry = entry?;
+            let rel = entry.path().strip_prefix(local)?;
+            let rel = rel
+                .to_str()
+                .ok_or_else(|| anyhow!("{}: name is not valid UTF-8", entry.path().display()))?;
+            let remote = join(&target, rel);
+            let ft = entry.file_type();
+            if ft.is_dir() {
+                dirs.push(remote);
+            } else if ft.is_file() {
+                files.push(Transfer {
+                    local: entry.path().to_path_buf(),
+                    remote,
+                    size: entry.metadata()?.len(),
+                });
+            } else {
+                eprintln!(
+                    "bale: skipping {} (not a regular file)",
+                    entry.path().display()
+                );
+            }
+        }
+    }
+    Ok((dirs, files))
+}
+
+pub async fn put(c: &Client, a: &PutArgs) -> Result<ExitCode> {
+    let (locals, remote_dir) = a.args.split_at(a.args.len() - 1);
+    let remote_dir = &remote_dir[0];
+    let target = c.stat(remote_dir).await?;
+    if !target.is_dir() {
+        bail!("{remote_dir} is not a directory");
+    }
+    let (dirs, files) = plan_put(locals, remote_dir)?;
+    for d in &dirs {
+        let r = c
+            .request(Method::from_bytes(b"MKCOL")?, &c.url(d))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                // Exists: fine if it is a directory.
+                if !c.stat(d).await?.is_dir() {
+                    bail!("{d} exists and is not a directory");
+                }
+            }
+            r => {
+                check(r, &format!("mkdir {d}")).await?;
+            }
+        }
+    }
+    let progress = Progress::new(files.iter().map(|f| f.size).sum(), files.len());
+    let results: Vec<Result<()>> = futures::stream::iter(files)
+        .map(|f| {
+            let (c, p) = (c.clone(), progress.clone());
+            async move {
+                upload(&c, &f, a.overwrite, &p)
+                    .await
+                    .with_context(|| format!("put {} -> {}", f.local.display(), f.remote))
+            }
+        })
+        .buffer_unordered(a.jobs.max(1))
+        .collect()
+        .await;
+    report(&progress, "put", results)
+}
+
+fn report(progress: &Progress, verb: &str, results: Vec<Result<()>>) -> Result<ExitCode> {
+    let failed: Vec<_> = results.into_iter().filter_map(Result::err).collect();
+    progress.finish(verb, failed.len());
+    for e in &failed {
+        eprintln!("bale: {e:#}");
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn upload(c: &Client, f: &Transfer, overwrite: bool, p: &Progress) -> Result<()> {
+    let req = c
+        .request(Method::PUT, &c.url(&f.remote))
+        .header("Overwrite", if overwrite { "T" } else { "F" });
+    if f.size <= INLINE_LIMIT {
+        let data = tokio::fs::read(&f.local).await?;
+        let sum = Adler32::of(&data);
+        let len = data.len() as u64;
+        let resp = req
+            .header("Digest", sum.digest_header())
+            .header(header::CONTENT_LENGTH, len)
+            .body(data)
+            .send()
+            .await;
+        let resp = check(resp, "upload").await?;
+        let theirs = digest_of(&resp)?;
+        if theirs != sum {
+            bail!("server stored adler32 {theirs}, local file has {sum}");
+        }
+        p.bar.inc(len);
+    } else {
+        let file = tokio::fs::File::open(&f.local).await?;
+        let hasher = Arc::new(Mutex::new(Adler32Hasher::new()));
+        let (h, bar) = (hasher.clone(), p.bar.clone());
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map_ok(
+            move |chunk: Bytes| {
+                h.lock().unwrap().update(&chunk);
+                bar.inc(chunk.len() as u64);
+                chunk
+            },
+        );
+        let resp = req
+            .header(header::CONTENT_LENGTH, f.size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await;
+        let resp = check(resp, "upload").await?;
+        let theirs = digest_of(&resp)?;
+        let ours = hasher.lock().unwrap().finish();
+        if theirs != ours {
+            let _ = c.request(Method::DELETE, &c.url(&f.remote)).send().await;
+            bail!("server stored adler32 {theirs}, local file read as {ours}; the remote copy was removed");
+        }
+    }
+    p.file_done();
+    Ok(())
+}
+
+/// Plans a download: local directories to create and files to fetch.
+async fn plan_get(
+    c: &Client,
+    remotes: &[String],
+    local_dir: &Path,
+    recursive: bool,
+) -> Result<(Vec<PathBuf>, Vec<Transfer>)> {
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for r in remotes {
+        let e = c.stat(r).await?;
+        let name = if e.name.is_empty() {
+            "root".to_string()
+        } else {
+            e.name.clone()
+        };
+        let local = local_dir.join(&name);
+        if !e.is_dir() {
+            files.push(Transfer {
+                local,
+                remote: e.path,
+                size: e.size,
+            });
+            continue;
+        }
+        if !recursive {
+            bail!("{r} is a directory: use get -r");
+        }
+        let mut queue = vec![(e.path.clone(), local)];
+        while let Some((remote, local)) = queue.pop() {
+            dirs.push(local.clone());
+            let mut sub = Vec::new();
+            c.list_all(&remote, |e| {
+                let l = local.join(&e.name);
+                if e.is_dir() {
+                    sub.push((e.path, l));
+                } else {
+                    files.push(Transfer {
+                        local: l,
+                        remote: e.path,
+                        size: e.size,
+                    });
+                }
+                Ok(())
+            })
+            .await?;
+            queue.extend(sub);
+        }
+    }
+    Ok((dirs, files))
+}
+
+pub async fn get(c: &Client, a: &GetArgs) -> Result<ExitCode> {
+    let (remotes, local_dir) = a.args.split_at(a.args.len() - 1);
+    let local_dir = PathBuf::from(&local_dir[0]);
+    if !local_dir.is_dir() {
+        bail!("{} is not a local directory", local_dir.display());
+    }
+    let (dirs, files) = plan_get(c, remotes, &local_dir, a.recursive).await?;
+    for d in &dirs {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let progress = Progress::new(files.iter().map(|f| f.size).sum(), files.len());
+    let results: Vec<Result<()>> = futures::stream::iter(files)
+        .map(|f| {
+            let (c, p) = (c.clone(), progress.clone());
+            async move {
+                download(&c, &f, &p)
+                    .await
+                    .with_context(|| format!("get {} -> {}", f.remote, f.local.display()))
+            }
+        })
+        .buffer_unordered(a.jobs.max(1))
+        .collect()
+        .await;
+    report(&progress, "got", results)
+}
+
+async fn download(c: &Client, f: &Transfer, p: &Progress) -> Result<()> {
+    let resp = c
+        .request(Method::GET, &c.url(&f.remote))
+        .header("Want-Digest", "adler32")
+        .send()
+        .await;
+    let resp = check(resp, "download").await?;
+    let expected = digest_of(&resp)?;
+    let name = f
+        .local
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
+    let part = f.local.with_file_name(format!(".{name}.bale-part"));
+    let guard = bale_util::durable::RemoveOnDrop::new(part.clone());
+    let mut out = tokio::fs::File::create(&part).await?;
+    let mut h = Adler32Hasher::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        h.update(&chunk);
+        out.write_all(&chunk).await?;
+        p.bar.inc(chunk.len() as u64);
+    }
+    out.flush().await?;
+    drop(out);
+    let got = h.finish();
+    if got != expected {
+        bail!("checksum mismatch: server says adler32 {expected}, received data has {got}; nothing was written");
+    }
+    tokio::fs::rename(&part, &f.local).await?;
+    guard.disarm();
+    p.file_done();
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The errors bale's services report. The API layer maps each kind to one
+//! HTTP status; the message is written for a person.
+
+use bale_catalog::CatalogError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: a bad path, an unknown tag, a short body.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The target already exists.
+    #[error("{0}")]
+    Exists(String),
+    /// The namespace is not in a state that allows this (missing parent, not empty, ...).
+    #[error("{0}")]
+    Conflict(String),
+    /// The data does not match the checksum the client sent.
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// A temporary failure: retrying later can succeed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure on our side that retrying will not fix.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Whether the same request may succeed if retried unchanged.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl From<CatalogError> for Error {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::NotFound(m) => Error::NotFound(format!("{m} not found")),
+            CatalogError::AlreadyExists(m) => Error::Exists(format!("{m} already exists")),
+            CatalogError::NotADirectory(m) => Error::Conflict(format!("{m} is not a directory")),
+            CatalogError::IsADirectory(m) => Error::Conflict(format!("{m} is a directory")),
+            CatalogError::NotEmpty(m) => Error::Conflict(format!("directory {m} is not empty")),
+            CatalogError::Invalid(m) => Error::Conflict(m),
+            CatalogError::PermissionDenied(m) => {
+                Error::Forbidden(format!("permission denied: {m}"))
+            }
+            CatalogError::Backend {
+                message,
+                retryable: true,
+            } => Error::Unavailable(format!("catalog temporarily unavailable: {message}")),
+            CatalogError::Backend { message, .. } => {
+                Error::Internal(format!("catalog error: {message}"))
+            }
+        }
+    }
+}
+
+impl From<bale_util::PathError> for Error {
+    fn from(e: bale_util::PathError) -> Self {
+        Error::BadRequest(format!("invalid path: {e}"))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

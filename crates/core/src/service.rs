@@ -1,0 +1,603 @@
+//! The service: bale's namespace operations with their permission checks,
+//! over the catalog and the cache. The HTTP layer is a thin translation of
+//! requests into these calls; the CLI talks to the HTTP layer.
+
+use crate::access::AccessLog;
+use crate::auth::{validate_account_name, Auth, Principal};
+use crate::committer::Committer;
+use crate::config::{Config, SyncModeConfig};
+use crate::perms::{require, require_owner, R, W, X};
+use crate::{Error, Result};
+use bale_cache::{Cache, IngestError, SyncMode};
+use bale_catalog::{AttrChange, CatalogError, DynCatalog, NewDir, NewFile, Node, Tags};
+use bale_util::durable::{create_dir_all_durable, write_file_durable};
+use bale_util::{Adler32, FileId, NsPath, Timestamp};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Top-level names that belong to the HTTP interface, not the namespace.
+pub const RESERVED_NAMES: [&str; 4] = ["api", ".well-known", "metrics", "ui"];
+
+/// Options of a write.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// Replace an existing file (never a directory).
+    pub overwrite: bool,
+    /// The Content-Length the client declared; a different byte count is refused.
+    pub declared_len: Option<u64>,
+    /// The adler32 the client declared (`Digest: adler32=...`).
+    pub digest: Option<Adler32>,
+}
+
+/// Options of a directory creation.
+#[derive(Clone, Debug, Default)]
+pub struct MkdirOptions {
+    /// Create missing parents; an existing directory is then not an error.
+    pub parents: bool,
+    /// Owner, group, mode of the new directories (owner and group: admin only).
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// One page of a directory listing.
+pub struct Listing {
+    /// The listed node: a directory, or a file listed as itself.
+    pub node: Node,
+    pub entries: Vec<Node>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+pub struct Service {
+    config: Config,
+    catalog: DynCatalog,
+    cache: Cache,
+    auth: Auth,
+    committer: Committer,
+    access: Arc<AccessLog>,
+    stop: Arc<Notify>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Internal(format!("{what}: {e}"))
+}
+
+impl Service {
+    /// Opens the catalog and cache, finishes what a crash interrupted, and
+    /// starts the background tasks.
+    pub async fn start(config: Config) -> Result<Arc<Service>> {
+        config
+            .validate()
+            .map_err(|e| Error::BadRequest(e.to_string()))?;
+        create_dir_all_durable(&config.data_dir).map_err(|e| {
+            Error::Internal(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let catalog = bale_catalog::open(&config.catalog_spec()).await?;
+        let sync = match config.ingest.sync {
+            SyncModeConfig::Fsync => SyncMode::Fsync,
+            SyncModeConfig::Syncfs => SyncMode::Syncfs,
+        };
+        let cache = Cache::open(&config.cache_dir(), sync).map_err(io_err("cannot open cache"))?;
+        recover(&catalog, &cache).await?;
+
+        let (committer, commit_task) =
+            Committer::spawn(catalog.clone(), cache.clone(), config.ingest.max_batch);
+        let access = Arc::new(AccessLog::default());
+        let stop = Arc::new(Notify::new());
+        let flusher = {
+            let (access, catalog, stop) = (access.clone(), catalog.clone(), stop.clone());
+            let every = Duration::from_millis(config.namespace.access_time_flush_ms.max(1));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => access.flush(&catalog).await,
+                        _ = stop.notified() => { access.flush(&catalog).await; break; }
+                    }
+                }
+            })
+        };
+        let svc = Arc::new(Service {
+            auth: Auth::new(catalog.clone()),
+            config,
+            catalog,
+            cache,
+            committer,
+            access,
+            stop,
+            tasks: std::sync::Mutex::new(vec![flusher, commit_task]),
+        });
+        svc.ensure_admin_token().await?;
+        Ok(svc)
+    }
+
+    /// Flushes access times and stops background tasks. Call after the
+    /// HTTP server has finished its requests.
+    pub async fn shutdown(&self) {
+        self.stop.notify_waiters();
+        self.stop.notify_one();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
+        // The committer ends when its channel closes; it has no work left
+        // once the server has drained, so only the flusher is awaited.
+        for t in tasks.into_iter().take(1) {
+            let _ = t.await;
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn catalog(&self) -> &DynCatalog {
+        &self.catalog
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// Writes `<data_dir>/admin.token` (mode 0600) unless it holds a live token.
+    async fn ensure_admin_token(&self) -> Result<()> {
+        let path = self.config.admin_token_path();
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let header = format!("Bearer {}", existing.trim());
+            if self.auth.authenticate(Some(&header)).await.is_ok() {
+                return Ok(());
+            }
+            tracing::warn!("{} holds no live token; issuing a new one", path.display());
+        }
+        let (token, _) = self
+            .auth
+            .create("admin", "admin", true, "admin token written at first start")
+            .await?;
+        write_file_durable(&path, format!("{token}\n").as_bytes(), 0o600)
+            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+        tracing::info!("wrote the admin token to {}", path.display());
+        Ok(())
+    }
+
+    async fn lookup(&self, path: &NsPath) -> Result<Node> {
+        self.catalog
+            .lookup(path)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))
+    }
+
+    /// The existing directory that will hold `path`.
+    async fn parent_dir(&self, path: &NsPath) -> Result<(NsPath, Node)> {
+        let parent = path
+            .parent()
+            .ok_or_else(|| Error::Conflict("the root directory cannot be replaced".into()))?;
+        let node =
+            self.catalog.lookup(&parent).await?.ok_or_else(|| {
+                Error::Conflict(format!("parent directory {parent} does not exist"))
+            })?;
+        if !node.is_dir() {
+            return Err(Error::Conflict(format!("{parent} is not a directory")));
+        }
+        Ok((parent, node))
+    }
+
+    pub async fn stat(&self, _who: &Principal, path: &NsPath) -> Result<Node> {
+        self.lookup(path).await
+    }
+
+    pub async fn list(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Listing> {
+        let node = self.lookup(path).await?;
+        if !node.is_dir() {
+            return Ok(Listing {
+                entries: vec![node.clone()],
+                node,
+                next: None,
+            });
+        }
+        require(who, &node, R, "list", path.as_str())?;
+        let limit = limit.clamp(1, 100_000);
+        let mut entries = self.catalog.list(node.id, after, limit + 1).await?;
+        let next = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|n| n.name.clone())
+        } else {
+            None
+        };
+        Ok(Listing {
+            node,
+            entries,
+            next,
+        })
+    }
+
+    pub async fn mkdir(&self, who: &Principal, path: &NsPath, opts: &MkdirOptions) -> Result<Node> {
+        if (opts.owner.is_some() || opts.group.is_some()) && !who.admin {
+            return Err(Error::Forbidden(
+                "only an administrator may create directories for another owner".into(),
+            ));
+        }
+        if let Some(o) = &opts.owner {
+            validate_account_name("owner", o)?;
+        }
+        if let Some(g) = &opts.group {
+            validate_account_name("group", g)?;
+        }
+        let mode = opts.mode.unwrap_or(self.config.namespace.dir_mode);
+        if mode > 0o7777 {
+            return Err(Error::BadRequest(format!(
+                "invalid mode {mode:o}: at most 7777"
+            )));
+        }
+        check_reserved(path)?;
+        if path.is_root() {
+            return Err(Error::Exists("/ already exists".into()));
+        }
+        let new_dir = |parent: &Node, name: &str| NewDir {
+            parent: parent.id,
+            name: name.to_string(),
+            owner: opts.owner.clone().unwrap_or_else(|| who.user.clone()),
+            group: opts.group.clone().unwrap_or_else(|| who.group.clone()),
+            mode,
+            time: Timestamp::now(),
+        };
+        if !opts.parents {
+            let (parent_path, parent) = self.parent_dir(path).await?;
+            require(
+                who,
+                &parent,
+                W | X,
+                "create entries in",
+                parent_path.as_str(),
+            )?;
+            let name = path.name().expect("not root");
+            return self
+                .catalog
+                .create_dir(new_dir(&parent, name))
+                .await
+                .map_err(|e| match e {
+                    CatalogError::AlreadyExists(_) => {
+                        Error::Exists(format!("{path} already exists"))
+                    }
+                    e => e.into(),
+                });
+        }
+        let mut cur_path = NsPath::root();
+        let mut cur = self.lookup(&cur_path).await?;
+        for name in path.components() {
+            let next_path = cur_path.join(name)?;
+            let next = match self.catalog.lookup(&next_path).await? {
+                Some(n) => n,
+                None => {
+                    require(who, &cur, W | X, "create entries in", cur_path.as_str())?;
+                    match self.catalog.create_dir(new_dir(&cur, name)).await {
+                        Ok(n) => n,
+                        // Created concurrently: fine for mkdir -p.
+                        Err(CatalogError::AlreadyExists(_)) => self.lookup(&next_path).await?,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
+            if !next.is_dir() {
+                return Err(Error::Conflict(format!(
+                    "{next_path} exists and is not a directory"
+                )));
+            }
+            cur = next;
+            cur_path = next_path;
+        }
+        Ok(cur)
+    }
+
+    /// Receives a file. Returns only once its data and catalog row are durable.
+    pub async fn put<S, E>(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        opts: &PutOptions,
+        body: S,
+    ) -> Result<Node>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        check_reserved(path)?;
+        let (parent_path, parent) = self.parent_dir(path).await?;
+        require(
+            who,
+            &parent,
+            W | X,
+            "create entries in",
+            parent_path.as_str(),
+        )?;
+        if let Some(existing) = self.catalog.lookup(path).await? {
+            if existing.is_dir() {
+                return Err(Error::Conflict(format!("{path} is a directory")));
+            }
+            if !opts.overwrite {
+                return Err(Error::Exists(format!(
+                    "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
+                )));
+            }
+            require(who, &existing, W, "overwrite", path.as_str())?;
+        }
+
+        let id = FileId::generate();
+        let staged = self
+            .cache
+            .ingest(id, body, opts.declared_len)
+            .await
+            .map_err(|e| match e {
+                IngestError::Io(e) => Error::Internal(format!("cache write failed: {e}")),
+                e => Error::BadRequest(e.to_string()),
+            })?;
+        if let Some(declared) = opts.declared_len {
+            if staged.size != declared {
+                return Err(Error::BadRequest(format!(
+                    "short body: received {} of the {declared} bytes declared by Content-Length",
+                    staged.size
+                )));
+            }
+        }
+        if let Some(expected) = opts.digest {
+            if expected != staged.adler32 {
+                return Err(Error::ChecksumMismatch(format!(
+                    "checksum mismatch for {path}: the client sent adler32={expected}, the data received has adler32={}; nothing was stored",
+                    staged.adler32
+                )));
+            }
+        }
+        let file = NewFile {
+            parent: parent.id,
+            name: path.name().expect("not root").to_string(),
+            file_id: id,
+            owner: who.user.clone(),
+            group: who.group.clone(),
+            mode: self.config.namespace.file_mode,
+            size: staged.size,
+            adler32: staged.adler32,
+            time: Timestamp::now(),
+            replace: opts.overwrite,
+        };
+        let committed = self
+            .committer
+            .commit(file, staged)
+            .await
+            .map_err(|e| match e {
+                Error::Exists(_) => {
+                    Error::Exists(format!("{path} was created by another request meanwhile"))
+                }
+                e => e,
+            })?;
+        Ok(committed.node)
+    }
+
+    /// Opens a file's data. Call [`Service::record_read`] once bytes are sent.
+    pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {
+        let node = self.lookup(path).await?;
+        if node.is_dir() {
+            return Err(Error::Conflict(format!(
+                "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
+            )));
+        }
+        require(who, &node, R, "read", path.as_str())?;
+        let id = node
+            .file_id
+            .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
+        let f = self.cache.open_read(id).await.map_err(|e| {
+            Error::Internal(format!(
+                "data of {path} (file id {id}) is missing from the cache: {e}"
+            ))
+        })?;
+        Ok((node, f))
+    }
+
+    /// Counts a read of the file's data as an access (for LRU purging).
+    pub fn record_read(&self, node: &Node) {
+        self.access.record(node.id);
+    }
+
+    /// Removes a file or directory (`recursive` for a non-empty directory).
+    /// Returns how many files were removed.
+    pub async fn delete(&self, who: &Principal, path: &NsPath, recursive: bool) -> Result<usize> {
+        if path.is_root() {
+            return Err(Error::Forbidden(
+                "the root directory cannot be removed".into(),
+            ));
+        }
+        let node = self.lookup(path).await?;
+        let (parent_path, parent) = self.parent_dir(path).await?;
+        require(
+            who,
+            &parent,
+            W | X,
+            "remove entries from",
+            parent_path.as_str(),
+        )?;
+        require_owner(who, &node, "remove", path.as_str())?;
+        let only_owner = (!who.admin).then_some(who.user.as_str());
+        let removed = self
+            .catalog
+            .remove(node.id, recursive, only_owner)
+            .await
+            .map_err(|e| match e {
+                CatalogError::NotEmpty(_) => {
+                    Error::Conflict(format!("directory {path} is not empty"))
+                }
+                e => e.into(),
+            })?;
+        self.drop_data(&removed).await;
+        Ok(removed.len())
+    }
+
+    /// Removes the cached data of files that left the namespace.
+    async fn drop_data(&self, nodes: &[Node]) {
+        let ids: Vec<FileId> = nodes.iter().filter_map(|n| n.file_id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let cache = self.cache.clone();
+        let r =
+            tokio::task::spawn_blocking(move || ids.iter().try_for_each(|&id| cache.remove(id)))
+                .await;
+        if let Err(e) = r.map_err(std::io::Error::other).and_then(|r| r) {
+            tracing::warn!("removing data of deleted files failed: {e}");
+        }
+    }
+
+    pub async fn rename(
+        &self,
+        who: &Principal,
+        from: &NsPath,
+        to: &NsPath,
+        overwrite: bool,
+    ) -> Result<Node> {
+        if from.is_root() {
+            return Err(Error::Forbidden(
+                "the root directory cannot be moved".into(),
+            ));
+        }
+        check_reserved(to)?;
+        let node = self.lookup(from).await?;
+        let (from_parent_path, from_parent) = self.parent_dir(from).await?;
+        let (to_parent_path, to_parent) = self.parent_dir(to).await?;
+        require(
+            who,
+            &from_parent,
+            W | X,
+            "remove entries from",
+            from_parent_path.as_str(),
+        )?;
+        require(
+            who,
+            &to_parent,
+            W | X,
+            "create entries in",
+            to_parent_path.as_str(),
+        )?;
+        require_owner(who, &node, "move", from.as_str())?;
+        if overwrite {
+            if let Some(dest) = self.catalog.lookup(to).await? {
+                require_owner(who, &dest, "replace", to.as_str())?;
+            }
+        }
+        let name = to.name().expect("not root");
+        let committed = self
+            .catalog
+            .rename(node.id, to_parent.id, name, overwrite)
+            .await
+            .map_err(|e| match e {
+                CatalogError::AlreadyExists(_) => Error::Exists(format!("{to} already exists")),
+                CatalogError::NotEmpty(_) => {
+                    Error::Conflict(format!("{to} is a non-empty directory"))
+                }
+                e => e.into(),
+            })?;
+        self.drop_data(&committed.replaced).await;
+        Ok(committed.node)
+    }
+
+    /// Sets (`Some`) or clears (`None`) tags on a directory.
+    pub async fn set_tags(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        changes: &[(String, Option<String>)],
+    ) -> Result<Node> {
+        let node = self.lookup(path).await?;
+        if !node.is_dir() {
+            return Err(Error::Conflict(format!(
+                "{path} is a file: tags are set on directories (a file keeps the tags in force when it was written)"
+            )));
+        }
+        require_owner(who, &node, "tag", path.as_str())?;
+        if changes.is_empty() {
+            return Err(Error::BadRequest("no tags given".into()));
+        }
+        let mut tags: Tags = node.tags.clone();
+        for (k, v) in changes {
+            tags.set(k, v.as_deref()).map_err(Error::BadRequest)?;
+        }
+        Ok(self.catalog.set_tags(node.id, &tags).await?)
+    }
+
+    /// Changes owner and group (administrators) or mode (the owner).
+    pub async fn set_attrs(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        change: &AttrChange,
+    ) -> Result<Node> {
+        let node = self.lookup(path).await?;
+        if change.owner.is_some() || change.group.is_some() {
+            who.require_admin()?;
+        }
+        if let Some(o) = &change.owner {
+            validate_account_name("owner", o)?;
+        }
+        if let Some(g) = &change.group {
+            validate_account_name("group", g)?;
+        }
+        if let Some(m) = change.mode {
+            if m > 0o7777 {
+                return Err(Error::BadRequest(format!(
+                    "invalid mode {m:o}: at most 7777"
+                )));
+            }
+            require_owner(who, &node, "change the mode of", path.as_str())?;
+        }
+        Ok(self.catalog.set_attrs(node.id, change).await?)
+    }
+}
+
+fn check_reserved(path: &NsPath) -> Result<()> {
+    if path.depth() >= 1 {
+        let top = path.components().next().expect("depth >= 1");
+        if RESERVED_NAMES.contains(&top) {
+            return Err(Error::BadRequest(format!(
+                "/{top} is reserved for the HTTP interface and cannot be used in the namespace"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Finishes or discards what a crash left in `tmp/`: files whose catalog
+/// row was committed are promoted; everything else is removed.
+async fn recover(catalog: &DynCatalog, cache: &Cache) -> Result<()> {
+    let (ids, junk) = cache.pending().map_err(io_err("cannot list cache tmp"))?;
+    if ids.is_empty() && junk.is_empty() {
+        return Ok(());
+    }
+    let mut committed = Vec::new();
+    let mut orphans = Vec::new();
+    for id in ids {
+        if catalog.node_by_file_id(id).await?.is_some() {
+            committed.push(id);
+        } else {
+            orphans.push(id);
+        }
+    }
+    tracing::info!(
+        "recovery: {} committed files promoted, {} unacknowledged writes discarded, {} stray entries removed",
+        committed.len(),
+        orphans.len(),
+        junk.len()
+    );
+    let cache = cache.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        cache.promote(&committed)?;
+        cache.discard_pending(&orphans, &junk)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(io_err("recovery of cache tmp failed"))
+}
