@@ -94,10 +94,11 @@ impl Progress {
     }
 
     fn finish(&self, verb: &str, failed: usize) {
+        // Read the position first: finishing moves the bar to its end.
+        let bytes = self.bar.position();
         self.bar.finish_and_clear();
         let secs = self.started.elapsed().as_secs_f64().max(1e-6);
         let done = *self.files_done.lock().unwrap();
-        let bytes = self.bar.position();
         eprintln!(
             "{verb} {done} files, {} in {secs:.2} s: {:.1} MiB/s, {:.0} files/s{}",
             human_bytes(bytes),

@@ -1,0 +1,279 @@
+//! Test harness: runs the real `bale` binary as a server on a free port,
+//! with its own data directory and (for PostgreSQL) its own schema, and
+//! runs CLI commands against it.
+//!
+//! `BALE_TEST_CATALOG=postgres` points every test at PostgreSQL
+//! (`BALE_TEST_PG` names the server); the default is SQLite.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bale");
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Catalog {
+    Sqlite,
+    Postgres,
+}
+
+impl Catalog {
+    /// The backend chosen by `BALE_TEST_CATALOG` (sqlite by default).
+    pub fn from_env() -> Catalog {
+        match std::env::var("BALE_TEST_CATALOG").as_deref() {
+            Ok("postgres") => Catalog::Postgres,
+            Ok("sqlite") | Err(_) => Catalog::Sqlite,
+            Ok(other) => panic!("BALE_TEST_CATALOG must be sqlite or postgres, not {other:?}"),
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub token: String,
+    catalog_arg: Option<String>,
+    schema: Option<String>,
+    extra: Vec<String>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_on(Catalog::from_env())
+    }
+
+    pub fn start_on(catalog: Catalog) -> Server {
+        Server::start_with(catalog, &[])
+    }
+
+    /// Starts a server with extra `bale serve` arguments.
+    pub fn start_with(catalog: Catalog, extra: &[&str]) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("bale-test-")
+            .tempdir()
+            .unwrap();
+        let (catalog_arg, schema) = match catalog {
+            Catalog::Sqlite => (None, None),
+            Catalog::Postgres => {
+                let (url, schema) = block_on(bale_catalog::conformance::fresh_postgres());
+                (Some(url), Some(schema))
+            }
+        };
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            dir,
+            token: String::new(),
+            catalog_arg,
+            schema,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.launch();
+        s.token = std::fs::read_to_string(s.data_dir().join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn launch(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(&self.extra)
+            .env_remove("BALE_CATALOG")
+            .env("BALE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(c) = &self.catalog_arg {
+            cmd.arg("--catalog").arg(c);
+        }
+        let mut child = cmd.spawn().expect("spawn bale serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("bale serve did not report its address");
+        self.url = line
+            .strip_prefix("bale listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to clean up, like a power cut for the process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.launch();
+    }
+
+    /// A CLI command against this server with the admin token.
+    pub fn bale(&self) -> Command {
+        self.bale_as(&self.token)
+    }
+
+    pub fn bale_as(&self, token: &str) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("BALE_SERVER", &self.url)
+            .env("BALE_TOKEN", token)
+            .env("BALE_LOG", "warn");
+        c
+    }
+
+    /// Runs a CLI command and asserts success; returns stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.bale().args(args).output().unwrap();
+        assert_ok(&out, &format!("bale {}", args.join(" ")));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn http(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap()
+    }
+
+    pub fn url_of(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Issues a token for a user through the CLI.
+    pub fn token_for(&self, user: &str, group: &str) -> String {
+        self.run(&["token", "create", "--user", user, "--group", group])
+            .trim()
+            .to_string()
+    }
+
+    /// Entries left in the cache's tmp area.
+    pub fn tmp_entries(&self) -> usize {
+        std::fs::read_dir(self.data_dir().join("cache/tmp"))
+            .unwrap()
+            .count()
+    }
+
+    /// Every path in the namespace with its size (directories as -1), sorted.
+    pub fn tree(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        let mut queue = vec!["/".to_string()];
+        while let Some(dir) = queue.pop() {
+            let mut after: Option<String> = None;
+            loop {
+                let mut req = self
+                    .http()
+                    .get(self.url_of("/api/v1/list"))
+                    .bearer_auth(&self.token)
+                    .query(&[("path", dir.as_str()), ("limit", "1000")]);
+                if let Some(a) = &after {
+                    req = req.query(&[("after", a.as_str())]);
+                }
+                let page: serde_json::Value = req.send().unwrap().json().unwrap();
+                for e in page["entries"].as_array().unwrap() {
+                    let p = e["path"].as_str().unwrap().to_string();
+                    if e["kind"] == "dir" {
+                        out.push((p.clone(), -1));
+                        queue.push(p);
+                    } else {
+                        out.push((p, e["size"].as_i64().unwrap()));
+                    }
+                }
+                match page["next"].as_str() {
+                    Some(n) => after = Some(n.to_string()),
+                    None => break,
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if let Some(s) = self.schema.take() {
+            block_on(bale_catalog::conformance::drop_postgres_schema(&s));
+        }
+    }
+}
+
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut v = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+/// All regular files under `root`, relative, sorted.
+pub fn local_files(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(root).unwrap().to_path_buf())
+        .collect();
+    v.sort();
+    v
+}
