@@ -78,7 +78,7 @@ fn response_xml(path: &NsPath, n: &Node) -> String {
     format!(
         "<D:response><D:href>{}</D:href><D:propstat><D:prop>{props}</D:prop>\
          <D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>\n",
-        escape(&href(path, n.is_dir()))
+        escape(href(path, n.is_dir()))
     )
 }
 

@@ -79,8 +79,8 @@ pub async fn run(c: &Client, cmd: &TokenCmd) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&ts)?);
             } else {
                 println!(
-                    "{:<10} {:<16} {:<16} {:<6} {:<26} {}",
-                    "ID", "USER", "GROUP", "ADMIN", "REVOKED", "COMMENT"
+                    "{:<10} {:<16} {:<16} {:<6} {:<26} COMMENT",
+                    "ID", "USER", "GROUP", "ADMIN", "REVOKED"
                 );
                 for t in ts {
                     println!(

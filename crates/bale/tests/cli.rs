@@ -1,0 +1,195 @@
+//! The CLI and server lifecycle: configuration, tokens, tags, directories,
+//! moves and removals, graceful shutdown.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+#[test]
+fn config_example_is_valid_and_unknown_keys_are_named() {
+    let out = Command::new(BIN)
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert_ok(&out, "config example");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("bale.toml");
+    std::fs::write(&good, &out.stdout).unwrap();
+    assert_ok(
+        &Command::new(BIN)
+            .args(["config", "check"])
+            .arg(&good)
+            .output()
+            .unwrap(),
+        "config check example",
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\n[ingest]\nmax_bach = 3\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_bach"), "{err}");
+    assert!(!dir.path().join("bale-data").exists());
+}
+
+#[test]
+fn serve_uses_the_config_file_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bale.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\nlisten = \"127.0.0.1:0\"\n[ingest]\nsync = \"syncfs\"\n",
+            dir.path().join("d").display()
+        ),
+    )
+    .unwrap();
+    let srv = Server::start_with(Catalog::from_env(), &["--config", cfg.to_str().unwrap()]);
+    srv.run(&["mkdir", "/x"]);
+    let f = dir.path().join("f.txt");
+    std::fs::write(&f, b"syncfs mode").unwrap();
+    srv.run(&["put", f.to_str().unwrap(), "/x"]);
+    // The data dir given on the command line wins over the file.
+    assert!(srv.data_dir().join("admin.token").exists());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(srv.data_dir().join("admin.token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let mut srv = srv;
+    let st = srv.terminate();
+    assert!(st.success(), "exit status after SIGTERM: {st}");
+}
+
+#[test]
+fn tokens_create_list_revoke() {
+    let srv = Server::start();
+    let t = srv.token_for("alice", "phys");
+    assert!(t.starts_with("bale_"));
+    let who = srv.bale_as(&t).args(["token", "list"]).output().unwrap();
+    assert!(!who.status.success(), "a non-admin listed tokens");
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&srv.run(&["token", "list", "--json"])).unwrap();
+    assert!(list
+        .iter()
+        .any(|x| x["user"] == "alice" && x["revoked"].is_null()));
+    let id = t.split('_').nth(1).unwrap();
+    srv.run(&["token", "revoke", id]);
+    let out = srv.bale().args(["token", "revoke", id]).output().unwrap();
+    assert!(!out.status.success(), "revoking twice succeeded");
+    let out = srv.bale_as(&t).args(["ls", "/"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let bad = srv
+        .bale()
+        .args(["token", "create", "--user", "bad name", "--group", "g"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid user name"));
+}
+
+#[test]
+fn tags_are_inherited_by_new_directories_and_recorded_by_files() {
+    let srv = Server::start();
+    srv.run(&["mkdir", "/mu2e"]);
+    srv.run(&[
+        "tag",
+        "set",
+        "/mu2e",
+        "storage_group=mu2e",
+        "file_family=raw",
+        "file_family_width=2",
+    ]);
+    srv.run(&["mkdir", "-p", "/mu2e/run1/day1"]);
+    let tags: serde_json::Value =
+        serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e/run1/day1"])).unwrap();
+    assert_eq!(tags["storage_group"], "mu2e");
+    assert_eq!(tags["file_family"], "raw");
+    assert_eq!(tags["file_family_width"], 2);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.art");
+    std::fs::write(&f, b"event data").unwrap();
+    srv.run(&["put", f.to_str().unwrap(), "/mu2e/run1/day1"]);
+    // Changing the parent later changes neither existing children nor files.
+    srv.run(&[
+        "tag",
+        "set",
+        "/mu2e/run1",
+        "file_family=reco",
+        "file_family_width=",
+    ]);
+    let e: serde_json::Value =
+        serde_json::from_str(&srv.run(&["stat", "--json", "/mu2e/run1/day1/a.art"])).unwrap();
+    assert_eq!(e["tags"]["file_family"], "raw");
+    srv.run(&["mkdir", "/mu2e/run1/day2"]);
+    let t2: serde_json::Value =
+        serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e/run1/day2"])).unwrap();
+    assert_eq!(t2["file_family"], "reco");
+    assert!(t2.get("file_family_width").is_none());
+    let text = srv.run(&["stat", "/mu2e/run1/day1/a.art"]);
+    assert!(text.contains("file_family: raw"), "{text}");
+    // Bad tags are refused and change nothing.
+    for bad in ["colour=blue", "file_family_width=0", "nonsense"] {
+        let out = srv
+            .bale()
+            .args(["tag", "set", "/mu2e", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} accepted");
+    }
+    let out = srv
+        .bale()
+        .args(["tag", "set", "/mu2e/run1/day1/a.art", "file_family=x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "tagged a file");
+    let tags: serde_json::Value =
+        serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e"])).unwrap();
+    assert_eq!(tags["file_family"], "raw");
+}
+
+#[test]
+fn mkdir_mv_rm() {
+    let srv = Server::start();
+    srv.run(&["mkdir", "-p", "/a/b/c"]);
+    srv.run(&["mkdir", "-p", "/a/b/c"]);
+    let out = srv.bale().args(["mkdir", "/a/b"]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "mkdir of an existing directory succeeded"
+    );
+    let out = srv.bale().args(["mkdir", "/nope/x"]).output().unwrap();
+    assert!(!out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f.txt");
+    std::fs::write(&f, b"x").unwrap();
+    srv.run(&["put", f.to_str().unwrap(), "/a/b/c"]);
+    // mv into an existing directory, and rename.
+    srv.run(&["mv", "/a/b/c/f.txt", "/a"]);
+    srv.run(&["mv", "/a/f.txt", "/a/g.txt"]);
+    srv.run(&["put", f.to_str().unwrap(), "/a"]);
+    let out = srv
+        .bale()
+        .args(["mv", "/a/f.txt", "/a/g.txt"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "mv replaced a file without -f");
+    srv.run(&["mv", "-f", "/a/f.txt", "/a/g.txt"]);
+    assert_eq!(srv.run(&["ls", "/a"]), "b/\ng.txt\n");
+    // rm refuses a directory without -r.
+    let out = srv.bale().args(["rm", "/a/b"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rm -r"));
+    srv.run(&["rm", "/a/g.txt"]);
+    srv.run(&["rm", "-r", "/a"]);
+    assert_eq!(srv.run(&["ls", "/"]), "");
+    let out = srv.bale().args(["stat", "/a"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
