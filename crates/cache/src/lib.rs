@@ -94,32 +94,45 @@ impl Cache {
         }
     }
 
-    /// Moves committed files from `tmp/` to their place under `files/` and
-    /// syncs the directories they moved into. Blocking. Until this is done a
-    /// crash leaves a committed file in `tmp/`, where [`Cache::pending`]
-    /// finds it.
+    /// Moves committed files from `tmp/` to their place under `files/`, in an
+    /// order that keeps every file reachable through a durable name at every
+    /// instant, on any filesystem (journaled or not): hard-link into
+    /// `files/xx/`, fsync the directories linked into, then unlink from
+    /// `tmp/`. A crash at any point leaves the file in `files/`, in `tmp/`
+    /// or in both; [`Cache::pending`] and recovery sort that out. Blocking.
     pub fn promote(&self, ids: &[FileId]) -> io::Result<()> {
         let mut dirs = std::collections::BTreeSet::new();
         for &id in ids {
             let dest = self.file_path(id);
-            std::fs::rename(self.tmp_path(id), &dest)?;
+            match std::fs::hard_link(self.tmp_path(id), &dest) {
+                Ok(()) => {}
+                // Linked before a crash, or promoted twice: the data is there.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
             dirs.insert(dest.parent().expect("fan-out directory").to_path_buf());
         }
-        for d in dirs {
-            fsync_dir(&d)?;
+        for d in &dirs {
+            fsync_dir(d)?;
+        }
+        for &id in ids {
+            remove_if_exists(&self.tmp_path(id))?;
         }
         Ok(())
     }
 
     /// Opens a committed file's data for reading.
     pub async fn open_read(&self, id: FileId) -> io::Result<tokio::fs::File> {
-        match tokio::fs::File::open(self.file_path(id)).await {
-            // Between its catalog commit and its promotion a file is still in tmp/.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tokio::fs::File::open(self.tmp_path(id)).await
+        // Between its catalog commit and its promotion a file is in tmp/; a
+        // promotion running meanwhile moves it, so look in files/ once more.
+        let mut last = None;
+        for p in [self.file_path(id), self.tmp_path(id), self.file_path(id)] {
+            match tokio::fs::File::open(&p).await {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
+                r => return r,
             }
-            r => r,
         }
+        Err(last.expect("tried"))
     }
 
     /// Removes a file's cached data (wherever it is). Missing data is not an error.

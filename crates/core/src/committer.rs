@@ -1,22 +1,26 @@
 //! Group commit of ingested files.
 //!
-//! Every PUT hands its received file to one committer task. The committer
-//! takes everything waiting (up to `max_batch`) and, for the whole batch:
-//! 1. makes the data durable (`Cache::sync_batch`: one directory fsync, the
-//!    files having been fsynced by their writers in parallel; or one syncfs);
-//! 2. records every file in ONE catalog transaction;
-//! 3. answers each request: only now is its file acknowledged;
-//! 4. moves the committed files from `tmp/` into `files/` and syncs their
-//!    directories.
+//! Every PUT hands its received file to the committer. The committer is a
+//! pipeline of three stages, each on its own task, each working on a whole
+//! batch (everything that waited, up to `max_batch` files):
+//! 1. **sync**: make the batch's data and `tmp/` entries durable
+//!    (`Cache::sync_batch`: one directory fsync, the files having been
+//!    fsynced by their writers in parallel; or one syncfs);
+//! 2. **commit**: record every file of the batch in ONE catalog
+//!    transaction, then answer each request: only now is a file
+//!    acknowledged;
+//! 3. **promote**: move the committed files from `tmp/` to `files/`
+//!    (`Cache::promote`, crash-safe on its own).
 //!
-//! While a batch is committed the next one gathers, so the cost of a sync
-//! and a transaction is shared by all concurrent writers, and each file is
-//! still acknowledged only after its own data and row are durable. A crash
-//! between any two steps is repaired by `Service::recover` at start.
+//! While one batch commits, the next one syncs and a third gathers, so the
+//! cost of a sync and of a transaction is shared by all concurrent writers,
+//! and each file is still acknowledged only after its own data and row are
+//! durable. A crash between any two steps is repaired by `recover` at start.
 
 use crate::{Error, Result};
 use bale_cache::{Cache, StagedFile};
-use bale_catalog::{Committed, DynCatalog, NewFile};
+use bale_catalog::{CatalogError, Committed, DynCatalog, NewFile};
+use bale_util::FileId;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,17 +63,52 @@ impl Committer {
 }
 
 async fn run(mut rx: mpsc::Receiver<Job>, catalog: DynCatalog, cache: Cache, max_batch: usize) {
+    // Synced batches queue for the commit stage, which merges all that wait
+    // into one transaction: a transaction costs about the same whatever its
+    // size, so the slowest stage sets the batch size, not the fastest.
+    let (synced_tx, mut synced_rx) = mpsc::channel::<Vec<Job>>(max_batch);
+    let (promote_tx, mut promote_rx) = mpsc::channel::<(Vec<FileId>, Vec<FileId>)>(4);
+    let promote_cache = cache.clone();
+    let promote_stage = tokio::spawn(async move {
+        while let Some((ids, obsolete)) = promote_rx.recv().await {
+            promote(&promote_cache, ids, obsolete).await;
+        }
+    });
+    let commit_stage = tokio::spawn(async move {
+        let mut batches = Vec::new();
+        while synced_rx.recv_many(&mut batches, max_batch).await > 0 {
+            let mut jobs: Vec<Job> = batches.drain(..).flatten().collect();
+            // recv_many counts batches; keep a transaction within max_batch files.
+            while jobs.len() > max_batch {
+                let rest = jobs.split_off(max_batch);
+                if let Some(done) = commit(jobs, &catalog).await {
+                    let _ = promote_tx.send(done).await;
+                }
+                jobs = rest;
+            }
+            if let Some(done) = commit(jobs, &catalog).await {
+                let _ = promote_tx.send(done).await;
+            }
+        }
+    });
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        commit_batch(std::mem::take(&mut jobs), &catalog, &cache).await;
+        let batch = std::mem::take(&mut jobs);
+        if let Some(batch) = sync(batch, &cache).await {
+            if synced_tx.send(batch).await.is_err() {
+                break;
+            }
+        }
     }
+    drop(synced_tx);
+    let _ = commit_stage.await;
+    let _ = promote_stage.await;
 }
 
-async fn commit_batch(jobs: Vec<Job>, catalog: &DynCatalog, cache: &Cache) {
+/// Stage 1: makes the batch's data durable; on failure answers every job.
+async fn sync(jobs: Vec<Job>, cache: &Cache) -> Option<Vec<Job>> {
     let n = jobs.len();
     metrics::histogram!("bale_commit_batch_files").record(n as f64);
-
-    // 1. Data and directory entries durable.
     let c = cache.clone();
     let synced = tokio::task::spawn_blocking(move || c.sync_batch()).await;
     if let Err(e) = synced.map_err(std::io::Error::other).and_then(|r| r) {
@@ -79,15 +118,21 @@ async fn commit_batch(jobs: Vec<Job>, catalog: &DynCatalog, cache: &Cache) {
                 .reply
                 .send(Err(Error::Internal(format!("cache sync failed: {e}"))));
         }
-        return; // the staged files are removed as the jobs drop
+        return None; // the staged files are removed as the jobs drop
     }
+    Some(jobs)
+}
 
-    // 2. One transaction for the batch, retried while the catalog says it may help.
+/// Stage 2: one transaction for the batch (retried while the catalog says
+/// it may help), then the answers. Returns what stage 3 has to do: files
+/// to promote, and data of replaced files to remove.
+async fn commit(jobs: Vec<Job>, catalog: &DynCatalog) -> Option<(Vec<FileId>, Vec<FileId>)> {
+    let n = jobs.len();
     let files: Vec<NewFile> = jobs.iter().map(|j| j.file.clone()).collect();
     let mut attempt = 0;
     let results = loop {
         match catalog.commit_files(&files).await {
-            Err(bale_catalog::CatalogError::Backend {
+            Err(CatalogError::Backend {
                 message,
                 retryable: true,
             }) if attempt < 5 => {
@@ -106,11 +151,9 @@ async fn commit_batch(jobs: Vec<Job>, catalog: &DynCatalog, cache: &Cache) {
             for j in jobs {
                 let _ = j.reply.send(Err(e.clone()));
             }
-            return;
+            return None;
         }
     };
-
-    // 3. Acknowledge; 4. promote the committed files and drop replaced data.
     let mut promote = Vec::with_capacity(n);
     let mut obsolete = Vec::new();
     for (job, result) in jobs.into_iter().zip(results) {
@@ -122,14 +165,20 @@ async fn commit_batch(jobs: Vec<Job>, catalog: &DynCatalog, cache: &Cache) {
                 metrics::counter!("bale_ingest_bytes_total").increment(c.node.size);
                 let _ = job.reply.send(Ok(c));
             }
+            // The staged data goes as the job drops.
             Err(e) => {
                 let _ = job.reply.send(Err(e.into()));
             }
         }
     }
+    Some((promote, obsolete))
+}
+
+/// Stage 3: committed files move to `files/`; replaced versions go.
+async fn promote(cache: &Cache, ids: Vec<FileId>, obsolete: Vec<FileId>) {
     let c = cache.clone();
     let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        c.promote(&promote)?;
+        c.promote(&ids)?;
         for id in obsolete {
             c.remove(id)?;
         }
