@@ -36,13 +36,8 @@ fn overwrite_header(h: &HeaderMap, default: bool) -> Result<bool, ApiError> {
 
 fn wants_adler32(h: &HeaderMap) -> bool {
     header_str(h, "want-digest").is_some_and(|v| {
-        v.split(',').any(|p| {
-            p.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("adler32")
-        })
+        v.split(',')
+            .any(|p| p.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("adler32"))
     })
 }
 
@@ -93,13 +88,7 @@ fn options() -> Response {
     r
 }
 
-async fn get(
-    st: &AppState,
-    who: &Principal,
-    path: &NsPath,
-    h: &HeaderMap,
-    head: bool,
-) -> Result<Response, ApiError> {
+async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head: bool) -> Result<Response, ApiError> {
     let (node, mut file) = st.svc.open(who, path).await?;
     let size = node.size;
     let mut status = StatusCode::OK;
@@ -144,12 +133,7 @@ async fn get(
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))
                 .await
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("seek failed: {e}"),
-                    )
-                })?;
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("seek failed: {e}")))?;
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
         Response::new(Body::from_stream(stream))
@@ -167,10 +151,7 @@ async fn get(
         HeaderValue::from_str(&httpdate::fmt_http_date(node.mtime.to_system_time())).unwrap(),
     );
     if let Some(id) = node.file_id {
-        hm.insert(
-            header::ETAG,
-            HeaderValue::from_str(&format!("\"{id}\"")).unwrap(),
-        );
+        hm.insert(header::ETAG, HeaderValue::from_str(&format!("\"{id}\"")).unwrap());
     }
     if status == StatusCode::PARTIAL_CONTENT {
         hm.insert(
@@ -186,12 +167,7 @@ async fn get(
     Ok(resp)
 }
 
-async fn put(
-    st: &AppState,
-    who: &Principal,
-    path: &NsPath,
-    req: Request,
-) -> Result<Response, ApiError> {
+async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Result<Response, ApiError> {
     let h = req.headers();
     let digest = match header_str(h, "digest") {
         None => None,
@@ -211,10 +187,7 @@ async fn put(
         declared_len,
         digest,
     };
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map_err(|e| e.to_string());
+    let body = req.into_body().into_data_stream().map_err(|e| e.to_string());
     let node = st.svc.put(who, path, &opts, body).await?;
     let adler = node.adler32.expect("file has a checksum");
     let mut resp = (
@@ -224,15 +197,9 @@ async fn put(
     )
         .into_response();
     let hm = resp.headers_mut();
-    hm.insert(
-        "digest",
-        HeaderValue::from_str(&adler.digest_header()).unwrap(),
-    );
+    hm.insert("digest", HeaderValue::from_str(&adler.digest_header()).unwrap());
     if let Some(id) = node.file_id {
-        hm.insert(
-            header::ETAG,
-            HeaderValue::from_str(&format!("\"{id}\"")).unwrap(),
-        );
+        hm.insert(header::ETAG, HeaderValue::from_str(&format!("\"{id}\"")).unwrap());
     }
     Ok(resp)
 }
@@ -243,12 +210,7 @@ async fn delete(st: &AppState, who: &Principal, path: &NsPath) -> Result<Respons
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn mkcol(
-    st: &AppState,
-    who: &Principal,
-    path: &NsPath,
-    req: Request,
-) -> Result<Response, ApiError> {
+async fn mkcol(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Result<Response, ApiError> {
     let has_body = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -270,8 +232,7 @@ async fn mkcol(
 
 /// The namespace path named by a `Destination` header (an absolute URL or path).
 fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
-    let d = header_str(h, "destination")
-        .ok_or_else(|| ApiError::bad_request("MOVE needs a Destination header"))?;
+    let d = header_str(h, "destination").ok_or_else(|| ApiError::bad_request("MOVE needs a Destination header"))?;
     let path = match d.find("://") {
         Some(i) => {
             let rest = &d[i + 3..];
@@ -283,12 +244,7 @@ fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
     ns_path(path)
 }
 
-async fn do_move(
-    st: &AppState,
-    who: &Principal,
-    path: &NsPath,
-    h: &HeaderMap,
-) -> Result<Response, ApiError> {
+async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {
     let dest = destination(h)?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
@@ -323,10 +279,7 @@ mod tests {
     #[test]
     fn destination_header_forms() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "destination",
-            HeaderValue::from_static("http://host:1/x/y%20z"),
-        );
+        h.insert("destination", HeaderValue::from_static("http://host:1/x/y%20z"));
         assert_eq!(destination(&h).unwrap().as_str(), "/x/y z");
         h.insert("destination", HeaderValue::from_static("/p/q"));
         assert_eq!(destination(&h).unwrap().as_str(), "/p/q");
@@ -337,10 +290,7 @@ mod tests {
     #[test]
     fn want_digest_parsing() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "want-digest",
-            HeaderValue::from_static("MD5;q=0.3, ADLER32;q=1"),
-        );
+        h.insert("want-digest", HeaderValue::from_static("MD5;q=0.3, ADLER32;q=1"));
         assert!(wants_adler32(&h));
         h.insert("want-digest", HeaderValue::from_static("md5"));
         assert!(!wants_adler32(&h));

@@ -172,15 +172,7 @@ async fn list_tokens(
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
     who.require_admin()?;
-    Ok(Json(
-        st.svc
-            .auth()
-            .list()
-            .await?
-            .into_iter()
-            .map(token_view)
-            .collect(),
-    ))
+    Ok(Json(st.svc.auth().list().await?.into_iter().map(token_view).collect()))
 }
 
 async fn create_token(

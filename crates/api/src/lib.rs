@@ -73,10 +73,17 @@ pub async fn serve(
     svc: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(svc);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Responses go out as headers then body chunks: without TCP_NODELAY,
+    // Nagle's algorithm holds the body back until the client's delayed ACK
+    // (~40 ms per small GET).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 fn is_public(path: &str) -> bool {

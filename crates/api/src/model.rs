@@ -32,10 +32,7 @@ pub struct Entry {
 pub fn rfc3339(t: Timestamp) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128)
         .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -155,8 +152,6 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     let t = s.trim_start_matches("0o");
     match u32::from_str_radix(t, 8) {
         Ok(m) if m <= 0o7777 => Ok(m),
-        _ => Err(format!(
-            "invalid mode {s:?}: octal permission bits such as 0755"
-        )),
+        _ => Err(format!("invalid mode {s:?}: octal permission bits such as 0755")),
     }
 }

@@ -61,10 +61,7 @@ fn response_xml(path: &NsPath, n: &Node) -> String {
         props.push_str("<D:resourcetype><D:collection/></D:resourcetype>");
     } else {
         props.push_str("<D:resourcetype/>");
-        props.push_str(&format!(
-            "<D:getcontentlength>{}</D:getcontentlength>",
-            n.size
-        ));
+        props.push_str(&format!("<D:getcontentlength>{}</D:getcontentlength>", n.size));
         props.push_str("<D:getcontenttype>application/octet-stream</D:getcontenttype>");
         if let Some(id) = n.file_id {
             props.push_str(&format!("<D:getetag>\"{id}\"</D:getetag>"));
@@ -126,10 +123,7 @@ pub(crate) async fn propfind(
             let (svc, who, dir) = (svc.clone(), who.clone(), dir.clone());
             async move {
                 if let Some(p) = pending {
-                    return Some((
-                        Ok::<Bytes, std::io::Error>(Bytes::from(p)),
-                        (None, after, done),
-                    ));
+                    return Some((Ok::<Bytes, std::io::Error>(Bytes::from(p)), (None, after, done)));
                 }
                 if done {
                     return None;
@@ -146,10 +140,7 @@ pub(crate) async fn propfind(
                         Some((Ok(Bytes::from(s)), (None, page.next, false)))
                     }
                     // Mid-stream the status is sent already: end the body with an error.
-                    Err(e) => Some((
-                        Err(std::io::Error::other(e.to_string())),
-                        (None, None, true),
-                    )),
+                    Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, None, true))),
                 }
             }
         });

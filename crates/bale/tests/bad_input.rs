@@ -241,13 +241,7 @@ fn missing_or_invalid_token_is_unauthorized() {
         .unwrap();
     assert_eq!(problem(r).0, 401);
     // Health and discovery need no token.
-    assert_eq!(
-        http.get(f.srv.url_of("/api/v1/health"))
-            .send()
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(f.srv.url_of("/api/v1/health")).send().unwrap().status(), 200);
     // Only administrators manage tokens.
     let r = http
         .post(f.srv.url_of("/api/v1/tokens"))
@@ -273,10 +267,7 @@ fn other_users_directories_are_protected() {
         .unwrap();
     let (status, detail) = problem(r);
     assert_eq!(status, 403);
-    assert!(
-        detail.contains("bob") && detail.contains("/alice"),
-        "{detail}"
-    );
+    assert!(detail.contains("bob") && detail.contains("/alice"), "{detail}");
     // ... nor delete, overwrite, move or tag what is hers ...
     let r = http
         .delete(f.srv.url_of("/alice/data.txt"))
@@ -311,10 +302,7 @@ fn other_users_directories_are_protected() {
     assert_eq!(problem(r).0, 403);
     // ... nor create at the top level, nor give directories away.
     let r = http
-        .request(
-            reqwest::Method::from_bytes(b"MKCOL").unwrap(),
-            f.srv.url_of("/bobs"),
-        )
+        .request(reqwest::Method::from_bytes(b"MKCOL").unwrap(), f.srv.url_of("/bobs"))
         .bearer_auth(&f.bob)
         .send()
         .unwrap();
@@ -360,15 +348,11 @@ fn short_body_leaves_nothing() {
             f.alice
         );
         s.write_all(head.as_bytes()).unwrap();
-        s.write_all(&vec![b'x'; declared.min(10 << 10) - 1])
-            .unwrap();
+        s.write_all(&vec![b'x'; declared.min(10 << 10) - 1]).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
         let mut resp = String::new();
         let _ = s.read_to_string(&mut resp);
-        assert!(
-            !resp.starts_with("HTTP/1.1 201"),
-            "a short body was accepted: {resp}"
-        );
+        assert!(!resp.starts_with("HTTP/1.1 201"), "a short body was accepted: {resp}");
     }
     // Give the server a moment to notice the disconnects.
     for _ in 0..100 {

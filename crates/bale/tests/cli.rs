@@ -7,20 +7,13 @@ use std::process::Command;
 
 #[test]
 fn config_example_is_valid_and_unknown_keys_are_named() {
-    let out = Command::new(BIN)
-        .args(["config", "example"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["config", "example"]).output().unwrap();
     assert_ok(&out, "config example");
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("bale.toml");
     std::fs::write(&good, &out.stdout).unwrap();
     assert_ok(
-        &Command::new(BIN)
-            .args(["config", "check"])
-            .arg(&good)
-            .output()
-            .unwrap(),
+        &Command::new(BIN).args(["config", "check"]).arg(&good).output().unwrap(),
         "config check example",
     );
     let bad = dir.path().join("bad.toml");
@@ -73,11 +66,8 @@ fn tokens_create_list_revoke() {
     assert!(t.starts_with("bale_"));
     let who = srv.bale_as(&t).args(["token", "list"]).output().unwrap();
     assert!(!who.status.success(), "a non-admin listed tokens");
-    let list: Vec<serde_json::Value> =
-        serde_json::from_str(&srv.run(&["token", "list", "--json"])).unwrap();
-    assert!(list
-        .iter()
-        .any(|x| x["user"] == "alice" && x["revoked"].is_null()));
+    let list: Vec<serde_json::Value> = serde_json::from_str(&srv.run(&["token", "list", "--json"])).unwrap();
+    assert!(list.iter().any(|x| x["user"] == "alice" && x["revoked"].is_null()));
     let id = t.split('_').nth(1).unwrap();
     srv.run(&["token", "revoke", id]);
     let out = srv.bale().args(["token", "revoke", id]).output().unwrap();
@@ -117,30 +107,18 @@ fn tags_are_inherited_by_new_directories_and_recorded_by_files() {
     std::fs::write(&f, b"event data").unwrap();
     srv.run(&["put", f.to_str().unwrap(), "/mu2e/run1/day1"]);
     // Changing the parent later changes neither existing children nor files.
-    srv.run(&[
-        "tag",
-        "set",
-        "/mu2e/run1",
-        "file_family=reco",
-        "file_family_width=",
-    ]);
-    let e: serde_json::Value =
-        serde_json::from_str(&srv.run(&["stat", "--json", "/mu2e/run1/day1/a.art"])).unwrap();
+    srv.run(&["tag", "set", "/mu2e/run1", "file_family=reco", "file_family_width="]);
+    let e: serde_json::Value = serde_json::from_str(&srv.run(&["stat", "--json", "/mu2e/run1/day1/a.art"])).unwrap();
     assert_eq!(e["tags"]["file_family"], "raw");
     srv.run(&["mkdir", "/mu2e/run1/day2"]);
-    let t2: serde_json::Value =
-        serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e/run1/day2"])).unwrap();
+    let t2: serde_json::Value = serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e/run1/day2"])).unwrap();
     assert_eq!(t2["file_family"], "reco");
     assert!(t2.get("file_family_width").is_none());
     let text = srv.run(&["stat", "/mu2e/run1/day1/a.art"]);
     assert!(text.contains("file_family: raw"), "{text}");
     // Bad tags are refused and change nothing.
     for bad in ["colour=blue", "file_family_width=0", "nonsense"] {
-        let out = srv
-            .bale()
-            .args(["tag", "set", "/mu2e", bad])
-            .output()
-            .unwrap();
+        let out = srv.bale().args(["tag", "set", "/mu2e", bad]).output().unwrap();
         assert!(!out.status.success(), "{bad} accepted");
     }
     let out = srv
@@ -149,8 +127,7 @@ fn tags_are_inherited_by_new_directories_and_recorded_by_files() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "tagged a file");
-    let tags: serde_json::Value =
-        serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e"])).unwrap();
+    let tags: serde_json::Value = serde_json::from_str(&srv.run(&["tag", "show", "--json", "/mu2e"])).unwrap();
     assert_eq!(tags["file_family"], "raw");
 }
 
@@ -160,10 +137,7 @@ fn mkdir_mv_rm() {
     srv.run(&["mkdir", "-p", "/a/b/c"]);
     srv.run(&["mkdir", "-p", "/a/b/c"]);
     let out = srv.bale().args(["mkdir", "/a/b"]).output().unwrap();
-    assert!(
-        !out.status.success(),
-        "mkdir of an existing directory succeeded"
-    );
+    assert!(!out.status.success(), "mkdir of an existing directory succeeded");
     let out = srv.bale().args(["mkdir", "/nope/x"]).output().unwrap();
     assert!(!out.status.success());
     let dir = tempfile::tempdir().unwrap();
@@ -174,11 +148,7 @@ fn mkdir_mv_rm() {
     srv.run(&["mv", "/a/b/c/f.txt", "/a"]);
     srv.run(&["mv", "/a/f.txt", "/a/g.txt"]);
     srv.run(&["put", f.to_str().unwrap(), "/a"]);
-    let out = srv
-        .bale()
-        .args(["mv", "/a/f.txt", "/a/g.txt"])
-        .output()
-        .unwrap();
+    let out = srv.bale().args(["mv", "/a/f.txt", "/a/g.txt"]).output().unwrap();
     assert!(!out.status.success(), "mv replaced a file without -f");
     srv.run(&["mv", "-f", "/a/f.txt", "/a/g.txt"]);
     assert_eq!(srv.run(&["ls", "/a"]), "b/\ng.txt\n");

@@ -48,16 +48,9 @@ fn roundtrip(catalog: Catalog) {
     assert_eq!(listed, 1000);
     let top = srv.run(&["ls", "/exp/run42"]);
     assert_eq!(top.lines().count(), 7);
-    assert!(
-        top.lines()
-            .all(|l| l.starts_with("sub") && l.ends_with('/')),
-        "{top}"
-    );
+    assert!(top.lines().all(|l| l.starts_with("sub") && l.ends_with('/')), "{top}");
     let long = srv.run(&["ls", "-l", "/exp/run42/sub0"]);
-    assert!(
-        long.lines().all(|l| l.starts_with("-rw-r--r-- admin")),
-        "{long}"
-    );
+    assert!(long.lines().all(|l| l.starts_with("-rw-r--r-- admin")), "{long}");
 
     // stat: size and adler32 agree with the local data.
     for rel in expected.keys().step_by(97) {
@@ -65,10 +58,7 @@ fn roundtrip(catalog: Catalog) {
         let e: serde_json::Value = serde_json::from_str(&out).unwrap();
         let data = &expected[rel];
         assert_eq!(e["size"].as_u64().unwrap(), data.len() as u64);
-        assert_eq!(
-            e["adler32"].as_str().unwrap(),
-            bale_util::Adler32::of(data).to_string()
-        );
+        assert_eq!(e["adler32"].as_str().unwrap(), bale_util::Adler32::of(data).to_string());
         assert_eq!(e["path"].as_str().unwrap(), format!("/exp/run42/{rel}"));
     }
 
@@ -83,9 +73,7 @@ fn roundtrip(catalog: Catalog) {
         assert!(back == *data, "{rel} differs after the round trip");
     }
     // Nothing half-written is left next to the downloads.
-    assert!(got
-        .iter()
-        .all(|p| !p.to_string_lossy().contains(".bale-part")));
+    assert!(got.iter().all(|p| !p.to_string_lossy().contains(".bale-part")));
     assert_eq!(srv.tmp_entries(), 0);
 }
 

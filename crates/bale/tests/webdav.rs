@@ -18,10 +18,7 @@ fn tool(name: &str) -> Option<&'static str> {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !found {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{name} must be installed in CI"
-        );
+        assert!(std::env::var("CI").is_err(), "{name} must be installed in CI");
         eprintln!("skipping the {name} check: not installed");
         return None;
     }
@@ -32,12 +29,7 @@ fn setup() -> Server {
     let srv = Server::start();
     srv.run(&["mkdir", "-p", "/dav/sub dir"]);
     let http = srv.http();
-    for (name, len) in [
-        ("a.txt", 4usize),
-        ("b.bin", 5000),
-        ("empty", 0),
-        ("é ü.dat", 77),
-    ] {
+    for (name, len) in [("a.txt", 4usize), ("b.bin", 5000), ("empty", 0), ("é ü.dat", 77)] {
         let url = format!("{}/dav/{}", srv.url, name.replace(' ', "%20"));
         let r = http
             .put(url)
@@ -65,10 +57,7 @@ fn propfind_depth_1_lists_entries_with_sizes() {
     assert_eq!(xml.matches("<D:response>").count(), 6, "{xml}");
     assert!(xml.contains("<D:href>/dav/</D:href>"), "{xml}");
     assert!(xml.contains("<D:href>/dav/b.bin</D:href>"), "{xml}");
-    assert!(
-        xml.contains("<D:getcontentlength>5000</D:getcontentlength>"),
-        "{xml}"
-    );
+    assert!(xml.contains("<D:getcontentlength>5000</D:getcontentlength>"), "{xml}");
     assert!(xml.contains("<D:href>/dav/sub%20dir/</D:href>"), "{xml}");
     assert!(xml.contains("<D:collection/>"));
     assert!(xml.contains("<D:getlastmodified>") && xml.contains("<D:creationdate>"));
@@ -106,12 +95,7 @@ fn rclone_lists_and_copies() {
     let Some(rclone) = tool("rclone") else { return };
     let srv = setup();
     let remote = ":webdav:/dav";
-    let args = [
-        "--webdav-url",
-        &srv.url,
-        "--webdav-bearer-token",
-        &srv.token,
-    ];
+    let args = ["--webdav-url", &srv.url, "--webdav-bearer-token", &srv.token];
     let out = Command::new(rclone)
         .arg("lsl")
         .arg(remote)
@@ -146,8 +130,7 @@ fn rclone_lists_and_copies() {
         .output()
         .unwrap();
     assert_ok(&out, "rclone copy up");
-    let e: serde_json::Value =
-        serde_json::from_str(&srv.run(&["stat", "--json", "/dav/from-rclone/up.bin"])).unwrap();
+    let e: serde_json::Value = serde_json::from_str(&srv.run(&["stat", "--json", "/dav/from-rclone/up.bin"])).unwrap();
     assert_eq!(e["size"], 123_456);
     let down = work.path().join("down");
     let out = Command::new(rclone)
@@ -158,10 +141,7 @@ fn rclone_lists_and_copies() {
         .output()
         .unwrap();
     assert_ok(&out, "rclone copy down");
-    assert_eq!(
-        std::fs::read(down.join("up.bin")).unwrap(),
-        bytes(9, 123_456)
-    );
+    assert_eq!(std::fs::read(down.join("up.bin")).unwrap(), bytes(9, 123_456));
 }
 
 #[test]
@@ -182,10 +162,7 @@ fn davix_lists_with_sizes() {
             .find(|l| l.ends_with(name))
             .unwrap_or_else(|| panic!("{name} not in {text}"))
     };
-    assert!(
-        line("b.bin").split_whitespace().any(|w| w == "5000"),
-        "{text}"
-    );
+    assert!(line("b.bin").split_whitespace().any(|w| w == "5000"), "{text}");
     assert!(line("a.txt").split_whitespace().any(|w| w == "4"), "{text}");
     assert!(line("empty").starts_with('-'), "{text}");
 }
@@ -195,9 +172,7 @@ fn get_head_range_digest_and_access_time() {
     let srv = setup();
     let http = srv.http();
     let data = bytes(5000, 5000);
-    let stat = |p: &str| -> serde_json::Value {
-        serde_json::from_str(&srv.run(&["stat", "--json", p])).unwrap()
-    };
+    let stat = |p: &str| -> serde_json::Value { serde_json::from_str(&srv.run(&["stat", "--json", p])).unwrap() };
     let before = stat("/dav/b.bin");
 
     // HEAD and stat and listing do not count as access.
@@ -250,10 +225,7 @@ fn get_head_range_digest_and_access_time() {
             assert_eq!(now["mtime"], before["mtime"]);
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "atime never changed after a read"
-        );
+        assert!(std::time::Instant::now() < deadline, "atime never changed after a read");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // A whole empty file.
@@ -293,11 +265,7 @@ fn move_delete_mkcol() {
     };
     let id = file_id("/dav/a.txt");
     assert_eq!(mv("/dav/a.txt", "/dav/sub%20dir/a2.txt", None), 201);
-    assert_eq!(
-        file_id("/dav/sub dir/a2.txt"),
-        id,
-        "a move keeps the file id"
-    );
+    assert_eq!(file_id("/dav/sub dir/a2.txt"), id, "a move keeps the file id");
     assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("F")), 409);
     assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("T")), 204);
     assert_eq!(mv("/dav", "/dav/sub%20dir/inside", None), 409);
@@ -323,25 +291,13 @@ fn move_delete_mkcol() {
     assert_eq!(mkcol("/dav/x/y"), 409);
 
     // DELETE of a collection removes everything beneath it, and its data.
-    let r = http
-        .delete(srv.url_of("/dav"))
-        .bearer_auth(&srv.token)
-        .send()
-        .unwrap();
+    let r = http.delete(srv.url_of("/dav")).bearer_auth(&srv.token).send().unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(srv.tree(), vec![]);
     assert_eq!(local_files(&srv.data_dir().join("cache/files")).len(), 0);
-    let r = http
-        .delete(srv.url_of("/dav"))
-        .bearer_auth(&srv.token)
-        .send()
-        .unwrap();
+    let r = http.delete(srv.url_of("/dav")).bearer_auth(&srv.token).send().unwrap();
     assert_eq!(r.status(), 404);
-    let r = http
-        .delete(srv.url_of("/"))
-        .bearer_auth(&srv.token)
-        .send()
-        .unwrap();
+    let r = http.delete(srv.url_of("/")).bearer_auth(&srv.token).send().unwrap();
     assert_eq!(r.status(), 403);
 }
 
@@ -361,10 +317,7 @@ fn large_directory_listing_is_paginated() {
     let mut after: Option<String> = None;
     let mut names = Vec::new();
     loop {
-        let mut q = vec![
-            ("path", "/big/many".to_string()),
-            ("limit", "1000".to_string()),
-        ];
+        let mut q = vec![("path", "/big/many".to_string()), ("limit", "1000".to_string())];
         if let Some(a) = &after {
             q.push(("after", a.clone()));
         }
@@ -378,11 +331,7 @@ fn large_directory_listing_is_paginated() {
             .unwrap();
         let entries = page["entries"].as_array().unwrap();
         assert!(entries.len() <= 1000);
-        names.extend(
-            entries
-                .iter()
-                .map(|e| e["name"].as_str().unwrap().to_string()),
-        );
+        names.extend(entries.iter().map(|e| e["name"].as_str().unwrap().to_string()));
         match page["next"].as_str() {
             Some(n) => after = Some(n.to_string()),
             None => break,

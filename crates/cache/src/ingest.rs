@@ -28,6 +28,10 @@ pub struct StagedFile {
     pub size: u64,
     pub adler32: Adler32,
     guard: RemoveOnDrop,
+    /// The file's own fsync, started when its data was written and still
+    /// running (`fsync` mode, small files): the committer waits for it
+    /// while the catalog records the file.
+    fsync: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 impl StagedFile {
@@ -40,6 +44,15 @@ impl StagedFile {
 
     pub fn path(&self) -> &std::path::Path {
         self.guard.path()
+    }
+
+    /// Waits until the file's own data is on stable storage (its directory
+    /// entry needs [`Cache::sync_batch`] too).
+    pub async fn wait_synced(&mut self) -> io::Result<()> {
+        match self.fsync.take() {
+            Some(h) => h.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
     }
 }
 
@@ -66,16 +79,12 @@ fn finish(f: File, sync: SyncMode) -> io::Result<()> {
 }
 
 impl Cache {
-    /// Receives a body into `tmp/<id>`, computing its adler32. The data is
-    /// fsynced here in `fsync` mode; the directory entry (and in `syncfs`
-    /// mode the data) become durable with the next [`Cache::sync_batch`].
+    /// Receives a body into `tmp/<id>`, computing its adler32. In `fsync`
+    /// mode the file's fsync is started here ([`StagedFile::wait_synced`]);
+    /// the directory entry (and in `syncfs` mode the data) become durable
+    /// with the next [`Cache::sync_batch`].
     /// `declared` (a Content-Length) bounds the body: more bytes is an error.
-    pub async fn ingest<S, E>(
-        &self,
-        id: FileId,
-        mut body: S,
-        declared: Option<u64>,
-    ) -> Result<StagedFile, IngestError>
+    pub async fn ingest<S, E>(&self, id: FileId, mut body: S, declared: Option<u64>) -> Result<StagedFile, IngestError>
     where
         S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -107,22 +116,25 @@ impl Cache {
         }
 
         if !overflow {
-            // Small body: one blocking call creates, writes and syncs.
+            // Small body: one blocking call creates and writes it; the fsync
+            // (fsync mode) starts right after, and is not waited for here.
             let guard = RemoveOnDrop::new(path.clone());
-            tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let file = tokio::task::spawn_blocking(move || -> io::Result<File> {
                 let mut f = create(&path)?;
                 for c in &gathered {
                     f.write_all(c)?;
                 }
-                finish(f, sync)
+                Ok(f)
             })
             .await
             .map_err(io::Error::other)??;
+            let fsync = (sync == SyncMode::Fsync).then(|| tokio::task::spawn_blocking(move || file.sync_all()));
             return Ok(StagedFile {
                 id,
                 size,
                 adler32: hasher.finish(),
                 guard,
+                fsync,
             });
         }
 
@@ -164,6 +176,7 @@ impl Cache {
             size,
             adler32: adler?,
             guard,
+            fsync: None,
         })
     }
 }

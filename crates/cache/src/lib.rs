@@ -135,6 +135,32 @@ impl Cache {
         Err(last.expect("tried"))
     }
 
+    /// Whether the cached data of `id` is complete: `size` bytes with this
+    /// adler32. Reads the whole file; blocking. Missing data is `false`.
+    pub fn data_matches(&self, id: FileId, size: u64, adler32: bale_util::Adler32) -> io::Result<bool> {
+        use std::io::Read;
+        for p in [self.file_path(id), self.tmp_path(id)] {
+            let mut f = match std::fs::File::open(&p) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let mut h = bale_util::checksum::Adler32Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0u64;
+            loop {
+                let k = f.read(&mut buf)?;
+                if k == 0 {
+                    break;
+                }
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
+            return Ok(n == size && h.finish() == adler32);
+        }
+        Ok(false)
+    }
+
     /// Removes a file's cached data (wherever it is). Missing data is not an error.
     pub fn remove(&self, id: FileId) -> io::Result<()> {
         for p in [self.file_path(id), self.tmp_path(id)] {

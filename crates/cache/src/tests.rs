@@ -17,10 +17,11 @@ async fn roundtrip(mode: SyncMode, data: Vec<u8>, chunk: usize) {
         .chunks(chunk.max(1))
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let staged = cache
+    let mut staged = cache
         .ingest(id, futures::stream::iter(chunks), Some(data.len() as u64))
         .await
         .unwrap();
+    staged.wait_synced().await.unwrap();
     assert_eq!(staged.size, data.len() as u64);
     assert_eq!(staged.adler32, bale_util::Adler32::of(&data));
     tokio::task::spawn_blocking({
@@ -51,10 +52,8 @@ async fn broken_body_leaves_nothing() {
     let cache = Cache::open(dir.path(), SyncMode::Fsync).unwrap();
     for size in [10usize, 3 << 20] {
         let data = big(size);
-        let mut chunks: Vec<Result<Bytes, String>> = data
-            .chunks(65_536)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
+        let mut chunks: Vec<Result<Bytes, String>> =
+            data.chunks(65_536).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
         chunks.push(Err("connection reset".to_string()));
         let r = cache
             .ingest(FileId::generate(), futures::stream::iter(chunks), None)
@@ -97,10 +96,7 @@ async fn dropped_staged_file_is_removed_and_pending_lists_leftovers() {
     assert_eq!(ids, vec![kept]);
     assert_eq!(junk.len(), 1);
     cache.discard_pending(&ids, &junk).unwrap();
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-        0
-    );
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
 }
 
 #[tokio::test]

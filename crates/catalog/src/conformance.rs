@@ -10,8 +10,7 @@ use bale_util::{Adler32, NsPath, Timestamp};
 
 /// The PostgreSQL server tests use: `BALE_TEST_PG`, or the local default.
 pub fn test_postgres_base() -> String {
-    std::env::var("BALE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string())
+    std::env::var("BALE_TEST_PG").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_string())
 }
 
 /// Creates an empty schema on the test server and returns a catalog URL
@@ -21,9 +20,7 @@ pub async fn fresh_postgres() -> (String, String) {
     let schema = format!("bale_t_{}", uuid::Uuid::now_v7().simple());
     let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|e| {
-            panic!("cannot reach the test PostgreSQL at {base} (set BALE_TEST_PG): {e}")
-        });
+        .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {base} (set BALE_TEST_PG): {e}"));
     let h = tokio::spawn(conn);
     client
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
@@ -32,10 +29,7 @@ pub async fn fresh_postgres() -> (String, String) {
     drop(client);
     let _ = h.await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    (
-        format!("{base}{sep}options=-csearch_path%3D{schema}"),
-        schema,
-    )
+    (format!("{base}{sep}options=-csearch_path%3D{schema}"), schema)
 }
 
 /// Drops a schema made by [`fresh_postgres`].
@@ -89,7 +83,7 @@ fn new_file(parent: NodeId, name: &str, size: u64) -> NewFile {
 
 async fn put(c: &dyn Catalog, parent: NodeId, name: &str, size: u64) -> Node {
     let mut r = c
-        .commit_files(&[new_file(parent, name, size)])
+        .commit_files("n1", &[new_file(parent, name, size)], &[])
         .await
         .unwrap();
     r.remove(0).unwrap().node
@@ -108,6 +102,8 @@ pub async fn directories_nest(c: &dyn Catalog) {
     let a = mkdir(c, ROOT_ID, "a").await;
     let b = mkdir(c, a.id, "b").await;
     assert_eq!(c.lookup(&p("/a/b")).await.unwrap().unwrap().id, b.id);
+    assert_eq!(c.child(a.id, "b").await.unwrap().unwrap().id, b.id);
+    assert!(c.child(a.id, "nope").await.unwrap().is_none());
     assert_eq!(c.path_of(b.id).await.unwrap(), p("/a/b"));
     assert_eq!(b.parent, Some(a.id));
     assert_eq!(b.owner, "alice");
@@ -122,10 +118,7 @@ pub async fn directories_nest(c: &dyn Catalog) {
             time: t(1),
         })
         .await;
-    assert!(
-        matches!(dup, Err(CatalogError::AlreadyExists(_))),
-        "{dup:?}"
-    );
+    assert!(matches!(dup, Err(CatalogError::AlreadyExists(_))), "{dup:?}");
     let f = put(c, a.id, "f", 1).await;
     let under_file = c
         .create_dir(NewDir {
@@ -151,10 +144,7 @@ pub async fn directories_nest(c: &dyn Catalog) {
             time: t(1),
         })
         .await;
-    assert!(
-        matches!(missing, Err(CatalogError::NotFound(_))),
-        "{missing:?}"
-    );
+    assert!(matches!(missing, Err(CatalogError::NotFound(_))), "{missing:?}");
     assert!(c.lookup(&p("/a/f/x")).await.unwrap().is_none());
 }
 
@@ -167,10 +157,7 @@ pub async fn tags_inherit_at_creation(c: &dyn Catalog) {
     let top = c.set_tags(top.id, &tags).await.unwrap();
     assert_eq!(top.tags, tags);
     let sub = mkdir(c, top.id, "run1").await;
-    assert_eq!(
-        sub.tags, tags,
-        "a new subdirectory inherits its parent's tags"
-    );
+    assert_eq!(sub.tags, tags, "a new subdirectory inherits its parent's tags");
     let f = put(c, sub.id, "f1", 5).await;
     assert_eq!(f.tags, tags, "a file records the tags in force at creation");
 
@@ -184,10 +171,7 @@ pub async fn tags_inherit_at_creation(c: &dyn Catalog) {
     assert_eq!(sub2.tags.file_family.as_deref(), Some("reco"));
 
     let on_file = c.set_tags(f.id, &tags).await;
-    assert!(
-        matches!(on_file, Err(CatalogError::NotADirectory(_))),
-        "{on_file:?}"
-    );
+    assert!(matches!(on_file, Err(CatalogError::NotADirectory(_))), "{on_file:?}");
 }
 
 pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
@@ -205,25 +189,13 @@ pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
         replace,                        // exists, replace
         new_file(f.id, "b", 6),
     ];
-    let r = c.commit_files(&batch).await.unwrap();
+    let r = c.commit_files("n1", &batch, &[]).await.unwrap();
     assert_eq!(r.len(), batch.len());
     assert!(r[0].is_ok());
-    assert!(
-        matches!(r[1], Err(CatalogError::AlreadyExists(_))),
-        "{:?}",
-        r[1]
-    );
+    assert!(matches!(r[1], Err(CatalogError::AlreadyExists(_))), "{:?}", r[1]);
     assert!(matches!(r[2], Err(CatalogError::NotFound(_))), "{:?}", r[2]);
-    assert!(
-        matches!(r[3], Err(CatalogError::IsADirectory(_))),
-        "{:?}",
-        r[3]
-    );
-    assert!(
-        matches!(r[4], Err(CatalogError::AlreadyExists(_))),
-        "{:?}",
-        r[4]
-    );
+    assert!(matches!(r[3], Err(CatalogError::IsADirectory(_))), "{:?}", r[3]);
+    assert!(matches!(r[4], Err(CatalogError::AlreadyExists(_))), "{:?}", r[4]);
     let rep = r[5].as_ref().unwrap();
     assert_eq!(rep.replaced.len(), 1);
     assert_eq!(rep.replaced[0].size, 3);
@@ -238,11 +210,7 @@ pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
     let e = c.lookup(&p("/d/exists")).await.unwrap().unwrap();
     assert_eq!(e.size, 7);
     assert_eq!(
-        c.node_by_file_id(batch[6].file_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
+        c.node_by_file_id(batch[6].file_id).await.unwrap().unwrap().id,
         c.lookup(&p("/sub/b")).await.unwrap().unwrap().id
     );
     assert!(c.node_by_file_id(batch[1].file_id).await.unwrap().is_none());
@@ -258,7 +226,7 @@ pub async fn listing_pages_in_byte_order(c: &dyn Catalog) {
     let mut names: Vec<String> = (0..57).map(|i| format!("f{i:03}")).collect();
     names.extend(["B", "a", "Z", "_x", "é", "ß", "~"].map(String::from));
     let batch: Vec<NewFile> = names.iter().map(|n| new_file(d.id, n, 1)).collect();
-    for r in c.commit_files(&batch).await.unwrap() {
+    for r in c.commit_files("n1", &batch, &[]).await.unwrap() {
         r.unwrap();
     }
     mkdir(c, d.id, "adir").await;
@@ -342,10 +310,7 @@ pub async fn rename_rules(c: &dyn Catalog) {
     let e = c.rename(f.id, other.id, "g", false).await;
     assert!(matches!(e, Err(CatalogError::AlreadyExists(_))), "{e:?}");
     let over = c.rename(f.id, other.id, "g", true).await.unwrap();
-    assert_eq!(
-        over.replaced.iter().map(|n| n.id).collect::<Vec<_>>(),
-        vec![g.id]
-    );
+    assert_eq!(over.replaced.iter().map(|n| n.id).collect::<Vec<_>>(), vec![g.id]);
     assert_eq!(c.lookup(&p("/other/g")).await.unwrap().unwrap().id, f.id);
 
     let e = c.rename(a.id, b.id, "loop", false).await;
@@ -359,10 +324,7 @@ pub async fn rename_rules(c: &dyn Catalog) {
 
     // Moving a directory moves its subtree.
     c.rename(a.id, other.id, "ma2", false).await.unwrap();
-    assert_eq!(
-        c.lookup(&p("/other/ma2/mb")).await.unwrap().unwrap().id,
-        b.id
-    );
+    assert_eq!(c.lookup(&p("/other/ma2/mb")).await.unwrap().unwrap().id, b.id);
     assert_eq!(c.path_of(b.id).await.unwrap(), p("/other/ma2/mb"));
 }
 
@@ -371,9 +333,7 @@ pub async fn access_time_moves_forward(c: &dyn Catalog) {
     assert_eq!(f.atime, t(20));
     c.record_access(&[(f.id, t(30))]).await.unwrap();
     assert_eq!(c.node(f.id).await.unwrap().unwrap().atime, t(30));
-    c.record_access(&[(f.id, t(25)), (999_999, t(40))])
-        .await
-        .unwrap();
+    c.record_access(&[(f.id, t(25)), (999_999, t(40))]).await.unwrap();
     let n = c.node(f.id).await.unwrap().unwrap();
     assert_eq!(n.atime, t(30), "never moves back");
     assert_eq!(n.mtime, t(20), "reading does not modify");
@@ -393,12 +353,51 @@ pub async fn attrs_change(c: &dyn Catalog) {
         )
         .await
         .unwrap();
-    assert_eq!(
-        (n.owner.as_str(), n.group.as_str(), n.mode),
-        ("bob", "phys", 0o700)
-    );
+    assert_eq!((n.owner.as_str(), n.group.as_str(), n.mode), ("bob", "phys", 0o700));
     let e = c.set_attrs(999_999, &AttrChange::default()).await;
     assert!(matches!(e, Err(CatalogError::NotFound(_))), "{e:?}");
+}
+
+pub async fn landing_notes(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "land").await;
+    let a = new_file(d.id, "a", 1);
+    let b = new_file(d.id, "b", 2);
+    let dup = new_file(d.id, "a", 3);
+    let r = c.commit_files("n1", &[a.clone(), b.clone(), dup], &[]).await.unwrap();
+    assert!(r[2].is_err());
+    let other = new_file(d.id, "c", 4);
+    c.commit_files("n2", std::slice::from_ref(&other), &[]).await.unwrap();
+
+    // Only recorded files are noted, per cache node.
+    let l = c.landing_files("n1").await.unwrap();
+    let mut ids: Vec<FileId> = l.iter().map(|x| x.0).collect();
+    ids.sort();
+    let mut want = vec![a.file_id, b.file_id];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(l.iter().all(|(_, n)| n.is_some()));
+    assert_eq!(c.landing_files("n2").await.unwrap().len(), 1);
+
+    // A later commit settles earlier files; a removed file shows as None.
+    let e = new_file(d.id, "e", 5);
+    c.commit_files("n1", std::slice::from_ref(&e), &[a.file_id])
+        .await
+        .unwrap();
+    let bnode = c.lookup(&p("/land/b")).await.unwrap().unwrap();
+    c.remove(bnode.id, false, None).await.unwrap();
+    let l = c.landing_files("n1").await.unwrap();
+    assert_eq!(l.len(), 2);
+    for (id, n) in &l {
+        if *id == b.file_id {
+            assert!(n.is_none());
+        } else {
+            assert_eq!(*id, e.file_id);
+            assert_eq!(n.as_ref().unwrap().name, "e");
+        }
+    }
+    c.settle_files(&[b.file_id, e.file_id]).await.unwrap();
+    c.settle_files(&[]).await.unwrap();
+    assert!(c.landing_files("n1").await.unwrap().is_empty());
 }
 
 pub async fn tokens_lifecycle(c: &dyn Catalog) {
@@ -412,22 +411,13 @@ pub async fn tokens_lifecycle(c: &dyn Catalog) {
         comment: "laptop".into(),
     };
     let info = c.create_token(&tok).await.unwrap();
-    assert_eq!(
-        (info.user.as_str(), info.admin, info.revoked),
-        ("alice", false, None)
-    );
+    assert_eq!((info.user.as_str(), info.admin, info.revoked), ("alice", false, None));
     let dup = c.create_token(&tok).await;
-    assert!(
-        matches!(dup, Err(CatalogError::AlreadyExists(_))),
-        "{dup:?}"
-    );
+    assert!(matches!(dup, Err(CatalogError::AlreadyExists(_))), "{dup:?}");
     assert_eq!(c.token_by_hash("h1").await.unwrap().unwrap().id, "tok1");
     assert!(c.token_by_hash("h2").await.unwrap().is_none());
     assert!(c.revoke_token("tok1", t(2)).await.unwrap());
-    assert!(
-        !c.revoke_token("tok1", t(3)).await.unwrap(),
-        "already revoked"
-    );
+    assert!(!c.revoke_token("tok1", t(3)).await.unwrap(), "already revoked");
     assert!(!c.revoke_token("nope", t(3)).await.unwrap());
     assert!(c.token_by_hash("h1").await.unwrap().is_none());
     let all = c.list_tokens().await.unwrap();
@@ -448,11 +438,7 @@ pub async fn deep_paths(c: &dyn Catalog) {
     let full = format!("{path}/leaf");
     assert_eq!(c.lookup(&p(&full)).await.unwrap().unwrap().id, f.id);
     assert_eq!(c.path_of(f.id).await.unwrap(), p(&full));
-    assert!(c
-        .lookup(&p(&format!("{path}/nope/leaf")))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(c.lookup(&p(&format!("{path}/nope/leaf"))).await.unwrap().is_none());
 }
 
 /// Commits from many tasks at once end with every file recorded exactly once.
@@ -463,11 +449,8 @@ pub async fn concurrent_commits(c: std::sync::Arc<dyn Catalog>) {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                let batch = vec![
-                    new_file(d.id, &format!("w{w}-{i}"), 1),
-                    new_file(d.id, "shared", 1),
-                ];
-                c.commit_files(&batch).await.unwrap();
+                let batch = vec![new_file(d.id, &format!("w{w}-{i}"), 1), new_file(d.id, "shared", 1)];
+                c.commit_files("n1", &batch, &[]).await.unwrap();
             }
         }));
     }

@@ -38,6 +38,9 @@ pub trait Catalog: Send + Sync + 'static {
     /// The node at `path`, if any.
     async fn lookup(&self, path: &NsPath) -> Result<Option<Node>>;
 
+    /// The entry `name` in directory `dir`, if any.
+    async fn child(&self, dir: NodeId, name: &str) -> Result<Option<Node>>;
+
     /// The node with this id, if any.
     async fn node(&self, id: NodeId) -> Result<Option<Node>>;
 
@@ -58,28 +61,29 @@ pub trait Catalog: Send + Sync + 'static {
     /// file succeeds or fails on its own (a name taken, a parent gone); the
     /// outer error means the whole batch failed and nothing was recorded.
     /// A file records its parent's tags as they are at commit.
-    async fn commit_files(&self, files: &[NewFile]) -> Result<Vec<Result<Committed>>>;
+    ///
+    /// Every recorded file is also noted as *landing* on cache node `node`:
+    /// its data may become durable only after this transaction (the
+    /// committer syncs data and catalog concurrently). The same transaction
+    /// clears the notes of `settled` files, whose data is durable now.
+    async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>>;
+
+    /// Files noted as landing on cache node `node`, with their namespace
+    /// nodes (`None` if removed since). Recovery checks their data.
+    async fn landing_files(&self, node: &str) -> Result<Vec<(FileId, Option<Node>)>>;
+
+    /// Clears landing notes.
+    async fn settle_files(&self, ids: &[FileId]) -> Result<()>;
 
     /// Removes a node. A non-empty directory needs `recursive`. With
     /// `only_owner`, every removed node must belong to that user or nothing
     /// is removed. Returns the removed file nodes (their data can go).
-    async fn remove(
-        &self,
-        id: NodeId,
-        recursive: bool,
-        only_owner: Option<&str>,
-    ) -> Result<Vec<Node>>;
+    async fn remove(&self, id: NodeId, recursive: bool, only_owner: Option<&str>) -> Result<Vec<Node>>;
 
     /// Moves and/or renames a node. With `overwrite`, a file or an empty
     /// directory at the destination is replaced; its removed file nodes are
     /// returned in `replaced`.
-    async fn rename(
-        &self,
-        id: NodeId,
-        new_parent: NodeId,
-        new_name: &str,
-        overwrite: bool,
-    ) -> Result<Committed>;
+    async fn rename(&self, id: NodeId, new_parent: NodeId, new_name: &str, overwrite: bool) -> Result<Committed>;
 
     /// Replaces the tags of a directory. Only directories created later
     /// inherit them; files record the tags in force when they are created.
@@ -111,8 +115,6 @@ pub async fn open(spec: &str) -> Result<DynCatalog> {
         Ok(Arc::new(PostgresCatalog::connect(spec).await?))
     } else {
         let path = spec.strip_prefix("sqlite:").unwrap_or(spec);
-        Ok(Arc::new(
-            SqliteCatalog::open(std::path::Path::new(path)).await?,
-        ))
+        Ok(Arc::new(SqliteCatalog::open(std::path::Path::new(path)).await?))
     }
 }

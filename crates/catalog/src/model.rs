@@ -59,10 +59,7 @@ impl Tags {
     /// Sets (`Some`) or clears (`None`) one tag by name, validating the value.
     pub fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), String> {
         if let Some(v) = value {
-            if v.is_empty()
-                || v.len() > MAX_TAG_LEN
-                || v.chars().any(|c| c.is_control() || c == '/')
-            {
+            if v.is_empty() || v.len() > MAX_TAG_LEN || v.chars().any(|c| c.is_control() || c == '/') {
                 return Err(format!(
                     "invalid value {v:?} for tag {key}: 1 to {MAX_TAG_LEN} bytes, no '/' or control characters"
                 ));
@@ -81,8 +78,8 @@ impl Tags {
                         Ok(n) if (1..=1000).contains(&n) => Some(n),
                         _ => {
                             return Err(format!(
-                            "file_family_width must be a whole number from 1 to 1000, not {v:?}"
-                        ))
+                                "file_family_width must be a whole number from 1 to 1000, not {v:?}"
+                            ))
                         }
                     },
                 }

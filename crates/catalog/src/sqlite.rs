@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 const READERS: usize = 4;
 
 /// Additive migrations; each runs once, in order, in its own transaction.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE nodes (
     id INTEGER PRIMARY KEY,
     parent INTEGER REFERENCES nodes(id),
@@ -52,10 +53,17 @@ CREATE TABLE tokens (
     revoked INTEGER,
     comment TEXT NOT NULL DEFAULT ''
 );
-"#];
+"#,
+    r#"
+CREATE TABLE landing (
+    file_id TEXT PRIMARY KEY,
+    node TEXT NOT NULL
+);
+CREATE INDEX landing_node ON landing(node);
+"#,
+];
 
-const NODE_COLS: &str =
-    "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+const NODE_COLS: &str = "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
      storage_group, file_family, file_family_width, wrapper, library";
 
 fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
@@ -118,11 +126,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-        [],
-        |r| r.get(0),
-    )?;
+    let current: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
     if current as usize > MIGRATIONS.len() {
         return Err(CatalogError::backend(
             format!(
@@ -135,10 +139,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            [i as i64 + 1],
-        )?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
         tx.commit()?;
     }
     Ok(())
@@ -149,9 +150,8 @@ impl SqliteCatalog {
     pub async fn open(path: &Path) -> Result<SqliteCatalog> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            let mut writer = Connection::open(&path).map_err(|e| {
-                CatalogError::backend(format!("cannot open {}: {e}", path.display()), false)
-            })?;
+            let mut writer = Connection::open(&path)
+                .map_err(|e| CatalogError::backend(format!("cannot open {}: {e}", path.display()), false))?;
             configure(&writer)?;
             migrate(&mut writer)?;
             let mut readers = Vec::with_capacity(READERS);
@@ -169,10 +169,7 @@ impl SqliteCatalog {
         .await?
     }
 
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let readers = self.readers.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let run = move || {
@@ -219,9 +216,7 @@ fn get_child(c: &Connection, parent: NodeId, name: &str) -> Result<Option<Node>>
     let mut st = c.prepare_cached(&format!(
         "SELECT {NODE_COLS} FROM nodes WHERE parent = ?1 AND name = ?2"
     ))?;
-    Ok(st
-        .query_row(params![parent, name], node_from_row)
-        .optional()?)
+    Ok(st.query_row(params![parent, name], node_from_row).optional()?)
 }
 
 fn has_children(c: &Connection, id: NodeId) -> Result<bool> {
@@ -250,8 +245,7 @@ fn path_of(c: &Connection, id: NodeId) -> Result<NsPath> {
 }
 
 fn dir_for_child(c: &Connection, parent: NodeId) -> Result<Node> {
-    let p =
-        get_node(c, parent)?.ok_or_else(|| CatalogError::NotFound("parent directory".into()))?;
+    let p = get_node(c, parent)?.ok_or_else(|| CatalogError::NotFound("parent directory".into()))?;
     if !p.is_dir() {
         return Err(CatalogError::NotADirectory(format!("parent {:?}", p.name)));
     }
@@ -278,6 +272,14 @@ fn delete_nodes(c: &Connection, nodes: &[Node]) -> Result<()> {
     let mut st = c.prepare_cached("DELETE FROM nodes WHERE id = ?1")?;
     for n in nodes.iter().rev() {
         st.execute([n.id])?;
+    }
+    Ok(())
+}
+
+fn settle(tx: &Transaction<'_>, ids: &[FileId]) -> Result<()> {
+    let mut st = tx.prepare_cached("DELETE FROM landing WHERE file_id = ?1")?;
+    for id in ids {
+        st.execute([id.to_string()])?;
     }
     Ok(())
 }
@@ -332,8 +334,7 @@ impl Catalog for SqliteCatalog {
     async fn lookup(&self, path: &NsPath) -> Result<Option<Node>> {
         let path = path.clone();
         self.read(move |c| {
-            let mut cur = get_node(c, ROOT_ID)?
-                .ok_or_else(|| CatalogError::backend("root missing", false))?;
+            let mut cur = get_node(c, ROOT_ID)?.ok_or_else(|| CatalogError::backend("root missing", false))?;
             for comp in path.components() {
                 match get_child(c, cur.id, comp)? {
                     Some(n) => cur = n,
@@ -349,13 +350,15 @@ impl Catalog for SqliteCatalog {
         self.read(move |c| get_node(c, id)).await
     }
 
+    async fn child(&self, dir: NodeId, name: &str) -> Result<Option<Node>> {
+        let name = name.to_string();
+        self.read(move |c| get_child(c, dir, &name)).await
+    }
+
     async fn node_by_file_id(&self, file_id: FileId) -> Result<Option<Node>> {
         self.read(move |c| {
-            let mut st =
-                c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;
-            Ok(st
-                .query_row([file_id.to_string()], node_from_row)
-                .optional()?)
+            let mut st = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;
+            Ok(st.query_row([file_id.to_string()], node_from_row).optional()?)
         })
         .await
     }
@@ -408,16 +411,25 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn commit_files(&self, files: &[NewFile]) -> Result<Vec<Result<Committed>>> {
+    async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>> {
         let files = files.to_vec();
+        let settled = settled.to_vec();
+        let node = node.to_string();
         self.write(move |tx| {
+            settle(tx, &settled)?;
+            let mut note = tx.prepare_cached("INSERT OR REPLACE INTO landing (file_id, node) VALUES (?1, ?2)")?;
             let mut out = Vec::with_capacity(files.len());
             for f in &files {
                 match commit_one(tx, f) {
                     Err(CatalogError::Backend { message, retryable }) => {
                         return Err(CatalogError::Backend { message, retryable })
                     }
-                    r => out.push(r),
+                    r => {
+                        if r.is_ok() {
+                            note.execute(params![f.file_id.to_string(), node])?;
+                        }
+                        out.push(r)
+                    }
                 }
             }
             Ok(out)
@@ -425,21 +437,39 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn remove(
-        &self,
-        id: NodeId,
-        recursive: bool,
-        only_owner: Option<&str>,
-    ) -> Result<Vec<Node>> {
+    async fn landing_files(&self, node: &str) -> Result<Vec<(FileId, Option<Node>)>> {
+        let node = node.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT file_id FROM landing WHERE node = ?1 ORDER BY file_id")?;
+            let ids: Vec<String> = st.query_map([node], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut by_id = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let n = by_id.query_row([&id], node_from_row).optional()?;
+                if let Some(fid) = FileId::parse(&id) {
+                    out.push((fid, n));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn settle_files(&self, ids: &[FileId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = ids.to_vec();
+        self.write(move |tx| settle(tx, &ids)).await
+    }
+
+    async fn remove(&self, id: NodeId, recursive: bool, only_owner: Option<&str>) -> Result<Vec<Node>> {
         let only_owner = only_owner.map(str::to_string);
         self.write(move |tx| {
             if id == ROOT_ID {
-                return Err(CatalogError::Invalid(
-                    "the root directory cannot be removed".into(),
-                ));
+                return Err(CatalogError::Invalid("the root directory cannot be removed".into()));
             }
-            let node =
-                get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            let node = get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
             let nodes = if node.is_dir() && has_children(tx, id)? {
                 if !recursive {
                     return Err(CatalogError::NotEmpty(node.name));
@@ -462,31 +492,20 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn rename(
-        &self,
-        id: NodeId,
-        new_parent: NodeId,
-        new_name: &str,
-        overwrite: bool,
-    ) -> Result<Committed> {
+    async fn rename(&self, id: NodeId, new_parent: NodeId, new_name: &str, overwrite: bool) -> Result<Committed> {
         let new_name = new_name.to_string();
         self.write(move |tx| {
             if id == ROOT_ID {
-                return Err(CatalogError::Invalid(
-                    "the root directory cannot be moved".into(),
-                ));
+                return Err(CatalogError::Invalid("the root directory cannot be moved".into()));
             }
-            let node =
-                get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            let node = get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
             dir_for_child(tx, new_parent)?;
             if node.is_dir() {
                 // The destination must not lie inside the directory being moved.
                 let mut cur = Some(new_parent);
                 while let Some(c) = cur {
                     if c == id {
-                        return Err(CatalogError::Invalid(
-                            "cannot move a directory beneath itself".into(),
-                        ));
+                        return Err(CatalogError::Invalid("cannot move a directory beneath itself".into()));
                     }
                     cur = get_node(tx, c)?.and_then(|n| n.parent);
                 }
@@ -544,8 +563,7 @@ impl Catalog for SqliteCatalog {
     async fn set_attrs(&self, id: NodeId, a: &AttrChange) -> Result<Node> {
         let a = a.clone();
         self.write(move |tx| {
-            let n =
-                get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            let n = get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
             tx.execute(
                 "UPDATE nodes SET owner = ?1, grp = ?2, mode = ?3 WHERE id = ?4",
                 params![
@@ -566,8 +584,7 @@ impl Catalog for SqliteCatalog {
         }
         let touches = touches.to_vec();
         self.write(move |tx| {
-            let mut st =
-                tx.prepare_cached("UPDATE nodes SET atime = ?2 WHERE id = ?1 AND atime < ?2")?;
+            let mut st = tx.prepare_cached("UPDATE nodes SET atime = ?2 WHERE id = ?1 AND atime < ?2")?;
             for (id, t) in &touches {
                 st.execute(params![id, t.0])?;
             }
@@ -582,15 +599,7 @@ impl Catalog for SqliteCatalog {
             let inserted = tx.execute(
                 "INSERT INTO tokens (id, hash, user_name, grp, admin, created, comment) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-                params![
-                    t.id,
-                    t.hash,
-                    t.user,
-                    t.group,
-                    t.admin as i64,
-                    t.created.0,
-                    t.comment
-                ],
+                params![t.id, t.hash, t.user, t.group, t.admin as i64, t.created.0, t.comment],
             )?;
             if inserted == 0 {
                 return Err(CatalogError::AlreadyExists(format!("token {}", t.id)));
@@ -628,9 +637,7 @@ impl Catalog for SqliteCatalog {
 
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"
-            ))?;
+            let mut st = c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"))?;
             let rows = st.query_map([], token_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })

@@ -20,9 +20,7 @@ impl Fixture {
 
 async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let cat = SqliteCatalog::open(&dir.path().join("catalog.sqlite"))
-        .await
-        .unwrap();
+    let cat = SqliteCatalog::open(&dir.path().join("catalog.sqlite")).await.unwrap();
     Fixture {
         catalog: Arc::new(cat),
         _dir: Some(dir),
@@ -80,6 +78,7 @@ both!(
     access_time_moves_forward,
     attrs_change,
     tokens_lifecycle,
+    landing_notes,
     deep_paths,
 );
 
@@ -93,10 +92,7 @@ async fn sqlite_reopen_keeps_commits() {
         conformance::directories_nest(&c).await;
     }
     let c = SqliteCatalog::open(&path).await.unwrap();
-    let n = c
-        .lookup(&bale_util::NsPath::parse("/a/b").unwrap())
-        .await
-        .unwrap();
+    let n = c.lookup(&bale_util::NsPath::parse("/a/b").unwrap()).await.unwrap();
     assert!(n.is_some());
 }
 

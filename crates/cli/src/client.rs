@@ -9,11 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Characters kept as they are in a URL path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[derive(Clone)]
 pub struct Client {
@@ -60,29 +56,13 @@ impl Client {
         self.http.request(method, url).bearer_auth(&self.token)
     }
 
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T> {
-        let r = self
-            .request(Method::GET, &self.api(endpoint))
-            .query(query)
-            .send()
-            .await;
+    pub async fn get_json<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T> {
+        let r = self.request(Method::GET, &self.api(endpoint)).query(query).send().await;
         decode(check(r, endpoint).await?).await
     }
 
-    pub async fn post_json<T: DeserializeOwned>(
-        &self,
-        endpoint: &str,
-        body: &impl Serialize,
-    ) -> Result<T> {
-        let r = self
-            .request(Method::POST, &self.api(endpoint))
-            .json(body)
-            .send()
-            .await;
+    pub async fn post_json<T: DeserializeOwned>(&self, endpoint: &str, body: &impl Serialize) -> Result<T> {
+        let r = self.request(Method::POST, &self.api(endpoint)).json(body).send().await;
         decode(check(r, endpoint).await?).await
     }
 
@@ -104,12 +84,7 @@ impl Client {
         decode(check(Ok(r), path).await?).await.map(Some)
     }
 
-    pub async fn list_page(
-        &self,
-        path: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<ListPage> {
+    pub async fn list_page(&self, path: &str, after: Option<&str>, limit: usize) -> Result<ListPage> {
         let limit = limit.to_string();
         let mut q = vec![("path", path), ("limit", limit.as_str())];
         if let Some(a) = after {
@@ -119,11 +94,7 @@ impl Client {
     }
 
     /// Calls `each` for every entry of a directory, page by page.
-    pub async fn list_all(
-        &self,
-        path: &str,
-        mut each: impl FnMut(Entry) -> Result<()>,
-    ) -> Result<()> {
+    pub async fn list_all(&self, path: &str, mut each: impl FnMut(Entry) -> Result<()>) -> Result<()> {
         let mut after: Option<String> = None;
         loop {
             let page = self.list_page(path, after.as_deref(), 5000).await?;

@@ -17,12 +17,7 @@ pub use client::Client;
 #[command(name = "bale", version, about, propagate_version = true)]
 pub struct Cli {
     /// The bale server to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "BALE_SERVER",
-        default_value = "http://127.0.0.1:8742"
-    )]
+    #[arg(long, global = true, env = "BALE_SERVER", default_value = "http://127.0.0.1:8742")]
     server: String,
     /// API token. Defaults to the admin token in ./bale-data/admin.token.
     #[arg(long, global = true, env = "BALE_TOKEN", hide_env_values = true)]
@@ -92,10 +87,7 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BALE_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BALE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let rt = match tokio::runtime::Runtime::new() {

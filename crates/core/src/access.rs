@@ -20,9 +20,8 @@ impl AccessLog {
 
     /// Writes what was recorded since the last flush.
     pub(crate) async fn flush(&self, catalog: &DynCatalog) {
-        let touches: Vec<(NodeId, Timestamp)> = std::mem::take(&mut *self.pending.lock().unwrap())
-            .into_iter()
-            .collect();
+        let touches: Vec<(NodeId, Timestamp)> =
+            std::mem::take(&mut *self.pending.lock().unwrap()).into_iter().collect();
         if touches.is_empty() {
             return;
         }

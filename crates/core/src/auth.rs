@@ -32,10 +32,7 @@ impl Principal {
         if self.admin {
             Ok(())
         } else {
-            Err(Error::Forbidden(format!(
-                "user {} is not an administrator",
-                self.user
-            )))
+            Err(Error::Forbidden(format!("user {} is not an administrator", self.user)))
         }
     }
 }
@@ -45,9 +42,7 @@ pub fn validate_account_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -77,17 +72,13 @@ impl Auth {
     /// The principal of an `Authorization` header value.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal> {
         let header = header.ok_or_else(|| {
-            Error::Unauthorized(
-                "missing Authorization header: send 'Authorization: Bearer <token>'".into(),
-            )
+            Error::Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'".into())
         })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
-            .ok_or_else(|| {
-                Error::Unauthorized("Authorization must use the Bearer scheme".into())
-            })?;
+            .ok_or_else(|| Error::Unauthorized("Authorization must use the Bearer scheme".into()))?;
         let hash = hash_token(token);
         if let Some((p, at)) = self.cache.lock().unwrap().get(&hash) {
             if at.elapsed() < CACHE_TTL {
@@ -114,13 +105,7 @@ impl Auth {
     }
 
     /// Issues a new token; returns the secret (shown once) and its record.
-    pub async fn create(
-        &self,
-        user: &str,
-        group: &str,
-        admin: bool,
-        comment: &str,
-    ) -> Result<(String, TokenInfo)> {
+    pub async fn create(&self, user: &str, group: &str, admin: bool, comment: &str) -> Result<(String, TokenInfo)> {
         validate_account_name("user", user)?;
         validate_account_name("group", group)?;
         let (id, secret) = {

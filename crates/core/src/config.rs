@@ -117,10 +117,7 @@ dir_mode = 0o755
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
@@ -149,9 +146,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.ingest.max_batch == 0 {
-            return Err(ConfigError::Invalid(
-                "ingest.max_batch must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("ingest.max_batch must be at least 1".into()));
         }
         if self.namespace.file_mode > 0o7777 || self.namespace.dir_mode > 0o7777 {
             return Err(ConfigError::Invalid(
@@ -246,9 +241,6 @@ mod tests {
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(
-            shown.contains("postgres://bale:***@db:5432/bale"),
-            "{shown}"
-        );
+        assert!(shown.contains("postgres://bale:***@db:5432/bale"), "{shown}");
     }
 }

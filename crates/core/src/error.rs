@@ -49,16 +49,12 @@ impl From<CatalogError> for Error {
             CatalogError::IsADirectory(m) => Error::Conflict(format!("{m} is a directory")),
             CatalogError::NotEmpty(m) => Error::Conflict(format!("directory {m} is not empty")),
             CatalogError::Invalid(m) => Error::Conflict(m),
-            CatalogError::PermissionDenied(m) => {
-                Error::Forbidden(format!("permission denied: {m}"))
-            }
+            CatalogError::PermissionDenied(m) => Error::Forbidden(format!("permission denied: {m}")),
             CatalogError::Backend {
                 message,
                 retryable: true,
             } => Error::Unavailable(format!("catalog temporarily unavailable: {message}")),
-            CatalogError::Backend { message, .. } => {
-                Error::Internal(format!("catalog error: {message}"))
-            }
+            CatalogError::Backend { message, .. } => Error::Internal(format!("catalog error: {message}")),
         }
     }
 }

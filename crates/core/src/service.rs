@@ -52,6 +52,8 @@ pub struct Listing {
 }
 
 pub struct Service {
+    /// This node's id: names its cache in the catalog.
+    node: String,
     config: Config,
     catalog: DynCatalog,
     cache: Cache,
@@ -70,25 +72,20 @@ impl Service {
     /// Opens the catalog and cache, finishes what a crash interrupted, and
     /// starts the background tasks.
     pub async fn start(config: Config) -> Result<Arc<Service>> {
-        config
-            .validate()
-            .map_err(|e| Error::BadRequest(e.to_string()))?;
-        create_dir_all_durable(&config.data_dir).map_err(|e| {
-            Error::Internal(format!(
-                "cannot create data dir {}: {e}",
-                config.data_dir.display()
-            ))
-        })?;
+        config.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
+        create_dir_all_durable(&config.data_dir)
+            .map_err(|e| Error::Internal(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
         let catalog = bale_catalog::open(&config.catalog_spec()).await?;
         let sync = match config.ingest.sync {
             SyncModeConfig::Fsync => SyncMode::Fsync,
             SyncModeConfig::Syncfs => SyncMode::Syncfs,
         };
         let cache = Cache::open(&config.cache_dir(), sync).map_err(io_err("cannot open cache"))?;
-        recover(&catalog, &cache).await?;
+        let node = node_id(&config)?;
+        recover(&catalog, &cache, &node).await?;
 
         let (committer, commit_task) =
-            Committer::spawn(catalog.clone(), cache.clone(), config.ingest.max_batch);
+            Committer::spawn(catalog.clone(), cache.clone(), node.clone(), config.ingest.max_batch);
         let access = Arc::new(AccessLog::default());
         let stop = Arc::new(Notify::new());
         let flusher = {
@@ -104,6 +101,7 @@ impl Service {
             })
         };
         let svc = Arc::new(Service {
+            node,
             auth: Auth::new(catalog.clone()),
             config,
             catalog,
@@ -128,6 +126,11 @@ impl Service {
         for t in tasks.into_iter().take(1) {
             let _ = t.await;
         }
+    }
+
+    /// This node's id (`<data_dir>/node.id`).
+    pub fn node_id(&self) -> &str {
+        &self.node
     }
 
     pub fn config(&self) -> &Config {
@@ -174,10 +177,11 @@ impl Service {
         let parent = path
             .parent()
             .ok_or_else(|| Error::Conflict("the root directory cannot be replaced".into()))?;
-        let node =
-            self.catalog.lookup(&parent).await?.ok_or_else(|| {
-                Error::Conflict(format!("parent directory {parent} does not exist"))
-            })?;
+        let node = self
+            .catalog
+            .lookup(&parent)
+            .await?
+            .ok_or_else(|| Error::Conflict(format!("parent directory {parent} does not exist")))?;
         if !node.is_dir() {
             return Err(Error::Conflict(format!("{parent} is not a directory")));
         }
@@ -188,13 +192,7 @@ impl Service {
         self.lookup(path).await
     }
 
-    pub async fn list(
-        &self,
-        who: &Principal,
-        path: &NsPath,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Listing> {
+    pub async fn list(&self, who: &Principal, path: &NsPath, after: Option<&str>, limit: usize) -> Result<Listing> {
         let node = self.lookup(path).await?;
         if !node.is_dir() {
             return Ok(Listing {
@@ -212,11 +210,7 @@ impl Service {
         } else {
             None
         };
-        Ok(Listing {
-            node,
-            entries,
-            next,
-        })
+        Ok(Listing { node, entries, next })
     }
 
     pub async fn mkdir(&self, who: &Principal, path: &NsPath, opts: &MkdirOptions) -> Result<Node> {
@@ -233,9 +227,7 @@ impl Service {
         }
         let mode = opts.mode.unwrap_or(self.config.namespace.dir_mode);
         if mode > 0o7777 {
-            return Err(Error::BadRequest(format!(
-                "invalid mode {mode:o}: at most 7777"
-            )));
+            return Err(Error::BadRequest(format!("invalid mode {mode:o}: at most 7777")));
         }
         check_reserved(path)?;
         if path.is_root() {
@@ -251,22 +243,14 @@ impl Service {
         };
         if !opts.parents {
             let (parent_path, parent) = self.parent_dir(path).await?;
-            require(
-                who,
-                &parent,
-                W | X,
-                "create entries in",
-                parent_path.as_str(),
-            )?;
+            require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
             let name = path.name().expect("not root");
             return self
                 .catalog
                 .create_dir(new_dir(&parent, name))
                 .await
                 .map_err(|e| match e {
-                    CatalogError::AlreadyExists(_) => {
-                        Error::Exists(format!("{path} already exists"))
-                    }
+                    CatalogError::AlreadyExists(_) => Error::Exists(format!("{path} already exists")),
                     e => e.into(),
                 });
         }
@@ -287,9 +271,7 @@ impl Service {
                 }
             };
             if !next.is_dir() {
-                return Err(Error::Conflict(format!(
-                    "{next_path} exists and is not a directory"
-                )));
+                return Err(Error::Conflict(format!("{next_path} exists and is not a directory")));
             }
             cur = next;
             cur_path = next_path;
@@ -298,27 +280,16 @@ impl Service {
     }
 
     /// Receives a file. Returns only once its data and catalog row are durable.
-    pub async fn put<S, E>(
-        &self,
-        who: &Principal,
-        path: &NsPath,
-        opts: &PutOptions,
-        body: S,
-    ) -> Result<Node>
+    pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
     where
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         check_reserved(path)?;
         let (parent_path, parent) = self.parent_dir(path).await?;
-        require(
-            who,
-            &parent,
-            W | X,
-            "create entries in",
-            parent_path.as_str(),
-        )?;
-        if let Some(existing) = self.catalog.lookup(path).await? {
+        require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
+        let name = path.name().expect("not root");
+        if let Some(existing) = self.catalog.child(parent.id, name).await? {
             if existing.is_dir() {
                 return Err(Error::Conflict(format!("{path} is a directory")));
             }
@@ -357,7 +328,7 @@ impl Service {
         }
         let file = NewFile {
             parent: parent.id,
-            name: path.name().expect("not root").to_string(),
+            name: name.to_string(),
             file_id: id,
             owner: who.user.clone(),
             group: who.group.clone(),
@@ -367,16 +338,10 @@ impl Service {
             time: Timestamp::now(),
             replace: opts.overwrite,
         };
-        let committed = self
-            .committer
-            .commit(file, staged)
-            .await
-            .map_err(|e| match e {
-                Error::Exists(_) => {
-                    Error::Exists(format!("{path} was created by another request meanwhile"))
-                }
-                e => e,
-            })?;
+        let committed = self.committer.commit(file, staged).await.map_err(|e| match e {
+            Error::Exists(_) => Error::Exists(format!("{path} was created by another request meanwhile")),
+            e => e,
+        })?;
         Ok(committed.node)
     }
 
@@ -392,11 +357,10 @@ impl Service {
         let id = node
             .file_id
             .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
-        let f = self.cache.open_read(id).await.map_err(|e| {
-            Error::Internal(format!(
-                "data of {path} (file id {id}) is missing from the cache: {e}"
-            ))
-        })?;
+        let f =
+            self.cache.open_read(id).await.map_err(|e| {
+                Error::Internal(format!("data of {path} (file id {id}) is missing from the cache: {e}"))
+            })?;
         Ok((node, f))
     }
 
@@ -409,19 +373,11 @@ impl Service {
     /// Returns how many files were removed.
     pub async fn delete(&self, who: &Principal, path: &NsPath, recursive: bool) -> Result<usize> {
         if path.is_root() {
-            return Err(Error::Forbidden(
-                "the root directory cannot be removed".into(),
-            ));
+            return Err(Error::Forbidden("the root directory cannot be removed".into()));
         }
         let node = self.lookup(path).await?;
         let (parent_path, parent) = self.parent_dir(path).await?;
-        require(
-            who,
-            &parent,
-            W | X,
-            "remove entries from",
-            parent_path.as_str(),
-        )?;
+        require(who, &parent, W | X, "remove entries from", parent_path.as_str())?;
         require_owner(who, &node, "remove", path.as_str())?;
         let only_owner = (!who.admin).then_some(who.user.as_str());
         let removed = self
@@ -429,9 +385,7 @@ impl Service {
             .remove(node.id, recursive, only_owner)
             .await
             .map_err(|e| match e {
-                CatalogError::NotEmpty(_) => {
-                    Error::Conflict(format!("directory {path} is not empty"))
-                }
+                CatalogError::NotEmpty(_) => Error::Conflict(format!("directory {path} is not empty")),
                 e => e.into(),
             })?;
         self.drop_data(&removed).await;
@@ -445,25 +399,15 @@ impl Service {
             return;
         }
         let cache = self.cache.clone();
-        let r =
-            tokio::task::spawn_blocking(move || ids.iter().try_for_each(|&id| cache.remove(id)))
-                .await;
+        let r = tokio::task::spawn_blocking(move || ids.iter().try_for_each(|&id| cache.remove(id))).await;
         if let Err(e) = r.map_err(std::io::Error::other).and_then(|r| r) {
             tracing::warn!("removing data of deleted files failed: {e}");
         }
     }
 
-    pub async fn rename(
-        &self,
-        who: &Principal,
-        from: &NsPath,
-        to: &NsPath,
-        overwrite: bool,
-    ) -> Result<Node> {
+    pub async fn rename(&self, who: &Principal, from: &NsPath, to: &NsPath, overwrite: bool) -> Result<Node> {
         if from.is_root() {
-            return Err(Error::Forbidden(
-                "the root directory cannot be moved".into(),
-            ));
+            return Err(Error::Forbidden("the root directory cannot be moved".into()));
         }
         check_reserved(to)?;
         let node = self.lookup(from).await?;
@@ -476,13 +420,7 @@ impl Service {
             "remove entries from",
             from_parent_path.as_str(),
         )?;
-        require(
-            who,
-            &to_parent,
-            W | X,
-            "create entries in",
-            to_parent_path.as_str(),
-        )?;
+        require(who, &to_parent, W | X, "create entries in", to_parent_path.as_str())?;
         require_owner(who, &node, "move", from.as_str())?;
         if overwrite {
             if let Some(dest) = self.catalog.lookup(to).await? {
@@ -496,9 +434,7 @@ impl Service {
             .await
             .map_err(|e| match e {
                 CatalogError::AlreadyExists(_) => Error::Exists(format!("{to} already exists")),
-                CatalogError::NotEmpty(_) => {
-                    Error::Conflict(format!("{to} is a non-empty directory"))
-                }
+                CatalogError::NotEmpty(_) => Error::Conflict(format!("{to} is a non-empty directory")),
                 e => e.into(),
             })?;
         self.drop_data(&committed.replaced).await;
@@ -506,12 +442,7 @@ impl Service {
     }
 
     /// Sets (`Some`) or clears (`None`) tags on a directory.
-    pub async fn set_tags(
-        &self,
-        who: &Principal,
-        path: &NsPath,
-        changes: &[(String, Option<String>)],
-    ) -> Result<Node> {
+    pub async fn set_tags(&self, who: &Principal, path: &NsPath, changes: &[(String, Option<String>)]) -> Result<Node> {
         let node = self.lookup(path).await?;
         if !node.is_dir() {
             return Err(Error::Conflict(format!(
@@ -530,12 +461,7 @@ impl Service {
     }
 
     /// Changes owner and group (administrators) or mode (the owner).
-    pub async fn set_attrs(
-        &self,
-        who: &Principal,
-        path: &NsPath,
-        change: &AttrChange,
-    ) -> Result<Node> {
+    pub async fn set_attrs(&self, who: &Principal, path: &NsPath, change: &AttrChange) -> Result<Node> {
         let node = self.lookup(path).await?;
         if change.owner.is_some() || change.group.is_some() {
             who.require_admin()?;
@@ -548,9 +474,7 @@ impl Service {
         }
         if let Some(m) = change.mode {
             if m > 0o7777 {
-                return Err(Error::BadRequest(format!(
-                    "invalid mode {m:o}: at most 7777"
-                )));
+                return Err(Error::BadRequest(format!("invalid mode {m:o}: at most 7777")));
             }
             require_owner(who, &node, "change the mode of", path.as_str())?;
         }
@@ -570,9 +494,59 @@ fn check_reserved(path: &NsPath) -> Result<()> {
     Ok(())
 }
 
-/// Finishes or discards what a crash left in `tmp/`: files whose catalog
-/// row was committed are promoted; everything else is removed.
-async fn recover(catalog: &DynCatalog, cache: &Cache) -> Result<()> {
+/// This node's id: read from `<data_dir>/node.id`, created at first start.
+fn node_id(config: &Config) -> Result<String> {
+    let path = config.data_dir.join("node.id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::Internal(format!("cannot read {}: {e}", path.display())))
+        }
+        _ => {
+            let id = uuid::Uuid::now_v7().to_string();
+            write_file_durable(&path, format!("{id}\n").as_bytes(), 0o644)
+                .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+            Ok(id)
+        }
+    }
+}
+
+/// Finishes what a crash interrupted.
+///
+/// 1. Landing files (recorded while their data was being synced): a file
+///    whose data is complete stays; a file whose data is missing or short
+///    was never acknowledged, and its row goes.
+/// 2. `tmp/`: files whose catalog row exists are promoted; everything else
+///    is an unacknowledged write and is removed.
+async fn recover(catalog: &DynCatalog, cache: &Cache, node: &str) -> Result<()> {
+    let landing = catalog.landing_files(node).await?;
+    if !landing.is_empty() {
+        let (mut kept, mut dropped) = (0, 0);
+        for (id, n) in &landing {
+            let Some(n) = n else { continue };
+            let (c, size, sum) = (cache.clone(), n.size, n.adler32.unwrap_or(Adler32(1)));
+            let id = *id;
+            let complete = tokio::task::spawn_blocking(move || c.data_matches(id, size, sum))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(io_err("cannot check landing file"))?;
+            if complete {
+                kept += 1;
+            } else {
+                tracing::warn!(
+                    "recovery: dropping {} (file id {id}): its data never became durable",
+                    n.name
+                );
+                catalog.remove(n.id, false, None).await?;
+                cache.remove(id).map_err(io_err("cannot remove incomplete data"))?;
+                dropped += 1;
+            }
+        }
+        let ids: Vec<FileId> = landing.iter().map(|(id, _)| *id).collect();
+        catalog.settle_files(&ids).await?;
+        tracing::info!("recovery: {kept} landing files complete, {dropped} incomplete and dropped");
+    }
+
     let (ids, junk) = cache.pending().map_err(io_err("cannot list cache tmp"))?;
     if ids.is_empty() && junk.is_empty() {
         return Ok(());

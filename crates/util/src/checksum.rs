@@ -27,12 +27,11 @@ impl Adler32 {
                 continue;
             };
             if alg.trim().eq_ignore_ascii_case("adler32") {
-                return val.trim().parse().map(Some).map_err(|_| {
-                    format!(
-                        "malformed adler32 digest {:?}: expected 8 hex digits",
-                        val.trim()
-                    )
-                });
+                return val
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("malformed adler32 digest {:?}: expected 8 hex digits", val.trim()));
             }
         }
         Ok(None)
@@ -67,9 +66,7 @@ impl FromStr for Adler32 {
         if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(InvalidAdler32);
         }
-        u32::from_str_radix(s, 16)
-            .map(Adler32)
-            .map_err(|_| InvalidAdler32)
+        u32::from_str_radix(s, 16).map(Adler32).map_err(|_| InvalidAdler32)
     }
 }
 
@@ -134,10 +131,7 @@ mod tests {
         let a = Adler32(0x0a1b2c3d);
         assert_eq!(a.digest_header(), "adler32=0a1b2c3d");
         assert_eq!(Adler32::from_digest_header("ADLER32=0a1b2c3d"), Ok(Some(a)));
-        assert_eq!(
-            Adler32::from_digest_header("md5=abc, adler32=0a1b2c3d"),
-            Ok(Some(a))
-        );
+        assert_eq!(Adler32::from_digest_header("md5=abc, adler32=0a1b2c3d"), Ok(Some(a)));
         assert_eq!(Adler32::from_digest_header("md5=abc"), Ok(None));
         assert!(Adler32::from_digest_header("adler32=xyz").is_err());
         assert!(Adler32::from_digest_header("adler32=123").is_err());

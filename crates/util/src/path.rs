@@ -188,10 +188,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths() {
-        assert!(matches!(
-            NsPath::parse("a/b"),
-            Err(PathError::NotAbsolute(_))
-        ));
+        assert!(matches!(NsPath::parse("a/b"), Err(PathError::NotAbsolute(_))));
         assert_eq!(NsPath::parse("/a/../b"), Err(PathError::DotComponent));
         assert_eq!(NsPath::parse("/a/./b"), Err(PathError::DotComponent));
         assert_eq!(NsPath::parse("/a\0b"), Err(PathError::ControlCharacter));
@@ -227,9 +224,6 @@ mod tests {
 
     #[test]
     fn unicode_is_fine() {
-        assert_eq!(
-            NsPath::parse("/données/ファイル").unwrap().name(),
-            Some("ファイル")
-        );
+        assert_eq!(NsPath::parse("/données/ファイル").unwrap().name(), Some("ファイル"));
     }
 }

@@ -60,10 +60,7 @@ impl Server {
 
     /// Starts a server with extra `bale serve` arguments.
     pub fn start_with(catalog: Catalog, extra: &[&str]) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("bale-test-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
         let (catalog_arg, schema) = match catalog {
             Catalog::Sqlite => (None, None),
             Catalog::Postgres => {
@@ -198,9 +195,7 @@ impl Server {
 
     /// Entries left in the cache's tmp area.
     pub fn tmp_entries(&self) -> usize {
-        std::fs::read_dir(self.data_dir().join("cache/tmp"))
-            .unwrap()
-            .count()
+        std::fs::read_dir(self.data_dir().join("cache/tmp")).unwrap().count()
     }
 
     /// Every path in the namespace with its size (directories as -1), sorted.

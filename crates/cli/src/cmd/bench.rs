@@ -41,6 +41,9 @@ pub struct IngestArgs {
     /// Size of each large file in MiB.
     #[arg(long, default_value_t = 1024)]
     large_mib: usize,
+    /// Rounds of the small-file run (each followed by its baseline); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Number of large files (each alternated with a dd run).
     #[arg(long, default_value_t = 3)]
     large_files: usize,
@@ -88,9 +91,7 @@ async fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
     };
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let addr = listener.local_addr()?;
-    let svc = Service::start(cfg.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = Service::start(cfg.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let s2 = svc.clone();
     let task = tokio::spawn(async move {
@@ -99,9 +100,7 @@ async fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
         })
         .await;
     });
-    let token = std::fs::read_to_string(cfg.admin_token_path())?
-        .trim()
-        .to_string();
+    let token = std::fs::read_to_string(cfg.admin_token_path())?.trim().to_string();
     Ok(Server {
         client: Client::new(&format!("http://{addr}"), token)?,
         stop,
@@ -111,12 +110,10 @@ async fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
 }
 
 /// Small files from `clients` concurrent clients; returns (files/s, p50, p99).
-async fn small(c: &Client, a: &IngestArgs) -> Result<(f64, Duration, Duration)> {
-    let r = c
-        .request(Method::from_bytes(b"MKCOL")?, &c.url("/small"))
-        .send()
-        .await;
-    check(r, "mkdir /small").await?;
+async fn small(c: &Client, a: &IngestArgs, round: usize) -> Result<(f64, Duration, Duration)> {
+    let dir = format!("/small{round}");
+    let r = c.request(Method::from_bytes(b"MKCOL")?, &c.url(&dir)).send().await;
+    check(r, "mkdir").await?;
     let data = pattern(a.small_size + 4096);
     let per = a.small_files.div_ceil(a.clients);
     let start = Instant::now();
@@ -125,6 +122,7 @@ async fn small(c: &Client, a: &IngestArgs) -> Result<(f64, Duration, Duration)> 
         let (c, data) = (c.clone(), data.clone());
         let n = per.min(a.small_files.saturating_sub(w * per));
         let size = a.small_size;
+        let dir = dir.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(n);
             for i in 0..n {
@@ -133,7 +131,7 @@ async fn small(c: &Client, a: &IngestArgs) -> Result<(f64, Duration, Duration)> 
                 let sum = Adler32::of(&body);
                 let t = Instant::now();
                 let r = c
-                    .request(Method::PUT, &c.url(&format!("/small/c{w}-{i}")))
+                    .request(Method::PUT, &c.url(&format!("{dir}/c{w}-{i}")))
                     .header("Digest", sum.digest_header())
                     .header(header::CONTENT_LENGTH, size)
                     .body(body)
@@ -186,8 +184,7 @@ fn raw_small(dir: &Path, a: &IngestArgs) -> Result<f64> {
 
 async fn large(c: &Client, name: &str, mib: usize) -> Result<f64> {
     let chunk = pattern(1 << 20);
-    let stream =
-        futures::stream::iter((0..mib).map(move |_| Ok::<Bytes, std::io::Error>(chunk.clone())));
+    let stream = futures::stream::iter((0..mib).map(move |_| Ok::<Bytes, std::io::Error>(chunk.clone())));
     let start = Instant::now();
     let r = c
         .request(Method::PUT, &c.url(&format!("/{name}")))
@@ -248,8 +245,18 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
         // bale first, then the baseline; nothing is deleted in between, so
         // neither run pays for the other's deletions (ext4 skips recently
         // freed inodes when it allocates, which is slow for a while).
-        let (rate, p50, p99) = small(&srv.client, a).await?;
-        let raw = raw_small(&a.dir.join("raw"), a)?;
+        let mut rates = Vec::new();
+        let mut raws = Vec::new();
+        let mut lat = (Duration::ZERO, Duration::ZERO);
+        for round in 0..a.rounds.max(1) {
+            let (rate, p50, p99) = small(&srv.client, a, round).await?;
+            raws.push(raw_small(&a.dir.join(format!("raw{round}")), a)?);
+            eprintln!("round {round}: bale {rate:.0} files/s (p50 {p50:.2?}, p99 {p99:.2?}), raw {:.0} files/s", raws[round]);
+            rates.push(rate);
+            lat = (p50, p99);
+        }
+        let (rate, raw) = (median(rates.clone()), median(raws.clone()));
+        let (p50, p99) = lat;
         let mut bale_bw = Vec::new();
         let mut dd_bw = Vec::new();
         for i in 0..a.large_files {
@@ -272,8 +279,13 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
             "small files ({} x {} B, {} clients):",
             a.small_files, a.small_size, a.clients
         );
-        println!("  bale PUT, durable        {rate:>10.0} files/s   p50 {p50:.2?}  p99 {p99:.2?}");
-        println!("  raw write+fsync (no HTTP, no catalog) {raw:>10.0} files/s");
+        let runs = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "  bale PUT, durable        {rate:>10.0} files/s (median of {}: {}; last round p50 {p50:.2?}, p99 {p99:.2?})",
+            rates.len(),
+            runs(&rates)
+        );
+        println!("  raw write+fsync, no HTTP {raw:>10.0} files/s (runs: {})", runs(&raws));
         println!("large files ({} x {} MiB):", a.large_files, a.large_mib);
         println!(
             "  bale PUT, durable        {:>10.1} MB/s (runs: {})",
@@ -293,10 +305,7 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        println!(
-            "  bale / dd                {:>10.1} %",
-            100.0 * bale_m / dd_m
-        );
+        println!("  bale / dd                {:>10.1} %", 100.0 * bale_m / dd_m);
         anyhow::Ok(())
     }
     .await;

@@ -141,12 +141,7 @@ pub async fn ls(c: &Client, a: &LsArgs) -> Result<ExitCode> {
         }
         c.list_all(p, |e| {
             if a.json {
-                write!(
-                    out,
-                    "{}\n{}",
-                    if first { "" } else { "," },
-                    serde_json::to_string(&e)?
-                )?;
+                write!(out, "{}\n{}", if first { "" } else { "," }, serde_json::to_string(&e)?)?;
             } else if a.long {
                 writeln!(out, "{}", long_line(&e))?;
             } else {
@@ -202,11 +197,7 @@ pub async fn rm(c: &Client, a: &RmArgs) -> Result<ExitCode> {
         if e.is_dir() && !a.recursive {
             bail!("{p} is a directory: use rm -r to remove it and everything beneath it");
         }
-        check(
-            c.request(Method::DELETE, &c.url(p)).send().await,
-            &format!("rm {p}"),
-        )
-        .await?;
+        check(c.request(Method::DELETE, &c.url(p)).send().await, &format!("rm {p}")).await?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -215,12 +206,7 @@ pub async fn mv(c: &Client, a: &MvArgs) -> Result<ExitCode> {
     let mut to = a.to.clone();
     if let Some(e) = c.try_stat(&a.to).await? {
         if e.is_dir() {
-            let name = a
-                .from
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or("");
+            let name = a.from.trim_end_matches('/').rsplit('/').next().unwrap_or("");
             to = join(&a.to, name);
         }
     }
@@ -268,10 +254,7 @@ pub async fn chmod(c: &Client, a: &ChmodArgs) -> Result<ExitCode> {
 
 pub async fn chown(c: &Client, a: &ChownArgs) -> Result<ExitCode> {
     let (owner, group) = match a.owner.split_once(':') {
-        Some((o, g)) => (
-            Some(o.to_string()).filter(|s| !s.is_empty()),
-            Some(g.to_string()),
-        ),
+        Some((o, g)) => (Some(o.to_string()).filter(|s| !s.is_empty()), Some(g.to_string())),
         None => (Some(a.owner.clone()), None),
     };
     for p in &a.paths {
@@ -291,9 +274,9 @@ pub async fn tag(c: &Client, t: &TagCmd) -> Result<ExitCode> {
         TagCmd::Set { path, tags } => {
             let mut set = BTreeMap::new();
             for kv in tags {
-                let (k, v) = kv.split_once('=').with_context(|| {
-                    format!("tag {kv:?} is not KEY=VALUE (use KEY= to clear a tag)")
-                })?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .with_context(|| format!("tag {kv:?} is not KEY=VALUE (use KEY= to clear a tag)"))?;
                 set.insert(k.to_string(), (!v.is_empty()).then(|| v.to_string()));
             }
             let tags: bale_core::catalog::Tags = c

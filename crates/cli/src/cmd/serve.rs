@@ -66,9 +66,7 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let svc = Service::start(cfg.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = Service::start(cfg.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     // Tests and scripts read this line to find the port.
     println!("bale listening on http://{addr}");
     eprintln!(

@@ -66,11 +66,7 @@ pub async fn run(c: &Client, cmd: &TokenCmd) -> Result<ExitCode> {
         }
         TokenCmd::Revoke { id } => {
             let url = c.api(&format!("tokens/{id}"));
-            check(
-                c.request(Method::DELETE, &url).send().await,
-                &format!("revoke {id}"),
-            )
-            .await?;
+            check(c.request(Method::DELETE, &url).send().await, &format!("revoke {id}")).await?;
             eprintln!("revoked token {id}");
         }
         TokenCmd::List { json } => {

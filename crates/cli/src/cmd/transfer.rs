@@ -87,10 +87,8 @@ impl Progress {
         let mut n = self.files_done.lock().unwrap();
         *n += 1;
         let rate = *n as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        self.bar.set_message(format!(
-            "{}/{} files {rate:.0} files/s",
-            *n, self.files_total
-        ));
+        self.bar
+            .set_message(format!("{}/{} files {rate:.0} files/s", *n, self.files_total));
     }
 
     fn finish(&self, verb: &str, failed: usize) {
@@ -165,10 +163,7 @@ fn plan_put(locals: &[String], remote_dir: &str) -> Result<(Vec<String>, Vec<Tra
             bail!("{l} is neither a file nor a directory");
         }
         dirs.push(target.clone());
-        for entry in walkdir::WalkDir::new(local)
-            .min_depth(1)
-            .sort_by_file_name()
-        {
+        for entry in walkdir::WalkDir::new(local).min_depth(1).sort_by_file_name() {
             let entry = entry?;
             let rel = entry.path().strip_prefix(local)?;
             let rel = rel
@@ -185,10 +180,7 @@ fn plan_put(locals: &[String], remote_dir: &str) -> Result<(Vec<String>, Vec<Tra
                     size: entry.metadata()?.len(),
                 });
             } else {
-                eprintln!(
-                    "bale: skipping {} (not a regular file)",
-                    entry.path().display()
-                );
+                eprintln!("bale: skipping {} (not a regular file)", entry.path().display());
             }
         }
     }
@@ -204,10 +196,7 @@ pub async fn put(c: &Client, a: &PutArgs) -> Result<ExitCode> {
     }
     let (dirs, files) = plan_put(locals, remote_dir)?;
     for d in &dirs {
-        let r = c
-            .request(Method::from_bytes(b"MKCOL")?, &c.url(d))
-            .send()
-            .await;
+        let r = c.request(Method::from_bytes(b"MKCOL")?, &c.url(d)).send().await;
         match r {
             Ok(r) if r.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
                 // Exists: fine if it is a directory.
@@ -273,13 +262,11 @@ async fn upload(c: &Client, f: &Transfer, overwrite: bool, p: &Progress) -> Resu
         let file = tokio::fs::File::open(&f.local).await?;
         let hasher = Arc::new(Mutex::new(Adler32Hasher::new()));
         let (h, bar) = (hasher.clone(), p.bar.clone());
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map_ok(
-            move |chunk: Bytes| {
-                h.lock().unwrap().update(&chunk);
-                bar.inc(chunk.len() as u64);
-                chunk
-            },
-        );
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map_ok(move |chunk: Bytes| {
+            h.lock().unwrap().update(&chunk);
+            bar.inc(chunk.len() as u64);
+            chunk
+        });
         let resp = req
             .header(header::CONTENT_LENGTH, f.size)
             .body(reqwest::Body::wrap_stream(stream))
@@ -383,11 +370,7 @@ async fn download(c: &Client, f: &Transfer, p: &Progress) -> Result<()> {
         .await;
     let resp = check(resp, "download").await?;
     let expected = digest_of(&resp)?;
-    let name = f
-        .local
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("file");
+    let name = f.local.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let part = f.local.with_file_name(format!(".{name}.bale-part"));
     let guard = bale_util::durable::RemoveOnDrop::new(part.clone());
     let mut out = tokio::fs::File::create(&part).await?;
