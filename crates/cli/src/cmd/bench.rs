@@ -6,8 +6,6 @@
 use crate::client::{check, Client};
 use crate::cmd::transfer::human_bytes;
 use anyhow::{bail, Context, Result};
-use bale_core::config::SyncModeConfig;
-use bale_core::{Config, Service};
 use bale_util::Adler32;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -53,6 +51,9 @@ pub struct IngestArgs {
     /// Catalog: sqlite or a postgres:// URL.
     #[arg(long, default_value = "sqlite")]
     catalog: String,
+    /// Seconds of quiet (after a sync) before each measured phase.
+    #[arg(long, default_value_t = 10)]
+    settle: u64,
     /// Keep the scratch directory.
     #[arg(long)]
     keep: bool,
@@ -70,43 +71,66 @@ fn pattern(len: usize) -> Bytes {
     Bytes::from(v)
 }
 
+/// The real `bale serve` binary in a child process, as in production: the
+/// clients of the benchmark do not share its runtime.
 struct Server {
     client: Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-    svc: std::sync::Arc<Service>,
+    child: std::process::Child,
 }
 
-async fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
-    let mut cfg = Config {
-        data_dir: data.to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        catalog: a.catalog.clone(),
-        ..Config::default()
-    };
-    cfg.ingest.sync = match a.sync.as_str() {
-        "fsync" => SyncModeConfig::Fsync,
-        "syncfs" => SyncModeConfig::Syncfs,
-        s => bail!("--sync must be fsync or syncfs, not {s:?}"),
-    };
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
-    let addr = listener.local_addr()?;
-    let svc = Service::start(cfg.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let s2 = svc.clone();
-    let task = tokio::spawn(async move {
-        let _ = bale_api::serve(listener, s2, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    let token = std::fs::read_to_string(cfg.admin_token_path())?.trim().to_string();
+impl Server {
+    /// Stops the server with SIGTERM and waits for it.
+    fn stop(mut self) -> Result<()> {
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
+    if !matches!(a.sync.as_str(), "fsync" | "syncfs") {
+        bail!("--sync must be fsync or syncfs, not {:?}", a.sync);
+    }
+    std::fs::create_dir_all(data)?;
+    let cfg = data.with_extension("toml");
+    std::fs::write(&cfg, format!("[ingest]\nsync = \"{}\"\n", a.sync))?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--catalog")
+        .arg(&a.catalog)
+        .env("BALE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start bale serve")?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("piped")), &mut line)?;
+    let url = line
+        .trim()
+        .strip_prefix("bale listening on ")
+        .with_context(|| format!("bale serve did not start: {line:?}"))?
+        .to_string();
+    let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
     Ok(Server {
-        client: Client::new(&format!("http://{addr}"), token)?,
-        stop,
-        task,
-        svc,
+        client: Client::new(&url, token)?,
+        child,
     })
+}
+
+/// Waits until the kernel has written back dirty pages (a previous phase's
+/// data would otherwise compete with this phase's fsyncs) and ext4 no
+/// longer treats recently freed inodes specially.
+fn settle(secs: u64) {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(secs));
 }
 
 /// Small files from `clients` concurrent clients; returns (files/s, p50, p99).
@@ -233,14 +257,14 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
     }
     std::fs::create_dir_all(&a.dir)?;
     let result = async {
-        let srv = start_server(a, &a.dir.join("data")).await?;
+        let srv = start_server(a, &a.dir.join("data"))?;
         eprintln!(
             "bench: {} files of {} from {} clients (sync={}, catalog={})",
             a.small_files,
             human_bytes(a.small_size as u64),
             a.clients,
             a.sync,
-            srv.svc.catalog().backend()
+            a.catalog
         );
         // bale first, then the baseline; nothing is deleted in between, so
         // neither run pays for the other's deletions (ext4 skips recently
@@ -249,6 +273,7 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
         let mut raws = Vec::new();
         let mut lat = (Duration::ZERO, Duration::ZERO);
         for round in 0..a.rounds.max(1) {
+            settle(a.settle);
             let (rate, p50, p99) = small(&srv.client, a, round).await?;
             raws.push(raw_small(&a.dir.join(format!("raw{round}")), a)?);
             eprintln!("round {round}: bale {rate:.0} files/s (p50 {p50:.2?}, p99 {p99:.2?}), raw {:.0} files/s", raws[round]);
@@ -260,7 +285,9 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
         let mut bale_bw = Vec::new();
         let mut dd_bw = Vec::new();
         for i in 0..a.large_files {
+            settle(a.settle);
             dd_bw.push(dd(&a.dir, a.large_mib)?);
+            settle(a.settle);
             bale_bw.push(large(&srv.client, &format!("large{i}"), a.large_mib).await?);
             // Free the space again so that every run sees the same disk.
             let r = srv
@@ -270,9 +297,7 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
                 .await;
             check(r, "delete large").await?;
         }
-        let _ = srv.stop.send(());
-        let _ = srv.task.await;
-        srv.svc.shutdown().await;
+        srv.stop()?;
         let mb = |b: f64| b / 1e6;
         let (bale_m, dd_m) = (median(bale_bw.clone()), median(dd_bw.clone()));
         println!(
