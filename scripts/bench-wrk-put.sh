@@ -5,18 +5,20 @@
 # the end), then ROUNDS rounds of SECONDS seconds with 8 connections, each
 # after a sync and a quiet pause.
 #
-#   scripts/bench-wrk-put.sh [SCRATCH_DIR] [ROUNDS] [SECONDS]
+#   scripts/bench-wrk-put.sh [SCRATCH_DIR] [ROUNDS] [SECONDS] [fsync|syncfs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-./bale-bench-wrk}
 rounds=${2:-3}
 secs=${3:-10}
+sync_mode=${4:-fsync}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 [ -e "$dir" ] && { echo "$dir exists; give a new scratch directory" >&2; exit 1; }
 cargo build --release -q
 mkdir -p "$dir"
+printf '[ingest]\nsync = "%s"\n' "$sync_mode" > "$dir/bale.toml"
 out=$(mktemp)
-./target/release/bale serve --data-dir "$dir/data" --listen 127.0.0.1:0 >"$out" 2>/dev/null &
+./target/release/bale serve --config "$dir/bale.toml" --data-dir "$dir/data" --listen 127.0.0.1:0 >"$out" 2>"${BENCH_LOG:-/dev/null}" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir" "$out"' EXIT
 for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done

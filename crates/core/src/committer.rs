@@ -27,6 +27,8 @@ use crate::{Error, Result};
 use bale_cache::{Cache, StagedFile};
 use bale_catalog::{CatalogError, Committed, DynCatalog, NewFile};
 use bale_util::FileId;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,7 +41,23 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
+    /// Writes past their checks that have not reached the committer yet.
+    arriving: Arc<AtomicUsize>,
 }
+
+/// Counts a write as arriving from its start until it is handed to the
+/// committer (or fails): the committer waits briefly for arriving writes
+/// to join a batch rather than leaving them for the next one.
+pub(crate) struct Arriving(Arc<AtomicUsize>);
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Longest wait for arriving writes before a batch is committed.
+const GATHER_MAX: Duration = Duration::from_micros(500);
 
 impl Committer {
     /// Starts the committer for cache node `node`.
@@ -50,17 +68,26 @@ impl Committer {
         max_batch: usize,
     ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        let h = tokio::spawn(run(rx, catalog, cache, node, max_batch));
-        (Committer { tx }, h)
+        let arriving = Arc::new(AtomicUsize::new(0));
+        let h = tokio::spawn(run(rx, catalog, cache, node, max_batch, arriving.clone()));
+        (Committer { tx, arriving }, h)
+    }
+
+    /// Marks a write as on its way here; drop the guard when it is handed
+    /// over or has failed.
+    pub(crate) fn arriving(&self) -> Arriving {
+        self.arriving.fetch_add(1, Ordering::AcqRel);
+        Arriving(self.arriving.clone())
     }
 
     /// Records `file`, whose data is `staged`, and returns once both are durable.
-    pub(crate) async fn commit(&self, file: NewFile, staged: StagedFile) -> Result<Committed> {
+    pub(crate) async fn commit(&self, file: NewFile, staged: StagedFile, arriving: Arriving) -> Result<Committed> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { file, staged, reply })
             .await
             .map_err(|_| Error::Unavailable("server is shutting down".into()))?;
+        drop(arriving);
         rx.await
             .map_err(|_| Error::Internal("commit of the file was abandoned".into()))?
     }
@@ -75,7 +102,14 @@ struct Stage {
     promote: mpsc::Sender<(Vec<FileId>, Vec<FileId>)>,
 }
 
-async fn run(mut rx: mpsc::Receiver<Job>, catalog: DynCatalog, cache: Cache, node: String, max_batch: usize) {
+async fn run(
+    mut rx: mpsc::Receiver<Job>,
+    catalog: DynCatalog,
+    cache: Cache,
+    node: String,
+    max_batch: usize,
+    arriving: Arc<AtomicUsize>,
+) {
     let (promote_tx, mut promote_rx) = mpsc::channel::<(Vec<FileId>, Vec<FileId>)>(16);
     let promote_cache = cache.clone();
     let promote_stage = tokio::spawn(async move {
@@ -92,6 +126,7 @@ async fn run(mut rx: mpsc::Receiver<Job>, catalog: DynCatalog, cache: Cache, nod
     };
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
+        gather(&mut rx, &mut batch, max_batch, &arriving).await;
         // One batch at a time: measured faster than overlapping batches,
         // which only split the same fsyncs over smaller transactions.
         process(&stage, std::mem::take(&mut batch)).await;
@@ -102,6 +137,20 @@ async fn run(mut rx: mpsc::Receiver<Job>, catalog: DynCatalog, cache: Cache, nod
     }
     drop(stage);
     let _ = promote_stage.await;
+}
+
+/// Lets writes that are already on their way join the batch (PostgreSQL's
+/// commit_delay with commit_siblings, made adaptive): waits only while some
+/// are arriving, and at most [`GATHER_MAX`]. Without it, concurrent clients
+/// split into groups that each wait for the other group's whole batch.
+async fn gather(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: usize, arriving: &AtomicUsize) {
+    let deadline = tokio::time::Instant::now() + GATHER_MAX;
+    while batch.len() < max_batch && arriving.load(Ordering::Acquire) > 0 {
+        tokio::select! {
+            n = rx.recv_many(batch, max_batch - batch.len()) => if n == 0 { return },
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
 }
 
 /// Syncs and commits one batch, then answers its requests.

@@ -301,6 +301,7 @@ impl Service {
             require(who, &existing, W, "overwrite", path.as_str())?;
         }
 
+        let arriving = self.committer.arriving();
         let id = FileId::generate();
         let staged = self
             .cache
@@ -338,10 +339,14 @@ impl Service {
             time: Timestamp::now(),
             replace: opts.overwrite,
         };
-        let committed = self.committer.commit(file, staged).await.map_err(|e| match e {
-            Error::Exists(_) => Error::Exists(format!("{path} was created by another request meanwhile")),
-            e => e,
-        })?;
+        let committed = self
+            .committer
+            .commit(file, staged, arriving)
+            .await
+            .map_err(|e| match e {
+                Error::Exists(_) => Error::Exists(format!("{path} was created by another request meanwhile")),
+                e => e,
+            })?;
         Ok(committed.node)
     }
 

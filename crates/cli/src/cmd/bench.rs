@@ -112,7 +112,10 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
         .spawn()
         .context("cannot start bale serve")?;
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("piped")), &mut line)?;
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("piped")),
+        &mut line,
+    )?;
     let url = line
         .trim()
         .strip_prefix("bale listening on ")
