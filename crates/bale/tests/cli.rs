@@ -57,6 +57,19 @@ fn serve_uses_the_config_file_and_stops_gracefully_on_sigterm() {
     let mut srv = srv;
     let st = srv.terminate();
     assert!(st.success(), "exit status after SIGTERM: {st}");
+    // A graceful stop commits what was queued and clears every landing note,
+    // so the next start has nothing to check.
+    let node = std::fs::read_to_string(srv.data_dir().join("node.id")).unwrap();
+    let landing = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let c = bale_catalog::SqliteCatalog::open(&srv.data_dir().join("catalog.sqlite"))
+            .await
+            .unwrap();
+        bale_catalog::Catalog::landing_files(&c, node.trim()).await.unwrap()
+    });
+    assert!(
+        landing.is_empty(),
+        "landing notes left after a graceful stop: {landing:?}"
+    );
 }
 
 #[test]

@@ -36,7 +36,6 @@ pub enum SyncMode {
 /// Handle on the cache directory. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    root: PathBuf,
     tmp: PathBuf,
     files: PathBuf,
     sync: SyncMode,
@@ -60,20 +59,7 @@ impl Cache {
         if created {
             fsync_dir(&files)?;
         }
-        Ok(Cache {
-            root: root.to_path_buf(),
-            tmp,
-            files,
-            sync,
-        })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    pub fn sync_mode(&self) -> SyncMode {
-        self.sync
+        Ok(Cache { tmp, files, sync })
     }
 
     pub fn tmp_path(&self, id: FileId) -> PathBuf {

@@ -31,10 +31,6 @@ impl Client {
         Ok(Client { http, base, token })
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// The URL of a namespace path.
     pub fn url(&self, path: &str) -> String {
         let mut s = self.base.clone();

@@ -41,6 +41,7 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
+    stop: Arc<tokio::sync::Notify>,
     /// Writes past their checks that have not reached the committer yet.
     arriving: Arc<AtomicUsize>,
 }
@@ -69,8 +70,15 @@ impl Committer {
     ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(max_batch * 4);
         let arriving = Arc::new(AtomicUsize::new(0));
-        let h = tokio::spawn(run(rx, catalog, cache, node, max_batch, arriving.clone()));
-        (Committer { tx, arriving }, h)
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let h = tokio::spawn(run(rx, catalog, cache, node, max_batch, arriving.clone(), stop.clone()));
+        (Committer { tx, stop, arriving }, h)
+    }
+
+    /// Stops taking files, commits what is queued, clears the landing notes
+    /// and ends the committer task.
+    pub(crate) fn stop(&self) {
+        self.stop.notify_one();
     }
 
     /// Marks a write as on its way here; drop the guard when it is handed
@@ -109,6 +117,7 @@ async fn run(
     node: String,
     max_batch: usize,
     arriving: Arc<AtomicUsize>,
+    stop: Arc<tokio::sync::Notify>,
 ) {
     let (promote_tx, mut promote_rx) = mpsc::channel::<(Vec<FileId>, Vec<FileId>)>(16);
     let promote_cache = cache.clone();
@@ -125,7 +134,24 @@ async fn run(
         promote: promote_tx,
     };
     let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
+    let mut closing = false;
+    loop {
+        let n = if closing {
+            rx.recv_many(&mut batch, max_batch).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, max_batch) => n,
+                _ = stop.notified() => {
+                    // New files are refused from now on; what is queued is committed.
+                    rx.close();
+                    closing = true;
+                    continue;
+                }
+            }
+        };
+        if n == 0 {
+            break;
+        }
         gather(&mut rx, &mut batch, max_batch, &arriving).await;
         // One batch at a time: measured faster than overlapping batches,
         // which only split the same fsyncs over smaller transactions.

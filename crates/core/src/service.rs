@@ -52,8 +52,6 @@ pub struct Listing {
 }
 
 pub struct Service {
-    /// This node's id: names its cache in the catalog.
-    node: String,
     config: Config,
     catalog: DynCatalog,
     cache: Cache,
@@ -84,8 +82,7 @@ impl Service {
         let node = node_id(&config)?;
         recover(&catalog, &cache, &node).await?;
 
-        let (committer, commit_task) =
-            Committer::spawn(catalog.clone(), cache.clone(), node.clone(), config.ingest.max_batch);
+        let (committer, commit_task) = Committer::spawn(catalog.clone(), cache.clone(), node, config.ingest.max_batch);
         let access = Arc::new(AccessLog::default());
         let stop = Arc::new(Notify::new());
         let flusher = {
@@ -101,7 +98,6 @@ impl Service {
             })
         };
         let svc = Arc::new(Service {
-            node,
             auth: Auth::new(catalog.clone()),
             config,
             catalog,
@@ -115,22 +111,15 @@ impl Service {
         Ok(svc)
     }
 
-    /// Flushes access times and stops background tasks. Call after the
-    /// HTTP server has finished its requests.
+    /// Flushes access times, commits queued files and stops the background
+    /// tasks. Call after the HTTP server has finished its requests.
     pub async fn shutdown(&self) {
-        self.stop.notify_waiters();
         self.stop.notify_one();
+        self.committer.stop();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
-        // The committer ends when its channel closes; it has no work left
-        // once the server has drained, so only the flusher is awaited.
-        for t in tasks.into_iter().take(1) {
+        for t in tasks {
             let _ = t.await;
         }
-    }
-
-    /// This node's id (`<data_dir>/node.id`).
-    pub fn node_id(&self) -> &str {
-        &self.node
     }
 
     pub fn config(&self) -> &Config {

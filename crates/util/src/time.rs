@@ -12,21 +12,12 @@ impl Timestamp {
         Timestamp::from(SystemTime::now())
     }
 
-    pub fn as_nanos(self) -> i64 {
-        self.0
-    }
-
     pub fn to_system_time(self) -> SystemTime {
         if self.0 >= 0 {
             UNIX_EPOCH + Duration::from_nanos(self.0 as u64)
         } else {
             UNIX_EPOCH - Duration::from_nanos(self.0.unsigned_abs())
         }
-    }
-
-    /// Whole seconds since the epoch (rounded down).
-    pub fn unix_seconds(self) -> i64 {
-        self.0.div_euclid(1_000_000_000)
     }
 }
 
