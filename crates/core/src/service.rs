@@ -274,6 +274,9 @@ impl Service {
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        // Counted as arriving from here: the committer waits briefly for
+        // writes that will reach it within a fraction of a batch time.
+        let arriving = self.committer.arriving();
         check_reserved(path)?;
         let (parent_path, parent) = self.parent_dir(path).await?;
         require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
@@ -290,7 +293,6 @@ impl Service {
             require(who, &existing, W, "overwrite", path.as_str())?;
         }
 
-        let arriving = self.committer.arriving();
         let id = FileId::generate();
         let staged = self
             .cache
