@@ -53,6 +53,18 @@ fn t(n: i64) -> Timestamp {
     Timestamp(n * 1_000_000_000)
 }
 
+/// A directory owned by someone else than the suite's usual owner.
+fn other_dir(parent: NodeId, name: &str) -> NewDir {
+    NewDir {
+        parent,
+        name: name.into(),
+        owner: "x".into(),
+        group: "x".into(),
+        mode: 0o700,
+        time: t(1),
+    }
+}
+
 async fn mkdir(c: &dyn Catalog, parent: NodeId, name: &str) -> Node {
     c.create_dir(NewDir {
         parent,
@@ -108,42 +120,15 @@ pub async fn directories_nest(c: &dyn Catalog) {
     assert_eq!(b.parent, Some(a.id));
     assert_eq!(b.owner, "alice");
     assert_eq!(b.mode, 0o755);
-    let dup = c
-        .create_dir(NewDir {
-            parent: a.id,
-            name: "b".into(),
-            owner: "x".into(),
-            group: "x".into(),
-            mode: 0o700,
-            time: t(1),
-        })
-        .await;
+    let dup = c.create_dir(other_dir(a.id, "b")).await;
     assert!(matches!(dup, Err(CatalogError::AlreadyExists(_))), "{dup:?}");
     let f = put(c, a.id, "f", 1).await;
-    let under_file = c
-        .create_dir(NewDir {
-            parent: f.id,
-            name: "x".into(),
-            owner: "x".into(),
-            group: "x".into(),
-            mode: 0o700,
-            time: t(1),
-        })
-        .await;
+    let under_file = c.create_dir(other_dir(f.id, "x")).await;
     assert!(
         matches!(under_file, Err(CatalogError::NotADirectory(_))),
         "{under_file:?}"
     );
-    let missing = c
-        .create_dir(NewDir {
-            parent: 999_999,
-            name: "x".into(),
-            owner: "x".into(),
-            group: "x".into(),
-            mode: 0o700,
-            time: t(1),
-        })
-        .await;
+    let missing = c.create_dir(other_dir(999_999, "x")).await;
     assert!(matches!(missing, Err(CatalogError::NotFound(_))), "{missing:?}");
     assert!(c.lookup(&p("/a/f/x")).await.unwrap().is_none());
 }
