@@ -41,13 +41,11 @@ fn wants_adler32(h: &HeaderMap) -> bool {
     })
 }
 
-fn query_flag(uri: &axum::http::Uri, name: &str) -> bool {
-    uri.query().is_some_and(|q| {
-        q.split('&').any(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
-            k == name && matches!(v, "true" | "1" | "yes" | "T")
-        })
-    })
+/// `?overwrite=true` on a PUT, for clients that cannot set headers.
+#[derive(serde::Deserialize, Default)]
+struct PutQuery {
+    #[serde(default)]
+    overwrite: bool,
 }
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
@@ -183,7 +181,7 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
         ),
     };
     let opts = PutOptions {
-        overwrite: overwrite_header(h, false)? || query_flag(req.uri(), "overwrite"),
+        overwrite: overwrite_header(h, false)? || put_query(req.uri())?.overwrite,
         declared_len,
         digest,
     };
@@ -230,18 +228,22 @@ async fn mkcol(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> R
     }
 }
 
+fn put_query(uri: &axum::http::Uri) -> Result<PutQuery, ApiError> {
+    if uri.query().is_none() {
+        return Ok(PutQuery::default());
+    }
+    axum::extract::Query::<PutQuery>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+}
+
 /// The namespace path named by a `Destination` header (an absolute URL or path).
 fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
     let d = header_str(h, "destination").ok_or_else(|| ApiError::bad_request("MOVE needs a Destination header"))?;
-    let path = match d.find("://") {
-        Some(i) => {
-            let rest = &d[i + 3..];
-            rest.find('/').map(|j| &rest[j..]).unwrap_or("/")
-        }
-        None => d,
-    };
-    let path = path.split(['?', '#']).next().unwrap_or("/");
-    ns_path(path)
+    let uri: axum::http::Uri = d
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("Destination is not a URL or path: {d:?}")))?;
+    ns_path(uri.path())
 }
 
 async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {

@@ -13,41 +13,13 @@ use bale_catalog::Node;
 use bale_core::Principal;
 use bale_util::NsPath;
 use bytes::Bytes;
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use quick_xml::escape::escape;
 
 const PAGE: usize = 1000;
 
-/// Characters percent-encoded in an href path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'[')
-    .add(b']')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'`')
-    .add(b'{')
-    .add(b'|')
-    .add(b'}')
-    .add(b'&')
-    .add(b'\'');
-
 fn href(path: &NsPath, is_dir: bool) -> String {
-    let mut s = String::new();
-    for c in path.components() {
-        s.push('/');
-        s.extend(utf8_percent_encode(c, SEGMENT));
-    }
-    if is_dir {
-        s.push('/');
-    }
-    if s.is_empty() {
+    let mut s = bale_util::url_path(path.as_str());
+    if is_dir && !path.is_root() {
         s.push('/');
     }
     s

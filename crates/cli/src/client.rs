@@ -3,13 +3,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use bale_api::model::{Entry, ListPage};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-/// Characters kept as they are in a URL path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 #[derive(Clone)]
 pub struct Client {
@@ -33,15 +29,7 @@ impl Client {
 
     /// The URL of a namespace path.
     pub fn url(&self, path: &str) -> String {
-        let mut s = self.base.clone();
-        for c in path.split('/').filter(|c| !c.is_empty()) {
-            s.push('/');
-            s.extend(utf8_percent_encode(c, SEGMENT));
-        }
-        if !path.contains(|c| c != '/') {
-            s.push('/');
-        }
-        s
+        format!("{}{}", self.base, bale_util::url_path(path))
     }
 
     pub fn api(&self, endpoint: &str) -> String {

@@ -12,5 +12,5 @@ pub mod time;
 
 pub use checksum::Adler32;
 pub use fileid::FileId;
-pub use path::{NsPath, PathError};
+pub use path::{url_path, NsPath, PathError};
 pub use time::Timestamp;

@@ -131,6 +131,27 @@ impl NsPath {
     }
 }
 
+/// Bytes kept as they are in a URL path segment: RFC 3986's unreserved set.
+const URL_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The URL path of a namespace path: each component percent-encoded, `/`
+/// kept; `"/"` for the root. Servers write hrefs with it, clients build URLs.
+pub fn url_path(path: &str) -> String {
+    let mut s = String::with_capacity(path.len() + 8);
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        s.push('/');
+        s.extend(percent_encoding::utf8_percent_encode(c, URL_SEGMENT));
+    }
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
 /// Checks one path component.
 pub fn validate_name(name: &str) -> Result<(), PathError> {
     if name.is_empty() || name.contains('/') {
@@ -220,6 +241,13 @@ mod tests {
             .unwrap()
             .starts_with(&NsPath::parse("/a/b").unwrap()));
         assert!(p.starts_with(&NsPath::root()));
+    }
+
+    #[test]
+    fn url_paths_encode_each_component() {
+        assert_eq!(url_path("/a b/c%d/é&x"), "/a%20b/c%25d/%C3%A9%26x");
+        assert_eq!(url_path("/"), "/");
+        assert_eq!(url_path("//x//y/"), "/x/y");
     }
 
     #[test]

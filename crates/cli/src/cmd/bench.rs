@@ -4,7 +4,6 @@
 //! and plain parallel write+fsync of small files for the file rate.
 
 use crate::client::{check, Client};
-use crate::cmd::transfer::human_bytes;
 use anyhow::{bail, Context, Result};
 use bale_util::Adler32;
 use bytes::Bytes;
@@ -264,7 +263,7 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
         eprintln!(
             "bench: {} files of {} from {} clients (sync={}, catalog={})",
             a.small_files,
-            human_bytes(a.small_size as u64),
+            indicatif::BinaryBytes(a.small_size as u64),
             a.clients,
             a.sync,
             a.catalog

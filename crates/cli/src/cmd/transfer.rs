@@ -99,7 +99,7 @@ impl Progress {
         let done = *self.files_done.lock().unwrap();
         eprintln!(
             "{verb} {done} files, {} in {secs:.2} s: {:.1} MiB/s, {:.0} files/s{}",
-            human_bytes(bytes),
+            indicatif::BinaryBytes(bytes),
             bytes as f64 / secs / (1 << 20) as f64,
             done as f64 / secs,
             if failed > 0 {
@@ -108,21 +108,6 @@ impl Progress {
                 String::new()
             }
         );
-    }
-}
-
-pub fn human_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
     }
 }
 
