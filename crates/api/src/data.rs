@@ -250,15 +250,8 @@ async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -
     let dest = destination(h)?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
-    let existed = st
-        .svc
-        .catalog()
-        .lookup(&dest)
-        .await
-        .map_err(bale_core::Error::from)?
-        .is_some();
-    st.svc.rename(who, path, &dest, overwrite).await?;
-    Ok(if existed {
+    let (_, replaced) = st.svc.rename(who, path, &dest, overwrite).await?;
+    Ok(if replaced {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::CREATED

@@ -105,8 +105,6 @@ struct Stage {
     catalog: DynCatalog,
     cache: Cache,
     node: String,
-    /// Files acknowledged since the last transaction: their data is durable.
-    settled: std::sync::Mutex<Vec<FileId>>,
     promote: mpsc::Sender<(Vec<FileId>, Vec<FileId>)>,
 }
 
@@ -130,9 +128,10 @@ async fn run(
         catalog,
         cache,
         node,
-        settled: std::sync::Mutex::new(Vec::new()),
         promote: promote_tx,
     };
+    // Files acknowledged since the last transaction: their data is durable.
+    let mut settled: Vec<FileId> = Vec::new();
     let mut batch = Vec::with_capacity(max_batch);
     let mut closing = false;
     loop {
@@ -155,9 +154,8 @@ async fn run(
         gather(&mut rx, &mut batch, max_batch, &arriving).await;
         // One batch at a time: measured faster than overlapping batches,
         // which only split the same fsyncs over smaller transactions.
-        process(&stage, std::mem::take(&mut batch)).await;
+        process(&stage, &mut settled, std::mem::take(&mut batch)).await;
     }
-    let settled = std::mem::take(&mut *stage.settled.lock().unwrap());
     if let Err(e) = stage.catalog.settle_files(&settled).await {
         tracing::warn!("clearing {} landing notes at shutdown failed: {e}", settled.len());
     }
@@ -179,18 +177,19 @@ async fn gather(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: u
     }
 }
 
-/// Syncs and commits one batch, then answers its requests.
-async fn process(stage: &Stage, batch: Vec<Job>) {
+/// Syncs and commits one batch, then answers its requests. `settled` holds
+/// the files whose landing notes the batch's transaction clears; the batch
+/// adds its own acknowledged files for the next one.
+async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
     let (catalog, node) = (&stage.catalog, stage.node.as_str());
     metrics::histogram!("bale_commit_batch_files").record(batch.len() as f64);
     let (mut replacing, mut fresh): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.file.replace);
     let files: Vec<NewFile> = fresh.iter().map(|j| j.file.clone()).collect();
-    let settle_now = std::mem::take(&mut *stage.settled.lock().unwrap());
+    let settle_now = std::mem::take(settled);
     let (synced, committed) = tokio::join!(
         sync(&stage.cache, fresh.iter_mut().chain(replacing.iter_mut())),
         commit(catalog, node, &files, &settle_now)
     );
-    let give_back = |ids: Vec<FileId>| stage.settled.lock().unwrap().extend(ids);
 
     let mut answers: Vec<(Job, Result<Committed>)> = Vec::new();
     match (synced, committed) {
@@ -214,7 +213,7 @@ async fn process(stage: &Stage, batch: Vec<Job>) {
         }
         (Ok(()), Err(e)) => {
             // Nothing was recorded; the earlier files still need settling.
-            give_back(settle_now);
+            settled.extend(settle_now);
             answers.extend(fresh.into_iter().chain(replacing).map(|j| (j, Err(e.clone()))));
         }
         (Err(e), committed) => {
@@ -229,7 +228,7 @@ async fn process(stage: &Stage, batch: Vec<Job>) {
                         }
                     }
                 }
-                Err(_) => give_back(settle_now),
+                Err(_) => settled.extend(settle_now),
             }
             answers.extend(fresh.into_iter().chain(replacing).map(|j| (j, Err(e.clone()))));
         }
@@ -252,7 +251,7 @@ async fn process(stage: &Stage, batch: Vec<Job>) {
             }
         }
     }
-    give_back(promoted.clone());
+    settled.extend(promoted.iter().copied());
     if !promoted.is_empty() || !obsolete.is_empty() {
         let _ = stage.promote.send((promoted, obsolete)).await;
     }

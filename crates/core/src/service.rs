@@ -401,7 +401,9 @@ impl Service {
         }
     }
 
-    pub async fn rename(&self, who: &Principal, from: &NsPath, to: &NsPath, overwrite: bool) -> Result<Node> {
+    /// Moves `from` to `to`. Returns the moved node and whether an existing
+    /// entry at `to` was replaced.
+    pub async fn rename(&self, who: &Principal, from: &NsPath, to: &NsPath, overwrite: bool) -> Result<(Node, bool)> {
         if from.is_root() {
             return Err(Error::Forbidden("the root directory cannot be moved".into()));
         }
@@ -418,10 +420,9 @@ impl Service {
         )?;
         require(who, &to_parent, W | X, "create entries in", to_parent_path.as_str())?;
         require_owner(who, &node, "move", from.as_str())?;
-        if overwrite {
-            if let Some(dest) = self.catalog.lookup(to).await? {
-                require_owner(who, &dest, "replace", to.as_str())?;
-            }
+        let dest = self.catalog.child(to_parent.id, to.name().expect("not root")).await?;
+        if let (true, Some(dest)) = (overwrite, &dest) {
+            require_owner(who, dest, "replace", to.as_str())?;
         }
         let name = to.name().expect("not root");
         let committed = self
@@ -434,7 +435,8 @@ impl Service {
                 e => e.into(),
             })?;
         self.drop_data(&committed.replaced).await;
-        Ok(committed.node)
+        let replaced = dest.is_some_and(|d| d.id != committed.node.id);
+        Ok((committed.node, replaced))
     }
 
     /// Sets (`Some`) or clears (`None`) tags on a directory.
