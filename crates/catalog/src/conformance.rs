@@ -90,6 +90,7 @@ fn new_file(parent: NodeId, name: &str, size: u64) -> NewFile {
         adler32: Adler32(size as u32 + 1),
         time: t(20),
         replace: false,
+        archive: None,
     }
 }
 
@@ -444,4 +445,193 @@ pub async fn concurrent_commits(c: std::sync::Arc<dyn Catalog>) {
     }
     let all = c.list(d.id, None, 1000).await.unwrap();
     assert_eq!(all.len(), 8 * 25 + 1);
+}
+
+fn family(ff: &str) -> Family {
+    Family {
+        storage_group: "mu2e".into(),
+        file_family: ff.into(),
+        wrapper: "tar".into(),
+    }
+}
+
+fn target(ff: &str) -> JobTarget {
+    JobTarget {
+        library: "lib1".into(),
+        family: family(ff),
+        width: 2,
+    }
+}
+
+fn new_volume(label: &str) -> NewVolume {
+    NewVolume {
+        label: label.into(),
+        library: "lib1".into(),
+        media: "LTO-9".into(),
+        capacity: 1_000_000,
+        mount_limit: 100,
+        created: t(1),
+    }
+}
+
+pub async fn volumes_and_drives(c: &dyn Catalog) {
+    c.add_volumes(&[new_volume("VL0002"), new_volume("VL0001")]).await.unwrap();
+    // A label taken fails the lot.
+    let e = c
+        .add_volumes(&[new_volume("VL0003"), new_volume("VL0001")])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, CatalogError::AlreadyExists(_)), "{e}");
+    let vols = c.volumes().await.unwrap();
+    assert_eq!(
+        vols.iter().map(|v| v.label.as_str()).collect::<Vec<_>>(),
+        ["VL0001", "VL0002"]
+    );
+    let v = &vols[0];
+    assert_eq!((v.state, v.used, v.tape_files, v.family.clone()), (VolumeState::Blank, 0, 0, None));
+    assert_eq!(v.remaining(), 1_000_000);
+    let v = c.set_volume_state("VL0002", VolumeState::Shelf).await.unwrap();
+    assert_eq!(v.state, VolumeState::Shelf);
+    assert!(matches!(
+        c.set_volume_state("NOPE", VolumeState::Full).await,
+        Err(CatalogError::NotFound(_))
+    ));
+    let stats = TapeStats {
+        mounts: 3,
+        load_s: 45.0,
+        bytes_written: 10,
+        ..TapeStats::default()
+    };
+    c.save_volume_stats("VL0001", &stats).await.unwrap();
+    assert_eq!(c.volume("VL0001").await.unwrap().unwrap().stats, stats);
+    assert!(c.volume("VL0003").await.unwrap().is_none());
+
+    let drives = [("d2".to_string(), "lib1".to_string()), ("d1".to_string(), "lib1".to_string())];
+    c.register_drives(&drives).await.unwrap();
+    c.set_drive_state("d1", DriveState::Offline).await.unwrap();
+    // Registering again keeps what is recorded.
+    c.register_drives(&drives).await.unwrap();
+    c.save_drive_stats("d2", &stats).await.unwrap();
+    let d = c.drives().await.unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!((d[0].name.as_str(), d[0].state), ("d1", DriveState::Offline));
+    assert_eq!((d[1].name.as_str(), &d[1].stats), ("d2", &stats));
+    assert!(matches!(
+        c.set_drive_state("d9", DriveState::Online).await,
+        Err(CatalogError::NotFound(_))
+    ));
+}
+
+pub async fn archive_jobs_follow_their_files(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let mut big = new_file(d.id, "big", 5000);
+    big.archive = Some(target("ff1"));
+    let mut other = new_file(d.id, "other", 7000);
+    other.archive = Some(target("ff2"));
+    let r = c
+        .commit_files("n1", &[big.clone(), other.clone(), new_file(d.id, "small", 1)], &[])
+        .await
+        .unwrap();
+    let jobs: Vec<Option<i64>> = r.iter().map(|r| r.as_ref().unwrap().job).collect();
+    assert!(jobs[0].is_some() && jobs[1].is_some() && jobs[2].is_none(), "{jobs:?}");
+    let all = c.archive_jobs().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, jobs[0].unwrap());
+    assert_eq!(all[0].files, vec![big.file_id]);
+    assert_eq!((all[0].bytes, all[0].state, &all[0].target), (5000, JobState::Queued, &target("ff1")));
+    assert_eq!(c.job_of(other.file_id).await.unwrap().unwrap().id, jobs[1].unwrap());
+
+    c.job_attempt_failed(all[0].id, "drive fell over", false).await.unwrap();
+    let j = c.job_of(big.file_id).await.unwrap().unwrap();
+    assert_eq!((j.attempts, j.state, j.error.as_deref()), (1, JobState::Queued, Some("drive fell over")));
+    c.job_attempt_failed(all[0].id, "again", true).await.unwrap();
+    assert_eq!(c.job_of(big.file_id).await.unwrap().unwrap().state, JobState::Failed);
+
+    // Removing a file takes it out of its job; an empty job goes.
+    let node = c.lookup(&p("/raw/other")).await.unwrap().unwrap();
+    c.remove(node.id, false, None).await.unwrap();
+    assert!(c.job_of(other.file_id).await.unwrap().is_none());
+    assert_eq!(c.archive_jobs().await.unwrap().len(), 1);
+    // So does replacing it.
+    let mut again = new_file(d.id, "big", 10);
+    again.replace = true;
+    c.commit_files("n1", &[again], &[]).await.unwrap().remove(0).unwrap();
+    assert!(c.archive_jobs().await.unwrap().is_empty());
+}
+
+pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
+    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let mut f = new_file(d.id, &format!("f{i}"), 1000 + i);
+        f.archive = Some(target("ff1"));
+        files.push(f);
+    }
+    let committed = c.commit_files("n1", &files, &[]).await.unwrap();
+    let job = |i: usize| committed[i].as_ref().unwrap().job;
+    let pkg = |i: usize, seq: u32, position: u64| NewPackage {
+        id: format!("pkg-{i}"),
+        seq,
+        position,
+        size: 3072,
+        adler32: Adler32(99),
+        created: t(30),
+        members: vec![NewMember {
+            file_id: files[i].file_id,
+            offset: 1536,
+            size: files[i].size,
+            adler32: files[i].adler32,
+        }],
+        job: job(i),
+    };
+    let vw = |state| VolumeWrite {
+        label: "VL0001".into(),
+        family: family("ff1"),
+        state,
+        stats: TapeStats {
+            bytes_written: 3072,
+            ..TapeStats::default()
+        },
+    };
+    let v = c
+        .commit_tape_files(&vw(VolumeState::Appendable), &[pkg(0, 0, 0), pkg(1, 1, 3072)])
+        .await
+        .unwrap();
+    assert_eq!((v.tape_files, v.used, v.state), (2, 6144, VolumeState::Appendable));
+    assert_eq!(v.family, Some(family("ff1")));
+    assert_eq!(v.stats.bytes_written, 3072);
+    // A write that does not continue the volume records nothing.
+    for bad in [pkg(2, 1, 6144), pkg(2, 3, 6144), pkg(2, 2, 100)] {
+        let e = c
+            .commit_tape_files(&vw(VolumeState::Full), &[bad])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CatalogError::Invalid(_)), "{e}");
+    }
+    let v = c.volume("VL0001").await.unwrap().unwrap();
+    assert_eq!((v.tape_files, v.state), (2, VolumeState::Appendable));
+    assert_eq!(c.archive_jobs().await.unwrap().len(), 1, "only the third job is left");
+    c.commit_tape_files(&vw(VolumeState::Full), &[pkg(2, 2, 6144)])
+        .await
+        .unwrap();
+    assert!(c.archive_jobs().await.unwrap().is_empty());
+    let pkgs = c.packages_on("VL0001").await.unwrap();
+    assert_eq!(pkgs.iter().map(|p| p.seq).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!((pkgs[1].position, pkgs[1].members, pkgs[1].volume.as_str()), (3072, 1, "VL0001"));
+    let copies = c.tape_copies(files[1].file_id).await.unwrap();
+    assert_eq!(copies.len(), 1);
+    assert_eq!((copies[0].package.id.as_str(), copies[0].offset), ("pkg-1", 1536));
+    // A file deleted after archiving keeps its tape copy (dead bytes).
+    let n = c.lookup(&p("/raw/f1")).await.unwrap().unwrap();
+    c.remove(n.id, false, None).await.unwrap();
+    assert_eq!(c.tape_copies(files[1].file_id).await.unwrap().len(), 1);
+    assert_eq!(c.volume("VL0001").await.unwrap().unwrap().state, VolumeState::Full);
+}
+
+pub async fn alarms_are_kept(c: &dyn Catalog) {
+    let a = c.raise_alarm("error", "volume VL0001", "write error").await.unwrap();
+    let b = c.raise_alarm("warning", "drive d1", "offline").await.unwrap();
+    let all = c.alarms().await.unwrap();
+    assert_eq!(all, vec![b, a]);
 }

@@ -17,11 +17,15 @@ mod error;
 mod model;
 mod postgres;
 mod sqlite;
+mod sqlite_tape;
+mod postgres_tape;
+mod tape;
 
 pub use error::{CatalogError, Result};
 pub use model::*;
 pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
+pub use tape::*;
 
 use async_trait::async_trait;
 use bale_util::{NsPath, Timestamp};
@@ -31,7 +35,7 @@ use std::sync::Arc;
 pub type DynCatalog = Arc<dyn Catalog>;
 
 #[async_trait]
-pub trait Catalog: Send + Sync + 'static {
+pub trait Catalog: TapeCatalog + Send + Sync + 'static {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
 

@@ -162,6 +162,9 @@ pub struct NewFile {
     pub time: Timestamp,
     /// Replace an existing file of the same name (never a directory).
     pub replace: bool,
+    /// Queue the file for tape as its own tape file: an archive job is
+    /// created in the same transaction as the file's row.
+    pub archive: Option<crate::JobTarget>,
 }
 
 /// What a change committed: the node as it now is and the file nodes it
@@ -170,6 +173,8 @@ pub struct NewFile {
 pub struct Committed {
     pub node: Node,
     pub replaced: Vec<Node>,
+    /// The archive job created for the file, if it asked for one.
+    pub job: Option<i64>,
 }
 
 /// A change of ownership or permissions; `None` leaves a field as it is.

@@ -57,6 +57,7 @@ CREATE TABLE landing (
 );
 CREATE INDEX landing_node ON landing(node);
 "#,
+    crate::postgres_tape::MIGRATION_TAPE,
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.
@@ -109,7 +110,7 @@ fn is_code(e: &tokio_postgres::Error, code: &SqlState) -> bool {
 }
 
 pub struct PostgresCatalog {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 impl PostgresCatalog {
@@ -274,9 +275,16 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
             ],
         )
         .await?;
+    if !replaced.is_empty() {
+        crate::postgres_tape::forget_jobs_of(tx, &replaced).await?;
+    }
     match row {
         Some(r) => Ok(Committed {
             node: node_from_row(&r, 0),
+            job: match &f.archive {
+                Some(t) => Some(crate::postgres_tape::create_job(tx, t, &[(f.file_id, f.size)], f.time).await?),
+                None => None,
+            },
             replaced,
         }),
         // Another node committed the same name since our check.
@@ -489,6 +497,7 @@ impl Catalog for PostgresCatalog {
                 r?;
             }
         }
+        crate::postgres_tape::forget_jobs_of(&tx, &nodes).await?;
         tx.commit().await?;
         Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
     }
@@ -515,7 +524,7 @@ impl Catalog for PostgresCatalog {
         let mut replaced = Vec::new();
         if let Some(dest) = get_child(&tx, new_parent, new_name).await? {
             if dest.id == id {
-                return Ok(Committed { node, replaced });
+                return Ok(Committed { node, replaced, job: None });
             }
             if !overwrite {
                 return Err(CatalogError::AlreadyExists(new_name.to_string()));
@@ -524,6 +533,7 @@ impl Catalog for PostgresCatalog {
                 return Err(CatalogError::NotEmpty(new_name.to_string()));
             }
             delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
+            crate::postgres_tape::forget_jobs_of(&tx, std::slice::from_ref(&dest)).await?;
             if !dest.is_dir() {
                 replaced.push(dest);
             }
@@ -544,7 +554,7 @@ impl Catalog for PostgresCatalog {
         }
         let node = get_node(&tx, id).await?.expect("moved node");
         tx.commit().await?;
-        Ok(Committed { node, replaced })
+        Ok(Committed { node, replaced, job: None })
     }
 
     async fn set_tags(&self, dir: NodeId, t: &Tags) -> Result<Node> {

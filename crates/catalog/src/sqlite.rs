@@ -61,6 +61,7 @@ CREATE TABLE landing (
 );
 CREATE INDEX landing_node ON landing(node);
 "#,
+    crate::sqlite_tape::MIGRATION_TAPE,
 ];
 
 const NODE_COLS: &str = "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
@@ -169,7 +170,7 @@ impl SqliteCatalog {
         .await?
     }
 
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let readers = self.readers.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let run = move || {
@@ -191,7 +192,7 @@ impl SqliteCatalog {
         }
     }
 
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -322,7 +323,14 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         ],
         node_from_row,
     )?;
-    Ok(Committed { node, replaced })
+    let job = match &f.archive {
+        Some(target) => Some(crate::sqlite_tape::create_job(tx, target, &[(f.file_id, f.size)], f.time)?),
+        None => None,
+    };
+    if !replaced.is_empty() {
+        crate::sqlite_tape::forget_jobs_of(tx, &replaced)?;
+    }
+    Ok(Committed { node, replaced, job })
 }
 
 #[async_trait]
@@ -487,6 +495,7 @@ impl Catalog for SqliteCatalog {
                 }
             }
             delete_nodes(tx, &nodes)?;
+            crate::sqlite_tape::forget_jobs_of(tx, &nodes)?;
             Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
         })
         .await
@@ -513,7 +522,7 @@ impl Catalog for SqliteCatalog {
             let mut replaced = Vec::new();
             if let Some(dest) = get_child(tx, new_parent, &new_name)? {
                 if dest.id == id {
-                    return Ok(Committed { node, replaced });
+                    return Ok(Committed { node, replaced, job: None });
                 }
                 if !overwrite {
                     return Err(CatalogError::AlreadyExists(new_name));
@@ -522,6 +531,7 @@ impl Catalog for SqliteCatalog {
                     return Err(CatalogError::NotEmpty(new_name));
                 }
                 delete_nodes(tx, std::slice::from_ref(&dest))?;
+                crate::sqlite_tape::forget_jobs_of(tx, std::slice::from_ref(&dest))?;
                 if !dest.is_dir() {
                     replaced.push(dest);
                 }
@@ -531,7 +541,7 @@ impl Catalog for SqliteCatalog {
                 params![new_parent, new_name, id],
             )?;
             let node = get_node(tx, id)?.expect("moved node");
-            Ok(Committed { node, replaced })
+            Ok(Committed { node, replaced, job: None })
         })
         .await
     }

@@ -80,6 +80,10 @@ both!(
     tokens_lifecycle,
     landing_notes,
     deep_paths,
+    volumes_and_drives,
+    archive_jobs_follow_their_files,
+    tape_files_commit_in_sequence,
+    alarms_are_kept,
 );
 
 /// Committed rows survive closing and reopening the catalog.

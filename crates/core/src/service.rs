@@ -329,6 +329,7 @@ impl Service {
             adler32: staged.adler32,
             time: Timestamp::now(),
             replace: opts.overwrite,
+            archive: None,
         };
         let committed = self
             .committer

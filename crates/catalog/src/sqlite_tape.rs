@@ -1,0 +1,527 @@
+//! The tape half of the SQLite catalog.
+
+use crate::model::Node;
+use crate::tape::*;
+use crate::{CatalogError, Result, SqliteCatalog};
+use async_trait::async_trait;
+use bale_util::{Adler32, FileId, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+pub(crate) const MIGRATION_TAPE: &str = r#"
+CREATE TABLE volumes (
+    label TEXT PRIMARY KEY,
+    library TEXT NOT NULL,
+    media TEXT NOT NULL,
+    capacity INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    storage_group TEXT,
+    file_family TEXT,
+    wrapper TEXT,
+    used INTEGER NOT NULL DEFAULT 0,
+    tape_files INTEGER NOT NULL DEFAULT 0,
+    mount_limit INTEGER NOT NULL,
+    stats TEXT NOT NULL DEFAULT '{}',
+    created INTEGER NOT NULL
+);
+CREATE INDEX volumes_family ON volumes(library, storage_group, file_family, wrapper);
+CREATE TABLE drives (
+    name TEXT PRIMARY KEY,
+    library TEXT NOT NULL,
+    state TEXT NOT NULL,
+    stats TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE packages (
+    id TEXT PRIMARY KEY,
+    volume TEXT NOT NULL REFERENCES volumes(label),
+    seq INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    adler32 INTEGER NOT NULL,
+    members INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX packages_volume_seq ON packages(volume, seq);
+CREATE TABLE members (
+    file_id TEXT NOT NULL,
+    package TEXT NOT NULL REFERENCES packages(id),
+    data_offset INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    adler32 INTEGER NOT NULL,
+    PRIMARY KEY (file_id, package)
+);
+CREATE INDEX members_package ON members(package);
+CREATE TABLE archive_jobs (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    library TEXT NOT NULL,
+    storage_group TEXT NOT NULL,
+    file_family TEXT NOT NULL,
+    wrapper TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE TABLE job_files (
+    job INTEGER NOT NULL REFERENCES archive_jobs(id),
+    file_id TEXT NOT NULL,
+    PRIMARY KEY (job, file_id)
+);
+CREATE INDEX job_files_file ON job_files(file_id);
+CREATE TABLE alarms (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    source TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"#;
+
+const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
+     tape_files, mount_limit, stats, created";
+const PACKAGE_COLS: &str = "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created";
+const JOB_COLS: &str =
+    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error";
+
+fn parse<T: std::str::FromStr<Err = String>>(s: String) -> rusqlite::Result<T> {
+    s.parse()
+        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
+}
+
+fn stats(s: String) -> rusqlite::Result<TapeStats> {
+    serde_json::from_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
+}
+
+fn stats_json(s: &TapeStats) -> String {
+    serde_json::to_string(s).expect("stats serialize")
+}
+
+fn volume_from_row(r: &Row<'_>) -> rusqlite::Result<Volume> {
+    let sg: Option<String> = r.get(5)?;
+    let ff: Option<String> = r.get(6)?;
+    let wr: Option<String> = r.get(7)?;
+    Ok(Volume {
+        label: r.get(0)?,
+        library: r.get(1)?,
+        media: r.get(2)?,
+        capacity: r.get::<_, i64>(3)? as u64,
+        state: parse(r.get(4)?)?,
+        family: match (sg, ff, wr) {
+            (Some(storage_group), Some(file_family), Some(wrapper)) => Some(Family {
+                storage_group,
+                file_family,
+                wrapper,
+            }),
+            _ => None,
+        },
+        used: r.get::<_, i64>(8)? as u64,
+        tape_files: r.get::<_, i64>(9)? as u32,
+        mount_limit: r.get::<_, i64>(10)? as u64,
+        stats: stats(r.get(11)?)?,
+        created: Timestamp(r.get(12)?),
+    })
+}
+
+fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
+    Ok(Package {
+        id: r.get(0)?,
+        volume: r.get(1)?,
+        seq: r.get::<_, i64>(2)? as u32,
+        position: r.get::<_, i64>(3)? as u64,
+        size: r.get::<_, i64>(4)? as u64,
+        adler32: Adler32(r.get::<_, i64>(5)? as u32),
+        members: r.get::<_, i64>(6)? as u32,
+        created: Timestamp(r.get(7)?),
+    })
+}
+
+fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
+    Ok(ArchiveJob {
+        id: r.get(0)?,
+        state: parse(r.get(1)?)?,
+        target: JobTarget {
+            library: r.get(2)?,
+            family: Family {
+                storage_group: r.get(3)?,
+                file_family: r.get(4)?,
+                wrapper: r.get(5)?,
+            },
+            width: r.get::<_, i64>(6)? as u32,
+        },
+        bytes: r.get::<_, i64>(7)? as u64,
+        created: Timestamp(r.get(8)?),
+        attempts: r.get::<_, i64>(9)? as u32,
+        error: r.get(10)?,
+        files: Vec::new(),
+    })
+}
+
+fn job_files(c: &Connection, job: &mut ArchiveJob) -> Result<()> {
+    let mut st = c.prepare_cached("SELECT file_id FROM job_files WHERE job = ?1 ORDER BY file_id")?;
+    let ids = st.query_map([job.id], |r| r.get::<_, String>(0))?;
+    for id in ids {
+        job.files.extend(FileId::parse(&id?));
+    }
+    Ok(())
+}
+
+fn get_volume(c: &Connection, label: &str) -> Result<Option<Volume>> {
+    let mut st = c.prepare_cached(&format!("SELECT {VOLUME_COLS} FROM volumes WHERE label = ?1"))?;
+    Ok(st.query_row([label], volume_from_row).optional()?)
+}
+
+fn get_drive(c: &Connection, name: &str) -> Result<Option<Drive>> {
+    let mut st = c.prepare_cached("SELECT name, library, state, stats FROM drives WHERE name = ?1")?;
+    Ok(st
+        .query_row([name], |r| {
+            Ok(Drive {
+                name: r.get(0)?,
+                library: r.get(1)?,
+                state: parse(r.get(2)?)?,
+                stats: stats(r.get(3)?)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Creates an archive job for `files` (id, size) inside a transaction.
+pub(crate) fn create_job(tx: &Transaction<'_>, t: &JobTarget, files: &[(FileId, u64)], at: Timestamp) -> Result<i64> {
+    let bytes: u64 = files.iter().map(|f| f.1).sum();
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created) \
+             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+        )?
+        .query_row(
+            params![
+                t.library,
+                t.family.storage_group,
+                t.family.file_family,
+                t.family.wrapper,
+                t.width as i64,
+                bytes as i64,
+                at.0
+            ],
+            |r| r.get(0),
+        )?;
+    let mut st = tx.prepare_cached("INSERT INTO job_files (job, file_id) VALUES (?1, ?2)")?;
+    for (f, _) in files {
+        st.execute(params![id, f.to_string()])?;
+    }
+    Ok(id)
+}
+
+/// Takes removed files out of unfinished archive jobs; jobs left empty go.
+pub(crate) fn forget_jobs_of(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> {
+    let mut find = tx.prepare_cached("SELECT job FROM job_files WHERE file_id = ?1")?;
+    let mut del = tx.prepare_cached("DELETE FROM job_files WHERE file_id = ?1")?;
+    let mut drop_empty = tx.prepare_cached(
+        "DELETE FROM archive_jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = ?1)",
+    )?;
+    for id in nodes.iter().filter_map(|n| n.file_id) {
+        let id = id.to_string();
+        let jobs: Vec<i64> = find.query_map([&id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        if jobs.is_empty() {
+            continue;
+        }
+        del.execute([&id])?;
+        for j in jobs {
+            drop_empty.execute([j])?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl TapeCatalog for SqliteCatalog {
+    async fn add_volumes(&self, volumes: &[NewVolume]) -> Result<()> {
+        let volumes = volumes.to_vec();
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO volumes (label, library, media, capacity, state, mount_limit, created) \
+                 VALUES (?1, ?2, ?3, ?4, 'blank', ?5, ?6) ON CONFLICT DO NOTHING",
+            )?;
+            for v in &volumes {
+                let n = st.execute(params![
+                    v.label,
+                    v.library,
+                    v.media,
+                    v.capacity as i64,
+                    v.mount_limit as i64,
+                    v.created.0
+                ])?;
+                if n == 0 {
+                    return Err(CatalogError::AlreadyExists(format!("volume {}", v.label)));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn volumes(&self) -> Result<Vec<Volume>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {VOLUME_COLS} FROM volumes ORDER BY label"))?;
+            let rows = st.query_map([], volume_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn volume(&self, label: &str) -> Result<Option<Volume>> {
+        let label = label.to_string();
+        self.read(move |c| get_volume(c, &label)).await
+    }
+
+    async fn set_volume_state(&self, label: &str, state: VolumeState) -> Result<Volume> {
+        let label = label.to_string();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE volumes SET state = ?2 WHERE label = ?1",
+                params![label, state.as_str()],
+            )?;
+            if n == 0 {
+                return Err(CatalogError::NotFound(format!("volume {label}")));
+            }
+            Ok(get_volume(tx, &label)?.expect("updated volume"))
+        })
+        .await
+    }
+
+    async fn save_volume_stats(&self, label: &str, s: &TapeStats) -> Result<()> {
+        let (label, s) = (label.to_string(), stats_json(s));
+        self.write(move |tx| {
+            tx.execute("UPDATE volumes SET stats = ?2 WHERE label = ?1", params![label, s])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn register_drives(&self, drives: &[(String, String)]) -> Result<()> {
+        let drives = drives.to_vec();
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO drives (name, library, state) VALUES (?1, ?2, 'online') ON CONFLICT DO NOTHING",
+            )?;
+            for (name, lib) in &drives {
+                st.execute(params![name, lib])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drives(&self) -> Result<Vec<Drive>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT name FROM drives ORDER BY name")?;
+            let names: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                out.extend(get_drive(c, &n)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_drive_state(&self, name: &str, state: DriveState) -> Result<Drive> {
+        let name = name.to_string();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE drives SET state = ?2 WHERE name = ?1",
+                params![name, state.as_str()],
+            )?;
+            if n == 0 {
+                return Err(CatalogError::NotFound(format!("drive {name}")));
+            }
+            Ok(get_drive(tx, &name)?.expect("updated drive"))
+        })
+        .await
+    }
+
+    async fn save_drive_stats(&self, name: &str, s: &TapeStats) -> Result<()> {
+        let (name, s) = (name.to_string(), stats_json(s));
+        self.write(move |tx| {
+            tx.execute("UPDATE drives SET stats = ?2 WHERE name = ?1", params![name, s])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn archive_jobs(&self) -> Result<Vec<ArchiveJob>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM archive_jobs ORDER BY id"))?;
+            let mut jobs: Vec<ArchiveJob> = st.query_map([], job_from_row)?.collect::<rusqlite::Result<_>>()?;
+            for j in &mut jobs {
+                job_files(c, j)?;
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn job_of(&self, file_id: FileId) -> Result<Option<ArchiveJob>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {JOB_COLS} FROM archive_jobs WHERE id IN (SELECT job FROM job_files WHERE file_id = ?1) \
+                 ORDER BY id LIMIT 1"
+            ))?;
+            let Some(mut job) = st.query_row([file_id.to_string()], job_from_row).optional()? else {
+                return Ok(None);
+            };
+            job_files(c, &mut job)?;
+            Ok(Some(job))
+        })
+        .await
+    }
+
+    async fn job_attempt_failed(&self, id: i64, error: &str, failed: bool) -> Result<()> {
+        let error = error.to_string();
+        self.write(move |tx| {
+            let state = if failed { JobState::Failed } else { JobState::Queued };
+            tx.execute(
+                "UPDATE archive_jobs SET attempts = attempts + 1, error = ?2, state = ?3 WHERE id = ?1",
+                params![id, error, state.as_str()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<Volume> {
+        let (vw, packages) = (vw.clone(), packages.to_vec());
+        self.write(move |tx| {
+            let vol =
+                get_volume(tx, &vw.label)?.ok_or_else(|| CatalogError::NotFound(format!("volume {}", vw.label)))?;
+            let (mut seq, mut used) = (vol.tape_files, vol.used);
+            let mut pkg = tx.prepare_cached(
+                "INSERT INTO packages (id, volume, seq, position, size, adler32, members, created) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut mem = tx.prepare_cached(
+                "INSERT INTO members (file_id, package, data_offset, size, adler32) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut done = tx.prepare_cached("DELETE FROM job_files WHERE job = ?1")?;
+            let mut done_job = tx.prepare_cached("DELETE FROM archive_jobs WHERE id = ?1")?;
+            for p in &packages {
+                if p.seq != seq || p.position < used {
+                    return Err(CatalogError::Invalid(format!(
+                        "volume {} ends at tape file {seq} (byte {used}); a write at tape file {} (byte {}) \
+                         does not continue it",
+                        vw.label, p.seq, p.position
+                    )));
+                }
+                pkg.execute(params![
+                    p.id,
+                    vw.label,
+                    p.seq as i64,
+                    p.position as i64,
+                    p.size as i64,
+                    p.adler32.0 as i64,
+                    p.members.len() as i64,
+                    p.created.0
+                ])?;
+                for m in &p.members {
+                    mem.execute(params![
+                        m.file_id.to_string(),
+                        p.id,
+                        m.offset as i64,
+                        m.size as i64,
+                        m.adler32.0 as i64
+                    ])?;
+                }
+                if let Some(j) = p.job {
+                    done.execute([j])?;
+                    done_job.execute([j])?;
+                }
+                seq += 1;
+                used = p.position + p.size;
+            }
+            tx.execute(
+                "UPDATE volumes SET state = ?2, storage_group = ?3, file_family = ?4, wrapper = ?5, used = ?6, \
+                 tape_files = ?7, stats = ?8 WHERE label = ?1",
+                params![
+                    vw.label,
+                    vw.state.as_str(),
+                    vw.family.storage_group,
+                    vw.family.file_family,
+                    vw.family.wrapper,
+                    used as i64,
+                    seq as i64,
+                    stats_json(&vw.stats)
+                ],
+            )?;
+            Ok(get_volume(tx, &vw.label)?.expect("volume"))
+        })
+        .await
+    }
+
+    async fn packages_on(&self, label: &str) -> Result<Vec<Package>> {
+        let label = label.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {PACKAGE_COLS} FROM packages p WHERE p.volume = ?1 ORDER BY p.seq"
+            ))?;
+            let rows = st.query_map([label], package_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {PACKAGE_COLS}, m.data_offset FROM members m JOIN packages p ON p.id = m.package \
+                 WHERE m.file_id = ?1 ORDER BY p.created"
+            ))?;
+            let rows = st.query_map([file_id.to_string()], |r| {
+                Ok(TapeCopy {
+                    package: package_from_row(r)?,
+                    offset: r.get::<_, i64>(8)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm> {
+        let (severity, source, message) = (severity.to_string(), source.to_string(), message.to_string());
+        self.write(move |tx| {
+            let time = Timestamp::now();
+            let id: i64 = tx.query_row(
+                "INSERT INTO alarms (time, severity, source, message) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                params![time.0, severity, source, message],
+                |r| r.get(0),
+            )?;
+            Ok(Alarm {
+                id,
+                time,
+                severity,
+                source,
+                message,
+            })
+        })
+        .await
+    }
+
+    async fn alarms(&self) -> Result<Vec<Alarm>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC")?;
+            let rows = st.query_map([], |r| {
+                Ok(Alarm {
+                    id: r.get(0)?,
+                    time: Timestamp(r.get(1)?),
+                    severity: r.get(2)?,
+                    source: r.get(3)?,
+                    message: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,332 @@
+//! The catalog's tape records: volumes, drives, packages (tape files) and
+//! their members, archive jobs and alarms.
+
+use crate::Result;
+use async_trait::async_trait;
+use bale_util::{Adler32, FileId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a volume holds: one (storage group, file family, wrapper).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Family {
+    pub storage_group: String,
+    pub file_family: String,
+    pub wrapper: String,
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.storage_group, self.file_family, self.wrapper)
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "unknown {} {s:?}; one of: {}",
+                        stringify!($name).to_lowercase(),
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// A volume's state. Blank and appendable volumes take writes; full and
+    /// readonly ones are read; noaccess ones are neither (a fault); shelf
+    /// volumes are out of the library.
+    VolumeState {
+        Blank = "blank",
+        Appendable = "appendable",
+        Full = "full",
+        Readonly = "readonly",
+        Noaccess = "noaccess",
+        Shelf = "shelf",
+    }
+);
+
+impl VolumeState {
+    pub fn writable(self) -> bool {
+        matches!(self, VolumeState::Blank | VolumeState::Appendable)
+    }
+    pub fn readable(self) -> bool {
+        matches!(
+            self,
+            VolumeState::Appendable | VolumeState::Full | VolumeState::Readonly
+        )
+    }
+}
+
+text_enum!(
+    /// An administrator's view of a drive: online drives are scheduled.
+    DriveState {
+        Online = "online",
+        Offline = "offline",
+    }
+);
+
+text_enum!(
+    /// An archive job's state. Jobs that completed are removed: their
+    /// record is the package.
+    JobState {
+        Queued = "queued",
+        Failed = "failed",
+    }
+);
+
+/// Wear and time accounting of a drive or a volume: modelled seconds by
+/// kind of work, bytes and file marks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TapeStats {
+    pub mounts: u64,
+    pub robot_s: f64,
+    pub load_s: f64,
+    pub locate_s: f64,
+    pub write_s: f64,
+    pub read_s: f64,
+    pub mark_s: f64,
+    pub unload_s: f64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    pub file_marks: u64,
+}
+
+impl TapeStats {
+    /// Modelled seconds of work of every kind.
+    pub fn busy_s(&self) -> f64 {
+        self.robot_s + self.load_s + self.locate_s + self.write_s + self.read_s + self.mark_s + self.unload_s
+    }
+
+    /// Bytes moved over what the busy time would move at `rate` bytes/s.
+    pub fn efficiency(&self, rate: f64) -> Option<f64> {
+        let busy = self.busy_s();
+        (busy > 0.0 && rate > 0.0).then(|| (self.bytes_written + self.bytes_read) as f64 / (busy * rate))
+    }
+
+    pub fn add(&mut self, o: &TapeStats) {
+        self.mounts += o.mounts;
+        self.robot_s += o.robot_s;
+        self.load_s += o.load_s;
+        self.locate_s += o.locate_s;
+        self.write_s += o.write_s;
+        self.read_s += o.read_s;
+        self.mark_s += o.mark_s;
+        self.unload_s += o.unload_s;
+        self.bytes_written += o.bytes_written;
+        self.bytes_read += o.bytes_read;
+        self.file_marks += o.file_marks;
+    }
+}
+
+/// One tape cartridge.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Volume {
+    pub label: String,
+    pub library: String,
+    pub media: String,
+    pub capacity: u64,
+    pub state: VolumeState,
+    /// Bound at the first write; `None` while blank.
+    pub family: Option<Family>,
+    /// Bytes written (end of data as a byte position).
+    pub used: u64,
+    /// Tape files written: the sequence number the next one gets.
+    pub tape_files: u32,
+    /// Mounts after which the volume turns readonly (wear).
+    pub mount_limit: u64,
+    pub stats: TapeStats,
+    pub created: Timestamp,
+}
+
+impl Volume {
+    pub fn remaining(&self) -> u64 {
+        self.capacity.saturating_sub(self.used)
+    }
+}
+
+/// A volume to add to a library, blank.
+#[derive(Clone, Debug)]
+pub struct NewVolume {
+    pub label: String,
+    pub library: String,
+    pub media: String,
+    pub capacity: u64,
+    pub mount_limit: u64,
+    pub created: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Drive {
+    pub name: String,
+    pub library: String,
+    pub state: DriveState,
+    pub stats: TapeStats,
+}
+
+/// Where an archive job writes: a file family in a library.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct JobTarget {
+    pub library: String,
+    pub family: Family,
+    /// The family's width: volumes written at once.
+    pub width: u32,
+}
+
+/// A durable request to write files to tape as one tape file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ArchiveJob {
+    pub id: i64,
+    pub state: JobState,
+    pub target: JobTarget,
+    pub bytes: u64,
+    pub created: Timestamp,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub files: Vec<FileId>,
+}
+
+/// One member of a package being recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMember {
+    pub file_id: FileId,
+    /// Byte offset of the member's data in the tape file.
+    pub offset: u64,
+    pub size: u64,
+    pub adler32: Adler32,
+}
+
+/// A tape file just written, to record.
+#[derive(Clone, Debug)]
+pub struct NewPackage {
+    pub id: String,
+    pub seq: u32,
+    /// Byte position of the tape file on the volume.
+    pub position: u64,
+    pub size: u64,
+    pub adler32: Adler32,
+    pub created: Timestamp,
+    pub members: Vec<NewMember>,
+    /// The archive job this completes (removed in the same transaction).
+    pub job: Option<i64>,
+}
+
+/// A tape file: a package of one or more members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Package {
+    pub id: String,
+    pub volume: String,
+    pub seq: u32,
+    pub position: u64,
+    pub size: u64,
+    pub adler32: Adler32,
+    pub members: u32,
+    pub created: Timestamp,
+}
+
+/// Where a file's data is on tape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TapeCopy {
+    pub package: Package,
+    /// Byte offset of the file's data within the tape file.
+    pub offset: u64,
+}
+
+/// The state of a volume after a tape write, recorded with its packages.
+#[derive(Clone, Debug)]
+pub struct VolumeWrite {
+    pub label: String,
+    pub family: Family,
+    pub state: VolumeState,
+    pub stats: TapeStats,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alarm {
+    pub id: i64,
+    pub time: Timestamp,
+    /// "warning" or "error".
+    pub severity: String,
+    /// What it is about: "volume VL0001", "drive lib1-d1".
+    pub source: String,
+    pub message: String,
+}
+
+/// The tape half of the catalog.
+#[async_trait]
+pub trait TapeCatalog: Send + Sync + 'static {
+    /// Adds blank volumes; all or none (a label taken fails the lot).
+    async fn add_volumes(&self, volumes: &[NewVolume]) -> Result<()>;
+
+    /// Every volume, by label.
+    async fn volumes(&self) -> Result<Vec<Volume>>;
+
+    async fn volume(&self, label: &str) -> Result<Option<Volume>>;
+
+    async fn set_volume_state(&self, label: &str, state: VolumeState) -> Result<Volume>;
+
+    async fn save_volume_stats(&self, label: &str, stats: &TapeStats) -> Result<()>;
+
+    /// Records drives that are not recorded yet (online); keeps the rest.
+    async fn register_drives(&self, drives: &[(String, String)]) -> Result<()>;
+
+    /// Every drive, by name.
+    async fn drives(&self) -> Result<Vec<Drive>>;
+
+    async fn set_drive_state(&self, name: &str, state: DriveState) -> Result<Drive>;
+
+    async fn save_drive_stats(&self, name: &str, stats: &TapeStats) -> Result<()>;
+
+    /// Archive jobs not yet done, oldest first.
+    async fn archive_jobs(&self) -> Result<Vec<ArchiveJob>>;
+
+    /// The unfinished archive job holding a file, if any.
+    async fn job_of(&self, file_id: FileId) -> Result<Option<ArchiveJob>>;
+
+    /// Records a failed attempt of a job; `failed` parks it as failed.
+    async fn job_attempt_failed(&self, id: i64, error: &str, failed: bool) -> Result<()>;
+
+    /// Records tape files just written on a volume, in ONE transaction:
+    /// the packages and their members, the completed jobs removed, the
+    /// volume's end of data, binding, state and counters. The packages must
+    /// continue the volume's sequence exactly (the first has the volume's
+    /// current `tape_files` as its number), or nothing is recorded.
+    async fn commit_tape_files(&self, volume: &VolumeWrite, packages: &[NewPackage]) -> Result<Volume>;
+
+    /// The packages on a volume in tape order.
+    async fn packages_on(&self, label: &str) -> Result<Vec<Package>>;
+
+    /// The tape copies of a file.
+    async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>>;
+
+    async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm>;
+
+    /// Every alarm, newest first.
+    async fn alarms(&self) -> Result<Vec<Alarm>>;
+}
