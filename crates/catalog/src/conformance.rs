@@ -475,7 +475,9 @@ fn new_volume(label: &str) -> NewVolume {
 }
 
 pub async fn volumes_and_drives(c: &dyn Catalog) {
-    c.add_volumes(&[new_volume("VL0002"), new_volume("VL0001")]).await.unwrap();
+    c.add_volumes(&[new_volume("VL0002"), new_volume("VL0001")])
+        .await
+        .unwrap();
     // A label taken fails the lot.
     let e = c
         .add_volumes(&[new_volume("VL0003"), new_volume("VL0001")])
@@ -488,7 +490,10 @@ pub async fn volumes_and_drives(c: &dyn Catalog) {
         ["VL0001", "VL0002"]
     );
     let v = &vols[0];
-    assert_eq!((v.state, v.used, v.tape_files, v.family.clone()), (VolumeState::Blank, 0, 0, None));
+    assert_eq!(
+        (v.state, v.used, v.tape_files, v.family.clone()),
+        (VolumeState::Blank, 0, 0, None)
+    );
     assert_eq!(v.remaining(), 1_000_000);
     let v = c.set_volume_state("VL0002", VolumeState::Shelf).await.unwrap();
     assert_eq!(v.state, VolumeState::Shelf);
@@ -506,7 +511,10 @@ pub async fn volumes_and_drives(c: &dyn Catalog) {
     assert_eq!(c.volume("VL0001").await.unwrap().unwrap().stats, stats);
     assert!(c.volume("VL0003").await.unwrap().is_none());
 
-    let drives = [("d2".to_string(), "lib1".to_string()), ("d1".to_string(), "lib1".to_string())];
+    let drives = [
+        ("d2".to_string(), "lib1".to_string()),
+        ("d1".to_string(), "lib1".to_string()),
+    ];
     c.register_drives(&drives).await.unwrap();
     c.set_drive_state("d1", DriveState::Offline).await.unwrap();
     // Registering again keeps what is recorded.
@@ -538,12 +546,18 @@ pub async fn archive_jobs_follow_their_files(c: &dyn Catalog) {
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].id, jobs[0].unwrap());
     assert_eq!(all[0].files, vec![big.file_id]);
-    assert_eq!((all[0].bytes, all[0].state, &all[0].target), (5000, JobState::Queued, &target("ff1")));
+    assert_eq!(
+        (all[0].bytes, all[0].state, &all[0].target),
+        (5000, JobState::Queued, &target("ff1"))
+    );
     assert_eq!(c.job_of(other.file_id).await.unwrap().unwrap().id, jobs[1].unwrap());
 
     c.job_attempt_failed(all[0].id, "drive fell over", false).await.unwrap();
     let j = c.job_of(big.file_id).await.unwrap().unwrap();
-    assert_eq!((j.attempts, j.state, j.error.as_deref()), (1, JobState::Queued, Some("drive fell over")));
+    assert_eq!(
+        (j.attempts, j.state, j.error.as_deref()),
+        (1, JobState::Queued, Some("drive fell over"))
+    );
     c.job_attempt_failed(all[0].id, "again", true).await.unwrap();
     assert_eq!(c.job_of(big.file_id).await.unwrap().unwrap().state, JobState::Failed);
 
@@ -603,10 +617,7 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     assert_eq!(v.stats.bytes_written, 3072);
     // A write that does not continue the volume records nothing.
     for bad in [pkg(2, 1, 6144), pkg(2, 3, 6144), pkg(2, 2, 100)] {
-        let e = c
-            .commit_tape_files(&vw(VolumeState::Full), &[bad])
-            .await
-            .unwrap_err();
+        let e = c.commit_tape_files(&vw(VolumeState::Full), &[bad]).await.unwrap_err();
         assert!(matches!(e, CatalogError::Invalid(_)), "{e}");
     }
     let v = c.volume("VL0001").await.unwrap().unwrap();
@@ -618,7 +629,10 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     assert!(c.archive_jobs().await.unwrap().is_empty());
     let pkgs = c.packages_on("VL0001").await.unwrap();
     assert_eq!(pkgs.iter().map(|p| p.seq).collect::<Vec<_>>(), [0, 1, 2]);
-    assert_eq!((pkgs[1].position, pkgs[1].members, pkgs[1].volume.as_str()), (3072, 1, "VL0001"));
+    assert_eq!(
+        (pkgs[1].position, pkgs[1].members, pkgs[1].volume.as_str()),
+        (3072, 1, "VL0001")
+    );
     let copies = c.tape_copies(files[1].file_id).await.unwrap();
     assert_eq!(copies.len(), 1);
     assert_eq!((copies[0].package.id.as_str(), copies[0].offset), ("pkg-1", 1536));

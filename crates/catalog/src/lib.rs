@@ -16,9 +16,9 @@ pub mod conformance;
 mod error;
 mod model;
 mod postgres;
+mod postgres_tape;
 mod sqlite;
 mod sqlite_tape;
-mod postgres_tape;
 mod tape;
 
 pub use error::{CatalogError, Result};

@@ -524,7 +524,11 @@ impl Catalog for PostgresCatalog {
         let mut replaced = Vec::new();
         if let Some(dest) = get_child(&tx, new_parent, new_name).await? {
             if dest.id == id {
-                return Ok(Committed { node, replaced, job: None });
+                return Ok(Committed {
+                    node,
+                    replaced,
+                    job: None,
+                });
             }
             if !overwrite {
                 return Err(CatalogError::AlreadyExists(new_name.to_string()));
@@ -554,7 +558,11 @@ impl Catalog for PostgresCatalog {
         }
         let node = get_node(&tx, id).await?.expect("moved node");
         tx.commit().await?;
-        Ok(Committed { node, replaced, job: None })
+        Ok(Committed {
+            node,
+            replaced,
+            job: None,
+        })
     }
 
     async fn set_tags(&self, dir: NodeId, t: &Tags) -> Result<Node> {

@@ -180,7 +180,10 @@ async fn get_volume(c: &impl GenericClient, label: &str) -> Result<Option<Volume
     let st = c
         .prepare_cached(&format!("SELECT {VOLUME_COLS} FROM volumes WHERE label = $1"))
         .await?;
-    c.query_opt(&st, &[&label]).await?.map(|r| volume_from_row(&r)).transpose()
+    c.query_opt(&st, &[&label])
+        .await?
+        .map(|r| volume_from_row(&r))
+        .transpose()
 }
 
 /// Creates an archive job for `files` (id, size) inside a transaction.
@@ -346,11 +349,8 @@ impl TapeCatalog for PostgresCatalog {
 
     async fn save_drive_stats(&self, name: &str, s: &TapeStats) -> Result<()> {
         let c = self.pool.get().await?;
-        c.execute(
-            "UPDATE drives SET stats = $2 WHERE name = $1",
-            &[&name, &stats_json(s)],
-        )
-        .await?;
+        c.execute("UPDATE drives SET stats = $2 WHERE name = $1", &[&name, &stats_json(s)])
+            .await?;
         Ok(())
     }
 
@@ -528,7 +528,10 @@ impl TapeCatalog for PostgresCatalog {
     async fn alarms(&self) -> Result<Vec<Alarm>> {
         let c = self.pool.get().await?;
         let rows = c
-            .query("SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC", &[])
+            .query(
+                "SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC",
+                &[],
+            )
             .await?;
         Ok(rows
             .iter()

@@ -170,7 +170,10 @@ impl SqliteCatalog {
         .await?
     }
 
-    pub(crate) async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let readers = self.readers.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let run = move || {
@@ -324,7 +327,12 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         node_from_row,
     )?;
     let job = match &f.archive {
-        Some(target) => Some(crate::sqlite_tape::create_job(tx, target, &[(f.file_id, f.size)], f.time)?),
+        Some(target) => Some(crate::sqlite_tape::create_job(
+            tx,
+            target,
+            &[(f.file_id, f.size)],
+            f.time,
+        )?),
         None => None,
     };
     if !replaced.is_empty() {
@@ -522,7 +530,11 @@ impl Catalog for SqliteCatalog {
             let mut replaced = Vec::new();
             if let Some(dest) = get_child(tx, new_parent, &new_name)? {
                 if dest.id == id {
-                    return Ok(Committed { node, replaced, job: None });
+                    return Ok(Committed {
+                        node,
+                        replaced,
+                        job: None,
+                    });
                 }
                 if !overwrite {
                     return Err(CatalogError::AlreadyExists(new_name));
@@ -541,7 +553,11 @@ impl Catalog for SqliteCatalog {
                 params![new_parent, new_name, id],
             )?;
             let node = get_node(tx, id)?.expect("moved node");
-            Ok(Committed { node, replaced, job: None })
+            Ok(Committed {
+                node,
+                replaced,
+                job: None,
+            })
         })
         .await
     }

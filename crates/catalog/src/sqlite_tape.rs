@@ -509,8 +509,7 @@ impl TapeCatalog for SqliteCatalog {
 
     async fn alarms(&self) -> Result<Vec<Alarm>> {
         self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC")?;
+            let mut st = c.prepare_cached("SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC")?;
             let rows = st.query_map([], |r| {
                 Ok(Alarm {
                     id: r.get(0)?,

@@ -140,7 +140,14 @@ fn file_header(path: &str, size: u64, mode: u32, mtime: Timestamp, owner: &str, 
     if h.set_path(path).is_err() {
         pax.extend(pax_record("path", path));
         // A placeholder that fits; readers take the pax path.
-        let short: String = path.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
+        let short: String = path
+            .chars()
+            .rev()
+            .take(90)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         let short = short.trim_start_matches('/');
         h.set_path(if short.is_empty() { "long-name" } else { short })
             .or_else(|_| h.set_path("long-name"))?;
@@ -344,9 +351,7 @@ where
 {
     let mut archive = tar::Archive::new(src);
     let mut entries = archive.entries()?;
-    let mut first = entries
-        .next()
-        .ok_or_else(|| PackError::Invalid("empty tar".into()))??;
+    let mut first = entries.next().ok_or_else(|| PackError::Invalid("empty tar".into()))??;
     let name = first.path()?.to_string_lossy().into_owned();
     if !name.starts_with("bale-manifest-") {
         return Err(PackError::Invalid(format!("first member is {name:?}, not a manifest")));

@@ -90,7 +90,10 @@ fn gnu_tar_lists_and_extracts_a_package() {
         return;
     }
     let long = long_path();
-    let members = vec![("/exp/a.dat", b"hello tape".to_vec()), (long.as_str(), vec![9u8; 70_000])];
+    let members = vec![
+        ("/exp/a.dat", b"hello tape".to_vec()),
+        (long.as_str(), vec![9u8; 70_000]),
+    ];
     let (plan, bytes, _) = build(&members);
     let dir = tempfile::tempdir().unwrap();
     let tarfile = dir.path().join("p.tar");
@@ -100,15 +103,30 @@ fn gnu_tar_lists_and_extracts_a_package() {
     let listing = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 3, "{listing}");
-    assert!(lines[0].ends_with(&Manifest::name_for(&plan.manifest().package)), "{listing}");
-    assert!(lines[1].contains("alice/mu2e") && lines[1].ends_with("exp/a.dat"), "{listing}");
+    assert!(
+        lines[0].ends_with(&Manifest::name_for(&plan.manifest().package)),
+        "{listing}"
+    );
+    assert!(
+        lines[1].contains("alice/mu2e") && lines[1].ends_with("exp/a.dat"),
+        "{listing}"
+    );
     assert!(lines[2].ends_with(long.trim_start_matches('/')), "{listing}");
     let x = dir.path().join("x");
     std::fs::create_dir(&x).unwrap();
-    let st = Command::new("tar").arg("-xf").arg(&tarfile).arg("-C").arg(&x).status().unwrap();
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap();
     assert!(st.success());
     assert_eq!(std::fs::read(x.join("exp/a.dat")).unwrap(), b"hello tape");
-    assert_eq!(std::fs::read(x.join(long.trim_start_matches('/'))).unwrap(), vec![9u8; 70_000]);
+    assert_eq!(
+        std::fs::read(x.join(long.trim_start_matches('/'))).unwrap(),
+        vec![9u8; 70_000]
+    );
     let json = std::fs::read(x.join(Manifest::name_for(&plan.manifest().package))).unwrap();
     let m: Manifest = serde_json::from_slice(&json).unwrap();
     assert_eq!(&m, plan.manifest());
