@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/attrs", post(set_attrs))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .merge(crate::tape::routes())
         .fallback(crate::error::not_found)
 }
 
@@ -61,10 +62,14 @@ async fn stat(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Query(q): Query<PathQuery>,
-) -> Result<Json<Entry>, ApiError> {
+) -> Result<Json<StatEntry>, ApiError> {
     let path = parse_path(&q.path)?;
     let n = st.svc.stat(&who, &path).await?;
-    Ok(Json(Entry::from_node(&path, &n)))
+    let archive = st.svc.archive_status(&n).await?;
+    Ok(Json(StatEntry {
+        entry: Entry::from_node(&path, &n),
+        archive: archive.as_ref().map(ArchiveView::from_status),
+    }))
 }
 
 async fn list(

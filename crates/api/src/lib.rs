@@ -4,7 +4,8 @@
 //!   `DELETE`, `MKCOL`, `MOVE`, `PROPFIND` depth 0 and 1, `OPTIONS`) with
 //!   RFC 3230 adler32 digests.
 //! - `/api/v1/`: the JSON API (stat, paginated listing, tags, mkdir, attrs,
-//!   tokens, health). Errors everywhere are RFC 7807 problem+json.
+//!   tokens, health) and the tape admin API (volumes, drives, libraries,
+//!   events, alarms, faults). Errors everywhere are RFC 7807 problem+json.
 //! - `/metrics`: Prometheus metrics. `/.well-known` and `/ui` are reserved.
 //!
 //! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
@@ -13,6 +14,7 @@ mod data;
 mod error;
 mod json;
 pub mod model;
+mod tape;
 mod webdav;
 
 pub use error::ApiError;

@@ -155,3 +155,88 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
         _ => Err(format!("invalid mode {s:?}: octal permission bits such as 0755")),
     }
 }
+
+/// `GET /api/v1/stat`: the entry and, for files, where it stands on its
+/// way to tape.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatEntry {
+    #[serde(flatten)]
+    pub entry: Entry,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ArchiveView {
+    /// "cached" (not queued for tape), "queued", "failed" or "archived".
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub copies: Vec<CopyView>,
+}
+
+/// One tape copy of a file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CopyView {
+    pub volume: String,
+    /// The tape file's sequence number on the volume (0 is the first).
+    pub tape_file: u32,
+    pub package: String,
+    /// Byte position of the tape file on the volume.
+    pub position: u64,
+    /// Byte offset of the file's data within the tape file.
+    pub offset: u64,
+    /// Size and adler32 of the whole tape file.
+    pub package_size: u64,
+    pub package_adler32: String,
+    pub members: u32,
+}
+
+impl ArchiveView {
+    pub fn from_status(s: &bale_core::ArchiveStatus) -> ArchiveView {
+        ArchiveView {
+            state: s.state.to_string(),
+            job: s.job,
+            error: s.error.clone(),
+            copies: s
+                .copies
+                .iter()
+                .map(|c| CopyView {
+                    volume: c.package.volume.clone(),
+                    tape_file: c.package.seq,
+                    package: c.package.id.clone(),
+                    position: c.package.position,
+                    offset: c.offset,
+                    package_size: c.package.size,
+                    package_adler32: c.package.adler32.to_string(),
+                    members: c.package.members,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/volumes`: blank volumes to add.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddVolumes {
+    pub library: String,
+    /// Must be the library's media, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<String>,
+    pub count: u32,
+    /// Bytes, or a size such as "10 GB"; the library's default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<bytesize::ByteSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetState {
+    pub state: String,
+}

@@ -54,6 +54,11 @@ impl Client {
         self.get_json("stat", &[("path", path)]).await
     }
 
+    /// The entry and where it stands on its way to tape.
+    pub async fn stat_full(&self, path: &str) -> Result<bale_api::model::StatEntry> {
+        self.get_json("stat", &[("path", path)]).await
+    }
+
     /// Like [`Client::stat`], but `None` when the path does not exist.
     pub async fn try_stat(&self, path: &str) -> Result<Option<Entry>> {
         let r = self

@@ -57,6 +57,18 @@ enum Command {
     /// Set and show directory tags (storage_group, file_family, ...).
     #[command(subcommand)]
     Tag(cmd::fs::TagCmd),
+    /// List tape volumes, or add blank ones (`volumes add`).
+    Volumes(cmd::tape::VolumesArgs),
+    /// Show a volume and its tape files, or set its state.
+    #[command(subcommand)]
+    Volume(cmd::tape::VolumeCmd),
+    /// List tape drives and what they are doing.
+    Drives(cmd::tape::ListArgs),
+    /// Take a drive offline or bring it online (administrators).
+    #[command(subcommand)]
+    Drive(cmd::tape::DriveCmd),
+    /// Show alarms (failed writes and reads, worn volumes, failed drives).
+    Alarms(cmd::tape::ListArgs),
     /// Benchmarks against an embedded server.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCmd),
@@ -123,5 +135,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Chmod(a) => cmd::fs::chmod(&cli.client()?, a).await,
         Chown(a) => cmd::fs::chown(&cli.client()?, a).await,
         Tag(t) => cmd::fs::tag(&cli.client()?, t).await,
+        Volumes(a) => cmd::tape::volumes(&cli.client()?, a).await,
+        Volume(v) => cmd::tape::volume(&cli.client()?, v).await,
+        Drives(a) => cmd::tape::drives(&cli.client()?, a).await,
+        Drive(d) => cmd::tape::drive(&cli.client()?, d).await,
+        Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
     }
 }

@@ -19,6 +19,8 @@ pub struct Config {
     pub catalog: String,
     pub ingest: IngestConfig,
     pub namespace: NamespaceConfig,
+    /// Tape libraries, media and the scheduler.
+    pub tape: bale_tape::TapeConfig,
 }
 
 /// How writes are received and made durable.
@@ -61,6 +63,7 @@ impl Default for Config {
             catalog: "sqlite".to_string(),
             ingest: IngestConfig::default(),
             namespace: NamespaceConfig::default(),
+            tape: bale_tape::TapeConfig::default(),
         }
     }
 }
@@ -112,6 +115,61 @@ access_time_flush_ms = 1000
 # Permission bits of new files and directories.
 file_mode = 0o644
 dir_mode = 0o755
+
+[tape]
+# Real seconds slept per modelled second of tape work: 0 only accounts
+# (the default), 1 is real time, fractions in between.
+time_scale = 0.0
+# Files of at least this size go to tape as their own tape file as soon as
+# they are safely in the cache.
+direct_min_size = "256 MiB"
+# Seconds an idle drive keeps its volume mounted before unloading it.
+idle_unload_s = 60.0
+# Seconds a request may wait before a drive gives up the work left on its
+# mounted volume to serve it (no request starves).
+max_wait_s = 3600.0
+# Attempts of an archive job (on other volumes) before it is parked as
+# failed, and attempts of a tape file read.
+write_attempts = 3
+read_attempts = 2
+
+# Media profiles beyond (or replacing) the built-in LTO-8, LTO-9, LTO-10 and
+# T10000D, for example:
+# [tape.media.LTO-9-small]
+# capacity = "10 GB"          # native capacity
+# rate = "400 MB"             # native rate per second
+# load_s = 15.0               # load and thread
+# unload_s = 17.0             # rewind done; unload and eject
+# robot_s = 10.0              # one robot move
+# full_locate_s = 120.0       # locate over the whole tape (a locate costs its share)
+# file_mark_s = 3.0           # one synchronous file mark
+
+# Libraries; the first is the default for directories without a library tag.
+[[tape.libraries]]
+name = "lib1"
+# "emulated": volumes are directories bale creates under path, with modelled
+# timing. "directory": every volume is an existing directory path/<label>
+# (an LTFS-mounted cartridge), with real timing.
+backend = "emulated"
+path = "library"              # relative to data_dir
+media = "LTO-9"
+drives = 2
+# Divides capacity and rate (not times), so benchmarks reach production
+# ratios with small data.
+scale = 1.0
+# Blank volumes labelled at the first start, and their label prefix.
+initial_volumes = 4
+volume_prefix = "VL"
+# Capacity of new volumes; the media profile's when not set.
+# volume_capacity = "18 TB"
+# Mounts after which a volume turns readonly and an alarm is raised.
+mount_limit = 5000
+# "sync": one synchronous file mark per tape file (Enstore). "buffered": one
+# flush every flush_bytes or flush_files tape files (CTA); tape files are
+# recorded only once a flush covers them.
+file_marks = "sync"
+flush_bytes = "32 GiB"
+flush_files = 1000
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +211,7 @@ impl Config {
                 "namespace.file_mode and dir_mode are permission bits (at most 0o7777)".into(),
             ));
         }
+        self.tape.validate().map_err(ConfigError::Invalid)?;
         if self.catalog != "sqlite"
             && !self.catalog.starts_with("postgres://")
             && !self.catalog.starts_with("postgresql://")
@@ -203,6 +262,7 @@ impl fmt::Debug for Config {
             .field("catalog", &redact_url(&self.catalog))
             .field("ingest", &self.ingest)
             .field("namespace", &self.namespace)
+            .field("tape", &self.tape)
             .finish()
     }
 }

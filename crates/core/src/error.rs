@@ -59,6 +59,18 @@ impl From<CatalogError> for Error {
     }
 }
 
+impl From<bale_tape::TapeError> for Error {
+    fn from(e: bale_tape::TapeError) -> Self {
+        use bale_tape::TapeError as T;
+        match e {
+            T::NotFound(m) => Error::NotFound(m),
+            T::Invalid(m) => Error::BadRequest(m),
+            T::Failed(m) => Error::Internal(m),
+            T::Catalog(c) => c.into(),
+        }
+    }
+}
+
 impl From<bale_util::PathError> for Error {
     fn from(e: bale_util::PathError) -> Self {
         Error::BadRequest(format!("invalid path: {e}"))

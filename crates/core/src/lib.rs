@@ -16,7 +16,8 @@ mod service;
 pub use auth::Principal;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use service::{Listing, MkdirOptions, PutOptions, Service, RESERVED_NAMES};
+pub use service::{ArchiveStatus, Listing, MkdirOptions, PutOptions, Service, RESERVED_NAMES};
 
 pub use bale_cache as cache;
 pub use bale_catalog as catalog;
+pub use bale_tape as tape;

@@ -9,7 +9,8 @@ use crate::config::{Config, SyncModeConfig};
 use crate::perms::{require, require_owner, R, W, X};
 use crate::{Error, Result};
 use bale_cache::{Cache, IngestError, SyncMode};
-use bale_catalog::{AttrChange, CatalogError, DynCatalog, NewDir, NewFile, Node, Tags};
+use bale_catalog::{ArchiveJob, AttrChange, CatalogError, DynCatalog, JobState, NewDir, NewFile, Node, Tags, TapeCopy};
+use bale_tape::TapeSystem;
 use bale_util::durable::{create_dir_all_durable, write_file_durable};
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
 use bytes::Bytes;
@@ -29,6 +30,19 @@ pub struct PutOptions {
     pub declared_len: Option<u64>,
     /// The adler32 the client declared (`Digest: adler32=...`).
     pub digest: Option<Adler32>,
+}
+
+/// Where a file stands on its way to tape.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ArchiveStatus {
+    /// "cached" (not queued for tape), "queued", "failed" or "archived".
+    pub state: &'static str,
+    /// The archive job while there is one.
+    pub job: Option<i64>,
+    /// The last error of the job, if an attempt failed.
+    pub error: Option<String>,
+    /// Its tape copies: volume, tape file, offset.
+    pub copies: Vec<TapeCopy>,
 }
 
 /// Options of a directory creation.
@@ -57,6 +71,7 @@ pub struct Service {
     cache: Cache,
     auth: Auth,
     committer: Committer,
+    tape: TapeSystem,
     access: Arc<AccessLog>,
     stop: Arc<Notify>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -81,6 +96,7 @@ impl Service {
         let cache = Cache::open(&config.cache_dir(), sync).map_err(io_err("cannot open cache"))?;
         let node = node_id(&config)?;
         recover(&catalog, &cache, &node).await?;
+        let tape = TapeSystem::start(catalog.clone(), cache.clone(), config.tape.clone(), &config.data_dir).await?;
 
         let (committer, commit_task) = Committer::spawn(catalog.clone(), cache.clone(), node, config.ingest.max_batch);
         let access = Arc::new(AccessLog::default());
@@ -103,6 +119,7 @@ impl Service {
             catalog,
             cache,
             committer,
+            tape,
             access,
             stop,
             tasks: std::sync::Mutex::new(vec![flusher, commit_task]),
@@ -120,6 +137,35 @@ impl Service {
         for t in tasks {
             let _ = t.await;
         }
+        self.tape.shutdown().await;
+    }
+
+    /// The tape system: libraries, drives, volumes, the scheduler.
+    pub fn tape(&self) -> &TapeSystem {
+        &self.tape
+    }
+
+    /// Where a file stands on its way to tape.
+    pub async fn archive_status(&self, node: &Node) -> Result<Option<ArchiveStatus>> {
+        let Some(id) = node.file_id else { return Ok(None) };
+        let copies = self.catalog.tape_copies(id).await?;
+        let job = if copies.is_empty() {
+            self.catalog.job_of(id).await?
+        } else {
+            None
+        };
+        let state = match (&copies[..], &job) {
+            ([_, ..], _) => "archived",
+            ([], Some(j)) if j.state == JobState::Failed => "failed",
+            ([], Some(_)) => "queued",
+            ([], None) => "cached",
+        };
+        Ok(Some(ArchiveStatus {
+            state,
+            job: job.as_ref().map(|j| j.id),
+            error: job.and_then(|j| j.error),
+            copies,
+        }))
     }
 
     pub fn config(&self) -> &Config {
@@ -318,6 +364,12 @@ impl Service {
                 )));
             }
         }
+        // Large files go to tape on their own, as soon as they are durable.
+        let archive = if staged.size >= self.tape.direct_min_size() {
+            Some(self.tape.target_for(&parent.tags)?)
+        } else {
+            None
+        };
         let file = NewFile {
             parent: parent.id,
             name: name.to_string(),
@@ -329,8 +381,9 @@ impl Service {
             adler32: staged.adler32,
             time: Timestamp::now(),
             replace: opts.overwrite,
-            archive: None,
+            archive: archive.clone(),
         };
+        let (file_id, size, time) = (file.file_id, file.size, file.time);
         let committed = self
             .committer
             .commit(file, staged, arriving)
@@ -339,6 +392,18 @@ impl Service {
                 Error::Exists(_) => Error::Exists(format!("{path} was created by another request meanwhile")),
                 e => e,
             })?;
+        if let (Some(id), Some(target)) = (committed.job, archive) {
+            self.tape.enqueue(ArchiveJob {
+                id,
+                state: JobState::Queued,
+                target,
+                bytes: size,
+                created: time,
+                attempts: 0,
+                error: None,
+                files: vec![file_id],
+            });
+        }
         Ok(committed.node)
     }
 

@@ -1457,9 +1457,15 @@ impl DriveTask {
             let plan = plan;
             let limit = if inject { plan.size() / 2 } else { u64::MAX };
             let mut outcome = None;
+            let mut unreadable = None;
             let r = vol.write_file(&mut |w| {
                 let mut w = FailAfter { inner: w, left: limit };
-                match plan.write(&mut w, |_, m| open_cached(&cache, m.file_id)) {
+                let open = |_, m: &bale_pack::ManifestMember| {
+                    open_cached(&cache, m.file_id).inspect_err(|e| {
+                        unreadable = Some(format!("cannot read {} from the cache: {e}", m.path));
+                    })
+                };
+                match plan.write(&mut w, open) {
                     Ok(done) => {
                         outcome = Some(Ok(done));
                         Ok(())
@@ -1471,12 +1477,16 @@ impl DriveTask {
                     }
                 }
             });
-            (vol, (r, outcome, plan))
+            (vol, (r, outcome, plan, unreadable))
         })
         .await
         .map_err(|e| OpError::Other(e.to_string()))?;
         self.vol = Some(vol);
-        let (r, outcome, plan) = r;
+        let (r, outcome, plan, unreadable) = r;
+        if let Some(m) = unreadable {
+            // The cache's fault, not the tape's: the job is retried.
+            return Err(OpError::Other(m));
+        }
         let written = match (r, outcome) {
             (_, Some(Err(e))) => return Err(OpError::Data(format!("package {id} not written: {e}"))),
             (Ok(_), Some(Ok(done))) => done,

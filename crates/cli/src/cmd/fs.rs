@@ -164,11 +164,12 @@ pub async fn stat(c: &Client, a: &StatArgs) -> Result<ExitCode> {
         bail!("stat needs at least one path");
     }
     for p in &a.paths {
-        let e = c.stat(p).await?;
+        let full = c.stat_full(p).await?;
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&e)?);
+            println!("{}", serde_json::to_string_pretty(&full)?);
             continue;
         }
+        let e = &full.entry;
         println!("  path: {}", e.path);
         println!("  kind: {}", e.kind);
         if !e.is_dir() {
@@ -185,6 +186,18 @@ pub async fn stat(c: &Client, a: &StatArgs) -> Result<ExitCode> {
         for k in bale_core::catalog::TAG_NAMES {
             if let Some(v) = e.tags.get(k) {
                 println!("  {k}: {v}");
+            }
+        }
+        if let Some(ar) = &full.archive {
+            println!("  archive: {}", ar.state);
+            if let Some(err) = &ar.error {
+                println!("  last error: {err}");
+            }
+            for cp in &ar.copies {
+                println!(
+                    "  tape copy: volume {} tape file {} (package {}, {} member(s), data at byte {})",
+                    cp.volume, cp.tape_file, cp.package, cp.members, cp.offset
+                );
             }
         }
     }

@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod fs;
 pub mod serve;
+pub mod tape;
 pub mod token;
 pub mod transfer;

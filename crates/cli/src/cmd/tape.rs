@@ -1,0 +1,274 @@
+//! Tape administration: volumes, drives, alarms.
+
+use crate::client::Client;
+use anyhow::{bail, Context, Result};
+use bale_api::model::{AddVolumes, SetState};
+use clap::{Args, Subcommand};
+use indicatif::DecimalBytes;
+use serde_json::Value;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct VolumesArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Option<VolumesCmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumesCmd {
+    /// Add blank volumes to a library (administrators).
+    Add(AddArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    #[arg(long)]
+    library: String,
+    /// The media; must be the library's.
+    #[arg(long)]
+    media: Option<String>,
+    #[arg(long)]
+    count: u32,
+    /// Capacity of each volume, e.g. "10 GB"; the library's default if absent.
+    #[arg(long)]
+    capacity: Option<String>,
+    /// Label prefix; labels continue the highest number in use.
+    #[arg(long)]
+    prefix: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// A volume's details and its tape files in order.
+    Show {
+        label: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a volume's state: blank, appendable, full, readonly, noaccess, shelf.
+    Set { label: String, state: String },
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DriveCmd {
+    /// Take a drive out of service (its volume is unloaded).
+    Offline { name: String },
+    /// Put a drive back in service.
+    Online { name: String },
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("-")
+}
+
+fn n(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+fn eff(v: &Value) -> String {
+    v["efficiency"]
+        .as_f64()
+        .map_or("-".into(), |e| format!("{:.1}%", e * 100.0))
+}
+
+fn family(v: &Value) -> String {
+    let f = &v["family"];
+    if f.is_null() {
+        "-".into()
+    } else {
+        format!("{}.{}.{}", s(f, "storage_group"), s(f, "file_family"), s(f, "wrapper"))
+    }
+}
+
+fn print_json(v: &Value) -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn volumes(c: &Client, a: &VolumesArgs) -> Result<ExitCode> {
+    if let Some(VolumesCmd::Add(add)) = &a.cmd {
+        let capacity = add
+            .capacity
+            .as_deref()
+            .map(|c| c.parse::<bytesize::ByteSize>().map_err(anyhow::Error::msg))
+            .transpose()
+            .context("--capacity takes a size such as \"10 GB\" or \"500 MiB\"")?;
+        let req = AddVolumes {
+            library: add.library.clone(),
+            media: add.media.clone(),
+            count: add.count,
+            capacity,
+            prefix: add.prefix.clone(),
+        };
+        let added: Value = c.post_json("volumes", &req).await?;
+        if a.json {
+            return print_json(&added);
+        }
+        for v in added.as_array().into_iter().flatten() {
+            println!(
+                "added {} ({}, {})",
+                s(v, "label"),
+                s(v, "media"),
+                DecimalBytes(n(v, "capacity"))
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let vols: Value = c.get_json("volumes", &[]).await?;
+    if a.json {
+        return print_json(&vols);
+    }
+    println!(
+        "{:<10} {:<8} {:<8} {:<11} {:<28} {:>21} {:>6} {:>6} {:>6}",
+        "LABEL", "LIBRARY", "MEDIA", "STATE", "FAMILY", "USED/CAPACITY", "FILES", "MOUNTS", "EFF"
+    );
+    for v in vols.as_array().into_iter().flatten() {
+        println!(
+            "{:<10} {:<8} {:<8} {:<11} {:<28} {:>21} {:>6} {:>6} {:>6}",
+            s(v, "label"),
+            s(v, "library"),
+            s(v, "media"),
+            s(v, "state"),
+            family(v),
+            format!("{}/{}", DecimalBytes(n(v, "used")), DecimalBytes(n(v, "capacity"))),
+            n(v, "tape_files"),
+            n(&v["stats"], "mounts"),
+            eff(v)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn volume(c: &Client, cmd: &VolumeCmd) -> Result<ExitCode> {
+    match cmd {
+        VolumeCmd::Show { label, json } => {
+            let v: Value = c.get_json(&format!("volumes/{label}"), &[]).await?;
+            if *json {
+                return print_json(&v);
+            }
+            let vol = &v["volume"];
+            let st = &vol["stats"];
+            println!(
+                "  label: {}  ({} in library {})",
+                s(vol, "label"),
+                s(vol, "media"),
+                s(vol, "library")
+            );
+            println!("  state: {}  family: {}", s(vol, "state"), family(vol));
+            println!(
+                "  used: {} of {}  tape files: {}",
+                DecimalBytes(n(vol, "used")),
+                DecimalBytes(n(vol, "capacity")),
+                n(vol, "tape_files")
+            );
+            println!(
+                "  mounts: {} (limit {})  mounted in: {}",
+                n(st, "mounts"),
+                n(vol, "mount_limit"),
+                s(vol, "mounted_in")
+            );
+            println!(
+                "  modelled seconds: robot {:.1}, load {:.1}, locate {:.1}, write {:.1}, read {:.1}, marks {:.1}, unload {:.1}",
+                st["robot_s"].as_f64().unwrap_or(0.0),
+                st["load_s"].as_f64().unwrap_or(0.0),
+                st["locate_s"].as_f64().unwrap_or(0.0),
+                st["write_s"].as_f64().unwrap_or(0.0),
+                st["read_s"].as_f64().unwrap_or(0.0),
+                st["mark_s"].as_f64().unwrap_or(0.0),
+                st["unload_s"].as_f64().unwrap_or(0.0)
+            );
+            println!("  efficiency: {}", eff(vol));
+            println!(
+                "\n  {:>6} {:>16} {:>14} {:>9} {:>8}  PACKAGE",
+                "FILE", "POSITION", "SIZE", "ADLER32", "MEMBERS"
+            );
+            for p in v["tape_files"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:>6} {:>16} {:>14} {:>9} {:>8}  {}",
+                    n(p, "seq"),
+                    n(p, "position"),
+                    n(p, "size"),
+                    s(p, "adler32"),
+                    n(p, "members"),
+                    s(p, "id")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        VolumeCmd::Set { label, state } => {
+            let v: Value = c
+                .post_json(&format!("volumes/{label}/state"), &SetState { state: state.clone() })
+                .await?;
+            println!("{} is {}", s(&v, "label"), s(&v, "state"));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub async fn drives(c: &Client, a: &ListArgs) -> Result<ExitCode> {
+    let drives: Value = c.get_json("drives", &[]).await?;
+    if a.json {
+        return print_json(&drives);
+    }
+    println!(
+        "{:<12} {:<8} {:<8} {:<9} {:<10} {:>7} {:>14} {:>6}",
+        "DRIVE", "LIBRARY", "STATE", "ACTIVITY", "VOLUME", "MOUNTS", "WRITTEN", "EFF"
+    );
+    for d in drives.as_array().into_iter().flatten() {
+        println!(
+            "{:<12} {:<8} {:<8} {:<9} {:<10} {:>7} {:>14} {:>6}",
+            s(d, "name"),
+            s(d, "library"),
+            s(d, "state"),
+            s(d, "activity"),
+            s(d, "volume"),
+            n(&d["stats"], "mounts"),
+            DecimalBytes(n(&d["stats"], "bytes_written")).to_string(),
+            eff(d)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn drive(c: &Client, cmd: &DriveCmd) -> Result<ExitCode> {
+    let (name, action) = match cmd {
+        DriveCmd::Offline { name } => (name, "offline"),
+        DriveCmd::Online { name } => (name, "online"),
+    };
+    if name.contains('/') {
+        bail!("invalid drive name {name:?}");
+    }
+    let d: Value = c
+        .post_json(&format!("drives/{name}/{action}"), &serde_json::json!({}))
+        .await?;
+    println!("{} is {}", s(&d, "name"), s(&d, "state"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn alarms(c: &Client, a: &ListArgs) -> Result<ExitCode> {
+    let alarms: Value = c.get_json("alarms", &[]).await?;
+    if a.json {
+        return print_json(&alarms);
+    }
+    for al in alarms.as_array().into_iter().flatten() {
+        let t = al["time"].as_i64().unwrap_or(0);
+        println!(
+            "{}  {:<7}  {:<20}  {}",
+            bale_api::model::rfc3339(bale_util::Timestamp(t)),
+            s(al, "severity"),
+            s(al, "source"),
+            s(al, "message")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
