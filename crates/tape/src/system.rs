@@ -1452,6 +1452,9 @@ impl DriveTask {
         let inject = self.take_fault(|f| matches!(f, Fault::WriteError { volume } if volume == label));
         let mut vol = self.vol.take().expect("mounted");
         let cache = self.sys.cache.clone();
+        // With a time scale, emulated writes stream at the modelled rate.
+        let scale = self.sys.cfg.time_scale;
+        let pace = (scale > 0.0 && !self.lib.backend.real_timing()).then(|| self.lib.profile.rate.0 as f64 / scale);
         let t0 = Instant::now();
         let (vol, r) = tokio::task::spawn_blocking(move || {
             let plan = plan;
@@ -1459,7 +1462,13 @@ impl DriveTask {
             let mut outcome = None;
             let mut unreadable = None;
             let r = vol.write_file(&mut |w| {
-                let mut w = FailAfter { inner: w, left: limit };
+                let mut w = TapeSink {
+                    inner: w,
+                    fail_after: limit,
+                    written: 0,
+                    pace,
+                    start: Instant::now(),
+                };
                 let open = |_, m: &bale_pack::ManifestMember| {
                     open_cached(&cache, m.file_id).inspect_err(|e| {
                         unreadable = Some(format!("cannot read {} from the cache: {e}", m.path));
@@ -1746,21 +1755,30 @@ fn open_cached(cache: &Cache, id: bale_util::FileId) -> io::Result<std::fs::File
         .or_else(|_| std::fs::File::open(cache.file_path(id)))
 }
 
-/// Fails with an I/O error after `left` bytes (fault injection).
-struct FailAfter<'a> {
+/// The stream to the tape file: fails after `fail_after` bytes (fault
+/// injection) and, with `pace` (bytes per real second), streams no faster
+/// than the modelled drive.
+struct TapeSink<'a> {
     inner: &'a mut dyn io::Write,
-    left: u64,
+    fail_after: u64,
+    written: u64,
+    pace: Option<f64>,
+    start: Instant,
 }
 
-impl io::Write for FailAfter<'_> {
+impl io::Write for TapeSink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.left == 0 {
+        if self.written >= self.fail_after {
             return Err(io::Error::other("injected write error (medium error)"));
         }
-        let n = (buf.len() as u64).min(self.left) as usize;
+        let n = (buf.len() as u64).min(self.fail_after - self.written) as usize;
         let n = self.inner.write(&buf[..n])?;
-        if self.left != u64::MAX {
-            self.left -= n as u64;
+        self.written += n as u64;
+        if let Some(rate) = self.pace {
+            let due = Duration::from_secs_f64(self.written as f64 / rate);
+            if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+                std::thread::sleep(wait);
+            }
         }
         Ok(n)
     }

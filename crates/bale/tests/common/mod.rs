@@ -155,6 +155,51 @@ impl Server {
         self.launch();
     }
 
+    /// Kills the server and starts it again with other `serve` arguments.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill9();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.launch();
+    }
+
+    /// GET of a JSON API endpoint with the admin token.
+    pub fn api_get(&self, endpoint: &str) -> serde_json::Value {
+        let r = self
+            .http()
+            .get(self.url_of(&format!("/api/v1/{endpoint}")))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "GET {endpoint}: {}", r.status());
+        r.json().unwrap()
+    }
+
+    /// POST of JSON to an API endpoint with a token; status and body.
+    pub fn api_post(&self, token: &str, endpoint: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http()
+            .post(self.url_of(&format!("/api/v1/{endpoint}")))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Polls until `f` holds (up to `secs` seconds).
+    pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut(&Server) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A CLI command against this server with the admin token.
     pub fn bale(&self) -> Command {
         self.bale_as(&self.token)
