@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub enum BenchCmd {
     /// Files/s for small files from concurrent clients and MB/s for large files.
     Ingest(IngestArgs),
+    /// Modelled tape efficiency of files written straight to tape, by size.
+    Tape(super::bench_tape::TapeArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +63,7 @@ pub struct IngestArgs {
 pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Ingest(a) => ingest(a).await,
+        BenchCmd::Tape(a) => super::bench_tape::run(a).await,
     }
 }
 
@@ -72,14 +75,14 @@ fn pattern(len: usize) -> Bytes {
 
 /// The real `bale serve` binary in a child process, as in production: the
 /// clients of the benchmark do not share its runtime.
-struct Server {
-    client: Client,
+pub(crate) struct Server {
+    pub(crate) client: Client,
     child: std::process::Child,
 }
 
 impl Server {
     /// Stops the server with SIGTERM and waits for it.
-    fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -93,9 +96,14 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
     if !matches!(a.sync.as_str(), "fsync" | "syncfs") {
         bail!("--sync must be fsync or syncfs, not {:?}", a.sync);
     }
+    spawn_server(data, &format!("[ingest]\nsync = \"{}\"\n", a.sync), &a.catalog)
+}
+
+/// Starts `bale serve` on a free port with `config` (TOML) and `catalog`.
+pub(crate) fn spawn_server(data: &Path, config: &str, catalog: &str) -> Result<Server> {
     std::fs::create_dir_all(data)?;
     let cfg = data.with_extension("toml");
-    std::fs::write(&cfg, format!("[ingest]\nsync = \"{}\"\n", a.sync))?;
+    std::fs::write(&cfg, config)?;
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("serve")
         .arg("--config")
@@ -105,7 +113,7 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--catalog")
-        .arg(&a.catalog)
+        .arg(catalog)
         .env("BALE_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()

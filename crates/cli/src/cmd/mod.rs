@@ -1,6 +1,7 @@
 //! One module per command group.
 
 pub mod bench;
+pub mod bench_tape;
 pub mod fs;
 pub mod serve;
 pub mod tape;
