@@ -183,11 +183,10 @@ async fn bench(a: &TapeArgs) -> Result<ExitCode> {
     let mark = libs[0]["file_mark_s"].as_f64().unwrap_or(0.0);
 
     println!(
-        "\n{} on the {} profile scaled 1/{} ({} per modelled file; native rate {} MB/s, file mark {mark} s), {} files per size",
-        "bale bench tape",
+        "\nbale bench tape on the {} profile scaled 1/{} (bytes and rate divided by the scale; native rate {} MB/s, \
+         file mark {mark} s), {} files per size",
         a.media,
         a.scale,
-        "bytes and rate divided by the scale",
         rate * a.scale / 1e6,
         a.files
     );
