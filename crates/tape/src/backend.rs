@@ -80,6 +80,9 @@ pub trait Mounted: Send + Sync {
     /// Makes every tape file written so far durable (the synchronous file
     /// mark): fsync of the files and of the volume's directory.
     fn flush(&mut self) -> io::Result<()>;
+
+    /// Rewinds and ejects. Unflushed tape files are not made durable.
+    fn unload(self: Box<Self>) -> io::Result<()>;
 }
 
 /// Volumes as directories of tape files.
@@ -326,6 +329,10 @@ impl Mounted for FsVolume {
         sink(&mut counted)?;
         self.head = seq + 1;
         Ok(counted.read)
+    }
+
+    fn unload(self: Box<Self>) -> io::Result<()> {
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {

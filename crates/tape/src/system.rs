@@ -1000,8 +1000,8 @@ impl DriveTask {
                 add_charge(&mut v.stats, kind, secs);
             }
         }
-        metrics::counter!("bale_tape_modelled_seconds_total", "kind" => format!("{kind:?}").to_lowercase())
-            .increment(secs.max(0.0) as u64);
+        metrics::counter!("bale_tape_modelled_milliseconds_total", "kind" => format!("{kind:?}").to_lowercase())
+            .increment((secs.max(0.0) * 1000.0) as u64);
         let scale = self.sys.cfg.time_scale;
         if !real && scale > 0.0 {
             let sleep = modelled * scale - elapsed.as_secs_f64();
@@ -1126,7 +1126,7 @@ impl DriveTask {
         }
         let Some(vol) = self.vol.take() else { return };
         let label = vol.label().label.clone();
-        drop(vol);
+        self.eject(vol).await;
         let p = self.lib.profile.clone();
         self.charge(&label, Charge::Locate, p.locate_s(self.head), Duration::ZERO)
             .await;
@@ -1149,6 +1149,17 @@ impl DriveTask {
         self.sys.wake.send_modify(|n| *n += 1);
     }
 
+    /// The backend's unload (rewind and eject); a failure is logged: the
+    /// cartridge leaves the drive either way.
+    async fn eject(&self, vol: Box<dyn Mounted>) {
+        let label = vol.label().label.clone();
+        match tokio::task::spawn_blocking(move || vol.unload()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("unloading {label} from {} failed: {e}", self.name),
+            Err(e) => tracing::warn!("unloading {label} from {} failed: {e}", self.name),
+        }
+    }
+
     /// Makes `label` the mounted volume (unloading another one first).
     async fn mount(&mut self, label: &str) -> Result<(), OpError> {
         if self.vol.as_ref().is_some_and(|v| v.label().label == label) {
@@ -1157,8 +1168,9 @@ impl DriveTask {
         if let Some(other) = self.vol.as_ref().map(|v| v.label().label.clone()) {
             // The slot already names the new volume; unload the old one by hand.
             self.flush_pending().await;
-            let vol = self.vol.take();
-            drop(vol);
+            if let Some(vol) = self.vol.take() {
+                self.eject(vol).await;
+            }
             let p = self.lib.profile.clone();
             self.charge(&other, Charge::Locate, p.locate_s(self.head), Duration::ZERO)
                 .await;
