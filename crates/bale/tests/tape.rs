@@ -45,26 +45,6 @@ drives = 1
 initial_volumes = 2
 "#;
 
-const SLOW_NOW_FAST: &str = r#"
-[tape]
-direct_min_size = "1 MiB"
-
-[tape.media.SLOW]
-capacity = "1 GB"
-rate = "2 MB"
-load_s = 0.05
-unload_s = 0.05
-robot_s = 0.05
-full_locate_s = 0.1
-file_mark_s = 0.2
-
-[[tape.libraries]]
-name = "lib1"
-media = "SLOW"
-drives = 1
-initial_volumes = 2
-"#;
-
 fn config_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
@@ -285,7 +265,12 @@ fn sigkill_in_the_middle_of_a_tape_write_is_redone_after_restart_postgres() {
 fn sigkill_during_tape_write(catalog: Catalog) {
     let cfg_dir = tempfile::tempdir().unwrap();
     let slow = config_file(&cfg_dir, "slow.toml", SLOW);
-    let fast = config_file(&cfg_dir, "fast.toml", SLOW_NOW_FAST);
+    // The same library after the restart, without real-time pacing.
+    let fast = config_file(
+        &cfg_dir,
+        "fast.toml",
+        &SLOW.replace("time_scale = 1.0", "time_scale = 0.0"),
+    );
     let mut s = Server::start_with(catalog, &["--config", &slow]);
     s.run(&["mkdir", "/raw"]);
     let local = tempfile::tempdir().unwrap();

@@ -1126,6 +1126,22 @@ impl DriveTask {
         }
         let Some(vol) = self.vol.take() else { return };
         let label = vol.label().label.clone();
+        self.put_away(vol).await;
+        {
+            let mut st = self.lock();
+            let slot = st.drives.get_mut(&self.name).expect("drive");
+            if slot.mounted.as_deref() == Some(label.as_str()) {
+                slot.mounted = None;
+                slot.writing = None;
+            }
+        }
+        self.sys.wake.send_modify(|n| *n += 1);
+    }
+
+    /// Rewind (a locate to the start), unload and the robot move back,
+    /// charged to the volume; then its counters are saved.
+    async fn put_away(&mut self, vol: Box<dyn Mounted>) {
+        let label = vol.label().label.clone();
         self.eject(vol).await;
         let p = self.lib.profile.clone();
         self.charge(&label, Charge::Locate, p.locate_s(self.head), Duration::ZERO)
@@ -1136,17 +1152,8 @@ impl DriveTask {
             let _robot = self.lib.robot.lock().await;
             self.charge(&label, Charge::Robot, p.robot_s, Duration::ZERO).await;
         }
-        {
-            let mut st = self.lock();
-            let slot = st.drives.get_mut(&self.name).expect("drive");
-            if slot.mounted.as_deref() == Some(label.as_str()) {
-                slot.mounted = None;
-                slot.writing = None;
-            }
-        }
         self.event(&label, "unload", None, 0, String::new());
         self.save_stats(Some(&label)).await;
-        self.sys.wake.send_modify(|n| *n += 1);
     }
 
     /// The backend's unload (rewind and eject); a failure is logged: the
@@ -1165,22 +1172,12 @@ impl DriveTask {
         if self.vol.as_ref().is_some_and(|v| v.label().label == label) {
             return Ok(());
         }
-        if let Some(other) = self.vol.as_ref().map(|v| v.label().label.clone()) {
-            // The slot already names the new volume; unload the old one by hand.
+        if self.vol.is_some() {
+            // The slot already names the new volume; put the old one away.
             self.flush_pending().await;
             if let Some(vol) = self.vol.take() {
-                self.eject(vol).await;
+                self.put_away(vol).await;
             }
-            let p = self.lib.profile.clone();
-            self.charge(&other, Charge::Locate, p.locate_s(self.head), Duration::ZERO)
-                .await;
-            self.charge(&other, Charge::Unload, p.unload_s, Duration::ZERO).await;
-            {
-                let _robot = self.lib.robot.lock().await;
-                self.charge(&other, Charge::Robot, p.robot_s, Duration::ZERO).await;
-            }
-            self.event(&other, "unload", None, 0, String::new());
-            self.save_stats(Some(&other)).await;
         }
         self.head = 0;
         if self.drive_fails() {
