@@ -109,11 +109,20 @@ impl Cache {
 
     /// Opens a committed file's data for reading.
     pub async fn open_read(&self, id: FileId) -> io::Result<tokio::fs::File> {
+        let c = self.clone();
+        tokio::task::spawn_blocking(move || c.open_data(id))
+            .await
+            .map_err(io::Error::other)?
+            .map(tokio::fs::File::from_std)
+    }
+
+    /// Opens a committed file's data for reading; blocking.
+    pub fn open_data(&self, id: FileId) -> io::Result<std::fs::File> {
         // Between its catalog commit and its promotion a file is in tmp/; a
         // promotion running meanwhile moves it, so look in files/ once more.
         let mut last = None;
         for p in [self.file_path(id), self.tmp_path(id), self.file_path(id)] {
-            match tokio::fs::File::open(&p).await {
+            match std::fs::File::open(&p) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
                 r => return r,
             }

@@ -1479,7 +1479,7 @@ impl DriveTask {
                     start: Instant::now(),
                 };
                 let open = |_, m: &bale_pack::ManifestMember| {
-                    open_cached(&cache, m.file_id).inspect_err(|e| {
+                    cache.open_data(m.file_id).inspect_err(|e| {
                         unreadable = Some(format!("cannot read {} from the cache: {e}", m.path));
                     })
                 };
@@ -1754,14 +1754,6 @@ impl DriveTask {
         }
         Ok(ReadDone { bytes, adler32: sum })
     }
-}
-
-/// Opens a cached file's data: in `files/` once promoted, in `tmp/` before
-/// (and `files/` again, in case it was promoted in between).
-fn open_cached(cache: &Cache, id: bale_util::FileId) -> io::Result<std::fs::File> {
-    std::fs::File::open(cache.file_path(id))
-        .or_else(|_| std::fs::File::open(cache.tmp_path(id)))
-        .or_else(|_| std::fs::File::open(cache.file_path(id)))
 }
 
 /// The stream to the tape file: fails after `fail_after` bytes (fault
