@@ -143,6 +143,15 @@ struct QueueKey {
     family: Family,
 }
 
+impl QueueKey {
+    fn of(job: &ArchiveJob) -> QueueKey {
+        QueueKey {
+            library: job.target.library.clone(),
+            family: job.target.family.clone(),
+        }
+    }
+}
+
 struct Slot {
     library: String,
     online: bool,
@@ -213,6 +222,11 @@ fn estimate(job: &ArchiveJob) -> u64 {
 }
 
 impl State {
+    /// Puts a job back at the head of its queue (it keeps its age).
+    fn requeue_front(&mut self, job: QueuedJob) {
+        self.writes.entry(QueueKey::of(&job.job)).or_default().push_front(job);
+    }
+
     fn mounted_elsewhere(&self, label: &str, drive: &str) -> bool {
         self.drives
             .iter()
@@ -436,8 +450,9 @@ impl TapeSystem {
             }),
             tasks: Arc::new(Mutex::new(Vec::new())),
         };
+        let existing = catalog.volumes().await?;
         for l in &cfg.libraries {
-            let has = catalog.volumes().await?.iter().any(|v| v.library == l.name);
+            let has = existing.iter().any(|v| v.library == l.name);
             if !has && l.initial_volumes > 0 {
                 sys.add_volumes(&l.name, l.initial_volumes, None, None).await?;
             }
@@ -581,11 +596,7 @@ impl TapeSystem {
             if !st.known_jobs.insert(job.id) {
                 return;
             }
-            let key = QueueKey {
-                library: job.target.library.clone(),
-                family: job.target.family.clone(),
-            };
-            st.writes.entry(key).or_default().push_back(QueuedJob {
+            st.writes.entry(QueueKey::of(&job)).or_default().push_back(QueuedJob {
                 job,
                 since: Instant::now(),
             });
@@ -713,12 +724,15 @@ impl TapeSystem {
             .map_err(|e| TapeError::Failed(e.to_string()))?
             .map_err(|e| TapeError::Failed(format!("cannot label new volumes: {e}")))?;
         self.inner.catalog.add_volumes(&new).await?;
-        let mut out = Vec::new();
-        for v in &new {
-            if let Some(v) = self.inner.catalog.volume(&v.label).await? {
-                out.push(v);
-            }
-        }
+        let labels: HashSet<&str> = new.iter().map(|v| v.label.as_str()).collect();
+        let out: Vec<Volume> = self
+            .inner
+            .catalog
+            .volumes()
+            .await?
+            .into_iter()
+            .filter(|v| labels.contains(v.label.as_str()))
+            .collect();
         {
             let mut st = self.inner.state.lock().unwrap();
             for v in &out {
@@ -1045,7 +1059,7 @@ impl DriveTask {
             let mut full = Vec::new();
             let work = self.lock().assign(&self.name, max_wait, &mut full);
             for label in full {
-                self.mark_full(&label).await;
+                self.mark_full(&label, "cannot hold the next tape file").await;
             }
             match work {
                 Work::Write { volume, job } => self.write(&volume, job).await,
@@ -1092,8 +1106,13 @@ impl DriveTask {
         self.save_stats(None).await;
     }
 
-    async fn mark_full(&self, label: &str) {
-        self.event(label, "full", None, 0, "cannot hold the next tape file".into());
+    /// Marks a volume full, in memory (if the scheduler has not already)
+    /// and in the catalog.
+    async fn mark_full(&self, label: &str, why: &str) {
+        self.event(label, "full", None, 0, why.into());
+        if let Some(v) = self.lock().volumes.get_mut(label) {
+            v.state = VolumeState::Full;
+        }
         if let Err(e) = self.sys.catalog.set_volume_state(label, VolumeState::Full).await {
             tracing::warn!("cannot mark volume {label} full: {e}");
         }
@@ -1257,14 +1276,10 @@ impl DriveTask {
             let _ = self.sys.catalog.raise_alarm("error", "archive", &msg).await;
             return;
         }
-        let key = QueueKey {
-            library: job.job.target.library.clone(),
-            family: job.job.target.family.clone(),
-        };
         let mut job = job;
         job.job.attempts = attempts;
         job.job.error = Some(error.to_string());
-        self.lock().writes.entry(key).or_default().push_front(job);
+        self.lock().requeue_front(job);
     }
 
     async fn fail_job(&self, job: QueuedJob, reason: &str) {
@@ -1380,17 +1395,8 @@ impl DriveTask {
                 self.lock().known_jobs.remove(&job.job.id);
             }
             Err(OpError::Full) => {
-                self.event(label, "full", None, 0, "end of tape".into());
-                let _ = self.sys.catalog.set_volume_state(label, VolumeState::Full).await;
-                if let Some(v) = self.lock().volumes.get_mut(label) {
-                    v.state = VolumeState::Full;
-                }
-                let mut st = self.lock();
-                let key = QueueKey {
-                    library: job.job.target.library.clone(),
-                    family: job.job.target.family.clone(),
-                };
-                st.writes.entry(key).or_default().push_front(job);
+                self.mark_full(label, "end of tape").await;
+                self.lock().requeue_front(job);
             }
             Err(OpError::Data(m)) => self.fail_job(job, &m).await,
             Err(OpError::Retry) => {
@@ -1398,11 +1404,7 @@ impl DriveTask {
                 if let Some(slot) = st.drives.get_mut(&self.name) {
                     slot.writing = None;
                 }
-                let key = QueueKey {
-                    library: job.job.target.library.clone(),
-                    family: job.job.target.family.clone(),
-                };
-                st.writes.entry(key).or_default().push_front(job);
+                st.requeue_front(job);
             }
             Err(e) => {
                 let msg = e.message();
