@@ -30,7 +30,7 @@ const USTAR_MAX_SIZE: u64 = 0o77777777777;
 const USTAR_MAX_NAME: usize = 31;
 
 /// What the packer knows about a member before writing it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberMeta {
     pub file_id: FileId,
     /// The namespace path, absolute (`/exp/run1/f.dat`).
@@ -40,23 +40,17 @@ pub struct MemberMeta {
     pub owner: String,
     pub group: String,
     pub mode: u32,
+    /// Nanoseconds since the Unix epoch.
     pub ctime: Timestamp,
     pub mtime: Timestamp,
 }
 
-/// One member as the manifest lists it.
+/// One member as the manifest lists it: what the packer knew of it and
+/// where its data starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestMember {
-    pub file_id: FileId,
-    pub path: String,
-    pub size: u64,
-    pub adler32: Adler32,
-    pub owner: String,
-    pub group: String,
-    pub mode: u32,
-    /// Nanoseconds since the Unix epoch.
-    pub ctime: Timestamp,
-    pub mtime: Timestamp,
+    #[serde(flatten)]
+    pub meta: MemberMeta,
     /// Byte offset of the member's data from the start of the tape file.
     pub offset: u64,
 }
@@ -208,18 +202,7 @@ impl Plan {
             created,
             members: members
                 .into_iter()
-                .map(|m| ManifestMember {
-                    file_id: m.file_id,
-                    path: m.path,
-                    size: m.size,
-                    adler32: m.adler32,
-                    owner: m.owner,
-                    group: m.group,
-                    mode: m.mode,
-                    ctime: m.ctime,
-                    mtime: m.mtime,
-                    offset: 0,
-                })
+                .map(|meta| ManifestMember { meta, offset: 0 })
                 .collect(),
         };
         // The offsets depend on the manifest's length, which depends on the
@@ -230,7 +213,7 @@ impl Plan {
             let mut pos = head_len;
             for (m, h) in manifest.members.iter_mut().zip(&member_heads) {
                 m.offset = pos + h.len() as u64;
-                pos = m.offset + padded(m.size);
+                pos = m.offset + padded(m.meta.size);
             }
             let json = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
             let header = file_header(&name, json.len() as u64, 0o444, created, "bale", "bale")?;
@@ -282,15 +265,15 @@ impl Plan {
             out.write_all(h)?;
             let mut src = open(i, m)?;
             let mut hash = Adler32Hasher::new();
-            let mut left = m.size;
+            let mut left = m.meta.size;
             while left > 0 {
                 let want = left.min(buf.len() as u64) as usize;
                 let n = match src.read(&mut buf[..want]) {
                     Ok(0) => {
                         return Err(PackError::Short {
-                            path: m.path.clone(),
-                            expected: m.size,
-                            got: m.size - left,
+                            path: m.meta.path.clone(),
+                            expected: m.meta.size,
+                            got: m.meta.size - left,
                         })
                     }
                     Ok(n) => n,
@@ -302,15 +285,15 @@ impl Plan {
                 left -= n as u64;
             }
             let actual = hash.finish();
-            if actual != m.adler32 {
+            if actual != m.meta.adler32 {
                 return Err(PackError::Checksum {
                     index: i,
-                    path: m.path.clone(),
-                    expected: m.adler32,
+                    path: m.meta.path.clone(),
+                    expected: m.meta.adler32,
                     actual,
                 });
             }
-            let pad = (padded(m.size) - m.size) as usize;
+            let pad = (padded(m.meta.size) - m.meta.size) as usize;
             out.write_all(&[0u8; BLOCK as usize][..pad])?;
         }
         out.write_all(&[0u8; 2 * BLOCK as usize])?;
@@ -371,10 +354,10 @@ where
         let (i, m) = members
             .next()
             .ok_or_else(|| PackError::Invalid(format!("member {path:?} is not in the manifest")))?;
-        if path != tar_path(&m.path) {
+        if path != tar_path(&m.meta.path) {
             return Err(PackError::Invalid(format!(
                 "member {i} is {path:?}, the manifest says {:?}",
-                m.path
+                m.meta.path
             )));
         }
         if entry.raw_file_position() != m.offset {
@@ -392,24 +375,24 @@ where
         each(m, &mut hashing)?;
         io::copy(&mut hashing, &mut io::sink())?;
         let (got, actual) = (hashing.read, hashing.hash.finish());
-        if got != m.size {
+        if got != m.meta.size {
             return Err(PackError::Short {
-                path: m.path.clone(),
-                expected: m.size,
+                path: m.meta.path.clone(),
+                expected: m.meta.size,
                 got,
             });
         }
-        if actual != m.adler32 {
+        if actual != m.meta.adler32 {
             return Err(PackError::Checksum {
                 index: i,
-                path: m.path.clone(),
-                expected: m.adler32,
+                path: m.meta.path.clone(),
+                expected: m.meta.adler32,
                 actual,
             });
         }
     }
     if let Some((_, m)) = members.next() {
-        return Err(PackError::Invalid(format!("member {:?} is missing", m.path)));
+        return Err(PackError::Invalid(format!("member {:?} is missing", m.meta.path)));
     }
     Ok(manifest)
 }

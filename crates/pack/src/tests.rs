@@ -43,13 +43,13 @@ fn a_package_reads_back_with_its_manifest_and_offsets() {
     assert_eq!(w.adler32, Adler32::of(&bytes));
     for (m, (_, data)) in plan.manifest().members.iter().zip(&members) {
         let at = m.offset as usize;
-        assert_eq!(&bytes[at..at + data.len()], &data[..], "{}", m.path);
+        assert_eq!(&bytes[at..at + data.len()], &data[..], "{}", m.meta.path);
     }
     let mut seen = Vec::new();
     let manifest = read(&bytes[..], |m, r| {
         let mut d = Vec::new();
         r.read_to_end(&mut d)?;
-        seen.push((m.path.clone(), d));
+        seen.push((m.meta.path.clone(), d));
         Ok(())
     })
     .unwrap();

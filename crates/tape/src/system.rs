@@ -1481,8 +1481,8 @@ impl DriveTask {
                     start: Instant::now(),
                 };
                 let open = |_, m: &bale_pack::ManifestMember| {
-                    cache.open_data(m.file_id).inspect_err(|e| {
-                        unreadable = Some(format!("cannot read {} from the cache: {e}", m.path));
+                    cache.open_data(m.meta.file_id).inspect_err(|e| {
+                        unreadable = Some(format!("cannot read {} from the cache: {e}", m.meta.path));
                     })
                 };
                 match plan.write(&mut w, open) {
@@ -1545,10 +1545,10 @@ impl DriveTask {
                 .members
                 .iter()
                 .map(|m| NewMember {
-                    file_id: m.file_id,
+                    file_id: m.meta.file_id,
                     offset: m.offset,
-                    size: m.size,
-                    adler32: m.adler32,
+                    size: m.meta.size,
+                    adler32: m.meta.adler32,
                 })
                 .collect(),
             job: Some(job.id),
