@@ -882,6 +882,7 @@ impl TapeSystem {
                     file_mark_s: l.profile.file_mark_s,
                     file_marks: l.marks,
                     efficiency: stats.efficiency(l.profile.rate.0 as f64),
+                    busy_s: stats.busy_s(),
                     stats,
                 }
             })
@@ -930,6 +931,8 @@ pub struct LibraryView {
     pub file_mark_s: f64,
     pub file_marks: FileMarks,
     pub stats: TapeStats,
+    /// Modelled seconds of work of every kind, summed over the drives.
+    pub busy_s: f64,
     pub efficiency: Option<f64>,
 }
 

@@ -230,12 +230,7 @@ async fn bench(a: &TapeArgs) -> Result<ExitCode> {
             l["name"].as_str().unwrap_or("?"),
             l["file_marks"].as_str().unwrap_or("?"),
             100.0 * l["efficiency"].as_f64().unwrap_or(0.0),
-            l["stats"]["robot_s"].as_f64().unwrap_or(0.0)
-                + f(&l["stats"], "load_s")
-                + f(&l["stats"], "locate_s")
-                + f(&l["stats"], "write_s")
-                + f(&l["stats"], "mark_s")
-                + f(&l["stats"], "unload_s"),
+            f(l, "busy_s"),
         );
     }
     println!(
