@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .merge(crate::tape::routes())
+        .merge(crate::archive::routes())
         .fallback(crate::error::not_found)
 }
 

@@ -5,11 +5,13 @@
 //!   RFC 3230 adler32 digests.
 //! - `/api/v1/`: the JSON API (stat, paginated listing, tags, mkdir, attrs,
 //!   tokens, health) and the tape admin API (volumes, drives, libraries,
-//!   events, alarms, faults). Errors everywhere are RFC 7807 problem+json.
+//!   events, alarms, faults) and the aggregation API (policy, queue,
+//!   packages). Errors everywhere are RFC 7807 problem+json.
 //! - `/metrics`: Prometheus metrics. `/.well-known` and `/ui` are reserved.
 //!
 //! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
 
+mod archive;
 mod data;
 mod error;
 mod json;

@@ -168,8 +168,12 @@ pub struct StatEntry {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ArchiveView {
-    /// "cached" (not queued for tape), "queued", "failed" or "archived".
+    /// "cached" (not on its way to tape), "pooled" (waiting in a pool),
+    /// "queued" (in an archive job), "failed" or "archived".
     pub state: String,
+    /// The open pool the file waits in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,6 +203,7 @@ impl ArchiveView {
     pub fn from_status(s: &bale_core::ArchiveStatus) -> ArchiveView {
         ArchiveView {
             state: s.state.to_string(),
+            pool: s.pool.clone(),
             job: s.job,
             error: s.error.clone(),
             copies: s

@@ -15,14 +15,18 @@
 pub mod conformance;
 mod error;
 mod model;
+mod pool;
 mod postgres;
+mod postgres_pool;
 mod postgres_tape;
 mod sqlite;
+mod sqlite_pool;
 mod sqlite_tape;
 mod tape;
 
 pub use error::{CatalogError, Result};
 pub use model::*;
+pub use pool::*;
 pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
 pub use tape::*;
@@ -35,7 +39,7 @@ use std::sync::Arc;
 pub type DynCatalog = Arc<dyn Catalog>;
 
 #[async_trait]
-pub trait Catalog: TapeCatalog + Send + Sync + 'static {
+pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
 

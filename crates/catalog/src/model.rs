@@ -162,9 +162,9 @@ pub struct NewFile {
     pub time: Timestamp,
     /// Replace an existing file of the same name (never a directory).
     pub replace: bool,
-    /// Queue the file for tape as its own tape file: an archive job is
-    /// created in the same transaction as the file's row.
-    pub archive: Option<crate::JobTarget>,
+    /// How the file goes to tape: its own archive job or a pool to join,
+    /// either recorded in the same transaction as the file's row.
+    pub archive: Option<crate::ArchiveRoute>,
 }
 
 /// What a change committed: the node as it now is and the file nodes it

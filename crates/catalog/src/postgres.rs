@@ -6,7 +6,7 @@
 //! nodes starting together do not race.
 
 use crate::model::*;
-use crate::{Catalog, CatalogError, Result};
+use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
 use bale_util::{Adler32, NsPath, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -58,6 +58,7 @@ CREATE TABLE landing (
 CREATE INDEX landing_node ON landing(node);
 "#,
     crate::postgres_tape::MIGRATION_TAPE,
+    crate::postgres_pool::MIGRATION_POOLS,
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.
@@ -276,13 +277,19 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
         )
         .await?;
     if !replaced.is_empty() {
-        crate::postgres_tape::forget_jobs_of(tx, &replaced).await?;
+        crate::postgres_tape::release_files(tx, &replaced).await?;
     }
     match row {
         Some(r) => Ok(Committed {
             node: node_from_row(&r, 0),
             job: match &f.archive {
-                Some(t) => Some(crate::postgres_tape::create_job(tx, t, &[(f.file_id, f.size)], f.time).await?),
+                Some(ArchiveRoute::Direct(t)) => {
+                    Some(crate::postgres_tape::create_job(tx, t, &[(f.file_id, f.size)], f.time, None).await?)
+                }
+                Some(ArchiveRoute::Pool(p)) => {
+                    crate::postgres_pool::join_pool(tx, p, f.file_id, f.size, f.time).await?;
+                    None
+                }
                 None => None,
             },
             replaced,
@@ -497,7 +504,7 @@ impl Catalog for PostgresCatalog {
                 r?;
             }
         }
-        crate::postgres_tape::forget_jobs_of(&tx, &nodes).await?;
+        crate::postgres_tape::release_files(&tx, &nodes).await?;
         tx.commit().await?;
         Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
     }
@@ -537,7 +544,7 @@ impl Catalog for PostgresCatalog {
                 return Err(CatalogError::NotEmpty(new_name.to_string()));
             }
             delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
-            crate::postgres_tape::forget_jobs_of(&tx, std::slice::from_ref(&dest)).await?;
+            crate::postgres_tape::release_files(&tx, std::slice::from_ref(&dest)).await?;
             if !dest.is_dir() {
                 replaced.push(dest);
             }

@@ -81,11 +81,12 @@ CREATE TABLE alarms (
 
 const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
      tape_files, mount_limit, stats, created";
-const PACKAGE_COLS: &str = "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created";
-const JOB_COLS: &str =
-    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error";
+pub(crate) const PACKAGE_COLS: &str =
+    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes";
+pub(crate) const JOB_COLS: &str =
+    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool";
 
-fn bad(e: impl std::fmt::Display) -> CatalogError {
+pub(crate) fn bad(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::backend(format!("unreadable catalog row: {e}"), false)
 }
 
@@ -123,7 +124,7 @@ fn volume_from_row(r: &Row) -> Result<Volume> {
     })
 }
 
-fn package_from_row(r: &Row) -> Package {
+pub(crate) fn package_from_row(r: &Row) -> Package {
     Package {
         id: r.get(0),
         volume: r.get(1),
@@ -133,10 +134,12 @@ fn package_from_row(r: &Row) -> Package {
         adler32: Adler32(r.get::<_, i64>(5) as u32),
         members: r.get::<_, i32>(6) as u32,
         created: Timestamp(r.get(7)),
+        dead_members: r.get::<_, i32>(8) as u32,
+        dead_bytes: r.get::<_, i64>(9) as u64,
     }
 }
 
-fn job_from_row(r: &Row) -> Result<ArchiveJob> {
+pub(crate) fn job_from_row(r: &Row) -> Result<ArchiveJob> {
     Ok(ArchiveJob {
         id: r.get(0),
         state: r.get::<_, String>(1).parse().map_err(bad)?,
@@ -153,6 +156,7 @@ fn job_from_row(r: &Row) -> Result<ArchiveJob> {
         created: Timestamp(r.get(8)),
         attempts: r.get::<_, i32>(9) as u32,
         error: r.get(10),
+        pool: r.get(11),
         files: Vec::new(),
     })
 }
@@ -166,7 +170,7 @@ fn drive_from_row(r: &Row) -> Result<Drive> {
     })
 }
 
-async fn job_files(c: &impl GenericClient, job: &mut ArchiveJob) -> Result<()> {
+pub(crate) async fn job_files(c: &impl GenericClient, job: &mut ArchiveJob) -> Result<()> {
     let st = c
         .prepare_cached("SELECT file_id FROM job_files WHERE job = $1 ORDER BY file_id")
         .await?;
@@ -186,18 +190,20 @@ async fn get_volume(c: &impl GenericClient, label: &str) -> Result<Option<Volume
         .transpose()
 }
 
-/// Creates an archive job for `files` (id, size) inside a transaction.
+/// Creates an archive job for `files` (id, size) inside a transaction;
+/// `pool` names the pool it closes.
 pub(crate) async fn create_job(
     tx: &impl GenericClient,
     t: &JobTarget,
     files: &[(FileId, u64)],
     at: Timestamp,
+    pool: Option<&str>,
 ) -> Result<i64> {
     let bytes: u64 = files.iter().map(|f| f.1).sum();
     let st = tx
         .prepare_cached(
-            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created) \
-             VALUES ('queued', $1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created, \
+             pool) VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .await?;
     let id: i64 = tx
@@ -211,6 +217,7 @@ pub(crate) async fn create_job(
                 &(t.width as i32),
                 &(bytes as i64),
                 &at.0,
+                &pool,
             ],
         )
         .await?
@@ -224,12 +231,30 @@ pub(crate) async fn create_job(
     Ok(id)
 }
 
-/// Takes removed files out of unfinished archive jobs; jobs left empty go.
-pub(crate) async fn forget_jobs_of(tx: &impl GenericClient, nodes: &[Node]) -> Result<()> {
+/// What removing files means for tape: they leave unfinished archive jobs
+/// (jobs left empty go) and open pools (pools left empty go), and their
+/// members in recorded packages become dead bytes.
+pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Result<()> {
     let ids: Vec<String> = nodes.iter().filter_map(|n| n.file_id).map(|f| f.to_string()).collect();
     if ids.is_empty() {
         return Ok(());
     }
+    let st = tx
+        .prepare_cached(
+            "UPDATE packages p SET dead_members = p.dead_members + d.n, dead_bytes = p.dead_bytes + d.bytes \
+             FROM (SELECT package, COUNT(*) AS n, SUM(size) AS bytes FROM members WHERE file_id = ANY($1) \
+             GROUP BY package) d WHERE p.id = d.package",
+        )
+        .await?;
+    tx.execute(&st, &[&ids]).await?;
+    let st = tx
+        .prepare_cached(
+            "WITH gone AS (DELETE FROM pool_files WHERE file_id = ANY($1) RETURNING pool) \
+             DELETE FROM pools p WHERE p.key IN (SELECT pool FROM gone) \
+             AND NOT EXISTS (SELECT 1 FROM pool_files f WHERE f.pool = p.key AND NOT f.file_id = ANY($1))",
+        )
+        .await?;
+    tx.execute(&st, &[&ids]).await?;
     let st = tx
         .prepare_cached(
             "WITH gone AS (DELETE FROM job_files WHERE file_id = ANY($1) RETURNING job) \
@@ -449,6 +474,14 @@ impl TapeCatalog for PostgresCatalog {
                 tx.execute("DELETE FROM job_files WHERE job = $1", &[&j]).await?;
                 tx.execute("DELETE FROM archive_jobs WHERE id = $1", &[&j]).await?;
             }
+            // Members deleted while the package was being written.
+            tx.execute(
+                "UPDATE packages SET (dead_members, dead_bytes) = (SELECT COUNT(*)::int, COALESCE(SUM(m.size), 0)::bigint \
+                 FROM members m WHERE m.package = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = m.file_id)) WHERE id = $1",
+                &[&p.id],
+            )
+            .await?;
             seq += 1;
             used = p.position + p.size;
         }
@@ -475,17 +508,6 @@ impl TapeCatalog for PostgresCatalog {
         Ok(v)
     }
 
-    async fn packages_on(&self, label: &str) -> Result<Vec<Package>> {
-        let c = self.pool.get().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.volume = $1 ORDER BY p.seq"),
-                &[&label],
-            )
-            .await?;
-        Ok(rows.iter().map(package_from_row).collect())
-    }
-
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
         let c = self.pool.get().await?;
         let rows = c
@@ -501,7 +523,7 @@ impl TapeCatalog for PostgresCatalog {
             .iter()
             .map(|r| TapeCopy {
                 package: package_from_row(r),
-                offset: r.get::<_, i64>(8) as u64,
+                offset: r.get::<_, i64>(10) as u64,
             })
             .collect())
     }

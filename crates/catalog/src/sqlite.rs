@@ -6,7 +6,7 @@
 //! pool. Group commit happens above: a batch of files is one transaction.
 
 use crate::model::*;
-use crate::{Catalog, CatalogError, Result};
+use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
 use bale_util::{Adler32, NsPath, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
@@ -62,6 +62,7 @@ CREATE TABLE landing (
 CREATE INDEX landing_node ON landing(node);
 "#,
     crate::sqlite_tape::MIGRATION_TAPE,
+    crate::sqlite_pool::MIGRATION_POOLS,
 ];
 
 const NODE_COLS: &str = "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
@@ -327,16 +328,21 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         node_from_row,
     )?;
     let job = match &f.archive {
-        Some(target) => Some(crate::sqlite_tape::create_job(
+        Some(ArchiveRoute::Direct(target)) => Some(crate::sqlite_tape::create_job(
             tx,
             target,
             &[(f.file_id, f.size)],
             f.time,
+            None,
         )?),
+        Some(ArchiveRoute::Pool(pool)) => {
+            crate::sqlite_pool::join_pool(tx, pool, f.file_id, f.size, f.time)?;
+            None
+        }
         None => None,
     };
     if !replaced.is_empty() {
-        crate::sqlite_tape::forget_jobs_of(tx, &replaced)?;
+        crate::sqlite_tape::release_files(tx, &replaced)?;
     }
     Ok(Committed { node, replaced, job })
 }
@@ -503,7 +509,7 @@ impl Catalog for SqliteCatalog {
                 }
             }
             delete_nodes(tx, &nodes)?;
-            crate::sqlite_tape::forget_jobs_of(tx, &nodes)?;
+            crate::sqlite_tape::release_files(tx, &nodes)?;
             Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
         })
         .await
@@ -543,7 +549,7 @@ impl Catalog for SqliteCatalog {
                     return Err(CatalogError::NotEmpty(new_name));
                 }
                 delete_nodes(tx, std::slice::from_ref(&dest))?;
-                crate::sqlite_tape::forget_jobs_of(tx, std::slice::from_ref(&dest))?;
+                crate::sqlite_tape::release_files(tx, std::slice::from_ref(&dest))?;
                 if !dest.is_dir() {
                     replaced.push(dest);
                 }

@@ -80,9 +80,10 @@ CREATE TABLE alarms (
 
 const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
      tape_files, mount_limit, stats, created";
-const PACKAGE_COLS: &str = "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created";
-const JOB_COLS: &str =
-    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error";
+pub(crate) const PACKAGE_COLS: &str =
+    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes";
+pub(crate) const JOB_COLS: &str =
+    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool";
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> rusqlite::Result<T> {
     s.parse()
@@ -124,7 +125,7 @@ fn volume_from_row(r: &Row<'_>) -> rusqlite::Result<Volume> {
     })
 }
 
-fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
+pub(crate) fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
     Ok(Package {
         id: r.get(0)?,
         volume: r.get(1)?,
@@ -134,10 +135,12 @@ fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
         adler32: Adler32(r.get::<_, i64>(5)? as u32),
         members: r.get::<_, i64>(6)? as u32,
         created: Timestamp(r.get(7)?),
+        dead_members: r.get::<_, i64>(8)? as u32,
+        dead_bytes: r.get::<_, i64>(9)? as u64,
     })
 }
 
-fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
+pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
     Ok(ArchiveJob {
         id: r.get(0)?,
         state: parse(r.get(1)?)?,
@@ -154,11 +157,12 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
         created: Timestamp(r.get(8)?),
         attempts: r.get::<_, i64>(9)? as u32,
         error: r.get(10)?,
+        pool: r.get(11)?,
         files: Vec::new(),
     })
 }
 
-fn job_files(c: &Connection, job: &mut ArchiveJob) -> Result<()> {
+pub(crate) fn job_files(c: &Connection, job: &mut ArchiveJob) -> Result<()> {
     let mut st = c.prepare_cached("SELECT file_id FROM job_files WHERE job = ?1 ORDER BY file_id")?;
     let ids = st.query_map([job.id], |r| r.get::<_, String>(0))?;
     for id in ids {
@@ -186,13 +190,20 @@ fn get_drive(c: &Connection, name: &str) -> Result<Option<Drive>> {
         .optional()?)
 }
 
-/// Creates an archive job for `files` (id, size) inside a transaction.
-pub(crate) fn create_job(tx: &Transaction<'_>, t: &JobTarget, files: &[(FileId, u64)], at: Timestamp) -> Result<i64> {
+/// Creates an archive job for `files` (id, size) inside a transaction;
+/// `pool` names the pool it closes.
+pub(crate) fn create_job(
+    tx: &Transaction<'_>,
+    t: &JobTarget,
+    files: &[(FileId, u64)],
+    at: Timestamp,
+    pool: Option<&str>,
+) -> Result<i64> {
     let bytes: u64 = files.iter().map(|f| f.1).sum();
     let id: i64 = tx
         .prepare_cached(
-            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created) \
-             VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created, \
+             pool) VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         )?
         .query_row(
             params![
@@ -202,7 +213,8 @@ pub(crate) fn create_job(tx: &Transaction<'_>, t: &JobTarget, files: &[(FileId, 
                 t.family.wrapper,
                 t.width as i64,
                 bytes as i64,
-                at.0
+                at.0,
+                pool
             ],
             |r| r.get(0),
         )?;
@@ -213,15 +225,30 @@ pub(crate) fn create_job(tx: &Transaction<'_>, t: &JobTarget, files: &[(FileId, 
     Ok(id)
 }
 
-/// Takes removed files out of unfinished archive jobs; jobs left empty go.
-pub(crate) fn forget_jobs_of(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> {
+/// What removing files means for tape: they leave unfinished archive jobs
+/// (jobs left empty go) and open pools (pools left empty go), and their
+/// members in recorded packages become dead bytes.
+pub(crate) fn release_files(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> {
     let mut find = tx.prepare_cached("SELECT job FROM job_files WHERE file_id = ?1")?;
     let mut del = tx.prepare_cached("DELETE FROM job_files WHERE file_id = ?1")?;
     let mut drop_empty = tx.prepare_cached(
         "DELETE FROM archive_jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = ?1)",
     )?;
+    let mut leave_pool = tx.prepare_cached("DELETE FROM pool_files WHERE file_id = ?1 RETURNING pool")?;
+    let mut drop_pool = tx
+        .prepare_cached("DELETE FROM pools WHERE key = ?1 AND NOT EXISTS (SELECT 1 FROM pool_files WHERE pool = ?1)")?;
+    let mut dead = tx.prepare_cached(
+        "UPDATE packages SET dead_members = dead_members + 1, \
+         dead_bytes = dead_bytes + (SELECT m.size FROM members m WHERE m.package = packages.id AND m.file_id = ?1) \
+         WHERE id IN (SELECT package FROM members WHERE file_id = ?1)",
+    )?;
     for id in nodes.iter().filter_map(|n| n.file_id) {
         let id = id.to_string();
+        dead.execute([&id])?;
+        let pool: Option<String> = leave_pool.query_row([&id], |r| r.get(0)).optional()?;
+        if let Some(pool) = pool {
+            drop_pool.execute([pool])?;
+        }
         let jobs: Vec<i64> = find.query_map([&id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         if jobs.is_empty() {
             continue;
@@ -405,6 +432,11 @@ impl TapeCatalog for SqliteCatalog {
             )?;
             let mut done = tx.prepare_cached("DELETE FROM job_files WHERE job = ?1")?;
             let mut done_job = tx.prepare_cached("DELETE FROM archive_jobs WHERE id = ?1")?;
+            let mut dead = tx.prepare_cached(
+                "UPDATE packages SET (dead_members, dead_bytes) = (SELECT COUNT(*), COALESCE(SUM(m.size), 0) \
+                 FROM members m WHERE m.package = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = m.file_id)) WHERE id = ?1",
+            )?;
             for p in &packages {
                 if p.seq != seq || p.position < used {
                     return Err(CatalogError::Invalid(format!(
@@ -436,6 +468,8 @@ impl TapeCatalog for SqliteCatalog {
                     done.execute([j])?;
                     done_job.execute([j])?;
                 }
+                // Members deleted while the package was being written.
+                dead.execute([&p.id])?;
                 seq += 1;
                 used = p.position + p.size;
             }
@@ -458,18 +492,6 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
-    async fn packages_on(&self, label: &str) -> Result<Vec<Package>> {
-        let label = label.to_string();
-        self.read(move |c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {PACKAGE_COLS} FROM packages p WHERE p.volume = ?1 ORDER BY p.seq"
-            ))?;
-            let rows = st.query_map([label], package_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
-    }
-
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
@@ -479,7 +501,7 @@ impl TapeCatalog for SqliteCatalog {
             let rows = st.query_map([file_id.to_string()], |r| {
                 Ok(TapeCopy {
                     package: package_from_row(r)?,
-                    offset: r.get::<_, i64>(8)? as u64,
+                    offset: r.get::<_, i64>(10)? as u64,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -209,6 +209,8 @@ pub struct ArchiveJob {
     pub created: Timestamp,
     pub attempts: u32,
     pub error: Option<String>,
+    /// The pool the job closed, for aggregated packages.
+    pub pool: Option<String>,
     pub files: Vec<FileId>,
 }
 
@@ -248,6 +250,10 @@ pub struct Package {
     pub adler32: Adler32,
     pub members: u32,
     pub created: Timestamp,
+    /// Members whose files were deleted since (their bytes stay on tape
+    /// until the package is compacted).
+    pub dead_members: u32,
+    pub dead_bytes: u64,
 }
 
 /// Where a file's data is on tape.
@@ -318,9 +324,6 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// continue the volume's sequence exactly (the first has the volume's
     /// current `tape_files` as its number), or nothing is recorded.
     async fn commit_tape_files(&self, volume: &VolumeWrite, packages: &[NewPackage]) -> Result<Volume>;
-
-    /// The packages on a volume in tape order.
-    async fn packages_on(&self, label: &str) -> Result<Vec<Package>>;
 
     /// The tape copies of a file.
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>>;

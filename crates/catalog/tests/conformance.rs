@@ -84,6 +84,7 @@ both!(
     archive_jobs_follow_their_files,
     tape_files_commit_in_sequence,
     alarms_are_kept,
+    pools_fill_and_close,
 );
 
 /// Committed rows survive closing and reopening the catalog.

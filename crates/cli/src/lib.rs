@@ -69,6 +69,16 @@ enum Command {
     Drive(cmd::tape::DriveCmd),
     /// Show alarms (failed writes and reads, worn volumes, failed drives).
     Alarms(cmd::tape::ListArgs),
+    /// Show, load or try the aggregation policy.
+    #[command(subcommand)]
+    Policy(cmd::archive::PolicyCmd),
+    /// Open pools and archive jobs; `queue flush` closes pools now.
+    Queue(cmd::archive::QueueArgs),
+    /// List recorded packages (tape files).
+    Packages(cmd::archive::PackagesArgs),
+    /// Show a package and its members.
+    #[command(subcommand)]
+    Package(cmd::archive::PackageCmd),
     /// Benchmarks against an embedded server.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCmd),
@@ -140,5 +150,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Drives(a) => cmd::tape::drives(&cli.client()?, a).await,
         Drive(d) => cmd::tape::drive(&cli.client()?, d).await,
         Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
+        Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
+        Queue(a) => cmd::archive::queue(&cli.client()?, a).await,
+        Packages(a) => cmd::archive::packages(&cli.client()?, a).await,
+        Package(p) => cmd::archive::package(&cli.client()?, p).await,
     }
 }

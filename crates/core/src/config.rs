@@ -19,8 +19,30 @@ pub struct Config {
     pub catalog: String,
     pub ingest: IngestConfig,
     pub namespace: NamespaceConfig,
+    /// The aggregation policy and how often pools are checked.
+    pub archive: ArchiveConfig,
     /// Tape libraries, media and the scheduler.
     pub tape: bale_tape::TapeConfig,
+}
+
+/// Small file aggregation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// The policy file (TOML [[rule]]s). Empty: the policy last loaded with
+    /// `bale policy load` (kept in data_dir), else the built-in policy.
+    pub policy: PathBuf,
+    /// How often open pools are checked for their triggers, in milliseconds.
+    pub check_ms: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            policy: PathBuf::new(),
+            check_ms: 200,
+        }
+    }
 }
 
 /// How writes are received and made durable.
@@ -63,6 +85,7 @@ impl Default for Config {
             catalog: "sqlite".to_string(),
             ingest: IngestConfig::default(),
             namespace: NamespaceConfig::default(),
+            archive: ArchiveConfig::default(),
             tape: bale_tape::TapeConfig::default(),
         }
     }
@@ -116,6 +139,16 @@ access_time_flush_ms = 1000
 file_mode = 0o644
 dir_mode = 0o755
 
+[archive]
+# The aggregation policy file: [[rule]]s that send files to tape directly or
+# pack small ones together (see examples/mu2e-sfa.toml). Empty: the policy
+# last loaded with `bale policy load` (kept in data_dir/policy.toml), else
+# the built-in one (aggregate files below tape.direct_min_size into packages
+# of 8 GB or 2,000 files, or after a day). `bale serve --policy FILE` wins.
+policy = ""
+# How often open pools are checked for their triggers (ms).
+check_ms = 200
+
 [tape]
 # Real seconds slept per modelled second of tape work: 0 only accounts
 # (the default), 1 is real time, fractions in between.
@@ -132,6 +165,10 @@ max_wait_s = 3600.0
 # failed, and attempts of a tape file read.
 write_attempts = 3
 read_attempts = 2
+# Cache reads in flight while a package streams to a drive (members are read
+# ahead in order, in parallel), and the most bytes read ahead of the drive.
+read_ahead_threads = 8
+read_ahead_window = "64 MiB"
 
 # Media profiles beyond (or replacing) the built-in LTO-8, LTO-9, LTO-10 and
 # T10000D, for example:
@@ -212,6 +249,9 @@ impl Config {
             ));
         }
         self.tape.validate().map_err(ConfigError::Invalid)?;
+        if self.archive.check_ms == 0 {
+            return Err(ConfigError::Invalid("archive.check_ms must be at least 1".into()));
+        }
         if self.catalog != "sqlite"
             && !self.catalog.starts_with("postgres://")
             && !self.catalog.starts_with("postgresql://")
@@ -262,6 +302,7 @@ impl fmt::Debug for Config {
             .field("catalog", &redact_url(&self.catalog))
             .field("ingest", &self.ingest)
             .field("namespace", &self.namespace)
+            .field("archive", &self.archive)
             .field("tape", &self.tape)
             .finish()
     }

@@ -6,6 +6,7 @@
 //! API. It knows nothing of HTTP.
 
 mod access;
+pub mod archive;
 pub mod auth;
 mod committer;
 pub mod config;
@@ -16,7 +17,7 @@ mod service;
 pub use auth::Principal;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use service::{ArchiveStatus, Listing, MkdirOptions, PutOptions, Service, RESERVED_NAMES};
+pub use service::{ArchiveStatus, Listing, MemberView, MkdirOptions, PackageView, PutOptions, Service, RESERVED_NAMES};
 
 pub use bale_cache as cache;
 pub use bale_catalog as catalog;

@@ -3,13 +3,17 @@
 //! requests into these calls; the CLI talks to the HTTP layer.
 
 use crate::access::AccessLog;
+use crate::archive::Archiver;
 use crate::auth::{validate_account_name, Auth, Principal};
 use crate::committer::Committer;
 use crate::config::{Config, SyncModeConfig};
 use crate::perms::{require, require_owner, R, W, X};
 use crate::{Error, Result};
 use bale_cache::{Cache, IngestError, SyncMode};
-use bale_catalog::{ArchiveJob, AttrChange, CatalogError, DynCatalog, JobState, NewDir, NewFile, Node, Tags, TapeCopy};
+use bale_catalog::{
+    ArchiveJob, ArchiveRoute, AttrChange, CatalogError, DynCatalog, JobState, NewDir, NewFile, Node, Package,
+    PackageMember, Tags, TapeCopy,
+};
 use bale_tape::TapeSystem;
 use bale_util::durable::{create_dir_all_durable, write_file_durable};
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
@@ -35,8 +39,11 @@ pub struct PutOptions {
 /// Where a file stands on its way to tape.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ArchiveStatus {
-    /// "cached" (not queued for tape), "queued", "failed" or "archived".
+    /// "cached" (not on its way to tape), "pooled" (waiting in a pool),
+    /// "queued" (in an archive job), "failed" or "archived".
     pub state: &'static str,
+    /// The open pool the file waits in.
+    pub pool: Option<String>,
     /// The archive job while there is one.
     pub job: Option<i64>,
     /// The last error of the job, if an attempt failed.
@@ -65,6 +72,22 @@ pub struct Listing {
     pub next: Option<String>,
 }
 
+/// A recorded package with its members' paths (`bale package show`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PackageView {
+    #[serde(flatten)]
+    pub package: Package,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MemberView {
+    #[serde(flatten)]
+    pub member: PackageMember,
+    /// The file's path now; `None` once deleted (its bytes are dead).
+    pub path: Option<String>,
+}
+
 pub struct Service {
     config: Config,
     catalog: DynCatalog,
@@ -72,6 +95,7 @@ pub struct Service {
     auth: Auth,
     committer: Committer,
     tape: TapeSystem,
+    archiver: Arc<Archiver>,
     access: Arc<AccessLog>,
     stop: Arc<Notify>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -97,6 +121,14 @@ impl Service {
         let node = node_id(&config)?;
         recover(&catalog, &cache, &node).await?;
         let tape = TapeSystem::start(catalog.clone(), cache.clone(), config.tape.clone(), &config.data_dir).await?;
+        let archiver = match Archiver::open(&config.archive.policy, &config.data_dir, catalog.clone(), tape.clone()) {
+            Ok(a) => Arc::new(a),
+            Err(e) => {
+                tape.shutdown().await;
+                return Err(e);
+            }
+        };
+        let watcher = archiver.spawn(Duration::from_millis(config.archive.check_ms));
 
         let (committer, commit_task) = Committer::spawn(catalog.clone(), cache.clone(), node, config.ingest.max_batch);
         let access = Arc::new(AccessLog::default());
@@ -120,9 +152,10 @@ impl Service {
             cache,
             committer,
             tape,
+            archiver,
             access,
             stop,
-            tasks: std::sync::Mutex::new(vec![flusher, commit_task]),
+            tasks: std::sync::Mutex::new(vec![flusher, commit_task, watcher]),
         });
         svc.ensure_admin_token().await?;
         Ok(svc)
@@ -132,6 +165,7 @@ impl Service {
     /// tasks. Call after the HTTP server has finished its requests.
     pub async fn shutdown(&self) {
         self.stop.notify_one();
+        self.archiver.stop();
         self.committer.stop();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
         for t in tasks {
@@ -145,6 +179,11 @@ impl Service {
         &self.tape
     }
 
+    /// Aggregation: the policy, pools, the queue.
+    pub fn archiver(&self) -> &Archiver {
+        &self.archiver
+    }
+
     /// Where a file stands on its way to tape.
     pub async fn archive_status(&self, node: &Node) -> Result<Option<ArchiveStatus>> {
         let Some(id) = node.file_id else { return Ok(None) };
@@ -154,18 +193,74 @@ impl Service {
         } else {
             None
         };
-        let state = match (&copies[..], &job) {
-            ([_, ..], _) => "archived",
-            ([], Some(j)) if j.state == JobState::Failed => "failed",
-            ([], Some(_)) => "queued",
-            ([], None) => "cached",
+        let pool = if copies.is_empty() && job.is_none() {
+            self.catalog.pool_of(id).await?
+        } else {
+            None
+        };
+        let state = match (&copies[..], &job, &pool) {
+            ([_, ..], _, _) => "archived",
+            ([], Some(j), _) if j.state == JobState::Failed => "failed",
+            ([], Some(_), _) => "queued",
+            ([], None, Some(_)) => "pooled",
+            ([], None, None) => "cached",
         };
         Ok(Some(ArchiveStatus {
             state,
+            pool,
             job: job.as_ref().map(|j| j.id),
             error: job.and_then(|j| j.error),
             copies,
         }))
+    }
+
+    /// How the policy would route a file at `path` of `size` bytes owned by
+    /// `owner`: the file need not exist; the tags are those of the nearest
+    /// existing directory on the path (what a new file there would get).
+    pub async fn policy_check(
+        &self,
+        path: &NsPath,
+        size: u64,
+        owner: &str,
+        group: &str,
+    ) -> Result<crate::archive::Explanation> {
+        let mut dir = path.parent().unwrap_or_else(NsPath::root);
+        let tags = loop {
+            match self.catalog.lookup(&dir).await? {
+                Some(n) if n.is_dir() => break n.tags,
+                Some(_) => return Err(Error::Conflict(format!("{dir} is a file, not a directory"))),
+                None => dir = dir.parent().unwrap_or_else(NsPath::root),
+            }
+        };
+        self.archiver.explain(path, size, owner, group, &tags)
+    }
+
+    /// Recorded packages, all or on one volume.
+    pub async fn packages(&self, volume: Option<&str>) -> Result<Vec<Package>> {
+        if let Some(v) = volume {
+            if self.catalog.volume(v).await?.is_none() {
+                return Err(Error::NotFound(format!("no volume {v:?}")));
+            }
+        }
+        Ok(self.catalog.packages(volume).await?)
+    }
+
+    /// A package with its members and their paths.
+    pub async fn package(&self, id: &str) -> Result<PackageView> {
+        let (package, members) = self
+            .catalog
+            .package(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no package {id:?}; bale packages lists them")))?;
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            let path = match self.catalog.node_by_file_id(m.file_id).await? {
+                Some(n) => Some(self.catalog.path_of(n.id).await?.to_string()),
+                None => None,
+            };
+            out.push(MemberView { member: m, path });
+        }
+        Ok(PackageView { package, members: out })
     }
 
     pub fn config(&self) -> &Config {
@@ -364,12 +459,11 @@ impl Service {
                 )));
             }
         }
-        // Large files go to tape on their own, as soon as they are durable.
-        let archive = if staged.size >= self.tape.direct_min_size() {
-            Some(self.tape.target_for(&parent.tags)?)
-        } else {
-            None
-        };
+        // Large files go to tape on their own as soon as they are durable;
+        // the policy sends the rest direct or into a pool.
+        let archive = self
+            .archiver
+            .route(path, staged.size, &who.user, &who.group, &parent.tags)?;
         let file = NewFile {
             parent: parent.id,
             name: name.to_string(),
@@ -381,7 +475,7 @@ impl Service {
             adler32: staged.adler32,
             time: Timestamp::now(),
             replace: opts.overwrite,
-            archive: archive.clone(),
+            archive: Some(archive.clone()),
         };
         let (file_id, size, time) = (file.file_id, file.size, file.time);
         let committed = self
@@ -392,7 +486,7 @@ impl Service {
                 Error::Exists(_) => Error::Exists(format!("{path} was created by another request meanwhile")),
                 e => e,
             })?;
-        if let (Some(id), Some(target)) = (committed.job, archive) {
+        if let (Some(id), ArchiveRoute::Direct(target)) = (committed.job, archive) {
             self.tape.enqueue(ArchiveJob {
                 id,
                 state: JobState::Queued,
@@ -401,6 +495,7 @@ impl Service {
                 created: time,
                 attempts: 0,
                 error: None,
+                pool: None,
                 files: vec![file_id],
             });
         }

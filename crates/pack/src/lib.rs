@@ -21,6 +21,9 @@ use bale_util::{Adler32, FileId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
+mod prefetch;
+pub use prefetch::{Prefetch, ReadAhead};
+
 /// The manifest's `format` value.
 pub const FORMAT: &str = "bale-package-1";
 const BLOCK: u64 = 512;
@@ -78,7 +81,12 @@ pub enum PackError {
     #[error("{0}")]
     Io(#[from] io::Error),
     #[error("member {path} is short: {got} of {expected} bytes")]
-    Short { path: String, expected: u64, got: u64 },
+    Short {
+        index: usize,
+        path: String,
+        expected: u64,
+        got: u64,
+    },
     #[error("member {path} has adler32 {actual}, the catalog says {expected}")]
     Checksum {
         index: usize,
@@ -88,6 +96,16 @@ pub enum PackError {
     },
     #[error("not a bale package: {0}")]
     Invalid(String),
+}
+
+impl PackError {
+    /// The member whose data is at fault (short or wrong checksum).
+    pub fn member(&self) -> Option<usize> {
+        match self {
+            PackError::Short { index, .. } | PackError::Checksum { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
 }
 
 /// A package laid out before it is written.
@@ -271,6 +289,7 @@ impl Plan {
                 let n = match src.read(&mut buf[..want]) {
                     Ok(0) => {
                         return Err(PackError::Short {
+                            index: i,
                             path: m.meta.path.clone(),
                             expected: m.meta.size,
                             got: m.meta.size - left,
@@ -377,6 +396,7 @@ where
         let (got, actual) = (hashing.read, hashing.hash.finish());
         if got != m.meta.size {
             return Err(PackError::Short {
+                index: i,
                 path: m.meta.path.clone(),
                 expected: m.meta.size,
                 got,

@@ -131,3 +131,80 @@ fn gnu_tar_lists_and_extracts_a_package() {
     let m: Manifest = serde_json::from_slice(&json).unwrap();
     assert_eq!(&m, plan.manifest());
 }
+
+/// Members read ahead make the same bytes as members read in turn, whatever
+/// the window (even smaller than one member), the threads, or the split
+/// between members read whole and members streamed.
+#[test]
+fn read_ahead_writes_the_same_package() {
+    let members: Vec<(String, Vec<u8>)> = (0..200u32)
+        .map(|i| {
+            let len = (i as usize * 7919) % 20_000;
+            (
+                format!("/exp/f{i:04}"),
+                (0..len).map(|b| (b as u32 ^ i) as u8).collect(),
+            )
+        })
+        .collect();
+    let metas = members.iter().map(|(p, d)| member(p, d)).collect();
+    let plan = Plan::new("p", Timestamp(5), metas).unwrap();
+    let mut plain = Vec::new();
+    let w = plan
+        .write(&mut plain, |i, _| Ok(io::Cursor::new(members[i].1.clone())))
+        .unwrap();
+    let by_path = |m: &ManifestMember| {
+        let i: usize = m.meta.path[6..].parse().unwrap();
+        Ok(io::Cursor::new(members[i].1.clone()))
+    };
+    for ahead in [
+        ReadAhead::default(),
+        ReadAhead {
+            threads: 3,
+            window: 1000,
+            whole_max: 10_000,
+        },
+        ReadAhead {
+            threads: 1,
+            window: 0,
+            whole_max: 0,
+        },
+    ] {
+        let mut out = Vec::new();
+        let w2 = plan.write_ahead(&mut out, ahead, by_path).unwrap();
+        assert_eq!((w2.size, w2.adler32), (w.size, w.adler32), "{ahead:?}");
+        assert!(out == plain, "{ahead:?}");
+    }
+}
+
+/// A bad member read ahead is reported with its index, and the readers stop.
+#[test]
+fn read_ahead_reports_the_bad_member() {
+    let members: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 3000]).collect();
+    let metas = members
+        .iter()
+        .enumerate()
+        .map(|(i, d)| member(&format!("/m{i}"), d))
+        .collect();
+    let plan = Plan::new("p", Timestamp(5), metas).unwrap();
+    let e = plan
+        .write_ahead(&mut Vec::new(), ReadAhead::default(), |m| {
+            let i: usize = m.meta.path[2..].parse().unwrap();
+            let mut d = members[i].clone();
+            if i == 17 {
+                d[5] ^= 0xff;
+            }
+            Ok(io::Cursor::new(d))
+        })
+        .unwrap_err();
+    assert_eq!(e.member(), Some(17), "{e}");
+    let e = plan
+        .write_ahead(&mut Vec::new(), ReadAhead::default(), |m| {
+            if m.meta.path == "/m3" {
+                return Err(io::Error::other("gone"));
+            }
+            let i: usize = m.meta.path[2..].parse().unwrap();
+            Ok(io::Cursor::new(members[i].clone()))
+        })
+        .unwrap_err();
+    assert!(matches!(e, PackError::Io(_)), "{e}");
+}

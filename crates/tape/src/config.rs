@@ -24,6 +24,11 @@ pub struct TapeConfig {
     pub write_attempts: u32,
     /// Attempts of a tape file read before the request fails.
     pub read_attempts: u32,
+    /// Cache reads in flight while a package streams to a drive (members
+    /// are read ahead in order, in parallel: cold small files need it).
+    pub read_ahead_threads: usize,
+    /// Most member bytes read ahead of the drive (never a whole package).
+    pub read_ahead_window: ByteSize,
     /// Media profiles added to or replacing the built-in LTO-8, LTO-9,
     /// LTO-10 and T10000D.
     pub media: BTreeMap<String, MediaProfile>,
@@ -87,6 +92,8 @@ impl Default for TapeConfig {
             max_wait_s: 3600.0,
             write_attempts: 3,
             read_attempts: 2,
+            read_ahead_threads: 8,
+            read_ahead_window: ByteSize::mib(64),
             media: BTreeMap::new(),
             libraries: vec![LibraryConfig::default()],
         }
@@ -130,6 +137,9 @@ impl TapeConfig {
         }
         if self.write_attempts == 0 || self.read_attempts == 0 {
             return Err("tape.write_attempts and tape.read_attempts must be at least 1".into());
+        }
+        if self.read_ahead_threads == 0 || self.read_ahead_threads > 256 {
+            return Err("tape.read_ahead_threads must be 1 to 256".into());
         }
         let profiles = self.profiles();
         let mut names = std::collections::BTreeSet::new();

@@ -34,8 +34,8 @@ use bale_catalog::{
     ArchiveJob, CatalogError, Drive, DriveState, DynCatalog, Family, JobTarget, NewMember, NewPackage, NewVolume,
     Package, TapeStats, Volume, VolumeState, VolumeWrite,
 };
-use bale_pack::{MemberMeta, PackError, Plan};
-use bale_util::{Adler32, Timestamp};
+use bale_pack::{MemberMeta, PackError, Plan, ReadAhead};
+use bale_util::{Adler32, FileId, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
@@ -770,7 +770,7 @@ impl TapeSystem {
             .into_iter()
             .find(|v| v.volume.label == label)
             .ok_or_else(|| TapeError::NotFound(format!("no volume {label}")))?;
-        let pkgs = self.inner.catalog.packages_on(label).await?;
+        let pkgs = self.inner.catalog.packages(Some(label)).await?;
         Ok((view, pkgs))
     }
 
@@ -962,6 +962,9 @@ enum OpError {
     Full,
     /// The data to write is bad (a member changed in the cache): the job fails.
     Data(String),
+    /// One member's cached data does not match its size or checksum: it is
+    /// held back and the rest of the job is written.
+    Member { file_id: FileId, message: String },
     /// Anything else (catalog trouble): retry later.
     Other(String),
     /// Not this volume after all (it turned readonly): requeue, no attempt counted.
@@ -972,6 +975,7 @@ impl OpError {
     fn message(&self) -> String {
         match self {
             OpError::Drive(m) | OpError::Volume(m) | OpError::Data(m) | OpError::Other(m) => m.clone(),
+            OpError::Member { message, .. } => message.clone(),
             OpError::Full => "end of tape".into(),
             OpError::Retry => "volume no longer writable".into(),
         }
@@ -1285,6 +1289,29 @@ impl DriveTask {
         self.lock().requeue_front(job);
     }
 
+    /// Takes a member with bad cached data out of its job (into a failed
+    /// job of its own, with an alarm) and puts the rest back at the front.
+    /// The partly written tape file is not recorded; the next write there
+    /// overwrites it.
+    async fn hold_back(&self, mut job: QueuedJob, file_id: FileId, message: &str) {
+        let msg = format!("archive job {}: {message}; the member is held back", job.job.id);
+        tracing::error!("{msg}");
+        let _ = self.sys.catalog.raise_alarm("error", "archive", &msg).await;
+        if let Err(e) = self.sys.catalog.hold_member(job.job.id, file_id, message).await {
+            // Not recorded: the whole job is retried and meets the member again.
+            tracing::warn!("cannot hold back {file_id} of job {}: {e}", job.job.id);
+            self.requeue(job, message).await;
+            return;
+        }
+        job.job.files.retain(|f| *f != file_id);
+        let mut st = self.lock();
+        if job.job.files.is_empty() {
+            st.known_jobs.remove(&job.job.id);
+        } else {
+            st.requeue_front(job);
+        }
+    }
+
     async fn fail_job(&self, job: QueuedJob, reason: &str) {
         let _ = self.sys.catalog.job_attempt_failed(job.job.id, reason, true).await;
         self.lock().known_jobs.remove(&job.job.id);
@@ -1303,7 +1330,7 @@ impl DriveTask {
                 format!("drive {}: {m}", self.name),
             ),
             OpError::Volume(m) => ("error", format!("volume {label}"), format!("volume {label}: {m}")),
-            OpError::Full | OpError::Retry => return,
+            OpError::Full | OpError::Retry | OpError::Member { .. } => return,
             OpError::Data(m) | OpError::Other(m) => ("warning", format!("drive {}", self.name), m.clone()),
         };
         tracing::error!("{msg}");
@@ -1402,6 +1429,7 @@ impl DriveTask {
                 self.lock().requeue_front(job);
             }
             Err(OpError::Data(m)) => self.fail_job(job, &m).await,
+            Err(OpError::Member { file_id, message }) => self.hold_back(job, file_id, &message).await,
             Err(OpError::Retry) => {
                 let mut st = self.lock();
                 if let Some(slot) = st.drives.get_mut(&self.name) {
@@ -1470,11 +1498,16 @@ impl DriveTask {
         let scale = self.sys.cfg.time_scale;
         let pace = (scale > 0.0 && !self.lib.backend.real_timing()).then(|| self.lib.profile.rate.0 as f64 / scale);
         let t0 = Instant::now();
+        let ahead = ReadAhead {
+            threads: self.sys.cfg.read_ahead_threads,
+            window: self.sys.cfg.read_ahead_window.0,
+            ..ReadAhead::default()
+        };
         let (vol, r) = tokio::task::spawn_blocking(move || {
             let plan = plan;
             let limit = if inject { plan.size() / 2 } else { u64::MAX };
             let mut outcome = None;
-            let mut unreadable = None;
+            let unreadable = std::sync::Mutex::new(None);
             let r = vol.write_file(&mut |w| {
                 let mut w = TapeSink {
                     inner: w,
@@ -1483,12 +1516,13 @@ impl DriveTask {
                     pace,
                     start: Instant::now(),
                 };
-                let open = |_, m: &bale_pack::ManifestMember| {
+                let open = |m: &bale_pack::ManifestMember| {
                     cache.open_data(m.meta.file_id).inspect_err(|e| {
-                        unreadable = Some(format!("cannot read {} from the cache: {e}", m.meta.path));
+                        let mut u = unreadable.lock().unwrap();
+                        u.get_or_insert_with(|| format!("cannot read {} from the cache: {e}", m.meta.path));
                     })
                 };
-                match plan.write(&mut w, open) {
+                match plan.write_ahead(&mut w, ahead, open) {
                     Ok(done) => {
                         outcome = Some(Ok(done));
                         Ok(())
@@ -1500,7 +1534,7 @@ impl DriveTask {
                     }
                 }
             });
-            (vol, (r, outcome, plan, unreadable))
+            (vol, (r, outcome, plan, unreadable.into_inner().unwrap()))
         })
         .await
         .map_err(|e| OpError::Other(e.to_string()))?;
@@ -1511,7 +1545,15 @@ impl DriveTask {
             return Err(OpError::Other(m));
         }
         let written = match (r, outcome) {
-            (_, Some(Err(e))) => return Err(OpError::Data(format!("package {id} not written: {e}"))),
+            (_, Some(Err(e))) => {
+                return Err(match e.member() {
+                    Some(i) => OpError::Member {
+                        file_id: plan.manifest().members[i].meta.file_id,
+                        message: format!("package {id} not written: {e}"),
+                    },
+                    None => OpError::Data(format!("package {id} not written: {e}")),
+                })
+            }
             (Ok(_), Some(Ok(done))) => done,
             (Err(e), _) if e.kind() == io::ErrorKind::StorageFull => return Err(OpError::Full),
             (Err(e), _) => return Err(OpError::Volume(format!("write error: {e}"))),
@@ -1642,7 +1684,7 @@ impl DriveTask {
 
     async fn read(&mut self, label: &str, mut reqs: Vec<PendingRead>) {
         reqs.sort_by_key(|r| r.req.seq);
-        let packages = match self.sys.catalog.packages_on(label).await {
+        let packages = match self.sys.catalog.packages(Some(label)).await {
             Ok(p) => p,
             Err(e) => {
                 for r in reqs {

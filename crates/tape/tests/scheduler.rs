@@ -105,7 +105,7 @@ impl Rig {
             adler32: Adler32::of(&data),
             time: Timestamp::now(),
             replace: false,
-            archive: Some(target),
+            archive: Some(bale_catalog::ArchiveRoute::Direct(target)),
         };
         let c = self
             .catalog
@@ -204,7 +204,7 @@ async fn a_family_of_width_two_never_writes_more_than_two_volumes_and_fills_them
         assert!(v.used <= v.capacity, "{v:?}");
         assert_eq!(v.family.as_ref().unwrap().file_family, "raw");
         // Every recorded tape file is on the volume, whole.
-        let pkgs = r.catalog.packages_on(&v.label).await.unwrap();
+        let pkgs = r.catalog.packages(Some(&v.label)).await.unwrap();
         assert_eq!(pkgs.len() as u32, v.tape_files);
         for p in pkgs {
             let path = r.dir.path().join(format!("library/{}/f{:08}.tar", v.label, p.seq));
@@ -492,7 +492,7 @@ async fn a_restart_cuts_unrecorded_tape_files_and_resumes_queued_jobs() {
     let bytes = std::fs::read(&stray).unwrap();
     assert_eq!(
         Adler32::of(&bytes),
-        r.catalog.packages_on(&vol).await.unwrap()[1].adler32
+        r.catalog.packages(Some(&vol)).await.unwrap()[1].adler32
     );
 }
 

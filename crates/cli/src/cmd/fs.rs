@@ -189,7 +189,11 @@ pub async fn stat(c: &Client, a: &StatArgs) -> Result<ExitCode> {
             }
         }
         if let Some(ar) = &full.archive {
-            println!("  archive: {}", ar.state);
+            match (&ar.pool, ar.job) {
+                (Some(pool), _) => println!("  archive: {} (pool {pool})", ar.state),
+                (None, Some(job)) => println!("  archive: {} (job {job})", ar.state),
+                _ => println!("  archive: {}", ar.state),
+            }
             if let Some(err) = &ar.error {
                 println!("  last error: {err}");
             }

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod archive;
 pub mod bench;
 pub mod bench_tape;
 pub mod fs;

@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// Catalog: "sqlite" or a postgres:// URL (overrides the config file).
     #[arg(long, env = "BALE_CATALOG", hide_env_values = true)]
     catalog: Option<String>,
+    /// Aggregation policy file (overrides the config file); see
+    /// examples/mu2e-sfa.toml.
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,6 +59,9 @@ pub fn effective_config(a: &ServeArgs) -> Result<Config> {
     }
     if let Some(c) = &a.catalog {
         cfg.catalog = c.clone();
+    }
+    if let Some(p) = &a.policy {
+        cfg.archive.policy = p.clone();
     }
     cfg.validate()?;
     Ok(cfg)

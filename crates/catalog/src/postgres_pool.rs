@@ -1,0 +1,300 @@
+//! The aggregation half of the PostgreSQL catalog.
+
+use crate::pool::*;
+use crate::postgres_tape::{bad, create_job, job_files, job_from_row, package_from_row, JOB_COLS, PACKAGE_COLS};
+use crate::tape::{ArchiveJob, Family, JobState, JobTarget, Package};
+use crate::{CatalogError, PostgresCatalog, Result};
+use async_trait::async_trait;
+use bale_util::{Adler32, FileId, Timestamp};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+pub(crate) const MIGRATION_POOLS: &str = r#"
+CREATE TABLE pools (
+    key TEXT COLLATE "C" PRIMARY KEY,
+    rule TEXT NOT NULL,
+    library TEXT NOT NULL,
+    storage_group TEXT NOT NULL,
+    file_family TEXT NOT NULL,
+    wrapper TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    target_size BIGINT NOT NULL,
+    max_files INTEGER NOT NULL,
+    max_wait_ms BIGINT NOT NULL
+);
+CREATE TABLE pool_files (
+    file_id TEXT PRIMARY KEY,
+    pool TEXT COLLATE "C" NOT NULL,
+    size BIGINT NOT NULL,
+    joined BIGINT NOT NULL
+);
+CREATE INDEX pool_files_pool ON pool_files(pool, joined, file_id);
+ALTER TABLE archive_jobs ADD COLUMN pool TEXT;
+ALTER TABLE packages ADD COLUMN dead_members INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE packages ADD COLUMN dead_bytes BIGINT NOT NULL DEFAULT 0;
+"#;
+
+const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
+     p.target_size, p.max_files, p.max_wait_ms";
+
+fn pool_from_row(r: &Row) -> PoolTarget {
+    PoolTarget {
+        key: r.get(0),
+        rule: r.get(1),
+        target: JobTarget {
+            library: r.get(2),
+            family: Family {
+                storage_group: r.get(3),
+                file_family: r.get(4),
+                wrapper: r.get(5),
+            },
+            width: r.get::<_, i32>(6) as u32,
+        },
+        limits: PoolLimits {
+            target_size: r.get::<_, i64>(7) as u64,
+            max_files: r.get::<_, i32>(8) as u32,
+            max_wait_ms: r.get::<_, i64>(9) as u64,
+        },
+    }
+}
+
+/// Adds a file to its pool inside the transaction recording the file; the
+/// pool is created or takes the latest limits of its rule.
+pub(crate) async fn join_pool(
+    tx: &impl GenericClient,
+    p: &PoolTarget,
+    file: FileId,
+    size: u64,
+    at: Timestamp,
+) -> Result<()> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO pools (key, rule, library, storage_group, file_family, wrapper, width, target_size, \
+             max_files, max_wait_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key) DO UPDATE \
+             SET rule = excluded.rule, width = excluded.width, target_size = excluded.target_size, \
+             max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms",
+        )
+        .await?;
+    tx.execute(
+        &st,
+        &[
+            &p.key,
+            &p.rule,
+            &p.target.library,
+            &p.target.family.storage_group,
+            &p.target.family.file_family,
+            &p.target.family.wrapper,
+            &(p.target.width as i32),
+            &(p.limits.target_size as i64),
+            &(p.limits.max_files as i32),
+            &(p.limits.max_wait_ms as i64),
+        ],
+    )
+    .await?;
+    let st = tx
+        .prepare_cached("INSERT INTO pool_files (file_id, pool, size, joined) VALUES ($1, $2, $3, $4)")
+        .await?;
+    tx.execute(&st, &[&file.to_string(), &p.key, &(size as i64), &at.0])
+        .await?;
+    Ok(())
+}
+
+async fn get_job(c: &impl GenericClient, id: i64) -> Result<Option<ArchiveJob>> {
+    let row = c
+        .query_opt(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = $1"), &[&id])
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut job = job_from_row(&row)?;
+    job_files(c, &mut job).await?;
+    Ok(Some(job))
+}
+
+fn file_id(s: &str) -> Result<FileId> {
+    FileId::parse(s).ok_or_else(|| bad(format!("bad file id {s}")))
+}
+
+#[async_trait]
+impl PoolCatalog for PostgresCatalog {
+    async fn pools(&self) -> Result<Vec<PoolSummary>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {POOL_COLS}, COUNT(f.file_id), COALESCE(SUM(f.size), 0)::bigint, MIN(f.joined) \
+                     FROM pools p JOIN pool_files f ON f.pool = p.key GROUP BY p.key ORDER BY p.key"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let p = pool_from_row(r);
+                PoolSummary {
+                    key: p.key,
+                    rule: p.rule,
+                    target: p.target,
+                    limits: p.limits,
+                    files: r.get::<_, i64>(10) as u64,
+                    bytes: r.get::<_, i64>(11) as u64,
+                    oldest: Timestamp(r.get(12)),
+                }
+            })
+            .collect())
+    }
+
+    async fn pool_of(&self, file_id: FileId) -> Result<Option<String>> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT pool FROM pool_files WHERE file_id = $1",
+                &[&file_id.to_string()],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn close_pool(&self, key: &str, at: Timestamp, force: bool) -> Result<Option<ArchiveJob>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // The pool's row lock makes closes of one pool take turns across nodes.
+        let row = tx
+            .query_opt(
+                &format!("SELECT {POOL_COLS} FROM pools p WHERE p.key = $1 FOR UPDATE"),
+                &[&key],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let pool = pool_from_row(&row);
+        if !force {
+            let r = tx
+                .query_one(
+                    "SELECT COUNT(*), COALESCE(SUM(size), 0)::bigint, MIN(joined) FROM pool_files WHERE pool = $1",
+                    &[&key],
+                )
+                .await?;
+            let oldest = Timestamp(r.get::<_, Option<i64>>(2).unwrap_or(at.0));
+            if !pool
+                .limits
+                .triggered(r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64, oldest, at)
+            {
+                return Ok(None);
+            }
+        }
+        let rows = tx
+            .query(
+                "SELECT file_id, size FROM pool_files WHERE pool = $1 ORDER BY joined, file_id LIMIT $2",
+                &[&key, &(pool.limits.max_files.max(1) as i64)],
+            )
+            .await?;
+        let mut taken: Vec<(FileId, u64)> = Vec::new();
+        let mut bytes = 0u64;
+        for r in &rows {
+            let size = r.get::<_, i64>(1) as u64;
+            taken.push((file_id(r.get(0))?, size));
+            bytes += size;
+            if bytes >= pool.limits.target_size {
+                break;
+            }
+        }
+        let ids: Vec<String> = taken.iter().map(|t| t.0.to_string()).collect();
+        tx.execute("DELETE FROM pool_files WHERE file_id = ANY($1)", &[&ids])
+            .await?;
+        tx.execute(
+            "DELETE FROM pools p WHERE p.key = $1 AND NOT EXISTS (SELECT 1 FROM pool_files f WHERE f.pool = p.key)",
+            &[&key],
+        )
+        .await?;
+        if taken.is_empty() {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let id = create_job(&tx, &pool.target, &taken, at, Some(key)).await?;
+        let job = get_job(&tx, id).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    async fn hold_member(&self, job: i64, file_id: FileId, error: &str) -> Result<ArchiveJob> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let old = get_job(&tx, job)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("archive job {job}")))?;
+        let n = tx
+            .execute(
+                "DELETE FROM job_files WHERE job = $1 AND file_id = $2",
+                &[&job, &file_id.to_string()],
+            )
+            .await?;
+        if n == 0 {
+            return Err(CatalogError::NotFound(format!("file {file_id} in archive job {job}")));
+        }
+        let size: i64 = tx
+            .query_opt("SELECT size FROM nodes WHERE file_id = $1", &[&file_id.to_string()])
+            .await?
+            .map_or(0, |r| r.get(0));
+        tx.execute(
+            "UPDATE archive_jobs SET bytes = GREATEST(bytes - $2, 0) WHERE id = $1",
+            &[&job, &size],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM archive_jobs j WHERE j.id = $1 AND NOT EXISTS (SELECT 1 FROM job_files f WHERE f.job = j.id)",
+            &[&job],
+        )
+        .await?;
+        let held = create_job(&tx, &old.target, &[(file_id, size as u64)], old.created, None).await?;
+        tx.execute(
+            "UPDATE archive_jobs SET state = $2, attempts = 1, error = $3 WHERE id = $1",
+            &[&held, &JobState::Failed.as_str(), &error],
+        )
+        .await?;
+        let out = get_job(&tx, held).await?.expect("job just created");
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn packages(&self, volume: Option<&str>) -> Result<Vec<Package>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {PACKAGE_COLS} FROM packages p WHERE $1::text IS NULL OR p.volume = $1 \
+                     ORDER BY p.volume, p.seq"
+                ),
+                &[&volume],
+            )
+            .await?;
+        Ok(rows.iter().map(package_from_row).collect())
+    }
+
+    async fn package(&self, id: &str) -> Result<Option<(Package, Vec<PackageMember>)>> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = $1"),
+                &[&id],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let rows = c
+            .query(
+                "SELECT file_id, data_offset, size, adler32 FROM members WHERE package = $1 ORDER BY data_offset",
+                &[&id],
+            )
+            .await?;
+        let members = rows
+            .iter()
+            .map(|r| {
+                Ok(PackageMember {
+                    file_id: file_id(r.get(0))?,
+                    offset: r.get::<_, i64>(1) as u64,
+                    size: r.get::<_, i64>(2) as u64,
+                    adler32: Adler32(r.get::<_, i64>(3) as u32),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some((package_from_row(&row), members)))
+    }
+}

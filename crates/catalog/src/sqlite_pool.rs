@@ -1,0 +1,260 @@
+//! The aggregation half of the SQLite catalog.
+
+use crate::pool::*;
+use crate::sqlite_tape::{create_job, job_files, job_from_row, package_from_row, JOB_COLS, PACKAGE_COLS};
+use crate::tape::{ArchiveJob, Family, JobState, JobTarget, Package};
+use crate::{CatalogError, Result, SqliteCatalog};
+use async_trait::async_trait;
+use bale_util::{Adler32, FileId, Timestamp};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+pub(crate) const MIGRATION_POOLS: &str = r#"
+CREATE TABLE pools (
+    key TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    library TEXT NOT NULL,
+    storage_group TEXT NOT NULL,
+    file_family TEXT NOT NULL,
+    wrapper TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    target_size INTEGER NOT NULL,
+    max_files INTEGER NOT NULL,
+    max_wait_ms INTEGER NOT NULL
+);
+CREATE TABLE pool_files (
+    file_id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    joined INTEGER NOT NULL
+);
+CREATE INDEX pool_files_pool ON pool_files(pool, joined, file_id);
+ALTER TABLE archive_jobs ADD COLUMN pool TEXT;
+ALTER TABLE packages ADD COLUMN dead_members INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE packages ADD COLUMN dead_bytes INTEGER NOT NULL DEFAULT 0;
+"#;
+
+const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
+     p.target_size, p.max_files, p.max_wait_ms";
+
+/// Reads a pool's columns (POOL_COLS) starting at column 0.
+fn pool_from_row(r: &Row<'_>) -> rusqlite::Result<PoolTarget> {
+    Ok(PoolTarget {
+        key: r.get(0)?,
+        rule: r.get(1)?,
+        target: JobTarget {
+            library: r.get(2)?,
+            family: Family {
+                storage_group: r.get(3)?,
+                file_family: r.get(4)?,
+                wrapper: r.get(5)?,
+            },
+            width: r.get::<_, i64>(6)? as u32,
+        },
+        limits: PoolLimits {
+            target_size: r.get::<_, i64>(7)? as u64,
+            max_files: r.get::<_, i64>(8)? as u32,
+            max_wait_ms: r.get::<_, i64>(9)? as u64,
+        },
+    })
+}
+
+/// Adds a file to its pool inside the transaction recording the file; the
+/// pool is created or takes the latest limits of its rule.
+pub(crate) fn join_pool(tx: &Transaction<'_>, p: &PoolTarget, file: FileId, size: u64, at: Timestamp) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO pools (key, rule, library, storage_group, file_family, wrapper, width, target_size, max_files, \
+         max_wait_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key) DO UPDATE SET \
+         rule = excluded.rule, width = excluded.width, target_size = excluded.target_size, \
+         max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms",
+    )?
+    .execute(params![
+        p.key,
+        p.rule,
+        p.target.library,
+        p.target.family.storage_group,
+        p.target.family.file_family,
+        p.target.family.wrapper,
+        p.target.width as i64,
+        p.limits.target_size as i64,
+        p.limits.max_files as i64,
+        p.limits.max_wait_ms as i64
+    ])?;
+    tx.prepare_cached("INSERT INTO pool_files (file_id, pool, size, joined) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![file.to_string(), p.key, size as i64, at.0])?;
+    Ok(())
+}
+
+fn get_job(c: &Connection, id: i64) -> Result<Option<ArchiveJob>> {
+    let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ?1"))?;
+    let Some(mut job) = st.query_row([id], job_from_row).optional()? else {
+        return Ok(None);
+    };
+    job_files(c, &mut job)?;
+    Ok(Some(job))
+}
+
+#[async_trait]
+impl PoolCatalog for SqliteCatalog {
+    async fn pools(&self) -> Result<Vec<PoolSummary>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {POOL_COLS}, COUNT(f.file_id), COALESCE(SUM(f.size), 0), MIN(f.joined) \
+                 FROM pools p JOIN pool_files f ON f.pool = p.key GROUP BY p.key ORDER BY p.key"
+            ))?;
+            let rows = st.query_map([], |r| {
+                let p = pool_from_row(r)?;
+                Ok(PoolSummary {
+                    key: p.key,
+                    rule: p.rule,
+                    target: p.target,
+                    limits: p.limits,
+                    files: r.get::<_, i64>(10)? as u64,
+                    bytes: r.get::<_, i64>(11)? as u64,
+                    oldest: Timestamp(r.get(12)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn pool_of(&self, file_id: FileId) -> Result<Option<String>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT pool FROM pool_files WHERE file_id = ?1")?;
+            Ok(st.query_row([file_id.to_string()], |r| r.get(0)).optional()?)
+        })
+        .await
+    }
+
+    async fn close_pool(&self, key: &str, at: Timestamp, force: bool) -> Result<Option<ArchiveJob>> {
+        let key = key.to_string();
+        self.write(move |tx| {
+            let pool = tx
+                .prepare_cached(&format!("SELECT {POOL_COLS} FROM pools p WHERE p.key = ?1"))?
+                .query_row([&key], pool_from_row)
+                .optional()?;
+            let Some(pool) = pool else { return Ok(None) };
+            if !force {
+                let (files, bytes, oldest): (i64, i64, Option<i64>) = tx
+                    .prepare_cached(
+                        "SELECT COUNT(*), COALESCE(SUM(size), 0), MIN(joined) FROM pool_files WHERE pool = ?1",
+                    )?
+                    .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let oldest = Timestamp(oldest.unwrap_or(at.0));
+                if !pool.limits.triggered(files as u64, bytes as u64, oldest, at) {
+                    return Ok(None);
+                }
+            }
+            let mut taken: Vec<(FileId, u64)> = Vec::new();
+            let mut bytes = 0u64;
+            {
+                let mut st = tx.prepare_cached(
+                    "SELECT file_id, size FROM pool_files WHERE pool = ?1 ORDER BY joined, file_id LIMIT ?2",
+                )?;
+                let mut rows = st.query(params![key, pool.limits.max_files.max(1) as i64])?;
+                while let Some(r) = rows.next()? {
+                    let (id, size): (String, i64) = (r.get(0)?, r.get(1)?);
+                    let id = FileId::parse(&id).ok_or_else(|| CatalogError::Invalid(format!("bad file id {id}")))?;
+                    taken.push((id, size as u64));
+                    bytes += size as u64;
+                    if bytes >= pool.limits.target_size {
+                        break;
+                    }
+                }
+            }
+            let mut leave = tx.prepare_cached("DELETE FROM pool_files WHERE file_id = ?1")?;
+            for (id, _) in &taken {
+                leave.execute([id.to_string()])?;
+            }
+            tx.execute(
+                "DELETE FROM pools WHERE key = ?1 AND NOT EXISTS (SELECT 1 FROM pool_files WHERE pool = ?1)",
+                [&key],
+            )?;
+            if taken.is_empty() {
+                return Ok(None);
+            }
+            let id = create_job(tx, &pool.target, &taken, at, Some(&key))?;
+            get_job(tx, id)
+        })
+        .await
+    }
+
+    async fn hold_member(&self, job: i64, file_id: FileId, error: &str) -> Result<ArchiveJob> {
+        let error = error.to_string();
+        self.write(move |tx| {
+            let old = get_job(tx, job)?.ok_or_else(|| CatalogError::NotFound(format!("archive job {job}")))?;
+            let n = tx.execute(
+                "DELETE FROM job_files WHERE job = ?1 AND file_id = ?2",
+                params![job, file_id.to_string()],
+            )?;
+            if n == 0 {
+                return Err(CatalogError::NotFound(format!("file {file_id} in archive job {job}")));
+            }
+            let size: i64 = tx
+                .query_row(
+                    "SELECT size FROM nodes WHERE file_id = ?1",
+                    [file_id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            tx.execute(
+                "UPDATE archive_jobs SET bytes = MAX(bytes - ?2, 0) WHERE id = ?1",
+                params![job, size],
+            )?;
+            tx.execute(
+                "DELETE FROM archive_jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = ?1)",
+                [job],
+            )?;
+            let held = create_job(tx, &old.target, &[(file_id, size as u64)], old.created, None)?;
+            tx.execute(
+                "UPDATE archive_jobs SET state = ?2, attempts = 1, error = ?3 WHERE id = ?1",
+                params![held, JobState::Failed.as_str(), error],
+            )?;
+            Ok(get_job(tx, held)?.expect("job just created"))
+        })
+        .await
+    }
+
+    async fn packages(&self, volume: Option<&str>) -> Result<Vec<Package>> {
+        let volume = volume.map(str::to_string);
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {PACKAGE_COLS} FROM packages p WHERE ?1 IS NULL OR p.volume = ?1 ORDER BY p.volume, p.seq"
+            ))?;
+            let rows = st.query_map([volume], package_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn package(&self, id: &str) -> Result<Option<(Package, Vec<PackageMember>)>> {
+        let id = id.to_string();
+        self.read(move |c| {
+            let p = c
+                .prepare_cached(&format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = ?1"))?
+                .query_row([&id], package_from_row)
+                .optional()?;
+            let Some(p) = p else { return Ok(None) };
+            let mut st = c.prepare_cached(
+                "SELECT file_id, data_offset, size, adler32 FROM members WHERE package = ?1 ORDER BY data_offset",
+            )?;
+            let rows = st.query_map([&id], |r| {
+                let f: String = r.get(0)?;
+                Ok((f, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            })?;
+            let mut members = Vec::new();
+            for row in rows {
+                let (f, offset, size, sum) = row?;
+                members.push(PackageMember {
+                    file_id: FileId::parse(&f).ok_or_else(|| CatalogError::Invalid(format!("bad file id {f}")))?,
+                    offset: offset as u64,
+                    size: size as u64,
+                    adler32: Adler32(sum as u32),
+                });
+            }
+            Ok(Some((p, members)))
+        })
+        .await
+    }
+}

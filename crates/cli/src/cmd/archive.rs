@@ -1,0 +1,283 @@
+//! Aggregation administration: the policy, the queue, packages.
+
+use crate::client::{check, Client};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::DecimalBytes;
+use reqwest::Method;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Print the policy in force and where it came from.
+    Show,
+    /// Replace the policy with FILE (administrators). An invalid file is
+    /// refused with its line and column; the old policy stays.
+    Load { file: PathBuf },
+    /// Show which rule a file would get and why every earlier rule did not
+    /// match. The file need not exist.
+    Check {
+        path: String,
+        /// The file's size, e.g. 12345 or "5 MB".
+        #[arg(long)]
+        size: String,
+        /// The owner (default: you).
+        #[arg(long)]
+        owner: Option<String>,
+        /// The group (default: yours).
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct QueueArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Option<QueueCmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// Close a pool now (all of them without POOL) and queue its packages
+    /// for tape (administrators).
+    Flush { pool: Option<String> },
+}
+
+#[derive(Args, Debug)]
+pub struct PackagesArgs {
+    /// Only the packages on this volume, in tape order.
+    #[arg(long)]
+    volume: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PackageCmd {
+    /// A package's location and its members with path, size, adler32 and
+    /// offset (Enstore's --pkginfo).
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("-")
+}
+
+fn n(v: &Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+fn print_json(v: &Value) -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
+    match cmd {
+        PolicyCmd::Show => {
+            let p: Value = c.get_json("policy", &[]).await?;
+            println!("# policy in force: {}", s(&p, "origin"));
+            print!("{}", s(&p, "source"));
+        }
+        PolicyCmd::Load { file } => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let r = c.request(Method::PUT, &c.api("policy")).body(text).send().await;
+            let p: Value = check(r, "policy").await?.json().await?;
+            let rules: Vec<&str> = p["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str())
+                .collect();
+            println!("policy loaded: {} rule(s): {}", rules.len(), rules.join(", "));
+        }
+        PolicyCmd::Check {
+            path,
+            size,
+            owner,
+            group,
+            json,
+        } => {
+            let size: u64 = match size.parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    size.parse::<bytesize::ByteSize>()
+                        .map_err(anyhow::Error::msg)
+                        .with_context(|| format!("--size takes bytes or a size such as \"5 MB\", not {size:?}"))?
+                        .0
+                }
+            };
+            let size = size.to_string();
+            let mut q = vec![("path", path.as_str()), ("size", size.as_str())];
+            if let Some(o) = owner {
+                q.push(("owner", o));
+            }
+            if let Some(g) = group {
+                q.push(("group", g));
+            }
+            let e: Value = c.get_json("policy/check", &q).await?;
+            if *json {
+                return print_json(&e);
+            }
+            for sk in e["skipped"].as_array().into_iter().flatten() {
+                println!("  skipped {:<20} {}", s(sk, "rule"), s(sk, "why"));
+            }
+            println!(
+                "rule {} (#{}, line {}): {}",
+                s(&e, "rule"),
+                n(&e, "index"),
+                n(&e, "line"),
+                s(&e, "route")
+            );
+            println!("  why: {}", s(&e, "why"));
+            if let Some(pool) = e["pool"].as_str() {
+                println!("  pool: {pool}");
+            }
+            println!("  to: library {}, family {}", s(&e, "library"), s(&e, "family"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
+    if let Some(QueueCmd::Flush { pool }) = &a.cmd {
+        let closed: Value = c.post_json("queue/flush", &serde_json::json!({ "pool": pool })).await?;
+        if a.json {
+            return print_json(&closed);
+        }
+        let jobs = closed.as_array().cloned().unwrap_or_default();
+        for j in &jobs {
+            println!(
+                "closed {}: job {} with {} file(s), {}",
+                s(j, "pool"),
+                n(j, "job"),
+                n(j, "files"),
+                DecimalBytes(n(j, "bytes"))
+            );
+        }
+        if jobs.is_empty() {
+            println!("no open pool to close");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let q: Value = c.get_json("queue", &[]).await?;
+    if a.json {
+        return print_json(&q);
+    }
+    println!("OPEN POOLS");
+    println!(
+        "  {:<44} {:>7} {:>11} {:>9}  NEAREST TRIGGER",
+        "POOL", "FILES", "BYTES", "OLDEST"
+    );
+    for p in q["pools"].as_array().into_iter().flatten() {
+        let nearest = match s(p, "nearest") {
+            "size" => format!("size {}", DecimalBytes(n(p, "target_size"))),
+            "files" => format!("files {}", n(p, "max_files")),
+            _ => format!("wait {:.0} s", p["max_wait_s"].as_f64().unwrap_or(0.0)),
+        };
+        println!(
+            "  {:<44} {:>7} {:>11} {:>8.1}s  {} ({:.0}%)",
+            s(p, "key"),
+            n(p, "files"),
+            DecimalBytes(n(p, "bytes")).to_string(),
+            p["oldest_age_s"].as_f64().unwrap_or(0.0),
+            nearest,
+            p["progress"].as_f64().unwrap_or(0.0) * 100.0
+        );
+    }
+    println!("ARCHIVE JOBS");
+    println!(
+        "  {:>6} {:<7} {:<28} {:>6} {:>11} {:>8} {:>4}  POOL / ERROR",
+        "JOB", "STATE", "FAMILY", "FILES", "BYTES", "AGE", "TRY"
+    );
+    for j in q["jobs"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>6} {:<7} {:<28} {:>6} {:>11} {:>7.1}s {:>4}  {}",
+            n(j, "id"),
+            s(j, "state"),
+            s(j, "family"),
+            n(j, "files"),
+            DecimalBytes(n(j, "bytes")).to_string(),
+            j["age_s"].as_f64().unwrap_or(0.0),
+            n(j, "attempts"),
+            j["error"].as_str().or(j["pool"].as_str()).unwrap_or("direct")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn packages(c: &Client, a: &PackagesArgs) -> Result<ExitCode> {
+    let mut q = Vec::new();
+    if let Some(v) = &a.volume {
+        q.push(("volume", v.as_str()));
+    }
+    let pkgs: Value = c.get_json("packages", &q).await?;
+    if a.json {
+        return print_json(&pkgs);
+    }
+    println!(
+        "{:<36} {:<10} {:>5} {:>14} {:>9} {:>8} {:>12}",
+        "PACKAGE", "VOLUME", "FILE", "SIZE", "ADLER32", "MEMBERS", "DEAD BYTES"
+    );
+    for p in pkgs.as_array().into_iter().flatten() {
+        println!(
+            "{:<36} {:<10} {:>5} {:>14} {:>9} {:>8} {:>12}",
+            s(p, "id"),
+            s(p, "volume"),
+            n(p, "seq"),
+            n(p, "size"),
+            s(p, "adler32"),
+            n(p, "members"),
+            n(p, "dead_bytes")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn package(c: &Client, cmd: &PackageCmd) -> Result<ExitCode> {
+    let PackageCmd::Show { id, json } = cmd;
+    if id.contains('/') {
+        anyhow::bail!("invalid package id {id:?}");
+    }
+    let p: Value = c.get_json(&format!("packages/{id}"), &[]).await?;
+    if *json {
+        return print_json(&p);
+    }
+    println!("  package: {}", s(&p, "id"));
+    println!(
+        "  volume: {}  tape file: {}  position: {}",
+        s(&p, "volume"),
+        n(&p, "seq"),
+        n(&p, "position")
+    );
+    println!(
+        "  size: {}  adler32: {}  members: {}  dead: {} member(s), {} bytes",
+        n(&p, "size"),
+        s(&p, "adler32"),
+        n(&p, "members"),
+        n(&p, "dead_members"),
+        n(&p, "dead_bytes")
+    );
+    println!("\n  {:>14} {:>12} {:>9}  PATH", "OFFSET", "SIZE", "ADLER32");
+    for m in p["members"].as_array().into_iter().flatten() {
+        println!(
+            "  {:>14} {:>12} {:>9}  {}",
+            n(m, "offset"),
+            n(m, "size"),
+            s(m, "adler32"),
+            m["path"].as_str().unwrap_or("(deleted)")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,382 @@
+//! Small file aggregation in the server: the policy in force, the route of
+//! each new file, and the pool watcher that closes pools into archive jobs
+//! when a trigger fires.
+//!
+//! Everything durable is in the catalog: a file joins its pool in the
+//! transaction that records it, and a pool closes into an archive job in
+//! one transaction that also checks the trigger. The watcher holds no state
+//! of its own; after a restart it finds the open pools where they were.
+
+use crate::{Error, Result};
+use bale_catalog::{ArchiveJob, ArchiveRoute, DynCatalog, JobState, PoolLimits, PoolSummary, PoolTarget, Tags};
+use bale_policy::{Action, FileFacts, Policy, PolicyError, Route};
+use bale_tape::TapeSystem;
+use bale_util::durable::write_file_durable;
+use bale_util::{NsPath, Timestamp};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The policy used when none is configured or loaded: aggregate every file
+/// below tape.direct_min_size into packages of 8 GB or 2,000 files, or
+/// whatever waited a day.
+pub const BUILTIN_POLICY: &str = r#"# bale's built-in policy.
+[[rule]]
+name = "default"
+action = "aggregate"
+max_member_size = "256 MiB"
+target_size = "8 GB"
+max_files = 2000
+max_wait_s = 86400
+"#;
+
+/// The policy in force and where it came from.
+#[derive(Debug)]
+pub struct LoadedPolicy {
+    pub policy: Policy,
+    /// "built-in", the configured file, or who loaded it.
+    pub origin: String,
+    pub loaded: Timestamp,
+}
+
+/// How one file would be routed, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub rule: String,
+    /// 1-based position of the rule in the policy.
+    pub index: usize,
+    pub line: usize,
+    /// "direct" or "aggregate".
+    pub route: &'static str,
+    /// The pool the file would join.
+    pub pool: Option<String>,
+    /// Where it would be written: library and family.
+    pub library: String,
+    pub family: String,
+    pub why: String,
+    /// Every earlier rule and why it did not match.
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub rule: String,
+    pub why: String,
+}
+
+/// An open pool in the queue view.
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolView {
+    pub key: String,
+    pub rule: String,
+    pub library: String,
+    pub family: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub oldest_age_s: f64,
+    pub target_size: u64,
+    pub max_files: u32,
+    pub max_wait_s: f64,
+    /// The trigger nearest to firing: "size", "files" or "wait".
+    pub nearest: &'static str,
+    /// How far along that trigger is, 0 to 1 (1: closes at the next check).
+    pub progress: f64,
+}
+
+/// An archive job in the queue view.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobView {
+    pub id: i64,
+    pub state: JobState,
+    pub pool: Option<String>,
+    pub library: String,
+    pub family: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub age_s: f64,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+/// Enstore's `--get-queue`: open pools, then archive jobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueView {
+    pub pools: Vec<PoolView>,
+    pub jobs: Vec<JobView>,
+}
+
+pub struct Archiver {
+    catalog: DynCatalog,
+    tape: TapeSystem,
+    policy: RwLock<Arc<LoadedPolicy>>,
+    /// Where a policy loaded at run time is kept for the next start.
+    saved: PathBuf,
+    stop: Notify,
+}
+
+fn policy_error(what: &str, e: &PolicyError) -> Error {
+    let at = match (e.line, e.column) {
+        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+        (Some(l), None) => format!(" at line {l}"),
+        _ => String::new(),
+    };
+    Error::BadRequest(format!("{what}: invalid policy{at}: {}", e.message))
+}
+
+fn age_s(since: Timestamp, now: Timestamp) -> f64 {
+    now.0.saturating_sub(since.0).max(0) as f64 / 1e9
+}
+
+impl Archiver {
+    /// Loads the policy: the configured file, else the one last loaded at
+    /// run time, else the built-in one. An invalid configured file stops
+    /// the start with its line and column.
+    pub fn open(configured: &Path, data_dir: &Path, catalog: DynCatalog, tape: TapeSystem) -> Result<Archiver> {
+        let saved = data_dir.join("policy.toml");
+        let (text, origin) = if !configured.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(configured)
+                .map_err(|e| Error::BadRequest(format!("cannot read policy {}: {e}", configured.display())))?;
+            (text, configured.display().to_string())
+        } else if let Ok(text) = std::fs::read_to_string(&saved) {
+            (text, format!("{} (loaded with bale policy load)", saved.display()))
+        } else {
+            (BUILTIN_POLICY.to_string(), "built-in".to_string())
+        };
+        let policy = Policy::parse(&text).map_err(|e| policy_error(&origin, &e))?;
+        tracing::info!("aggregation policy: {origin}, {} rule(s)", policy.rules.len());
+        Ok(Archiver {
+            catalog,
+            tape,
+            policy: RwLock::new(Arc::new(LoadedPolicy {
+                policy,
+                origin,
+                loaded: Timestamp::now(),
+            })),
+            saved,
+            stop: Notify::new(),
+        })
+    }
+
+    pub fn policy(&self) -> Arc<LoadedPolicy> {
+        self.policy.read().expect("policy lock").clone()
+    }
+
+    /// Replaces the policy with `text` if it is valid, and keeps it for the
+    /// next start. An invalid policy changes nothing.
+    pub fn load(&self, text: &str, origin: &str) -> Result<Arc<LoadedPolicy>> {
+        let policy = Policy::parse(text).map_err(|e| policy_error("rejected, the old policy stays", &e))?;
+        write_file_durable(&self.saved, text.as_bytes(), 0o644)
+            .map_err(|e| Error::Internal(format!("cannot keep the policy in {}: {e}", self.saved.display())))?;
+        let loaded = Arc::new(LoadedPolicy {
+            policy,
+            origin: origin.to_string(),
+            loaded: Timestamp::now(),
+        });
+        *self.policy.write().expect("policy lock") = loaded.clone();
+        tracing::info!(
+            "aggregation policy replaced: {origin}, {} rule(s)",
+            loaded.policy.rules.len()
+        );
+        Ok(loaded)
+    }
+
+    /// How a new file goes to tape. Files at or above tape.direct_min_size
+    /// always go direct; the policy decides the rest.
+    pub fn route(&self, path: &NsPath, size: u64, owner: &str, group: &str, tags: &Tags) -> Result<ArchiveRoute> {
+        let target = self.tape.target_for(tags)?;
+        if size >= self.tape.direct_min_size() {
+            return Ok(ArchiveRoute::Direct(target));
+        }
+        let loaded = self.policy();
+        let facts = FileFacts {
+            path: path.as_str(),
+            size,
+            owner,
+            group,
+            tags,
+        };
+        let d = loaded.policy.route(&facts);
+        Ok(match (d.route, &d.rule.action) {
+            (Route::Aggregate { pool }, Action::Aggregate(a)) => ArchiveRoute::Pool(PoolTarget {
+                key: pool,
+                rule: d.rule.name.clone(),
+                target,
+                limits: PoolLimits {
+                    target_size: a.target_size,
+                    max_files: a.max_files,
+                    max_wait_ms: (a.max_wait_s * 1000.0).round() as u64,
+                },
+            }),
+            _ => ArchiveRoute::Direct(target),
+        })
+    }
+
+    /// What the policy does with a file, and why (`bale policy check`).
+    pub fn explain(&self, path: &NsPath, size: u64, owner: &str, group: &str, tags: &Tags) -> Result<Explanation> {
+        let target = self.tape.target_for(tags)?;
+        let loaded = self.policy();
+        let facts = FileFacts {
+            path: path.as_str(),
+            size,
+            owner,
+            group,
+            tags,
+        };
+        let d = loaded.policy.route(&facts);
+        let (route, pool, why) = if size >= self.tape.direct_min_size() {
+            (
+                "direct",
+                None,
+                format!(
+                    "size {size} is at or above tape.direct_min_size {}: direct whatever the rule",
+                    self.tape.direct_min_size()
+                ),
+            )
+        } else {
+            match d.route {
+                Route::Direct => ("direct", None, d.why.clone()),
+                Route::Aggregate { pool } => ("aggregate", Some(pool), d.why.clone()),
+            }
+        };
+        Ok(Explanation {
+            rule: d.rule.name.clone(),
+            index: d.index + 1,
+            line: d.rule.line,
+            route,
+            pool,
+            library: target.library.clone(),
+            family: target.family.to_string(),
+            why,
+            skipped: d
+                .skipped
+                .iter()
+                .map(|(r, w)| Skipped {
+                    rule: r.to_string(),
+                    why: w.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Closes the pools whose triggers fire now (or, with `force`, the
+    /// named pool or every pool, whole) and queues their jobs for tape.
+    pub async fn close_pools(&self, force: Option<Option<&str>>) -> Result<Vec<ArchiveJob>> {
+        let pools = self.catalog.pools().await?;
+        if let Some(Some(key)) = force {
+            if !pools.iter().any(|p| p.key == key) {
+                return Err(Error::NotFound(format!(
+                    "no open pool {key:?}; bale queue lists the open pools"
+                )));
+            }
+        }
+        let mut closed = Vec::new();
+        for p in &pools {
+            let forced = match force {
+                Some(None) => true,
+                Some(Some(key)) => key == p.key,
+                None => false,
+            };
+            if !forced && force.is_some() {
+                continue;
+            }
+            if !forced && !p.limits.triggered(p.files, p.bytes, p.oldest, Timestamp::now()) {
+                continue;
+            }
+            // One package's worth at a time, while the trigger holds.
+            while let Some(job) = self.catalog.close_pool(&p.key, Timestamp::now(), forced).await? {
+                tracing::info!(
+                    "pool {} closed{}: job {} with {} file(s), {} bytes",
+                    p.key,
+                    if forced { " by request" } else { "" },
+                    job.id,
+                    job.files.len(),
+                    job.bytes
+                );
+                metrics::counter!("bale_pools_closed_total").increment(1);
+                self.tape.enqueue(job.clone());
+                closed.push(job);
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Checks the pools every `every` until [`Archiver::stop`].
+    pub fn spawn(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.close_pools(None).await {
+                    tracing::warn!("checking pools failed (retried): {e}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = me.stop.notified() => break,
+                }
+            }
+        })
+    }
+
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Open pools with their nearest trigger, and the archive jobs.
+    pub async fn queue(&self) -> Result<QueueView> {
+        let now = Timestamp::now();
+        let pools = self
+            .catalog
+            .pools()
+            .await?
+            .into_iter()
+            .map(|p| pool_view(p, now))
+            .collect();
+        let jobs = self
+            .catalog
+            .archive_jobs()
+            .await?
+            .into_iter()
+            .map(|j| JobView {
+                id: j.id,
+                state: j.state,
+                pool: j.pool,
+                library: j.target.library,
+                family: j.target.family.to_string(),
+                files: j.files.len(),
+                bytes: j.bytes,
+                age_s: age_s(j.created, now),
+                attempts: j.attempts,
+                error: j.error,
+            })
+            .collect();
+        Ok(QueueView { pools, jobs })
+    }
+}
+
+fn pool_view(p: PoolSummary, now: Timestamp) -> PoolView {
+    let age = age_s(p.oldest, now);
+    let wait = p.limits.max_wait_ms as f64 / 1000.0;
+    let candidates = [
+        ("size", p.bytes as f64 / p.limits.target_size.max(1) as f64),
+        ("files", p.files as f64 / p.limits.max_files.max(1) as f64),
+        ("wait", if wait > 0.0 { age / wait } else { 1.0 }),
+    ];
+    let (nearest, progress) = candidates
+        .into_iter()
+        .fold(("size", -1.0), |best, c| if c.1 > best.1 { c } else { best });
+    PoolView {
+        key: p.key,
+        rule: p.rule,
+        library: p.target.library,
+        family: p.target.family.to_string(),
+        files: p.files,
+        bytes: p.bytes,
+        oldest_age_s: age,
+        target_size: p.limits.target_size,
+        max_files: p.limits.max_files,
+        max_wait_s: wait,
+        nearest,
+        progress: progress.min(1.0),
+    }
+}
