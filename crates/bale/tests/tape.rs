@@ -114,8 +114,8 @@ fn large_files_go_straight_to_tape_as_tar_files_gnu_tar_reads() {
     let text = s.run(&["stat", "/exp/big.dat"]);
     assert!(text.contains("archive: archived"), "{text}");
     assert!(text.contains("tape copy: volume VL0001 tape file 0"), "{text}");
-    // Below the threshold: stays in the cache (aggregation is for small files).
-    assert_eq!(stat(&s, "/exp/small.dat")["archive"]["state"], "cached");
+    // Below the threshold: waits in a pool of the built-in policy.
+    assert_eq!(stat(&s, "/exp/small.dat")["archive"]["state"], "pooled");
 
     // GNU tar lists the tape file (manifest first, then the member) and
     // extracts the file under its name.
