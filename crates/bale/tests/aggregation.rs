@@ -7,7 +7,7 @@ mod common;
 
 use bale_util::Adler32;
 use common::{bytes, Catalog, Server};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
