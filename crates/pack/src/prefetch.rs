@@ -51,6 +51,8 @@ struct Shared<R> {
     next_take: usize,
     /// Bytes read ahead and not yet taken.
     inflight: u64,
+    /// Readers waiting for room in the window.
+    waiting: usize,
     abort: bool,
 }
 
@@ -79,6 +81,10 @@ impl<R> Drop for Abort<'_, R> {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Plan {
     /// [`Plan::write`] with the members read ahead on `ahead.threads`
     /// threads. `open(member)` is called on those threads, in member order.
@@ -102,14 +108,17 @@ impl Plan {
             next_claim: 0,
             next_take: 0,
             inflight: 0,
+            waiting: 0,
             abort: false,
         });
-        let cv = Condvar::new();
+        // The writer waits on `ready` for its next member; readers wait on
+        // `room` for the window (or for their member to be the next).
+        let (ready, room) = (Condvar::new(), Condvar::new());
         std::thread::scope(|scope| {
             for _ in 0..ahead.threads.clamp(1, members.len().max(1)) {
                 scope.spawn(|| loop {
                     let i = {
-                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut st = lock(&state);
                         if st.abort || st.next_claim >= members.len() {
                             return;
                         }
@@ -117,7 +126,9 @@ impl Plan {
                         st.next_claim += 1;
                         // The member the writer needs next always goes.
                         while !(st.abort || i == st.next_take || st.inflight + cost(i) <= ahead.window) {
-                            st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                            st.waiting += 1;
+                            st = room.wait(st).unwrap_or_else(|p| p.into_inner());
+                            st.waiting -= 1;
                         }
                         if st.abort {
                             return;
@@ -137,24 +148,33 @@ impl Plan {
                         Ok(r) => Slot::Stream(r),
                         Err(e) => Slot::Failed(e),
                     };
-                    state.lock().unwrap_or_else(|p| p.into_inner()).slots[i] = slot;
-                    cv.notify_all();
+                    let wake = {
+                        let mut st = lock(&state);
+                        st.slots[i] = slot;
+                        i == st.next_take
+                    };
+                    if wake {
+                        ready.notify_one();
+                    }
                 });
             }
-            let _stop = Abort(&state, &cv);
+            let _stop = (Abort(&state, &room), Abort(&state, &ready));
             self.write(out, |i, _| {
-                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = lock(&state);
                 loop {
                     match std::mem::replace(&mut st.slots[i], Slot::Taken) {
                         Slot::Pending => {
                             st.slots[i] = Slot::Pending;
-                            st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                            st = ready.wait(st).unwrap_or_else(|p| p.into_inner());
                         }
                         slot => {
                             st.next_take = i + 1;
                             st.inflight -= cost(i);
+                            let waiting = st.waiting > 0;
                             drop(st);
-                            cv.notify_all();
+                            if waiting {
+                                room.notify_all();
+                            }
                             return match slot {
                                 Slot::Whole(d) => Ok(Prefetch::Whole(Cursor::new(d))),
                                 Slot::Stream(r) => Ok(Prefetch::Stream(r)),

@@ -21,6 +21,8 @@ pub enum BenchCmd {
     Ingest(IngestArgs),
     /// Modelled tape efficiency of files written straight to tape, by size.
     Tape(super::bench_tape::TapeArgs),
+    /// Packing throughput against `tar -cf` of the same cached files.
+    Pack(super::bench_pack::PackArgs),
 }
 
 #[derive(Args, Debug)]
@@ -64,6 +66,7 @@ pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
     match cmd {
         BenchCmd::Ingest(a) => ingest(a).await,
         BenchCmd::Tape(a) => super::bench_tape::run(a).await,
+        BenchCmd::Pack(a) => super::bench_pack::run(a).await,
     }
 }
 
