@@ -6,7 +6,7 @@
 mod common;
 
 use bale_util::Adler32;
-use common::{bytes, Catalog, Server};
+use common::{bytes, Catalog, Server, SLOW_TAPE};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -424,31 +424,6 @@ fn policy_administration_queue_flush_and_deletes_before_and_after_packing() {
     }
 }
 
-/// A slow drive (2 MB/s in real time) so that writing a 1 MB package takes
-/// half a second: long enough to pull the plug in the middle.
-const SLOW: &str = r#"
-[archive]
-check_ms = 50
-
-[tape]
-time_scale = 1.0
-
-[tape.media.SLOW]
-capacity = "1 GB"
-rate = "2 MB"
-load_s = 0.05
-unload_s = 0.05
-robot_s = 0.05
-full_locate_s = 0.1
-file_mark_s = 0.2
-
-[[tape.libraries]]
-name = "lib1"
-media = "SLOW"
-drives = 1
-initial_volumes = 2
-"#;
-
 const PACK_1MB: &str = r#"
 [[rule]]
 name = "small"
@@ -484,7 +459,11 @@ fn partial_tape_file(s: &Server) -> bool {
 
 fn sigkill_while_packing(catalog: Catalog) {
     let cfg = tempfile::tempdir().unwrap();
-    let config = write(cfg.path(), "slow.toml", SLOW);
+    let config = write(
+        cfg.path(),
+        "slow.toml",
+        &format!("[archive]\ncheck_ms = 50\n{SLOW_TAPE}"),
+    );
     let policy = write(cfg.path(), "pack.toml", PACK_1MB);
     let mut s = Server::start_with(catalog, &["--config", &config, "--policy", &policy]);
     s.run(&["mkdir", "/raw"]);

@@ -5,7 +5,7 @@
 mod common;
 
 use bale_util::Adler32;
-use common::{bytes, Catalog, Server};
+use common::{bytes, Catalog, Server, SLOW_TAPE};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,29 +20,6 @@ name = "lib1"
 drives = 2
 initial_volumes = 3
 volume_capacity = "100 MB"
-"#;
-
-/// The same library with a slow drive: 2 MB/s in real time, so that a
-/// tape write of 3 MB takes 1.5 s.
-const SLOW: &str = r#"
-[tape]
-direct_min_size = "1 MiB"
-time_scale = 1.0
-
-[tape.media.SLOW]
-capacity = "1 GB"
-rate = "2 MB"
-load_s = 0.05
-unload_s = 0.05
-robot_s = 0.05
-full_locate_s = 0.1
-file_mark_s = 0.2
-
-[[tape.libraries]]
-name = "lib1"
-media = "SLOW"
-drives = 1
-initial_volumes = 2
 "#;
 
 fn config_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
@@ -264,12 +241,12 @@ fn sigkill_in_the_middle_of_a_tape_write_is_redone_after_restart_postgres() {
 
 fn sigkill_during_tape_write(catalog: Catalog) {
     let cfg_dir = tempfile::tempdir().unwrap();
-    let slow = config_file(&cfg_dir, "slow.toml", SLOW);
+    let slow = config_file(&cfg_dir, "slow.toml", SLOW_TAPE);
     // The same library after the restart, without real-time pacing.
     let fast = config_file(
         &cfg_dir,
         "fast.toml",
-        &SLOW.replace("time_scale = 1.0", "time_scale = 0.0"),
+        &SLOW_TAPE.replace("time_scale = 1.0", "time_scale = 0.0"),
     );
     let mut s = Server::start_with(catalog, &["--config", &slow]);
     s.run(&["mkdir", "/raw"]);

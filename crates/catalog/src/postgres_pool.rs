@@ -1,8 +1,10 @@
 //! The aggregation half of the PostgreSQL catalog.
 
 use crate::pool::*;
-use crate::postgres_tape::{bad, create_job, job_files, job_from_row, package_from_row, JOB_COLS, PACKAGE_COLS};
-use crate::tape::{ArchiveJob, Family, JobState, JobTarget, Package};
+use crate::postgres_tape::{
+    bad, create_job, job_files, job_from_row, package_from_row, target_from_row, JOB_COLS, PACKAGE_COLS,
+};
+use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
 use bale_util::{Adler32, FileId, Timestamp};
@@ -41,15 +43,7 @@ fn pool_from_row(r: &Row) -> PoolTarget {
     PoolTarget {
         key: r.get(0),
         rule: r.get(1),
-        target: JobTarget {
-            library: r.get(2),
-            family: Family {
-                storage_group: r.get(3),
-                file_family: r.get(4),
-                wrapper: r.get(5),
-            },
-            width: r.get::<_, i32>(6) as u32,
-        },
+        target: target_from_row(r),
         limits: PoolLimits {
             target_size: r.get::<_, i64>(7) as u64,
             max_files: r.get::<_, i32>(8) as u32,

@@ -140,19 +140,24 @@ pub(crate) fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
     })
 }
 
+/// A job's or a pool's target: library, family and width in columns 2 to 6.
+pub(crate) fn target_from_row(r: &Row<'_>) -> rusqlite::Result<JobTarget> {
+    Ok(JobTarget {
+        library: r.get(2)?,
+        family: Family {
+            storage_group: r.get(3)?,
+            file_family: r.get(4)?,
+            wrapper: r.get(5)?,
+        },
+        width: r.get::<_, i64>(6)? as u32,
+    })
+}
+
 pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
     Ok(ArchiveJob {
         id: r.get(0)?,
         state: parse(r.get(1)?)?,
-        target: JobTarget {
-            library: r.get(2)?,
-            family: Family {
-                storage_group: r.get(3)?,
-                file_family: r.get(4)?,
-                wrapper: r.get(5)?,
-            },
-            width: r.get::<_, i64>(6)? as u32,
-        },
+        target: target_from_row(r)?,
         bytes: r.get::<_, i64>(7)? as u64,
         created: Timestamp(r.get(8)?),
         attempts: r.get::<_, i64>(9)? as u32,

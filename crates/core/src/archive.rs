@@ -8,11 +8,11 @@
 //! of its own; after a restart it finds the open pools where they were.
 
 use crate::{Error, Result};
-use bale_catalog::{ArchiveJob, ArchiveRoute, DynCatalog, JobState, PoolLimits, PoolSummary, PoolTarget, Tags};
-use bale_policy::{Action, FileFacts, Policy, PolicyError, Route};
+use bale_catalog::{ArchiveJob, ArchiveRoute, DynCatalog, JobState, JobTarget, PoolLimits, PoolSummary, PoolTarget};
+use bale_policy::{Action, Decision, FileFacts, Policy, PolicyError, Route};
 use bale_tape::TapeSystem;
 use bale_util::durable::write_file_durable;
-use bale_util::{NsPath, Timestamp};
+use bale_util::Timestamp;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -182,23 +182,20 @@ impl Archiver {
         Ok(loaded)
     }
 
+    /// The policy's decision on a file, handed to `f`.
+    fn decide<T>(&self, facts: &FileFacts<'_>, f: impl FnOnce(Decision<'_>) -> T) -> T {
+        let loaded = self.policy();
+        f(loaded.policy.route(facts))
+    }
+
     /// How a new file goes to tape. Files at or above tape.direct_min_size
     /// always go direct; the policy decides the rest.
-    pub fn route(&self, path: &NsPath, size: u64, owner: &str, group: &str, tags: &Tags) -> Result<ArchiveRoute> {
-        let target = self.tape.target_for(tags)?;
-        if size >= self.tape.direct_min_size() {
+    pub fn route(&self, facts: &FileFacts<'_>) -> Result<ArchiveRoute> {
+        let target = self.tape.target_for(facts.tags)?;
+        if facts.size >= self.tape.direct_min_size() {
             return Ok(ArchiveRoute::Direct(target));
         }
-        let loaded = self.policy();
-        let facts = FileFacts {
-            path: path.as_str(),
-            size,
-            owner,
-            group,
-            tags,
-        };
-        let d = loaded.policy.route(&facts);
-        Ok(match (d.route, &d.rule.action) {
+        Ok(self.decide(facts, |d| match (d.route, &d.rule.action) {
             (Route::Aggregate { pool }, Action::Aggregate(a)) => ArchiveRoute::Pool(PoolTarget {
                 key: pool,
                 rule: d.rule.name.clone(),
@@ -210,21 +207,17 @@ impl Archiver {
                 },
             }),
             _ => ArchiveRoute::Direct(target),
-        })
+        }))
     }
 
     /// What the policy does with a file, and why (`bale policy check`).
-    pub fn explain(&self, path: &NsPath, size: u64, owner: &str, group: &str, tags: &Tags) -> Result<Explanation> {
-        let target = self.tape.target_for(tags)?;
-        let loaded = self.policy();
-        let facts = FileFacts {
-            path: path.as_str(),
-            size,
-            owner,
-            group,
-            tags,
-        };
-        let d = loaded.policy.route(&facts);
+    pub fn explain(&self, facts: &FileFacts<'_>) -> Result<Explanation> {
+        let target = self.tape.target_for(facts.tags)?;
+        let size = facts.size;
+        Ok(self.decide(facts, |d| self.explanation(d, size, &target)))
+    }
+
+    fn explanation(&self, d: Decision<'_>, size: u64, target: &JobTarget) -> Explanation {
         let (route, pool, why) = if size >= self.tape.direct_min_size() {
             (
                 "direct",
@@ -240,7 +233,7 @@ impl Archiver {
                 Route::Aggregate { pool } => ("aggregate", Some(pool), d.why.clone()),
             }
         };
-        Ok(Explanation {
+        Explanation {
             rule: d.rule.name.clone(),
             index: d.index + 1,
             line: d.rule.line,
@@ -257,7 +250,7 @@ impl Archiver {
                     why: w.clone(),
                 })
                 .collect(),
-        })
+        }
     }
 
     /// Closes the pools whose triggers fire now (or, with `force`, the

@@ -14,6 +14,7 @@ use bale_catalog::{
     ArchiveJob, ArchiveRoute, AttrChange, CatalogError, DynCatalog, JobState, NewDir, NewFile, Node, Package,
     PackageMember, Tags, TapeCopy,
 };
+use bale_policy::FileFacts;
 use bale_tape::TapeSystem;
 use bale_util::durable::{create_dir_all_durable, write_file_durable};
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
@@ -232,7 +233,13 @@ impl Service {
                 None => dir = dir.parent().unwrap_or_else(NsPath::root),
             }
         };
-        self.archiver.explain(path, size, owner, group, &tags)
+        self.archiver.explain(&FileFacts {
+            path: path.as_str(),
+            size,
+            owner,
+            group,
+            tags: &tags,
+        })
     }
 
     /// Recorded packages, all or on one volume.
@@ -461,9 +468,13 @@ impl Service {
         }
         // Large files go to tape on their own as soon as they are durable;
         // the policy sends the rest direct or into a pool.
-        let archive = self
-            .archiver
-            .route(path, staged.size, &who.user, &who.group, &parent.tags)?;
+        let archive = self.archiver.route(&FileFacts {
+            path: path.as_str(),
+            size: staged.size,
+            owner: &who.user,
+            group: &who.group,
+            tags: &parent.tags,
+        })?;
         let file = NewFile {
             parent: parent.id,
             name: name.to_string(),

@@ -121,7 +121,8 @@ impl Rig {
     }
 
     async fn wait_archived(&self, ids: &[FileId]) {
-        for _ in 0..3000 {
+        // Up to 2 minutes: a bound for a disk that stalls, not a timing.
+        for _ in 0..12_000 {
             let mut done = 0;
             for id in ids {
                 if !self.catalog.tape_copies(*id).await.unwrap().is_empty() {

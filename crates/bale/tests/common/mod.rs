@@ -14,6 +14,30 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bale");
 
+/// A library with one slow drive: 2 MB/s in real time, so that a tape
+/// write of 3 MB takes 1.5 s (long enough to pull the plug in the middle).
+/// Files from 1 MiB go direct.
+pub const SLOW_TAPE: &str = r#"
+[tape]
+direct_min_size = "1 MiB"
+time_scale = 1.0
+
+[tape.media.SLOW]
+capacity = "1 GB"
+rate = "2 MB"
+load_s = 0.05
+unload_s = 0.05
+robot_s = 0.05
+full_locate_s = 0.1
+file_mark_s = 0.2
+
+[[tape.libraries]]
+name = "lib1"
+media = "SLOW"
+drives = 1
+initial_volumes = 2
+"#;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Catalog {
     Sqlite,

@@ -23,6 +23,8 @@ pub enum BenchCmd {
     Tape(super::bench_tape::TapeArgs),
     /// Packing throughput against `tar -cf` of the same cached files.
     Pack(super::bench_pack::PackArgs),
+    /// Modelled tape efficiency of small files aggregated and written direct.
+    Aggregate(super::bench_aggregate::AggregateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +69,7 @@ pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
         BenchCmd::Ingest(a) => ingest(a).await,
         BenchCmd::Tape(a) => super::bench_tape::run(a).await,
         BenchCmd::Pack(a) => super::bench_pack::run(a).await,
+        BenchCmd::Aggregate(a) => super::bench_aggregate::run(a).await,
     }
 }
 
@@ -100,6 +103,30 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
         bail!("--sync must be fsync or syncfs, not {:?}", a.sync);
     }
     spawn_server(data, &format!("[ingest]\nsync = \"{}\"\n", a.sync), &a.catalog)
+}
+
+/// Every drive's name, after setting them all online or offline (benches
+/// take the drives offline while files arrive).
+pub(crate) async fn set_drives(c: &Client, online: bool, names: Option<Vec<String>>) -> Result<Vec<String>> {
+    let names = match names {
+        Some(n) => n,
+        None => {
+            let drives: serde_json::Value = c.get_json("drives", &[]).await?;
+            drives
+                .as_array()
+                .context("drives")?
+                .iter()
+                .filter_map(|d| d["name"].as_str().map(str::to_string))
+                .collect()
+        }
+    };
+    let action = if online { "online" } else { "offline" };
+    for n in &names {
+        let _: serde_json::Value = c
+            .post_json(&format!("drives/{n}/{action}"), &serde_json::json!({}))
+            .await?;
+    }
+    Ok(names)
 }
 
 /// Starts `bale serve` on a free port with `config` (TOML) and `catalog`.

@@ -4,7 +4,7 @@
 //! Enstore) and with buffered marks (one flush per batch, CTA), side by
 //! side, next to the steady-state figure size / (size + rate x mark).
 
-use super::bench::spawn_server;
+use super::bench::{set_drives, spawn_server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -116,16 +116,7 @@ async fn bench(a: &TapeArgs) -> Result<ExitCode> {
     );
     // Drives offline while files arrive, so that every size meets its
     // drive as a full queue (as after a busy period), in both modes.
-    let drives: Value = c.get_json("drives", &[]).await?;
-    let names: Vec<String> = drives
-        .as_array()
-        .context("drives")?
-        .iter()
-        .filter_map(|d| d["name"].as_str().map(str::to_string))
-        .collect();
-    for n in &names {
-        let _: Value = c.post_json(&format!("drives/{n}/offline"), &json!({})).await?;
-    }
+    let names = set_drives(c, false, None).await?;
     let start = Instant::now();
     let mut expected = 0u64;
     for mode in ["sync", "buffered"] {
@@ -153,9 +144,7 @@ async fn bench(a: &TapeArgs) -> Result<ExitCode> {
     }
     let upload = start.elapsed();
     let start = Instant::now();
-    for n in &names {
-        let _: Value = c.post_json(&format!("drives/{n}/online"), &json!({})).await?;
-    }
+    set_drives(c, true, Some(names)).await?;
     // Every file on tape, then every drive idle and unloaded.
     loop {
         let vols: Value = c.get_json("volumes", &[]).await?;

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod bench_aggregate;
 pub mod bench_pack;
 pub mod bench_tape;
 pub mod fs;
