@@ -2,7 +2,10 @@
 //! emulated library: width, full volumes, read batches, faults, wear.
 
 use bale_cache::{Cache, SyncMode};
-use bale_catalog::{DynCatalog, JobTarget, NewDir, NewFile, Node, SqliteCatalog, Tags, VolumeState, ROOT_ID};
+use bale_catalog::{
+    ArchiveRoute, DynCatalog, JobState, JobTarget, NewDir, NewFile, Node, PoolLimits, PoolTarget, SqliteCatalog, Tags,
+    VolumeState, ROOT_ID,
+};
 use bale_tape::{Event, Fault, FileMarks, LibraryConfig, ReadRequest, TapeConfig, TapeSystem};
 use bale_util::{Adler32, FileId, Timestamp};
 use bytesize::ByteSize;
@@ -118,6 +121,63 @@ impl Rig {
         let job = self.catalog.job_of(id).await.unwrap().unwrap();
         self.sys.enqueue(job);
         (id, data)
+    }
+
+    /// Files in the cache and the catalog, members of one pool, closed into
+    /// one archive job and queued for tape.
+    async fn put_pooled(&self, dir: &Node, names: &[&str], size: usize) -> (Vec<(FileId, Vec<u8>)>, i64) {
+        let target: JobTarget = self.sys.target_for(&dir.tags).unwrap();
+        let pool = PoolTarget {
+            key: format!("small/{}", target.family),
+            rule: "small".into(),
+            target,
+            limits: PoolLimits {
+                target_size: 1 << 40,
+                max_files: 1000,
+                max_wait_ms: 3_600_000,
+            },
+        };
+        let mut out = Vec::new();
+        for name in names {
+            let data: Vec<u8> = (0..size).map(|i| (i * 17 + name.len() * 3) as u8).collect();
+            let id = FileId::generate();
+            let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
+            let mut staged = self.cache.ingest(id, body, Some(size as u64)).await.unwrap();
+            staged.wait_synced().await.unwrap();
+            let id = staged.keep();
+            self.cache.sync_batch().unwrap();
+            self.cache.promote(&[id]).unwrap();
+            let f = NewFile {
+                parent: dir.id,
+                name: name.to_string(),
+                file_id: id,
+                owner: "alice".into(),
+                group: "mu2e".into(),
+                mode: 0o644,
+                size: size as u64,
+                adler32: Adler32::of(&data),
+                time: Timestamp::now(),
+                replace: false,
+                archive: Some(ArchiveRoute::Pool(pool.clone())),
+            };
+            self.catalog
+                .commit_files("n1", &[f], &[])
+                .await
+                .unwrap()
+                .remove(0)
+                .unwrap();
+            out.push((id, data));
+        }
+        let job = self
+            .catalog
+            .close_pool(&pool.key, Timestamp::now(), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.files.len(), names.len());
+        let id = job.id;
+        self.sys.enqueue(job);
+        (out, id)
     }
 
     async fn wait_archived(&self, ids: &[FileId]) {
@@ -523,4 +583,56 @@ async fn admin_operations_check_their_input() {
         })
         .unwrap_err();
     assert!(t.to_string().contains("elsewhere"));
+}
+
+/// A member whose cached data no longer matches its checksum is held back
+/// (a failed job of its own, an alarm); the rest of the package is written,
+/// and the aborted tape file is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_with_a_bad_checksum_is_held_back_and_the_rest_is_written() {
+    let r = rig(config(1, 2, 100_000_000)).await;
+    let dir = r.family_dir("raw", 1).await;
+    // Hold the drive so that the damage is done before the package is written.
+    r.sys.set_drive_online("lib1-d1", false).await.unwrap();
+    let names: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (files, job) = r.put_pooled(&dir, &names, 50_000).await;
+    let bad = files[4].0;
+    let mut damaged = files[4].1.clone();
+    damaged[1000] ^= 0x55;
+    std::fs::write(r.cache.file_path(bad), &damaged).unwrap();
+    r.sys.set_drive_online("lib1-d1", true).await.unwrap();
+
+    let good: Vec<FileId> = files.iter().map(|f| f.0).filter(|id| *id != bad).collect();
+    r.wait_archived(&good).await;
+    assert!(r.catalog.tape_copies(bad).await.unwrap().is_empty());
+    let held = r.catalog.job_of(bad).await.unwrap().unwrap();
+    assert_ne!(held.id, job);
+    assert_eq!((held.state, held.files.as_slice()), (JobState::Failed, &[bad][..]));
+    assert!(held.error.as_deref().unwrap().contains("adler32"), "{held:?}");
+    let alarms = r.catalog.alarms().await.unwrap();
+    assert!(
+        alarms
+            .iter()
+            .any(|a| a.message.contains("held back") && a.message.contains("/raw/m4")),
+        "{alarms:?}"
+    );
+    // One package of the nine good members; the aborted write left nothing.
+    let copies = r.catalog.tape_copies(good[0]).await.unwrap();
+    let pkg = &copies[0].package;
+    assert_eq!((pkg.members, pkg.seq), (9, 0));
+    let vol = r.catalog.volume(&pkg.volume).await.unwrap().unwrap();
+    assert_eq!(vol.tape_files, 1);
+    let on_media = std::fs::read_dir(r.dir.path().join("library").join(&pkg.volume))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tar"))
+        .count();
+    assert_eq!(on_media, 1);
+    // The other members' data on tape is intact.
+    let tf = std::fs::read(r.dir.path().join(format!("library/{}/f00000000.tar", pkg.volume))).unwrap();
+    for (id, data) in files.iter().filter(|f| f.0 != bad) {
+        let c = &r.catalog.tape_copies(*id).await.unwrap()[0];
+        let off = c.offset as usize;
+        assert_eq!(&tf[off..off + data.len()], &data[..]);
+    }
 }
