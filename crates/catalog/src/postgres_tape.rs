@@ -390,8 +390,15 @@ impl TapeCatalog for PostgresCatalog {
             .query(&format!("SELECT {JOB_COLS} FROM archive_jobs ORDER BY id"), &[])
             .await?;
         let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>>>()?;
-        for j in &mut jobs {
-            job_files(&c, j).await?;
+        // Every job's files in one query, not one query per job.
+        let index: std::collections::HashMap<i64, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+        for r in c
+            .query("SELECT job, file_id FROM job_files ORDER BY job, file_id", &[])
+            .await?
+        {
+            if let (Some(&i), Some(f)) = (index.get(&r.get::<_, i64>(0)), FileId::parse(r.get(1))) {
+                jobs[i].files.push(f);
+            }
         }
         Ok(jobs)
     }

@@ -386,8 +386,15 @@ impl TapeCatalog for SqliteCatalog {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM archive_jobs ORDER BY id"))?;
             let mut jobs: Vec<ArchiveJob> = st.query_map([], job_from_row)?.collect::<rusqlite::Result<_>>()?;
-            for j in &mut jobs {
-                job_files(c, j)?;
+            // Every job's files in one pass, not one query per job.
+            let index: std::collections::HashMap<i64, usize> =
+                jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+            let mut st = c.prepare_cached("SELECT job, file_id FROM job_files ORDER BY job, file_id")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                if let (Some(&i), Some(f)) = (index.get(&r.get::<_, i64>(0)?), FileId::parse(&r.get::<_, String>(1)?)) {
+                    jobs[i].files.push(f);
+                }
             }
             Ok(jobs)
         })
