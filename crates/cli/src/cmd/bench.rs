@@ -280,23 +280,34 @@ fn dd(dir: &Path, mib: usize) -> Result<f64> {
     Ok(((mib as u64) << 20) as f64 / secs)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Runs a bench in a new scratch directory `dir`, removed afterwards
+/// unless `keep`. An existing `dir` is refused (it would be removed).
+pub(crate) async fn in_scratch<T>(
+    dir: &Path,
+    keep: bool,
+    bench: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if dir.exists() {
+        bail!("{} exists; give a new --dir (it is removed afterwards)", dir.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    let result = bench.await;
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
 }
 
 async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
     if a.clients == 0 || a.small_files == 0 || a.large_files == 0 {
         bail!("--clients, --small-files and --large-files must be at least 1");
     }
-    if a.dir.exists() {
-        bail!(
-            "{} exists; give a new --dir (it is removed afterwards)",
-            a.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&a.dir)?;
-    let result = async {
+    in_scratch(&a.dir, a.keep, async {
         let srv = start_server(a, &a.dir.join("data"))?;
         eprintln!(
             "bench: {} files of {} from {} clients (sync={}, catalog={})",
@@ -372,11 +383,7 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
         );
         println!("  bale / dd                {:>10.1} %", 100.0 * bale_m / dd_m);
         anyhow::Ok(())
-    }
-    .await;
-    if !a.keep {
-        let _ = std::fs::remove_dir_all(&a.dir);
-    }
-    result?;
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@
 //! they fill and the rest is flushed, then the drives come online and the
 //! modelled seconds of every library are compared.
 
-use super::bench::{set_drives, spawn_server};
+use super::bench::{in_scratch, set_drives, spawn_server};
 use crate::client::check;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -79,18 +79,7 @@ pub async fn run(a: &AggregateArgs) -> Result<ExitCode> {
     if let Some(l) = a.libraries.iter().find(|l| !KINDS.contains(&l.as_str())) {
         bail!("unknown library {l:?}; one of {}", KINDS.join(", "));
     }
-    if a.dir.exists() {
-        bail!(
-            "{} exists; give a new --dir (it is removed afterwards)",
-            a.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&a.dir)?;
-    let r = bench(a).await;
-    if !a.keep {
-        let _ = std::fs::remove_dir_all(&a.dir);
-    }
-    r
+    in_scratch(&a.dir, a.keep, bench(a)).await
 }
 
 async fn bench(a: &AggregateArgs) -> Result<ExitCode> {

@@ -8,6 +8,7 @@
 //! disk. Neither syncs its output. A cold run drops the page cache first
 //! (`/proc/sys/vm/drop_caches`, root only).
 
+use super::bench::{in_scratch, median};
 use anyhow::{bail, Context, Result};
 use bale_core::cache::{Cache, SyncMode};
 use bale_pack::{MemberMeta, Plan, ReadAhead};
@@ -40,18 +41,11 @@ pub struct PackArgs {
 }
 
 fn drop_caches() -> Result<()> {
-    let ok = Command::new("sync").status()?.success();
-    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
-        .context("dropping the page cache needs root (/proc/sys/vm/drop_caches)")?;
-    if !ok {
+    if !Command::new("sync").status()?.success() {
         bail!("sync failed");
     }
-    Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("dropping the page cache needs root (/proc/sys/vm/drop_caches)")
 }
 
 fn pack_once(cache: &Cache, plan: &Plan, out: &Path, ahead: ReadAhead) -> Result<f64> {
@@ -82,16 +76,7 @@ pub async fn run(a: &PackArgs) -> Result<ExitCode> {
     if a.files == 0 || a.rounds == 0 || a.threads == 0 {
         bail!("--files, --rounds and --threads must be positive");
     }
-    if a.dir.exists() {
-        bail!(
-            "{} exists; give a new --dir (it is removed afterwards)",
-            a.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&a.dir)?;
-    let r = bench(a).await;
-    let _ = std::fs::remove_dir_all(&a.dir);
-    r
+    in_scratch(&a.dir, false, bench(a)).await
 }
 
 async fn bench(a: &PackArgs) -> Result<ExitCode> {
@@ -127,7 +112,7 @@ async fn bench(a: &PackArgs) -> Result<ExitCode> {
     }
     cache.sync_batch()?;
     cache.promote(&ids)?;
-    let plan = Plan::new(&uuid_like(), Timestamp::now(), metas)?;
+    let plan = Plan::new(&FileId::generate().to_string(), Timestamp::now(), metas)?;
     let total = plan.size();
     let ahead = ReadAhead {
         threads: a.threads,
@@ -188,8 +173,4 @@ async fn bench(a: &PackArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn uuid_like() -> String {
-    FileId::generate().to_string()
 }

@@ -4,7 +4,7 @@
 //! Enstore) and with buffered marks (one flush per batch, CTA), side by
 //! side, next to the steady-state figure size / (size + rate x mark).
 
-use super::bench::{set_drives, spawn_server};
+use super::bench::{in_scratch, set_drives, spawn_server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -62,18 +62,7 @@ pub async fn run(a: &TapeArgs) -> Result<ExitCode> {
     if a.sizes.is_empty() || a.files == 0 || a.scale < 1.0 {
         bail!("--sizes, --files must be non-empty and positive, --scale at least 1");
     }
-    if a.dir.exists() {
-        bail!(
-            "{} exists; give a new --dir (it is removed afterwards)",
-            a.dir.display()
-        );
-    }
-    std::fs::create_dir_all(&a.dir)?;
-    let result = bench(a).await;
-    if !a.keep {
-        let _ = std::fs::remove_dir_all(&a.dir);
-    }
-    result
+    in_scratch(&a.dir, a.keep, bench(a)).await
 }
 
 async fn bench(a: &TapeArgs) -> Result<ExitCode> {
