@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use bale_core::archive::Closing;
 use bale_core::Principal;
 use bale_util::NsPath;
 use serde::{Deserialize, Serialize};
@@ -100,7 +101,11 @@ async fn flush(
     Json(req): Json<FlushRequest>,
 ) -> Result<Response, ApiError> {
     who.require_admin()?;
-    let jobs = st.svc.archiver().close_pools(Some(req.pool.as_deref())).await?;
+    let which = match req.pool.as_deref() {
+        Some(key) => Closing::Pool(key),
+        None => Closing::All,
+    };
+    let jobs = st.svc.archiver().close_pools(which).await?;
     let closed: Vec<Closed> = jobs
         .into_iter()
         .map(|j| Closed {

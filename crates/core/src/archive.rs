@@ -107,6 +107,17 @@ pub struct QueueView {
     pub jobs: Vec<JobView>,
 }
 
+/// Which pools [`Archiver::close_pools`] closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closing<'a> {
+    /// Those whose first trigger fired (the watcher).
+    Due,
+    /// Every open pool, whole (`bale queue flush`).
+    All,
+    /// One pool, whole (`bale queue flush POOL`).
+    Pool(&'a str),
+}
+
 pub struct Archiver {
     catalog: DynCatalog,
     tape: TapeSystem,
@@ -253,11 +264,12 @@ impl Archiver {
         }
     }
 
-    /// Closes the pools whose triggers fire now (or, with `force`, the
-    /// named pool or every pool, whole) and queues their jobs for tape.
-    pub async fn close_pools(&self, force: Option<Option<&str>>) -> Result<Vec<ArchiveJob>> {
+    /// Closes pools and queues their jobs for tape: the due ones one
+    /// package's worth at a time while their trigger holds, or flushed ones
+    /// whole.
+    pub async fn close_pools(&self, which: Closing<'_>) -> Result<Vec<ArchiveJob>> {
         let pools = self.catalog.pools().await?;
-        if let Some(Some(key)) = force {
+        if let Closing::Pool(key) = which {
             if !pools.iter().any(|p| p.key == key) {
                 return Err(Error::NotFound(format!(
                     "no open pool {key:?}; bale queue lists the open pools"
@@ -266,14 +278,12 @@ impl Archiver {
         }
         let mut closed = Vec::new();
         for p in &pools {
-            let forced = match force {
-                Some(None) => true,
-                Some(Some(key)) => key == p.key,
-                None => false,
+            let forced = match which {
+                Closing::Due => false,
+                Closing::All => true,
+                Closing::Pool(key) if key == p.key => true,
+                Closing::Pool(_) => continue,
             };
-            if !forced && force.is_some() {
-                continue;
-            }
             if !forced && !p.limits.triggered(p.files, p.bytes, p.oldest, Timestamp::now()) {
                 continue;
             }
@@ -300,7 +310,7 @@ impl Archiver {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = me.close_pools(None).await {
+                if let Err(e) = me.close_pools(Closing::Due).await {
                     tracing::warn!("checking pools failed (retried): {e}");
                 }
                 tokio::select! {

@@ -71,13 +71,19 @@ impl<R: Read> Read for Prefetch<R> {
     }
 }
 
-/// Stops the readers when the writer is done or gives up.
-struct Abort<'a, R>(&'a Mutex<Shared<R>>, &'a Condvar);
+/// Stops the readers when the writer is done or gives up, waking every
+/// waiter on both condition variables.
+struct Abort<'a, R> {
+    state: &'a Mutex<Shared<R>>,
+    waits: [&'a Condvar; 2],
+}
 
 impl<R> Drop for Abort<'_, R> {
     fn drop(&mut self) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).abort = true;
-        self.1.notify_all();
+        lock(self.state).abort = true;
+        for cv in self.waits {
+            cv.notify_all();
+        }
     }
 }
 
@@ -158,7 +164,10 @@ impl Plan {
                     }
                 });
             }
-            let _stop = (Abort(&state, &room), Abort(&state, &ready));
+            let _stop = Abort {
+                state: &state,
+                waits: [&room, &ready],
+            };
             self.write(out, |i, _| {
                 let mut st = lock(&state);
                 loop {
