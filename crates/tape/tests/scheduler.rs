@@ -86,8 +86,8 @@ impl Rig {
         self.catalog.set_tags(d.id, &tags).await.unwrap()
     }
 
-    /// A file in the cache and the catalog, queued for tape.
-    async fn put(&self, dir: &Node, name: &str, size: usize) -> (FileId, Vec<u8>) {
+    /// A file in the cache and the catalog on its way to tape by `route`.
+    async fn commit(&self, dir: &Node, name: &str, size: usize, route: ArchiveRoute) -> (FileId, Vec<u8>, Option<i64>) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 + name.len() * 7) as u8).collect();
         let id = FileId::generate();
         let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
@@ -96,7 +96,6 @@ impl Rig {
         let id = staged.keep();
         self.cache.sync_batch().unwrap();
         self.cache.promote(&[id]).unwrap();
-        let target: JobTarget = self.sys.target_for(&dir.tags).unwrap();
         let f = NewFile {
             parent: dir.id,
             name: name.into(),
@@ -108,7 +107,7 @@ impl Rig {
             adler32: Adler32::of(&data),
             time: Timestamp::now(),
             replace: false,
-            archive: Some(bale_catalog::ArchiveRoute::Direct(target)),
+            archive: Some(route),
         };
         let c = self
             .catalog
@@ -117,7 +116,14 @@ impl Rig {
             .unwrap()
             .remove(0)
             .unwrap();
-        assert!(c.job.is_some());
+        (id, data, c.job)
+    }
+
+    /// A file in the cache and the catalog, queued for tape.
+    async fn put(&self, dir: &Node, name: &str, size: usize) -> (FileId, Vec<u8>) {
+        let target: JobTarget = self.sys.target_for(&dir.tags).unwrap();
+        let (id, data, job) = self.commit(dir, name, size, ArchiveRoute::Direct(target)).await;
+        assert!(job.is_some());
         let job = self.catalog.job_of(id).await.unwrap().unwrap();
         self.sys.enqueue(job);
         (id, data)
@@ -139,33 +145,7 @@ impl Rig {
         };
         let mut out = Vec::new();
         for name in names {
-            let data: Vec<u8> = (0..size).map(|i| (i * 17 + name.len() * 3) as u8).collect();
-            let id = FileId::generate();
-            let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
-            let mut staged = self.cache.ingest(id, body, Some(size as u64)).await.unwrap();
-            staged.wait_synced().await.unwrap();
-            let id = staged.keep();
-            self.cache.sync_batch().unwrap();
-            self.cache.promote(&[id]).unwrap();
-            let f = NewFile {
-                parent: dir.id,
-                name: name.to_string(),
-                file_id: id,
-                owner: "alice".into(),
-                group: "mu2e".into(),
-                mode: 0o644,
-                size: size as u64,
-                adler32: Adler32::of(&data),
-                time: Timestamp::now(),
-                replace: false,
-                archive: Some(ArchiveRoute::Pool(pool.clone())),
-            };
-            self.catalog
-                .commit_files("n1", &[f], &[])
-                .await
-                .unwrap()
-                .remove(0)
-                .unwrap();
+            let (id, data, _) = self.commit(dir, name, size, ArchiveRoute::Pool(pool.clone())).await;
             out.push((id, data));
         }
         let job = self
