@@ -6,7 +6,7 @@
 mod common;
 
 use bale_util::Adler32;
-use common::{bytes, Catalog, Server, SLOW_TAPE};
+use common::{bytes, write_file, Catalog, Server, SLOW_TAPE};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,12 +31,6 @@ drives = 2
 initial_volumes = 6
 volume_capacity = "200 MB"
 "#;
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
-}
 
 /// examples/mu2e-sfa.toml with every rule scaled down for a test: 10 MB
 /// packages, 100 files, 2 s wait, and files from 200 kB direct.
@@ -136,8 +130,8 @@ fn check_package_on_tape(s: &Server, pkg: &Value) -> Vec<String> {
 #[test]
 fn the_mu2e_policy_packs_small_files_per_family_obeying_every_trigger() {
     let cfg = tempfile::tempdir().unwrap();
-    let config = write(cfg.path(), "bale.toml", LIBRARY);
-    let policy = write(cfg.path(), "mu2e.toml", &scaled_mu2e());
+    let config = write_file(cfg.path(), "bale.toml", LIBRARY);
+    let policy = write_file(cfg.path(), "mu2e.toml", &scaled_mu2e());
     let s = Server::start_with(Catalog::from_env(), &["--config", &config, "--policy", &policy]);
 
     // Three families, each with the size profile that makes a different
@@ -303,7 +297,7 @@ fn put_bytes(s: &Server, local: &Path, name: &str, data: &[u8], remote: &str) {
 #[test]
 fn policy_administration_queue_flush_and_deletes_before_and_after_packing() {
     let cfg = tempfile::tempdir().unwrap();
-    let config = write(cfg.path(), "bale.toml", LIBRARY);
+    let config = write_file(cfg.path(), "bale.toml", LIBRARY);
     let mut s = Server::start_with(Catalog::from_env(), &["--config", &config]);
     let shown = s.run(&["policy", "show"]);
     assert!(
@@ -312,7 +306,7 @@ fn policy_administration_queue_flush_and_deletes_before_and_after_packing() {
     );
 
     // An invalid policy is refused with its line and column; the old stays.
-    let bad = write(
+    let bad = write_file(
         cfg.path(),
         "bad.toml",
         "[[rule]]\nname = \"x\"\naction = \"sometimes\"\n",
@@ -322,7 +316,7 @@ fn policy_administration_queue_flush_and_deletes_before_and_after_packing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3") && err.contains("column"), "{err}");
     assert!(s.run(&["policy", "show"]).contains("built-in"));
-    let no_catch_all = write(
+    let no_catch_all = write_file(
         cfg.path(),
         "partial.toml",
         "[[rule]]\nname = \"x\"\nmatch = { owner = \"bob\" }\naction = \"direct\"\n",
@@ -332,7 +326,7 @@ fn policy_administration_queue_flush_and_deletes_before_and_after_packing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("catch-all"));
     // Only an administrator loads a policy.
     let alice = s.token_for("alice", "users");
-    let good = write(cfg.path(), "long.toml", LONG_WAIT);
+    let good = write_file(cfg.path(), "long.toml", LONG_WAIT);
     let out = s.bale_as(&alice).args(["policy", "load", &good]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("403"));
     assert!(s.run(&["policy", "load", &good]).contains("2 rule(s): small, default"));
@@ -459,12 +453,12 @@ fn partial_tape_file(s: &Server) -> bool {
 
 fn sigkill_while_packing(catalog: Catalog) {
     let cfg = tempfile::tempdir().unwrap();
-    let config = write(
+    let config = write_file(
         cfg.path(),
         "slow.toml",
         &format!("[archive]\ncheck_ms = 50\n{SLOW_TAPE}"),
     );
-    let policy = write(cfg.path(), "pack.toml", PACK_1MB);
+    let policy = write_file(cfg.path(), "pack.toml", PACK_1MB);
     let mut s = Server::start_with(catalog, &["--config", &config, "--policy", &policy]);
     s.run(&["mkdir", "/raw"]);
     let local = tempfile::tempdir().unwrap();

@@ -14,10 +14,13 @@ use futures::StreamExt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Bodies up to this size are written with a single blocking call.
-const INLINE_LIMIT: usize = 1 << 20;
+/// Bodies up to this size are written with a single blocking call; the
+/// largest inline file.
+pub const GATHER_LIMIT: usize = 1 << 20;
 /// Size of the writes of a large body.
 const WRITE_SIZE: usize = 1 << 20;
 /// Chunks in flight between the receiver and the writer thread.
@@ -34,14 +37,57 @@ pub struct StagedFile {
     /// running (`fsync` mode, small files): the committer waits for it
     /// while the catalog records the file.
     fsync: Option<tokio::task::JoinHandle<io::Result<()>>>,
+    /// An inline file's whole data, for the catalog transaction that
+    /// records it (nothing was synced here), with its share of the budget.
+    inline: Option<(Bytes, InlineShare)>,
+    sync: SyncMode,
+}
+
+/// An inline file's share of the cache's budget of unsettled inline bytes;
+/// given back when dropped (the file was settled, or never committed).
+#[derive(Debug)]
+pub struct InlineShare {
+    pending: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl InlineShare {
+    pub(crate) fn new(pending: Arc<AtomicU64>, bytes: u64) -> Self {
+        InlineShare { pending, bytes }
+    }
+}
+
+impl Drop for InlineShare {
+    fn drop(&mut self) {
+        self.pending.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl StagedFile {
     /// Hands the file over to the catalog commit: it will no longer be
-    /// removed on drop.
-    pub fn keep(self) -> FileId {
+    /// removed on drop. An inline file's share of the budget comes back
+    /// with it, to be dropped once its cache copy is settled.
+    pub fn keep(self) -> (FileId, Option<InlineShare>) {
         self.guard.disarm();
-        self.id
+        (self.id, self.inline.map(|(_, share)| share))
+    }
+
+    /// The whole data of an inline file, to be committed with its row;
+    /// `None` for a file synced the ordinary way.
+    pub fn inline(&self) -> Option<&Bytes> {
+        self.inline.as_ref().map(|(data, _)| data)
+    }
+
+    /// Turns an inline file into an ordinary one (an overwrite, which must
+    /// not be recorded before its data is durable in the cache): starts its
+    /// fsync in `fsync` mode; in `syncfs` mode the batch's syncfs covers it.
+    pub fn uninline(&mut self) {
+        if self.inline.take().is_some() && self.sync == SyncMode::Fsync {
+            let path = self.guard.path().to_path_buf();
+            self.fsync = Some(tokio::task::spawn_blocking(move || {
+                OpenOptions::new().write(true).open(path)?.sync_all()
+            }));
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -69,8 +115,13 @@ pub enum IngestError {
     Io(#[from] io::Error),
 }
 
-fn create(path: &PathBuf) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
+/// Creates the staged file, with the guard that removes it again. Called on
+/// the blocking thread that writes it, which returns the guard: should the
+/// request be dropped meanwhile, the runtime drops the thread's result, and
+/// with it the file, so that a cancelled write never leaves data behind.
+fn create(path: &PathBuf) -> io::Result<(File, RemoveOnDrop)> {
+    let f = OpenOptions::new().write(true).create_new(true).open(path)?;
+    Ok((f, RemoveOnDrop::new(path.clone())))
 }
 
 /// Starts writeback of a large file every [`WRITEBACK_EVERY`] bytes, so that
@@ -89,24 +140,30 @@ impl Writeback {
     }
 
     fn advance(&mut self, f: &File, n: u64) {
-        use std::os::fd::AsRawFd;
         self.written += n;
         if self.written - self.started >= WRITEBACK_EVERY {
-            // SAFETY: sync_file_range only reads its integer arguments; the
-            // descriptor comes from a File that is alive for the whole call,
-            // so it is open and refers to the file being written. The call
-            // cannot touch our memory. Failure is harmless (the final fsync
-            // still makes the data durable), so its result is ignored.
-            unsafe {
-                libc::sync_file_range(
-                    f.as_raw_fd(),
-                    self.started as libc::off64_t,
-                    (self.written - self.started) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
+            start_writeback(f, self.started, self.written - self.started);
             self.started = self.written;
         }
+    }
+}
+
+/// Starts writing `len` bytes of `f` from `offset` to the disk without
+/// waiting for them (nor making them durable: a later fsync or syncfs does).
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range only reads its integer arguments; the
+    // descriptor comes from a File that is alive for the whole call, so it
+    // is open and refers to the file being written. The call cannot touch
+    // our memory. Failure is harmless (the final fsync or syncfs still makes
+    // the data durable), so its result is ignored.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -139,7 +196,7 @@ impl Cache {
             _ => Ok(()),
         };
 
-        // Phase 1: gather up to INLINE_LIMIT in memory.
+        // Phase 1: gather up to GATHER_LIMIT in memory.
         let mut overflow = false;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| IngestError::Body(e.to_string()))?;
@@ -148,41 +205,50 @@ impl Cache {
             hasher.update(&chunk);
             gathered_len += chunk.len();
             gathered.push(chunk);
-            if gathered_len > INLINE_LIMIT {
+            if gathered_len > GATHER_LIMIT {
                 overflow = true;
                 break;
             }
         }
 
         if !overflow {
-            // Small body: one blocking call creates and writes it; the fsync
-            // (fsync mode) starts right after, and is not waited for here.
-            let guard = RemoveOnDrop::new(path.clone());
-            let file = tokio::task::spawn_blocking(move || -> io::Result<File> {
-                let mut f = create(&path)?;
+            // Small body: one blocking call creates and writes it. Inline, its
+            // data goes to the catalog and nothing is synced here; otherwise
+            // the fsync (fsync mode) starts right after, not waited for here.
+            let inline = self.inline.reserve(size).map(|share| {
+                let data = match gathered.as_slice() {
+                    [one] => one.clone(),
+                    chunks => Bytes::from(chunks.concat()),
+                };
+                (data, share)
+            });
+            let (file, guard) = tokio::task::spawn_blocking(move || -> io::Result<(File, RemoveOnDrop)> {
+                let (mut f, guard) = create(&path)?;
                 for c in &gathered {
                     f.write_all(c)?;
                 }
-                Ok(f)
+                Ok((f, guard))
             })
             .await
             .map_err(io::Error::other)??;
-            let fsync = (sync == SyncMode::Fsync).then(|| tokio::task::spawn_blocking(move || file.sync_all()));
+            let fsync = (inline.is_none() && sync == SyncMode::Fsync)
+                .then(|| tokio::task::spawn_blocking(move || file.sync_all()));
             return Ok(StagedFile {
                 id,
                 size,
                 adler32: hasher.finish(),
                 guard,
                 fsync,
+                inline,
+                sync,
             });
         }
 
         // Phase 2: large body. A writer thread writes what was gathered (already
         // hashed), then hashes and writes the rest while we keep receiving.
-        let guard = RemoveOnDrop::new(path.clone());
         let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || -> io::Result<Adler32> {
-            let mut f = create(&path)?;
+        let writer = tokio::task::spawn_blocking(move || -> io::Result<(Adler32, RemoveOnDrop)> {
+            let (mut f, guard) = create(&path)?;
             for c in &gathered {
                 f.write_all(c)?;
             }
@@ -207,7 +273,7 @@ impl Cache {
             }
             f.write_all(&buf)?;
             finish(f, sync)?;
-            Ok(h.finish())
+            Ok((h.finish(), guard))
         });
         let received: Result<(), IngestError> = async {
             while let Some(chunk) = body.next().await {
@@ -222,14 +288,17 @@ impl Cache {
         }
         .await;
         drop(tx);
-        let adler = writer.await.map_err(io::Error::other)?;
+        let written = writer.await.map_err(io::Error::other)?;
         received?;
+        let (adler32, guard) = written?;
         Ok(StagedFile {
             id,
             size,
-            adler32: adler?,
+            adler32,
             guard,
             fsync: None,
+            inline: None,
+            sync,
         })
     }
 }

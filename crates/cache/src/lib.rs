@@ -7,18 +7,24 @@
 //!   directories by the last two hex digits of the file id (random bits).
 //!
 //! Data reaches stable storage through [`Cache::sync_batch`], once per group
-//! of files, before their catalog rows are committed; see `bale-core`'s
-//! committer for the whole recipe. After a crash, [`Cache::pending`] lists
-//! what was in flight so that the caller can finish or discard it.
+//! of files, at the same time as their catalog rows are committed; see
+//! `bale-core`'s committer for the whole recipe. Small files may instead be
+//! *inline* ([`Cache::with_inline`]): their data travels in the catalog
+//! transaction itself, and their cache copies become durable later, many
+//! at once ([`Cache::promote_landed`], [`Cache::sync_landed`]). After a
+//! crash, [`Cache::pending`] lists what was in flight so that the caller
+//! can finish or discard it.
 
 mod ingest;
 
-pub use ingest::{IngestError, StagedFile};
+pub use ingest::{IngestError, InlineShare, StagedFile, GATHER_LIMIT as INLINE_MAX};
 
 use bale_util::durable::{create_dir_all_durable, fsync_dir, syncfs};
 use bale_util::FileId;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// How a batch of received files is made durable.
 ///
@@ -39,6 +45,33 @@ pub struct Cache {
     tmp: PathBuf,
     files: PathBuf,
     sync: SyncMode,
+    inline: Inline,
+}
+
+/// Which files are received *inline*: bodies of at most `max` bytes, while
+/// the inline files whose cache copies are not yet durable hold at most
+/// `pending_max` bytes together (past that, small files take the ordinary
+/// path until the settler catches up).
+#[derive(Clone, Debug, Default)]
+struct Inline {
+    max: u64,
+    pending_max: u64,
+    pending: Arc<AtomicU64>,
+}
+
+impl Inline {
+    /// Takes `size` bytes of the budget, if the file qualifies and they fit.
+    fn reserve(&self, size: u64) -> Option<InlineShare> {
+        if size > self.max {
+            return None;
+        }
+        let before = self.pending.fetch_add(size, Ordering::AcqRel);
+        if before + size > self.pending_max {
+            self.pending.fetch_sub(size, Ordering::AcqRel);
+            return None;
+        }
+        Some(InlineShare::new(self.pending.clone(), size))
+    }
 }
 
 impl Cache {
@@ -59,7 +92,33 @@ impl Cache {
         if created {
             fsync_dir(&files)?;
         }
-        Ok(Cache { tmp, files, sync })
+        Ok(Cache {
+            tmp,
+            files,
+            sync,
+            inline: Inline::default(),
+        })
+    }
+
+    /// Receives bodies of at most `max` bytes inline (see the module
+    /// documentation), as long as the inline files not yet settled hold at
+    /// most `pending_max` bytes. `max` 0 turns inline files off.
+    pub fn with_inline(mut self, max: u64, pending_max: u64) -> Cache {
+        self.inline = Inline {
+            max: if pending_max == 0 {
+                0
+            } else {
+                max.min(INLINE_MAX as u64)
+            },
+            pending_max,
+            pending: Arc::new(AtomicU64::new(0)),
+        };
+        self
+    }
+
+    /// Bytes of inline files whose cache copies are not yet settled.
+    pub fn inline_pending(&self) -> u64 {
+        self.inline.pending.load(Ordering::Acquire)
     }
 
     pub fn tmp_path(&self, id: FileId) -> PathBuf {
@@ -105,6 +164,32 @@ impl Cache {
             remove_if_exists(&self.tmp_path(id))?;
         }
         Ok(())
+    }
+
+    /// Moves committed *inline* files from `tmp/` to `files/` by rename,
+    /// without syncing anything: their data is durable in the catalog, and
+    /// [`Cache::sync_landed`] makes these copies durable later. A crash
+    /// before that leaves each in `tmp/`, in `files/`, or lost, and recovery
+    /// rewrites the lost ones from the catalog. Blocking.
+    pub fn promote_landed(&self, ids: &[FileId]) -> io::Result<()> {
+        for &id in ids {
+            match std::fs::rename(self.tmp_path(id), self.file_path(id)) {
+                Ok(()) => {}
+                // Removed meanwhile (deleted before promotion): nothing to move.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every file written, renamed or promoted before this call
+    /// durable, with one syncfs(2) of the cache's filesystem: the one way to
+    /// make thousands of small files durable with a single flush. After it,
+    /// the catalog may drop the inline copies of the files promoted before
+    /// the call. Blocking.
+    pub fn sync_landed(&self) -> io::Result<()> {
+        syncfs(&self.files)
     }
 
     /// Opens a committed file's data for reading.
@@ -154,6 +239,19 @@ impl Cache {
             return Ok(n == size && h.finish() == adler32);
         }
         Ok(false)
+    }
+
+    /// Writes a committed file's data anew, durably, at its place under
+    /// `files/`, replacing whatever partial copy there is (recovery of an
+    /// inline file from the catalog). Blocking.
+    pub fn restore(&self, id: FileId, data: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        self.remove(id)?;
+        let mut f = std::fs::File::create(self.tmp_path(id))?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fsync_dir(&self.tmp)?;
+        self.promote(&[id])
     }
 
     /// Removes a file's cached data (wherever it is). Missing data is not an error.

@@ -31,7 +31,7 @@ async fn roundtrip(mode: SyncMode, data: Vec<u8>, chunk: usize) {
     .await
     .unwrap()
     .unwrap();
-    let id = staged.keep();
+    let (id, _) = staged.keep();
     cache.promote(&[id]).unwrap();
     assert_eq!(std::fs::read(cache.file_path(id)).unwrap(), data);
     assert!(!cache.tmp_path(id).exists());
@@ -90,7 +90,8 @@ async fn dropped_staged_file_is_removed_and_pending_lists_leftovers() {
         .ingest(FileId::generate(), body(vec![b"abc"]), None)
         .await
         .unwrap()
-        .keep();
+        .keep()
+        .0;
     std::fs::write(dir.path().join("tmp").join("garbage.part"), b"x").unwrap();
     let (ids, junk) = cache.pending().unwrap();
     assert_eq!(ids, vec![kept]);
@@ -107,11 +108,69 @@ async fn open_read_finds_committed_file_before_promotion() {
         .ingest(FileId::generate(), body(vec![b"abc"]), None)
         .await
         .unwrap()
-        .keep();
+        .keep()
+        .0;
     assert!(cache.open_read(id).await.is_ok());
     cache.promote(&[id]).unwrap();
     assert!(cache.open_read(id).await.is_ok());
     cache.remove(id).unwrap();
     assert!(cache.open_read(id).await.is_err());
     cache.remove(id).unwrap();
+}
+
+#[tokio::test]
+async fn inline_files_carry_their_data_and_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // Inline up to 8 bytes, at most 10 bytes unsettled.
+    let cache = Cache::open(dir.path(), SyncMode::Fsync).unwrap().with_inline(8, 10);
+    let a = cache
+        .ingest(FileId::generate(), body(vec![b"abc", b"def"]), None)
+        .await
+        .unwrap();
+    assert_eq!(a.inline().map(|b| &b[..]), Some(&b"abcdef"[..]));
+    assert_eq!(cache.inline_pending(), 6);
+    // Too large for inline, and over the budget: ordinary files.
+    let big = cache
+        .ingest(FileId::generate(), body(vec![b"123456789"]), None)
+        .await
+        .unwrap();
+    assert!(big.inline().is_none());
+    let over = cache
+        .ingest(FileId::generate(), body(vec![b"12345"]), None)
+        .await
+        .unwrap();
+    assert!(over.inline().is_none(), "6 + 5 bytes exceed the budget of 10");
+    let fits = cache
+        .ingest(FileId::generate(), body(vec![b"1234"]), None)
+        .await
+        .unwrap();
+    assert!(fits.inline().is_some());
+    assert_eq!(cache.inline_pending(), 10);
+    // A file never committed gives its share back; a kept one holds it
+    // until its share is dropped (settled).
+    drop(fits);
+    assert_eq!(cache.inline_pending(), 6);
+    let (id, share) = a.keep();
+    assert_eq!(cache.inline_pending(), 6);
+    cache.promote_landed(&[id]).unwrap();
+    assert_eq!(std::fs::read(cache.file_path(id)).unwrap(), b"abcdef");
+    assert!(!cache.tmp_path(id).exists());
+    cache.sync_landed().unwrap();
+    drop(share);
+    assert_eq!(cache.inline_pending(), 0);
+    // An overwrite stops being inline and gives its share back.
+    let mut o = cache.ingest(FileId::generate(), body(vec![b"xy"]), None).await.unwrap();
+    assert_eq!(cache.inline_pending(), 2);
+    o.uninline();
+    assert!(o.inline().is_none());
+    o.wait_synced().await.unwrap();
+    assert_eq!(cache.inline_pending(), 0);
+    // Inline off: nothing is inline.
+    let off = Cache::open(dir.path(), SyncMode::Fsync).unwrap().with_inline(8, 0);
+    assert!(off
+        .ingest(FileId::generate(), body(vec![b"a"]), None)
+        .await
+        .unwrap()
+        .inline()
+        .is_none());
 }

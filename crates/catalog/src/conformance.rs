@@ -91,6 +91,7 @@ fn new_file(parent: NodeId, name: &str, size: u64) -> NewFile {
         time: t(20),
         replace: false,
         archive: None,
+        inline: None,
     }
 }
 
@@ -347,7 +348,12 @@ pub async fn attrs_change(c: &dyn Catalog) {
 pub async fn landing_notes(c: &dyn Catalog) {
     let d = mkdir(c, ROOT_ID, "land").await;
     let a = new_file(d.id, "a", 1);
-    let b = new_file(d.id, "b", 2);
+    // b's data is kept with its note, byte for byte (all 256 values).
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i % 256) as u8).collect();
+    let b = NewFile {
+        inline: Some(bytes::Bytes::from(data.clone())),
+        ..new_file(d.id, "b", 2)
+    };
     let dup = new_file(d.id, "a", 3);
     let r = c.commit_files("n1", &[a.clone(), b.clone(), dup], &[]).await.unwrap();
     assert!(r[2].is_err());
@@ -356,12 +362,16 @@ pub async fn landing_notes(c: &dyn Catalog) {
 
     // Only recorded files are noted, per cache node.
     let l = c.landing_files("n1").await.unwrap();
-    let mut ids: Vec<FileId> = l.iter().map(|x| x.0).collect();
+    let mut ids: Vec<FileId> = l.iter().map(|x| x.id).collect();
     ids.sort();
     let mut want = vec![a.file_id, b.file_id];
     want.sort();
     assert_eq!(ids, want);
-    assert!(l.iter().all(|(_, n)| n.is_some()));
+    assert!(l.iter().all(|x| x.node.is_some()));
+    for x in &l {
+        let want = (x.id == b.file_id).then(|| data.clone());
+        assert_eq!(x.inline, want, "inline data of {}", x.id);
+    }
     assert_eq!(c.landing_files("n2").await.unwrap().len(), 1);
 
     // A later commit settles earlier files; a removed file shows as None.
@@ -373,12 +383,13 @@ pub async fn landing_notes(c: &dyn Catalog) {
     c.remove(bnode.id, false, None).await.unwrap();
     let l = c.landing_files("n1").await.unwrap();
     assert_eq!(l.len(), 2);
-    for (id, n) in &l {
-        if *id == b.file_id {
-            assert!(n.is_none());
+    for x in &l {
+        if x.id == b.file_id {
+            assert!(x.node.is_none());
+            assert_eq!(x.inline.as_deref(), Some(&data[..]), "data stays until settled");
         } else {
-            assert_eq!(*id, e.file_id);
-            assert_eq!(n.as_ref().unwrap().name, "e");
+            assert_eq!(x.id, e.file_id);
+            assert_eq!(x.node.as_ref().unwrap().name, "e");
         }
     }
     c.settle_files(&[b.file_id, e.file_id]).await.unwrap();

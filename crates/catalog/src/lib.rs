@@ -77,10 +77,11 @@ pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
     async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>>;
 
     /// Files noted as landing on cache node `node`, with their namespace
-    /// nodes (`None` if removed since). Recovery checks their data.
-    async fn landing_files(&self, node: &str) -> Result<Vec<(FileId, Option<Node>)>>;
+    /// nodes (`None` if removed since) and inline data. Recovery checks
+    /// their cache copies, and rewrites them from the inline data.
+    async fn landing_files(&self, node: &str) -> Result<Vec<LandingFile>>;
 
-    /// Clears landing notes.
+    /// Clears landing notes (and the inline data kept with them).
     async fn settle_files(&self, ids: &[FileId]) -> Result<()>;
 
     /// Removes a node. A non-empty directory needs `recursive`. With

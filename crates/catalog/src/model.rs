@@ -165,6 +165,20 @@ pub struct NewFile {
     /// How the file goes to tape: its own archive job or a pool to join,
     /// either recorded in the same transaction as the file's row.
     pub archive: Option<crate::ArchiveRoute>,
+    /// The file's data itself, kept with its landing note (small files):
+    /// the transaction that records the file then makes its data durable
+    /// too, and the cache copy may reach stable storage later. Recovery
+    /// rewrites the cache copy from it; settling the note drops it.
+    pub inline: Option<bytes::Bytes>,
+}
+
+/// A file noted as landing on a cache node: its namespace node (`None` if
+/// removed since) and the data kept with the note, if any.
+#[derive(Clone, Debug)]
+pub struct LandingFile {
+    pub id: FileId,
+    pub node: Option<Node>,
+    pub inline: Option<Vec<u8>>,
 }
 
 /// What a change committed: the node as it now is and the file nodes it

@@ -59,6 +59,9 @@ CREATE INDEX landing_node ON landing(node);
 "#,
     crate::postgres_tape::MIGRATION_TAPE,
     crate::postgres_pool::MIGRATION_POOLS,
+    // v5: small files' data kept with their landing notes until settled;
+    // stored out of line and uncompressed (it is mostly compressed already).
+    "ALTER TABLE landing ADD COLUMN data bytea; ALTER TABLE landing ALTER COLUMN data SET STORAGE EXTERNAL;",
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.
@@ -417,8 +420,8 @@ impl Catalog for PostgresCatalog {
         settle(&tx, settled).await?;
         let note = tx
             .prepare_cached(
-                "INSERT INTO landing (file_id, node) VALUES ($1, $2) \
-                 ON CONFLICT (file_id) DO UPDATE SET node = EXCLUDED.node",
+                "INSERT INTO landing (file_id, node, data) VALUES ($1, $2, $3) \
+                 ON CONFLICT (file_id) DO UPDATE SET node = EXCLUDED.node, data = EXCLUDED.data",
             )
             .await?;
         let mut out = Vec::with_capacity(files.len());
@@ -429,7 +432,8 @@ impl Catalog for PostgresCatalog {
                 }
                 r => {
                     if r.is_ok() {
-                        tx.execute(&note, &[&f.file_id.to_string(), &node]).await?;
+                        tx.execute(&note, &[&f.file_id.to_string(), &node, &f.inline.as_deref()])
+                            .await?;
                     }
                     out.push(r)
                 }
@@ -439,12 +443,12 @@ impl Catalog for PostgresCatalog {
         Ok(out)
     }
 
-    async fn landing_files(&self, node: &str) -> Result<Vec<(FileId, Option<Node>)>> {
+    async fn landing_files(&self, node: &str) -> Result<Vec<LandingFile>> {
         let c = self.pool.get().await?;
         let rows = c
             .query(
                 &format!(
-                    "SELECT l.file_id, {NODE_COLS} FROM landing l LEFT JOIN nodes n ON n.file_id = l.file_id \
+                    "SELECT l.file_id, l.data, {NODE_COLS} FROM landing l LEFT JOIN nodes n ON n.file_id = l.file_id \
                      WHERE l.node = $1 ORDER BY l.file_id"
                 ),
                 &[&node],
@@ -454,8 +458,12 @@ impl Catalog for PostgresCatalog {
             .iter()
             .filter_map(|r| {
                 let id: String = r.get(0);
-                let present: Option<i64> = r.get(1);
-                FileId::parse(&id).map(|fid| (fid, present.map(|_| node_from_row(r, 1))))
+                let present: Option<i64> = r.get(2);
+                FileId::parse(&id).map(|id| LandingFile {
+                    id,
+                    node: present.map(|_| node_from_row(r, 2)),
+                    inline: r.get(1),
+                })
             })
             .collect())
     }

@@ -63,6 +63,8 @@ CREATE INDEX landing_node ON landing(node);
 "#,
     crate::sqlite_tape::MIGRATION_TAPE,
     crate::sqlite_pool::MIGRATION_POOLS,
+    // v5: small files' data kept with their landing notes until settled.
+    "ALTER TABLE landing ADD COLUMN data BLOB;",
 ];
 
 const NODE_COLS: &str = "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
@@ -439,7 +441,8 @@ impl Catalog for SqliteCatalog {
         let node = node.to_string();
         self.write(move |tx| {
             settle(tx, &settled)?;
-            let mut note = tx.prepare_cached("INSERT OR REPLACE INTO landing (file_id, node) VALUES (?1, ?2)")?;
+            let mut note =
+                tx.prepare_cached("INSERT OR REPLACE INTO landing (file_id, node, data) VALUES (?1, ?2, ?3)")?;
             let mut out = Vec::with_capacity(files.len());
             for f in &files {
                 match commit_one(tx, f) {
@@ -448,7 +451,7 @@ impl Catalog for SqliteCatalog {
                     }
                     r => {
                         if r.is_ok() {
-                            note.execute(params![f.file_id.to_string(), node])?;
+                            note.execute(params![f.file_id.to_string(), node, f.inline.as_deref()])?;
                         }
                         out.push(r)
                     }
@@ -459,17 +462,19 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
-    async fn landing_files(&self, node: &str) -> Result<Vec<(FileId, Option<Node>)>> {
+    async fn landing_files(&self, node: &str) -> Result<Vec<LandingFile>> {
         let node = node.to_string();
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT file_id FROM landing WHERE node = ?1 ORDER BY file_id")?;
-            let ids: Vec<String> = st.query_map([node], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let mut st = c.prepare_cached("SELECT file_id, data FROM landing WHERE node = ?1 ORDER BY file_id")?;
+            let notes: Vec<(String, Option<Vec<u8>>)> = st
+                .query_map([node], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
             let mut by_id = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let n = by_id.query_row([&id], node_from_row).optional()?;
-                if let Some(fid) = FileId::parse(&id) {
-                    out.push((fid, n));
+            let mut out = Vec::with_capacity(notes.len());
+            for (id, inline) in notes {
+                let node = by_id.query_row([&id], node_from_row).optional()?;
+                if let Some(id) = FileId::parse(&id) {
+                    out.push(LandingFile { id, node, inline });
                 }
             }
             Ok(out)

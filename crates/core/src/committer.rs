@@ -20,11 +20,20 @@
 //! Overwrites are the exception: an unfinished overwrite must not lose the
 //! old version, so their rows are committed only after the sync.
 //!
+//! Small files are *inline* (`ingest.inline_max`): their data goes into the
+//! catalog transaction with their landing notes, so that the batch needs no
+//! data sync at all: one catalog commit (one flush) makes a whole batch of
+//! small files durable, data and rows. Their cache copies are promoted by
+//! rename and made durable later, many at once, by the *settler* (one
+//! syncfs per round, `ingest.settle_ms`), which then settles their notes
+//! and so drops the inline data from the catalog. Recovery rewrites the
+//! cache copy of every inline file still landing.
+//!
 //! Promotion of committed files from `tmp/` to `files/` runs on its own task
 //! after the answers.
 
 use crate::{Error, Result};
-use bale_cache::{Cache, StagedFile};
+use bale_cache::{Cache, InlineShare, StagedFile};
 use bale_catalog::{CatalogError, Committed, DynCatalog, NewFile};
 use bale_util::FileId;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,18 +69,28 @@ impl Drop for Arriving {
 /// Longest wait for arriving writes before a batch is committed.
 const GATHER_MAX: Duration = Duration::from_micros(500);
 
+/// How the committer works.
+#[derive(Clone, Debug)]
+pub(crate) struct CommitterConfig {
+    /// Cache node whose files are committed (landing notes name it).
+    pub node: String,
+    /// Most files in one catalog transaction.
+    pub max_batch: usize,
+    /// How often landed inline files are synced and settled.
+    pub settle_every: Duration,
+}
+
 impl Committer {
-    /// Starts the committer for cache node `node`.
+    /// Starts the committer.
     pub(crate) fn spawn(
         catalog: DynCatalog,
         cache: Cache,
-        node: String,
-        max_batch: usize,
+        config: CommitterConfig,
     ) -> (Committer, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(max_batch * 4);
+        let (tx, rx) = mpsc::channel(config.max_batch * 4);
         let arriving = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(tokio::sync::Notify::new());
-        let h = tokio::spawn(run(rx, catalog, cache, node, max_batch, arriving.clone(), stop.clone()));
+        let h = tokio::spawn(run(rx, catalog, cache, config, arriving.clone(), stop.clone()));
         (Committer { tx, stop, arriving }, h)
     }
 
@@ -105,30 +124,54 @@ struct Stage {
     catalog: DynCatalog,
     cache: Cache,
     node: String,
-    promote: mpsc::Sender<(Vec<FileId>, Vec<FileId>)>,
+    promote: mpsc::Sender<Promotion>,
+    synced: Synced,
+}
+
+/// What a batch hands to the promotion task once answered.
+#[derive(Default)]
+struct Promotion {
+    /// Ordinary files, durable in `tmp/`: promoted durably.
+    durable: Vec<FileId>,
+    /// Inline files: promoted by rename, then settled.
+    landed: Vec<(FileId, InlineShare)>,
+    /// Replaced versions, removed.
+    obsolete: Vec<FileId>,
 }
 
 async fn run(
     mut rx: mpsc::Receiver<Job>,
     catalog: DynCatalog,
     cache: Cache,
-    node: String,
-    max_batch: usize,
+    config: CommitterConfig,
     arriving: Arc<AtomicUsize>,
     stop: Arc<tokio::sync::Notify>,
 ) {
-    let (promote_tx, mut promote_rx) = mpsc::channel::<(Vec<FileId>, Vec<FileId>)>(16);
+    let max_batch = config.max_batch;
+    let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Vec<(FileId, InlineShare)>>();
+    let synced = Synced::default();
+    let settler = tokio::spawn(settler(
+        settle_rx,
+        catalog.clone(),
+        cache.clone(),
+        synced.clone(),
+        config.settle_every,
+    ));
+    let (promote_tx, mut promote_rx) = mpsc::channel::<Promotion>(16);
     let promote_cache = cache.clone();
     let promote_stage = tokio::spawn(async move {
-        while let Some((ids, obsolete)) = promote_rx.recv().await {
-            promote(&promote_cache, ids, obsolete).await;
+        while let Some(p) = promote_rx.recv().await {
+            if let Some(landed) = promote(&promote_cache, p).await {
+                let _ = settle_tx.send(landed);
+            }
         }
     });
     let stage = Stage {
         catalog,
         cache,
-        node,
+        node: config.node,
         promote: promote_tx,
+        synced,
     };
     // Files acknowledged since the last transaction: their data is durable.
     let mut settled: Vec<FileId> = Vec::new();
@@ -161,6 +204,7 @@ async fn run(
     }
     drop(stage);
     let _ = promote_stage.await;
+    let _ = settler.await;
 }
 
 /// Lets writes that are already on their way join the batch (PostgreSQL's
@@ -178,18 +222,47 @@ async fn gather(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: u
 }
 
 /// Syncs and commits one batch, then answers its requests. `settled` holds
-/// the files whose landing notes the batch's transaction clears; the batch
-/// adds its own acknowledged files for the next one.
+/// the files whose landing notes the batch's transaction clears (with a few
+/// synced inline files); the batch adds its own acknowledged files for the
+/// next one.
 async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
     let (catalog, node) = (&stage.catalog, stage.node.as_str());
     metrics::histogram!("bale_commit_batch_files").record(batch.len() as f64);
     let (mut replacing, mut fresh): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.file.replace);
+    // An overwrite is recorded only once its data is durable in the cache.
+    replacing.iter_mut().for_each(|j| j.staged.uninline());
+    for j in &mut fresh {
+        j.file.inline = j.staged.inline().cloned();
+    }
+    // A batch of inline files only needs its catalog commit.
+    let data_sync = !replacing.is_empty() || fresh.iter().any(|j| j.file.inline.is_none());
     let files: Vec<NewFile> = fresh.iter().map(|j| j.file.clone()).collect();
     let settle_now = std::mem::take(settled);
+    let taken: Vec<(FileId, InlineShare)> = {
+        let mut synced = stage.synced.lock().expect("synced");
+        let n = synced.len().min(SETTLE_PER_BATCH);
+        synced.drain(..n).collect()
+    };
+    let settle_ids: Vec<FileId> = settle_now
+        .iter()
+        .copied()
+        .chain(taken.iter().map(|(id, _)| *id))
+        .collect();
     let (synced, committed) = tokio::join!(
-        sync(&stage.cache, fresh.iter_mut().chain(replacing.iter_mut())),
-        commit(catalog, node, &files, &settle_now)
+        async {
+            match data_sync {
+                true => sync(&stage.cache, fresh.iter_mut().chain(replacing.iter_mut())).await,
+                false => Ok(()),
+            }
+        },
+        commit(catalog, node, &files, &settle_ids)
     );
+    // Settled inline files give their budget back; if nothing was recorded
+    // they wait for the next batch.
+    match committed.is_ok() {
+        true => drop(taken),
+        false => stage.synced.lock().expect("synced").extend(taken),
+    }
 
     let mut answers: Vec<(Job, Result<Committed>)> = Vec::new();
     match (synced, committed) {
@@ -234,13 +307,15 @@ async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
         }
     }
 
-    let mut promoted = Vec::new();
-    let mut obsolete = Vec::new();
+    let mut p = Promotion::default();
     for (job, result) in answers {
         match result {
             Ok(c) => {
-                promoted.push(job.staged.keep());
-                obsolete.extend(c.replaced.iter().filter_map(|r| r.file_id));
+                match job.staged.keep() {
+                    (id, Some(share)) => p.landed.push((id, share)),
+                    (id, None) => p.durable.push(id),
+                }
+                p.obsolete.extend(c.replaced.iter().filter_map(|r| r.file_id));
                 metrics::counter!("bale_ingest_files_total").increment(1);
                 metrics::counter!("bale_ingest_bytes_total").increment(c.node.size);
                 let _ = job.reply.send(Ok(c));
@@ -251,9 +326,10 @@ async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
             }
         }
     }
-    settled.extend(promoted.iter().copied());
-    if !promoted.is_empty() || !obsolete.is_empty() {
-        let _ = stage.promote.send((promoted, obsolete)).await;
+    // Inline files are settled by the settler once their copies are synced.
+    settled.extend(p.durable.iter().copied());
+    if !p.durable.is_empty() || !p.landed.is_empty() || !p.obsolete.is_empty() {
+        let _ = stage.promote.send(p).await;
     }
 }
 
@@ -307,11 +383,15 @@ async fn commit(
     }
 }
 
-/// Committed files move to `files/`; replaced versions go.
-async fn promote(cache: &Cache, ids: Vec<FileId>, obsolete: Vec<FileId>) {
+/// Committed files move to `files/`; replaced versions go. Returns the
+/// inline files, for the settler.
+async fn promote(cache: &Cache, p: Promotion) -> Option<Vec<(FileId, InlineShare)>> {
     let c = cache.clone();
+    let landed: Vec<FileId> = p.landed.iter().map(|(id, _)| *id).collect();
+    let (durable, obsolete) = (p.durable, p.obsolete);
     let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        c.promote(&ids)?;
+        c.promote(&durable)?;
+        c.promote_landed(&landed)?;
         for id in obsolete {
             c.remove(id)?;
         }
@@ -319,8 +399,104 @@ async fn promote(cache: &Cache, ids: Vec<FileId>, obsolete: Vec<FileId>) {
     })
     .await;
     if let Err(e) = done.map_err(std::io::Error::other).and_then(|r| r) {
-        // Not fatal: the data is durable in tmp/, reads find it there and
-        // recovery promotes it at the next start.
+        // Not fatal: the data is durable in tmp/ (or in the catalog), reads
+        // find it there and recovery promotes it at the next start.
         tracing::warn!("promoting committed files failed: {e}");
+    }
+    (!p.landed.is_empty()).then_some(p.landed)
+}
+
+/// Inline files whose cache copies are durable, waiting for a transaction
+/// to settle their landing notes: the committer's batches take a few each
+/// ([`SETTLE_PER_BATCH`]), which costs no transaction of its own; the
+/// settler settles what they leave for a whole round.
+type Synced = Arc<std::sync::Mutex<Vec<(FileId, InlineShare)>>>;
+
+/// Most synced inline files one batch settles (deleting their notes and
+/// data), so that no batch takes long.
+const SETTLE_PER_BATCH: usize = 32;
+
+/// Makes the cache copies of inline files durable, a round at a time (one
+/// syncfs for everything promoted during `every`), and hands them to the
+/// committer's batches to settle; settles itself what the batches left
+/// for a whole round (no writes arrive) and everything at shutdown. A
+/// settled file gives its share of the inline budget back. What cannot be
+/// settled stays landing, and recovery rewrites it from the catalog.
+async fn settler(
+    mut rx: mpsc::UnboundedReceiver<Vec<(FileId, InlineShare)>>,
+    catalog: DynCatalog,
+    cache: Cache,
+    synced: Synced,
+    every: Duration,
+) {
+    let mut pending: Vec<(FileId, InlineShare)> = Vec::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if pending.is_empty() {
+            let idle = !synced.lock().expect("synced").is_empty();
+            let next = match idle {
+                true => tokio::time::timeout(every, rx.recv()).await.ok(),
+                false => Some(rx.recv().await),
+            };
+            match next {
+                Some(Some(v)) => pending.extend(v),
+                Some(None) => open = false,
+                None => {}
+            }
+        }
+        // Let a round gather (none at shutdown).
+        let deadline = tokio::time::Instant::now() + every;
+        while open && !pending.is_empty() {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(v) => pending.extend(v),
+                    None => open = false,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let round = std::mem::take(&mut pending);
+        if !round.is_empty() {
+            let c = cache.clone();
+            let done = tokio::task::spawn_blocking(move || c.sync_landed())
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+            if let Err(e) = done {
+                tracing::warn!("syncing {} inline files failed, retrying: {e}", round.len());
+                pending = round;
+                if !open {
+                    tracing::warn!("recovery will rewrite them from the catalog");
+                    return;
+                }
+                tokio::time::sleep(every).await;
+                continue;
+            }
+        }
+        // What the batches did not take since the last round, and at
+        // shutdown everything, is settled here.
+        let mut left: Vec<(FileId, InlineShare)> = std::mem::take(&mut *synced.lock().expect("synced"));
+        if open {
+            synced.lock().expect("synced").extend(round);
+        } else {
+            left.extend(round);
+        }
+        if left.is_empty() {
+            continue;
+        }
+        let ids: Vec<FileId> = left.iter().map(|(id, _)| *id).collect();
+        match catalog.settle_files(&ids).await {
+            Ok(()) => metrics::counter!("bale_inline_settled_total").increment(ids.len() as u64),
+            Err(e) if open => {
+                tracing::warn!("settling {} inline files failed, retrying: {e}", ids.len());
+                synced.lock().expect("synced").extend(left);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "settling {} inline files at shutdown failed ({e}); recovery will rewrite them",
+                    ids.len()
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! bale's configuration: one TOML file, one serde struct. Every key has a
 //! default in code; unknown keys are an error naming the key.
 
+use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -55,6 +56,18 @@ pub struct IngestConfig {
     pub sync: SyncModeConfig,
     /// Most files recorded in one catalog transaction (group commit).
     pub max_batch: usize,
+    /// Files up to this size are *inline*: their data is committed with
+    /// their catalog row (one flush per batch, no per-file fsync), and their
+    /// cache copies are synced later by the settler. 0 turns this off. At
+    /// most 1 MiB.
+    pub inline_max: ByteSize,
+    /// Most bytes of inline files whose cache copies are not yet settled
+    /// (kept in the catalog meanwhile); past it, small files are fsynced
+    /// one by one until the settler catches up.
+    pub inline_pending_max: ByteSize,
+    /// How often the settler syncs the cache copies of inline files (one
+    /// syncfs(2)) and drops their data from the catalog, in milliseconds.
+    pub settle_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +109,9 @@ impl Default for IngestConfig {
         IngestConfig {
             sync: SyncModeConfig::Fsync,
             max_batch: 512,
+            inline_max: ByteSize::kib(64),
+            inline_pending_max: ByteSize::mib(256),
+            settle_ms: 500,
         }
     }
 }
@@ -130,6 +146,18 @@ catalog = "sqlite"
 sync = "fsync"
 # Most files recorded in one catalog transaction (group commit).
 max_batch = 512
+# Files up to this size are "inline": their data is committed together with
+# their catalog row, so a batch of small files costs one flush (the catalog
+# commit) instead of one fsync per file. Their cache copies are made durable
+# later, many at once, by one syncfs(2) of the cache filesystem every
+# settle_ms, and only then is their data dropped from the catalog; after a
+# crash, recovery rewrites any copy that did not make it. "0 B" turns it off
+# (every file is then fsynced as described for `sync`). At most 1 MiB.
+inline_max = "64 KiB"
+# Most bytes of inline files awaiting the settler (held in the catalog
+# meanwhile); past it, small files are fsynced one by one.
+inline_pending_max = "256 MiB"
+settle_ms = 500
 
 [namespace]
 # How often reads are written to the catalog as last-access times (ms).
@@ -242,6 +270,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.ingest.max_batch == 0 {
             return Err(ConfigError::Invalid("ingest.max_batch must be at least 1".into()));
+        }
+        if self.ingest.inline_max.as_u64() > bale_cache::INLINE_MAX as u64 {
+            return Err(ConfigError::Invalid(format!(
+                "ingest.inline_max is {}; it can be at most {}",
+                self.ingest.inline_max,
+                ByteSize(bale_cache::INLINE_MAX as u64)
+            )));
+        }
+        if self.ingest.settle_ms == 0 {
+            return Err(ConfigError::Invalid("ingest.settle_ms must be at least 1".into()));
         }
         if self.namespace.file_mode > 0o7777 || self.namespace.dir_mode > 0o7777 {
             return Err(ConfigError::Invalid(

@@ -5,7 +5,7 @@
 use crate::access::AccessLog;
 use crate::archive::Archiver;
 use crate::auth::{validate_account_name, Auth, Principal};
-use crate::committer::Committer;
+use crate::committer::{Committer, CommitterConfig};
 use crate::config::{Config, SyncModeConfig};
 use crate::perms::{require, require_owner, R, W, X};
 use crate::{Error, Result};
@@ -20,7 +20,12 @@ use bale_util::durable::{create_dir_all_durable, write_file_durable};
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
 use bytes::Bytes;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
+
+/// Bodies up to this size are written to the cache while the namespace
+/// checks of their PUT run.
+const SMALL_BODY: u64 = 1 << 20;
 use tokio::sync::Notify;
 
 /// Top-level names that belong to the HTTP interface, not the namespace.
@@ -118,7 +123,12 @@ impl Service {
             SyncModeConfig::Fsync => SyncMode::Fsync,
             SyncModeConfig::Syncfs => SyncMode::Syncfs,
         };
-        let cache = Cache::open(&config.cache_dir(), sync).map_err(io_err("cannot open cache"))?;
+        let cache = Cache::open(&config.cache_dir(), sync)
+            .map_err(io_err("cannot open cache"))?
+            .with_inline(
+                config.ingest.inline_max.as_u64(),
+                config.ingest.inline_pending_max.as_u64(),
+            );
         let node = node_id(&config)?;
         recover(&catalog, &cache, &node).await?;
         let tape = TapeSystem::start(catalog.clone(), cache.clone(), config.tape.clone(), &config.data_dir).await?;
@@ -131,7 +141,15 @@ impl Service {
         };
         let watcher = archiver.spawn(Duration::from_millis(config.archive.check_ms));
 
-        let (committer, commit_task) = Committer::spawn(catalog.clone(), cache.clone(), node, config.ingest.max_batch);
+        let (committer, commit_task) = Committer::spawn(
+            catalog.clone(),
+            cache.clone(),
+            CommitterConfig {
+                node,
+                max_batch: config.ingest.max_batch,
+                settle_every: Duration::from_millis(config.ingest.settle_ms),
+            },
+        );
         let access = Arc::new(AccessLog::default());
         let stop = Arc::new(Notify::new());
         let flusher = {
@@ -416,16 +434,9 @@ impl Service {
         Ok(cur)
     }
 
-    /// Receives a file. Returns only once its data and catalog row are durable.
-    pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
-    where
-        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        // Counted as arriving from here: the committer waits briefly for
-        // writes that will reach it within a fraction of a batch time.
-        let arriving = self.committer.arriving();
-        check_reserved(path)?;
+    /// Whether `who` may create (or, with the overwrite option, replace)
+    /// the file at `path`; returns the parent directory.
+    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<Node> {
         let (parent_path, parent) = self.parent_dir(path).await?;
         require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
         let name = path.name().expect("not root");
@@ -440,16 +451,57 @@ impl Service {
             }
             require(who, &existing, W, "overwrite", path.as_str())?;
         }
+        Ok(parent)
+    }
 
+    /// Receives a file. Returns only once its data and catalog row are durable.
+    pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        // Counted as arriving from here: the committer waits briefly for
+        // writes that will reach it within a fraction of a batch time.
+        let arriving = self.committer.arriving();
+        check_reserved(path)?;
         let id = FileId::generate();
-        let staged = self
-            .cache
-            .ingest(id, body, opts.declared_len)
-            .await
-            .map_err(|e| match e {
-                IngestError::Io(e) => Error::Internal(format!("cache write failed: {e}")),
-                e => Error::BadRequest(e.to_string()),
-            })?;
+        let ingest = async {
+            self.cache
+                .ingest(id, body, opts.declared_len)
+                .await
+                .map_err(|e| match e {
+                    IngestError::Io(e) => Error::Internal(format!("cache write failed: {e}")),
+                    e => Error::BadRequest(e.to_string()),
+                })
+        };
+        // A small body (declared, and received whole with the headers as a
+        // rule) is written to tmp/ on a blocking thread WHILE the namespace
+        // checks run: they cost as much as the write, and a refused file's
+        // staged data is removed again when dropped. A large body is
+        // received only after the checks passed.
+        let small = opts.declared_len.is_some_and(|n| n <= SMALL_BODY);
+        let mut ingest = std::pin::pin!(ingest);
+        let early = if small {
+            futures::poll!(ingest.as_mut())
+        } else {
+            Poll::Pending
+        };
+        let parent = match self.put_checks(who, path, opts).await {
+            Ok(parent) => parent,
+            Err(e) => {
+                // Let a write already under way finish, so that dropping it
+                // removes its data.
+                if small && early.is_pending() {
+                    drop(ingest.await);
+                }
+                return Err(e);
+            }
+        };
+        let staged = match early {
+            Poll::Ready(staged) => staged,
+            Poll::Pending => ingest.await,
+        }?;
+        let name = path.name().expect("not root");
         if let Some(declared) = opts.declared_len {
             if staged.size != declared {
                 return Err(Error::BadRequest(format!(
@@ -487,6 +539,8 @@ impl Service {
             time: Timestamp::now(),
             replace: opts.overwrite,
             archive: Some(archive.clone()),
+            // Filled in by the committer for inline files.
+            inline: None,
         };
         let (file_id, size, time) = (file.file_id, file.size, file.time);
         let committed = self
@@ -691,17 +745,31 @@ fn node_id(config: &Config) -> Result<String> {
 async fn recover(catalog: &DynCatalog, cache: &Cache, node: &str) -> Result<()> {
     let landing = catalog.landing_files(node).await?;
     if !landing.is_empty() {
-        let (mut kept, mut dropped) = (0, 0);
-        for (id, n) in &landing {
-            let Some(n) = n else { continue };
+        let (mut kept, mut rewritten, mut dropped) = (0, 0, 0);
+        for l in &landing {
+            let Some(n) = &l.node else { continue };
             let (c, size, sum) = (cache.clone(), n.size, n.adler32.unwrap_or(Adler32(1)));
-            let id = *id;
+            let id = l.id;
             let complete = tokio::task::spawn_blocking(move || c.data_matches(id, size, sum))
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?
                 .map_err(io_err("cannot check landing file"))?;
+            let inline = l
+                .inline
+                .as_deref()
+                .filter(|d| d.len() as u64 == size && Adler32::of(d) == sum);
             if complete {
                 kept += 1;
+            } else if let Some(data) = inline {
+                // An inline file whose cache copy did not survive: its data
+                // was committed with its row; write the copy again, durably.
+                let (c, data) = (cache.clone(), data.to_vec());
+                tokio::task::spawn_blocking(move || c.restore(id, &data))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))?
+                    .map_err(io_err("cannot rewrite an inline file"))?;
+                tracing::info!("recovery: rewrote {} (file id {id}) from its inline data", n.name);
+                rewritten += 1;
             } else {
                 tracing::warn!(
                     "recovery: dropping {} (file id {id}): its data never became durable",
@@ -712,9 +780,19 @@ async fn recover(catalog: &DynCatalog, cache: &Cache, node: &str) -> Result<()> 
                 dropped += 1;
             }
         }
-        let ids: Vec<FileId> = landing.iter().map(|(id, _)| *id).collect();
+        // What was found complete may still be only in the page cache (the
+        // process died, not the machine): make it durable before the notes,
+        // and the inline data with them, go.
+        let c = cache.clone();
+        tokio::task::spawn_blocking(move || c.sync_landed())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(io_err("cannot sync the cache"))?;
+        let ids: Vec<FileId> = landing.iter().map(|l| l.id).collect();
         catalog.settle_files(&ids).await?;
-        tracing::info!("recovery: {kept} landing files complete, {dropped} incomplete and dropped");
+        tracing::info!(
+            "recovery: {kept} landing files complete, {rewritten} rewritten from inline data, {dropped} incomplete and dropped"
+        );
     }
 
     let (ids, junk) = cache.pending().map_err(io_err("cannot list cache tmp"))?;

@@ -93,7 +93,7 @@ impl Rig {
         let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
         let mut staged = self.cache.ingest(id, body, Some(size as u64)).await.unwrap();
         staged.wait_synced().await.unwrap();
-        let id = staged.keep();
+        let (id, _) = staged.keep();
         self.cache.sync_batch().unwrap();
         self.cache.promote(&[id]).unwrap();
         let f = NewFile {
@@ -108,6 +108,7 @@ impl Rig {
             time: Timestamp::now(),
             replace: false,
             archive: Some(route),
+            inline: None,
         };
         let c = self
             .catalog

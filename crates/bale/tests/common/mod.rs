@@ -323,6 +323,13 @@ pub fn assert_ok(out: &Output, what: &str) {
 }
 
 /// Deterministic pseudo-random bytes.
+/// Writes `text` to `dir/name` (a config or policy file); returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
 pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
     use rand::{RngCore, SeedableRng};
     let mut v = vec![0u8; len];

@@ -108,7 +108,7 @@ async fn bench(a: &PackArgs) -> Result<ExitCode> {
             ctime: Timestamp::now(),
             mtime: Timestamp::now(),
         });
-        ids.push(staged.keep());
+        ids.push(staged.keep().0);
     }
     cache.sync_batch()?;
     cache.promote(&ids)?;
