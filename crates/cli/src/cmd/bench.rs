@@ -53,6 +53,16 @@ pub struct IngestArgs {
     /// How batches are made durable: fsync or syncfs.
     #[arg(long, default_value = "fsync")]
     sync: String,
+    /// The server's ingest.inline_max: files up to this size are committed
+    /// with their data in the catalog ("0 B": every file fsynced).
+    #[arg(long, default_value = "64 KiB")]
+    inline_max: bytesize::ByteSize,
+    /// Keep the tape drives online, so that the files go to tape (pools
+    /// close into packages, written to the emulated library on the same
+    /// disk) while the next ones arrive. By default the drives are offline:
+    /// the bench measures ingest alone.
+    #[arg(long)]
+    archive: bool,
     /// Catalog: sqlite or a postgres:// URL.
     #[arg(long, default_value = "sqlite")]
     catalog: String,
@@ -102,7 +112,12 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
     if !matches!(a.sync.as_str(), "fsync" | "syncfs") {
         bail!("--sync must be fsync or syncfs, not {:?}", a.sync);
     }
-    spawn_server(data, &format!("[ingest]\nsync = \"{}\"\n", a.sync), &a.catalog)
+    let config = format!(
+        "[ingest]\nsync = \"{}\"\ninline_max = {}\n",
+        a.sync,
+        a.inline_max.as_u64()
+    );
+    spawn_server(data, &config, &a.catalog)
 }
 
 /// Every drive's name, after setting them all online or offline (benches
@@ -309,13 +324,18 @@ async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
     }
     in_scratch(&a.dir, a.keep, async {
         let srv = start_server(a, &a.dir.join("data"))?;
+        if !a.archive {
+            set_drives(&srv.client, false, None).await?;
+        }
         eprintln!(
-            "bench: {} files of {} from {} clients (sync={}, catalog={})",
+            "bench: {} files of {} from {} clients (sync={}, inline_max={}, catalog={}, drives {})",
             a.small_files,
             indicatif::BinaryBytes(a.small_size as u64),
             a.clients,
             a.sync,
-            a.catalog
+            a.inline_max,
+            a.catalog,
+            if a.archive { "online: archiving meanwhile" } else { "offline: ingest alone" }
         );
         // bale first, then the baseline; nothing is deleted in between, so
         // neither run pays for the other's deletions (ext4 skips recently
