@@ -260,7 +260,7 @@ async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
     // Settled inline files give their budget back; if nothing was recorded
     // they wait for the next batch.
     match committed.is_ok() {
-        true => drop(taken),
+        true => metrics::counter!("bale_inline_settled_total").increment(taken.len() as u64),
         false => stage.synced.lock().expect("synced").extend(taken),
     }
 
@@ -455,6 +455,7 @@ async fn settler(
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
+        metrics::gauge!("bale_inline_pending_bytes").set(cache.inline_pending() as f64);
         let round = std::mem::take(&mut pending);
         if !round.is_empty() {
             let c = cache.clone();
