@@ -435,11 +435,17 @@ impl Service {
     }
 
     /// Whether `who` may create (or, with the overwrite option, replace)
-    /// the file at `path`; returns the parent directory.
-    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<Node> {
+    /// the file at `path`; returns the parent directory. For a `small` new
+    /// file (its body is received whole anyway) an existing entry of that
+    /// name is not looked for here: the commit refuses it with the same 409
+    /// and only the received body is discarded, which saves a lookup per PUT.
+    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions, small: bool) -> Result<Node> {
         let (parent_path, parent) = self.parent_dir(path).await?;
         require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
         let name = path.name().expect("not root");
+        if small && !opts.overwrite {
+            return Ok(parent);
+        }
         if let Some(existing) = self.catalog.child(parent.id, name).await? {
             if existing.is_dir() {
                 return Err(Error::Conflict(format!("{path} is a directory")));
@@ -486,7 +492,7 @@ impl Service {
         } else {
             Poll::Pending
         };
-        let parent = match self.put_checks(who, path, opts).await {
+        let parent = match self.put_checks(who, path, opts, small).await {
             Ok(parent) => parent,
             Err(e) => {
                 // Let a write already under way finish, so that dropping it
@@ -548,7 +554,12 @@ impl Service {
             .commit(file, staged, arriving)
             .await
             .map_err(|e| match e {
-                Error::Exists(_) => Error::Exists(format!("{path} was created by another request meanwhile")),
+                Error::Exists(_) => Error::Exists(format!(
+                    "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
+                )),
+                Error::Conflict(m) if m.ends_with(" is a directory") => {
+                    Error::Conflict(format!("{path} is a directory"))
+                }
                 e => e,
             })?;
         if let (Some(id), ArchiveRoute::Direct(target)) = (committed.job, archive) {
