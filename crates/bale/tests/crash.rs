@@ -181,12 +181,7 @@ fn recovery_drops_rows_whose_data_did_not_land() {
     };
     put("whole", 1);
     put("cut", 2);
-    let id = |name: &str| -> String {
-        let e: serde_json::Value =
-            serde_json::from_str(&srv.run(&["stat", "--json", &format!("/land/{name}")])).unwrap();
-        e["file_id"].as_str().unwrap().to_string()
-    };
-    let cut_id = id("cut");
+    let cut_id = srv.file_id("/land/cut");
     srv.kill9();
     let cache = srv.data_dir().join("cache");
     let data = walk_find(&cache, &cut_id).expect("data of /land/cut");
@@ -247,13 +242,7 @@ fn inline_files_survive_losing_their_cache_copies(catalog: Catalog) {
             .unwrap();
         assert_eq!(r.status(), 201, "/inl/f{i}");
     }
-    let ids: Vec<String> = (0..sizes.len())
-        .map(|i| {
-            let e: serde_json::Value =
-                serde_json::from_str(&srv.run(&["stat", "--json", &format!("/inl/f{i}")])).unwrap();
-            e["file_id"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let ids: Vec<String> = (0..sizes.len()).map(|i| srv.file_id(&format!("/inl/f{i}"))).collect();
     srv.kill9();
 
     // The power cut: every inline file's cache copy is lost or cut short.

@@ -259,13 +259,9 @@ fn move_delete_mkcol() {
         }
         r.send().unwrap().status().as_u16()
     };
-    let file_id = |p: &str| -> String {
-        let e: serde_json::Value = serde_json::from_str(&srv.run(&["stat", "--json", p])).unwrap();
-        e["file_id"].as_str().unwrap().to_string()
-    };
-    let id = file_id("/dav/a.txt");
+    let id = srv.file_id("/dav/a.txt");
     assert_eq!(mv("/dav/a.txt", "/dav/sub%20dir/a2.txt", None), 201);
-    assert_eq!(file_id("/dav/sub dir/a2.txt"), id, "a move keeps the file id");
+    assert_eq!(srv.file_id("/dav/sub dir/a2.txt"), id, "a move keeps the file id");
     assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("F")), 409);
     assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("T")), 204);
     assert_eq!(mv("/dav", "/dav/sub%20dir/inside", None), 409);

@@ -19,7 +19,7 @@ mod ingest;
 
 pub use ingest::{IngestError, InlineShare, StagedFile, GATHER_LIMIT as INLINE_MAX};
 
-use bale_util::durable::{create_dir_all_durable, fsync_dir, syncfs};
+use bale_util::durable::{create_dir_all_durable, fsync_dir, syncfs, write_file_durable};
 use bale_util::FileId;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -242,16 +242,11 @@ impl Cache {
     }
 
     /// Writes a committed file's data anew, durably, at its place under
-    /// `files/`, replacing whatever partial copy there is (recovery of an
-    /// inline file from the catalog). Blocking.
+    /// `files/`, replacing whatever partial copy is there (recovery of an
+    /// inline file from the catalog; a partial copy left in `tmp/` loses to
+    /// it when [`Cache::pending`]'s entries are promoted). Blocking.
     pub fn restore(&self, id: FileId, data: &[u8]) -> io::Result<()> {
-        use std::io::Write;
-        self.remove(id)?;
-        let mut f = std::fs::File::create(self.tmp_path(id))?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fsync_dir(&self.tmp)?;
-        self.promote(&[id])
+        write_file_durable(&self.file_path(id), data, 0o644)
     }
 
     /// Removes a file's cached data (wherever it is). Missing data is not an error.

@@ -557,7 +557,8 @@ impl Service {
                 Error::Exists(_) => Error::Exists(format!(
                     "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
                 )),
-                Error::Conflict(m) if m.ends_with(" is a directory") => {
+                // The catalog names the entry; the client named a path.
+                Error::Conflict(m) if m == format!("{name} is a directory") => {
                     Error::Conflict(format!("{path} is a directory"))
                 }
                 e => e,

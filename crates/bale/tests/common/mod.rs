@@ -244,6 +244,12 @@ impl Server {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// The file id of the file at `path` (`bale stat --json`).
+    pub fn file_id(&self, path: &str) -> String {
+        let e: serde_json::Value = serde_json::from_str(&self.run(&["stat", "--json", path])).unwrap();
+        e["file_id"].as_str().unwrap().to_string()
+    }
+
     pub fn http(&self) -> reqwest::blocking::Client {
         reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(120))

@@ -144,6 +144,19 @@ pub(crate) async fn set_drives(c: &Client, online: bool, names: Option<Vec<Strin
     Ok(names)
 }
 
+/// Creates directory `dir` and sets its `tags` (a JSON object).
+pub(crate) async fn mkdir_tagged(c: &Client, dir: &str, tags: serde_json::Value) -> Result<()> {
+    check(
+        c.request(Method::from_bytes(b"MKCOL")?, &c.url(dir)).send().await,
+        "mkdir",
+    )
+    .await?;
+    let _: serde_json::Value = c
+        .post_json("tags", &serde_json::json!({"path": dir, "set": tags}))
+        .await?;
+    Ok(())
+}
+
 /// Starts `bale serve` on a free port with `config` (TOML) and `catalog`.
 pub(crate) fn spawn_server(data: &Path, config: &str, catalog: &str) -> Result<Server> {
     std::fs::create_dir_all(data)?;

@@ -14,7 +14,7 @@
 //! they fill and the rest is flushed, then the drives come online and the
 //! modelled seconds of every library are compared.
 
-use super::bench::{in_scratch, set_drives, spawn_server};
+use super::bench::{in_scratch, mkdir_tagged, set_drives, spawn_server};
 use crate::client::check;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -135,17 +135,12 @@ async fn bench(a: &AggregateArgs) -> Result<ExitCode> {
     let mut puts = Vec::new();
     for kind in &a.libraries {
         let dir = format!("/{kind}");
-        check(
-            c.request(Method::from_bytes(b"MKCOL")?, &c.url(&dir)).send().await,
-            "mkdir",
+        mkdir_tagged(
+            c,
+            &dir,
+            json!({"library": kind, "storage_group": "bench", "file_family": kind}),
         )
         .await?;
-        let _: Value = c
-            .post_json(
-                "tags",
-                &json!({"path": dir, "set": {"library": kind, "storage_group": "bench", "file_family": kind}}),
-            )
-            .await?;
         for i in 0..a.small_files + a.large_files {
             let body = bodies[usize::from(i >= a.small_files)].clone();
             puts.push((format!("{dir}/f{i:06}"), body));

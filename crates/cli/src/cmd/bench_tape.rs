@@ -4,7 +4,7 @@
 //! Enstore) and with buffered marks (one flush per batch, CTA), side by
 //! side, next to the steady-state figure size / (size + rate x mark).
 
-use super::bench::{in_scratch, set_drives, spawn_server};
+use super::bench::{in_scratch, mkdir_tagged, set_drives, spawn_server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -111,17 +111,7 @@ async fn bench(a: &TapeArgs) -> Result<ExitCode> {
     for mode in ["sync", "buffered"] {
         for size in &a.sizes {
             let dir = format!("/{mode}-{}", size.0);
-            check(
-                c.request(Method::from_bytes(b"MKCOL")?, &c.url(&dir)).send().await,
-                "mkdir",
-            )
-            .await?;
-            let _: Value = c
-                .post_json(
-                    "tags",
-                    &json!({"path": dir, "set": {"library": mode, "file_family": format!("f{}", size.0)}}),
-                )
-                .await?;
+            mkdir_tagged(c, &dir, json!({"library": mode, "file_family": format!("f{}", size.0)})).await?;
             let mut data = vec![0u8; real(size.0) as usize];
             rand::rng().fill_bytes(&mut data);
             let data = Bytes::from(data);
