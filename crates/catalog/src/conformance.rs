@@ -622,7 +622,8 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     let v = c
         .commit_tape_files(&vw(VolumeState::Appendable), &[pkg(0, 0, 0), pkg(1, 1, 3072)])
         .await
-        .unwrap();
+        .unwrap()
+        .volume;
     assert_eq!((v.tape_files, v.used, v.state), (2, 6144, VolumeState::Appendable));
     assert_eq!(v.family, Some(family("ff1")));
     assert_eq!(v.stats.bytes_written, 3072);
@@ -660,6 +661,249 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     assert!(c.packages(Some("VL0002")).await.unwrap().is_empty());
     assert!(c.package("pkg-9").await.unwrap().is_none());
     assert_eq!(c.volume("VL0001").await.unwrap().unwrap().state, VolumeState::Full);
+}
+
+/// A one-member package for `file` completing `job`, at tape file `seq`.
+fn one_member_package(file: &NewFile, job: Option<i64>, seq: u32) -> NewPackage {
+    NewPackage {
+        id: format!("pkg-{}", file.file_id),
+        seq,
+        position: seq as u64 * 3072,
+        size: 3072,
+        adler32: Adler32(7),
+        created: t(30),
+        members: vec![NewMember {
+            file_id: file.file_id,
+            offset: 1536,
+            size: file.size,
+            adler32: file.adler32,
+        }],
+        job,
+    }
+}
+
+fn volume_write(label: &str) -> VolumeWrite {
+    VolumeWrite {
+        label: label.into(),
+        family: family("ff1"),
+        state: VolumeState::Appendable,
+        stats: TapeStats::default(),
+    }
+}
+
+fn direct(mut f: NewFile) -> NewFile {
+    f.archive = Some(ArchiveRoute::Direct(target("ff1")));
+    f
+}
+
+/// Ids of durable work only grow: the id of a job that is gone is never
+/// handed out again (an SQLite `INTEGER PRIMARY KEY` would reuse the
+/// newest one), and neither is an alarm's.
+pub async fn ids_are_never_reused(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let mut last = 0;
+    for i in 0..5 {
+        let f = direct(new_file(d.id, &format!("f{i}"), 100));
+        let job = c
+            .commit_files("n1", &[f], &[])
+            .await
+            .unwrap()
+            .remove(0)
+            .unwrap()
+            .job
+            .unwrap();
+        assert!(job > last, "job id {job} after {last}");
+        last = job;
+        // The newest job goes with its file.
+        let n = c.lookup(&p(&format!("/raw/f{i}"))).await.unwrap().unwrap();
+        c.remove(n.id, false, None).await.unwrap();
+        assert!(c.archive_jobs().await.unwrap().is_empty());
+    }
+    // Pools closing and members held back draw from the same sequence.
+    let mut a = new_file(d.id, "a", 10);
+    a.archive = Some(ArchiveRoute::Pool(pool_target("P", "ff1", 1000, 100)));
+    c.commit_files("n1", &[a.clone()], &[]).await.unwrap();
+    let job = c.close_pool("P", t(100), true).await.unwrap().unwrap();
+    assert!(job.id > last);
+    let held = c.hold_member(job.id, a.file_id, "bad").await.unwrap();
+    assert!(held.id > job.id);
+    let x = c.raise_alarm("error", "x", "one").await.unwrap();
+    let y = c.raise_alarm("error", "x", "two").await.unwrap();
+    assert!(y.id > x.id);
+}
+
+/// A tape commit removes exactly the job files it wrote: a job whose files
+/// were not all in its packages stays queued with the rest, and is named.
+pub async fn tape_commit_removes_exactly_its_files(c: &dyn Catalog) {
+    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let files: Vec<NewFile> = (0..3).map(|i| new_file(d.id, &format!("f{i}"), 100 + i)).collect();
+    let mut pooled = files.clone();
+    for f in &mut pooled {
+        f.archive = Some(ArchiveRoute::Pool(pool_target("P", "ff1", 1_000_000, 100)));
+    }
+    c.commit_files("n1", &pooled, &[]).await.unwrap();
+    let job = c.close_pool("P", t(100), true).await.unwrap().unwrap();
+    assert_eq!(job.files.len(), 3);
+    // A package holding only f0, said to complete the job: f1 and f2 stay.
+    let done = c
+        .commit_tape_files(
+            &volume_write("VL0001"),
+            &[one_member_package(&files[0], Some(job.id), 0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.unfinished.len(), 1, "{:?}", done.unfinished);
+    let mut left = vec![files[1].file_id, files[2].file_id];
+    left.sort();
+    assert_eq!(done.unfinished[0].files, left);
+    let jobs = c.archive_jobs().await.unwrap();
+    assert_eq!((jobs.len(), jobs[0].id, &jobs[0].files), (1, job.id, &left));
+    // A package naming a job that holds none of its members leaves that job alone.
+    // (The race this guards against: a job emptied by a delete, its id
+    // handed out again, and the old write's commit taking the new file.)
+    let other = direct(new_file(d.id, "other", 5));
+    let stray = new_file(d.id, "stray", 6);
+    let other_job = c
+        .commit_files("n1", &[other, stray.clone()], &[])
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .job;
+    let done = c
+        .commit_tape_files(&volume_write("VL0001"), &[one_member_package(&stray, other_job, 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        done.unfinished.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [other_job.unwrap()]
+    );
+    assert_eq!(c.archive_jobs().await.unwrap().len(), 2);
+    // The commit that completes a job removes it.
+    let done = c
+        .commit_tape_files(
+            &volume_write("VL0001"),
+            &[
+                one_member_package(&files[1], Some(job.id), 2),
+                one_member_package(&files[2], Some(job.id), 3),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(done.unfinished.is_empty());
+    let ids: Vec<i64> = c.archive_jobs().await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(ids, [other_job.unwrap()]);
+}
+
+/// Files on no way to tape are found, and put back on their way once.
+pub async fn stranded_files_are_rerouted(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    // Routed files are not stranded; files recorded without a route are.
+    let routed = direct(new_file(d.id, "routed", 10));
+    let lost_a = new_file(d.id, "lost-a", 20);
+    let lost_b = new_file(d.id, "lost-b", 30);
+    c.commit_files("n1", &[routed, lost_a.clone(), lost_b.clone()], &[])
+        .await
+        .unwrap();
+    mkdir(c, d.id, "sub").await;
+    let mut found: Vec<FileId> = c
+        .stranded_files(100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|n| n.file_id.unwrap())
+        .collect();
+    found.sort();
+    let mut want = vec![lost_a.file_id, lost_b.file_id];
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(c.stranded_files(1).await.unwrap().len(), 1);
+    let reroute = |f: &NewFile, route| Reroute {
+        file_id: f.file_id,
+        size: f.size,
+        route,
+        at: t(50),
+    };
+    let pool = ArchiveRoute::Pool(pool_target("P", "ff1", 1000, 100));
+    let jobs = c
+        .reroute_files(&[
+            reroute(&lost_a, pool.clone()),
+            reroute(&lost_b, ArchiveRoute::Direct(target("ff1"))),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].files.as_slice(), jobs[0].bytes), (&[lost_b.file_id][..], 30));
+    assert_eq!(c.pool_of(lost_a.file_id).await.unwrap().as_deref(), Some("P"));
+    assert!(c.stranded_files(100).await.unwrap().is_empty());
+    // Again: nothing is stranded any more, nothing changes.
+    let again = c
+        .reroute_files(&[
+            reroute(&lost_a, pool),
+            reroute(&lost_b, ArchiveRoute::Direct(target("ff1"))),
+        ])
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(c.archive_jobs().await.unwrap().len(), 2);
+    assert_eq!(c.pools().await.unwrap()[0].files, 1);
+}
+
+/// Dead member counts stay exact when members are deleted while their
+/// package's commit is in flight: 50 rounds of a package commit racing
+/// deletes of some of its members.
+pub async fn dead_counts_exact_under_concurrency(c: std::sync::Arc<dyn Catalog>) {
+    const ROUNDS: u32 = 50;
+    const MEMBERS: usize = 6;
+    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(&*c, ROOT_ID, "raw").await;
+    let mut position = 0;
+    for round in 0..ROUNDS {
+        let files: Vec<NewFile> = (0..MEMBERS)
+            .map(|i| direct(new_file(d.id, &format!("r{round}-{i}"), 100 + i as u64)))
+            .collect();
+        let committed = c.commit_files("n1", &files, &[]).await.unwrap();
+        let nodes: Vec<Node> = committed.into_iter().map(|r| r.unwrap().node).collect();
+        let package = NewPackage {
+            id: format!("pkg-{round}"),
+            seq: round,
+            position,
+            size: 10_000,
+            adler32: Adler32(7),
+            created: t(30),
+            members: files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| NewMember {
+                    file_id: f.file_id,
+                    offset: 512 * (i as u64 + 1),
+                    size: f.size,
+                    adler32: f.adler32,
+                })
+                .collect(),
+            job: None,
+        };
+        position += 10_000;
+        // Every other member is deleted while the package is recorded.
+        let doomed: Vec<Node> = nodes.iter().step_by(2).cloned().collect();
+        let deletes = doomed.iter().map(|n| {
+            let (c, id) = (c.clone(), n.id);
+            tokio::spawn(async move { c.remove(id, false, None).await.unwrap() })
+        });
+        let deletes: Vec<_> = deletes.collect();
+        c.commit_tape_files(&volume_write("VL0001"), &[package]).await.unwrap();
+        for t in deletes {
+            t.await.unwrap();
+        }
+        let (pkg, _) = c.package(&format!("pkg-{round}")).await.unwrap().unwrap();
+        let bytes: u64 = doomed.iter().map(|n| n.size).sum();
+        assert_eq!(
+            (pkg.dead_members, pkg.dead_bytes),
+            (doomed.len() as u32, bytes),
+            "round {round}"
+        );
+    }
 }
 
 pub async fn alarms_are_kept(c: &dyn Catalog) {

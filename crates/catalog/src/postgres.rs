@@ -67,11 +67,12 @@ CREATE INDEX landing_node ON landing(node);
 /// Any number that is bale's own, to serialize migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6261_6c65;
 
-const NODE_COLS: &str = "n.id, n.parent, n.name, n.kind, n.owner, n.grp, n.mode, n.size, n.ctime, n.mtime, n.atime, \
+pub(crate) const NODE_COLS: &str =
+    "n.id, n.parent, n.name, n.kind, n.owner, n.grp, n.mode, n.size, n.ctime, n.mtime, n.atime, \
      n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library";
 const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
 
-fn node_from_row(r: &Row, o: usize) -> Node {
+pub(crate) fn node_from_row(r: &Row, o: usize) -> Node {
     let file_id: Option<String> = r.get(o + 11);
     Node {
         id: r.get(o),

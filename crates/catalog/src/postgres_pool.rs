@@ -93,7 +93,7 @@ pub(crate) async fn join_pool(
     Ok(())
 }
 
-async fn get_job(c: &impl GenericClient, id: i64) -> Result<Option<ArchiveJob>> {
+pub(crate) async fn get_job(c: &impl GenericClient, id: i64) -> Result<Option<ArchiveJob>> {
     let row = c
         .query_opt(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = $1"), &[&id])
         .await?;

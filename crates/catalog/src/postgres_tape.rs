@@ -195,6 +195,16 @@ async fn get_volume(c: &impl GenericClient, label: &str) -> Result<Option<Volume
         .transpose()
 }
 
+/// The advisory lock that orders deletes against package commits.
+const DEAD_COUNT_LOCK: i64 = 0x6261_6c65_0001;
+/// The advisory lock that keeps two nodes from rerouting one file twice.
+const REROUTE_LOCK: i64 = 0x6261_6c65_0002;
+
+/// A file node `n` on no way to tape: no pool, no job, no package.
+const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE p.file_id = n.file_id) \
+     AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
+     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
+
 /// Creates an archive job for `files` (id, size) inside a transaction;
 /// `pool` names the pool it closes.
 pub(crate) async fn create_job(
@@ -244,6 +254,15 @@ pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Re
     if ids.is_empty() {
         return Ok(());
     }
+    // Dead counts are exact under concurrency: deletes share this lock, a
+    // package commit holds it alone (see `commit_tape_files`). Without it a
+    // member deleted while its package's commit is in flight is counted by
+    // neither: the commit cannot see the uncommitted delete, and the delete
+    // cannot see the uncommitted member rows. With it, whichever transaction
+    // comes second sees the other committed (each statement of a READ
+    // COMMITTED transaction sees what committed before it started).
+    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&DEAD_COUNT_LOCK])
+        .await?;
     let st = tx
         .prepare_cached(
             "UPDATE packages p SET dead_members = p.dead_members + d.n, dead_bytes = p.dead_bytes + d.bytes \
@@ -431,7 +450,7 @@ impl TapeCatalog for PostgresCatalog {
         Ok(())
     }
 
-    async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<Volume> {
+    async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<TapeCommit> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         let vol = tx
@@ -442,7 +461,10 @@ impl TapeCatalog for PostgresCatalog {
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("volume {}", vw.label)))?;
         let vol = volume_from_row(&vol)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DEAD_COUNT_LOCK])
+            .await?;
         let (mut seq, mut used) = (vol.tape_files, vol.used);
+        let mut unfinished = Vec::new();
         let pkg = tx
             .prepare_cached(
                 "INSERT INTO packages (id, volume, seq, position, size, adler32, members, created) \
@@ -483,8 +505,13 @@ impl TapeCatalog for PostgresCatalog {
             let sums: Vec<i64> = p.members.iter().map(|m| m.adler32.0 as i64).collect();
             tx.execute(&mem, &[&ids, &p.id, &offsets, &sizes, &sums]).await?;
             if let Some(j) = p.job {
-                tx.execute("DELETE FROM job_files WHERE job = $1", &[&j]).await?;
-                tx.execute("DELETE FROM archive_jobs WHERE id = $1", &[&j]).await?;
+                // Exactly the files written leave the job; a job with files
+                // left stays queued.
+                tx.execute(
+                    "DELETE FROM job_files WHERE job = $1 AND file_id = ANY($2)",
+                    &[&j, &ids],
+                )
+                .await?;
             }
             // Members deleted while the package was being written.
             tx.execute(
@@ -496,6 +523,19 @@ impl TapeCatalog for PostgresCatalog {
             .await?;
             seq += 1;
             used = p.position + p.size;
+        }
+        let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
+        jobs.dedup();
+        for j in jobs {
+            let gone = tx
+                .execute(
+                    "DELETE FROM archive_jobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = $1)",
+                    &[&j],
+                )
+                .await?;
+            if gone == 0 {
+                unfinished.extend(crate::postgres_pool::get_job(&tx, j).await?);
+            }
         }
         let row = tx
             .query_one(
@@ -515,9 +555,49 @@ impl TapeCatalog for PostgresCatalog {
                 ],
             )
             .await?;
-        let v = volume_from_row(&row)?;
+        let volume = volume_from_row(&row)?;
         tx.commit().await?;
-        Ok(v)
+        Ok(TapeCommit { volume, unfinished })
+    }
+
+    async fn stranded_files(&self, limit: usize) -> Result<Vec<Node>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {cols} FROM nodes n WHERE n.file_id IS NOT NULL AND {STRANDED} LIMIT $1",
+                    cols = crate::postgres::NODE_COLS
+                ),
+                &[&(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| crate::postgres::node_from_row(r, 0)).collect())
+    }
+
+    async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REROUTE_LOCK]).await?;
+        let still = tx
+            .prepare_cached(&format!("SELECT 1 FROM nodes n WHERE n.file_id = $1 AND {STRANDED}"))
+            .await?;
+        let mut jobs = Vec::new();
+        for f in files {
+            if tx.query_opt(&still, &[&f.file_id.to_string()]).await?.is_none() {
+                continue;
+            }
+            match &f.route {
+                crate::ArchiveRoute::Direct(t) => {
+                    let id = create_job(&tx, t, &[(f.file_id, f.size)], f.at, None).await?;
+                    jobs.extend(crate::postgres_pool::get_job(&tx, id).await?);
+                }
+                crate::ArchiveRoute::Pool(p) => {
+                    crate::postgres_pool::join_pool(&tx, p, f.file_id, f.size, f.at).await?
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(jobs)
     }
 
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {

@@ -65,12 +65,29 @@ CREATE INDEX landing_node ON landing(node);
     crate::sqlite_pool::MIGRATION_POOLS,
     // v5: small files' data kept with their landing notes until settled.
     "ALTER TABLE landing ADD COLUMN data BLOB;",
+    // v6: ids of durable work are never reused. An `INTEGER PRIMARY KEY`
+    // hands out max(id) + 1, so the id of the newest job reappeared once
+    // that job was gone; ids now come from counters that only grow.
+    r#"
+CREATE TABLE sequences (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
+INSERT INTO sequences SELECT 'archive_jobs', COALESCE(MAX(id), 0) + 1 FROM archive_jobs;
+INSERT INTO sequences SELECT 'alarms', COALESCE(MAX(id), 0) + 1 FROM alarms;
+"#,
 ];
 
-const NODE_COLS: &str = "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+/// The next id of the sequence `name` (one of the rows migration v6
+/// created); never one handed out before, even if its row is gone.
+pub(crate) fn next_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
+    Ok(tx
+        .prepare_cached("UPDATE sequences SET next = next + 1 WHERE name = ?1 RETURNING next - 1")?
+        .query_row([name], |r| r.get(0))?)
+}
+
+pub(crate) const NODE_COLS: &str =
+    "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
      storage_group, file_family, file_family_width, wrapper, library";
 
-fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
+pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
     let file_id: Option<String> = r.get(11)?;
     let adler: Option<i64> = r.get(12)?;
     Ok(Node {

@@ -78,7 +78,7 @@ pub(crate) fn join_pool(tx: &Transaction<'_>, p: &PoolTarget, file: FileId, size
     Ok(())
 }
 
-fn get_job(c: &Connection, id: i64) -> Result<Option<ArchiveJob>> {
+pub(crate) fn get_job(c: &Connection, id: i64) -> Result<Option<ArchiveJob>> {
     let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ?1"))?;
     let Some(mut job) = st.query_row([id], job_from_row).optional()? else {
         return Ok(None);

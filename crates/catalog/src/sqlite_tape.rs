@@ -78,6 +78,11 @@ CREATE TABLE alarms (
 );
 "#;
 
+/// A file node `n` on no way to tape: no pool, no job, no package.
+const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE p.file_id = n.file_id) \
+     AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
+     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
+
 const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
      tape_files, mount_limit, stats, created";
 pub(crate) const PACKAGE_COLS: &str =
@@ -205,24 +210,22 @@ pub(crate) fn create_job(
     pool: Option<&str>,
 ) -> Result<i64> {
     let bytes: u64 = files.iter().map(|f| f.1).sum();
-    let id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created, \
-             pool) VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
-        )?
-        .query_row(
-            params![
-                t.library,
-                t.family.storage_group,
-                t.family.file_family,
-                t.family.wrapper,
-                t.width as i64,
-                bytes as i64,
-                at.0,
-                pool
-            ],
-            |r| r.get(0),
-        )?;
+    let id = crate::sqlite::next_id(tx, "archive_jobs")?;
+    tx.prepare_cached(
+        "INSERT INTO archive_jobs (id, state, library, storage_group, file_family, wrapper, width, bytes, created, \
+         pool) VALUES (?9, 'queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        t.library,
+        t.family.storage_group,
+        t.family.file_family,
+        t.family.wrapper,
+        t.width as i64,
+        bytes as i64,
+        at.0,
+        pool,
+        id
+    ])?;
     let mut st = tx.prepare_cached("INSERT INTO job_files (job, file_id) VALUES (?1, ?2)")?;
     for (f, _) in files {
         st.execute(params![id, f.to_string()])?;
@@ -429,7 +432,7 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
-    async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<Volume> {
+    async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<TapeCommit> {
         let (vw, packages) = (vw.clone(), packages.to_vec());
         self.write(move |tx| {
             let vol =
@@ -442,8 +445,13 @@ impl TapeCatalog for SqliteCatalog {
             let mut mem = tx.prepare_cached(
                 "INSERT INTO members (file_id, package, data_offset, size, adler32) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            let mut done = tx.prepare_cached("DELETE FROM job_files WHERE job = ?1")?;
-            let mut done_job = tx.prepare_cached("DELETE FROM archive_jobs WHERE id = ?1")?;
+            // Exactly the files written leave the job; a job with files left
+            // (none, unless something went wrong) stays queued.
+            let mut done = tx.prepare_cached("DELETE FROM job_files WHERE job = ?1 AND file_id = ?2")?;
+            let mut done_job = tx.prepare_cached(
+                "DELETE FROM archive_jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = ?1)",
+            )?;
+            let mut unfinished = Vec::new();
             let mut dead = tx.prepare_cached(
                 "UPDATE packages SET (dead_members, dead_bytes) = (SELECT COUNT(*), COALESCE(SUM(m.size), 0) \
                  FROM members m WHERE m.package = ?1 \
@@ -477,13 +485,21 @@ impl TapeCatalog for SqliteCatalog {
                     ])?;
                 }
                 if let Some(j) = p.job {
-                    done.execute([j])?;
-                    done_job.execute([j])?;
+                    for m in &p.members {
+                        done.execute(params![j, m.file_id.to_string()])?;
+                    }
                 }
                 // Members deleted while the package was being written.
                 dead.execute([&p.id])?;
                 seq += 1;
                 used = p.position + p.size;
+            }
+            let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
+            jobs.dedup();
+            for j in jobs {
+                if done_job.execute([j])? == 0 {
+                    unfinished.extend(crate::sqlite_pool::get_job(tx, j)?);
+                }
             }
             tx.execute(
                 "UPDATE volumes SET state = ?2, storage_group = ?3, file_family = ?4, wrapper = ?5, used = ?6, \
@@ -499,7 +515,44 @@ impl TapeCatalog for SqliteCatalog {
                     stats_json(&vw.stats)
                 ],
             )?;
-            Ok(get_volume(tx, &vw.label)?.expect("volume"))
+            Ok(TapeCommit {
+                volume: get_volume(tx, &vw.label)?.expect("volume"),
+                unfinished,
+            })
+        })
+        .await
+    }
+
+    async fn stranded_files(&self, limit: usize) -> Result<Vec<Node>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {cols} FROM nodes n WHERE n.file_id IS NOT NULL AND {STRANDED} LIMIT ?1",
+                cols = crate::sqlite::NODE_COLS
+            ))?;
+            let rows = st.query_map([limit as i64], crate::sqlite::node_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>> {
+        let files = files.to_vec();
+        self.write(move |tx| {
+            let mut still = tx.prepare_cached(&format!("SELECT 1 FROM nodes n WHERE n.file_id = ?1 AND {STRANDED}"))?;
+            let mut jobs = Vec::new();
+            for f in &files {
+                if !still.exists([f.file_id.to_string()])? {
+                    continue;
+                }
+                match &f.route {
+                    crate::ArchiveRoute::Direct(t) => {
+                        let id = create_job(tx, t, &[(f.file_id, f.size)], f.at, None)?;
+                        jobs.extend(crate::sqlite_pool::get_job(tx, id)?);
+                    }
+                    crate::ArchiveRoute::Pool(p) => crate::sqlite_pool::join_pool(tx, p, f.file_id, f.size, f.at)?,
+                }
+            }
+            Ok(jobs)
         })
         .await
     }
@@ -525,10 +578,10 @@ impl TapeCatalog for SqliteCatalog {
         let (severity, source, message) = (severity.to_string(), source.to_string(), message.to_string());
         self.write(move |tx| {
             let time = Timestamp::now();
-            let id: i64 = tx.query_row(
-                "INSERT INTO alarms (time, severity, source, message) VALUES (?1, ?2, ?3, ?4) RETURNING id",
-                params![time.0, severity, source, message],
-                |r| r.get(0),
+            let id = crate::sqlite::next_id(tx, "alarms")?;
+            tx.execute(
+                "INSERT INTO alarms (id, time, severity, source, message) VALUES (?5, ?1, ?2, ?3, ?4)",
+                params![time.0, severity, source, message, id],
             )?;
             Ok(Alarm {
                 id,

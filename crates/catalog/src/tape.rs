@@ -273,6 +273,25 @@ pub struct VolumeWrite {
     pub stats: TapeStats,
 }
 
+/// What recording tape files did.
+#[derive(Clone, Debug)]
+pub struct TapeCommit {
+    /// The volume as recorded now.
+    pub volume: Volume,
+    /// Jobs that still hold files their packages did not contain: they
+    /// stay queued (a commit removes exactly the job files it wrote).
+    pub unfinished: Vec<ArchiveJob>,
+}
+
+/// A file to put back on its way to tape: into a pool, or into a direct job.
+#[derive(Clone, Debug)]
+pub struct Reroute {
+    pub file_id: FileId,
+    pub size: u64,
+    pub route: crate::ArchiveRoute,
+    pub at: Timestamp,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Alarm {
     pub id: i64,
@@ -323,7 +342,17 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// volume's end of data, binding, state and counters. The packages must
     /// continue the volume's sequence exactly (the first has the volume's
     /// current `tape_files` as its number), or nothing is recorded.
-    async fn commit_tape_files(&self, volume: &VolumeWrite, packages: &[NewPackage]) -> Result<Volume>;
+    async fn commit_tape_files(&self, volume: &VolumeWrite, packages: &[NewPackage]) -> Result<TapeCommit>;
+
+    /// Up to `limit` live files that are on no way to tape: in no open
+    /// pool, no archive job (queued or failed) and no package. There
+    /// should be none; the archiver alarms and reroutes any it finds.
+    async fn stranded_files(&self, limit: usize) -> Result<Vec<crate::Node>>;
+
+    /// Puts stranded files back on their way in ONE transaction: each joins
+    /// its pool or gets a direct archive job. A file that is gone or on its
+    /// way meanwhile is skipped. Returns the direct jobs created.
+    async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>>;
 
     /// The tape copies of a file.
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>>;

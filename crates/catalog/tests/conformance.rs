@@ -56,6 +56,13 @@ macro_rules! suite {
                 bale_catalog::conformance::concurrent_commits(f.catalog.clone()).await;
                 f.cleanup().await;
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dead_counts_exact_under_concurrency() {
+                let f = super::$backend().await;
+                bale_catalog::conformance::dead_counts_exact_under_concurrency(f.catalog.clone()).await;
+                f.cleanup().await;
+            }
         }
     };
 }
@@ -85,6 +92,9 @@ both!(
     tape_files_commit_in_sequence,
     alarms_are_kept,
     pools_fill_and_close,
+    ids_are_never_reused,
+    tape_commit_removes_exactly_its_files,
+    stranded_files_are_rerouted,
 );
 
 /// Committed rows survive closing and reopening the catalog.

@@ -8,7 +8,9 @@
 //! of its own; after a restart it finds the open pools where they were.
 
 use crate::{Error, Result};
-use bale_catalog::{ArchiveJob, ArchiveRoute, DynCatalog, JobState, JobTarget, PoolLimits, PoolSummary, PoolTarget};
+use bale_catalog::{
+    ArchiveJob, ArchiveRoute, DynCatalog, JobState, JobTarget, PoolLimits, PoolSummary, PoolTarget, Reroute,
+};
 use bale_policy::{Action, Decision, FileFacts, Policy, PolicyError, Route};
 use bale_tape::TapeSystem;
 use bale_util::durable::write_file_durable;
@@ -39,6 +41,15 @@ pub struct LoadedPolicy {
     /// "built-in", the configured file, or who loaded it.
     pub origin: String,
     pub loaded: Timestamp,
+}
+
+/// What [`Archiver::check_on_way`] found and repaired.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct OnWayReport {
+    /// Queued jobs the scheduler did not hold, handed to it.
+    pub jobs_requeued: Vec<i64>,
+    /// Files on no way to tape, routed again.
+    pub files_rerouted: Vec<String>,
 }
 
 /// How one file would be routed, and why.
@@ -305,11 +316,92 @@ impl Archiver {
         Ok(closed)
     }
 
-    /// Checks the pools every `every` until [`Archiver::stop`].
-    pub fn spawn(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Makes sure every live file is on its way to tape, and repairs what
+    /// is not, with an alarm: (1) queued archive jobs that the scheduler
+    /// does not hold (older than a grace period, so that a job whose commit
+    /// is about to hand it over is left to that commit) go to the
+    /// scheduler; (2) files in no pool, no job and no package are routed
+    /// again by the policy in force.
+    pub async fn check_on_way(&self) -> Result<OnWayReport> {
+        const GRACE_NS: i64 = 30_000_000_000;
+        let mut report = OnWayReport::default();
+        // The scheduler's jobs first, then the catalog's: a job the
+        // scheduler finishes in between is gone from the catalog too.
+        let known = self.tape.known_jobs();
+        let now = Timestamp::now();
+        for job in self.catalog.archive_jobs().await? {
+            if job.state == JobState::Queued && !known.contains(&job.id) && now.0 - job.created.0 > GRACE_NS {
+                let id = job.id;
+                if self.tape.enqueue(job) {
+                    report.jobs_requeued.push(id);
+                }
+            }
+        }
+        let stranded = self.catalog.stranded_files(10_000).await?;
+        let mut reroutes = Vec::with_capacity(stranded.len());
+        for node in &stranded {
+            let path = match self.catalog.path_of(node.id).await {
+                Ok(p) => p,
+                Err(bale_catalog::CatalogError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let route = self.route(&FileFacts {
+                path: path.as_str(),
+                size: node.size,
+                owner: &node.owner,
+                group: &node.group,
+                tags: &node.tags,
+            })?;
+            report.files_rerouted.push(path.to_string());
+            reroutes.push(Reroute {
+                file_id: node.file_id.expect("a file"),
+                size: node.size,
+                route,
+                at: now,
+            });
+        }
+        if !reroutes.is_empty() {
+            for job in self.catalog.reroute_files(&reroutes).await? {
+                self.tape.enqueue(job);
+            }
+        }
+        if !report.jobs_requeued.is_empty() {
+            let msg = format!(
+                "{} queued archive job(s) were not scheduled and are now: {:?}",
+                report.jobs_requeued.len(),
+                report.jobs_requeued
+            );
+            tracing::error!("{msg}");
+            self.catalog.raise_alarm("error", "archive", &msg).await?;
+        }
+        if !report.files_rerouted.is_empty() {
+            let first: Vec<&str> = report.files_rerouted.iter().take(10).map(String::as_str).collect();
+            let msg =
+                format!(
+                "{} file(s) were on no way to tape (no pool, no archive job, no tape copy) and were routed again: {}{}",
+                report.files_rerouted.len(),
+                first.join(", "),
+                if report.files_rerouted.len() > first.len() { ", ..." } else { "" }
+            );
+            tracing::error!("{msg}");
+            self.catalog.raise_alarm("error", "archive", &msg).await?;
+        }
+        Ok(report)
+    }
+
+    /// Checks the pools every `every`, and that every file is on its way
+    /// every `on_way` (and at once), until [`Archiver::stop`].
+    pub fn spawn(self: &Arc<Self>, every: Duration, on_way: Duration) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut next_on_way = tokio::time::Instant::now();
             loop {
+                if tokio::time::Instant::now() >= next_on_way {
+                    if let Err(e) = me.check_on_way().await {
+                        tracing::warn!("checking that every file is on its way to tape failed (retried): {e}");
+                    }
+                    next_on_way = tokio::time::Instant::now() + on_way;
+                }
                 if let Err(e) = me.close_pools(Closing::Due).await {
                     tracing::warn!("checking pools failed (retried): {e}");
                 }

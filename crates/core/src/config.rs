@@ -35,6 +35,10 @@ pub struct ArchiveConfig {
     pub policy: PathBuf,
     /// How often open pools are checked for their triggers, in milliseconds.
     pub check_ms: u64,
+    /// How often (and once at start) every live file is checked to be on
+    /// its way to tape (in a pool, an archive job or a package), in
+    /// seconds. A file that is not raises an alarm and is routed again.
+    pub check_on_way_s: u64,
 }
 
 impl Default for ArchiveConfig {
@@ -42,6 +46,7 @@ impl Default for ArchiveConfig {
         ArchiveConfig {
             policy: PathBuf::new(),
             check_ms: 200,
+            check_on_way_s: 600,
         }
     }
 }

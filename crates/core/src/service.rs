@@ -139,7 +139,10 @@ impl Service {
                 return Err(e);
             }
         };
-        let watcher = archiver.spawn(Duration::from_millis(config.archive.check_ms));
+        let watcher = archiver.spawn(
+            Duration::from_millis(config.archive.check_ms),
+            Duration::from_secs(config.archive.check_on_way_s.max(1)),
+        );
 
         let (committer, commit_task) = Committer::spawn(
             catalog.clone(),

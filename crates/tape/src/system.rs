@@ -208,6 +208,24 @@ struct Inner {
     wake: watch::Sender<u64>,
 }
 
+impl Inner {
+    fn enqueue(&self, job: ArchiveJob) -> bool {
+        {
+            let mut st = self.state.lock().unwrap();
+            if !st.known_jobs.insert(job.id) {
+                tracing::debug!("archive job {} is already queued", job.id);
+                return false;
+            }
+            st.writes.entry(QueueKey::of(&job)).or_default().push_back(QueuedJob {
+                job,
+                since: Instant::now(),
+            });
+        }
+        self.wake.send_modify(|n| *n += 1);
+        true
+    }
+}
+
 /// The tape system: libraries, drives, volumes and the scheduler.
 #[derive(Clone)]
 pub struct TapeSystem {
@@ -589,19 +607,17 @@ impl TapeSystem {
         self.inner.cfg.direct_min_size.0
     }
 
-    /// Queues an archive job (already a catalog row).
-    pub fn enqueue(&self, job: ArchiveJob) {
-        {
-            let mut st = self.inner.state.lock().unwrap();
-            if !st.known_jobs.insert(job.id) {
-                return;
-            }
-            st.writes.entry(QueueKey::of(&job)).or_default().push_back(QueuedJob {
-                job,
-                since: Instant::now(),
-            });
-        }
-        self.wake();
+    /// Queues an archive job (already a catalog row). Returns false if the
+    /// scheduler already has it (queued or being written): job ids are never
+    /// reused, so that is the same job handed over twice, which happens when
+    /// the archiver's check and a commit race to hand over a new job.
+    pub fn enqueue(&self, job: ArchiveJob) -> bool {
+        self.inner.enqueue(job)
+    }
+
+    /// The ids of the jobs the scheduler holds: queued or being written.
+    pub fn known_jobs(&self) -> HashSet<i64> {
+        self.inner.state.lock().unwrap().known_jobs.clone()
     }
 
     /// Reads tape files into local files, grouped per volume and in tape
@@ -965,6 +981,10 @@ enum OpError {
     /// One member's cached data does not match its size or checksum: it is
     /// held back and the rest of the job is written.
     Member { file_id: FileId, message: String },
+    /// A member left the namespace while it was being written (deleted or
+    /// overwritten): the tape file is dropped and the job written again
+    /// without it, no attempt counted.
+    Gone(FileId),
     /// Anything else (catalog trouble): retry later.
     Other(String),
     /// Not this volume after all (it turned readonly): requeue, no attempt counted.
@@ -978,6 +998,7 @@ impl OpError {
             OpError::Member { message, .. } => message.clone(),
             OpError::Full => "end of tape".into(),
             OpError::Retry => "volume no longer writable".into(),
+            OpError::Gone(id) => format!("member {id} left the namespace"),
         }
     }
 }
@@ -1330,7 +1351,7 @@ impl DriveTask {
                 format!("drive {}: {m}", self.name),
             ),
             OpError::Volume(m) => ("error", format!("volume {label}"), format!("volume {label}: {m}")),
-            OpError::Full | OpError::Retry | OpError::Member { .. } => return,
+            OpError::Full | OpError::Retry | OpError::Member { .. } | OpError::Gone(_) => return,
             OpError::Data(m) | OpError::Other(m) => ("warning", format!("drive {}", self.name), m.clone()),
         };
         tracing::error!("{msg}");
@@ -1381,12 +1402,12 @@ impl DriveTask {
                 .map_err(|e| OpError::Other(e.to_string()))?;
             // Deleted since it was queued: it leaves the job.
             let Some(node) = node else { continue };
-            let path = self
-                .sys
-                .catalog
-                .path_of(node.id)
-                .await
-                .map_err(|e| OpError::Other(e.to_string()))?;
+            let path = match self.sys.catalog.path_of(node.id).await {
+                Ok(path) => path,
+                // Deleted between the two lookups.
+                Err(bale_catalog::CatalogError::NotFound(_)) => continue,
+                Err(e) => return Err(OpError::Other(e.to_string())),
+            };
             out.push(MemberMeta {
                 file_id: *id,
                 path: path.to_string(),
@@ -1430,6 +1451,21 @@ impl DriveTask {
             }
             Err(OpError::Data(m)) => self.fail_job(job, &m).await,
             Err(OpError::Member { file_id, message }) => self.hold_back(job, file_id, &message).await,
+            Err(OpError::Gone(file_id)) => {
+                // Not the job's fault: the next attempt plans without it.
+                tracing::info!(
+                    "archive job {}: {file_id} was deleted while being written; writing the rest",
+                    job.job.id
+                );
+                self.event(
+                    label,
+                    "retry",
+                    None,
+                    0,
+                    format!("job {}: member {file_id} gone", job.job.id),
+                );
+                self.lock().requeue_front(job);
+            }
             Err(OpError::Retry) => {
                 let mut st = self.lock();
                 if let Some(slot) = st.drives.get_mut(&self.name) {
@@ -1519,7 +1555,12 @@ impl DriveTask {
                 let open = |m: &bale_pack::ManifestMember| {
                     cache.open_data(m.meta.file_id).inspect_err(|e| {
                         let mut u = unreadable.lock().unwrap();
-                        u.get_or_insert_with(|| format!("cannot read {} from the cache: {e}", m.meta.path));
+                        u.get_or_insert_with(|| {
+                            (
+                                m.meta.file_id,
+                                format!("cannot read {} from the cache: {e}", m.meta.path),
+                            )
+                        });
                     })
                 };
                 match plan.write_ahead(&mut w, ahead, open) {
@@ -1540,9 +1581,13 @@ impl DriveTask {
         .map_err(|e| OpError::Other(e.to_string()))?;
         self.vol = Some(vol);
         let (r, outcome, plan, unreadable) = r;
-        if let Some(m) = unreadable {
-            // The cache's fault, not the tape's: the job is retried.
-            return Err(OpError::Other(m));
+        if let Some((file_id, m)) = unreadable {
+            // A member deleted since the plan leaves it; otherwise the
+            // cache's fault, not the tape's: the job is retried.
+            return Err(match self.sys.catalog.node_by_file_id(file_id).await {
+                Ok(None) => OpError::Gone(file_id),
+                _ => OpError::Other(m),
+            });
         }
         let written = match (r, outcome) {
             (_, Some(Err(e))) => {
@@ -1654,18 +1699,29 @@ impl DriveTask {
             stats,
         };
         match self.sys.catalog.commit_tape_files(&vw, &packages).await {
-            Ok(v) => {
+            Ok(done) => {
                 {
                     let mut st = self.lock();
                     for u in &pending {
                         st.known_jobs.remove(&u.job.job.id);
                     }
                     let stats = st.volumes.get(&label).map(|m| m.stats.clone());
-                    let mut v = v;
+                    let mut v = done.volume;
                     if let Some(s) = stats {
                         v.stats = s;
                     }
                     st.volumes.insert(label.clone(), v);
+                }
+                // Files of a job that its package did not hold (there should
+                // be none) stay queued: the job goes back to the scheduler.
+                for job in done.unfinished {
+                    let msg = format!(
+                        "archive job {}: {} file(s) were not in its package and stay queued",
+                        job.id,
+                        job.files.len()
+                    );
+                    tracing::warn!("{msg}");
+                    self.sys.enqueue(job);
                 }
                 metrics::counter!("bale_tape_files_written_total").increment(packages.len() as u64);
                 self.save_stats(None).await;
