@@ -192,8 +192,20 @@ impl PoolCatalog for PostgresCatalog {
             }
         }
         let ids: Vec<String> = taken.iter().map(|t| t.0.to_string()).collect();
-        tx.execute("DELETE FROM pool_files WHERE file_id = ANY($1)", &[&ids])
-            .await?;
+        // Exactly the members this transaction removed from the pool go
+        // into the job: a member deleted by a transaction that committed
+        // while this one waited for its row is not taken (it would be a
+        // job file of a file that no longer exists, queued for ever).
+        let removed: std::collections::HashSet<String> = tx
+            .query(
+                "DELETE FROM pool_files WHERE file_id = ANY($1) RETURNING file_id",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        taken.retain(|t| removed.contains(&t.0.to_string()));
         tx.execute(
             "DELETE FROM pools p WHERE p.key = $1 AND NOT EXISTS (SELECT 1 FROM pool_files f WHERE f.pool = p.key)",
             &[&key],

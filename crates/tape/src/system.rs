@@ -1442,7 +1442,9 @@ impl DriveTask {
                 }
             }
             Ok(None) => {
-                // Nothing left to write: every member was deleted meanwhile.
+                // Nothing left to write: every member was deleted meanwhile
+                // (and the deletes removed the job with its last file).
+                tracing::info!("archive job {}: every member was deleted", job.job.id);
                 self.lock().known_jobs.remove(&job.job.id);
             }
             Err(OpError::Full) => {

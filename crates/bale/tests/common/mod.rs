@@ -186,6 +186,25 @@ impl Server {
         self.launch();
     }
 
+    /// Runs SQL statements on the server's catalog behind its back: a
+    /// test's way to make a state that no API makes (a lost row).
+    pub fn catalog_sql(&self, sql: &str) {
+        match &self.catalog_arg {
+            None => {
+                let c = rusqlite::Connection::open(self.data_dir().join("catalog.sqlite")).unwrap();
+                c.busy_timeout(Duration::from_secs(30)).unwrap();
+                c.execute_batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            Some(url) => block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let h = tokio::spawn(conn);
+                client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                drop(client);
+                let _ = h.await;
+            }),
+        }
+    }
+
     /// GET of a JSON API endpoint with the admin token.
     pub fn api_get(&self, endpoint: &str) -> serde_json::Value {
         let r = self

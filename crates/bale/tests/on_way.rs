@@ -1,0 +1,271 @@
+//! Every live file is always on its way to tape, through the real server:
+//! deletes racing tape writes never strand other files (the trial that
+//! found job ids handed out twice), a delete racing a package write costs
+//! no attempt, and a file left on no way (made by hand in the catalog) is
+//! found at start and while running, alarmed and queued again.
+
+mod common;
+
+use common::{bytes, write_file, Catalog, Server};
+use serde_json::Value;
+use std::time::Duration;
+
+/// One drive streaming 5 MB/s in real time: a 1.1 MB direct file takes
+/// about 0.2 s to write, long enough to delete it in the middle. Pools of
+/// the `small` rule close at 6 files (package ~0.3 s to write).
+const RACE_TAPE: &str = r#"
+[archive]
+check_ms = 50
+
+[tape]
+direct_min_size = "1 MiB"
+time_scale = 1.0
+idle_unload_s = 30.0
+
+[tape.media.RACE]
+capacity = "1 GB"
+rate = "5 MB"
+load_s = 0.02
+unload_s = 0.02
+robot_s = 0.02
+full_locate_s = 0.05
+file_mark_s = 0.02
+
+[[tape.libraries]]
+name = "lib1"
+media = "RACE"
+drives = 1
+initial_volumes = 2
+"#;
+
+const SMALL_POLICY: &str = r#"
+[[rule]]
+name = "small"
+action = "aggregate"
+max_member_size = "1 MiB"
+target_size = "100 MB"
+max_files = 6
+max_wait_s = 3600
+"#;
+
+const ROUNDS: usize = 50;
+
+fn start(catalog: Catalog, extra_config: &str) -> (Server, tempfile::TempDir) {
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(cfg.path(), "bale.toml", &format!("{extra_config}{RACE_TAPE}"));
+    let policy = write_file(cfg.path(), "policy.toml", SMALL_POLICY);
+    let s = Server::start_with(catalog, &["--config", &config, "--policy", &policy]);
+    (s, cfg)
+}
+
+fn put(s: &Server, path: &str, data: &[u8]) {
+    let r = s
+        .http()
+        .put(s.url_of(path))
+        .bearer_auth(&s.token)
+        .body(data.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "PUT {path}: {}", r.text().unwrap());
+}
+
+fn delete(s: &Server, path: &str) {
+    let r = s.http().delete(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
+    assert!(r.status().is_success(), "DELETE {path}: {}", r.status());
+}
+
+fn stat(s: &Server, path: &str) -> Value {
+    s.api_get(&format!("stat?path={path}"))
+}
+
+fn drive_busy(s: &Server) -> bool {
+    s.api_get("drives")[0]["activity"] == "busy"
+}
+
+fn drained(s: &Server) -> bool {
+    let q = s.api_get("queue");
+    q["jobs"].as_array().unwrap().is_empty() && q["pools"].as_array().unwrap().is_empty()
+}
+
+/// Waits for the queue to drain; says what is left if it does not.
+fn wait_drained(s: &Server) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !drained(s) {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "the queue did not drain: {}\ndrives: {}\nalarms: {}\nevents: {}",
+                s.api_get("queue"),
+                s.api_get("drives"),
+                s.api_get("alarms"),
+                s.api_get("tape/events")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every listed file is archived with exactly one tape copy, no job is
+/// left, no alarm was raised, and no job attempt was counted.
+fn assert_all_archived_once(s: &Server, paths: &[String]) {
+    for p in paths {
+        let st = stat(s, p);
+        let a = &st["archive"];
+        assert_eq!(a["state"], "archived", "{p}: {st}");
+        assert_eq!(a["copies"].as_array().unwrap().len(), 1, "{p}: {st}");
+    }
+    let alarms = s.api_get("alarms");
+    assert!(alarms.as_array().unwrap().is_empty(), "no alarm: {alarms}");
+}
+
+/// Deletes of direct files while they are written to tape, each followed
+/// at once by new direct PUTs: every new file reaches tape exactly once.
+fn delete_direct_while_writing(catalog: Catalog) {
+    let (s, _cfg) = start(catalog, "");
+    s.run(&["mkdir", "/d"]);
+    let mut kept = Vec::new();
+    for round in 0..ROUNDS {
+        let doomed = format!("/d/doomed-{round}");
+        put(&s, &doomed, &bytes(round as u64, 1_100_000));
+        s.wait_for(10, "the drive writing", drive_busy);
+        std::thread::sleep(Duration::from_millis(30));
+        delete(&s, &doomed);
+        for k in 0..2 {
+            let p = format!("/d/new-{round}-{k}");
+            put(&s, &p, &bytes(1000 + round as u64 * 2 + k, 1_050_000));
+            kept.push(p);
+        }
+    }
+    wait_drained(&s);
+    assert_all_archived_once(&s, &kept);
+    let written: usize = s
+        .api_get("packages")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["members"].as_u64().unwrap() as usize - p["dead_members"].as_u64().unwrap() as usize)
+        .sum();
+    assert_eq!(written, kept.len(), "live members on tape = files kept");
+}
+
+/// Members deleted while their package is written, then new pooled PUTs:
+/// the rest of each package reaches tape exactly once, no attempt counted.
+fn delete_pooled_while_writing(catalog: Catalog) {
+    let (s, _cfg) = start(catalog, "");
+    s.run(&["mkdir", "/p"]);
+    let mut kept = Vec::new();
+    for round in 0..ROUNDS {
+        // Six members of 150 kB close a pool: a package of ~0.9 MB.
+        let names: Vec<String> = (0..6).map(|i| format!("/p/r{round}-{i}")).collect();
+        for (i, p) in names.iter().enumerate() {
+            put(&s, p, &bytes((round * 6 + i) as u64, 150_000));
+        }
+        s.wait_for(10, "the drive writing", drive_busy);
+        std::thread::sleep(Duration::from_millis(20 + (round as u64 % 5) * 20));
+        // The last members are read last: deleting them races the packer.
+        delete(&s, &names[5]);
+        delete(&s, &names[4]);
+        kept.extend(names[..4].iter().cloned());
+    }
+    wait_drained(&s);
+    assert_all_archived_once(&s, &kept);
+    let q = s.api_get("queue");
+    assert!(q["jobs"].as_array().unwrap().is_empty(), "{q}");
+    // Dead members are exactly the deleted ones that made it into a package.
+    let mut live = 0;
+    for p in s.api_get("packages").as_array().unwrap() {
+        let shown = s.api_get(&format!("packages/{}", p["id"].as_str().unwrap()));
+        let members = shown["members"].as_array().unwrap();
+        let dead = members.iter().filter(|m| m["path"].is_null()).count();
+        assert_eq!(p["dead_members"].as_u64().unwrap() as usize, dead, "{shown}");
+        live += members.len() - dead;
+    }
+    assert_eq!(live, kept.len());
+}
+
+#[test]
+fn delete_direct_while_writing_sqlite() {
+    delete_direct_while_writing(Catalog::Sqlite);
+}
+
+#[test]
+fn delete_direct_while_writing_postgres() {
+    delete_direct_while_writing(Catalog::Postgres);
+}
+
+#[test]
+fn delete_pooled_while_writing_sqlite() {
+    delete_pooled_while_writing(Catalog::Sqlite);
+}
+
+#[test]
+fn delete_pooled_while_writing_postgres() {
+    delete_pooled_while_writing(Catalog::Postgres);
+}
+
+/// Files left on no way to tape by hand in the catalog (a pooled file's
+/// pool row and a direct file's job deleted) are found at start and while
+/// running, raise an alarm, and are queued again and archived.
+fn stranded_files_found_alarmed_and_queued(catalog: Catalog) {
+    let (mut s, cfg) = start(catalog, "");
+    s.run(&["mkdir", "/s"]);
+    put(&s, "/s/pooled", &bytes(1, 1000));
+    // Drives offline: the direct file stays queued until we say so.
+    s.run(&["drive", "offline", "lib1-d1"]);
+    put(&s, "/s/direct", &bytes(2, 1_100_000));
+    s.terminate();
+    s.catalog_sql("DELETE FROM pool_files; DELETE FROM pools; DELETE FROM job_files; DELETE FROM archive_jobs;");
+    let config = write_file(
+        cfg.path(),
+        "restart.toml",
+        &format!(
+            "[archive]\ncheck_on_way_s = 1\ncheck_ms = 50\n{}",
+            &RACE_TAPE[RACE_TAPE.find("[tape]").unwrap()..]
+        ),
+    );
+    s.restart_with(&[
+        "--config",
+        &config,
+        "--policy",
+        &cfg.path().join("policy.toml").to_string_lossy(),
+    ]);
+    s.wait_for(20, "the alarm", |s| !s.api_get("alarms").as_array().unwrap().is_empty());
+    let alarms = s.api_get("alarms");
+    let msg = alarms[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("2 file(s) were on no way to tape") && msg.contains("/s/pooled") && msg.contains("/s/direct"),
+        "{alarms}"
+    );
+    assert_eq!(stat(&s, "/s/pooled")["archive"]["state"], "pooled");
+    assert_eq!(stat(&s, "/s/direct")["archive"]["state"], "queued");
+    s.run(&["drive", "online", "lib1-d1"]);
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "both on tape", drained);
+    for p in ["/s/pooled", "/s/direct"] {
+        assert_eq!(stat(&s, p)["archive"]["copies"].as_array().unwrap().len(), 1, "{p}");
+    }
+
+    // While running: a file stranded behind the server's back is found by
+    // the periodic check (every second here).
+    put(&s, "/s/later", &bytes(3, 2000));
+    s.catalog_sql("DELETE FROM pool_files; DELETE FROM pools;");
+    assert_eq!(stat(&s, "/s/later")["archive"]["state"], "cached");
+    s.wait_for(20, "the second alarm", |s| {
+        s.api_get("alarms").as_array().unwrap().len() == 2
+    });
+    assert!(s.api_get("alarms")[0]["message"].as_str().unwrap().contains("/s/later"));
+    assert_eq!(stat(&s, "/s/later")["archive"]["state"], "pooled");
+    // Nothing else was touched: the archived files keep their one copy.
+    for p in ["/s/pooled", "/s/direct"] {
+        assert_eq!(stat(&s, p)["archive"]["copies"].as_array().unwrap().len(), 1, "{p}");
+    }
+}
+
+#[test]
+fn stranded_files_found_alarmed_and_queued_sqlite() {
+    stranded_files_found_alarmed_and_queued(Catalog::Sqlite);
+}
+
+#[test]
+fn stranded_files_found_alarmed_and_queued_postgres() {
+    stranded_files_found_alarmed_and_queued(Catalog::Postgres);
+}
