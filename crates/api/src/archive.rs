@@ -73,7 +73,7 @@ async fn check_policy(
     let path = NsPath::parse(&q.path)?;
     let owner = q.owner.unwrap_or_else(|| who.user.clone());
     let group = q.group.unwrap_or_else(|| who.group.clone());
-    let e = st.svc.policy_check(&path, q.size, &owner, &group).await?;
+    let e = st.svc.policy_check(&who, &path, q.size, &owner, &group).await?;
     Ok(Json(e).into_response())
 }
 
@@ -127,6 +127,10 @@ async fn packages(State(st): State<AppState>, Query(q): Query<PackagesQuery>) ->
     Ok(Json(st.svc.packages(q.volume.as_deref()).await?).into_response())
 }
 
-async fn package(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.package(&id).await?).into_response())
+async fn package(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(st.svc.package(&who, &id).await?).into_response())
 }

@@ -138,7 +138,9 @@ async fn inject(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn alarms(State(st): State<AppState>) -> Result<Response, ApiError> {
+/// Alarms name paths and volumes: for administrators.
+async fn alarms(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
+    who.require_admin()?;
     let alarms = st.svc.catalog().alarms().await.map_err(Error::from)?;
     Ok(Json(alarms).into_response())
 }

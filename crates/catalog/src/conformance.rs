@@ -164,8 +164,12 @@ pub async fn tags_inherit_at_creation(c: &dyn Catalog) {
 pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
     let d = mkdir(c, ROOT_ID, "d").await;
     let f = mkdir(c, ROOT_ID, "sub").await;
-    put(c, d.id, "exists", 3).await;
+    let mut first = new_file(d.id, "exists", 3);
+    (first.owner, first.group, first.mode) = ("alice".into(), "phys".into(), 0o664);
+    c.commit_files("n1", &[first], &[]).await.unwrap().remove(0).unwrap();
+    // carol of group phys overwrites alice's group-writable file.
     let mut replace = new_file(d.id, "exists", 7);
+    (replace.owner, replace.group, replace.mode) = ("carol".into(), "other".into(), 0o600);
     replace.replace = true;
     let batch = vec![
         new_file(d.id, "a", 1),
@@ -196,6 +200,16 @@ pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
     assert_eq!(a.atime, t(20));
     let e = c.lookup(&p("/d/exists")).await.unwrap().unwrap();
     assert_eq!(e.size, 7);
+    // An overwrite keeps the file's owner, group and mode.
+    assert_eq!((e.owner.as_str(), e.group.as_str(), e.mode), ("alice", "phys", 0o664));
+    // The walk of a path: the root and every existing component.
+    let walk = c.walk(&p("/d/exists")).await.unwrap();
+    assert_eq!(
+        walk.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["", "d", "exists"]
+    );
+    let walk = c.walk(&p("/d/missing/deeper")).await.unwrap();
+    assert_eq!(walk.iter().map(|n| n.id).collect::<Vec<_>>(), [ROOT_ID, d.id]);
     assert_eq!(
         c.node_by_file_id(batch[6].file_id).await.unwrap().unwrap().id,
         c.lookup(&p("/sub/b")).await.unwrap().unwrap().id

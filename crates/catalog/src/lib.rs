@@ -43,8 +43,20 @@ pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
 
+    /// The nodes along `path`: the root, then the node of each component
+    /// in order, as far as they exist (the walk a lookup does anyway; its
+    /// directories are what a permission check needs search rights on).
+    async fn walk(&self, path: &NsPath) -> Result<Vec<Node>>;
+
     /// The node at `path`, if any.
-    async fn lookup(&self, path: &NsPath) -> Result<Option<Node>>;
+    async fn lookup(&self, path: &NsPath) -> Result<Option<Node>> {
+        let mut chain = self.walk(path).await?;
+        Ok(if chain.len() == path.components().count() + 1 {
+            chain.pop()
+        } else {
+            None
+        })
+    }
 
     /// The entry `name` in directory `dir`, if any.
     async fn child(&self, dir: NodeId, name: &str) -> Result<Option<Node>>;

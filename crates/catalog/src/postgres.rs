@@ -250,6 +250,12 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
         delete_nodes(tx, std::slice::from_ref(&existing)).await?;
         replaced.push(existing);
     }
+    // An overwrite is a write into the existing file: it keeps the file's
+    // owner, group and mode, as on Unix.
+    let (owner, group, mode) = match replaced.first() {
+        Some(old) => (&old.owner, &old.group, old.mode),
+        None => (&f.owner, &f.group, f.mode),
+    };
     let t = &parent.tags;
     let st = tx
         .prepare_cached(&format!(
@@ -265,9 +271,9 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
             &[
                 &f.parent,
                 &f.name,
-                &f.owner,
-                &f.group,
-                &(f.mode as i32),
+                owner,
+                group,
+                &(mode as i32),
                 &(f.size as i64),
                 &f.time.0,
                 &f.file_id.to_string(),
@@ -309,7 +315,7 @@ impl Catalog for PostgresCatalog {
         "postgres"
     }
 
-    async fn lookup(&self, path: &NsPath) -> Result<Option<Node>> {
+    async fn walk(&self, path: &NsPath) -> Result<Vec<Node>> {
         let comps: Vec<String> = path.components().map(str::to_string).collect();
         let c = self.pool.get().await?;
         // One round trip: walk the components in a recursive query.
@@ -321,12 +327,11 @@ impl Catalog for PostgresCatalog {
                    SELECT w.i + 1, n.id FROM w JOIN nodes n \
                      ON n.parent = w.id AND n.name = ($1::text[])[w.i + 1] \
                    WHERE w.i < cardinality($1::text[])) \
-                 SELECT w.i, {NODE_COLS} FROM w JOIN nodes n ON n.id = w.id ORDER BY w.i DESC LIMIT 1"
+                 SELECT w.i, {NODE_COLS} FROM w JOIN nodes n ON n.id = w.id ORDER BY w.i"
             ))
             .await?;
-        let row = c.query_one(&st, &[&comps]).await?;
-        let depth: i32 = row.get(0);
-        Ok((depth as usize == comps.len()).then(|| node_from_row(&row, 1)))
+        let rows = c.query(&st, &[&comps]).await?;
+        Ok(rows.iter().map(|r| node_from_row(r, 1)).collect())
     }
 
     async fn node(&self, id: NodeId) -> Result<Option<Node>> {

@@ -321,6 +321,12 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         delete_nodes(tx, std::slice::from_ref(&existing))?;
         replaced.push(existing);
     }
+    // An overwrite is a write into the existing file: it keeps the file's
+    // owner, group and mode, as on Unix.
+    let (owner, group, mode) = match replaced.first() {
+        Some(old) => (&old.owner, &old.group, old.mode),
+        None => (&f.owner, &f.group, f.mode),
+    };
     let t = &parent.tags;
     let mut st = tx.prepare_cached(&format!(
         "INSERT INTO nodes (parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
@@ -331,9 +337,9 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         params![
             f.parent,
             f.name,
-            f.owner,
-            f.group,
-            f.mode as i64,
+            owner,
+            group,
+            mode as i64,
             f.size as i64,
             f.time.0,
             f.file_id.to_string(),
@@ -372,17 +378,18 @@ impl Catalog for SqliteCatalog {
         "sqlite"
     }
 
-    async fn lookup(&self, path: &NsPath) -> Result<Option<Node>> {
+    async fn walk(&self, path: &NsPath) -> Result<Vec<Node>> {
         let path = path.clone();
         self.read(move |c| {
-            let mut cur = get_node(c, ROOT_ID)?.ok_or_else(|| CatalogError::backend("root missing", false))?;
+            let root = get_node(c, ROOT_ID)?.ok_or_else(|| CatalogError::backend("root missing", false))?;
+            let mut chain = vec![root];
             for comp in path.components() {
-                match get_child(c, cur.id, comp)? {
-                    Some(n) => cur = n,
-                    None => return Ok(None),
+                match get_child(c, chain.last().expect("root").id, comp)? {
+                    Some(n) => chain.push(n),
+                    None => break,
                 }
             }
-            Ok(Some(cur))
+            Ok(chain)
         })
         .await
     }

@@ -1,22 +1,125 @@
-//! Unix-style permission checks for non-admin principals.
+//! POSIX permissions: one check for every namespace operation.
 //!
-//! The rules bale enforces (administrators bypass them):
-//! - read a file's data: `r` on the file; list a directory: `r` on it;
-//! - create in a directory: `w` and `x` on it;
-//! - delete or move an entry: `w` on its directory and owning the entry
-//!   (like a sticky directory); a recursive delete needs every entry owned;
-//! - set tags or change the mode: own the entry; change owner/group: admin.
+//! Every operation on a path declares an [`Op`]; [`check`] is the one place
+//! that decides, on the nodes a lookup walked anyway ([`Resolved`]). The
+//! rule, for everyone but an administrator:
 //!
-//! Stat needs no permission: every file is listed and stat-able.
+//! | operation | on every directory above the path | on the parent | on the entry |
+//! | --- | --- | --- | --- |
+//! | stat, PROPFIND depth 0, archive state, policy check | `x` | | |
+//! | read data (GET), and later stage, pin | `x` | | `r` |
+//! | list (PROPFIND depth 1, `ls`) | `x` | | `r` and `x` (names and attributes, as `ls -l`) |
+//! | create a file or directory | `x` | `w` and `x` | |
+//! | overwrite a file (PUT with Overwrite) | `x` | | `w`; owner, group and mode are kept |
+//! | delete, move away (MOVE source) | `x` | `w` and `x` | owner (as in a sticky directory) |
+//! | move onto an existing entry (MOVE destination) | `x` | `w` and `x` | owner of the replaced entry |
+//! | set tags, change the mode | `x` | | owner |
+//! | change owner or group | administrators only | | |
+//!
+//! The bits that apply are the owner's if the user owns the node, else the
+//! group's if the user's group is the node's, else the others'. A path
+//! below a directory the user may not search is refused with 403 naming
+//! that directory, whether or not the path exists (nothing is disclosed).
 
 use crate::auth::Principal;
 use crate::{Error, Result};
 use bale_catalog::Node;
+use bale_util::NsPath;
 
 pub const R: u32 = 4;
 pub const W: u32 = 2;
 pub const X: u32 = 1;
 
+/// An operation on a path, as far as permissions go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Stat,
+    Read,
+    List,
+    Create,
+    Overwrite,
+    Remove,
+    /// Replacing an existing entry as a MOVE destination.
+    Replace,
+    Tag,
+    Chmod,
+    Chown,
+}
+
+impl Op {
+    pub const ALL: [Op; 10] = [
+        Op::Stat,
+        Op::Read,
+        Op::List,
+        Op::Create,
+        Op::Overwrite,
+        Op::Remove,
+        Op::Replace,
+        Op::Tag,
+        Op::Chmod,
+        Op::Chown,
+    ];
+
+    /// The verb of an error message: "user bob may not {verb} /a/b".
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Stat => "look up",
+            Op::Read => "read",
+            Op::List => "list",
+            Op::Create => "create",
+            Op::Overwrite => "overwrite",
+            Op::Remove => "remove",
+            Op::Replace => "replace",
+            Op::Tag => "tag",
+            Op::Chmod => "change the mode of",
+            Op::Chown => "change the owner of",
+        }
+    }
+
+    /// Whether the operation acts on an existing entry (else it creates one).
+    fn needs_entry(self) -> bool {
+        self != Op::Create
+    }
+}
+
+/// The nodes along a path, as the catalog's walk found them: the root, then
+/// each existing component in order.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub path: NsPath,
+    chain: Vec<Node>,
+}
+
+impl Resolved {
+    pub fn new(path: NsPath, chain: Vec<Node>) -> Resolved {
+        Resolved { path, chain }
+    }
+
+    fn depth(&self) -> usize {
+        self.path.components().count()
+    }
+
+    /// The entry at the path, if it exists.
+    pub fn node(&self) -> Option<&Node> {
+        (self.chain.len() == self.depth() + 1).then(|| self.chain.last().expect("root"))
+    }
+
+    /// The directory that holds (or would hold) the entry, if it exists.
+    pub fn parent(&self) -> Option<&Node> {
+        let d = self.depth();
+        (d > 0 && self.chain.len() >= d)
+            .then(|| &self.chain[d - 1])
+            .filter(|n| n.is_dir())
+    }
+
+    /// The path of the `i`-th node of the chain.
+    fn path_at(&self, i: usize) -> String {
+        let comps: Vec<&str> = self.path.components().take(i).collect();
+        format!("/{}", comps.join("/"))
+    }
+}
+
+/// Whether `who` has all of `bits` on `node`.
 pub fn allowed(who: &Principal, node: &Node, bits: u32) -> bool {
     if who.admin {
         return true;
@@ -31,18 +134,22 @@ pub fn allowed(who: &Principal, node: &Node, bits: u32) -> bool {
     (node.mode >> shift) & bits == bits
 }
 
-pub fn require(who: &Principal, node: &Node, bits: u32, what: &str, path: &str) -> Result<()> {
+fn denied(who: &Principal, what: &str, path: &str, node: &Node) -> Error {
+    Error::Forbidden(format!(
+        "permission denied: user {} may not {what} {path} (owner {}, group {}, mode {:04o})",
+        who.user, node.owner, node.group, node.mode
+    ))
+}
+
+fn require(who: &Principal, node: &Node, bits: u32, what: &str, path: &str) -> Result<()> {
     if allowed(who, node, bits) {
         Ok(())
     } else {
-        Err(Error::Forbidden(format!(
-            "permission denied: user {} may not {what} {path} (owner {}, group {}, mode {:04o})",
-            who.user, node.owner, node.group, node.mode
-        )))
+        Err(denied(who, what, path, node))
     }
 }
 
-pub fn require_owner(who: &Principal, node: &Node, what: &str, path: &str) -> Result<()> {
+fn require_owner(who: &Principal, node: &Node, what: &str, path: &str) -> Result<()> {
     if who.admin || who.user == node.owner {
         Ok(())
     } else {
@@ -53,18 +160,75 @@ pub fn require_owner(who: &Principal, node: &Node, what: &str, path: &str) -> Re
     }
 }
 
+/// The one permission check: may `who` do `op` on the resolved path?
+/// Also turns a missing entry or parent into the right error, after the
+/// search check (so a hidden path's existence is never disclosed).
+pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
+    let path = r.path.as_str();
+    let depth = r.depth();
+    // Search on every directory above the entry, top down: the first one
+    // refused is named (its own parent was searchable, so it is visible).
+    for (i, n) in r.chain.iter().enumerate().take(depth) {
+        if !n.is_dir() {
+            let at = r.path_at(i);
+            return Err(if op.needs_entry() {
+                Error::NotFound(format!("{path} does not exist: {at} is a file"))
+            } else {
+                Error::Conflict(format!("{at} is not a directory"))
+            });
+        }
+        require(who, n, X, "search", &r.path_at(i))?;
+    }
+    if op == Op::Chown && !who.admin {
+        return Err(Error::Forbidden(
+            "only an administrator may change the owner or group".into(),
+        ));
+    }
+    if op == Op::Create {
+        let parent_path = r.path.parent().unwrap_or_else(NsPath::root);
+        let parent = r
+            .parent()
+            .ok_or_else(|| Error::Conflict(format!("parent directory {parent_path} does not exist")))?;
+        return require(who, parent, W | X, "create entries in", parent_path.as_str());
+    }
+    let node = r
+        .node()
+        .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
+    match op {
+        Op::Stat | Op::Chown => Ok(()),
+        Op::Read => require(who, node, R, op.verb(), path),
+        Op::List if node.is_dir() => require(who, node, R | X, op.verb(), path),
+        Op::List => Ok(()),
+        Op::Overwrite => require(who, node, W, op.verb(), path),
+        Op::Remove | Op::Replace => {
+            let parent_path = r.path.parent().unwrap_or_else(NsPath::root);
+            let parent = r.parent().expect("an entry's parent exists");
+            require(who, parent, W | X, "remove entries from", parent_path.as_str())?;
+            require_owner(who, node, op.verb(), path)
+        }
+        Op::Tag | Op::Chmod => require_owner(who, node, op.verb(), path),
+        Op::Create => unreachable!("handled above"),
+    }
+}
+
+/// Whether `who` may see the path at all (search on every directory above
+/// it): views that name paths show them only then.
+pub fn may_stat(who: &Principal, r: &Resolved) -> bool {
+    check(who, Op::Stat, r).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bale_catalog::{NodeKind, Tags};
     use bale_util::Timestamp;
 
-    fn node(owner: &str, group: &str, mode: u32) -> Node {
+    fn node(id: i64, name: &str, kind: NodeKind, owner: &str, group: &str, mode: u32) -> Node {
         Node {
-            id: 2,
-            parent: Some(1),
-            name: "x".into(),
-            kind: NodeKind::Dir,
+            id,
+            parent: (id > 1).then_some(id - 1),
+            name: name.into(),
+            kind,
             owner: owner.into(),
             group: group.into(),
             mode,
@@ -87,23 +251,48 @@ mod tests {
         }
     }
 
+    /// /alice (0755) /alice/priv (0700) /alice/priv/open (0777) /alice/priv/open/f (0666)
+    fn chain(upto: usize) -> Resolved {
+        let nodes = vec![
+            node(1, "", NodeKind::Dir, "admin", "admin", 0o755),
+            node(2, "alice", NodeKind::Dir, "alice", "phys", 0o755),
+            node(3, "priv", NodeKind::Dir, "alice", "phys", 0o700),
+            node(4, "open", NodeKind::Dir, "alice", "phys", 0o777),
+            node(5, "f", NodeKind::File, "alice", "phys", 0o666),
+        ];
+        Resolved::new(
+            NsPath::parse("/alice/priv/open/f").unwrap(),
+            nodes.into_iter().take(upto).collect(),
+        )
+    }
+
+    #[test]
+    fn search_is_needed_on_every_ancestor() {
+        let bob = who("bob", "other", false);
+        for op in Op::ALL {
+            let e = check(&bob, op, &chain(5)).unwrap_err();
+            assert!(
+                matches!(&e, Error::Forbidden(m) if m.contains("may not search /alice/priv ")),
+                "{op:?}: {e}"
+            );
+        }
+        // The same for a path that does not exist: nothing is disclosed.
+        let e = check(&bob, Op::Stat, &chain(4)).unwrap_err();
+        assert!(matches!(e, Error::Forbidden(_)), "{e}");
+        let alice = who("alice", "phys", false);
+        assert!(check(&alice, Op::Read, &chain(5)).is_ok());
+        assert!(matches!(check(&alice, Op::Stat, &chain(4)), Err(Error::NotFound(_))));
+        assert!(check(&alice, Op::Create, &chain(4)).is_ok());
+        assert!(check(&who("root", "root", true), Op::Read, &chain(5)).is_ok());
+    }
+
     #[test]
     fn owner_group_other_bits() {
-        let n = node("alice", "phys", 0o750);
+        let n = node(2, "x", NodeKind::Dir, "alice", "phys", 0o750);
         assert!(allowed(&who("alice", "x", false), &n, W | X));
         assert!(allowed(&who("bob", "phys", false), &n, R | X));
         assert!(!allowed(&who("bob", "phys", false), &n, W));
         assert!(!allowed(&who("eve", "other", false), &n, R));
         assert!(allowed(&who("root", "root", true), &n, R | W | X));
-        let shared = node("alice", "phys", 0o775);
-        assert!(allowed(&who("bob", "phys", false), &shared, W | X));
-    }
-
-    #[test]
-    fn ownership() {
-        let n = node("alice", "phys", 0o777);
-        assert!(require_owner(&who("alice", "phys", false), &n, "delete", "/x").is_ok());
-        assert!(require_owner(&who("bob", "phys", false), &n, "delete", "/x").is_err());
-        assert!(require_owner(&who("admin", "admin", true), &n, "delete", "/x").is_ok());
     }
 }

@@ -7,7 +7,7 @@ use crate::archive::Archiver;
 use crate::auth::{validate_account_name, Auth, Principal};
 use crate::committer::{Committer, CommitterConfig};
 use crate::config::{Config, SyncModeConfig};
-use crate::perms::{require, require_owner, R, W, X};
+use crate::perms::{check, may_stat, Op, Resolved};
 use crate::{Error, Result};
 use bale_cache::{Cache, IngestError, SyncMode};
 use bale_catalog::{
@@ -79,19 +79,45 @@ pub struct Listing {
 }
 
 /// A recorded package with its members' paths (`bale package show`).
-#[derive(Clone, Debug, serde::Serialize)]
+/// On the wire: the package's fields, with `members` the list of members
+/// and `member_count` their number (a flattened package would put two
+/// `members` keys in one object).
+#[derive(Clone, Debug)]
 pub struct PackageView {
-    #[serde(flatten)]
     pub package: Package,
     pub members: Vec<MemberView>,
+}
+
+impl serde::Serialize for PackageView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let p = &self.package;
+        let mut m = s.serialize_map(Some(11))?;
+        m.serialize_entry("id", &p.id)?;
+        m.serialize_entry("volume", &p.volume)?;
+        m.serialize_entry("seq", &p.seq)?;
+        m.serialize_entry("position", &p.position)?;
+        m.serialize_entry("size", &p.size)?;
+        m.serialize_entry("adler32", &p.adler32)?;
+        m.serialize_entry("created", &p.created)?;
+        m.serialize_entry("dead_members", &p.dead_members)?;
+        m.serialize_entry("dead_bytes", &p.dead_bytes)?;
+        m.serialize_entry("member_count", &p.members)?;
+        m.serialize_entry("members", &self.members)?;
+        m.end()
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct MemberView {
     #[serde(flatten)]
     pub member: PackageMember,
-    /// The file's path now; `None` once deleted (its bytes are dead).
+    /// The file's path now; `None` once deleted (its bytes are dead), or
+    /// when the user may not see it (then `hidden`, and only the file id shows).
     pub path: Option<String>,
+    /// The member is a live file whose path the user may not see.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 pub struct Service {
@@ -241,19 +267,27 @@ impl Service {
     /// existing directory on the path (what a new file there would get).
     pub async fn policy_check(
         &self,
+        who: &Principal,
         path: &NsPath,
         size: u64,
         owner: &str,
         group: &str,
     ) -> Result<crate::archive::Explanation> {
-        let mut dir = path.parent().unwrap_or_else(NsPath::root);
-        let tags = loop {
-            match self.catalog.lookup(&dir).await? {
-                Some(n) if n.is_dir() => break n.tags,
-                Some(_) => return Err(Error::Conflict(format!("{dir} is a file, not a directory"))),
-                None => dir = dir.parent().unwrap_or_else(NsPath::root),
-            }
-        };
+        // The nearest existing directory above the (maybe imaginary) file,
+        // if `who` may see it.
+        let chain = self.catalog.walk(path).await?;
+        let known = chain.len().min(path.depth().max(1));
+        let prefix = |i: usize| format!("/{}", path.components().take(i).collect::<Vec<_>>().join("/"));
+        if let Some(i) = chain[..known].iter().position(|n| !n.is_dir()) {
+            return Err(Error::Conflict(format!("{} is a file, not a directory", prefix(i))));
+        }
+        let nearest = known - 1;
+        check(
+            who,
+            Op::Stat,
+            &Resolved::new(NsPath::parse(&prefix(nearest))?, chain[..=nearest].to_vec()),
+        )?;
+        let tags = chain[nearest].tags.clone();
         self.archiver.explain(&FileFacts {
             path: path.as_str(),
             size,
@@ -274,7 +308,7 @@ impl Service {
     }
 
     /// A package with its members and their paths.
-    pub async fn package(&self, id: &str) -> Result<PackageView> {
+    pub async fn package(&self, who: &Principal, id: &str) -> Result<PackageView> {
         let (package, members) = self
             .catalog
             .package(id)
@@ -282,11 +316,28 @@ impl Service {
             .ok_or_else(|| Error::NotFound(format!("no package {id:?}; bale packages lists them")))?;
         let mut out = Vec::with_capacity(members.len());
         for m in members {
-            let path = match self.catalog.node_by_file_id(m.file_id).await? {
-                Some(n) => Some(self.catalog.path_of(n.id).await?.to_string()),
-                None => None,
+            let (path, hidden) = match self.catalog.node_by_file_id(m.file_id).await? {
+                Some(n) => match self.catalog.path_of(n.id).await {
+                    Ok(path) => {
+                        let visible =
+                            who.admin || may_stat(who, &Resolved::new(path.clone(), self.catalog.walk(&path).await?));
+                        if visible {
+                            (Some(path.to_string()), false)
+                        } else {
+                            (None, true)
+                        }
+                    }
+                    // Deleted meanwhile.
+                    Err(CatalogError::NotFound(_)) => (None, false),
+                    Err(e) => return Err(e.into()),
+                },
+                None => (None, false),
             };
-            out.push(MemberView { member: m, path });
+            out.push(MemberView {
+                member: m,
+                path,
+                hidden,
+            });
         }
         Ok(PackageView { package, members: out })
     }
@@ -323,35 +374,26 @@ impl Service {
         Ok(())
     }
 
-    async fn lookup(&self, path: &NsPath) -> Result<Node> {
-        self.catalog
-            .lookup(path)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))
+    /// Walks `path` and checks that `who` may do `op` on it: every
+    /// operation on a path goes through here (see `perms`).
+    async fn authorize(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Resolved> {
+        let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
+        check(who, op, &r)?;
+        Ok(r)
     }
 
-    /// The existing directory that will hold `path`.
-    async fn parent_dir(&self, path: &NsPath) -> Result<(NsPath, Node)> {
-        let parent = path
-            .parent()
-            .ok_or_else(|| Error::Conflict("the root directory cannot be replaced".into()))?;
-        let node = self
-            .catalog
-            .lookup(&parent)
-            .await?
-            .ok_or_else(|| Error::Conflict(format!("parent directory {parent} does not exist")))?;
-        if !node.is_dir() {
-            return Err(Error::Conflict(format!("{parent} is not a directory")));
-        }
-        Ok((parent, node))
+    /// The entry at `path`, if `who` may do `op` on it.
+    async fn entry(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Node> {
+        let r = self.authorize(who, op, path).await?;
+        Ok(r.node().expect("checked").clone())
     }
 
-    pub async fn stat(&self, _who: &Principal, path: &NsPath) -> Result<Node> {
-        self.lookup(path).await
+    pub async fn stat(&self, who: &Principal, path: &NsPath) -> Result<Node> {
+        self.entry(who, Op::Stat, path).await
     }
 
     pub async fn list(&self, who: &Principal, path: &NsPath, after: Option<&str>, limit: usize) -> Result<Listing> {
-        let node = self.lookup(path).await?;
+        let node = self.entry(who, Op::List, path).await?;
         if !node.is_dir() {
             return Ok(Listing {
                 entries: vec![node.clone()],
@@ -359,7 +401,6 @@ impl Service {
                 next: None,
             });
         }
-        require(who, &node, R, "list", path.as_str())?;
         let limit = limit.clamp(1, 100_000);
         let mut entries = self.catalog.list(node.id, after, limit + 1).await?;
         let next = if entries.len() > limit {
@@ -400,12 +441,14 @@ impl Service {
             time: Timestamp::now(),
         };
         if !opts.parents {
-            let (parent_path, parent) = self.parent_dir(path).await?;
-            require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
+            let r = self.authorize(who, Op::Create, path).await?;
+            if r.node().is_some() {
+                return Err(Error::Exists(format!("{path} already exists")));
+            }
             let name = path.name().expect("not root");
             return self
                 .catalog
-                .create_dir(new_dir(&parent, name))
+                .create_dir(new_dir(r.parent().expect("checked"), name))
                 .await
                 .map_err(|e| match e {
                     CatalogError::AlreadyExists(_) => Error::Exists(format!("{path} already exists")),
@@ -413,20 +456,22 @@ impl Service {
                 });
         }
         let mut cur_path = NsPath::root();
-        let mut cur = self.lookup(&cur_path).await?;
+        let mut cur = self.stat(who, &cur_path).await?;
         for name in path.components() {
             let next_path = cur_path.join(name)?;
-            let next = match self.catalog.lookup(&next_path).await? {
-                Some(n) => n,
-                None => {
-                    require(who, &cur, W | X, "create entries in", cur_path.as_str())?;
+            let r = self.authorize(who, Op::Stat, &next_path).await;
+            let next = match r {
+                Ok(r) => r.node().expect("checked").clone(),
+                Err(Error::NotFound(_)) => {
+                    self.authorize(who, Op::Create, &next_path).await?;
                     match self.catalog.create_dir(new_dir(&cur, name)).await {
                         Ok(n) => n,
                         // Created concurrently: fine for mkdir -p.
-                        Err(CatalogError::AlreadyExists(_)) => self.lookup(&next_path).await?,
+                        Err(CatalogError::AlreadyExists(_)) => self.stat(who, &next_path).await?,
                         Err(e) => return Err(e.into()),
                     }
                 }
+                Err(e) => return Err(e),
             };
             if !next.is_dir() {
                 return Err(Error::Conflict(format!("{next_path} exists and is not a directory")));
@@ -437,30 +482,27 @@ impl Service {
         Ok(cur)
     }
 
-    /// Whether `who` may create (or, with the overwrite option, replace)
-    /// the file at `path`; returns the parent directory. For a `small` new
-    /// file (its body is received whole anyway) an existing entry of that
-    /// name is not looked for here: the commit refuses it with the same 409
-    /// and only the received body is discarded, which saves a lookup per PUT.
-    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions, small: bool) -> Result<Node> {
-        let (parent_path, parent) = self.parent_dir(path).await?;
-        require(who, &parent, W | X, "create entries in", parent_path.as_str())?;
-        let name = path.name().expect("not root");
-        if small && !opts.overwrite {
-            return Ok(parent);
-        }
-        if let Some(existing) = self.catalog.child(parent.id, name).await? {
-            if existing.is_dir() {
+    /// Whether `who` may create the file at `path`, or with the overwrite
+    /// option write into the existing one; returns the parent directory.
+    /// One walk of the path finds both (one catalog round trip).
+    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<Node> {
+        let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
+        match r.node() {
+            Some(existing) if existing.is_dir() => {
+                check(who, Op::Stat, &r)?;
                 return Err(Error::Conflict(format!("{path} is a directory")));
             }
-            if !opts.overwrite {
+            Some(_) if !opts.overwrite => {
+                check(who, Op::Stat, &r)?;
                 return Err(Error::Exists(format!(
                     "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
                 )));
             }
-            require(who, &existing, W, "overwrite", path.as_str())?;
+            // An overwrite is a write into the existing file.
+            Some(_) => check(who, Op::Overwrite, &r)?,
+            None => check(who, Op::Create, &r)?,
         }
-        Ok(parent)
+        Ok(r.parent().expect("checked").clone())
     }
 
     /// Receives a file. Returns only once its data and catalog row are durable.
@@ -495,7 +537,7 @@ impl Service {
         } else {
             Poll::Pending
         };
-        let parent = match self.put_checks(who, path, opts, small).await {
+        let parent = match self.put_checks(who, path, opts).await {
             Ok(parent) => parent,
             Err(e) => {
                 // Let a write already under way finish, so that dropping it
@@ -584,13 +626,13 @@ impl Service {
 
     /// Opens a file's data. Call [`Service::record_read`] once bytes are sent.
     pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {
-        let node = self.lookup(path).await?;
+        let node = self.entry(who, Op::Stat, path).await?;
         if node.is_dir() {
             return Err(Error::Conflict(format!(
                 "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
             )));
         }
-        require(who, &node, R, "read", path.as_str())?;
+        let node = self.entry(who, Op::Read, path).await?;
         let id = node
             .file_id
             .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
@@ -612,10 +654,7 @@ impl Service {
         if path.is_root() {
             return Err(Error::Forbidden("the root directory cannot be removed".into()));
         }
-        let node = self.lookup(path).await?;
-        let (parent_path, parent) = self.parent_dir(path).await?;
-        require(who, &parent, W | X, "remove entries from", parent_path.as_str())?;
-        require_owner(who, &node, "remove", path.as_str())?;
+        let node = self.entry(who, Op::Remove, path).await?;
         let only_owner = (!who.admin).then_some(who.user.as_str());
         let removed = self
             .catalog
@@ -649,21 +688,12 @@ impl Service {
             return Err(Error::Forbidden("the root directory cannot be moved".into()));
         }
         check_reserved(to)?;
-        let node = self.lookup(from).await?;
-        let (from_parent_path, from_parent) = self.parent_dir(from).await?;
-        let (to_parent_path, to_parent) = self.parent_dir(to).await?;
-        require(
-            who,
-            &from_parent,
-            W | X,
-            "remove entries from",
-            from_parent_path.as_str(),
-        )?;
-        require(who, &to_parent, W | X, "create entries in", to_parent_path.as_str())?;
-        require_owner(who, &node, "move", from.as_str())?;
-        let dest = self.catalog.child(to_parent.id, to.name().expect("not root")).await?;
-        if let (true, Some(dest)) = (overwrite, &dest) {
-            require_owner(who, dest, "replace", to.as_str())?;
+        let node = self.entry(who, Op::Remove, from).await?;
+        let target = self.authorize(who, Op::Create, to).await?;
+        let to_parent = target.parent().expect("checked");
+        let dest = target.node().cloned();
+        if let (true, Some(_)) = (overwrite, &dest) {
+            check(who, Op::Replace, &target)?;
         }
         let name = to.name().expect("not root");
         let committed = self
@@ -682,13 +712,12 @@ impl Service {
 
     /// Sets (`Some`) or clears (`None`) tags on a directory.
     pub async fn set_tags(&self, who: &Principal, path: &NsPath, changes: &[(String, Option<String>)]) -> Result<Node> {
-        let node = self.lookup(path).await?;
+        let node = self.entry(who, Op::Tag, path).await?;
         if !node.is_dir() {
             return Err(Error::Conflict(format!(
                 "{path} is a file: tags are set on directories (a file keeps the tags in force when it was written)"
             )));
         }
-        require_owner(who, &node, "tag", path.as_str())?;
         if changes.is_empty() {
             return Err(Error::BadRequest("no tags given".into()));
         }
@@ -701,10 +730,14 @@ impl Service {
 
     /// Changes owner and group (administrators) or mode (the owner).
     pub async fn set_attrs(&self, who: &Principal, path: &NsPath, change: &AttrChange) -> Result<Node> {
-        let node = self.lookup(path).await?;
-        if change.owner.is_some() || change.group.is_some() {
-            who.require_admin()?;
-        }
+        // Owner and group: administrators (who may change the mode too);
+        // the mode alone: the owner.
+        let op = if change.owner.is_some() || change.group.is_some() {
+            Op::Chown
+        } else {
+            Op::Chmod
+        };
+        let node = self.entry(who, op, path).await?;
         if let Some(o) = &change.owner {
             validate_account_name("owner", o)?;
         }
@@ -715,7 +748,6 @@ impl Service {
             if m > 0o7777 {
                 return Err(Error::BadRequest(format!("invalid mode {m:o}: at most 7777")));
             }
-            require_owner(who, &node, "change the mode of", path.as_str())?;
         }
         Ok(self.catalog.set_attrs(node.id, change).await?)
     }

@@ -265,18 +265,24 @@ pub async fn package(c: &Client, cmd: &PackageCmd) -> Result<ExitCode> {
         "  size: {}  adler32: {}  members: {}  dead: {} member(s), {} bytes",
         n(&p, "size"),
         s(&p, "adler32"),
-        n(&p, "members"),
+        n(&p, "member_count"),
         n(&p, "dead_members"),
         n(&p, "dead_bytes")
     );
     println!("\n  {:>14} {:>12} {:>9}  PATH", "OFFSET", "SIZE", "ADLER32");
     for m in p["members"].as_array().into_iter().flatten() {
+        let path = match (m["path"].as_str(), m["hidden"].as_bool().unwrap_or(false)) {
+            (Some(path), _) => path.to_string(),
+            // A path the user may not see: the file id only.
+            (None, true) => format!("(file id {})", s(m, "file_id")),
+            (None, false) => "(deleted)".to_string(),
+        };
         println!(
             "  {:>14} {:>12} {:>9}  {}",
             n(m, "offset"),
             n(m, "size"),
             s(m, "adler32"),
-            m["path"].as_str().unwrap_or("(deleted)")
+            path
         );
     }
     Ok(ExitCode::SUCCESS)
