@@ -58,6 +58,7 @@ async fn load_policy(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CheckQuery {
     path: String,
     size: u64,
@@ -82,6 +83,7 @@ async fn queue(State(st): State<AppState>) -> Result<Response, ApiError> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FlushRequest {
     /// One pool's key; none flushes every pool.
     pool: Option<String>,
@@ -119,6 +121,7 @@ async fn flush(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PackagesQuery {
     volume: Option<String>,
 }

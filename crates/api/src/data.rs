@@ -63,12 +63,21 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             "DELETE" => delete(&st, &who, &path).await,
             "MKCOL" => mkcol(&st, &who, &path, req).await,
             "MOVE" => do_move(&st, &who, &path, req.headers()).await,
-            "PROPFIND" => webdav::propfind(&st, &who, &path, req.headers()).await,
+            "PROPFIND" => {
+                let (parts, body) = req.into_parts();
+                webdav::check_propfind_body(body).await?;
+                webdav::propfind(&st, &who, &path, &parts.headers).await
+            }
             "OPTIONS" => Ok(options()),
-            m => Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("method {m} is not supported on namespace paths"),
-            )),
+            m => {
+                let mut r = ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("method {m} is not supported on namespace paths; allowed: {ALLOW}"),
+                )
+                .into_response();
+                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+                Ok(r)
+            }
         }
     }
     .await;
@@ -91,7 +100,13 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
     let size = node.size;
     let mut status = StatusCode::OK;
     let (mut start, mut len) = (0u64, size);
-    if let Some(range) = header_str(h, "range") {
+    // A Range in a unit other than bytes is ignored: the whole body, 200
+    // (RFC 9110, section 14.2).
+    let range = header_str(h, "range").filter(|r| {
+        r.split_once('=')
+            .is_some_and(|(unit, _)| unit.trim().eq_ignore_ascii_case("bytes"))
+    });
+    if let Some(range) = range {
         let parsed = http_range_header::parse_range_header(range)
             .and_then(|r| r.validate(size))
             .map_err(|_| {
@@ -237,12 +252,26 @@ fn put_query(uri: &axum::http::Uri) -> Result<PutQuery, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
 }
 
-/// The namespace path named by a `Destination` header (an absolute URL or path).
+/// The namespace path named by a `Destination` header (an absolute URL or
+/// path). An absolute URL must name this server: the scheme it is reached
+/// by and the authority of the request's Host; anything else is another
+/// server, which bale does not move to (502, RFC 4918 section 9.9.4).
 fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
     let d = header_str(h, "destination").ok_or_else(|| ApiError::bad_request("MOVE needs a Destination header"))?;
     let uri: axum::http::Uri = d
         .parse()
         .map_err(|_| ApiError::bad_request(format!("Destination is not a URL or path: {d:?}")))?;
+    if let Some(authority) = uri.authority() {
+        let scheme = uri.scheme_str().unwrap_or("");
+        let ours = header_str(h, "x-forwarded-proto").unwrap_or("http");
+        let host = header_str(h, "host").unwrap_or("");
+        if !scheme.eq_ignore_ascii_case(ours) || !authority.as_str().eq_ignore_ascii_case(host) {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("Destination {d:?} is on another server ({ours}://{host} is this one); bale moves within its own namespace only"),
+            ));
+        }
+    }
     ns_path(uri.path())
 }
 
@@ -250,7 +279,19 @@ async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -
     let dest = destination(h)?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
-    let (_, replaced) = st.svc.rename(who, path, &dest, overwrite).await?;
+    if &dest == path {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("MOVE of {path} onto itself: source and destination are the same"),
+        ));
+    }
+    let (_, replaced) = st.svc.rename(who, path, &dest, overwrite).await.map_err(|e| match e {
+        // RFC 4918 9.9.4: the destination exists and Overwrite is F.
+        bale_core::Error::Exists(m) if !overwrite => {
+            ApiError::new(StatusCode::PRECONDITION_FAILED, format!("{m} and Overwrite is F"))
+        }
+        e => e.into(),
+    })?;
     Ok(if replaced {
         StatusCode::NO_CONTENT
     } else {
@@ -274,12 +315,22 @@ mod tests {
     #[test]
     fn destination_header_forms() {
         let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("host:1"));
         h.insert("destination", HeaderValue::from_static("http://host:1/x/y%20z"));
         assert_eq!(destination(&h).unwrap().as_str(), "/x/y z");
         h.insert("destination", HeaderValue::from_static("/p/q"));
         assert_eq!(destination(&h).unwrap().as_str(), "/p/q");
-        h.insert("destination", HeaderValue::from_static("http://host"));
+        h.insert("destination", HeaderValue::from_static("http://HOST:1"));
         assert_eq!(destination(&h).unwrap().as_str(), "/");
+        for other in [
+            "http://elsewhere:1/x",
+            "https://host:1/x",
+            "http://host:2/x",
+            "ftp://host:1/x",
+        ] {
+            h.insert("destination", HeaderValue::from_static(other));
+            assert_eq!(destination(&h).unwrap_err().status, StatusCode::BAD_GATEWAY, "{other}");
+        }
     }
 
     #[test]

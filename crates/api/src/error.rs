@@ -53,7 +53,7 @@ impl From<bale_util::PathError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.status != StatusCode::BAD_GATEWAY {
             tracing::error!("{}: {}", self.status, self.detail);
         }
         let body = serde_json::json!({

@@ -67,7 +67,58 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/metrics", get(metrics_page))
         .fallback(data::handle)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(protocol))
         .with_state(state)
+}
+
+/// What every request and every answer goes through, outside everything
+/// else: an HTTP/1.1 request without Host is refused (RFC 9112 3.2), and
+/// every error is problem+json, including the web framework's own
+/// rejections (a malformed, mistyped or unknown-field JSON body, a missing
+/// Content-Type, a body too large, a bad query string, a method a route
+/// does not have), which keep their headers (a 405's `Allow`). A JSON body
+/// that parses but does not fit the request (axum's 422) is a 400.
+async fn protocol(req: Request, next: Next) -> Response {
+    if req.version() == axum::http::Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+        return ApiError::bad_request("an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)")
+            .into_response();
+    }
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let status = if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    let detail = match (text.is_empty(), status) {
+        (false, _) => text,
+        (true, axum::http::StatusCode::METHOD_NOT_ALLOWED) => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed here; allowed: {allow}")
+        }
+        (true, s) => s.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut out = ApiError::new(status, detail).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Serves `svc` on an already bound listener until `shutdown` completes,

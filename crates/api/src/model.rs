@@ -75,6 +75,7 @@ pub struct ListPage {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MkdirRequest {
     pub path: String,
     #[serde(default)]
@@ -89,6 +90,7 @@ pub struct MkdirRequest {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AttrsRequest {
     pub path: String,
     #[serde(default)]
@@ -101,12 +103,14 @@ pub struct AttrsRequest {
 
 /// Tag changes: a value sets a tag, `null` clears it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TagsRequest {
     pub path: String,
     pub set: std::collections::BTreeMap<String, Option<String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub user: String,
     pub group: String,

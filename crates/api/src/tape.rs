@@ -119,6 +119,7 @@ async fn libraries(State(st): State<AppState>) -> Response {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EventsQuery {
     #[serde(default)]
     after: u64,

@@ -127,9 +127,69 @@ pub(crate) async fn propfind(
     Ok(resp)
 }
 
+/// A PROPFIND body, if there is one, must be well-formed XML (RFC 4918
+/// section 9.1: 400 otherwise). bale answers every PROPFIND with all its
+/// properties (allprop), whatever the body asks for.
+pub(crate) async fn check_propfind_body(body: Body) -> Result<(), ApiError> {
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the PROPFIND body: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    well_formed(&bytes).map_err(|e| ApiError::bad_request(format!("the PROPFIND body is not well-formed XML: {e}")))
+}
+
+fn well_formed(xml: &[u8]) -> Result<(), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let (mut depth, mut roots) = (0usize, 0usize);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+            Event::Start(_) => {
+                if depth == 0 {
+                    roots += 1;
+                }
+                depth += 1;
+            }
+            Event::End(_) => depth -= 1,
+            Event::Empty(_) if depth == 0 => roots += 1,
+            Event::Text(t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err("text outside the root element".into())
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    match (depth, roots) {
+        (0, 1) => Ok(()),
+        (0, 0) => Err("no root element".into()),
+        (0, _) => Err("more than one root element".into()),
+        _ => Err("unclosed element at the end".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn propfind_bodies_must_be_well_formed() {
+        let ok = br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
+        assert!(well_formed(ok).is_ok());
+        assert!(well_formed(b"<propfind/>").is_ok());
+        for bad in [
+            &b"<D:propfind xmlns:D=\"DAV:\"><D:prop>"[..],
+            b"<a></b>",
+            b"not xml at all",
+            b"<a/><b/>",
+            b"<a>",
+        ] {
+            assert!(well_formed(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn hrefs_are_encoded() {

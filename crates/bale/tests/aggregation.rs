@@ -242,8 +242,12 @@ fn the_mu2e_policy_packs_small_files_per_family_obeying_every_trigger() {
     let pkg = &where_is["/mu2e/phy-sim/f00007.dat"];
     assert!(st.contains("archive: archived") && st.contains(pkg.as_str()), "{st}");
     let show = s.run(&["package", "show", pkg]);
+    let count = s.api_get(&format!("packages/{pkg}"))["members"]
+        .as_array()
+        .unwrap()
+        .len();
     assert!(
-        show.contains("/mu2e/phy-sim/f00007.dat") && show.contains("members:"),
+        show.contains("/mu2e/phy-sim/f00007.dat") && show.contains(&format!("members: {count} ")),
         "{show}"
     );
     let listing = s.run(&["packages"]);

@@ -176,3 +176,72 @@ fn mkdir_mv_rm() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+/// `bale get -r /dir ./back` creates ./back as cp, scp and rclone do (the
+/// directory's content lands in it); into an existing directory it lands
+/// under its own name; a file can be fetched to a new name.
+#[test]
+fn get_creates_a_missing_target_as_cp_does() {
+    let srv = Server::start();
+    let src = tempfile::tempdir().unwrap();
+    let data = src.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("a.txt"), b"alpha").unwrap();
+    std::fs::write(data.join("sub/b.txt"), b"beta").unwrap();
+    srv.run(&["mkdir", "/exp"]);
+    srv.run(&["put", data.to_str().unwrap(), "/exp"]);
+    let dst = tempfile::tempdir().unwrap();
+    let back = dst.path().join("back");
+    srv.run(&["get", "-r", "/exp/data", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(back.join("a.txt")).unwrap(), b"alpha");
+    assert_eq!(std::fs::read(back.join("sub/b.txt")).unwrap(), b"beta");
+    // Now it exists: the directory goes into it under its own name.
+    srv.run(&["get", "-r", "/exp/data", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(back.join("data/sub/b.txt")).unwrap(), b"beta");
+    // A single file to a new name.
+    let renamed = dst.path().join("renamed.txt");
+    srv.run(&["get", "/exp/data/a.txt", renamed.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&renamed).unwrap(), b"alpha");
+    // A target that is a file cannot take a directory.
+    let out = srv
+        .bale()
+        .args(["get", "-r", "/exp/data", renamed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a local directory"));
+}
+
+/// A listing piped into `head` ends quietly: no panic, no backtrace.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    let srv = Server::start();
+    srv.run(&["mkdir", "/many"]);
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..1500 {
+        std::fs::write(src.path().join(format!("f{i:04}")), b"x").unwrap();
+    }
+    let files: Vec<String> = (0..1500)
+        .map(|i| src.path().join(format!("f{i:04}")).to_str().unwrap().to_string())
+        .collect();
+    let mut args = vec!["put".to_string(), "-j".into(), "8".into()];
+    args.extend(files);
+    args.push("/many".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    srv.run(&args);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{BIN}' ls -l /many | head -n 2"))
+        .env("BALE_SERVER", &srv.url)
+        .env("BALE_TOKEN", &srv.token)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+}

@@ -284,6 +284,10 @@ fn package_view_hides_paths_the_user_may_not_see() {
         .collect();
     assert_eq!(hidden.len(), 1, "{v}");
     assert!(hidden[0]["file_id"].is_string() && hidden[0]["path"].is_null());
+    // The CLI's header counts the members it lists (it said 0 once).
+    let shown = s.run(&["package", "show", &id]);
+    assert!(shown.contains("members: 2 "), "{shown}");
+    assert_eq!(show(&s.token)["member_count"], 2);
     // The CLI prints the file id instead.
     let out = s.bale_as(&u.bob).args(["package", "show", &id]).output().unwrap();
     let out = String::from_utf8(out.stdout).unwrap();

@@ -106,8 +106,25 @@ impl Cli {
     }
 }
 
+/// A client command writing into a closed pipe (`bale ls -l / | head`) ends
+/// quietly, as Unix tools do, instead of panicking in `println!`. The
+/// server keeps SIGPIPE ignored: it must never die of a client hanging up.
+fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler (no Rust code runs
+    // in signal context); it only undoes the SIG_IGN that Rust's runtime set
+    // before main. It runs before any thread of ours exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server and the benches (which run one, and feed child processes
+    // through pipes) keep it ignored.
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+        default_sigpipe();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BALE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

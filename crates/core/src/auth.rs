@@ -74,10 +74,13 @@ impl Auth {
         let header = header.ok_or_else(|| {
             Error::Unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'".into())
         })?;
+        // The scheme is case-insensitive (RFC 9110, section 11.1).
         let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+            .trim_start()
+            .split_once([' ', '\t'])
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::Unauthorized("Authorization must use the Bearer scheme".into()))?;
         let hash = hash_token(token);
         if let Some((p, at)) = self.cache.lock().unwrap().get(&hash) {

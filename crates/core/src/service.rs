@@ -725,6 +725,17 @@ impl Service {
         for (k, v) in changes {
             tags.set(k, v.as_deref()).map_err(Error::BadRequest)?;
         }
+        // A library tag must name a library this server has: otherwise
+        // every later write below the directory would fail.
+        if let Some(lib) = &tags.library {
+            let libraries: Vec<String> = self.tape.libraries().into_iter().map(|l| l.name).collect();
+            if !libraries.contains(lib) {
+                return Err(Error::BadRequest(format!(
+                    "unknown library {lib:?}: the configured libraries are {}",
+                    libraries.join(", ")
+                )));
+            }
+        }
         Ok(self.catalog.set_tags(node.id, &tags).await?)
     }
 

@@ -101,7 +101,7 @@ const EVENTS_KEPT: usize = 100_000;
 
 /// A fault to inject (tests, drills). Each fires once.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// The next tape write on this volume fails halfway.
     WriteError { volume: String },

@@ -270,11 +270,15 @@ async fn upload(c: &Client, f: &Transfer, overwrite: bool, p: &Progress) -> Resu
 }
 
 /// Plans a download: local directories to create and files to fetch.
+/// What a get writes where. With `as_target`, the one remote is copied to
+/// `local_dir` itself (cp's `cp -r /dir ./back` when ./back does not exist);
+/// otherwise each remote goes into `local_dir` under its own name.
 async fn plan_get(
     c: &Client,
     remotes: &[String],
     local_dir: &Path,
     recursive: bool,
+    as_target: bool,
 ) -> Result<(Vec<PathBuf>, Vec<Transfer>)> {
     let mut dirs = Vec::new();
     let mut files = Vec::new();
@@ -285,7 +289,11 @@ async fn plan_get(
         } else {
             e.name.clone()
         };
-        let local = local_dir.join(&name);
+        let local = if as_target {
+            local_dir.to_path_buf()
+        } else {
+            local_dir.join(&name)
+        };
         if !e.is_dir() {
             files.push(Transfer {
                 local,
@@ -324,11 +332,20 @@ async fn plan_get(
 pub async fn get(c: &Client, a: &GetArgs) -> Result<ExitCode> {
     let (remotes, local_dir) = a.args.split_at(a.args.len() - 1);
     let local_dir = PathBuf::from(&local_dir[0]);
-    if !local_dir.is_dir() {
-        bail!("{} is not a local directory", local_dir.display());
+    // As cp, scp and rclone: a target that does not exist is created; one
+    // remote is copied to it under the target's name, several into it.
+    if local_dir.exists() && !local_dir.is_dir() {
+        bail!("{} exists and is not a local directory", local_dir.display());
     }
-    let (dirs, files) = plan_get(c, remotes, &local_dir, a.recursive).await?;
-    for d in &dirs {
+    let as_target = !local_dir.exists() && remotes.len() == 1;
+    let (dirs, files) = plan_get(c, remotes, &local_dir, a.recursive, as_target).await?;
+    let parent = local_dir.parent().filter(|p| !p.as_os_str().is_empty());
+    let top = if as_target {
+        parent.map(Path::to_path_buf)
+    } else {
+        Some(local_dir.clone())
+    };
+    for d in top.iter().chain(&dirs) {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
     let progress = Progress::new(files.iter().map(|f| f.size).sum(), files.len());
