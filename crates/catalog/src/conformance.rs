@@ -741,6 +741,11 @@ pub async fn ids_are_never_reused(c: &dyn Catalog) {
     assert!(job.id > last);
     let held = c.hold_member(job.id, a.file_id, "bad").await.unwrap();
     assert!(held.id > job.id);
+    // Nor is a node's: the access-time log and landing notes name nodes.
+    let a = c.lookup(&p("/raw/a")).await.unwrap().unwrap();
+    c.remove(a.id, false, None).await.unwrap();
+    let b = put(c, d.id, "b", 1).await;
+    assert!(b.id > a.id, "node {} after {}", b.id, a.id);
     let x = c.raise_alarm("error", "x", "one").await.unwrap();
     let y = c.raise_alarm("error", "x", "two").await.unwrap();
     assert!(y.id > x.id);

@@ -67,11 +67,13 @@ CREATE INDEX landing_node ON landing(node);
     "ALTER TABLE landing ADD COLUMN data BLOB;",
     // v6: ids of durable work are never reused. An `INTEGER PRIMARY KEY`
     // hands out max(id) + 1, so the id of the newest job reappeared once
-    // that job was gone; ids now come from counters that only grow.
+    // that job was gone; ids now come from counters that only grow (nodes
+    // too: the access-time log and landing notes name nodes by id).
     r#"
 CREATE TABLE sequences (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
 INSERT INTO sequences SELECT 'archive_jobs', COALESCE(MAX(id), 0) + 1 FROM archive_jobs;
 INSERT INTO sequences SELECT 'alarms', COALESCE(MAX(id), 0) + 1 FROM alarms;
+INSERT INTO sequences SELECT 'nodes', COALESCE(MAX(id), 0) + 1 FROM nodes;
 "#,
 ];
 
@@ -328,10 +330,11 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         None => (&f.owner, &f.group, f.mode),
     };
     let t = &parent.tags;
+    let id = next_id(tx, "nodes")?;
     let mut st = tx.prepare_cached(&format!(
-        "INSERT INTO nodes (parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+        "INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
          storage_group, file_family, file_family_width, wrapper, library) \
-         VALUES (?1, ?2, 2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {NODE_COLS}"
+         VALUES (?15, ?1, ?2, 2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {NODE_COLS}"
     ))?;
     let node = st.query_row(
         params![
@@ -348,7 +351,8 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
             t.file_family,
             t.file_family_width.map(|w| w as i64),
             t.wrapper,
-            t.library
+            t.library,
+            id
         ],
         node_from_row,
     )?;
@@ -434,10 +438,11 @@ impl Catalog for SqliteCatalog {
                 return Err(CatalogError::AlreadyExists(d.name.clone()));
             }
             let t = &parent.tags;
+            let id = next_id(tx, "nodes")?;
             let mut st = tx.prepare_cached(&format!(
-                "INSERT INTO nodes (parent, name, kind, owner, grp, mode, ctime, mtime, atime, \
+                "INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, ctime, mtime, atime, \
                  storage_group, file_family, file_family_width, wrapper, library) \
-                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING {NODE_COLS}"
+                 VALUES (?12, ?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING {NODE_COLS}"
             ))?;
             Ok(st.query_row(
                 params![
@@ -451,7 +456,8 @@ impl Catalog for SqliteCatalog {
                     t.file_family,
                     t.file_family_width.map(|w| w as i64),
                     t.wrapper,
-                    t.library
+                    t.library,
+                    id
                 ],
                 node_from_row,
             )?)
