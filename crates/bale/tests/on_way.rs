@@ -21,6 +21,8 @@ check_ms = 50
 direct_min_size = "1 MiB"
 time_scale = 1.0
 idle_unload_s = 30.0
+read_ahead_threads = 1
+read_ahead_window = "200 kB"
 
 [tape.media.RACE]
 capacity = "1 GB"
@@ -50,9 +52,9 @@ max_wait_s = 3600
 
 const ROUNDS: usize = 50;
 
-fn start(catalog: Catalog, extra_config: &str) -> (Server, tempfile::TempDir) {
+fn start(catalog: Catalog) -> (Server, tempfile::TempDir) {
     let cfg = tempfile::tempdir().unwrap();
-    let config = write_file(cfg.path(), "bale.toml", &format!("{extra_config}{RACE_TAPE}"));
+    let config = write_file(cfg.path(), "bale.toml", RACE_TAPE);
     let policy = write_file(cfg.path(), "policy.toml", SMALL_POLICY);
     let s = Server::start_with(catalog, &["--config", &config, "--policy", &policy]);
     (s, cfg)
@@ -120,7 +122,7 @@ fn assert_all_archived_once(s: &Server, paths: &[String]) {
 /// Deletes of direct files while they are written to tape, each followed
 /// at once by new direct PUTs: every new file reaches tape exactly once.
 fn delete_direct_while_writing(catalog: Catalog) {
-    let (s, _cfg) = start(catalog, "");
+    let (s, _cfg) = start(catalog);
     s.run(&["mkdir", "/d"]);
     let mut kept = Vec::new();
     for round in 0..ROUNDS {
@@ -150,7 +152,9 @@ fn delete_direct_while_writing(catalog: Catalog) {
 /// Members deleted while their package is written, then new pooled PUTs:
 /// the rest of each package reaches tape exactly once, no attempt counted.
 fn delete_pooled_while_writing(catalog: Catalog) {
-    let (s, _cfg) = start(catalog, "");
+    // Members are read one at a time just ahead of the drive, so the last
+    // ones are opened well after the write began (~30 ms per member).
+    let (s, _cfg) = start(catalog);
     s.run(&["mkdir", "/p"]);
     let mut kept = Vec::new();
     for round in 0..ROUNDS {
@@ -159,8 +163,14 @@ fn delete_pooled_while_writing(catalog: Catalog) {
         for (i, p) in names.iter().enumerate() {
             put(&s, p, &bytes((round * 6 + i) as u64, 150_000));
         }
-        s.wait_for(10, "the drive writing", drive_busy);
-        std::thread::sleep(Duration::from_millis(20 + (round as u64 % 5) * 20));
+        // This round's package is the one being written.
+        s.wait_for(10, "the pool closed", |s| {
+            stat(s, &names[0])["archive"]["state"] == "queued"
+        });
+        s.wait_for(10, "the drive writing it", |s| {
+            drive_busy(s) && s.api_get("queue")["jobs"].as_array().unwrap().len() <= 1
+        });
+        std::thread::sleep(Duration::from_millis((round as u64 % 6) * 20));
         // The last members are read last: deleting them races the packer.
         delete(&s, &names[5]);
         delete(&s, &names[4]);
@@ -172,7 +182,9 @@ fn delete_pooled_while_writing(catalog: Catalog) {
     assert!(q["jobs"].as_array().unwrap().is_empty(), "{q}");
     // Dead members are exactly the deleted ones that made it into a package.
     let mut live = 0;
+    let mut dead_in_packages = 0;
     for p in s.api_get("packages").as_array().unwrap() {
+        dead_in_packages += p["dead_members"].as_u64().unwrap();
         let shown = s.api_get(&format!("packages/{}", p["id"].as_str().unwrap()));
         let members = shown["members"].as_array().unwrap();
         let dead = members.iter().filter(|m| m["path"].is_null()).count();
@@ -180,6 +192,21 @@ fn delete_pooled_while_writing(catalog: Catalog) {
         live += members.len() - dead;
     }
     assert_eq!(live, kept.len());
+    // The race was run: deletes landed while packages were being written
+    // (a member read already stays in its package as dead bytes; one not
+    // read yet makes the drive write the package again without it).
+    let retries = s
+        .api_get("tape/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "retry")
+        .count();
+    eprintln!("pooled race: {dead_in_packages} dead member(s) in packages, {retries} rewrite(s) without a member");
+    assert!(
+        retries > 0,
+        "no delete raced a package write before its member was read"
+    );
 }
 
 #[test]
@@ -206,7 +233,7 @@ fn delete_pooled_while_writing_postgres() {
 /// pool row and a direct file's job deleted) are found at start and while
 /// running, raise an alarm, and are queued again and archived.
 fn stranded_files_found_alarmed_and_queued(catalog: Catalog) {
-    let (mut s, cfg) = start(catalog, "");
+    let (mut s, cfg) = start(catalog);
     s.run(&["mkdir", "/s"]);
     put(&s, "/s/pooled", &bytes(1, 1000));
     // Drives offline: the direct file stays queued until we say so.
