@@ -63,6 +63,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             "DELETE" => delete(&st, &who, &path).await,
             "MKCOL" => mkcol(&st, &who, &path, req).await,
             "MOVE" => do_move(&st, &who, &path, req.headers()).await,
+            "COPY" => do_copy(&st, &who, &path, req.headers()).await,
             "PROPFIND" => {
                 let (parts, body) = req.into_parts();
                 webdav::check_propfind_body(body).await?;
@@ -84,7 +85,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     result.unwrap_or_else(|e| e.into_response())
 }
 
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, MOVE, PROPFIND";
+const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND";
 
 fn options() -> Response {
     let mut r = StatusCode::OK.into_response();
@@ -292,6 +293,39 @@ async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -
         }
         e => e.into(),
     })?;
+    Ok(if replaced {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::CREATED
+    }
+    .into_response())
+}
+
+/// RFC 4918 9.8: COPY of a file, or of a collection with `Depth:
+/// infinity` (the default) or `0` (the collection alone).
+async fn do_copy(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {
+    let dest = destination(h)?;
+    let overwrite = overwrite_header(h, true)?;
+    let recursive = match header_str(h, "depth").map(|d| d.trim().to_ascii_lowercase()) {
+        None => true,
+        Some(d) if d == "infinity" => true,
+        Some(d) if d == "0" => false,
+        Some(d) => {
+            return Err(ApiError::bad_request(format!(
+                "COPY takes Depth 0 or infinity, not {d:?}"
+            )))
+        }
+    };
+    let replaced = st
+        .svc
+        .copy(who, path, &dest, overwrite, recursive)
+        .await
+        .map_err(|e| match e {
+            bale_core::Error::Exists(m) if !overwrite => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, format!("{m} and Overwrite is F"))
+            }
+            e => e.into(),
+        })?;
     Ok(if replaced {
         StatusCode::NO_CONTENT
     } else {

@@ -98,14 +98,13 @@ fn framework_rejections_are_problem_json_and_change_nothing() {
     let (st, _, h) = problem(post_raw(&s, "stat", json, b"{}".to_vec()));
     assert_eq!(st, 405);
     assert!(h.get("allow").unwrap().to_str().unwrap().contains("GET"), "{h:?}");
-    let copy = s
+    let lock = s
         .http()
-        .request(Method::from_bytes(b"COPY").unwrap(), s.url_of("/a/file.txt"))
+        .request(Method::from_bytes(b"LOCK").unwrap(), s.url_of("/a/file.txt"))
         .bearer_auth(&s.token)
-        .header("Destination", s.url_of("/a/copy.txt"))
         .send()
         .unwrap();
-    let (st, _, h) = problem(copy);
+    let (st, _, h) = problem(lock);
     assert_eq!(st, 405);
     assert!(h.get("allow").unwrap().to_str().unwrap().contains("PROPFIND"), "{h:?}");
     // Unknown fields are refused on every JSON request body.
@@ -280,4 +279,112 @@ fn http_range_units_host_and_auth_scheme() {
     );
     assert!(answer.contains("Host"), "{answer}");
     assert_eq!(s.tree(), before);
+}
+
+/// WebDAV COPY (RFC 4918 9.8): a file, a tree (Depth infinity) or a bare
+/// collection (Depth 0); onto itself 403, into itself 409, onto an
+/// existing entry with Overwrite: F 412; a source the user may not read in
+/// full is refused before anything is copied.
+#[test]
+fn webdav_copy() {
+    let s = server();
+    webdav(&s, "PUT", "/a/sub/inner.txt").body("inner").send().unwrap();
+    let before = s.tree();
+    let status = |r: reqwest::blocking::RequestBuilder| r.send().unwrap().status().as_u16();
+    let (st, _, _) = problem(
+        webdav(&s, "COPY", "/a/file.txt")
+            .header("Destination", s.url_of("/a/file.txt"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 403);
+    let (st, _, _) = problem(
+        webdav(&s, "COPY", "/a")
+            .header("Destination", s.url_of("/a/sub/a-again"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 409);
+    let (st, _, _) = problem(
+        webdav(&s, "COPY", "/a/file.txt")
+            .header("Destination", s.url_of("/a/sub/inner.txt"))
+            .header("Overwrite", "F")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 412);
+    let (st, _, _) = problem(
+        webdav(&s, "COPY", "/a/file.txt")
+            .header("Destination", "http://elsewhere.example/a/x")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 502);
+    // Bob may not read alice's private file: the tree copy is refused whole.
+    s.run(&["mkdir", "--owner", "alice", "--group", "phys", "/alice"]);
+    let alice = s.token_for("alice", "phys");
+    let bob = s.token_for("bob", "other");
+    s.run(&["mkdir", "--owner", "bob", "--group", "other", "/bob"]);
+    let r = s
+        .http()
+        .put(s.url_of("/alice/open.txt"))
+        .bearer_auth(&alice)
+        .body("o")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s
+        .http()
+        .put(s.url_of("/alice/private.txt"))
+        .bearer_auth(&alice)
+        .body("p")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.run(&["chmod", "600", "/alice/private.txt"]);
+    let before_bob = s.tree();
+    let r = s
+        .http()
+        .request(Method::from_bytes(b"COPY").unwrap(), s.url_of("/alice"))
+        .bearer_auth(&bob)
+        .header("Destination", s.url_of("/bob/alice-copy"))
+        .send()
+        .unwrap();
+    let (st, d, _) = problem(r);
+    assert_eq!(st, 403, "{d}");
+    assert_eq!(s.tree(), before_bob, "a refused copy changed the namespace");
+    s.run(&["rm", "-r", "/alice", "/bob"]);
+    assert_eq!(s.tree(), before);
+
+    // A file, then a whole tree, then a bare collection.
+    assert_eq!(
+        status(webdav(&s, "COPY", "/a/file.txt").header("Destination", s.url_of("/a/copy.txt"))),
+        201
+    );
+    let text = webdav(&s, "GET", "/a/copy.txt").send().unwrap().text().unwrap();
+    assert_eq!(text, "0123456789");
+    assert_ne!(s.file_id("/a/copy.txt"), s.file_id("/a/file.txt"));
+    assert_eq!(
+        status(webdav(&s, "COPY", "/a").header("Destination", s.url_of("/b"))),
+        201
+    );
+    let text = webdav(&s, "GET", "/b/sub/inner.txt").send().unwrap().text().unwrap();
+    assert_eq!(text, "inner");
+    assert_eq!(
+        status(
+            webdav(&s, "COPY", "/a")
+                .header("Destination", s.url_of("/c"))
+                .header("Depth", "0")
+        ),
+        201
+    );
+    let c = s.api_get("list?path=/c");
+    assert!(c["entries"].as_array().unwrap().is_empty(), "{c}");
+    // Onto an existing file with Overwrite: T (the default): 204, new data.
+    assert_eq!(
+        status(webdav(&s, "COPY", "/a/sub/inner.txt").header("Destination", s.url_of("/a/copy.txt"))),
+        204
+    );
+    let text = webdav(&s, "GET", "/a/copy.txt").send().unwrap().text().unwrap();
+    assert_eq!(text, "inner");
 }

@@ -262,7 +262,8 @@ fn move_delete_mkcol() {
     let id = srv.file_id("/dav/a.txt");
     assert_eq!(mv("/dav/a.txt", "/dav/sub%20dir/a2.txt", None), 201);
     assert_eq!(srv.file_id("/dav/sub dir/a2.txt"), id, "a move keeps the file id");
-    assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("F")), 409);
+    // RFC 4918 9.9.4: the destination exists and Overwrite is F.
+    assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("F")), 412);
     assert_eq!(mv("/dav/b.bin", "/dav/sub%20dir/a2.txt", Some("T")), 204);
     assert_eq!(mv("/dav", "/dav/sub%20dir/inside", None), 409);
     assert_eq!(mv("/dav/nope", "/dav/x", None), 404);

@@ -710,6 +710,105 @@ impl Service {
         Ok((committed.node, replaced))
     }
 
+    /// Copies `from` to `to` (WebDAV COPY; `cp`, or `cp -r` with
+    /// `recursive`). The whole source is walked first (read and list
+    /// permission on all of it) so that a refusal changes nothing. An
+    /// existing file at `to` is written into (as `cp` does: it keeps its
+    /// owner, group and mode; needs `w` on it); an existing directory is
+    /// removed first (RFC 4918); with `overwrite` false an existing `to` is
+    /// refused. Every copied byte is checked against the source's adler32.
+    /// New directories take the source's mode and inherit their new
+    /// parent's tags. Returns whether an existing entry was replaced.
+    pub async fn copy(
+        &self,
+        who: &Principal,
+        from: &NsPath,
+        to: &NsPath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> Result<bool> {
+        if from == to {
+            return Err(Error::Forbidden(format!("cannot copy {from} onto itself")));
+        }
+        check_reserved(to)?;
+        let src = self.stat(who, from).await?;
+        if src.is_dir() && to.starts_with(from) {
+            return Err(Error::Conflict(format!(
+                "cannot copy directory {from} into itself ({to})"
+            )));
+        }
+        // The plan: relative paths of the directories to make and files to copy.
+        let mut dirs: Vec<(String, u32)> = Vec::new();
+        let mut files: Vec<String> = Vec::new();
+        if src.is_dir() {
+            dirs.push((String::new(), src.mode));
+            let mut todo = vec![String::new()];
+            while recursive && !todo.is_empty() {
+                let rel = todo.pop().expect("not empty");
+                let dir = NsPath::parse(&format!("{from}{rel}"))?;
+                let mut after: Option<String> = None;
+                loop {
+                    let page = self.list(who, &dir, after.as_deref(), 10_000).await?;
+                    for n in &page.entries {
+                        let child = format!("{rel}/{}", n.name);
+                        if n.is_dir() {
+                            dirs.push((child.clone(), n.mode));
+                            todo.push(child);
+                        } else {
+                            let path = NsPath::parse(&format!("{from}{child}"))?;
+                            self.entry(who, Op::Read, &path).await?;
+                            files.push(child);
+                        }
+                    }
+                    match page.next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+            }
+        } else {
+            self.entry(who, Op::Read, from).await?;
+            files.push(String::new());
+        }
+        let target = self.authorize(who, Op::Create, to).await?;
+        let replaced = match target.node() {
+            Some(_) if !overwrite => {
+                return Err(Error::Exists(format!("{to} already exists")));
+            }
+            Some(d) if d.is_dir() || src.is_dir() => {
+                self.delete(who, to, true).await?;
+                true
+            }
+            Some(_) => {
+                check(who, Op::Overwrite, &target)?;
+                true
+            }
+            None => false,
+        };
+        // Relative paths start with '/'; parsing normalizes "//".
+        let at = |rel: &str| NsPath::parse(&format!("{to}{rel}"));
+        for (rel, mode) in &dirs {
+            let opts = MkdirOptions {
+                mode: Some(*mode),
+                ..MkdirOptions::default()
+            };
+            self.mkdir(who, &at(rel)?, &opts).await?;
+        }
+        for rel in &files {
+            let source = NsPath::parse(&format!("{from}{rel}"))?;
+            let (node, file) = self.open(who, &source).await?;
+            let opts = PutOptions {
+                overwrite: replaced && rel.is_empty() && !src.is_dir(),
+                declared_len: Some(node.size),
+                digest: node.adler32,
+            };
+            self.put(who, &at(rel)?, &opts, tokio_util::io::ReaderStream::new(file))
+                .await?;
+            self.record_read(&node);
+        }
+        Ok(replaced)
+    }
+
     /// Sets (`Some`) or clears (`None`) tags on a directory.
     pub async fn set_tags(&self, who: &Principal, path: &NsPath, changes: &[(String, Option<String>)]) -> Result<Node> {
         let node = self.entry(who, Op::Tag, path).await?;
