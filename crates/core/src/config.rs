@@ -181,6 +181,10 @@ dir_mode = 0o755
 policy = ""
 # How often open pools are checked for their triggers (ms).
 check_ms = 200
+# How often (and once at start) every file is checked to be on its way to
+# tape: in a pool, an archive job or a package (s). A file that is not
+# raises an alarm and is routed again.
+check_on_way_s = 600
 
 [tape]
 # Real seconds slept per modelled second of tape work: 0 only accounts
@@ -294,6 +298,9 @@ impl Config {
         self.tape.validate().map_err(ConfigError::Invalid)?;
         if self.archive.check_ms == 0 {
             return Err(ConfigError::Invalid("archive.check_ms must be at least 1".into()));
+        }
+        if self.archive.check_on_way_s == 0 {
+            return Err(ConfigError::Invalid("archive.check_on_way_s must be at least 1".into()));
         }
         if self.catalog != "sqlite"
             && !self.catalog.starts_with("postgres://")

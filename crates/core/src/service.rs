@@ -167,7 +167,7 @@ impl Service {
         };
         let watcher = archiver.spawn(
             Duration::from_millis(config.archive.check_ms),
-            Duration::from_secs(config.archive.check_on_way_s.max(1)),
+            Duration::from_secs(config.archive.check_on_way_s),
         );
 
         let (committer, commit_task) = Committer::spawn(
