@@ -280,14 +280,15 @@ async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -
     let dest = destination(h)?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
-    if &dest == path {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("MOVE of {path} onto itself: source and destination are the same"),
-        ));
-    }
-    let (_, replaced) = st.svc.rename(who, path, &dest, overwrite).await.map_err(|e| match e {
-        // RFC 4918 9.9.4: the destination exists and Overwrite is F.
+    let moved = st.svc.rename(who, path, &dest, overwrite).await.map(|(_, replaced)| replaced);
+    moved_or_copied(moved, overwrite)
+}
+
+/// The answer to a MOVE or COPY (RFC 4918 9.8.5, 9.9.4): 204 when an
+/// existing entry was replaced, else 201; 412 when the destination exists
+/// and Overwrite is F.
+fn moved_or_copied(r: bale_core::Result<bool>, overwrite: bool) -> Result<Response, ApiError> {
+    let replaced = r.map_err(|e| match e {
         bale_core::Error::Exists(m) if !overwrite => {
             ApiError::new(StatusCode::PRECONDITION_FAILED, format!("{m} and Overwrite is F"))
         }
@@ -316,22 +317,8 @@ async fn do_copy(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -
             )))
         }
     };
-    let replaced = st
-        .svc
-        .copy(who, path, &dest, overwrite, recursive)
-        .await
-        .map_err(|e| match e {
-            bale_core::Error::Exists(m) if !overwrite => {
-                ApiError::new(StatusCode::PRECONDITION_FAILED, format!("{m} and Overwrite is F"))
-            }
-            e => e.into(),
-        })?;
-    Ok(if replaced {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::CREATED
-    }
-    .into_response())
+    let copied = st.svc.copy(who, path, &dest, overwrite, recursive).await;
+    moved_or_copied(copied, overwrite)
 }
 
 #[cfg(test)]

@@ -687,6 +687,11 @@ impl Service {
         if from.is_root() {
             return Err(Error::Forbidden("the root directory cannot be moved".into()));
         }
+        if from == to {
+            return Err(Error::Forbidden(format!(
+                "cannot move {from} onto itself: source and destination are the same"
+            )));
+        }
         check_reserved(to)?;
         let node = self.entry(who, Op::Remove, from).await?;
         let target = self.authorize(who, Op::Create, to).await?;
