@@ -280,7 +280,11 @@ async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -
     let dest = destination(h)?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
-    let moved = st.svc.rename(who, path, &dest, overwrite).await.map(|(_, replaced)| replaced);
+    let moved = st
+        .svc
+        .rename(who, path, &dest, overwrite)
+        .await
+        .map(|(_, replaced)| replaced);
     moved_or_copied(moved, overwrite)
 }
 

@@ -626,13 +626,14 @@ impl Service {
 
     /// Opens a file's data. Call [`Service::record_read`] once bytes are sent.
     pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {
-        let node = self.entry(who, Op::Stat, path).await?;
+        let r = self.authorize(who, Op::Stat, path).await?;
+        let node = r.node().expect("checked").clone();
         if node.is_dir() {
             return Err(Error::Conflict(format!(
                 "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
             )));
         }
-        let node = self.entry(who, Op::Read, path).await?;
+        check(who, Op::Read, &r)?;
         let id = node
             .file_id
             .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
