@@ -235,6 +235,40 @@ fn overwrite_keeps_owner_group_and_mode() {
     // A file that is not group-writable is not carol's to overwrite.
     chmod(&s, &c, "/alice/shared/gw.txt", 0o644);
     assert_eq!(put(&s, &c, &u.carol, "/alice/shared/gw.txt", "again", true), 403);
+
+    // The group-writable file below each directory mode: carol overwrites
+    // it exactly when she may search the directory; bob never (no w for
+    // others); neither takes it over, deletes or chmods it.
+    for (i, mode) in MODES.iter().enumerate() {
+        let dir = format!("/alice/gw{i}");
+        let file = format!("{dir}/gw.txt");
+        mkdir(&s, &c, &dir, "alice", "phys", 0o777);
+        assert_eq!(put(&s, &c, &u.alice, &file, "alice's", false), 201);
+        chmod(&s, &c, &file, 0o664);
+        chmod(&s, &c, &dir, *mode);
+        let before = view(&s, &c, "/alice");
+        assert_eq!(put(&s, &c, &u.bob, &file, "bob's", true), 403, "bob, {mode:o}");
+        assert_eq!(view(&s, &c, "/alice"), before);
+        let st = put(&s, &c, &u.carol, &file, "carol's", true);
+        if grants(*mode, 3, X) {
+            assert!(st == 201 || st == 204, "carol, {mode:o}: {st}");
+        } else {
+            assert_eq!(st, 403, "carol, {mode:o}");
+            assert_eq!(view(&s, &c, "/alice"), before);
+        }
+        let after = view(&s, &c, "/alice");
+        assert_eq!(
+            req(&s, &c, "DELETE", &file, &u.carol).send().unwrap().status().as_u16(),
+            403
+        );
+        assert_eq!(
+            api(&s, &c, &u.carol, "attrs", json!({"path": file, "mode": "600"})),
+            403
+        );
+        assert_eq!(view(&s, &c, "/alice"), after);
+        let e = s.api_get(&format!("stat?path={file}"));
+        assert_eq!((&e["owner"], &e["mode"]), (&json!("alice"), &json!("0664")), "{e}");
+    }
 }
 
 /// Hole 4: a package view shows a member's path only to a user who may
@@ -255,6 +289,13 @@ fn package_view_hides_paths_the_user_may_not_see() {
     mkdir(&s, &c, "/alice/pub", "alice", "phys", 0o755);
     assert_eq!(put(&s, &c, &u.alice, "/alice/priv/secret.txt", "secret", false), 201);
     assert_eq!(put(&s, &c, &u.alice, "/alice/pub/open.txt", "open", false), 201);
+    // And one member below each directory mode, nested one level deeper.
+    for (i, mode) in MODES.iter().enumerate() {
+        mkdir(&s, &c, &format!("/alice/m{i}"), "alice", "phys", 0o777);
+        mkdir(&s, &c, &format!("/alice/m{i}/in"), "alice", "phys", 0o755);
+        assert_eq!(put(&s, &c, &u.alice, &format!("/alice/m{i}/in/f.txt"), "m", false), 201);
+        chmod(&s, &c, &format!("/alice/m{i}"), *mode);
+    }
     s.run(&["queue", "flush"]);
     s.wait_for(60, "the package", |s| {
         !s.api_get("packages").as_array().unwrap().is_empty()
@@ -282,12 +323,24 @@ fn package_view_hides_paths_the_user_may_not_see() {
         .iter()
         .filter(|m| m["hidden"] == true)
         .collect();
-    assert_eq!(hidden.len(), 1, "{v}");
-    assert!(hidden[0]["file_id"].is_string() && hidden[0]["path"].is_null());
+    // priv/secret.txt, and the members below 0700 and 0750 (no x for others).
+    assert_eq!(hidden.len(), 3, "{v}");
+    assert!(hidden.iter().all(|m| m["file_id"].is_string() && m["path"].is_null()));
+    for (token, shift, name) in [(&u.alice, 6, "alice"), (&u.carol, 3, "carol"), (&u.bob, 0, "bob")] {
+        let v = show(token);
+        for (i, mode) in MODES.iter().enumerate() {
+            let path = format!("/alice/m{i}/in/f.txt");
+            assert_eq!(
+                text(&v).contains(&path),
+                grants(*mode, shift, X),
+                "{name} {mode:o}: {v}"
+            );
+        }
+    }
     // The CLI's header counts the members it lists (it said 0 once).
     let shown = s.run(&["package", "show", &id]);
-    assert!(shown.contains("members: 2 "), "{shown}");
-    assert_eq!(show(&s.token)["member_count"], 2);
+    assert!(shown.contains("members: 7 "), "{shown}");
+    assert_eq!(show(&s.token)["member_count"], 7);
     // The CLI prints the file id instead.
     let out = s.bale_as(&u.bob).args(["package", "show", &id]).output().unwrap();
     let out = String::from_utf8(out.stdout).unwrap();
