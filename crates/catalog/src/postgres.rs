@@ -423,6 +423,9 @@ impl Catalog for PostgresCatalog {
     async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        if files.iter().any(|f| f.replace) {
+            crate::postgres_tape::lock_for_deletes(&tx).await?;
+        }
         settle(&tx, settled).await?;
         let note = tx
             .prepare_cached(
@@ -488,6 +491,7 @@ impl Catalog for PostgresCatalog {
         }
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        crate::postgres_tape::lock_for_deletes(&tx).await?;
         let node = get_node(&tx, id)
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
@@ -529,6 +533,9 @@ impl Catalog for PostgresCatalog {
         }
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        if overwrite {
+            crate::postgres_tape::lock_for_deletes(&tx).await?;
+        }
         let node = get_node(&tx, id)
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;

@@ -205,6 +205,22 @@ const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE p.file_id =
      AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
 
+/// Dead counts are exact under concurrency: transactions that delete files
+/// share this lock, a package commit holds it alone (`commit_tape_files`).
+/// Without it a member deleted while its package's commit is in flight is
+/// counted by neither: the commit cannot see the uncommitted delete, and the
+/// delete cannot see the uncommitted member rows. With it, whichever
+/// transaction comes second sees the other committed (each statement of a
+/// READ COMMITTED transaction sees what committed before it started).
+/// Deleting transactions take it FIRST, before any row lock: one that held
+/// a row lock while it queued behind a waiting package commit could close a
+/// cycle with a transaction that holds the lock and waits for that row.
+pub(crate) async fn lock_for_deletes(tx: &impl GenericClient) -> Result<()> {
+    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&DEAD_COUNT_LOCK])
+        .await?;
+    Ok(())
+}
+
 /// Creates an archive job for `files` (id, size) inside a transaction;
 /// `pool` names the pool it closes.
 pub(crate) async fn create_job(
@@ -254,15 +270,9 @@ pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Re
     if ids.is_empty() {
         return Ok(());
     }
-    // Dead counts are exact under concurrency: deletes share this lock, a
-    // package commit holds it alone (see `commit_tape_files`). Without it a
-    // member deleted while its package's commit is in flight is counted by
-    // neither: the commit cannot see the uncommitted delete, and the delete
-    // cannot see the uncommitted member rows. With it, whichever transaction
-    // comes second sees the other committed (each statement of a READ
-    // COMMITTED transaction sees what committed before it started).
-    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&DEAD_COUNT_LOCK])
-        .await?;
+    // Taken at the start of every transaction that may get here; again
+    // here (a no-op then) so that no caller can forget it.
+    lock_for_deletes(tx).await?;
     let st = tx
         .prepare_cached(
             "UPDATE packages p SET dead_members = p.dead_members + d.n, dead_bytes = p.dead_bytes + d.bytes \
