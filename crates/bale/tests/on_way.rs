@@ -209,26 +209,6 @@ fn delete_pooled_while_writing(catalog: Catalog) {
     );
 }
 
-#[test]
-fn delete_direct_while_writing_sqlite() {
-    delete_direct_while_writing(Catalog::Sqlite);
-}
-
-#[test]
-fn delete_direct_while_writing_postgres() {
-    delete_direct_while_writing(Catalog::Postgres);
-}
-
-#[test]
-fn delete_pooled_while_writing_sqlite() {
-    delete_pooled_while_writing(Catalog::Sqlite);
-}
-
-#[test]
-fn delete_pooled_while_writing_postgres() {
-    delete_pooled_while_writing(Catalog::Postgres);
-}
-
 /// Files left on no way to tape by hand in the catalog (a pooled file's
 /// pool row and a direct file's job deleted) are found at start and while
 /// running, raise an alarm, and are queued again and archived.
@@ -287,12 +267,8 @@ fn stranded_files_found_alarmed_and_queued(catalog: Catalog) {
     }
 }
 
-#[test]
-fn stranded_files_found_alarmed_and_queued_sqlite() {
-    stranded_files_found_alarmed_and_queued(Catalog::Sqlite);
-}
-
-#[test]
-fn stranded_files_found_alarmed_and_queued_postgres() {
-    stranded_files_found_alarmed_and_queued(Catalog::Postgres);
-}
+on_both_catalogs!(
+    delete_direct_while_writing,
+    delete_pooled_while_writing,
+    stranded_files_found_alarmed_and_queued
+);

@@ -175,16 +175,6 @@ fn hidden_files_are_neither_read_nor_written(catalog: Catalog) {
     }
 }
 
-#[test]
-fn hidden_files_are_neither_read_nor_written_sqlite() {
-    hidden_files_are_neither_read_nor_written(Catalog::Sqlite);
-}
-
-#[test]
-fn hidden_files_are_neither_read_nor_written_postgres() {
-    hidden_files_are_neither_read_nor_written(Catalog::Postgres);
-}
-
 /// Hole 3: an overwrite is a write into the file: carol (group phys) may
 /// overwrite alice's group-writable file, but it stays alice's with its
 /// mode, and carol can then neither delete nor chmod it; bob (other) may
@@ -513,12 +503,4 @@ fn permission_table(catalog: Catalog) {
     assert_eq!(checked, OPS.len() * 3 * 10);
 }
 
-#[test]
-fn permission_table_sqlite() {
-    permission_table(Catalog::Sqlite);
-}
-
-#[test]
-fn permission_table_postgres() {
-    permission_table(Catalog::Postgres);
-}
+on_both_catalogs!(hidden_files_are_neither_read_nor_written, permission_table);

@@ -38,6 +38,27 @@ drives = 1
 initial_volumes = 2
 "#;
 
+/// Runs each `fn name(Catalog)` as two tests, `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_catalogs {
+    ($($f:ident),* $(,)?) => {
+        $(
+            mod $f {
+                #[test]
+                fn sqlite() {
+                    super::$f($crate::common::Catalog::Sqlite);
+                }
+
+                #[test]
+                fn postgres() {
+                    super::$f($crate::common::Catalog::Postgres);
+                }
+            }
+        )*
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Catalog {
     Sqlite,
