@@ -200,11 +200,6 @@ const DEAD_COUNT_LOCK: i64 = 0x6261_6c65_0001;
 /// The advisory lock that keeps two nodes from rerouting one file twice.
 const REROUTE_LOCK: i64 = 0x6261_6c65_0002;
 
-/// A file node `n` on no way to tape: no pool, no job, no package.
-const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE p.file_id = n.file_id) \
-     AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
-     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
-
 /// Dead counts are exact under concurrency: transactions that delete files
 /// share this lock, a package commit holds it alone (`commit_tape_files`).
 /// Without it a member deleted while its package's commit is in flight is
@@ -535,6 +530,7 @@ impl TapeCatalog for PostgresCatalog {
             used = p.position + p.size;
         }
         let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
+        jobs.sort_unstable();
         jobs.dedup();
         for j in jobs {
             let gone = tx

@@ -78,11 +78,6 @@ CREATE TABLE alarms (
 );
 "#;
 
-/// A file node `n` on no way to tape: no pool, no job, no package.
-const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE p.file_id = n.file_id) \
-     AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
-     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
-
 const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
      tape_files, mount_limit, stats, created";
 pub(crate) const PACKAGE_COLS: &str =
@@ -495,6 +490,7 @@ impl TapeCatalog for SqliteCatalog {
                 used = p.position + p.size;
             }
             let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
+            jobs.sort_unstable();
             jobs.dedup();
             for j in jobs {
                 if done_job.execute([j])? == 0 {

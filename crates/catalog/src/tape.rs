@@ -273,6 +273,12 @@ pub struct VolumeWrite {
     pub stats: TapeStats,
 }
 
+/// The condition (SQL, both backends) that a file node `n` is on no way
+/// to tape: in no open pool, no archive job and no package.
+pub(crate) const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE p.file_id = n.file_id) \
+     AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
+     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
+
 /// What recording tape files did.
 #[derive(Clone, Debug)]
 pub struct TapeCommit {
