@@ -2,9 +2,6 @@
 
 pub mod archive;
 pub mod bench;
-pub mod bench_aggregate;
-pub mod bench_pack;
-pub mod bench_tape;
 pub mod fs;
 pub mod serve;
 pub mod tape;

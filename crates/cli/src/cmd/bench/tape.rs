@@ -4,7 +4,7 @@
 //! Enstore) and with buffered marks (one flush per batch, CTA), side by
 //! side, next to the steady-state figure size / (size + rate x mark).
 
-use super::bench::{in_scratch, mkdir_tagged, set_drives, spawn_server};
+use super::common::{in_scratch, mkdir_tagged, set_drives, spawn_server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;

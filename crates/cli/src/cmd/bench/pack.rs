@@ -8,7 +8,7 @@
 //! disk. Neither syncs its output. A cold run drops the page cache first
 //! (`/proc/sys/vm/drop_caches`, root only).
 
-use super::bench::{in_scratch, median};
+use super::common::{in_scratch, median};
 use anyhow::{bail, Context, Result};
 use bale_core::cache::{Cache, SyncMode};
 use bale_pack::{MemberMeta, Plan, ReadAhead};

@@ -14,7 +14,7 @@
 //! they fill and the rest is flushed, then the drives come online and the
 //! modelled seconds of every library are compared.
 
-use super::bench::{in_scratch, mkdir_tagged, set_drives, spawn_server};
+use super::common::{in_scratch, mkdir_tagged, set_drives, spawn_server};
 use crate::client::check;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;

@@ -3,29 +3,18 @@
 //! taken in the same run on the same disk: `dd conv=fsync` for bandwidth,
 //! and plain parallel write+fsync of small files for the file rate.
 
+use super::common::{in_scratch, median, set_drives, spawn_server, Server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bale_util::Adler32;
 use bytes::Bytes;
-use clap::{Args, Subcommand};
+use clap::Args;
 use rand::RngCore;
 use reqwest::{header, Method};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCmd {
-    /// Files/s for small files from concurrent clients and MB/s for large files.
-    Ingest(IngestArgs),
-    /// Modelled tape efficiency of files written straight to tape, by size.
-    Tape(super::bench_tape::TapeArgs),
-    /// Packing throughput against `tar -cf` of the same cached files.
-    Pack(super::bench_pack::PackArgs),
-    /// Modelled tape efficiency of small files aggregated and written direct.
-    Aggregate(super::bench_aggregate::AggregateArgs),
-}
 
 #[derive(Args, Debug)]
 pub struct IngestArgs {
@@ -74,38 +63,10 @@ pub struct IngestArgs {
     keep: bool,
 }
 
-pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
-    match cmd {
-        BenchCmd::Ingest(a) => ingest(a).await,
-        BenchCmd::Tape(a) => super::bench_tape::run(a).await,
-        BenchCmd::Pack(a) => super::bench_pack::run(a).await,
-        BenchCmd::Aggregate(a) => super::bench_aggregate::run(a).await,
-    }
-}
-
 fn pattern(len: usize) -> Bytes {
     let mut v = vec![0u8; len];
     rand::rng().fill_bytes(&mut v);
     Bytes::from(v)
-}
-
-/// The real `bale serve` binary in a child process, as in production: the
-/// clients of the benchmark do not share its runtime.
-pub(crate) struct Server {
-    pub(crate) client: Client,
-    child: std::process::Child,
-}
-
-impl Server {
-    /// Stops the server with SIGTERM and waits for it.
-    pub(crate) fn stop(mut self) -> Result<()> {
-        std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()?;
-        self.child.wait()?;
-        Ok(())
-    }
 }
 
 fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
@@ -118,79 +79,6 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
         a.inline_max.as_u64()
     );
     spawn_server(data, &config, &a.catalog)
-}
-
-/// Every drive's name, after setting them all online or offline (benches
-/// take the drives offline while files arrive).
-pub(crate) async fn set_drives(c: &Client, online: bool, names: Option<Vec<String>>) -> Result<Vec<String>> {
-    let names = match names {
-        Some(n) => n,
-        None => {
-            let drives: serde_json::Value = c.get_json("drives", &[]).await?;
-            drives
-                .as_array()
-                .context("drives")?
-                .iter()
-                .filter_map(|d| d["name"].as_str().map(str::to_string))
-                .collect()
-        }
-    };
-    let action = if online { "online" } else { "offline" };
-    for n in &names {
-        let _: serde_json::Value = c
-            .post_json(&format!("drives/{n}/{action}"), &serde_json::json!({}))
-            .await?;
-    }
-    Ok(names)
-}
-
-/// Creates directory `dir` and sets its `tags` (a JSON object).
-pub(crate) async fn mkdir_tagged(c: &Client, dir: &str, tags: serde_json::Value) -> Result<()> {
-    check(
-        c.request(Method::from_bytes(b"MKCOL")?, &c.url(dir)).send().await,
-        "mkdir",
-    )
-    .await?;
-    let _: serde_json::Value = c
-        .post_json("tags", &serde_json::json!({"path": dir, "set": tags}))
-        .await?;
-    Ok(())
-}
-
-/// Starts `bale serve` on a free port with `config` (TOML) and `catalog`.
-pub(crate) fn spawn_server(data: &Path, config: &str, catalog: &str) -> Result<Server> {
-    std::fs::create_dir_all(data)?;
-    let cfg = data.with_extension("toml");
-    std::fs::write(&cfg, config)?;
-    let mut child = std::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--catalog")
-        .arg(catalog)
-        .env("BALE_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("cannot start bale serve")?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().expect("piped")),
-        &mut line,
-    )?;
-    let url = line
-        .trim()
-        .strip_prefix("bale listening on ")
-        .with_context(|| format!("bale serve did not start: {line:?}"))?
-        .to_string();
-    let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
-    Ok(Server {
-        client: Client::new(&url, token)?,
-        child,
-    })
 }
 
 /// Waits until the kernel has written back dirty pages (a previous phase's
@@ -308,30 +196,7 @@ fn dd(dir: &Path, mib: usize) -> Result<f64> {
     Ok(((mib as u64) << 20) as f64 / secs)
 }
 
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Runs a bench in a new scratch directory `dir`, removed afterwards
-/// unless `keep`. An existing `dir` is refused (it would be removed).
-pub(crate) async fn in_scratch<T>(
-    dir: &Path,
-    keep: bool,
-    bench: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    if dir.exists() {
-        bail!("{} exists; give a new --dir (it is removed afterwards)", dir.display());
-    }
-    std::fs::create_dir_all(dir)?;
-    let result = bench.await;
-    if !keep {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    result
-}
-
-async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
+pub(super) async fn ingest(a: &IngestArgs) -> Result<ExitCode> {
     if a.clients == 0 || a.small_files == 0 || a.large_files == 0 {
         bail!("--clients, --small-files and --large-files must be at least 1");
     }

@@ -1,0 +1,122 @@
+//! What the benches share: the real server in a child process, drives on
+//! and off, tagged directories, scratch directories, medians.
+
+use crate::client::{check, Client};
+use anyhow::{bail, Context, Result};
+use reqwest::Method;
+use std::path::Path;
+
+/// The real `bale serve` binary in a child process, as in production: the
+/// clients of the benchmark do not share its runtime.
+pub(crate) struct Server {
+    pub(crate) client: Client,
+    child: std::process::Child,
+}
+
+impl Server {
+    /// Stops the server with SIGTERM and waits for it.
+    pub(crate) fn stop(mut self) -> Result<()> {
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// Every drive's name, after setting them all online or offline (benches
+/// take the drives offline while files arrive).
+pub(crate) async fn set_drives(c: &Client, online: bool, names: Option<Vec<String>>) -> Result<Vec<String>> {
+    let names = match names {
+        Some(n) => n,
+        None => {
+            let drives: serde_json::Value = c.get_json("drives", &[]).await?;
+            drives
+                .as_array()
+                .context("drives")?
+                .iter()
+                .filter_map(|d| d["name"].as_str().map(str::to_string))
+                .collect()
+        }
+    };
+    let action = if online { "online" } else { "offline" };
+    for n in &names {
+        let _: serde_json::Value = c
+            .post_json(&format!("drives/{n}/{action}"), &serde_json::json!({}))
+            .await?;
+    }
+    Ok(names)
+}
+
+/// Creates directory `dir` and sets its `tags` (a JSON object).
+pub(crate) async fn mkdir_tagged(c: &Client, dir: &str, tags: serde_json::Value) -> Result<()> {
+    check(
+        c.request(Method::from_bytes(b"MKCOL")?, &c.url(dir)).send().await,
+        "mkdir",
+    )
+    .await?;
+    let _: serde_json::Value = c
+        .post_json("tags", &serde_json::json!({"path": dir, "set": tags}))
+        .await?;
+    Ok(())
+}
+
+/// Starts `bale serve` on a free port with `config` (TOML) and `catalog`.
+pub(crate) fn spawn_server(data: &Path, config: &str, catalog: &str) -> Result<Server> {
+    std::fs::create_dir_all(data)?;
+    let cfg = data.with_extension("toml");
+    std::fs::write(&cfg, config)?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--catalog")
+        .arg(catalog)
+        .env("BALE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start bale serve")?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("piped")),
+        &mut line,
+    )?;
+    let url = line
+        .trim()
+        .strip_prefix("bale listening on ")
+        .with_context(|| format!("bale serve did not start: {line:?}"))?
+        .to_string();
+    let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
+    Ok(Server {
+        client: Client::new(&url, token)?,
+        child,
+    })
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs a bench in a new scratch directory `dir`, removed afterwards
+/// unless `keep`. An existing `dir` is refused (it would be removed).
+pub(crate) async fn in_scratch<T>(
+    dir: &Path,
+    keep: bool,
+    bench: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if dir.exists() {
+        bail!("{} exists; give a new --dir (it is removed afterwards)", dir.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    let result = bench.await;
+    if !keep {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}

@@ -1,0 +1,35 @@
+//! `bale bench`: benchmarks that drive a real `bale serve` and measure it
+//! against baselines taken in the same run on the same disk. One file per
+//! bench; `common` holds what they share (the server, scratch directories,
+//! drive toggling); nothing here imports a bench back.
+
+mod aggregate;
+mod common;
+mod ingest;
+mod pack;
+mod tape;
+
+use anyhow::Result;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Files/s for small files from concurrent clients and MB/s for large files.
+    Ingest(ingest::IngestArgs),
+    /// Modelled tape efficiency of files written straight to tape, by size.
+    Tape(tape::TapeArgs),
+    /// Packing throughput against `tar -cf` of the same cached files.
+    Pack(pack::PackArgs),
+    /// Modelled tape efficiency of small files aggregated and written direct.
+    Aggregate(aggregate::AggregateArgs),
+}
+
+pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
+    match cmd {
+        BenchCmd::Ingest(a) => ingest::ingest(a).await,
+        BenchCmd::Tape(a) => tape::run(a).await,
+        BenchCmd::Pack(a) => pack::run(a).await,
+        BenchCmd::Aggregate(a) => aggregate::run(a).await,
+    }
+}
