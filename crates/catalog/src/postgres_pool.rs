@@ -11,31 +11,6 @@ use bale_util::{Adler32, FileId, Timestamp};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-pub(crate) const MIGRATION_POOLS: &str = r#"
-CREATE TABLE pools (
-    key TEXT COLLATE "C" PRIMARY KEY,
-    rule TEXT NOT NULL,
-    library TEXT NOT NULL,
-    storage_group TEXT NOT NULL,
-    file_family TEXT NOT NULL,
-    wrapper TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    target_size BIGINT NOT NULL,
-    max_files INTEGER NOT NULL,
-    max_wait_ms BIGINT NOT NULL
-);
-CREATE TABLE pool_files (
-    file_id TEXT PRIMARY KEY,
-    pool TEXT COLLATE "C" NOT NULL,
-    size BIGINT NOT NULL,
-    joined BIGINT NOT NULL
-);
-CREATE INDEX pool_files_pool ON pool_files(pool, joined, file_id);
-ALTER TABLE archive_jobs ADD COLUMN pool TEXT;
-ALTER TABLE packages ADD COLUMN dead_members INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE packages ADD COLUMN dead_bytes BIGINT NOT NULL DEFAULT 0;
-"#;
-
 const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
      p.target_size, p.max_files, p.max_wait_ms";
 

@@ -16,65 +16,15 @@ use std::sync::{Arc, Mutex};
 
 const READERS: usize = 4;
 
-/// Additive migrations; each runs once, in order, in its own transaction.
+/// Additive migrations, one numbered file each in `migrations/sqlite/`; each
+/// runs once, in order, in its own transaction.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE nodes (
-    id INTEGER PRIMARY KEY,
-    parent INTEGER REFERENCES nodes(id),
-    name TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    owner TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    mode INTEGER NOT NULL,
-    size INTEGER NOT NULL DEFAULT 0,
-    ctime INTEGER NOT NULL,
-    mtime INTEGER NOT NULL,
-    atime INTEGER NOT NULL,
-    file_id TEXT,
-    adler32 INTEGER,
-    storage_group TEXT,
-    file_family TEXT,
-    file_family_width INTEGER,
-    wrapper TEXT,
-    library TEXT
-);
-CREATE UNIQUE INDEX nodes_parent_name ON nodes(parent, name);
-CREATE UNIQUE INDEX nodes_file_id ON nodes(file_id) WHERE file_id IS NOT NULL;
-INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, ctime, mtime, atime)
-    VALUES (1, NULL, '', 1, 'root', 'root', 493, 0, 0, 0);
-CREATE TABLE tokens (
-    id TEXT PRIMARY KEY,
-    hash TEXT NOT NULL UNIQUE,
-    user_name TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    admin INTEGER NOT NULL,
-    created INTEGER NOT NULL,
-    revoked INTEGER,
-    comment TEXT NOT NULL DEFAULT ''
-);
-"#,
-    r#"
-CREATE TABLE landing (
-    file_id TEXT PRIMARY KEY,
-    node TEXT NOT NULL
-);
-CREATE INDEX landing_node ON landing(node);
-"#,
-    crate::sqlite_tape::MIGRATION_TAPE,
-    crate::sqlite_pool::MIGRATION_POOLS,
-    // v5: small files' data kept with their landing notes until settled.
-    "ALTER TABLE landing ADD COLUMN data BLOB;",
-    // v6: ids of durable work are never reused. An `INTEGER PRIMARY KEY`
-    // hands out max(id) + 1, so the id of the newest job reappeared once
-    // that job was gone; ids now come from counters that only grow (nodes
-    // too: the access-time log and landing notes name nodes by id).
-    r#"
-CREATE TABLE sequences (name TEXT PRIMARY KEY, next INTEGER NOT NULL);
-INSERT INTO sequences SELECT 'archive_jobs', COALESCE(MAX(id), 0) + 1 FROM archive_jobs;
-INSERT INTO sequences SELECT 'alarms', COALESCE(MAX(id), 0) + 1 FROM alarms;
-INSERT INTO sequences SELECT 'nodes', COALESCE(MAX(id), 0) + 1 FROM nodes;
-"#,
+    include_str!("../migrations/sqlite/0001_namespace.sql"),
+    include_str!("../migrations/sqlite/0002_landing.sql"),
+    include_str!("../migrations/sqlite/0003_tape.sql"),
+    include_str!("../migrations/sqlite/0004_pools.sql"),
+    include_str!("../migrations/sqlite/0005_landing_inline_data.sql"),
+    include_str!("../migrations/sqlite/0006_never_reused_ids.sql"),
 ];
 
 /// The next id of the sequence `name` (one of the rows migration v6

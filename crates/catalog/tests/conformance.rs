@@ -1,6 +1,6 @@
 //! Runs the catalog conformance suite against SQLite and PostgreSQL.
 
-use bale_catalog::{conformance, Catalog, PostgresCatalog, SqliteCatalog};
+use bale_catalog::{conformance, Catalog, PostgresCatalog, SqliteCatalog, TapeCatalog};
 use std::sync::Arc;
 
 struct Fixture {
@@ -126,4 +126,77 @@ async fn postgres_reconnect_keeps_commits_and_migrations_are_idempotent() {
         .is_some());
     drop(c);
     conformance::drop_postgres_schema(&schema).await;
+}
+
+/// A catalog made by an earlier bale (schema v5) migrates to v6: the id
+/// counters start above every id ever handed out that is still there.
+#[tokio::test]
+async fn sqlite_v5_catalog_migrates_to_counters_that_continue_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            .unwrap();
+        for (i, sql) in [
+            include_str!("../migrations/sqlite/0001_namespace.sql"),
+            include_str!("../migrations/sqlite/0002_landing.sql"),
+            include_str!("../migrations/sqlite/0003_tape.sql"),
+            include_str!("../migrations/sqlite/0004_pools.sql"),
+            include_str!("../migrations/sqlite/0005_landing_inline_data.sql"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            c.execute_batch(sql).unwrap();
+            c.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])
+                .unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO archive_jobs (id, state, library, storage_group, file_family, wrapper, width, bytes, created) \
+             VALUES (41, 'queued', 'lib1', 'sg', 'ff', 'tar', 1, 0, 0); \
+             INSERT INTO alarms (id, time, severity, source, message) VALUES (9, 0, 'error', 'x', 'old');",
+        )
+        .unwrap();
+    }
+    let c = SqliteCatalog::open(&path).await.unwrap();
+    let a = c.raise_alarm("error", "x", "new").await.unwrap();
+    assert_eq!(a.id, 10);
+    let d = c
+        .create_dir(bale_catalog::NewDir {
+            parent: 1,
+            name: "d".into(),
+            owner: "o".into(),
+            group: "g".into(),
+            mode: 0o755,
+            time: bale_util::Timestamp(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(d.id, 2);
+    let mut f = bale_catalog::NewFile {
+        parent: d.id,
+        name: "f".into(),
+        file_id: bale_catalog::FileId::generate(),
+        owner: "o".into(),
+        group: "g".into(),
+        mode: 0o644,
+        size: 1,
+        adler32: bale_util::Adler32(1),
+        time: bale_util::Timestamp(2),
+        replace: false,
+        archive: None,
+        inline: None,
+    };
+    f.archive = Some(bale_catalog::ArchiveRoute::Direct(bale_catalog::JobTarget {
+        library: "lib1".into(),
+        family: bale_catalog::Family {
+            storage_group: "sg".into(),
+            file_family: "ff".into(),
+            wrapper: "tar".into(),
+        },
+        width: 1,
+    }));
+    let job = c.commit_files("n1", &[f], &[]).await.unwrap().remove(0).unwrap().job;
+    assert_eq!(job, Some(42));
 }
