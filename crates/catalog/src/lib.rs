@@ -3,7 +3,8 @@
 //! [`Catalog`] is a narrow async trait. It has two implementations that must
 //! behave identically: [`SqliteCatalog`] (the embedded default: one file, WAL,
 //! durable commits) and [`PostgresCatalog`] (a shared catalog for several
-//! nodes). [`conformance`] holds one test suite that runs against both.
+//! nodes). `conformance` (feature `conformance`, for tests only) holds one
+//! test suite that runs against both.
 //!
 //! Every method is one transaction. Methods that change several rows (a
 //! batch of new files, a recursive delete, a rename over an existing entry)
@@ -12,6 +13,7 @@
 //! when empty unless asked to recurse, no directory moved beneath itself,
 //! tags inherited at creation); permissions are the caller's business.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
 mod model;
