@@ -341,3 +341,45 @@ fn walk_find(root: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.file_name().is_some_and(|n| n == name))
         .map(|p| root.join(p))
 }
+
+/// Several nodes on one PostgreSQL catalog are not supported yet: a second
+/// `bale serve` on a catalog that a live node uses exits with a message
+/// that says so, and changes nothing; once the first node stopped cleanly
+/// it starts.
+#[test]
+fn a_second_node_on_a_live_catalog_refuses_to_start() {
+    let mut first = Server::start_on(Catalog::Postgres);
+    first.run(&["mkdir", "/first"]);
+    let url = first.catalog_url().unwrap().to_string();
+    let second = tempfile::tempdir().unwrap();
+    let serve = |dir: &std::path::Path| {
+        std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--catalog", &url, "--data-dir"])
+            .arg(dir)
+            .env("BALE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = serve(second.path()).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by node") && err.contains("not supported yet"),
+        "{err}"
+    );
+    assert_eq!(first.tree(), vec![("/first".to_string(), -1)]);
+    assert!(
+        !second.path().join("library").exists(),
+        "the refused node touched no tape library"
+    );
+    // Stopped cleanly, the first node frees the catalog.
+    assert!(first.terminate().success());
+    let mut child = serve(second.path());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("bale listening on "), "{line:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

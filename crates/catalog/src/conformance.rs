@@ -925,6 +925,27 @@ pub async fn dead_counts_exact_under_concurrency(c: std::sync::Arc<dyn Catalog>)
     }
 }
 
+/// One node at a time uses a catalog: another is refused while the first
+/// one's heartbeat is fresh, and admitted once it is stale or released.
+pub async fn catalog_is_claimed_by_one_node(c: &dyn Catalog) {
+    const STALE: i64 = 60_000_000_000;
+    c.claim_catalog("n1", "host-a", t(100), STALE).await.unwrap();
+    // The same node again (a restart) is fine.
+    c.claim_catalog("n1", "host-a", t(105), STALE).await.unwrap();
+    let e = c.claim_catalog("n2", "host-b", t(110), STALE).await.unwrap_err();
+    assert!(
+        matches!(&e, CatalogError::AlreadyExists(m) if m.contains("n1") && m.contains("host-a")),
+        "{e}"
+    );
+    c.heartbeat("n1", t(150)).await.unwrap();
+    assert!(c.claim_catalog("n2", "host-b", t(200), STALE).await.is_err());
+    // Silent for more than a minute: the next node takes over.
+    c.claim_catalog("n2", "host-b", t(211), STALE).await.unwrap();
+    assert!(c.claim_catalog("n1", "host-a", t(212), STALE).await.is_err());
+    c.release_catalog("n2").await.unwrap();
+    c.claim_catalog("n1", "host-a", t(213), STALE).await.unwrap();
+}
+
 pub async fn alarms_are_kept(c: &dyn Catalog) {
     let a = c.raise_alarm("error", "volume VL0001", "write error").await.unwrap();
     let b = c.raise_alarm("warning", "drive d1", "offline").await.unwrap();

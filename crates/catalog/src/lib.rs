@@ -118,6 +118,18 @@ pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
     /// Moves last-access times forward (never back), in one transaction.
     async fn record_access(&self, touches: &[(NodeId, Timestamp)]) -> Result<()>;
 
+    /// Registers cache node `node` (on `host`) as the user of this catalog
+    /// at `now`, in one transaction, unless another node was seen less
+    /// than `stale_ns` ago: then `AlreadyExists` names it and when it was
+    /// last seen. Several nodes on one catalog are not supported yet.
+    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()>;
+
+    /// Records that `node` is alive at `now`.
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()>;
+
+    /// `node` stops using the catalog (a clean shutdown).
+    async fn release_catalog(&self, node: &str) -> Result<()>;
+
     /// Stores a new API token (only its hash).
     async fn create_token(&self, token: &NewToken) -> Result<TokenInfo>;
 
@@ -129,6 +141,15 @@ pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
 
     /// All tokens, revoked ones included, oldest first.
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>>;
+}
+
+/// The refusal of a node that finds another live node on its catalog.
+pub(crate) fn catalog_in_use(other: &str, host: &str, seen: Timestamp, now: Timestamp) -> CatalogError {
+    CatalogError::AlreadyExists(format!(
+        "this catalog is in use by node {other} on {host} (seen {:.0} s ago): several bale nodes on one \
+         catalog are not supported yet; stop that node first (or wait until it has been silent for a minute)",
+        (now.0 - seen.0).max(0) as f64 / 1e9
+    ))
 }
 
 /// Opens the catalog named by `spec`: `sqlite:PATH` or a path for SQLite,

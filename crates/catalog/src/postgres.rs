@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0004_pools.sql"),
     include_str!("../migrations/postgres/0005_landing_inline_data.sql"),
     include_str!("../migrations/postgres/0006_never_reused_ids.sql"),
+    include_str!("../migrations/postgres/0007_catalog_users.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.
@@ -614,6 +615,46 @@ impl Catalog for PostgresCatalog {
             &[&ids, &times],
         )
         .await?;
+        Ok(())
+    }
+
+    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Two nodes starting at once take turns.
+        tx.execute("LOCK TABLE catalog_users IN EXCLUSIVE MODE", &[]).await?;
+        let other = tx
+            .query_opt(
+                "SELECT node, host, seen FROM catalog_users WHERE node <> $1 AND seen > $2 ORDER BY seen DESC LIMIT 1",
+                &[&node, &(now.0 - stale_ns)],
+            )
+            .await?;
+        if let Some(r) = other {
+            let (other, on): (String, String) = (r.get(0), r.get(1));
+            return Err(crate::catalog_in_use(&other, &on, Timestamp(r.get(2)), now));
+        }
+        tx.execute("DELETE FROM catalog_users WHERE node <> $1", &[&node])
+            .await?;
+        tx.execute(
+            "INSERT INTO catalog_users (node, host, started, seen) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (node) DO UPDATE SET host = EXCLUDED.host, started = EXCLUDED.started, seen = EXCLUDED.seen",
+            &[&node, &host, &now.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute("UPDATE catalog_users SET seen = $2 WHERE node = $1", &[&node, &now.0])
+            .await?;
+        Ok(())
+    }
+
+    async fn release_catalog(&self, node: &str) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute("DELETE FROM catalog_users WHERE node = $1", &[&node]).await?;
         Ok(())
     }
 

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_pools.sql"),
     include_str!("../migrations/sqlite/0005_landing_inline_data.sql"),
     include_str!("../migrations/sqlite/0006_never_reused_ids.sql"),
+    include_str!("../migrations/sqlite/0007_catalog_users.sql"),
 ];
 
 /// The next id of the sequence `name` (one of the rows migration v6
@@ -605,6 +606,51 @@ impl Catalog for SqliteCatalog {
             for (id, t) in &touches {
                 st.execute(params![id, t.0])?;
             }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()> {
+        let (node, host) = (node.to_string(), host.to_string());
+        self.write(move |tx| {
+            let other: Option<(String, String, i64)> = tx
+                .query_row(
+                    "SELECT node, host, seen FROM catalog_users WHERE node <> ?1 AND seen > ?2 ORDER BY seen DESC LIMIT 1",
+                    params![node, now.0 - stale_ns],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            if let Some((other, on, seen)) = other {
+                return Err(crate::catalog_in_use(&other, &on, Timestamp(seen), now));
+            }
+            tx.execute("DELETE FROM catalog_users WHERE node <> ?1", [&node])?;
+            tx.execute(
+                "INSERT INTO catalog_users (node, host, started, seen) VALUES (?1, ?2, ?3, ?3) \
+                 ON CONFLICT (node) DO UPDATE SET host = excluded.host, started = excluded.started, seen = excluded.seen",
+                params![node, host, now.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
+        let node = node.to_string();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE catalog_users SET seen = ?2 WHERE node = ?1",
+                params![node, now.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_catalog(&self, node: &str) -> Result<()> {
+        let node = node.to_string();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM catalog_users WHERE node = ?1", [&node])?;
             Ok(())
         })
         .await

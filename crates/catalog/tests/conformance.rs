@@ -95,6 +95,7 @@ both!(
     ids_are_never_reused,
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,
+    catalog_is_claimed_by_one_node,
 );
 
 /// Committed rows survive closing and reopening the catalog.

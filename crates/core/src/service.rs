@@ -130,7 +130,21 @@ pub struct Service {
     archiver: Arc<Archiver>,
     access: Arc<AccessLog>,
     stop: Arc<Notify>,
+    /// Stops the heartbeat, which then releases the catalog.
+    alive_stop: Arc<Notify>,
+    heartbeat: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// A node whose heartbeat is older than this no longer holds the catalog;
+/// a live one records one every sixth of it.
+const CATALOG_STALE: Duration = Duration::from_secs(60);
+
+/// This machine's name, for the catalog's record of who uses it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown host".to_string())
 }
 
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -156,6 +170,16 @@ impl Service {
                 config.ingest.inline_pending_max.as_u64(),
             );
         let node = node_id(&config)?;
+        // One node per catalog for now: refuse to start (before recovery or
+        // the tape system touch anything) while another node is alive on it.
+        let host = format!("{} ({})", hostname(), config.listen);
+        catalog
+            .claim_catalog(&node, &host, Timestamp::now(), CATALOG_STALE.as_nanos() as i64)
+            .await
+            .map_err(|e| match e {
+                CatalogError::AlreadyExists(m) => Error::Conflict(m),
+                e => e.into(),
+            })?;
         recover(&catalog, &cache, &node).await?;
         let tape = TapeSystem::start(catalog.clone(), cache.clone(), config.tape.clone(), &config.data_dir).await?;
         let archiver = match Archiver::open(&config.archive.policy, &config.data_dir, catalog.clone(), tape.clone()) {
@@ -174,7 +198,7 @@ impl Service {
             catalog.clone(),
             cache.clone(),
             CommitterConfig {
-                node,
+                node: node.clone(),
                 max_batch: config.ingest.max_batch,
                 settle_every: Duration::from_millis(config.ingest.settle_ms),
             },
@@ -193,6 +217,27 @@ impl Service {
                 }
             })
         };
+        let alive_stop = Arc::new(Notify::new());
+        let heartbeat = {
+            let (catalog, stop, node) = (catalog.clone(), alive_stop.clone(), node.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(CATALOG_STALE / 6) => {
+                            if let Err(e) = catalog.heartbeat(&node, Timestamp::now()).await {
+                                tracing::warn!("cannot record this node's heartbeat in the catalog: {e}");
+                            }
+                        }
+                        _ = stop.notified() => {
+                            if let Err(e) = catalog.release_catalog(&node).await {
+                                tracing::warn!("cannot release the catalog: {e}");
+                            }
+                            break;
+                        }
+                    }
+                }
+            })
+        };
         let svc = Arc::new(Service {
             auth: Auth::new(catalog.clone()),
             config,
@@ -203,6 +248,8 @@ impl Service {
             archiver,
             access,
             stop,
+            alive_stop,
+            heartbeat: std::sync::Mutex::new(Some(heartbeat)),
             tasks: std::sync::Mutex::new(vec![flusher, commit_task, watcher]),
         });
         svc.ensure_admin_token().await?;
@@ -220,6 +267,12 @@ impl Service {
             let _ = t.await;
         }
         self.tape.shutdown().await;
+        // Last: the catalog is free for another node once this one is done.
+        self.alive_stop.notify_one();
+        let heartbeat = self.heartbeat.lock().unwrap().take();
+        if let Some(t) = heartbeat {
+            let _ = t.await;
+        }
     }
 
     /// The tape system: libraries, drives, volumes, the scheduler.

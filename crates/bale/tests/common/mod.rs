@@ -130,6 +130,11 @@ impl Server {
         s
     }
 
+    /// The `--catalog` URL given to the server (PostgreSQL), if any.
+    pub fn catalog_url(&self) -> Option<&str> {
+        self.catalog_arg.as_deref()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
