@@ -222,6 +222,28 @@ pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
         .is_none());
 }
 
+/// Files by file id with their paths, in the order asked, the gone left out.
+pub async fn files_with_paths(c: &dyn Catalog) {
+    let a = mkdir(c, ROOT_ID, "a").await;
+    let b = mkdir(c, a.id, "b c").await;
+    let deep = put(c, b.id, "deep.dat", 5).await;
+    let top = put(c, ROOT_ID, "top.dat", 6).await;
+    let gone = put(c, a.id, "gone.dat", 7).await;
+    c.remove(gone.id, false, None).await.unwrap();
+    let ids = [top.file_id.unwrap(), gone.file_id.unwrap(), deep.file_id.unwrap()];
+    let found = c.files_with_paths(&ids).await.unwrap();
+    let got: Vec<(NodeId, String)> = found.iter().map(|(n, p)| (n.id, p.to_string())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (top.id, "/top.dat".to_string()),
+            (deep.id, "/a/b c/deep.dat".to_string())
+        ]
+    );
+    assert_eq!(found[1].0.size, 5);
+    assert!(c.files_with_paths(&[]).await.unwrap().is_empty());
+}
+
 pub async fn listing_pages_in_byte_order(c: &dyn Catalog) {
     let d = mkdir(c, ROOT_ID, "many").await;
     let mut names: Vec<String> = (0..57).map(|i| format!("f{i:03}")).collect();

@@ -72,6 +72,12 @@ pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
     /// The path of a node, rebuilt from its ancestors.
     async fn path_of(&self, id: NodeId) -> Result<NsPath>;
 
+    /// The file nodes that carry these file ids, each with its path, as one
+    /// consistent read (one query on PostgreSQL): what a package write and
+    /// a package view need of their members. Files that no longer exist are
+    /// left out; the order is the order of `ids`.
+    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, NsPath)>>;
+
     /// Up to `limit` children of `dir` in byte order of their names,
     /// starting after the name `after` (keyset pagination).
     async fn list(&self, dir: NodeId, after: Option<&str>, limit: usize) -> Result<Vec<Node>>;

@@ -334,6 +334,31 @@ impl Catalog for PostgresCatalog {
         NsPath::parse(&format!("/{}", names.join("/"))).map_err(|e| CatalogError::backend(e, false))
     }
 
+    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, NsPath)>> {
+        let c = self.pool.get().await?;
+        let keys: Vec<String> = ids.iter().map(|f| f.to_string()).collect();
+        // One statement (one snapshot): walk every file up to the root,
+        // prefixing names, and keep the walks that reached it.
+        let st = c
+            .prepare_cached(&format!(
+                "WITH RECURSIVE up(leaf, parent, path) AS ( \
+                   SELECT n.id, n.parent, n.name::text FROM nodes n WHERE n.file_id = ANY($1) \
+                   UNION ALL \
+                   SELECT up.leaf, p.parent, p.name || '/' || up.path FROM up JOIN nodes p ON p.id = up.parent \
+                   WHERE p.parent IS NOT NULL) \
+                 SELECT '/' || up.path, {NODE_COLS} FROM up JOIN nodes n ON n.id = up.leaf WHERE up.parent = 1"
+            ))
+            .await?;
+        let rows = c.query(&st, &[&keys]).await?;
+        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let node = node_from_row(r, 1);
+            let path = NsPath::parse(&r.get::<_, String>(0)).map_err(|e| CatalogError::backend(e, false))?;
+            by_id.insert(node.file_id.expect("a file"), (node, path));
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
     async fn list(&self, dir: NodeId, after: Option<&str>, limit: usize) -> Result<Vec<Node>> {
         let c = self.pool.get().await?;
         let st = c

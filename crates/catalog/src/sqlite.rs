@@ -370,6 +370,24 @@ impl Catalog for SqliteCatalog {
         self.read(move |c| path_of(c, id)).await
     }
 
+    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, NsPath)>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            // One read transaction: every path is as of the same moment.
+            let tx = c.unchecked_transaction()?;
+            let mut st = tx.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(n) = st.query_row([id.to_string()], node_from_row).optional()? {
+                    let path = path_of(&tx, n.id)?;
+                    out.push((n, path));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn list(&self, dir: NodeId, after: Option<&str>, limit: usize) -> Result<Vec<Node>> {
         let after = after.unwrap_or("").to_string();
         self.read(move |c| {

@@ -96,6 +96,7 @@ both!(
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,
     catalog_is_claimed_by_one_node,
+    files_with_paths,
 );
 
 /// Committed rows survive closing and reopening the catalog.

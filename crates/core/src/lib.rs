@@ -11,6 +11,7 @@ pub mod auth;
 mod committer;
 pub mod config;
 mod error;
+mod members;
 pub mod perms;
 mod service;
 

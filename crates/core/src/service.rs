@@ -181,7 +181,11 @@ impl Service {
                 e => e.into(),
             })?;
         recover(&catalog, &cache, &node).await?;
-        let tape = TapeSystem::start(catalog.clone(), cache.clone(), config.tape.clone(), &config.data_dir).await?;
+        let members = Arc::new(crate::members::CatalogMembers {
+            catalog: catalog.clone(),
+            cache: cache.clone(),
+        });
+        let tape = TapeSystem::start(catalog.clone(), members, config.tape.clone(), &config.data_dir).await?;
         let archiver = match Archiver::open(&config.archive.policy, &config.data_dir, catalog.clone(), tape.clone()) {
             Ok(a) => Arc::new(a),
             Err(e) => {
@@ -367,24 +371,39 @@ impl Service {
             .package(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no package {id:?}; bale packages lists them")))?;
+        // Every live member's path in one catalog read; a user who is not
+        // an administrator sees only the paths they may stat (a walk each,
+        // the directories' answers remembered).
+        let ids: Vec<FileId> = members.iter().map(|m| m.file_id).collect();
+        let mut paths: std::collections::HashMap<FileId, NsPath> = self
+            .catalog
+            .files_with_paths(&ids)
+            .await?
+            .into_iter()
+            .map(|(n, p)| (n.file_id.expect("a file"), p))
+            .collect();
+        let mut dir_visible: std::collections::HashMap<NsPath, bool> = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(members.len());
         for m in members {
-            let (path, hidden) = match self.catalog.node_by_file_id(m.file_id).await? {
-                Some(n) => match self.catalog.path_of(n.id).await {
-                    Ok(path) => {
-                        let visible =
-                            who.admin || may_stat(who, &Resolved::new(path.clone(), self.catalog.walk(&path).await?));
-                        if visible {
-                            (Some(path.to_string()), false)
-                        } else {
-                            (None, true)
-                        }
-                    }
-                    // Deleted meanwhile.
-                    Err(CatalogError::NotFound(_)) => (None, false),
-                    Err(e) => return Err(e.into()),
-                },
+            let (path, hidden) = match paths.remove(&m.file_id) {
                 None => (None, false),
+                Some(path) if who.admin => (Some(path.to_string()), false),
+                Some(path) => {
+                    let dir = path.parent().unwrap_or_else(NsPath::root);
+                    let visible = match dir_visible.get(&dir) {
+                        Some(v) => *v,
+                        None => {
+                            let v = may_stat(who, &Resolved::new(path.clone(), self.catalog.walk(&path).await?));
+                            dir_visible.insert(dir, v);
+                            v
+                        }
+                    };
+                    if visible {
+                        (Some(path.to_string()), false)
+                    } else {
+                        (None, true)
+                    }
+                }
             };
             out.push(MemberView {
                 member: m,

@@ -10,16 +10,22 @@
 //!   requests into mounts, locates, writes and reads, charging modelled
 //!   seconds to every drive and volume.
 //!
-//! Layering: uses the catalog (volumes, packages, jobs are catalog rows),
-//! the cache (members are read from it) and the package format.
+//! - [`members`]: the [`MemberSource`] the server injects: the members of a
+//!   job with their paths, and their data (the tape crate knows neither
+//!   namespace paths nor the cache).
+//!
+//! Layering: uses the catalog (volumes, packages, jobs are catalog rows)
+//! and the package format.
 
 pub mod backend;
 pub mod config;
 pub mod media;
+pub mod members;
 mod system;
 
 pub use config::{BackendKind, FileMarks, LibraryConfig, TapeConfig};
 pub use media::MediaProfile;
+pub use members::{member_meta, MemberSource};
 pub use system::{
     Charge, DriveView, Event, Fault, LibraryView, ReadDone, ReadRequest, TapeError, TapeSystem, VolumeView,
 };

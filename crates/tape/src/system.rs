@@ -29,7 +29,7 @@
 use crate::backend::{FsBackend, Label, Mounted, VolumeBackend};
 use crate::config::{BackendKind, FileMarks, TapeConfig};
 use crate::media::MediaProfile;
-use bale_cache::Cache;
+use crate::members::MemberSource;
 use bale_catalog::{
     ArchiveJob, CatalogError, Drive, DriveState, DynCatalog, Family, JobTarget, NewMember, NewPackage, NewVolume,
     Package, TapeStats, Volume, VolumeState, VolumeWrite,
@@ -201,7 +201,7 @@ struct Lib {
 
 struct Inner {
     catalog: DynCatalog,
-    cache: Cache,
+    source: Arc<dyn MemberSource>,
     cfg: TapeConfig,
     libs: BTreeMap<String, Arc<Lib>>,
     state: Mutex<State>,
@@ -417,7 +417,12 @@ impl TapeSystem {
     /// Opens the libraries of `cfg` (paths relative to `data_dir`), creates
     /// the initial volumes of new libraries, reconciles every volume with
     /// the catalog, loads the queued archive jobs and starts the drives.
-    pub async fn start(catalog: DynCatalog, cache: Cache, cfg: TapeConfig, data_dir: &Path) -> Result<TapeSystem> {
+    pub async fn start(
+        catalog: DynCatalog,
+        source: Arc<dyn MemberSource>,
+        cfg: TapeConfig,
+        data_dir: &Path,
+    ) -> Result<TapeSystem> {
         cfg.validate().map_err(TapeError::Invalid)?;
         let profiles = cfg.profiles();
         let mut libs = BTreeMap::new();
@@ -460,7 +465,7 @@ impl TapeSystem {
         let sys = TapeSystem {
             inner: Arc::new(Inner {
                 catalog: catalog.clone(),
-                cache,
+                source,
                 cfg: cfg.clone(),
                 libs,
                 state: Mutex::new(State::default()),
@@ -1390,37 +1395,11 @@ impl DriveTask {
         self.sys.wake.send_modify(|n| *n += 1);
     }
 
-    /// Everything a package needs from the catalog: its members' metadata.
+    /// Everything a package needs of its members: their metadata, in one
+    /// read of the injected source (a member deleted since the job was
+    /// queued is left out).
     async fn members(&self, job: &ArchiveJob) -> Result<Vec<MemberMeta>, OpError> {
-        let mut out = Vec::with_capacity(job.files.len());
-        for id in &job.files {
-            let node = self
-                .sys
-                .catalog
-                .node_by_file_id(*id)
-                .await
-                .map_err(|e| OpError::Other(e.to_string()))?;
-            // Deleted since it was queued: it leaves the job.
-            let Some(node) = node else { continue };
-            let path = match self.sys.catalog.path_of(node.id).await {
-                Ok(path) => path,
-                // Deleted between the two lookups.
-                Err(bale_catalog::CatalogError::NotFound(_)) => continue,
-                Err(e) => return Err(OpError::Other(e.to_string())),
-            };
-            out.push(MemberMeta {
-                file_id: *id,
-                path: path.to_string(),
-                size: node.size,
-                adler32: node.adler32.unwrap_or(Adler32(1)),
-                owner: node.owner,
-                group: node.group,
-                mode: node.mode,
-                ctime: node.ctime,
-                mtime: node.mtime,
-            });
-        }
-        Ok(out)
+        self.sys.source.members(&job.files).await.map_err(OpError::Other)
     }
 
     async fn write(&mut self, label: &str, job: QueuedJob) {
@@ -1531,7 +1510,7 @@ impl DriveTask {
         }
         let inject = self.take_fault(|f| matches!(f, Fault::WriteError { volume } if volume == label));
         let mut vol = self.vol.take().expect("mounted");
-        let cache = self.sys.cache.clone();
+        let source = self.sys.source.clone();
         // With a time scale, emulated writes stream at the modelled rate.
         let scale = self.sys.cfg.time_scale;
         let pace = (scale > 0.0 && !self.lib.backend.real_timing()).then(|| self.lib.profile.rate.0 as f64 / scale);
@@ -1555,7 +1534,7 @@ impl DriveTask {
                     start: Instant::now(),
                 };
                 let open = |m: &bale_pack::ManifestMember| {
-                    cache.open_data(m.meta.file_id).inspect_err(|e| {
+                    source.open(m.meta.file_id).inspect_err(|e| {
                         let mut u = unreadable.lock().unwrap();
                         u.get_or_insert_with(|| {
                             (
@@ -1586,8 +1565,8 @@ impl DriveTask {
         if let Some((file_id, m)) = unreadable {
             // A member deleted since the plan leaves it; otherwise the
             // cache's fault, not the tape's: the job is retried.
-            return Err(match self.sys.catalog.node_by_file_id(file_id).await {
-                Ok(None) => OpError::Gone(file_id),
+            return Err(match self.sys.source.exists(file_id).await {
+                Ok(false) => OpError::Gone(file_id),
                 _ => OpError::Other(m),
             });
         }

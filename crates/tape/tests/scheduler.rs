@@ -6,7 +6,9 @@ use bale_catalog::{
     ArchiveRoute, DynCatalog, JobState, JobTarget, NewDir, NewFile, Node, PoolLimits, PoolTarget, SqliteCatalog, Tags,
     VolumeState, ROOT_ID,
 };
-use bale_tape::{Event, Fault, FileMarks, LibraryConfig, ReadRequest, TapeConfig, TapeSystem};
+use bale_tape::{
+    member_meta, Event, Fault, FileMarks, LibraryConfig, MemberSource, ReadRequest, TapeConfig, TapeSystem,
+};
 use bale_util::{Adler32, FileId, Timestamp};
 use bytesize::ByteSize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,11 +37,45 @@ fn config(drives: u32, volumes: u32, capacity: u64) -> TapeConfig {
     }
 }
 
+/// Members from the test's catalog and cache, as the server's source does.
+struct Members {
+    catalog: DynCatalog,
+    cache: Cache,
+}
+
+#[async_trait::async_trait]
+impl MemberSource for Members {
+    async fn members(&self, files: &[FileId]) -> Result<Vec<bale_pack::MemberMeta>, String> {
+        let found = self.catalog.files_with_paths(files).await.map_err(|e| e.to_string())?;
+        Ok(found.iter().map(|(n, p)| member_meta(n, p)).collect())
+    }
+
+    fn open(&self, file_id: FileId) -> std::io::Result<std::fs::File> {
+        self.cache.open_data(file_id)
+    }
+
+    async fn exists(&self, file_id: FileId) -> Result<bool, String> {
+        Ok(self
+            .catalog
+            .node_by_file_id(file_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some())
+    }
+}
+
+fn members(catalog: &DynCatalog, cache: &Cache) -> Arc<dyn MemberSource> {
+    Arc::new(Members {
+        catalog: catalog.clone(),
+        cache: cache.clone(),
+    })
+}
+
 async fn rig(cfg: TapeConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let catalog: DynCatalog = Arc::new(SqliteCatalog::open(&dir.path().join("c.sqlite")).await.unwrap());
     let cache = Cache::open(&dir.path().join("cache"), SyncMode::Fsync).unwrap();
-    let sys = TapeSystem::start(catalog.clone(), cache.clone(), cfg.clone(), dir.path())
+    let sys = TapeSystem::start(catalog.clone(), members(&catalog, &cache), cfg.clone(), dir.path())
         .await
         .unwrap();
     Rig {
@@ -56,7 +92,7 @@ impl Rig {
         self.sys.shutdown().await;
         self.sys = TapeSystem::start(
             self.catalog.clone(),
-            self.cache.clone(),
+            members(&self.catalog, &self.cache),
             self.cfg.clone(),
             self.dir.path(),
         )

@@ -1,0 +1,40 @@
+//! Where the members of an archive job come from: the tape crate writes
+//! packages but does not know namespace paths or the cache. The server
+//! injects a [`MemberSource`] (the core's catalog + cache); tests inject
+//! their own.
+
+use async_trait::async_trait;
+use bale_catalog::Node;
+use bale_pack::MemberMeta;
+use bale_util::{Adler32, FileId, NsPath};
+
+/// The members of a package to write, and their data.
+#[async_trait]
+pub trait MemberSource: Send + Sync + 'static {
+    /// The metadata of the files of a job that still exist, with their
+    /// paths, in the job's order, from one consistent catalog read.
+    async fn members(&self, files: &[FileId]) -> Result<Vec<MemberMeta>, String>;
+
+    /// Opens a member's data for reading.
+    fn open(&self, file_id: FileId) -> std::io::Result<std::fs::File>;
+
+    /// Whether the file still exists (a member whose data cannot be opened
+    /// may have been deleted since the plan).
+    async fn exists(&self, file_id: FileId) -> Result<bool, String>;
+}
+
+/// A member's metadata as the manifest records it, from its catalog node
+/// and path.
+pub fn member_meta(node: &Node, path: &NsPath) -> MemberMeta {
+    MemberMeta {
+        file_id: node.file_id.expect("a file"),
+        path: path.to_string(),
+        size: node.size,
+        adler32: node.adler32.unwrap_or(Adler32(1)),
+        owner: node.owner.clone(),
+        group: node.group.clone(),
+        mode: node.mode,
+        ctime: node.ctime,
+        mtime: node.mtime,
+    }
+}
