@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use bale_core::archive::Closing;
 use bale_core::Principal;
 use bale_util::NsPath;
 use serde::{Deserialize, Serialize};
@@ -41,8 +40,9 @@ fn policy_view(p: &bale_core::archive::LoadedPolicy) -> PolicyView {
     }
 }
 
-async fn show_policy(State(st): State<AppState>) -> Response {
-    Json(policy_view(&st.svc.archiver().policy())).into_response()
+async fn show_policy(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
+    let p = st.svc.policy(&who)?;
+    Ok(Json(policy_view(&p)).into_response())
 }
 
 /// The body is the policy file itself (TOML).
@@ -51,9 +51,7 @@ async fn load_policy(
     Extension(who): Extension<Principal>,
     body: String,
 ) -> Result<Response, ApiError> {
-    who.require_admin()?;
-    let origin = format!("loaded by {} with bale policy load", who.user);
-    let p = st.svc.archiver().load(&body, &origin)?;
+    let p = st.svc.load_policy(&who, &body)?;
     Ok(Json(policy_view(&p)).into_response())
 }
 
@@ -78,8 +76,8 @@ async fn check_policy(
     Ok(Json(e).into_response())
 }
 
-async fn queue(State(st): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.archiver().queue().await?).into_response())
+async fn queue(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
+    Ok(Json(st.svc.queue(&who).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -102,12 +100,7 @@ async fn flush(
     Extension(who): Extension<Principal>,
     Json(req): Json<FlushRequest>,
 ) -> Result<Response, ApiError> {
-    who.require_admin()?;
-    let which = match req.pool.as_deref() {
-        Some(key) => Closing::Pool(key),
-        None => Closing::All,
-    };
-    let jobs = st.svc.archiver().close_pools(which).await?;
+    let jobs = st.svc.flush(&who, req.pool.as_deref()).await?;
     let closed: Vec<Closed> = jobs
         .into_iter()
         .map(|j| Closed {

@@ -49,7 +49,7 @@ fn parse_path(p: &str) -> Result<NsPath, ApiError> {
 }
 
 async fn health(State(st): State<AppState>) -> Response {
-    Json(serde_json::json!({"status": "ok", "catalog": st.svc.catalog().backend()})).into_response()
+    Json(serde_json::json!({"status": "ok", "catalog": st.svc.catalog_backend()})).into_response()
 }
 
 async fn whoami(Extension(who): Extension<Principal>) -> Json<WhoAmI> {
@@ -179,8 +179,7 @@ async fn list_tokens(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    who.require_admin()?;
-    Ok(Json(st.svc.auth().list().await?.into_iter().map(token_view).collect()))
+    Ok(Json(st.svc.tokens(&who).await?.into_iter().map(token_view).collect()))
 }
 
 async fn create_token(
@@ -188,11 +187,9 @@ async fn create_token(
     Extension(who): Extension<Principal>,
     Json(req): Json<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    who.require_admin()?;
     let (token, info) = st
         .svc
-        .auth()
-        .create(&req.user, &req.group, req.admin, &req.comment)
+        .create_token(&who, &req.user, &req.group, req.admin, &req.comment)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -212,7 +209,6 @@ async fn revoke_token(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    who.require_admin()?;
-    st.svc.auth().revoke(&id).await?;
+    st.svc.revoke_token(&who, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

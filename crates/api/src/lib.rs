@@ -153,7 +153,7 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("<not text>"));
-    match st.svc.auth().authenticate(header).await {
+    match st.svc.authenticate(header).await {
         Ok(p) => {
             req.extensions_mut().insert(p);
             next.run(req).await

@@ -27,16 +27,6 @@ pub struct Principal {
     pub token_id: String,
 }
 
-impl Principal {
-    pub fn require_admin(&self) -> Result<()> {
-        if self.admin {
-            Ok(())
-        } else {
-            Err(Error::Forbidden(format!("user {} is not an administrator", self.user)))
-        }
-    }
-}
-
 /// A user or group name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `-`.
 pub fn validate_account_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()

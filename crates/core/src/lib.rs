@@ -6,6 +6,7 @@
 //! API. It knows nothing of HTTP.
 
 mod access;
+pub mod admin;
 pub mod archive;
 pub mod auth;
 mod committer;

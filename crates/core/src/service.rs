@@ -280,12 +280,12 @@ impl Service {
     }
 
     /// The tape system: libraries, drives, volumes, the scheduler.
-    pub fn tape(&self) -> &TapeSystem {
+    pub(crate) fn tape(&self) -> &TapeSystem {
         &self.tape
     }
 
     /// Aggregation: the policy, pools, the queue.
-    pub fn archiver(&self) -> &Archiver {
+    pub(crate) fn archiver(&self) -> &Archiver {
         &self.archiver
     }
 
@@ -418,11 +418,11 @@ impl Service {
         &self.config
     }
 
-    pub fn catalog(&self) -> &DynCatalog {
+    pub(crate) fn catalog(&self) -> &DynCatalog {
         &self.catalog
     }
 
-    pub fn auth(&self) -> &Auth {
+    pub(crate) fn auth(&self) -> &Auth {
         &self.auth
     }
 

@@ -78,7 +78,7 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
     println!("bale listening on http://{addr}");
     eprintln!(
         "bale: catalog {}, data in {}, admin token in {}",
-        svc.catalog().backend(),
+        svc.catalog_backend(),
         cfg.data_dir.display(),
         cfg.admin_token_path().display()
     );

@@ -1,0 +1,170 @@
+//! Administration as operations of the service: the tape library, the
+//! aggregation policy and queue, tokens and alarms. Each operation declares
+//! who may do it ([`Who`]); [`allow`] is the one place that checks, so the
+//! HTTP layer only translates. Namespace operations declare a `perms::Op`
+//! instead (see `perms`).
+
+use crate::archive::{Closing, LoadedPolicy, QueueView};
+use crate::auth::Principal;
+use crate::service::Service;
+use crate::{Error, Result};
+use bale_catalog::{Alarm, ArchiveJob, Package, TokenInfo, Volume, VolumeState};
+use bale_tape::{DriveView, Event, Fault, LibraryView, VolumeView};
+use std::sync::Arc;
+
+/// Who may do an administrative operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// Every authenticated user: views without namespace paths.
+    Anyone,
+    /// Administrators: every change, and views that may name any path.
+    Admin,
+}
+
+/// The one check of administrative operations.
+pub fn allow(who: &Principal, need: Who, what: &str) -> Result<()> {
+    match need {
+        Who::Anyone => Ok(()),
+        Who::Admin if who.admin => Ok(()),
+        Who::Admin => Err(Error::Forbidden(format!(
+            "user {} is not an administrator: only administrators may {what}",
+            who.user
+        ))),
+    }
+}
+
+impl Service {
+    pub fn volumes(&self, who: &Principal) -> Result<Vec<VolumeView>> {
+        allow(who, Who::Anyone, "list volumes")?;
+        Ok(self.tape().volumes())
+    }
+
+    /// Adds blank volumes to a library; `media`, if given, must be the
+    /// library's.
+    pub async fn add_volumes(
+        &self,
+        who: &Principal,
+        library: &str,
+        media: Option<&str>,
+        count: u32,
+        capacity: Option<u64>,
+        prefix: Option<&str>,
+    ) -> Result<Vec<Volume>> {
+        allow(who, Who::Admin, "add volumes")?;
+        if let Some(media) = media {
+            let lib = self
+                .tape()
+                .libraries()
+                .into_iter()
+                .find(|l| l.name == library)
+                .ok_or_else(|| Error::NotFound(format!("no library {library:?}")))?;
+            if lib.media != media {
+                return Err(Error::BadRequest(format!(
+                    "library {} has {} drives; it cannot take {media} volumes",
+                    lib.name, lib.media
+                )));
+            }
+        }
+        Ok(self.tape().add_volumes(library, count, capacity, prefix).await?)
+    }
+
+    pub async fn volume(&self, who: &Principal, label: &str) -> Result<(VolumeView, Vec<Package>)> {
+        allow(who, Who::Anyone, "show volumes")?;
+        Ok(self.tape().volume(label).await?)
+    }
+
+    pub async fn set_volume_state(&self, who: &Principal, label: &str, state: VolumeState) -> Result<Volume> {
+        allow(who, Who::Admin, "change a volume's state")?;
+        Ok(self.tape().set_volume_state(label, state).await?)
+    }
+
+    pub fn drives(&self, who: &Principal) -> Result<Vec<DriveView>> {
+        allow(who, Who::Anyone, "list drives")?;
+        Ok(self.tape().drives())
+    }
+
+    pub async fn set_drive_online(&self, who: &Principal, name: &str, online: bool) -> Result<DriveView> {
+        allow(who, Who::Admin, "take drives online or offline")?;
+        Ok(self.tape().set_drive_online(name, online).await?)
+    }
+
+    pub fn libraries(&self, who: &Principal) -> Result<Vec<LibraryView>> {
+        allow(who, Who::Anyone, "list libraries")?;
+        Ok(self.tape().libraries())
+    }
+
+    pub fn tape_events(&self, who: &Principal, after: u64) -> Result<Vec<Event>> {
+        allow(who, Who::Anyone, "read the tape event log")?;
+        Ok(self.tape().events(after))
+    }
+
+    pub fn inject_fault(&self, who: &Principal, fault: Fault) -> Result<()> {
+        allow(who, Who::Admin, "inject faults")?;
+        Ok(self.tape().inject(fault)?)
+    }
+
+    /// Alarms name paths and volumes: for administrators.
+    pub async fn alarms(&self, who: &Principal) -> Result<Vec<Alarm>> {
+        allow(who, Who::Admin, "read alarms")?;
+        Ok(self.catalog().alarms().await?)
+    }
+
+    pub fn policy(&self, who: &Principal) -> Result<Arc<LoadedPolicy>> {
+        allow(who, Who::Anyone, "read the policy")?;
+        Ok(self.archiver().policy())
+    }
+
+    pub fn load_policy(&self, who: &Principal, text: &str) -> Result<Arc<LoadedPolicy>> {
+        allow(who, Who::Admin, "load a policy")?;
+        let origin = format!("loaded by {} with bale policy load", who.user);
+        self.archiver().load(text, &origin)
+    }
+
+    pub async fn queue(&self, who: &Principal) -> Result<QueueView> {
+        allow(who, Who::Anyone, "read the queue")?;
+        self.archiver().queue().await
+    }
+
+    /// Closes one open pool, or all of them, whole.
+    pub async fn flush(&self, who: &Principal, pool: Option<&str>) -> Result<Vec<ArchiveJob>> {
+        allow(who, Who::Admin, "flush pools")?;
+        let which = match pool {
+            Some(key) => Closing::Pool(key),
+            None => Closing::All,
+        };
+        self.archiver().close_pools(which).await
+    }
+
+    pub async fn tokens(&self, who: &Principal) -> Result<Vec<TokenInfo>> {
+        allow(who, Who::Admin, "list tokens")?;
+        self.auth().list().await
+    }
+
+    /// A new token; returns its secret (shown once) and its record.
+    pub async fn create_token(
+        &self,
+        who: &Principal,
+        user: &str,
+        group: &str,
+        admin: bool,
+        comment: &str,
+    ) -> Result<(String, TokenInfo)> {
+        allow(who, Who::Admin, "create tokens")?;
+        self.auth().create(user, group, admin, comment).await
+    }
+
+    pub async fn revoke_token(&self, who: &Principal, id: &str) -> Result<()> {
+        allow(who, Who::Admin, "revoke tokens")?;
+        self.auth().revoke(id).await
+    }
+
+    /// Who sends this `Authorization` header value.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal> {
+        self.auth().authenticate(header).await
+    }
+
+    /// The catalog backend's name ("sqlite", "postgres").
+    pub fn catalog_backend(&self) -> &'static str {
+        self.catalog().backend()
+    }
+}
