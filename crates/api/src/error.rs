@@ -32,7 +32,7 @@ impl From<Error> for ApiError {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Exists(_) | Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Exists(_) | Error::Conflict(_) | Error::IsADirectory(_) => StatusCode::CONFLICT,
             Error::ChecksumMismatch(_) => StatusCode::BAD_REQUEST,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

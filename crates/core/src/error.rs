@@ -22,6 +22,10 @@ pub enum Error {
     /// The namespace is not in a state that allows this (missing parent, not empty, ...).
     #[error("{0}")]
     Conflict(String),
+    /// A file operation named a directory (a conflict, kept apart so that
+    /// callers can say which path without matching message text).
+    #[error("{0}")]
+    IsADirectory(String),
     /// The data does not match the checksum the client sent.
     #[error("{0}")]
     ChecksumMismatch(String),
@@ -46,7 +50,7 @@ impl From<CatalogError> for Error {
             CatalogError::NotFound(m) => Error::NotFound(format!("{m} not found")),
             CatalogError::AlreadyExists(m) => Error::Exists(format!("{m} already exists")),
             CatalogError::NotADirectory(m) => Error::Conflict(format!("{m} is not a directory")),
-            CatalogError::IsADirectory(m) => Error::Conflict(format!("{m} is a directory")),
+            CatalogError::IsADirectory(m) => Error::IsADirectory(format!("{m} is a directory")),
             CatalogError::NotEmpty(m) => Error::Conflict(format!("directory {m} is not empty")),
             CatalogError::Invalid(m) => Error::Conflict(m),
             CatalogError::PermissionDenied(m) => Error::Forbidden(format!("permission denied: {m}")),

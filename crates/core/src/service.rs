@@ -562,7 +562,7 @@ impl Service {
         match r.node() {
             Some(existing) if existing.is_dir() => {
                 check(who, Op::Stat, &r)?;
-                return Err(Error::Conflict(format!("{path} is a directory")));
+                return Err(Error::IsADirectory(format!("{path} is a directory")));
             }
             Some(_) if !opts.overwrite => {
                 check(who, Op::Stat, &r)?;
@@ -675,9 +675,7 @@ impl Service {
                     "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
                 )),
                 // The catalog names the entry; the client named a path.
-                Error::Conflict(m) if m == format!("{name} is a directory") => {
-                    Error::Conflict(format!("{path} is a directory"))
-                }
+                Error::IsADirectory(_) => Error::IsADirectory(format!("{path} is a directory")),
                 e => e,
             })?;
         if let (Some(id), ArchiveRoute::Direct(target)) = (committed.job, archive) {
@@ -701,7 +699,7 @@ impl Service {
         let r = self.authorize(who, Op::Stat, path).await?;
         let node = r.node().expect("checked").clone();
         if node.is_dir() {
-            return Err(Error::Conflict(format!(
+            return Err(Error::IsADirectory(format!(
                 "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
             )));
         }
