@@ -213,7 +213,7 @@ impl Archiver {
     /// How a new file goes to tape. Files at or above tape.direct_min_size
     /// always go direct; the policy decides the rest.
     pub fn route(&self, facts: &FileFacts<'_>) -> Result<ArchiveRoute> {
-        let target = self.tape.target_for(facts.tags)?;
+        let target = bale_policy::target_for(facts.tags, &self.tape.library_names()).map_err(Error::BadRequest)?;
         if facts.size >= self.tape.direct_min_size() {
             return Ok(ArchiveRoute::Direct(target));
         }
@@ -234,7 +234,7 @@ impl Archiver {
 
     /// What the policy does with a file, and why (`bale policy check`).
     pub fn explain(&self, facts: &FileFacts<'_>) -> Result<Explanation> {
-        let target = self.tape.target_for(facts.tags)?;
+        let target = bale_policy::target_for(facts.tags, &self.tape.library_names()).map_err(Error::BadRequest)?;
         let size = facts.size;
         Ok(self.decide(facts, |d| self.explanation(d, size, &target)))
     }

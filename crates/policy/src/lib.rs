@@ -31,7 +31,7 @@
 //! action = "direct"
 //! ```
 
-use bale_catalog::Tags;
+use bale_catalog::{Family, JobTarget, Tags};
 use bytesize::ByteSize;
 use serde::Deserialize;
 use std::fmt;
@@ -397,15 +397,40 @@ impl Policy {
     }
 }
 
-/// The family a file's tags put it in, with the defaults the tape
-/// system uses for tags that are not set.
+/// The family a file's tags put it in; tags not set take the defaults:
+/// storage group and file family "default", wrapper "tar".
+pub fn family(tags: &Tags) -> Family {
+    Family {
+        storage_group: tags.storage_group.clone().unwrap_or_else(|| "default".into()),
+        file_family: tags.file_family.clone().unwrap_or_else(|| "default".into()),
+        wrapper: tags.wrapper.clone().unwrap_or_else(|| "tar".into()),
+    }
+}
+
+/// [`family`] as `storage_group.file_family.wrapper`.
 pub fn family_of(tags: &Tags) -> String {
-    format!(
-        "{}.{}.{}",
-        tags.storage_group.as_deref().unwrap_or("default"),
-        tags.file_family.as_deref().unwrap_or("default"),
-        tags.wrapper.as_deref().unwrap_or("tar")
-    )
+    family(tags).to_string()
+}
+
+/// Where files with these tags are written: their library (the tag, else
+/// the first of `libraries`, the configured ones), family and width (the
+/// tag, else 1). A library tag that names no configured library is an error.
+pub fn target_for(tags: &Tags, libraries: &[String]) -> Result<JobTarget, String> {
+    let library = match &tags.library {
+        Some(l) => l.clone(),
+        None => libraries.first().cloned().ok_or("no tape library is configured")?,
+    };
+    if !libraries.contains(&library) {
+        return Err(format!(
+            "the directory's library tag names {library:?}, which is not a configured library ({})",
+            libraries.join(", ")
+        ));
+    }
+    Ok(JobTarget {
+        library,
+        family: family(tags),
+        width: tags.file_family_width.unwrap_or(1),
+    })
 }
 
 fn pool_key(rule: &str, a: &Aggregate, f: &FileFacts<'_>) -> String {

@@ -31,8 +31,8 @@ use crate::config::{BackendKind, FileMarks, TapeConfig};
 use crate::media::MediaProfile;
 use crate::members::MemberSource;
 use bale_catalog::{
-    ArchiveJob, CatalogError, Drive, DriveState, DynCatalog, Family, JobTarget, NewMember, NewPackage, NewVolume,
-    Package, TapeStats, Volume, VolumeState, VolumeWrite,
+    ArchiveJob, CatalogError, Drive, DriveState, DynCatalog, Family, NewMember, NewPackage, NewVolume, Package,
+    TapeStats, Volume, VolumeState, VolumeWrite,
 };
 use bale_pack::{MemberMeta, PackError, Plan, ReadAhead};
 use bale_util::{Adler32, FileId, Timestamp};
@@ -582,29 +582,10 @@ impl TapeSystem {
         }
     }
 
-    /// Where files with these tags go: their library, family and width.
-    /// Tags not set take defaults (the first library, "default" storage
-    /// group and file family, the "tar" wrapper, width 1).
-    pub fn target_for(&self, tags: &bale_catalog::Tags) -> Result<JobTarget> {
-        let library = match &tags.library {
-            Some(l) => l.clone(),
-            None => self.inner.cfg.libraries[0].name.clone(),
-        };
-        if !self.inner.libs.contains_key(&library) {
-            return Err(TapeError::Invalid(format!(
-                "the directory's library tag names {library:?}, which is not a configured library ({})",
-                self.inner.libs.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        }
-        Ok(JobTarget {
-            library,
-            family: Family {
-                storage_group: tags.storage_group.clone().unwrap_or_else(|| "default".into()),
-                file_family: tags.file_family.clone().unwrap_or_else(|| "default".into()),
-                wrapper: tags.wrapper.clone().unwrap_or_else(|| "tar".into()),
-            },
-            width: tags.file_family_width.unwrap_or(1),
-        })
+    /// The configured libraries, in configuration order: the first is
+    /// where files go whose directory names none (`bale_policy::target_for`).
+    pub fn library_names(&self) -> Vec<String> {
+        self.inner.cfg.libraries.iter().map(|l| l.name.clone()).collect()
     }
 
     /// The size from which files go straight to tape.

@@ -158,7 +158,7 @@ impl Rig {
 
     /// A file in the cache and the catalog, queued for tape.
     async fn put(&self, dir: &Node, name: &str, size: usize) -> (FileId, Vec<u8>) {
-        let target: JobTarget = self.sys.target_for(&dir.tags).unwrap();
+        let target: JobTarget = bale_policy::target_for(&dir.tags, &self.sys.library_names()).unwrap();
         let (id, data, job) = self.commit(dir, name, size, ArchiveRoute::Direct(target)).await;
         assert!(job.is_some());
         let job = self.catalog.job_of(id).await.unwrap().unwrap();
@@ -169,7 +169,7 @@ impl Rig {
     /// Files in the cache and the catalog, members of one pool, closed into
     /// one archive job and queued for tape.
     async fn put_pooled(&self, dir: &Node, names: &[&str], size: usize) -> (Vec<(FileId, Vec<u8>)>, i64) {
-        let target: JobTarget = self.sys.target_for(&dir.tags).unwrap();
+        let target: JobTarget = bale_policy::target_for(&dir.tags, &self.sys.library_names()).unwrap();
         let pool = PoolTarget {
             key: format!("small/{}", target.family),
             rule: "small".into(),
@@ -592,14 +592,15 @@ async fn admin_operations_check_their_input() {
     r.sys.set_volume_state("TT0001", VolumeState::Shelf).await.unwrap();
     assert!(r.sys.set_volume_state("XX", VolumeState::Shelf).await.is_err());
     assert!(r.sys.set_drive_online("lib1-d9", true).await.is_err());
-    let t = r
-        .sys
-        .target_for(&Tags {
+    let t = bale_policy::target_for(
+        &Tags {
             library: Some("elsewhere".into()),
             ..Tags::default()
-        })
-        .unwrap_err();
-    assert!(t.to_string().contains("elsewhere"));
+        },
+        &r.sys.library_names(),
+    )
+    .unwrap_err();
+    assert!(t.contains("elsewhere"), "{t}");
 }
 
 /// A member whose cached data no longer matches its checksum is held back
