@@ -338,13 +338,11 @@ impl Archiver {
             }
         }
         let stranded = self.catalog.stranded_files(10_000).await?;
+        // Their paths in one read (a file deleted meanwhile drops out).
+        let ids: Vec<_> = stranded.iter().filter_map(|n| n.file_id).collect();
+        let stranded = self.catalog.files_with_paths(&ids).await?;
         let mut reroutes = Vec::with_capacity(stranded.len());
-        for node in &stranded {
-            let path = match self.catalog.path_of(node.id).await {
-                Ok(p) => p,
-                Err(bale_catalog::CatalogError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
+        for (node, path) in &stranded {
             let route = self.route(&FileFacts {
                 path: path.as_str(),
                 size: node.size,

@@ -12,7 +12,6 @@ pub mod auth;
 mod committer;
 pub mod config;
 mod error;
-mod members;
 pub mod perms;
 mod service;
 

@@ -181,10 +181,13 @@ impl Service {
                 e => e.into(),
             })?;
         recover(&catalog, &cache, &node).await?;
-        let members = Arc::new(crate::members::CatalogMembers {
-            catalog: catalog.clone(),
-            cache: cache.clone(),
-        });
+        let members = {
+            let cache = cache.clone();
+            Arc::new(bale_tape::CatalogMembers {
+                catalog: catalog.clone(),
+                open: move |id| cache.open_data(id),
+            })
+        };
         let tape = TapeSystem::start(catalog.clone(), members, config.tape.clone(), &config.data_dir).await?;
         let archiver = match Archiver::open(&config.archive.policy, &config.data_dir, catalog.clone(), tape.clone()) {
             Ok(a) => Arc::new(a),

@@ -25,7 +25,7 @@ mod system;
 
 pub use config::{BackendKind, FileMarks, LibraryConfig, TapeConfig};
 pub use media::MediaProfile;
-pub use members::{member_meta, MemberSource};
+pub use members::{member_meta, CatalogMembers, MemberSource};
 pub use system::{
     Charge, DriveView, Event, Fault, LibraryView, ReadDone, ReadRequest, TapeError, TapeSystem, VolumeView,
 };

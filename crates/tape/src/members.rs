@@ -1,10 +1,10 @@
 //! Where the members of an archive job come from: the tape crate writes
 //! packages but does not know namespace paths or the cache. The server
-//! injects a [`MemberSource`] (the core's catalog + cache); tests inject
-//! their own.
+//! injects a [`MemberSource`]: [`CatalogMembers`] over the catalog and a
+//! way to open data (the cache's).
 
 use async_trait::async_trait;
-use bale_catalog::Node;
+use bale_catalog::{DynCatalog, Node};
 use bale_pack::MemberMeta;
 use bale_util::{Adler32, FileId, NsPath};
 
@@ -36,5 +36,37 @@ pub fn member_meta(node: &Node, path: &NsPath) -> MemberMeta {
         mode: node.mode,
         ctime: node.ctime,
         mtime: node.mtime,
+    }
+}
+
+/// The source the server uses (and tests): members and their paths from
+/// the catalog in one `files_with_paths` read per job, data from `open`
+/// (the cache's, in the server).
+pub struct CatalogMembers<F> {
+    pub catalog: DynCatalog,
+    pub open: F,
+}
+
+#[async_trait]
+impl<F> MemberSource for CatalogMembers<F>
+where
+    F: Fn(FileId) -> std::io::Result<std::fs::File> + Send + Sync + 'static,
+{
+    async fn members(&self, files: &[FileId]) -> Result<Vec<MemberMeta>, String> {
+        let found = self.catalog.files_with_paths(files).await.map_err(|e| e.to_string())?;
+        Ok(found.iter().map(|(node, path)| member_meta(node, path)).collect())
+    }
+
+    fn open(&self, file_id: FileId) -> std::io::Result<std::fs::File> {
+        (self.open)(file_id)
+    }
+
+    async fn exists(&self, file_id: FileId) -> Result<bool, String> {
+        Ok(self
+            .catalog
+            .node_by_file_id(file_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some())
     }
 }

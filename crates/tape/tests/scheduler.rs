@@ -7,7 +7,7 @@ use bale_catalog::{
     VolumeState, ROOT_ID,
 };
 use bale_tape::{
-    member_meta, Event, Fault, FileMarks, LibraryConfig, MemberSource, ReadRequest, TapeConfig, TapeSystem,
+    CatalogMembers, Event, Fault, FileMarks, LibraryConfig, MemberSource, ReadRequest, TapeConfig, TapeSystem,
 };
 use bale_util::{Adler32, FileId, Timestamp};
 use bytesize::ByteSize;
@@ -37,37 +37,11 @@ fn config(drives: u32, volumes: u32, capacity: u64) -> TapeConfig {
     }
 }
 
-/// Members from the test's catalog and cache, as the server's source does.
-struct Members {
-    catalog: DynCatalog,
-    cache: Cache,
-}
-
-#[async_trait::async_trait]
-impl MemberSource for Members {
-    async fn members(&self, files: &[FileId]) -> Result<Vec<bale_pack::MemberMeta>, String> {
-        let found = self.catalog.files_with_paths(files).await.map_err(|e| e.to_string())?;
-        Ok(found.iter().map(|(n, p)| member_meta(n, p)).collect())
-    }
-
-    fn open(&self, file_id: FileId) -> std::io::Result<std::fs::File> {
-        self.cache.open_data(file_id)
-    }
-
-    async fn exists(&self, file_id: FileId) -> Result<bool, String> {
-        Ok(self
-            .catalog
-            .node_by_file_id(file_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some())
-    }
-}
-
 fn members(catalog: &DynCatalog, cache: &Cache) -> Arc<dyn MemberSource> {
-    Arc::new(Members {
+    let cache = cache.clone();
+    Arc::new(CatalogMembers {
         catalog: catalog.clone(),
-        cache: cache.clone(),
+        open: move |id| cache.open_data(id),
     })
 }
 

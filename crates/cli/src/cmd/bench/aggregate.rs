@@ -14,9 +14,9 @@
 //! they fill and the rest is flushed, then the drives come online and the
 //! modelled seconds of every library are compared.
 
-use super::common::{in_scratch, mkdir_tagged, set_drives, spawn_server};
+use super::common::{drives_idle, in_scratch, mkdir_tagged, set_drives, spawn_server};
 use crate::client::check;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use bytesize::ByteSize;
 use clap::Args;
@@ -168,12 +168,7 @@ async fn bench(a: &AggregateArgs) -> Result<ExitCode> {
     set_drives(c, true, Some(names)).await?;
     loop {
         let q: Value = c.get_json("queue", &[]).await?;
-        let drives: Value = c.get_json("drives", &[]).await?;
-        let idle = drives
-            .as_array()
-            .context("drives")?
-            .iter()
-            .all(|d| d["volume"].is_null());
+        let idle = drives_idle(c).await?;
         if q["jobs"].as_array().is_some_and(|j| j.is_empty())
             && q["pools"].as_array().is_some_and(|p| p.is_empty())
             && idle

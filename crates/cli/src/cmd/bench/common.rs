@@ -120,3 +120,13 @@ pub(crate) async fn in_scratch<T>(
     }
     result
 }
+
+/// Whether every drive has given its volume back (the library is at rest).
+pub(crate) async fn drives_idle(c: &Client) -> Result<bool> {
+    let drives: serde_json::Value = c.get_json("drives", &[]).await?;
+    Ok(drives
+        .as_array()
+        .context("drives")?
+        .iter()
+        .all(|d| d["volume"].is_null()))
+}

@@ -4,7 +4,7 @@
 //! Enstore) and with buffered marks (one flush per batch, CTA), side by
 //! side, next to the steady-state figure size / (size + rate x mark).
 
-use super::common::{in_scratch, mkdir_tagged, set_drives, spawn_server};
+use super::common::{drives_idle, in_scratch, mkdir_tagged, set_drives, spawn_server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -133,12 +133,7 @@ async fn bench(a: &TapeArgs) -> Result<ExitCode> {
             .iter()
             .map(|v| v["tape_files"].as_u64().unwrap_or(0))
             .sum();
-        let drives: Value = c.get_json("drives", &[]).await?;
-        let idle = drives
-            .as_array()
-            .context("drives")?
-            .iter()
-            .all(|d| d["volume"].is_null());
+        let idle = drives_idle(c).await?;
         if files >= expected && idle {
             break;
         }
