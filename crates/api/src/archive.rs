@@ -4,6 +4,7 @@
 //! administrator.
 
 use crate::error::ApiError;
+use crate::wire::{self, PackageJson, TapeFileJson};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -120,7 +121,10 @@ struct PackagesQuery {
 }
 
 async fn packages(State(st): State<AppState>, Query(q): Query<PackagesQuery>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.packages(q.volume.as_deref()).await?).into_response())
+    Ok(Json(wire::all::<_, TapeFileJson>(
+        &st.svc.packages(q.volume.as_deref()).await?,
+    ))
+    .into_response())
 }
 
 async fn package(
@@ -128,5 +132,5 @@ async fn package(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.package(&who, &id).await?).into_response())
+    Ok(Json(PackageJson::from(&st.svc.package(&who, &id).await?)).into_response())
 }

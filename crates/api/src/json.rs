@@ -25,9 +25,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/attrs", post(set_attrs))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .route("/workers", get(workers))
         .merge(crate::tape::routes())
         .merge(crate::archive::routes())
         .fallback(crate::error::not_found)
+}
+
+async fn workers(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Vec<crate::wire::WorkerJson>>, ApiError> {
+    Ok(Json(crate::wire::all(&st.svc.workers(&who)?)))
 }
 
 #[derive(Deserialize)]

@@ -18,6 +18,7 @@ mod json;
 pub mod model;
 mod tape;
 mod webdav;
+mod wire;
 
 pub use error::ApiError;
 

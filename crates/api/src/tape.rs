@@ -4,6 +4,7 @@
 
 use crate::error::ApiError;
 use crate::model::{AddVolumes, SetState};
+use crate::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -11,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use bale_catalog::VolumeState;
-use bale_core::tape::Fault;
+use bale_core::admin::FaultPoint;
 use bale_core::Principal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -29,7 +30,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 async fn volumes(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.volumes(&who)?).into_response())
+    Ok(Json(wire::all::<_, VolumeStatus>(&st.svc.volumes(&who)?)).into_response())
 }
 
 async fn add_volumes(
@@ -48,7 +49,7 @@ async fn add_volumes(
             req.prefix.as_deref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(added)).into_response())
+    Ok((StatusCode::CREATED, Json(wire::all::<_, VolumeJson>(&added))).into_response())
 }
 
 async fn volume(
@@ -57,7 +58,11 @@ async fn volume(
     Path(label): Path<String>,
 ) -> Result<Response, ApiError> {
     let (view, packages) = st.svc.volume(&who, &label).await?;
-    Ok(Json(serde_json::json!({"volume": view, "tape_files": packages})).into_response())
+    Ok(Json(VolumeDetail {
+        volume: VolumeStatus::from(&view),
+        tape_files: wire::all(&packages),
+    })
+    .into_response())
 }
 
 async fn set_volume_state(
@@ -68,11 +73,18 @@ async fn set_volume_state(
 ) -> Result<Response, ApiError> {
     let state: VolumeState = req.state.parse().map_err(ApiError::bad_request)?;
     let v = st.svc.set_volume_state(&who, &label, state).await?;
-    Ok(Json(v).into_response())
+    Ok(Json(VolumeJson::from(&v)).into_response())
+}
+
+/// A volume and its tape files in order.
+#[derive(Serialize)]
+struct VolumeDetail {
+    volume: VolumeStatus,
+    tape_files: Vec<TapeFileJson>,
 }
 
 async fn drives(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.drives(&who)?).into_response())
+    Ok(Json(wire::all::<_, DriveJson>(&st.svc.drives(&who)?)).into_response())
 }
 
 async fn drive_action(
@@ -90,11 +102,11 @@ async fn drive_action(
         }
     };
     let d = st.svc.set_drive_online(&who, &name, online).await?;
-    Ok(Json(d).into_response())
+    Ok(Json(DriveJson::from(&d)).into_response())
 }
 
 async fn libraries(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.libraries(&who)?).into_response())
+    Ok(Json(wire::all::<_, LibraryJson>(&st.svc.libraries(&who)?)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -109,18 +121,18 @@ async fn events(
     Extension(who): Extension<Principal>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.tape_events(&who, q.after)?).into_response())
+    Ok(Json(wire::all::<_, EventJson>(&st.svc.tape_events(&who, q.after)?)).into_response())
 }
 
 async fn inject(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(fault): Json<Fault>,
+    Json(fault): Json<FaultPoint>,
 ) -> Result<StatusCode, ApiError> {
     st.svc.inject_fault(&who, fault)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn alarms(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
-    Ok(Json(st.svc.alarms(&who).await?).into_response())
+    Ok(Json(wire::all::<_, AlarmJson>(&st.svc.alarms(&who).await?)).into_response())
 }

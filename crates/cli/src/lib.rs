@@ -69,6 +69,9 @@ enum Command {
     Drive(cmd::tape::DriveCmd),
     /// Show alarms (failed writes and reads, worn volumes, failed drives).
     Alarms(cmd::tape::ListArgs),
+    /// List the server's background workers: state, counters, last error
+    /// (administrators).
+    Workers(cmd::tape::ListArgs),
     /// Show, load or try the aggregation policy.
     #[command(subcommand)]
     Policy(cmd::archive::PolicyCmd),
@@ -136,13 +139,18 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    let code = match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bale: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Work cut off at the server's shutdown deadline may still hold a
+    // blocking thread (a tape write): it ends with the process, as in a
+    // crash, instead of holding the exit up.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -167,6 +175,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Drives(a) => cmd::tape::drives(&cli.client()?, a).await,
         Drive(d) => cmd::tape::drive(&cli.client()?, d).await,
         Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
+        Workers(a) => cmd::tape::workers(&cli.client()?, a).await,
         Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
         Queue(a) => cmd::archive::queue(&cli.client()?, a).await,
         Packages(a) => cmd::archive::packages(&cli.client()?, a).await,

@@ -10,7 +10,24 @@ use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::{Alarm, ArchiveJob, Package, TokenInfo, Volume, VolumeState};
 use bale_tape::{DriveView, Event, Fault, LibraryView, VolumeView};
+use bale_util::background::WorkerInfo;
+use serde::Deserialize;
 use std::sync::Arc;
+
+/// A fault to inject (tests and drills); each fires once.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultPoint {
+    /// The next tape write on this volume fails partway (a medium error).
+    WriteError { volume: String },
+    /// The next tape file read on this volume fails (a medium error).
+    ReadError { volume: String },
+    /// This drive fails at its next load, write or read.
+    DriveFailure { drive: String },
+    /// This background worker panics before its next unit of work: it shows
+    /// as dead in `bale workers` and an alarm is raised.
+    WorkerPanic { worker: String },
+}
 
 /// Who may do an administrative operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,9 +115,27 @@ impl Service {
         Ok(self.tape().events(after))
     }
 
-    pub fn inject_fault(&self, who: &Principal, fault: Fault) -> Result<()> {
+    pub fn inject_fault(&self, who: &Principal, fault: FaultPoint) -> Result<()> {
         allow(who, Who::Admin, "inject faults")?;
-        Ok(self.tape().inject(fault)?)
+        let tape = match fault {
+            FaultPoint::WorkerPanic { worker } => {
+                return match self.background().kill(&worker) {
+                    true => Ok(()),
+                    false => Err(Error::NotFound(format!("no running worker {worker:?}"))),
+                }
+            }
+            FaultPoint::WriteError { volume } => Fault::WriteError { volume },
+            FaultPoint::ReadError { volume } => Fault::ReadError { volume },
+            FaultPoint::DriveFailure { drive } => Fault::DriveFailure { drive },
+        };
+        Ok(self.tape().inject(tape)?)
+    }
+
+    /// Every background worker with its state, counters and last error.
+    /// Errors may name paths: for administrators.
+    pub fn workers(&self, who: &Principal) -> Result<Vec<WorkerInfo>> {
+        allow(who, Who::Admin, "list background workers")?;
+        Ok(self.background().workers())
     }
 
     /// Alarms name paths and volumes: for administrators.

@@ -18,8 +18,6 @@ use bale_util::Timestamp;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::sync::Notify;
 
 /// The policy used when none is configured or loaded: aggregate every file
 /// below tape.direct_min_size into packages of 8 GB or 2,000 files, or
@@ -135,7 +133,6 @@ pub struct Archiver {
     policy: RwLock<Arc<LoadedPolicy>>,
     /// Where a policy loaded at run time is kept for the next start.
     saved: PathBuf,
-    stop: Notify,
 }
 
 fn policy_error(what: &str, e: &PolicyError) -> Error {
@@ -177,7 +174,6 @@ impl Archiver {
                 loaded: Timestamp::now(),
             })),
             saved,
-            stop: Notify::new(),
         })
     }
 
@@ -385,34 +381,6 @@ impl Archiver {
             self.catalog.raise_alarm("error", "archive", &msg).await?;
         }
         Ok(report)
-    }
-
-    /// Checks the pools every `every`, and that every file is on its way
-    /// every `on_way` (and at once), until [`Archiver::stop`].
-    pub fn spawn(self: &Arc<Self>, every: Duration, on_way: Duration) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut next_on_way = tokio::time::Instant::now();
-            loop {
-                if tokio::time::Instant::now() >= next_on_way {
-                    if let Err(e) = me.check_on_way().await {
-                        tracing::warn!("checking that every file is on its way to tape failed (retried): {e}");
-                    }
-                    next_on_way = tokio::time::Instant::now() + on_way;
-                }
-                if let Err(e) = me.close_pools(Closing::Due).await {
-                    tracing::warn!("checking pools failed (retried): {e}");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
-                    _ = me.stop.notified() => break,
-                }
-            }
-        })
-    }
-
-    pub fn stop(&self) {
-        self.stop.notify_one();
     }
 
     /// Open pools with their nearest trigger, and the archive jobs.

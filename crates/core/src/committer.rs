@@ -29,17 +29,19 @@
 //! and so drops the inline data from the catalog. Recovery rewrites the
 //! cache copy of every inline file still landing.
 //!
-//! Promotion of committed files from `tmp/` to `files/` runs on its own task
-//! after the answers.
+//! Promotion of committed files from `tmp/` to `files/` runs on its own
+//! worker after the answers ([`crate::settle`]).
 
+use crate::settle::{Promoter, Promotion, Settler, Synced, SETTLE_PER_BATCH};
 use crate::{Error, Result};
 use bale_cache::{Cache, InlineShare, StagedFile};
 use bale_catalog::{CatalogError, Committed, DynCatalog, NewFile};
+use bale_util::background::{Background, State as WorkerState, Status, Worker};
 use bale_util::FileId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 struct Job {
     file: NewFile,
@@ -50,7 +52,6 @@ struct Job {
 #[derive(Clone)]
 pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
-    stop: Arc<tokio::sync::Notify>,
     /// Writes past their checks that have not reached the committer yet.
     arriving: Arc<AtomicUsize>,
 }
@@ -81,23 +82,47 @@ pub(crate) struct CommitterConfig {
 }
 
 impl Committer {
-    /// Starts the committer.
+    /// Starts the committer and its promoter and settler as background
+    /// workers (`phase`, `phase + 1`, `phase + 2`: each stops after the one
+    /// that feeds it).
     pub(crate) fn spawn(
         catalog: DynCatalog,
         cache: Cache,
         config: CommitterConfig,
-    ) -> (Committer, tokio::task::JoinHandle<()>) {
+        workers: &Background,
+        phase: u8,
+    ) -> Committer {
         let (tx, rx) = mpsc::channel(config.max_batch * 4);
         let arriving = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let h = tokio::spawn(run(rx, catalog, cache, config, arriving.clone(), stop.clone()));
-        (Committer { tx, stop, arriving }, h)
-    }
-
-    /// Stops taking files, commits what is queued, clears the landing notes
-    /// and ends the committer task.
-    pub(crate) fn stop(&self) {
-        self.stop.notify_one();
+        let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+        let synced = Synced::default();
+        let (promote_tx, promote_rx) = mpsc::channel::<Promotion>(16);
+        workers.spawn(
+            phase,
+            CommitWorker {
+                rx,
+                max_batch: config.max_batch,
+                stage: Stage {
+                    catalog: catalog.clone(),
+                    cache: cache.clone(),
+                    node: config.node,
+                    promote: promote_tx,
+                    synced: synced.clone(),
+                },
+                arriving: arriving.clone(),
+                settled: Vec::new(),
+                batch: Vec::with_capacity(config.max_batch),
+                closing: false,
+                files: 0,
+                batches: 0,
+            },
+        );
+        workers.spawn(phase + 1, Promoter::new(promote_rx, cache.clone(), settle_tx));
+        workers.spawn(
+            phase + 2,
+            Settler::new(settle_rx, catalog, cache, synced, config.settle_every),
+        );
+        Committer { tx, arriving }
     }
 
     /// Marks a write as on its way here; drop the guard when it is handed
@@ -128,83 +153,77 @@ struct Stage {
     synced: Synced,
 }
 
-/// What a batch hands to the promotion task once answered.
-#[derive(Default)]
-struct Promotion {
-    /// Ordinary files, durable in `tmp/`: promoted durably.
-    durable: Vec<FileId>,
-    /// Inline files: promoted by rename, then settled.
-    landed: Vec<(FileId, InlineShare)>,
-    /// Replaced versions, removed.
-    obsolete: Vec<FileId>,
+/// The group commit, as a background worker: a batch per call.
+struct CommitWorker {
+    rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    stage: Stage,
+    arriving: Arc<AtomicUsize>,
+    /// Files acknowledged since the last transaction: their data is durable.
+    settled: Vec<FileId>,
+    batch: Vec<Job>,
+    /// Shutting down: new files are refused, what is queued is committed.
+    closing: bool,
+    files: u64,
+    batches: u64,
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Job>,
-    catalog: DynCatalog,
-    cache: Cache,
-    config: CommitterConfig,
-    arriving: Arc<AtomicUsize>,
-    stop: Arc<tokio::sync::Notify>,
-) {
-    let max_batch = config.max_batch;
-    let (settle_tx, settle_rx) = mpsc::unbounded_channel::<Vec<(FileId, InlineShare)>>();
-    let synced = Synced::default();
-    let settler = tokio::spawn(settler(
-        settle_rx,
-        catalog.clone(),
-        cache.clone(),
-        synced.clone(),
-        config.settle_every,
-    ));
-    let (promote_tx, mut promote_rx) = mpsc::channel::<Promotion>(16);
-    let promote_cache = cache.clone();
-    let promote_stage = tokio::spawn(async move {
-        while let Some(p) = promote_rx.recv().await {
-            if let Some(landed) = promote(&promote_cache, p).await {
-                let _ = settle_tx.send(landed);
-            }
+#[async_trait::async_trait]
+impl Worker for CommitWorker {
+    fn name(&self) -> String {
+        "committer".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("files".into(), self.files);
+        s.counters.insert("batches".into(), self.batches);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<WorkerState, String> {
+        if *stop.borrow() && !self.closing {
+            // New files are refused from now on; what is queued is committed.
+            self.rx.close();
+            self.closing = true;
         }
-    });
-    let stage = Stage {
-        catalog,
-        cache,
-        node: config.node,
-        promote: promote_tx,
-        synced,
-    };
-    // Files acknowledged since the last transaction: their data is durable.
-    let mut settled: Vec<FileId> = Vec::new();
-    let mut batch = Vec::with_capacity(max_batch);
-    let mut closing = false;
-    loop {
-        let n = if closing {
-            rx.recv_many(&mut batch, max_batch).await
-        } else {
-            tokio::select! {
-                n = rx.recv_many(&mut batch, max_batch) => n,
-                _ = stop.notified() => {
-                    // New files are refused from now on; what is queued is committed.
-                    rx.close();
-                    closing = true;
-                    continue;
+        if self.batch.is_empty() {
+            if self.closing {
+                if self.rx.recv_many(&mut self.batch, self.max_batch).await == 0 {
+                    let settled = std::mem::take(&mut self.settled);
+                    if let Err(e) = self.stage.catalog.settle_files(&settled).await {
+                        tracing::warn!("clearing {} landing notes at shutdown failed: {e}", settled.len());
+                    }
+                    return Ok(WorkerState::Done);
+                }
+            } else {
+                while self.batch.len() < self.max_batch {
+                    match self.rx.try_recv() {
+                        Ok(j) => self.batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                if self.batch.is_empty() {
+                    return Ok(WorkerState::Idle);
                 }
             }
-        };
-        if n == 0 {
-            break;
         }
-        gather(&mut rx, &mut batch, max_batch, &arriving).await;
+        gather(&mut self.rx, &mut self.batch, self.max_batch, &self.arriving).await;
+        self.files += self.batch.len() as u64;
+        self.batches += 1;
         // One batch at a time: measured faster than overlapping batches,
         // which only split the same fsyncs over smaller transactions.
-        process(&stage, &mut settled, std::mem::take(&mut batch)).await;
+        process(&self.stage, &mut self.settled, std::mem::take(&mut self.batch)).await;
+        Ok(WorkerState::Busy)
     }
-    if let Err(e) = stage.catalog.settle_files(&settled).await {
-        tracing::warn!("clearing {} landing notes at shutdown failed: {e}", settled.len());
+
+    async fn wait_for_work(&mut self) -> WorkerState {
+        match self.rx.recv_many(&mut self.batch, self.max_batch).await {
+            // Every sender is gone: the service was dropped without a shutdown.
+            0 => WorkerState::Done,
+            _ => WorkerState::Busy,
+        }
     }
-    drop(stage);
-    let _ = promote_stage.await;
-    let _ = settler.await;
 }
 
 /// Lets writes that are already on their way join the batch (PostgreSQL's
@@ -379,125 +398,6 @@ async fn commit(
                 return Err(e.into());
             }
             Ok(r) => return Ok(r),
-        }
-    }
-}
-
-/// Committed files move to `files/`; replaced versions go. Returns the
-/// inline files, for the settler.
-async fn promote(cache: &Cache, p: Promotion) -> Option<Vec<(FileId, InlineShare)>> {
-    let c = cache.clone();
-    let landed: Vec<FileId> = p.landed.iter().map(|(id, _)| *id).collect();
-    let (durable, obsolete) = (p.durable, p.obsolete);
-    let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        c.promote(&durable)?;
-        c.promote_landed(&landed)?;
-        for id in obsolete {
-            c.remove(id)?;
-        }
-        Ok(())
-    })
-    .await;
-    if let Err(e) = done.map_err(std::io::Error::other).and_then(|r| r) {
-        // Not fatal: the data is durable in tmp/ (or in the catalog), reads
-        // find it there and recovery promotes it at the next start.
-        tracing::warn!("promoting committed files failed: {e}");
-    }
-    (!p.landed.is_empty()).then_some(p.landed)
-}
-
-/// Inline files whose cache copies are durable, waiting for a transaction
-/// to settle their landing notes: the committer's batches take a few each
-/// ([`SETTLE_PER_BATCH`]), which costs no transaction of its own; the
-/// settler settles what they leave for a whole round.
-type Synced = Arc<std::sync::Mutex<Vec<(FileId, InlineShare)>>>;
-
-/// Most synced inline files one batch settles (deleting their notes and
-/// data), so that no batch takes long.
-const SETTLE_PER_BATCH: usize = 32;
-
-/// Makes the cache copies of inline files durable, a round at a time (one
-/// syncfs for everything promoted during `every`), and hands them to the
-/// committer's batches to settle; settles itself what the batches left
-/// for a whole round (no writes arrive) and everything at shutdown. A
-/// settled file gives its share of the inline budget back. What cannot be
-/// settled stays landing, and recovery rewrites it from the catalog.
-async fn settler(
-    mut rx: mpsc::UnboundedReceiver<Vec<(FileId, InlineShare)>>,
-    catalog: DynCatalog,
-    cache: Cache,
-    synced: Synced,
-    every: Duration,
-) {
-    let mut pending: Vec<(FileId, InlineShare)> = Vec::new();
-    let mut open = true;
-    while open || !pending.is_empty() {
-        if pending.is_empty() {
-            let idle = !synced.lock().expect("synced").is_empty();
-            let next = match idle {
-                true => tokio::time::timeout(every, rx.recv()).await.ok(),
-                false => Some(rx.recv().await),
-            };
-            match next {
-                Some(Some(v)) => pending.extend(v),
-                Some(None) => open = false,
-                None => {}
-            }
-        }
-        // Let a round gather (none at shutdown).
-        let deadline = tokio::time::Instant::now() + every;
-        while open && !pending.is_empty() {
-            tokio::select! {
-                m = rx.recv() => match m {
-                    Some(v) => pending.extend(v),
-                    None => open = false,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
-        }
-        metrics::gauge!("bale_inline_pending_bytes").set(cache.inline_pending() as f64);
-        let round = std::mem::take(&mut pending);
-        if !round.is_empty() {
-            let c = cache.clone();
-            let done = tokio::task::spawn_blocking(move || c.sync_landed())
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r);
-            if let Err(e) = done {
-                tracing::warn!("syncing {} inline files failed, retrying: {e}", round.len());
-                pending = round;
-                if !open {
-                    tracing::warn!("recovery will rewrite them from the catalog");
-                    return;
-                }
-                tokio::time::sleep(every).await;
-                continue;
-            }
-        }
-        // What the batches did not take since the last round, and at
-        // shutdown everything, is settled here.
-        let mut left: Vec<(FileId, InlineShare)> = std::mem::take(&mut *synced.lock().expect("synced"));
-        if open {
-            synced.lock().expect("synced").extend(round);
-        } else {
-            left.extend(round);
-        }
-        if left.is_empty() {
-            continue;
-        }
-        let ids: Vec<FileId> = left.iter().map(|(id, _)| *id).collect();
-        match catalog.settle_files(&ids).await {
-            Ok(()) => metrics::counter!("bale_inline_settled_total").increment(ids.len() as u64),
-            Err(e) if open => {
-                tracing::warn!("settling {} inline files failed, retrying: {e}", ids.len());
-                synced.lock().expect("synced").extend(left);
-            }
-            Err(e) => {
-                tracing::warn!(
-                    "settling {} inline files at shutdown failed ({e}); recovery will rewrite them",
-                    ids.len()
-                );
-            }
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct Config {
     /// The catalog: "sqlite" (a file in data_dir), or a PostgreSQL URL
     /// (postgres://user:password@host:port/database) shared by several nodes.
     pub catalog: String,
+    /// At shutdown, background work (commits, package writes, flushes)
+    /// finishes within this many seconds; what is still running then is
+    /// stopped as a crash would stop it (recovery redoes it at the next start).
+    pub shutdown_deadline_s: u64,
     pub ingest: IngestConfig,
     pub namespace: NamespaceConfig,
     /// The aggregation policy and how often pools are checked.
@@ -101,6 +105,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./bale-data"),
             listen: "127.0.0.1:8742".to_string(),
             catalog: "sqlite".to_string(),
+            shutdown_deadline_s: 60,
             ingest: IngestConfig::default(),
             namespace: NamespaceConfig::default(),
             archive: ArchiveConfig::default(),
@@ -140,9 +145,15 @@ data_dir = "./bale-data"
 # Address the HTTP server listens on. Port 0 picks a free port.
 listen = "127.0.0.1:8742"
 
-# The catalog: "sqlite" (a file in data_dir), or a PostgreSQL URL shared by
-# several nodes, e.g. "postgres://bale:secret@db.example.org:5432/bale".
+# The catalog: "sqlite" (a file in data_dir), or a PostgreSQL URL, e.g.
+# "postgres://bale:secret@db.example.org:5432/bale" (one node per catalog
+# for now: a second node refuses to start on a catalog a live node uses).
 catalog = "sqlite"
+
+# At shutdown, background work (commits, package writes, flushes) finishes
+# within this many seconds; what still runs then stops as in a crash, and
+# the next start redoes it.
+shutdown_deadline_s = 60
 
 [ingest]
 # "fsync": each file is fsynced by its own writer, in parallel, and a batch
@@ -296,6 +307,9 @@ impl Config {
             ));
         }
         self.tape.validate().map_err(ConfigError::Invalid)?;
+        if self.shutdown_deadline_s == 0 {
+            return Err(ConfigError::Invalid("shutdown_deadline_s must be at least 1".into()));
+        }
         if self.archive.check_ms == 0 {
             return Err(ConfigError::Invalid("archive.check_ms must be at least 1".into()));
         }
@@ -350,6 +364,7 @@ impl fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
             .field("catalog", &redact_url(&self.catalog))
+            .field("shutdown_deadline_s", &self.shutdown_deadline_s)
             .field("ingest", &self.ingest)
             .field("namespace", &self.namespace)
             .field("archive", &self.archive)

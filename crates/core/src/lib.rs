@@ -14,6 +14,8 @@ pub mod config;
 mod error;
 pub mod perms;
 mod service;
+mod settle;
+mod workers;
 
 pub use auth::Principal;
 pub use config::Config;

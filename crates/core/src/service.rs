@@ -8,6 +8,7 @@ use crate::auth::{validate_account_name, Auth, Principal};
 use crate::committer::{Committer, CommitterConfig};
 use crate::config::{Config, SyncModeConfig};
 use crate::perms::{check, may_stat, Op, Resolved};
+use crate::workers::{phase, AccessFlusher, Heartbeat, OnWayCheck, PoolWatcher};
 use crate::{Error, Result};
 use bale_cache::{Cache, IngestError, SyncMode};
 use bale_catalog::{
@@ -16,6 +17,7 @@ use bale_catalog::{
 };
 use bale_policy::FileFacts;
 use bale_tape::TapeSystem;
+use bale_util::background::Background;
 use bale_util::durable::{create_dir_all_durable, write_file_durable};
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
 use bytes::Bytes;
@@ -26,7 +28,6 @@ use std::time::Duration;
 /// Bodies up to this size are written to the cache while the namespace
 /// checks of their PUT run.
 const SMALL_BODY: u64 = 1 << 20;
-use tokio::sync::Notify;
 
 /// Top-level names that belong to the HTTP interface, not the namespace.
 pub const RESERVED_NAMES: [&str; 4] = ["api", ".well-known", "metrics", "ui"];
@@ -79,44 +80,19 @@ pub struct Listing {
 }
 
 /// A recorded package with its members' paths (`bale package show`).
-/// On the wire: the package's fields, with `members` the list of members
-/// and `member_count` their number (a flattened package would put two
-/// `members` keys in one object).
 #[derive(Clone, Debug)]
 pub struct PackageView {
     pub package: Package,
     pub members: Vec<MemberView>,
 }
 
-impl serde::Serialize for PackageView {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let p = &self.package;
-        let mut m = s.serialize_map(Some(11))?;
-        m.serialize_entry("id", &p.id)?;
-        m.serialize_entry("volume", &p.volume)?;
-        m.serialize_entry("seq", &p.seq)?;
-        m.serialize_entry("position", &p.position)?;
-        m.serialize_entry("size", &p.size)?;
-        m.serialize_entry("adler32", &p.adler32)?;
-        m.serialize_entry("created", &p.created)?;
-        m.serialize_entry("dead_members", &p.dead_members)?;
-        m.serialize_entry("dead_bytes", &p.dead_bytes)?;
-        m.serialize_entry("member_count", &p.members)?;
-        m.serialize_entry("members", &self.members)?;
-        m.end()
-    }
-}
-
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct MemberView {
-    #[serde(flatten)]
     pub member: PackageMember,
     /// The file's path now; `None` once deleted (its bytes are dead), or
     /// when the user may not see it (then `hidden`, and only the file id shows).
     pub path: Option<String>,
     /// The member is a live file whose path the user may not see.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
 }
 
@@ -129,11 +105,7 @@ pub struct Service {
     tape: TapeSystem,
     archiver: Arc<Archiver>,
     access: Arc<AccessLog>,
-    stop: Arc<Notify>,
-    /// Stops the heartbeat, which then releases the catalog.
-    alive_stop: Arc<Notify>,
-    heartbeat: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    workers: Background,
 }
 
 /// A node whose heartbeat is older than this no longer holds the catalog;
@@ -188,20 +160,51 @@ impl Service {
                 open: move |id| cache.open_data(id),
             })
         };
-        let tape = TapeSystem::start(catalog.clone(), members, config.tape.clone(), &config.data_dir).await?;
+        let workers = Background::new();
+        {
+            let catalog = catalog.clone();
+            workers.on_dead(Arc::new(move |name: &str, msg: &str| {
+                let (catalog, source, msg) = (catalog.clone(), format!("worker {name}"), msg.to_string());
+                tokio::spawn(async move {
+                    let text = format!("{source} died: {msg}");
+                    if let Err(e) = catalog.raise_alarm("error", &source, &text).await {
+                        tracing::error!("cannot raise the alarm \"{text}\": {e}");
+                    }
+                });
+            }));
+        }
+        let tape = TapeSystem::start(
+            catalog.clone(),
+            members,
+            config.tape.clone(),
+            &config.data_dir,
+            workers.spawner(phase::DRIVES),
+        )
+        .await?;
         let archiver = match Archiver::open(&config.archive.policy, &config.data_dir, catalog.clone(), tape.clone()) {
             Ok(a) => Arc::new(a),
             Err(e) => {
-                tape.shutdown().await;
+                workers.shutdown(Duration::from_secs(config.shutdown_deadline_s)).await;
                 return Err(e);
             }
         };
-        let watcher = archiver.spawn(
-            Duration::from_millis(config.archive.check_ms),
-            Duration::from_secs(config.archive.check_on_way_s),
+        workers.spawn(
+            phase::AGGREGATION,
+            OnWayCheck {
+                archiver: archiver.clone(),
+                every: Duration::from_secs(config.archive.check_on_way_s),
+                repaired: 0,
+            },
         );
-
-        let (committer, commit_task) = Committer::spawn(
+        workers.spawn(
+            phase::AGGREGATION,
+            PoolWatcher {
+                archiver: archiver.clone(),
+                every: Duration::from_millis(config.archive.check_ms),
+                closed: 0,
+            },
+        );
+        let committer = Committer::spawn(
             catalog.clone(),
             cache.clone(),
             CommitterConfig {
@@ -209,42 +212,26 @@ impl Service {
                 max_batch: config.ingest.max_batch,
                 settle_every: Duration::from_millis(config.ingest.settle_ms),
             },
+            &workers,
+            phase::COMMIT,
         );
         let access = Arc::new(AccessLog::default());
-        let stop = Arc::new(Notify::new());
-        let flusher = {
-            let (access, catalog, stop) = (access.clone(), catalog.clone(), stop.clone());
-            let every = Duration::from_millis(config.namespace.access_time_flush_ms.max(1));
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => access.flush(&catalog).await,
-                        _ = stop.notified() => { access.flush(&catalog).await; break; }
-                    }
-                }
-            })
-        };
-        let alive_stop = Arc::new(Notify::new());
-        let heartbeat = {
-            let (catalog, stop, node) = (catalog.clone(), alive_stop.clone(), node.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(CATALOG_STALE / 6) => {
-                            if let Err(e) = catalog.heartbeat(&node, Timestamp::now()).await {
-                                tracing::warn!("cannot record this node's heartbeat in the catalog: {e}");
-                            }
-                        }
-                        _ = stop.notified() => {
-                            if let Err(e) = catalog.release_catalog(&node).await {
-                                tracing::warn!("cannot release the catalog: {e}");
-                            }
-                            break;
-                        }
-                    }
-                }
-            })
-        };
+        workers.spawn(
+            phase::ACCESS,
+            AccessFlusher {
+                access: access.clone(),
+                catalog: catalog.clone(),
+                every: Duration::from_millis(config.namespace.access_time_flush_ms.max(1)),
+            },
+        );
+        workers.spawn(
+            phase::HEARTBEAT,
+            Heartbeat {
+                catalog: catalog.clone(),
+                node: node.clone(),
+                every: CATALOG_STALE / 6,
+            },
+        );
         let svc = Arc::new(Service {
             auth: Auth::new(catalog.clone()),
             config,
@@ -254,32 +241,29 @@ impl Service {
             tape,
             archiver,
             access,
-            stop,
-            alive_stop,
-            heartbeat: std::sync::Mutex::new(Some(heartbeat)),
-            tasks: std::sync::Mutex::new(vec![flusher, commit_task, watcher]),
+            workers,
         });
         svc.ensure_admin_token().await?;
         Ok(svc)
     }
 
-    /// Flushes access times, commits queued files and stops the background
-    /// tasks. Call after the HTTP server has finished its requests.
+    /// Stops the background workers in their order (aggregation, commits,
+    /// access times, drives, the catalog heartbeat) within the configured
+    /// deadline. Call after the HTTP server has finished its requests.
     pub async fn shutdown(&self) {
-        self.stop.notify_one();
-        self.archiver.stop();
-        self.committer.stop();
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
-        for t in tasks {
-            let _ = t.await;
+        let deadline = Duration::from_secs(self.config.shutdown_deadline_s);
+        let aborted = self.workers.shutdown(deadline).await;
+        if !aborted.is_empty() {
+            tracing::error!(
+                "stopped {} at the shutdown deadline ({deadline:?}); the next start recovers their work",
+                aborted.join(", ")
+            );
         }
-        self.tape.shutdown().await;
-        // Last: the catalog is free for another node once this one is done.
-        self.alive_stop.notify_one();
-        let heartbeat = self.heartbeat.lock().unwrap().take();
-        if let Some(t) = heartbeat {
-            let _ = t.await;
-        }
+    }
+
+    /// The background workers (phase order), for `bale workers`.
+    pub(crate) fn background(&self) -> &Background {
+        &self.workers
     }
 
     /// The tape system: libraries, drives, volumes, the scheduler.

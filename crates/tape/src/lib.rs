@@ -1,15 +1,20 @@
 //! bale's tape library.
 //!
 //! - [`media`]: media profiles (LTO-8, LTO-9, LTO-10, T10000D, or the
-//!   config's own) and their scaling for benchmarks.
+//!   config's own), their scaling for benchmarks, and the kinds of
+//!   modelled work ([`Charge`]).
 //! - [`backend`]: the volume backend trait and its filesystem
 //!   implementations: emulated volumes with a timing model, and existing
-//!   directories (LTFS) with real timing.
-//! - [`TapeSystem`]: the library model (drives, robot, volumes and their
-//!   states and wear) and the scheduler that turns archive jobs and read
-//!   requests into mounts, locates, writes and reads, charging modelled
-//!   seconds to every drive and volume.
-//!
+//!   directories (LTFS) with real timing. Wrappers add behaviour around a
+//!   backend: real-time pacing (`pace`) and fault injection ([`fault`]).
+//! - [`TapeSystem`] (`system`): the libraries, start-up reconciliation,
+//!   the entry points for jobs, reads and faults; `views`: what operators
+//!   see and change (volumes, drives, libraries, events).
+//! - `schedule`: the scheduling decision, pure (no I/O, no clock): which
+//!   drive writes which job to which volume, or reads which volume's batch.
+//! - `drive`: one background worker per drive and its mechanics (mount,
+//!   locate, unload, the timing model, failures); `write`: the package
+//!   write and its commit; `read`: reading tape files in tape order.
 //! - [`members`]: the [`MemberSource`] the server injects: the members of a
 //!   job with their paths, and their data (the tape crate knows neither
 //!   namespace paths nor the cache).
@@ -19,13 +24,37 @@
 
 pub mod backend;
 pub mod config;
+mod drive;
+pub mod fault;
 pub mod media;
 pub mod members;
+mod pace;
+mod read;
+mod schedule;
 mod system;
+mod views;
+mod write;
+
+use bale_catalog::CatalogError;
 
 pub use config::{BackendKind, FileMarks, LibraryConfig, TapeConfig};
-pub use media::MediaProfile;
+pub use fault::Fault;
+pub use media::{Charge, MediaProfile};
 pub use members::{member_meta, CatalogMembers, MemberSource};
-pub use system::{
-    Charge, DriveView, Event, Fault, LibraryView, ReadDone, ReadRequest, TapeError, TapeSystem, VolumeView,
-};
+pub use read::{ReadDone, ReadRequest};
+pub use system::TapeSystem;
+pub use views::{DriveView, Event, LibraryView, VolumeView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TapeError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+pub type Result<T, E = TapeError> = std::result::Result<T, E>;

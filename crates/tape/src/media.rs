@@ -4,6 +4,19 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// A kind of modelled work, charged to a drive and a volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Charge {
+    Robot,
+    Load,
+    Locate,
+    Write,
+    Read,
+    Mark,
+    Unload,
+}
+
 /// The performance model of one media type in its drive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,6 +9,7 @@ use bale_catalog::{
 use bale_tape::{
     CatalogMembers, Event, Fault, FileMarks, LibraryConfig, MemberSource, ReadRequest, TapeConfig, TapeSystem,
 };
+use bale_util::background::Background;
 use bale_util::{Adler32, FileId, Timestamp};
 use bytesize::ByteSize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 struct Rig {
     dir: tempfile::TempDir,
+    bg: Background,
     catalog: DynCatalog,
     cache: Cache,
     sys: TapeSystem,
@@ -49,11 +51,19 @@ async fn rig(cfg: TapeConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let catalog: DynCatalog = Arc::new(SqliteCatalog::open(&dir.path().join("c.sqlite")).await.unwrap());
     let cache = Cache::open(&dir.path().join("cache"), SyncMode::Fsync).unwrap();
-    let sys = TapeSystem::start(catalog.clone(), members(&catalog, &cache), cfg.clone(), dir.path())
-        .await
-        .unwrap();
+    let bg = Background::new();
+    let sys = TapeSystem::start(
+        catalog.clone(),
+        members(&catalog, &cache),
+        cfg.clone(),
+        dir.path(),
+        bg.spawner(0),
+    )
+    .await
+    .unwrap();
     Rig {
         dir,
+        bg,
         catalog,
         cache,
         sys,
@@ -63,12 +73,14 @@ async fn rig(cfg: TapeConfig) -> Rig {
 
 impl Rig {
     async fn restart(&mut self) {
-        self.sys.shutdown().await;
+        assert!(self.bg.shutdown(Duration::from_secs(30)).await.is_empty());
+        self.bg = Background::new();
         self.sys = TapeSystem::start(
             self.catalog.clone(),
             members(&self.catalog, &self.cache),
             self.cfg.clone(),
             self.dir.path(),
+            self.bg.spawner(0),
         )
         .await
         .unwrap();

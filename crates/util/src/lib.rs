@@ -1,9 +1,11 @@
 //! Low-level pieces shared by every layer of bale: validated namespace paths
 //! ([`NsPath`]), the durable-write recipe ([`durable`]), adler32 checksums
-//! ([`checksum`]) and wall-clock timestamps ([`time`]).
+//! ([`checksum`]), wall-clock timestamps ([`time`]) and the one shape of
+//! every background worker ([`background`]).
 //!
 //! Nothing in here knows about the catalog, the cache or HTTP.
 
+pub mod background;
 pub mod checksum;
 pub mod durable;
 pub mod fileid;

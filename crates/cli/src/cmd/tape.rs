@@ -272,3 +272,37 @@ pub async fn alarms(c: &Client, a: &ListArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `bale workers`: every background worker, its state, counters and last error.
+pub async fn workers(c: &Client, a: &ListArgs) -> Result<ExitCode> {
+    let workers: Value = c.get_json("workers", &[]).await?;
+    if a.json {
+        return print_json(&workers);
+    }
+    println!(
+        "{:<20} {:<10} {:>9} {:>7}  {:<40}  LAST ERROR",
+        "WORKER", "STATE", "CALLS", "ERRORS", "DOING / COUNTERS"
+    );
+    for w in workers.as_array().into_iter().flatten() {
+        let counters: Vec<String> = w["counters"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let doing = match w["progress"].as_str() {
+            Some(p) => p.to_string(),
+            None => counters.join(" "),
+        };
+        println!(
+            "{:<20} {:<10} {:>9} {:>7}  {:<40}  {}",
+            s(w, "name"),
+            s(w, "state"),
+            n(w, "calls"),
+            n(w, "errors"),
+            doing,
+            w["last_error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

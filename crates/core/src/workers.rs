@@ -1,0 +1,164 @@
+//! The server's background workers other than the committer's and the
+//! drives': the pool watcher, the on-its-way check, the access-time
+//! flusher and the catalog heartbeat; and the shutdown order of all of
+//! them ([`phase`]).
+
+use crate::access::AccessLog;
+use crate::archive::{Archiver, Closing};
+use bale_catalog::DynCatalog;
+use bale_util::background::{State, Status, Worker};
+use bale_util::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The shutdown order: lower phases stop first, each after the HTTP
+/// server has finished its requests.
+pub(crate) mod phase {
+    /// Pool watcher, on-its-way check: no new archive jobs.
+    pub const AGGREGATION: u8 = 0;
+    /// Committer (then its promoter at +1 and settler at +2): what was
+    /// received is committed, promoted and settled.
+    pub const COMMIT: u8 = 1;
+    /// Access times are written after the last reads.
+    pub const ACCESS: u8 = 4;
+    /// Drives finish their operation, flush and save their counters.
+    pub const DRIVES: u8 = 5;
+    /// Last: the catalog is free for another node once this one is done.
+    pub const HEARTBEAT: u8 = 6;
+}
+
+/// Closes the pools whose triggers fired, every `every`.
+pub(crate) struct PoolWatcher {
+    pub archiver: Arc<Archiver>,
+    pub every: Duration,
+    pub closed: u64,
+}
+
+#[async_trait::async_trait]
+impl Worker for PoolWatcher {
+    fn name(&self) -> String {
+        "pool watcher".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("pools_closed".into(), self.closed);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<State, String> {
+        if *stop.borrow() {
+            return Ok(State::Done);
+        }
+        let jobs = self
+            .archiver
+            .close_pools(Closing::Due)
+            .await
+            .map_err(|e| format!("checking pools failed: {e}"))?;
+        self.closed += jobs.len() as u64;
+        Ok(State::Idle)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        tokio::time::sleep(self.every).await;
+        State::Busy
+    }
+}
+
+/// Checks every `every` (and at once) that every file is on its way to
+/// tape and the scheduler holds every queued job.
+pub(crate) struct OnWayCheck {
+    pub archiver: Arc<Archiver>,
+    pub every: Duration,
+    pub repaired: u64,
+}
+
+#[async_trait::async_trait]
+impl Worker for OnWayCheck {
+    fn name(&self) -> String {
+        "on-way check".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("repaired".into(), self.repaired);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<State, String> {
+        if *stop.borrow() {
+            return Ok(State::Done);
+        }
+        let r = self
+            .archiver
+            .check_on_way()
+            .await
+            .map_err(|e| format!("checking that every file is on its way to tape failed: {e}"))?;
+        self.repaired += (r.files_rerouted.len() + r.jobs_requeued.len()) as u64;
+        Ok(State::Idle)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        tokio::time::sleep(self.every).await;
+        State::Busy
+    }
+}
+
+/// Writes recorded access times every `every`, and once more at shutdown.
+pub(crate) struct AccessFlusher {
+    pub access: Arc<AccessLog>,
+    pub catalog: DynCatalog,
+    pub every: Duration,
+}
+
+#[async_trait::async_trait]
+impl Worker for AccessFlusher {
+    fn name(&self) -> String {
+        "access times".into()
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<State, String> {
+        self.access.flush(&self.catalog).await;
+        Ok(if *stop.borrow() { State::Done } else { State::Idle })
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        tokio::time::sleep(self.every).await;
+        State::Busy
+    }
+}
+
+/// Records this node's heartbeat in the catalog every `every`; releases
+/// the catalog at shutdown.
+pub(crate) struct Heartbeat {
+    pub catalog: DynCatalog,
+    pub node: String,
+    pub every: Duration,
+}
+
+#[async_trait::async_trait]
+impl Worker for Heartbeat {
+    fn name(&self) -> String {
+        "catalog heartbeat".into()
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<State, String> {
+        if *stop.borrow() {
+            if let Err(e) = self.catalog.release_catalog(&self.node).await {
+                tracing::warn!("cannot release the catalog: {e}");
+            }
+            return Ok(State::Done);
+        }
+        self.catalog
+            .heartbeat(&self.node, Timestamp::now())
+            .await
+            .map_err(|e| format!("cannot record this node's heartbeat in the catalog: {e}"))?;
+        Ok(State::Idle)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        tokio::time::sleep(self.every).await;
+        State::Busy
+    }
+}

@@ -1,0 +1,177 @@
+//! The read path: tape files read into local files, a volume's batch in
+//! tape order on one mount, every tape file's adler32 checked against the
+//! catalog; failed reads retried up to `read_attempts`, a failed drive's
+//! reads handed to another drive. Staging builds on this.
+
+use crate::drive::{DriveTask, OpError};
+use crate::media::Charge;
+use crate::schedule::{TapeRead, Waiting};
+use crate::{Result, TapeError};
+use bale_catalog::Package;
+use bale_util::Adler32;
+use std::io;
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// A tape file to read into a local file.
+#[derive(Clone, Debug)]
+pub struct ReadRequest {
+    pub volume: String,
+    pub seq: u32,
+    pub dest: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadDone {
+    pub bytes: u64,
+    pub adler32: Adler32,
+}
+
+/// A read waiting for a drive, with the channel its answer goes to.
+pub(crate) struct PendingRead {
+    req: ReadRequest,
+    since: Instant,
+    attempts: u32,
+    reply: oneshot::Sender<Result<ReadDone>>,
+}
+
+impl PendingRead {
+    pub fn new(req: ReadRequest, since: Instant, reply: oneshot::Sender<Result<ReadDone>>) -> PendingRead {
+        PendingRead {
+            req,
+            since,
+            attempts: 0,
+            reply,
+        }
+    }
+}
+
+impl Waiting for PendingRead {
+    fn since(&self) -> Instant {
+        self.since
+    }
+}
+
+impl TapeRead for PendingRead {
+    fn seq(&self) -> u32 {
+        self.req.seq
+    }
+}
+
+impl DriveTask {
+    /// Serves a volume's batch of reads (already in tape order).
+    pub(crate) async fn read(&mut self, label: &str, reqs: Vec<PendingRead>) {
+        let packages = match self.sys.catalog.packages(Some(label)).await {
+            Ok(p) => p,
+            Err(e) => {
+                for r in reqs {
+                    let _ = r.reply.send(Err(TapeError::Catalog(e.clone())));
+                }
+                return;
+            }
+        };
+        if let Err(e) = self.mount(label).await {
+            let msg = e.message();
+            self.op_failed(label, &e).await;
+            self.retry_reads(reqs, &msg);
+            return;
+        }
+        let mut rest = reqs.into_iter();
+        while let Some(r) = rest.next() {
+            let Some(pkg) = packages.iter().find(|p| p.seq == r.req.seq).cloned() else {
+                let _ = r.reply.send(Err(TapeError::NotFound(format!(
+                    "volume {label} has no tape file {} in the catalog",
+                    r.req.seq
+                ))));
+                continue;
+            };
+            match self.read_one(label, &pkg, &r.req).await {
+                Ok(done) => {
+                    self.reads_done += 1;
+                    let _ = r.reply.send(Ok(done));
+                }
+                Err(OpError::Drive(m)) => {
+                    let e = OpError::Drive(m.clone());
+                    self.op_failed(label, &e).await;
+                    let left: Vec<PendingRead> = std::iter::once(r).chain(rest).collect();
+                    self.retry_reads(left, &m);
+                    return;
+                }
+                Err(e) => {
+                    let msg = e.message();
+                    let alarm = format!("volume {label}: reading tape file {} failed: {msg}", pkg.seq);
+                    tracing::error!("{alarm}");
+                    self.event(label, "error", Some(pkg.seq), 0, alarm.clone());
+                    let _ = self
+                        .sys
+                        .catalog
+                        .raise_alarm("error", &format!("volume {label}"), &alarm)
+                        .await;
+                    self.retry_reads(vec![r], &msg);
+                }
+            }
+        }
+        self.save_stats(Some(label)).await;
+    }
+
+    /// Requeues reads that failed; those out of attempts fail.
+    fn retry_reads(&self, reqs: Vec<PendingRead>, msg: &str) {
+        let mut st = self.lock();
+        for mut r in reqs {
+            r.attempts += 1;
+            if r.attempts >= self.sys.cfg.read_attempts {
+                let _ = r.reply.send(Err(TapeError::Failed(format!(
+                    "reading tape file {} of volume {} failed {} times: {msg}",
+                    r.req.seq, r.req.volume, r.attempts
+                ))));
+            } else {
+                let volume = r.req.volume.clone();
+                st.add_read(&volume, r);
+            }
+        }
+        drop(st);
+        self.sys.wake();
+    }
+
+    async fn read_one(&mut self, label: &str, pkg: &Package, req: &ReadRequest) -> Result<ReadDone, OpError> {
+        self.locate(label, pkg.seq, pkg.position).await?;
+        let mut vol = self.vol.take().expect("mounted");
+        let dest = req.dest.clone();
+        let t0 = Instant::now();
+        let (vol, r) = tokio::task::spawn_blocking(move || {
+            let mut hash = bale_util::checksum::Adler32Hasher::new();
+            let r = vol.read_file(&mut |src| {
+                let mut out = std::fs::File::create(&dest)?;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = src.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hash.update(&buf[..n]);
+                    io::Write::write_all(&mut out, &buf[..n])?;
+                }
+                out.sync_all()
+            });
+            (vol, r.map(|n| (n, hash.finish())))
+        })
+        .await
+        .map_err(|e| OpError::Other(e.to_string()))?;
+        self.vol = Some(vol);
+        let (bytes, sum) = r.map_err(|e| OpError::from_io("read error", e))?;
+        self.head = pkg.position + bytes;
+        self.charge(label, Charge::Read, self.lib.profile.transfer_s(bytes), t0.elapsed())
+            .await;
+        self.count(label, |s| s.bytes_read += bytes);
+        self.event(label, "read", Some(pkg.seq), bytes, format!("package {}", pkg.id));
+        if bytes != pkg.size || sum != pkg.adler32 {
+            let _ = std::fs::remove_file(&req.dest);
+            return Err(OpError::Data(format!(
+                "tape file {} has {bytes} bytes with adler32 {sum}; the catalog says {} bytes with {}",
+                pkg.seq, pkg.size, pkg.adler32
+            )));
+        }
+        Ok(ReadDone { bytes, adler32: sum })
+    }
+}
