@@ -354,6 +354,9 @@ async fn run<W: Worker>(
             _ => {}
         }
         told = *stop.borrow();
+        if state != State::Busy {
+            update(&shared, &name, |i| i.state = if told { "stopping" } else { "busy" });
+        }
         let r = worker.work(&stop).await;
         let status = worker.status();
         let stopping = *stop.borrow();
