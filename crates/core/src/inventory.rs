@@ -1,0 +1,170 @@
+//! What is where: a file's way to tape, the policy's verdict for a path,
+//! recorded packages and their members (paths only where the user may see them).
+
+use crate::auth::Principal;
+use crate::perms::{check, may_stat, Op, Resolved};
+use crate::service::Service;
+use crate::{Error, Result};
+use bale_catalog::{JobState, Node, Package, PackageMember, TapeCopy};
+use bale_policy::FileFacts;
+use bale_util::{FileId, NsPath};
+
+/// Where a file stands on its way to tape.
+#[derive(Clone, Debug)]
+pub struct ArchiveStatus {
+    /// "cached" (not on its way to tape), "pooled" (waiting in a pool),
+    /// "queued" (in an archive job), "failed" or "archived".
+    pub state: &'static str,
+    /// The open pool the file waits in.
+    pub pool: Option<String>,
+    /// The archive job while there is one.
+    pub job: Option<i64>,
+    /// The last error of the job, if an attempt failed.
+    pub error: Option<String>,
+    /// Its tape copies: volume, tape file, offset.
+    pub copies: Vec<TapeCopy>,
+}
+
+/// A recorded package with its members' paths (`bale package show`).
+#[derive(Clone, Debug)]
+pub struct PackageView {
+    pub package: Package,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemberView {
+    pub member: PackageMember,
+    /// The file's path now; `None` once deleted (its bytes are dead), or
+    /// when the user may not see it (then `hidden`, and only the file id shows).
+    pub path: Option<String>,
+    /// The member is a live file whose path the user may not see.
+    pub hidden: bool,
+}
+
+impl Service {
+    /// Where a file stands on its way to tape.
+    pub async fn archive_status(&self, node: &Node) -> Result<Option<ArchiveStatus>> {
+        let Some(id) = node.file_id else { return Ok(None) };
+        let copies = self.catalog.tape_copies(id).await?;
+        let job = if copies.is_empty() {
+            self.catalog.job_of(id).await?
+        } else {
+            None
+        };
+        let pool = if copies.is_empty() && job.is_none() {
+            self.catalog.pool_of(id).await?
+        } else {
+            None
+        };
+        let state = match (&copies[..], &job, &pool) {
+            ([_, ..], _, _) => "archived",
+            ([], Some(j), _) if j.state == JobState::Failed => "failed",
+            ([], Some(_), _) => "queued",
+            ([], None, Some(_)) => "pooled",
+            ([], None, None) => "cached",
+        };
+        Ok(Some(ArchiveStatus {
+            state,
+            pool,
+            job: job.as_ref().map(|j| j.id),
+            error: job.and_then(|j| j.error),
+            copies,
+        }))
+    }
+
+    /// How the policy would route a file at `path` of `size` bytes owned by
+    /// `owner`: the file need not exist; the tags are those of the nearest
+    /// existing directory on the path (what a new file there would get).
+    pub async fn policy_check(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        size: u64,
+        owner: &str,
+        group: &str,
+    ) -> Result<crate::archive::Explanation> {
+        // The nearest existing directory above the (maybe imaginary) file,
+        // if `who` may see it.
+        let chain = self.catalog.walk(path).await?;
+        let known = chain.len().min(path.depth().max(1));
+        let prefix = |i: usize| format!("/{}", path.components().take(i).collect::<Vec<_>>().join("/"));
+        if let Some(i) = chain[..known].iter().position(|n| !n.is_dir()) {
+            return Err(Error::Conflict(format!("{} is a file, not a directory", prefix(i))));
+        }
+        let nearest = known - 1;
+        check(
+            who,
+            Op::Stat,
+            &Resolved::new(NsPath::parse(&prefix(nearest))?, chain[..=nearest].to_vec()),
+        )?;
+        let tags = chain[nearest].tags.clone();
+        self.archiver.explain(&FileFacts {
+            path: path.as_str(),
+            size,
+            owner,
+            group,
+            tags: &tags,
+        })
+    }
+
+    /// Recorded packages, all or on one volume.
+    pub async fn packages(&self, volume: Option<&str>) -> Result<Vec<Package>> {
+        if let Some(v) = volume {
+            if self.catalog.volume(v).await?.is_none() {
+                return Err(Error::NotFound(format!("no volume {v:?}")));
+            }
+        }
+        Ok(self.catalog.packages(volume).await?)
+    }
+
+    /// A package with its members and their paths.
+    pub async fn package(&self, who: &Principal, id: &str) -> Result<PackageView> {
+        let (package, members) = self
+            .catalog
+            .package(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no package {id:?}; bale packages lists them")))?;
+        // Every live member's path in one catalog read; a user who is not
+        // an administrator sees only the paths they may stat (a walk each,
+        // the directories' answers remembered).
+        let ids: Vec<FileId> = members.iter().map(|m| m.file_id).collect();
+        let mut paths: std::collections::HashMap<FileId, NsPath> = self
+            .catalog
+            .files_with_paths(&ids)
+            .await?
+            .into_iter()
+            .map(|(n, p)| (n.file_id.expect("a file"), p))
+            .collect();
+        let mut dir_visible: std::collections::HashMap<NsPath, bool> = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            let (path, hidden) = match paths.remove(&m.file_id) {
+                None => (None, false),
+                Some(path) if who.admin => (Some(path.to_string()), false),
+                Some(path) => {
+                    let dir = path.parent().unwrap_or_else(NsPath::root);
+                    let visible = match dir_visible.get(&dir) {
+                        Some(v) => *v,
+                        None => {
+                            let v = may_stat(who, &Resolved::new(path.clone(), self.catalog.walk(&path).await?));
+                            dir_visible.insert(dir, v);
+                            v
+                        }
+                    };
+                    if visible {
+                        (Some(path.to_string()), false)
+                    } else {
+                        (None, true)
+                    }
+                }
+            };
+            out.push(MemberView {
+                member: m,
+                path,
+                hidden,
+            });
+        }
+        Ok(PackageView { package, members: out })
+    }
+}

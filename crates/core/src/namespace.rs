@@ -1,0 +1,399 @@
+//! Namespace operations: stat, list, mkdir, read, delete, rename, copy, tags
+//! and attributes, each authorized once (`authorize`, see `perms`).
+
+use crate::auth::{validate_account_name, Principal};
+use crate::perms::{check, Op, Resolved};
+use crate::put::PutOptions;
+use crate::service::Service;
+use crate::{Error, Result};
+use bale_catalog::{AttrChange, CatalogError, NewDir, Node, Tags};
+use bale_util::{FileId, NsPath, Timestamp};
+
+/// Top-level names that belong to the HTTP interface, not the namespace.
+pub const RESERVED_NAMES: [&str; 4] = ["api", ".well-known", "metrics", "ui"];
+
+/// Options of a directory creation.
+#[derive(Clone, Debug, Default)]
+pub struct MkdirOptions {
+    /// Create missing parents; an existing directory is then not an error.
+    pub parents: bool,
+    /// Owner, group, mode of the new directories (owner and group: admin only).
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<u32>,
+}
+
+/// One page of a directory listing.
+pub struct Listing {
+    /// The listed node: a directory, or a file listed as itself.
+    pub node: Node,
+    pub entries: Vec<Node>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+impl Service {
+    /// Walks `path` and checks that `who` may do `op` on it: every
+    /// operation on a path goes through here (see `perms`).
+    async fn authorize(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Resolved> {
+        let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
+        check(who, op, &r)?;
+        Ok(r)
+    }
+
+    /// The entry at `path`, if `who` may do `op` on it.
+    async fn entry(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Node> {
+        let r = self.authorize(who, op, path).await?;
+        Ok(r.node().expect("checked").clone())
+    }
+
+    pub async fn stat(&self, who: &Principal, path: &NsPath) -> Result<Node> {
+        self.entry(who, Op::Stat, path).await
+    }
+
+    pub async fn list(&self, who: &Principal, path: &NsPath, after: Option<&str>, limit: usize) -> Result<Listing> {
+        let node = self.entry(who, Op::List, path).await?;
+        if !node.is_dir() {
+            return Ok(Listing {
+                entries: vec![node.clone()],
+                node,
+                next: None,
+            });
+        }
+        let limit = limit.clamp(1, 100_000);
+        let mut entries = self.catalog.list(node.id, after, limit + 1).await?;
+        let next = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|n| n.name.clone())
+        } else {
+            None
+        };
+        Ok(Listing { node, entries, next })
+    }
+
+    pub async fn mkdir(&self, who: &Principal, path: &NsPath, opts: &MkdirOptions) -> Result<Node> {
+        if (opts.owner.is_some() || opts.group.is_some()) && !who.admin {
+            return Err(Error::Forbidden(
+                "only an administrator may create directories for another owner".into(),
+            ));
+        }
+        if let Some(o) = &opts.owner {
+            validate_account_name("owner", o)?;
+        }
+        if let Some(g) = &opts.group {
+            validate_account_name("group", g)?;
+        }
+        let mode = opts.mode.unwrap_or(self.config.namespace.dir_mode);
+        if mode > 0o7777 {
+            return Err(Error::BadRequest(format!("invalid mode {mode:o}: at most 7777")));
+        }
+        check_reserved(path)?;
+        if path.is_root() {
+            return Err(Error::Exists("/ already exists".into()));
+        }
+        let new_dir = |parent: &Node, name: &str| NewDir {
+            parent: parent.id,
+            name: name.to_string(),
+            owner: opts.owner.clone().unwrap_or_else(|| who.user.clone()),
+            group: opts.group.clone().unwrap_or_else(|| who.group.clone()),
+            mode,
+            time: Timestamp::now(),
+        };
+        if !opts.parents {
+            let r = self.authorize(who, Op::Create, path).await?;
+            if r.node().is_some() {
+                return Err(Error::Exists(format!("{path} already exists")));
+            }
+            let name = path.name().expect("not root");
+            return self
+                .catalog
+                .create_dir(new_dir(r.parent().expect("checked"), name))
+                .await
+                .map_err(|e| match e {
+                    CatalogError::AlreadyExists(_) => Error::Exists(format!("{path} already exists")),
+                    e => e.into(),
+                });
+        }
+        let mut cur_path = NsPath::root();
+        let mut cur = self.stat(who, &cur_path).await?;
+        for name in path.components() {
+            let next_path = cur_path.join(name)?;
+            let r = self.authorize(who, Op::Stat, &next_path).await;
+            let next = match r {
+                Ok(r) => r.node().expect("checked").clone(),
+                Err(Error::NotFound(_)) => {
+                    self.authorize(who, Op::Create, &next_path).await?;
+                    match self.catalog.create_dir(new_dir(&cur, name)).await {
+                        Ok(n) => n,
+                        // Created concurrently: fine for mkdir -p.
+                        Err(CatalogError::AlreadyExists(_)) => self.stat(who, &next_path).await?,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+            if !next.is_dir() {
+                return Err(Error::Conflict(format!("{next_path} exists and is not a directory")));
+            }
+            cur = next;
+            cur_path = next_path;
+        }
+        Ok(cur)
+    }
+
+    /// Opens a file's data. Call [`Service::record_read`] once bytes are sent.
+    pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {
+        let r = self.authorize(who, Op::Stat, path).await?;
+        let node = r.node().expect("checked").clone();
+        if node.is_dir() {
+            return Err(Error::IsADirectory(format!(
+                "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
+            )));
+        }
+        check(who, Op::Read, &r)?;
+        let id = node
+            .file_id
+            .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
+        let f =
+            self.cache.open_read(id).await.map_err(|e| {
+                Error::Internal(format!("data of {path} (file id {id}) is missing from the cache: {e}"))
+            })?;
+        Ok((node, f))
+    }
+
+    /// Counts a read of the file's data as an access (for LRU purging).
+    pub fn record_read(&self, node: &Node) {
+        self.access.record(node.id);
+    }
+
+    /// Removes a file or directory (`recursive` for a non-empty directory).
+    /// Returns how many files were removed.
+    pub async fn delete(&self, who: &Principal, path: &NsPath, recursive: bool) -> Result<usize> {
+        if path.is_root() {
+            return Err(Error::Forbidden("the root directory cannot be removed".into()));
+        }
+        let node = self.entry(who, Op::Remove, path).await?;
+        let only_owner = (!who.admin).then_some(who.user.as_str());
+        let removed = self
+            .catalog
+            .remove(node.id, recursive, only_owner)
+            .await
+            .map_err(|e| match e {
+                CatalogError::NotEmpty(_) => Error::Conflict(format!("directory {path} is not empty")),
+                e => e.into(),
+            })?;
+        self.drop_data(&removed).await;
+        Ok(removed.len())
+    }
+
+    /// Removes the cached data of files that left the namespace.
+    async fn drop_data(&self, nodes: &[Node]) {
+        let ids: Vec<FileId> = nodes.iter().filter_map(|n| n.file_id).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let cache = self.cache.clone();
+        let r = tokio::task::spawn_blocking(move || ids.iter().try_for_each(|&id| cache.remove(id))).await;
+        if let Err(e) = r.map_err(std::io::Error::other).and_then(|r| r) {
+            tracing::warn!("removing data of deleted files failed: {e}");
+        }
+    }
+
+    /// Moves `from` to `to`. Returns the moved node and whether an existing
+    /// entry at `to` was replaced.
+    pub async fn rename(&self, who: &Principal, from: &NsPath, to: &NsPath, overwrite: bool) -> Result<(Node, bool)> {
+        if from.is_root() {
+            return Err(Error::Forbidden("the root directory cannot be moved".into()));
+        }
+        if from == to {
+            return Err(Error::Forbidden(format!(
+                "cannot move {from} onto itself: source and destination are the same"
+            )));
+        }
+        check_reserved(to)?;
+        let node = self.entry(who, Op::Remove, from).await?;
+        let target = self.authorize(who, Op::Create, to).await?;
+        let to_parent = target.parent().expect("checked");
+        let dest = target.node().cloned();
+        if let (true, Some(_)) = (overwrite, &dest) {
+            check(who, Op::Replace, &target)?;
+        }
+        let name = to.name().expect("not root");
+        let committed = self
+            .catalog
+            .rename(node.id, to_parent.id, name, overwrite)
+            .await
+            .map_err(|e| match e {
+                CatalogError::AlreadyExists(_) => Error::Exists(format!("{to} already exists")),
+                CatalogError::NotEmpty(_) => Error::Conflict(format!("{to} is a non-empty directory")),
+                e => e.into(),
+            })?;
+        self.drop_data(&committed.replaced).await;
+        let replaced = dest.is_some_and(|d| d.id != committed.node.id);
+        Ok((committed.node, replaced))
+    }
+
+    /// Copies `from` to `to` (WebDAV COPY; `cp`, or `cp -r` with
+    /// `recursive`). The whole source is walked first (read and list
+    /// permission on all of it) so that a refusal changes nothing. An
+    /// existing file at `to` is written into (as `cp` does: it keeps its
+    /// owner, group and mode; needs `w` on it); an existing directory is
+    /// removed first (RFC 4918); with `overwrite` false an existing `to` is
+    /// refused. Every copied byte is checked against the source's adler32.
+    /// New directories take the source's mode and inherit their new
+    /// parent's tags. Returns whether an existing entry was replaced.
+    pub async fn copy(
+        &self,
+        who: &Principal,
+        from: &NsPath,
+        to: &NsPath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> Result<bool> {
+        if from == to {
+            return Err(Error::Forbidden(format!("cannot copy {from} onto itself")));
+        }
+        check_reserved(to)?;
+        let src = self.stat(who, from).await?;
+        if src.is_dir() && to.starts_with(from) {
+            return Err(Error::Conflict(format!(
+                "cannot copy directory {from} into itself ({to})"
+            )));
+        }
+        // The plan: relative paths of the directories to make and files to copy.
+        let mut dirs: Vec<(String, u32)> = Vec::new();
+        let mut files: Vec<String> = Vec::new();
+        if src.is_dir() {
+            dirs.push((String::new(), src.mode));
+            let mut todo = vec![String::new()];
+            while recursive && !todo.is_empty() {
+                let rel = todo.pop().expect("not empty");
+                let dir = NsPath::parse(&format!("{from}{rel}"))?;
+                let mut after: Option<String> = None;
+                loop {
+                    let page = self.list(who, &dir, after.as_deref(), 10_000).await?;
+                    for n in &page.entries {
+                        let child = format!("{rel}/{}", n.name);
+                        if n.is_dir() {
+                            dirs.push((child.clone(), n.mode));
+                            todo.push(child);
+                        } else {
+                            let path = NsPath::parse(&format!("{from}{child}"))?;
+                            self.entry(who, Op::Read, &path).await?;
+                            files.push(child);
+                        }
+                    }
+                    match page.next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+            }
+        } else {
+            self.entry(who, Op::Read, from).await?;
+            files.push(String::new());
+        }
+        let target = self.authorize(who, Op::Create, to).await?;
+        let replaced = match target.node() {
+            Some(_) if !overwrite => {
+                return Err(Error::Exists(format!("{to} already exists")));
+            }
+            Some(d) if d.is_dir() || src.is_dir() => {
+                self.delete(who, to, true).await?;
+                true
+            }
+            Some(_) => {
+                check(who, Op::Overwrite, &target)?;
+                true
+            }
+            None => false,
+        };
+        // Relative paths start with '/'; parsing normalizes "//".
+        let at = |rel: &str| NsPath::parse(&format!("{to}{rel}"));
+        for (rel, mode) in &dirs {
+            let opts = MkdirOptions {
+                mode: Some(*mode),
+                ..MkdirOptions::default()
+            };
+            self.mkdir(who, &at(rel)?, &opts).await?;
+        }
+        for rel in &files {
+            let source = NsPath::parse(&format!("{from}{rel}"))?;
+            let (node, file) = self.open(who, &source).await?;
+            let opts = PutOptions {
+                overwrite: replaced && rel.is_empty() && !src.is_dir(),
+                declared_len: Some(node.size),
+                digest: node.adler32,
+            };
+            self.put(who, &at(rel)?, &opts, tokio_util::io::ReaderStream::new(file))
+                .await?;
+            self.record_read(&node);
+        }
+        Ok(replaced)
+    }
+
+    /// Sets (`Some`) or clears (`None`) tags on a directory.
+    pub async fn set_tags(&self, who: &Principal, path: &NsPath, changes: &[(String, Option<String>)]) -> Result<Node> {
+        let node = self.entry(who, Op::Tag, path).await?;
+        if !node.is_dir() {
+            return Err(Error::Conflict(format!(
+                "{path} is a file: tags are set on directories (a file keeps the tags in force when it was written)"
+            )));
+        }
+        if changes.is_empty() {
+            return Err(Error::BadRequest("no tags given".into()));
+        }
+        let mut tags: Tags = node.tags.clone();
+        for (k, v) in changes {
+            tags.set(k, v.as_deref()).map_err(Error::BadRequest)?;
+        }
+        // A library tag must name a library this server has: otherwise
+        // every later write below the directory would fail.
+        if let Some(lib) = &tags.library {
+            let libraries: Vec<String> = self.tape.libraries().into_iter().map(|l| l.name).collect();
+            if !libraries.contains(lib) {
+                return Err(Error::BadRequest(format!(
+                    "unknown library {lib:?}: the configured libraries are {}",
+                    libraries.join(", ")
+                )));
+            }
+        }
+        Ok(self.catalog.set_tags(node.id, &tags).await?)
+    }
+
+    /// Changes owner and group (administrators) or mode (the owner).
+    pub async fn set_attrs(&self, who: &Principal, path: &NsPath, change: &AttrChange) -> Result<Node> {
+        // Owner and group: administrators (who may change the mode too);
+        // the mode alone: the owner.
+        let op = if change.owner.is_some() || change.group.is_some() {
+            Op::Chown
+        } else {
+            Op::Chmod
+        };
+        let node = self.entry(who, op, path).await?;
+        if let Some(o) = &change.owner {
+            validate_account_name("owner", o)?;
+        }
+        if let Some(g) = &change.group {
+            validate_account_name("group", g)?;
+        }
+        if let Some(m) = change.mode {
+            if m > 0o7777 {
+                return Err(Error::BadRequest(format!("invalid mode {m:o}: at most 7777")));
+            }
+        }
+        Ok(self.catalog.set_attrs(node.id, change).await?)
+    }
+}
+
+pub(crate) fn check_reserved(path: &NsPath) -> Result<()> {
+    if path.depth() >= 1 {
+        let top = path.components().next().expect("depth >= 1");
+        if RESERVED_NAMES.contains(&top) {
+            return Err(Error::BadRequest(format!(
+                "/{top} is reserved for the HTTP interface and cannot be used in the namespace"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The PUT path: checks, the body streamed into the cache (while the
+//! namespace checks run, for small bodies), the group commit, the route to tape.
+
+use crate::auth::Principal;
+use crate::namespace::check_reserved;
+use crate::perms::{check, Op, Resolved};
+use crate::service::Service;
+use crate::{Error, Result};
+use bale_cache::IngestError;
+use bale_catalog::{ArchiveJob, ArchiveRoute, JobState, NewFile, Node};
+use bale_policy::FileFacts;
+use bale_util::{Adler32, FileId, NsPath, Timestamp};
+use bytes::Bytes;
+use std::task::Poll;
+
+/// Bodies up to this size are written to the cache while the namespace
+/// checks of their PUT run.
+const SMALL_BODY: u64 = 1 << 20;
+
+/// Options of a write.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// Replace an existing file (never a directory).
+    pub overwrite: bool,
+    /// The Content-Length the client declared; a different byte count is refused.
+    pub declared_len: Option<u64>,
+    /// The adler32 the client declared (`Digest: adler32=...`).
+    pub digest: Option<Adler32>,
+}
+
+impl Service {
+    /// Whether `who` may create the file at `path`, or with the overwrite
+    /// option write into the existing one; returns the parent directory.
+    /// One walk of the path finds both (one catalog round trip).
+    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<Node> {
+        let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
+        match r.node() {
+            Some(existing) if existing.is_dir() => {
+                check(who, Op::Stat, &r)?;
+                return Err(Error::IsADirectory(format!("{path} is a directory")));
+            }
+            Some(_) if !opts.overwrite => {
+                check(who, Op::Stat, &r)?;
+                return Err(Error::Exists(format!(
+                    "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
+                )));
+            }
+            // An overwrite is a write into the existing file.
+            Some(_) => check(who, Op::Overwrite, &r)?,
+            None => check(who, Op::Create, &r)?,
+        }
+        Ok(r.parent().expect("checked").clone())
+    }
+
+    /// Receives a file. Returns only once its data and catalog row are durable.
+    pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        // Counted as arriving from here: the committer waits briefly for
+        // writes that will reach it within a fraction of a batch time.
+        let arriving = self.committer.arriving();
+        check_reserved(path)?;
+        let id = FileId::generate();
+        let ingest = async {
+            self.cache
+                .ingest(id, body, opts.declared_len)
+                .await
+                .map_err(|e| match e {
+                    IngestError::Io(e) => Error::Internal(format!("cache write failed: {e}")),
+                    e => Error::BadRequest(e.to_string()),
+                })
+        };
+        // A small body (declared, and received whole with the headers as a
+        // rule) is written to tmp/ on a blocking thread WHILE the namespace
+        // checks run: they cost as much as the write, and a refused file's
+        // staged data is removed again when dropped. A large body is
+        // received only after the checks passed.
+        let small = opts.declared_len.is_some_and(|n| n <= SMALL_BODY);
+        let mut ingest = std::pin::pin!(ingest);
+        let early = if small {
+            futures::poll!(ingest.as_mut())
+        } else {
+            Poll::Pending
+        };
+        let parent = match self.put_checks(who, path, opts).await {
+            Ok(parent) => parent,
+            Err(e) => {
+                // Let a write already under way finish, so that dropping it
+                // removes its data.
+                if small && early.is_pending() {
+                    drop(ingest.await);
+                }
+                return Err(e);
+            }
+        };
+        let staged = match early {
+            Poll::Ready(staged) => staged,
+            Poll::Pending => ingest.await,
+        }?;
+        let name = path.name().expect("not root");
+        if let Some(declared) = opts.declared_len {
+            if staged.size != declared {
+                return Err(Error::BadRequest(format!(
+                    "short body: received {} of the {declared} bytes declared by Content-Length",
+                    staged.size
+                )));
+            }
+        }
+        if let Some(expected) = opts.digest {
+            if expected != staged.adler32 {
+                return Err(Error::ChecksumMismatch(format!(
+                    "checksum mismatch for {path}: the client sent adler32={expected}, the data received has adler32={}; nothing was stored",
+                    staged.adler32
+                )));
+            }
+        }
+        // Large files go to tape on their own as soon as they are durable;
+        // the policy sends the rest direct or into a pool.
+        let archive = self.archiver.route(&FileFacts {
+            path: path.as_str(),
+            size: staged.size,
+            owner: &who.user,
+            group: &who.group,
+            tags: &parent.tags,
+        })?;
+        let file = NewFile {
+            parent: parent.id,
+            name: name.to_string(),
+            file_id: id,
+            owner: who.user.clone(),
+            group: who.group.clone(),
+            mode: self.config.namespace.file_mode,
+            size: staged.size,
+            adler32: staged.adler32,
+            time: Timestamp::now(),
+            replace: opts.overwrite,
+            archive: Some(archive.clone()),
+            // Filled in by the committer for inline files.
+            inline: None,
+        };
+        let (file_id, size, time) = (file.file_id, file.size, file.time);
+        let committed = self
+            .committer
+            .commit(file, staged, arriving)
+            .await
+            .map_err(|e| match e {
+                Error::Exists(_) => Error::Exists(format!(
+                    "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
+                )),
+                // The catalog names the entry; the client named a path.
+                Error::IsADirectory(_) => Error::IsADirectory(format!("{path} is a directory")),
+                e => e,
+            })?;
+        if let (Some(id), ArchiveRoute::Direct(target)) = (committed.job, archive) {
+            self.tape.enqueue(ArchiveJob {
+                id,
+                state: JobState::Queued,
+                target,
+                bytes: size,
+                created: time,
+                attempts: 0,
+                error: None,
+                pool: None,
+                files: vec![file_id],
+            });
+        }
+        Ok(committed.node)
+    }
+}
