@@ -9,16 +9,19 @@
 //!   packages). Errors everywhere are RFC 7807 problem+json.
 //! - `/metrics`: Prometheus metrics. `/.well-known` and `/ui` are reserved.
 //!
+//! One module per protocol, each with its own request and response types:
+//! `webdav`, `json` (with its wire types in `json::wire`); the WLCG Tape
+//! REST API (`/.well-known/wlcg-tape-rest-api` and its endpoints) and the
+//! status page (`/ui`) come as modules of their own beside them. What is
+//! shared is here: the router, authentication, the protocol middleware
+//! (problem+json for every error) and `model` (shapes the CLI reads too).
+//!
 //! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
 
-mod archive;
-mod data;
 mod error;
 mod json;
 pub mod model;
-mod tape;
 mod webdav;
-mod wire;
 
 pub use error::ApiError;
 
@@ -66,7 +69,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/ui", any(error::not_found))
         .route("/ui/{*rest}", any(error::not_found))
         .route("/metrics", get(metrics_page))
-        .fallback(data::handle)
+        .fallback(webdav::handle)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(protocol))
         .with_state(state)

@@ -1,8 +1,12 @@
-//! The namespace over HTTP: WebDAV methods on paths at the root.
+//! The namespace over HTTP: WebDAV methods on paths at the root (GET and
+//! HEAD with ranges, PUT, DELETE, MKCOL, MOVE, COPY, OPTIONS; PROPFIND in
+//! `propfind`).
+
+mod propfind;
 
 use crate::error::ApiError;
 use crate::model::Entry;
-use crate::{webdav, AppState};
+use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -66,8 +70,8 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             "COPY" => do_copy(&st, &who, &path, req.headers()).await,
             "PROPFIND" => {
                 let (parts, body) = req.into_parts();
-                webdav::check_propfind_body(body).await?;
-                webdav::propfind(&st, &who, &path, &parts.headers).await
+                propfind::check_propfind_body(body).await?;
+                propfind::propfind(&st, &who, &path, &parts.headers).await
             }
             "OPTIONS" => Ok(options()),
             m => {

@@ -1,5 +1,12 @@
-//! The JSON API under `/api/v1`. Paths travel in query strings or bodies,
-//! so that any namespace path (spaces, unicode) is expressible.
+//! The JSON API under `/api/v1`: the namespace (stat, list, tags, mkdir,
+//! attributes), tokens, workers, and in `tape` and `archive` the tape and
+//! aggregation administration. Paths travel in query strings or bodies, so
+//! that any namespace path (spaces, unicode) is expressible. Answers are
+//! the types of `wire` (and `crate::model`), not catalog rows.
+
+mod archive;
+mod tape;
+mod wire;
 
 use crate::error::ApiError;
 use crate::model::*;
@@ -26,16 +33,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/workers", get(workers))
-        .merge(crate::tape::routes())
-        .merge(crate::archive::routes())
+        .merge(tape::routes())
+        .merge(archive::routes())
         .fallback(crate::error::not_found)
 }
 
 async fn workers(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-) -> Result<Json<Vec<crate::wire::WorkerJson>>, ApiError> {
-    Ok(Json(crate::wire::all(&st.svc.workers(&who)?)))
+) -> Result<Json<Vec<wire::WorkerJson>>, ApiError> {
+    Ok(Json(wire::all(&st.svc.workers(&who)?)))
 }
 
 #[derive(Deserialize)]

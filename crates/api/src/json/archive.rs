@@ -4,7 +4,7 @@
 //! administrator.
 
 use crate::error::ApiError;
-use crate::wire::{self, PackageJson, TapeFileJson};
+use super::wire::{self, PackageJson, TapeFileJson};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};

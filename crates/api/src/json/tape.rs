@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use crate::model::{AddVolumes, SetState};
-use crate::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
+use super::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
