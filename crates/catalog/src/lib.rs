@@ -21,6 +21,7 @@ mod pool;
 mod postgres;
 mod postgres_pool;
 mod postgres_tape;
+mod rows;
 mod sqlite;
 mod sqlite_pool;
 mod sqlite_tape;

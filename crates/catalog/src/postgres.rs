@@ -6,9 +6,10 @@
 //! nodes starting together do not race.
 
 use crate::model::*;
+use crate::rows::{self, TOKEN_COLS};
 use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
-use bale_util::{Adler32, NsPath, Timestamp};
+use bale_util::{NsPath, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
@@ -31,44 +32,13 @@ const MIGRATION_LOCK: i64 = 0x6261_6c65;
 pub(crate) const NODE_COLS: &str =
     "n.id, n.parent, n.name, n.kind, n.owner, n.grp, n.mode, n.size, n.ctime, n.mtime, n.atime, \
      n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library";
-const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
 
-pub(crate) fn node_from_row(r: &Row, o: usize) -> Node {
-    let file_id: Option<String> = r.get(o + 11);
-    Node {
-        id: r.get(o),
-        parent: r.get(o + 1),
-        name: r.get(o + 2),
-        kind: NodeKind::from_code(r.get(o + 3)),
-        owner: r.get(o + 4),
-        group: r.get(o + 5),
-        mode: r.get::<_, i32>(o + 6) as u32,
-        size: r.get::<_, i64>(o + 7) as u64,
-        ctime: Timestamp(r.get(o + 8)),
-        mtime: Timestamp(r.get(o + 9)),
-        atime: Timestamp(r.get(o + 10)),
-        file_id: file_id.as_deref().and_then(FileId::parse),
-        adler32: r.get::<_, Option<i64>>(o + 12).map(|a| Adler32(a as u32)),
-        tags: Tags {
-            storage_group: r.get(o + 13),
-            file_family: r.get(o + 14),
-            file_family_width: r.get::<_, Option<i32>>(o + 15).map(|w| w as u32),
-            wrapper: r.get(o + 16),
-            library: r.get(o + 17),
-        },
-    }
+pub(crate) fn node_from_row(r: &Row, o: usize) -> Result<Node> {
+    rows::node(r, o)
 }
 
-fn token_from_row(r: &Row) -> TokenInfo {
-    TokenInfo {
-        id: r.get(0),
-        user: r.get(1),
-        group: r.get(2),
-        admin: r.get(3),
-        created: Timestamp(r.get(4)),
-        revoked: r.get::<_, Option<i64>>(5).map(Timestamp),
-        comment: r.get(6),
-    }
+fn token_from_row(r: &Row) -> Result<TokenInfo> {
+    rows::token(r)
 }
 
 fn is_code(e: &tokio_postgres::Error, code: &SqlState) -> bool {
@@ -136,7 +106,10 @@ async fn get_node(c: &impl GenericClient, id: NodeId) -> Result<Option<Node>> {
     let st = c
         .prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes n WHERE n.id = $1"))
         .await?;
-    Ok(c.query_opt(&st, &[&id]).await?.map(|r| node_from_row(&r, 0)))
+    c.query_opt(&st, &[&id])
+        .await?
+        .map(|r| node_from_row(&r, 0))
+        .transpose()
 }
 
 async fn get_child(c: &impl GenericClient, parent: NodeId, name: &str) -> Result<Option<Node>> {
@@ -145,7 +118,10 @@ async fn get_child(c: &impl GenericClient, parent: NodeId, name: &str) -> Result
             "SELECT {NODE_COLS} FROM nodes n WHERE n.parent = $1 AND n.name = $2"
         ))
         .await?;
-    Ok(c.query_opt(&st, &[&parent, &name]).await?.map(|r| node_from_row(&r, 0)))
+    c.query_opt(&st, &[&parent, &name])
+        .await?
+        .map(|r| node_from_row(&r, 0))
+        .transpose()
 }
 
 async fn has_children(c: &impl GenericClient, id: NodeId) -> Result<bool> {
@@ -177,7 +153,7 @@ async fn subtree(c: &impl GenericClient, id: NodeId) -> Result<Vec<Node>> {
         .await?
         .iter()
         .map(|r| node_from_row(r, 0))
-        .collect())
+        .collect::<Result<_>>()?)
 }
 
 async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<()> {
@@ -252,7 +228,7 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
     }
     match row {
         Some(r) => Ok(Committed {
-            node: node_from_row(&r, 0),
+            node: node_from_row(&r, 0)?,
             job: match &f.archive {
                 Some(ArchiveRoute::Direct(t)) => {
                     Some(crate::postgres_tape::create_job(tx, t, &[(f.file_id, f.size)], f.time, None).await?)
@@ -292,7 +268,7 @@ impl Catalog for PostgresCatalog {
             ))
             .await?;
         let rows = c.query(&st, &[&comps]).await?;
-        Ok(rows.iter().map(|r| node_from_row(r, 1)).collect())
+        rows.iter().map(|r| node_from_row(r, 1)).collect()
     }
 
     async fn node(&self, id: NodeId) -> Result<Option<Node>> {
@@ -310,9 +286,10 @@ impl Catalog for PostgresCatalog {
         let st = c
             .prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes n WHERE n.file_id = $1"))
             .await?;
-        Ok(c.query_opt(&st, &[&file_id.to_string()])
+        c.query_opt(&st, &[&file_id.to_string()])
             .await?
-            .map(|r| node_from_row(&r, 0)))
+            .map(|r| node_from_row(&r, 0))
+            .transpose()
     }
 
     async fn path_of(&self, id: NodeId) -> Result<NsPath> {
@@ -352,7 +329,7 @@ impl Catalog for PostgresCatalog {
         let rows = c.query(&st, &[&keys]).await?;
         let mut by_id = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
-            let node = node_from_row(r, 1);
+            let node = node_from_row(r, 1)?;
             let path = NsPath::parse(&r.get::<_, String>(0)).map_err(|e| CatalogError::backend(e, false))?;
             by_id.insert(node.file_id.expect("a file"), (node, path));
         }
@@ -367,7 +344,7 @@ impl Catalog for PostgresCatalog {
             ))
             .await?;
         let rows = c.query(&st, &[&dir, &after.unwrap_or(""), &(limit as i64)]).await?;
-        Ok(rows.iter().map(|r| node_from_row(r, 0)).collect())
+        rows.iter().map(|r| node_from_row(r, 0)).collect()
     }
 
     async fn create_dir(&self, d: NewDir) -> Result<Node> {
@@ -403,7 +380,7 @@ impl Catalog for PostgresCatalog {
             .await?
             .ok_or_else(|| CatalogError::AlreadyExists(d.name.clone()))?;
         tx.commit().await?;
-        Ok(node_from_row(&row, 0))
+        node_from_row(&row, 0)
     }
 
     async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>> {
@@ -449,18 +426,17 @@ impl Catalog for PostgresCatalog {
                 &[&node],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let id: String = r.get(0);
-                let present: Option<i64> = r.get(2);
-                FileId::parse(&id).map(|id| LandingFile {
-                    id,
-                    node: present.map(|_| node_from_row(r, 2)),
-                    inline: r.get(1),
-                })
-            })
-            .collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let Some(id) = FileId::parse(r.get(0)) else { continue };
+            let present: Option<i64> = r.get(2);
+            out.push(LandingFile {
+                id,
+                node: present.map(|_| node_from_row(r, 2)).transpose()?,
+                inline: r.get(1),
+            });
+        }
+        Ok(out)
     }
 
     async fn settle_files(&self, ids: &[FileId]) -> Result<()> {
@@ -695,7 +671,7 @@ impl Catalog for PostgresCatalog {
             )
             .await?
             .ok_or_else(|| CatalogError::AlreadyExists(format!("token {}", t.id)))?;
-        Ok(token_from_row(&row))
+        token_from_row(&row)
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>> {
@@ -705,7 +681,10 @@ impl Catalog for PostgresCatalog {
                 "SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1 AND revoked IS NULL"
             ))
             .await?;
-        Ok(c.query_opt(&st, &[&hash]).await?.map(|r| token_from_row(&r)))
+        c.query_opt(&st, &[&hash])
+            .await?
+            .map(|r| token_from_row(&r))
+            .transpose()
     }
 
     async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool> {
@@ -723,6 +702,6 @@ impl Catalog for PostgresCatalog {
         let rows = c
             .query(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"), &[])
             .await?;
-        Ok(rows.iter().map(token_from_row).collect())
+        rows.iter().map(token_from_row).collect()
     }
 }

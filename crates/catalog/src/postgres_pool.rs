@@ -1,9 +1,8 @@
 //! The aggregation half of the PostgreSQL catalog.
 
 use crate::pool::*;
-use crate::postgres_tape::{
-    bad, create_job, job_files, job_from_row, package_from_row, target_from_row, JOB_COLS, PACKAGE_COLS,
-};
+use crate::postgres_tape::{bad, create_job, job_files, job_from_row, package_from_row};
+use crate::rows::{self, JOB_COLS, PACKAGE_COLS, POOL_COLS};
 use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -11,20 +10,8 @@ use bale_util::{Adler32, FileId, Timestamp};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
-     p.target_size, p.max_files, p.max_wait_ms";
-
-fn pool_from_row(r: &Row) -> PoolTarget {
-    PoolTarget {
-        key: r.get(0),
-        rule: r.get(1),
-        target: target_from_row(r),
-        limits: PoolLimits {
-            target_size: r.get::<_, i64>(7) as u64,
-            max_files: r.get::<_, i32>(8) as u32,
-            max_wait_ms: r.get::<_, i64>(9) as u64,
-        },
-    }
+fn pool_from_row(r: &Row) -> Result<PoolTarget> {
+    rows::pool(r)
 }
 
 /// Adds a file to its pool inside the transaction recording the file; the
@@ -95,11 +82,10 @@ impl PoolCatalog for PostgresCatalog {
                 &[],
             )
             .await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                let p = pool_from_row(r);
-                PoolSummary {
+                let p = pool_from_row(r)?;
+                Ok(PoolSummary {
                     key: p.key,
                     rule: p.rule,
                     target: p.target,
@@ -107,9 +93,9 @@ impl PoolCatalog for PostgresCatalog {
                     files: r.get::<_, i64>(10) as u64,
                     bytes: r.get::<_, i64>(11) as u64,
                     oldest: Timestamp(r.get(12)),
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn pool_of(&self, file_id: FileId) -> Result<Option<String>> {
@@ -134,7 +120,7 @@ impl PoolCatalog for PostgresCatalog {
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let pool = pool_from_row(&row);
+        let pool = pool_from_row(&row)?;
         if !force {
             let r = tx
                 .query_one(
@@ -247,7 +233,7 @@ impl PoolCatalog for PostgresCatalog {
                 &[&volume],
             )
             .await?;
-        Ok(rows.iter().map(package_from_row).collect())
+        rows.iter().map(package_from_row).collect()
     }
 
     async fn package(&self, id: &str) -> Result<Option<(Package, Vec<PackageMember>)>> {
@@ -276,6 +262,6 @@ impl PoolCatalog for PostgresCatalog {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Some((package_from_row(&row), members)))
+        Ok(Some((package_from_row(&row)?, members)))
     }
 }

@@ -1,107 +1,32 @@
 //! The tape half of the PostgreSQL catalog.
 
 use crate::model::Node;
+use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
 use crate::tape::*;
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
-use bale_util::{Adler32, FileId, Timestamp};
+use bale_util::{FileId, Timestamp};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
-
-const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
-     tape_files, mount_limit, stats, created";
-pub(crate) const PACKAGE_COLS: &str =
-    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes";
-pub(crate) const JOB_COLS: &str =
-    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool";
 
 pub(crate) fn bad(e: impl std::fmt::Display) -> CatalogError {
     CatalogError::backend(format!("unreadable catalog row: {e}"), false)
 }
 
-fn stats(s: &str) -> Result<TapeStats> {
-    serde_json::from_str(s).map_err(bad)
-}
-
-fn stats_json(s: &TapeStats) -> String {
-    serde_json::to_string(s).expect("stats serialize")
-}
-
 fn volume_from_row(r: &Row) -> Result<Volume> {
-    let sg: Option<String> = r.get(5);
-    let ff: Option<String> = r.get(6);
-    let wr: Option<String> = r.get(7);
-    Ok(Volume {
-        label: r.get(0),
-        library: r.get(1),
-        media: r.get(2),
-        capacity: r.get::<_, i64>(3) as u64,
-        state: r.get::<_, String>(4).parse().map_err(bad)?,
-        family: match (sg, ff, wr) {
-            (Some(storage_group), Some(file_family), Some(wrapper)) => Some(Family {
-                storage_group,
-                file_family,
-                wrapper,
-            }),
-            _ => None,
-        },
-        used: r.get::<_, i64>(8) as u64,
-        tape_files: r.get::<_, i32>(9) as u32,
-        mount_limit: r.get::<_, i64>(10) as u64,
-        stats: stats(r.get(11))?,
-        created: Timestamp(r.get(12)),
-    })
+    rows::volume(r)
 }
 
-pub(crate) fn package_from_row(r: &Row) -> Package {
-    Package {
-        id: r.get(0),
-        volume: r.get(1),
-        seq: r.get::<_, i32>(2) as u32,
-        position: r.get::<_, i64>(3) as u64,
-        size: r.get::<_, i64>(4) as u64,
-        adler32: Adler32(r.get::<_, i64>(5) as u32),
-        members: r.get::<_, i32>(6) as u32,
-        created: Timestamp(r.get(7)),
-        dead_members: r.get::<_, i32>(8) as u32,
-        dead_bytes: r.get::<_, i64>(9) as u64,
-    }
-}
-
-/// A job's or a pool's target: library, family and width in columns 2 to 6.
-pub(crate) fn target_from_row(r: &Row) -> JobTarget {
-    JobTarget {
-        library: r.get(2),
-        family: Family {
-            storage_group: r.get(3),
-            file_family: r.get(4),
-            wrapper: r.get(5),
-        },
-        width: r.get::<_, i32>(6) as u32,
-    }
+pub(crate) fn package_from_row(r: &Row) -> Result<Package> {
+    rows::package(r)
 }
 
 pub(crate) fn job_from_row(r: &Row) -> Result<ArchiveJob> {
-    Ok(ArchiveJob {
-        id: r.get(0),
-        state: r.get::<_, String>(1).parse().map_err(bad)?,
-        target: target_from_row(r),
-        bytes: r.get::<_, i64>(7) as u64,
-        created: Timestamp(r.get(8)),
-        attempts: r.get::<_, i32>(9) as u32,
-        error: r.get(10),
-        pool: r.get(11),
-        files: Vec::new(),
-    })
+    rows::job(r)
 }
 
 fn drive_from_row(r: &Row) -> Result<Drive> {
-    Ok(Drive {
-        name: r.get(0),
-        library: r.get(1),
-        state: r.get::<_, String>(2).parse().map_err(bad)?,
-        stats: stats(r.get(3))?,
-    })
+    rows::drive(r)
 }
 
 pub(crate) async fn job_files(c: &impl GenericClient, job: &mut ArchiveJob) -> Result<()> {
@@ -313,7 +238,7 @@ impl TapeCatalog for PostgresCatalog {
     async fn drives(&self) -> Result<Vec<Drive>> {
         let c = self.pool.get().await?;
         let rows = c
-            .query("SELECT name, library, state, stats FROM drives ORDER BY name", &[])
+            .query(&format!("SELECT {DRIVE_COLS} FROM drives ORDER BY name"), &[])
             .await?;
         rows.iter().map(drive_from_row).collect()
     }
@@ -506,7 +431,7 @@ impl TapeCatalog for PostgresCatalog {
                 &[&(limit as i64)],
             )
             .await?;
-        Ok(rows.iter().map(|r| crate::postgres::node_from_row(r, 0)).collect())
+        rows.iter().map(|r| crate::postgres::node_from_row(r, 0)).collect()
     }
 
     async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>> {
@@ -546,13 +471,14 @@ impl TapeCatalog for PostgresCatalog {
                 &[&file_id.to_string()],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| TapeCopy {
-                package: package_from_row(r),
-                offset: r.get::<_, i64>(10) as u64,
+        rows.iter()
+            .map(|r| {
+                Ok(TapeCopy {
+                    package: package_from_row(r)?,
+                    offset: r.get::<_, i64>(10) as u64,
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm> {

@@ -6,9 +6,10 @@
 //! pool. Group commit happens above: a batch of files is one transaction.
 
 use crate::model::*;
+use crate::rows::{self, TOKEN_COLS};
 use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
-use bale_util::{Adler32, NsPath, Timestamp};
+use bale_util::{NsPath, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,45 +42,12 @@ pub(crate) const NODE_COLS: &str =
      storage_group, file_family, file_family_width, wrapper, library";
 
 pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
-    let file_id: Option<String> = r.get(11)?;
-    let adler: Option<i64> = r.get(12)?;
-    Ok(Node {
-        id: r.get(0)?,
-        parent: r.get(1)?,
-        name: r.get(2)?,
-        kind: NodeKind::from_code(r.get(3)?),
-        owner: r.get(4)?,
-        group: r.get(5)?,
-        mode: r.get::<_, i64>(6)? as u32,
-        size: r.get::<_, i64>(7)? as u64,
-        ctime: Timestamp(r.get(8)?),
-        mtime: Timestamp(r.get(9)?),
-        atime: Timestamp(r.get(10)?),
-        file_id: file_id.as_deref().and_then(FileId::parse),
-        adler32: adler.map(|a| Adler32(a as u32)),
-        tags: Tags {
-            storage_group: r.get(13)?,
-            file_family: r.get(14)?,
-            file_family_width: r.get::<_, Option<i64>>(15)?.map(|w| w as u32),
-            wrapper: r.get(16)?,
-            library: r.get(17)?,
-        },
-    })
+    rows::node(r, 0)
 }
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenInfo> {
-    Ok(TokenInfo {
-        id: r.get(0)?,
-        user: r.get(1)?,
-        group: r.get(2)?,
-        admin: r.get::<_, i64>(3)? != 0,
-        created: Timestamp(r.get(4)?),
-        revoked: r.get::<_, Option<i64>>(5)?.map(Timestamp),
-        comment: r.get(6)?,
-    })
+    rows::token(r)
 }
-
-const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
 
 pub struct SqliteCatalog {
     writer: Arc<Mutex<Connection>>,

@@ -1,30 +1,16 @@
 //! The aggregation half of the SQLite catalog.
 
 use crate::pool::*;
-use crate::sqlite_tape::{
-    create_job, job_files, job_from_row, package_from_row, target_from_row, JOB_COLS, PACKAGE_COLS,
-};
+use crate::rows::{self, JOB_COLS, PACKAGE_COLS, POOL_COLS};
+use crate::sqlite_tape::{create_job, job_files, job_from_row, package_from_row};
 use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
 use bale_util::{Adler32, FileId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
-const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
-     p.target_size, p.max_files, p.max_wait_ms";
-
-/// Reads a pool's columns (POOL_COLS) starting at column 0.
 fn pool_from_row(r: &Row<'_>) -> rusqlite::Result<PoolTarget> {
-    Ok(PoolTarget {
-        key: r.get(0)?,
-        rule: r.get(1)?,
-        target: target_from_row(r)?,
-        limits: PoolLimits {
-            target_size: r.get::<_, i64>(7)? as u64,
-            max_files: r.get::<_, i64>(8)? as u32,
-            max_wait_ms: r.get::<_, i64>(9)? as u64,
-        },
-    })
+    rows::pool(r)
 }
 
 /// Adds a file to its pool inside the transaction recording the file; the

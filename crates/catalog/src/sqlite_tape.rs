@@ -1,99 +1,23 @@
 //! The tape half of the SQLite catalog.
 
 use crate::model::Node;
+use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
 use crate::tape::*;
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
-use bale_util::{Adler32, FileId, Timestamp};
+use bale_util::{FileId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
-const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, used, \
-     tape_files, mount_limit, stats, created";
-pub(crate) const PACKAGE_COLS: &str =
-    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes";
-pub(crate) const JOB_COLS: &str =
-    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool";
-
-fn parse<T: std::str::FromStr<Err = String>>(s: String) -> rusqlite::Result<T> {
-    s.parse()
-        .map_err(|e: String| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
-}
-
-fn stats(s: String) -> rusqlite::Result<TapeStats> {
-    serde_json::from_str(&s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
-}
-
-fn stats_json(s: &TapeStats) -> String {
-    serde_json::to_string(s).expect("stats serialize")
-}
-
 fn volume_from_row(r: &Row<'_>) -> rusqlite::Result<Volume> {
-    let sg: Option<String> = r.get(5)?;
-    let ff: Option<String> = r.get(6)?;
-    let wr: Option<String> = r.get(7)?;
-    Ok(Volume {
-        label: r.get(0)?,
-        library: r.get(1)?,
-        media: r.get(2)?,
-        capacity: r.get::<_, i64>(3)? as u64,
-        state: parse(r.get(4)?)?,
-        family: match (sg, ff, wr) {
-            (Some(storage_group), Some(file_family), Some(wrapper)) => Some(Family {
-                storage_group,
-                file_family,
-                wrapper,
-            }),
-            _ => None,
-        },
-        used: r.get::<_, i64>(8)? as u64,
-        tape_files: r.get::<_, i64>(9)? as u32,
-        mount_limit: r.get::<_, i64>(10)? as u64,
-        stats: stats(r.get(11)?)?,
-        created: Timestamp(r.get(12)?),
-    })
+    rows::volume(r)
 }
 
 pub(crate) fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
-    Ok(Package {
-        id: r.get(0)?,
-        volume: r.get(1)?,
-        seq: r.get::<_, i64>(2)? as u32,
-        position: r.get::<_, i64>(3)? as u64,
-        size: r.get::<_, i64>(4)? as u64,
-        adler32: Adler32(r.get::<_, i64>(5)? as u32),
-        members: r.get::<_, i64>(6)? as u32,
-        created: Timestamp(r.get(7)?),
-        dead_members: r.get::<_, i64>(8)? as u32,
-        dead_bytes: r.get::<_, i64>(9)? as u64,
-    })
-}
-
-/// A job's or a pool's target: library, family and width in columns 2 to 6.
-pub(crate) fn target_from_row(r: &Row<'_>) -> rusqlite::Result<JobTarget> {
-    Ok(JobTarget {
-        library: r.get(2)?,
-        family: Family {
-            storage_group: r.get(3)?,
-            file_family: r.get(4)?,
-            wrapper: r.get(5)?,
-        },
-        width: r.get::<_, i64>(6)? as u32,
-    })
+    rows::package(r)
 }
 
 pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
-    Ok(ArchiveJob {
-        id: r.get(0)?,
-        state: parse(r.get(1)?)?,
-        target: target_from_row(r)?,
-        bytes: r.get::<_, i64>(7)? as u64,
-        created: Timestamp(r.get(8)?),
-        attempts: r.get::<_, i64>(9)? as u32,
-        error: r.get(10)?,
-        pool: r.get(11)?,
-        files: Vec::new(),
-    })
+    rows::job(r)
 }
 
 pub(crate) fn job_files(c: &Connection, job: &mut ArchiveJob) -> Result<()> {
@@ -111,17 +35,8 @@ fn get_volume(c: &Connection, label: &str) -> Result<Option<Volume>> {
 }
 
 fn get_drive(c: &Connection, name: &str) -> Result<Option<Drive>> {
-    let mut st = c.prepare_cached("SELECT name, library, state, stats FROM drives WHERE name = ?1")?;
-    Ok(st
-        .query_row([name], |r| {
-            Ok(Drive {
-                name: r.get(0)?,
-                library: r.get(1)?,
-                state: parse(r.get(2)?)?,
-                stats: stats(r.get(3)?)?,
-            })
-        })
-        .optional()?)
+    let mut st = c.prepare_cached(&format!("SELECT {DRIVE_COLS} FROM drives WHERE name = ?1"))?;
+    Ok(st.query_row([name], |r| rows::drive(r)).optional()?)
 }
 
 /// Creates an archive job for `files` (id, size) inside a transaction;
@@ -274,13 +189,9 @@ impl TapeCatalog for SqliteCatalog {
 
     async fn drives(&self) -> Result<Vec<Drive>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT name FROM drives ORDER BY name")?;
-            let names: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-            let mut out = Vec::with_capacity(names.len());
-            for n in names {
-                out.extend(get_drive(c, &n)?);
-            }
-            Ok(out)
+            let mut st = c.prepare_cached(&format!("SELECT {DRIVE_COLS} FROM drives ORDER BY name"))?;
+            let drives = st.query_map([], |r| rows::drive(r))?.collect::<rusqlite::Result<_>>()?;
+            Ok(drives)
         })
         .await
     }

@@ -3,8 +3,8 @@
 //! recorded packages. Reading is open to every user; changes need an
 //! administrator.
 
-use crate::error::ApiError;
 use super::wire::{self, PackageJson, TapeFileJson};
+use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};

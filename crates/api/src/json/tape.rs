@@ -2,9 +2,9 @@
 //! event log, alarms and fault injection. Who may do what is declared in
 //! the core (`bale_core::admin`); this only translates HTTP.
 
+use super::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
 use crate::error::ApiError;
 use crate::model::{AddVolumes, SetState};
-use super::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

@@ -1,0 +1,222 @@
+//! Row mapping, once for both backends: the column lists both select and
+//! the functions that turn a row into a record. A backend's row type
+//! implements [`Columns`] (typed reads by index); integers of any width
+//! read as i64, so SQLite's INTEGER and PostgreSQL's int4/int8 map alike.
+
+use crate::model::{Node, NodeKind, Tags, TokenInfo};
+use crate::pool::{PoolLimits, PoolTarget};
+use crate::tape::{ArchiveJob, Drive, Family, JobTarget, Package, TapeStats, Volume};
+use crate::CatalogError;
+use bale_util::{Adler32, FileId, Timestamp};
+
+pub(crate) const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, \
+     used, tape_files, mount_limit, stats, created";
+pub(crate) const PACKAGE_COLS: &str =
+    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes";
+pub(crate) const JOB_COLS: &str =
+    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool";
+pub(crate) const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
+     p.target_size, p.max_files, p.max_wait_ms";
+pub(crate) const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
+pub(crate) const DRIVE_COLS: &str = "name, library, state, stats";
+
+/// Typed reads of a result row by column index.
+pub(crate) trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    fn flag(&self, i: usize) -> Result<bool, Self::Error>;
+    /// A value that does not parse.
+    fn invalid(&self, i: usize, message: String) -> Self::Error;
+}
+
+impl Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
+        Ok(self.get::<_, i64>(i)? != 0)
+    }
+    fn invalid(&self, i: usize, message: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, message.into())
+    }
+}
+
+impl Columns for tokio_postgres::Row {
+    type Error = CatalogError;
+    fn int(&self, i: usize) -> Result<i64, CatalogError> {
+        self.opt_int(i)?
+            .ok_or_else(|| self.invalid(i, "unexpected NULL".into()))
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, CatalogError> {
+        use tokio_postgres::types::Type;
+        Ok(match *self.columns()[i].type_() {
+            Type::INT2 => self.try_get::<_, Option<i16>>(i)?.map(i64::from),
+            Type::INT4 => self.try_get::<_, Option<i32>>(i)?.map(i64::from),
+            _ => self.try_get::<_, Option<i64>>(i)?,
+        })
+    }
+    fn text(&self, i: usize) -> Result<String, CatalogError> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, CatalogError> {
+        Ok(self.try_get(i)?)
+    }
+    fn flag(&self, i: usize) -> Result<bool, CatalogError> {
+        Ok(self.try_get(i)?)
+    }
+    fn invalid(&self, i: usize, message: String) -> CatalogError {
+        CatalogError::Invalid(format!("column {} of the catalog: {message}", self.columns()[i].name()))
+    }
+}
+
+fn parsed<R: Columns, T: std::str::FromStr<Err = String>>(r: &R, i: usize) -> Result<T, R::Error> {
+    r.text(i)?.parse().map_err(|e| r.invalid(i, e))
+}
+
+fn stats<R: Columns>(r: &R, i: usize) -> Result<TapeStats, R::Error> {
+    serde_json::from_str(&r.text(i)?).map_err(|e| r.invalid(i, e.to_string()))
+}
+
+pub(crate) fn stats_json(s: &TapeStats) -> String {
+    serde_json::to_string(s).expect("stats serialize")
+}
+
+/// A node from the node columns starting at column `o`.
+pub(crate) fn node<R: Columns>(r: &R, o: usize) -> Result<Node, R::Error> {
+    Ok(Node {
+        id: r.int(o)?,
+        parent: r.opt_int(o + 1)?,
+        name: r.text(o + 2)?,
+        kind: NodeKind::from_code(r.int(o + 3)? as i32),
+        owner: r.text(o + 4)?,
+        group: r.text(o + 5)?,
+        mode: r.int(o + 6)? as u32,
+        size: r.int(o + 7)? as u64,
+        ctime: Timestamp(r.int(o + 8)?),
+        mtime: Timestamp(r.int(o + 9)?),
+        atime: Timestamp(r.int(o + 10)?),
+        file_id: r.opt_text(o + 11)?.as_deref().and_then(FileId::parse),
+        adler32: r.opt_int(o + 12)?.map(|a| Adler32(a as u32)),
+        tags: Tags {
+            storage_group: r.opt_text(o + 13)?,
+            file_family: r.opt_text(o + 14)?,
+            file_family_width: r.opt_int(o + 15)?.map(|w| w as u32),
+            wrapper: r.opt_text(o + 16)?,
+            library: r.opt_text(o + 17)?,
+        },
+    })
+}
+
+pub(crate) fn token<R: Columns>(r: &R) -> Result<TokenInfo, R::Error> {
+    Ok(TokenInfo {
+        id: r.text(0)?,
+        user: r.text(1)?,
+        group: r.text(2)?,
+        admin: r.flag(3)?,
+        created: Timestamp(r.int(4)?),
+        revoked: r.opt_int(5)?.map(Timestamp),
+        comment: r.text(6)?,
+    })
+}
+
+pub(crate) fn volume<R: Columns>(r: &R) -> Result<Volume, R::Error> {
+    Ok(Volume {
+        label: r.text(0)?,
+        library: r.text(1)?,
+        media: r.text(2)?,
+        capacity: r.int(3)? as u64,
+        state: parsed(r, 4)?,
+        family: match (r.opt_text(5)?, r.opt_text(6)?, r.opt_text(7)?) {
+            (Some(storage_group), Some(file_family), Some(wrapper)) => Some(Family {
+                storage_group,
+                file_family,
+                wrapper,
+            }),
+            _ => None,
+        },
+        used: r.int(8)? as u64,
+        tape_files: r.int(9)? as u32,
+        mount_limit: r.int(10)? as u64,
+        stats: stats(r, 11)?,
+        created: Timestamp(r.int(12)?),
+    })
+}
+
+pub(crate) fn drive<R: Columns>(r: &R) -> Result<Drive, R::Error> {
+    Ok(Drive {
+        name: r.text(0)?,
+        library: r.text(1)?,
+        state: parsed(r, 2)?,
+        stats: stats(r, 3)?,
+    })
+}
+
+pub(crate) fn package<R: Columns>(r: &R) -> Result<Package, R::Error> {
+    Ok(Package {
+        id: r.text(0)?,
+        volume: r.text(1)?,
+        seq: r.int(2)? as u32,
+        position: r.int(3)? as u64,
+        size: r.int(4)? as u64,
+        adler32: Adler32(r.int(5)? as u32),
+        members: r.int(6)? as u32,
+        created: Timestamp(r.int(7)?),
+        dead_members: r.int(8)? as u32,
+        dead_bytes: r.int(9)? as u64,
+    })
+}
+
+/// A job's or a pool's target: library, family and width in columns 2 to 6.
+pub(crate) fn target<R: Columns>(r: &R) -> Result<JobTarget, R::Error> {
+    Ok(JobTarget {
+        library: r.text(2)?,
+        family: Family {
+            storage_group: r.text(3)?,
+            file_family: r.text(4)?,
+            wrapper: r.text(5)?,
+        },
+        width: r.int(6)? as u32,
+    })
+}
+
+/// A job without its files (JOB_COLS).
+pub(crate) fn job<R: Columns>(r: &R) -> Result<ArchiveJob, R::Error> {
+    Ok(ArchiveJob {
+        id: r.int(0)?,
+        state: parsed(r, 1)?,
+        target: target(r)?,
+        bytes: r.int(7)? as u64,
+        created: Timestamp(r.int(8)?),
+        attempts: r.int(9)? as u32,
+        error: r.opt_text(10)?,
+        pool: r.opt_text(11)?,
+        files: Vec::new(),
+    })
+}
+
+/// A pool (POOL_COLS).
+pub(crate) fn pool<R: Columns>(r: &R) -> Result<PoolTarget, R::Error> {
+    Ok(PoolTarget {
+        key: r.text(0)?,
+        rule: r.text(1)?,
+        target: target(r)?,
+        limits: PoolLimits {
+            target_size: r.int(7)? as u64,
+            max_files: r.int(8)? as u32,
+            max_wait_ms: r.int(9)? as u64,
+        },
+    })
+}
