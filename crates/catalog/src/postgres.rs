@@ -149,11 +149,11 @@ async fn subtree(c: &impl GenericClient, id: NodeId) -> Result<Vec<Node>> {
              SELECT {NODE_COLS} FROM nodes n JOIN sub ON n.id = sub.id ORDER BY sub.depth"
         ))
         .await?;
-    Ok(c.query(&st, &[&id])
+    c.query(&st, &[&id])
         .await?
         .iter()
         .map(|r| node_from_row(r, 0))
-        .collect::<Result<_>>()?)
+        .collect()
 }
 
 async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<()> {
