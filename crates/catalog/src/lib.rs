@@ -19,10 +19,13 @@ mod error;
 mod model;
 mod pool;
 mod postgres;
+mod postgres_access;
 mod postgres_pool;
 mod postgres_tape;
 mod rows;
+mod rules;
 mod sqlite;
+mod sqlite_access;
 mod sqlite_pool;
 mod sqlite_tape;
 mod tape;
@@ -42,7 +45,7 @@ use std::sync::Arc;
 pub type DynCatalog = Arc<dyn Catalog>;
 
 #[async_trait]
-pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
+pub trait Catalog: TapeCatalog + PoolCatalog + AccessCatalog + Send + Sync + 'static {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
 
@@ -124,7 +127,11 @@ pub trait Catalog: TapeCatalog + PoolCatalog + Send + Sync + 'static {
 
     /// Moves last-access times forward (never back), in one transaction.
     async fn record_access(&self, touches: &[(NodeId, Timestamp)]) -> Result<()>;
+}
 
+/// Who may use the catalog: the nodes that use it, and API tokens.
+#[async_trait]
+pub trait AccessCatalog: Send + Sync + 'static {
     /// Registers cache node `node` (on `host`) as the user of this catalog
     /// at `now`, in one transaction, unless another node was seen less
     /// than `stale_ns` ago: then `AlreadyExists` names it and when it was

@@ -6,7 +6,8 @@
 //! nodes starting together do not race.
 
 use crate::model::*;
-use crate::rows::{self, TOKEN_COLS};
+use crate::rows::{self};
+use crate::rules;
 use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
 use bale_util::{NsPath, Timestamp};
@@ -35,10 +36,6 @@ pub(crate) const NODE_COLS: &str =
 
 pub(crate) fn node_from_row(r: &Row, o: usize) -> Result<Node> {
     rows::node(r, o)
-}
-
-fn token_from_row(r: &Row) -> Result<TokenInfo> {
-    rows::token(r)
 }
 
 fn is_code(e: &tokio_postgres::Error, code: &SqlState) -> bool {
@@ -156,6 +153,17 @@ async fn subtree(c: &impl GenericClient, id: NodeId) -> Result<Vec<Node>> {
         .collect()
 }
 
+/// `id` and every directory above it.
+async fn ancestors(c: &impl GenericClient, id: NodeId) -> Result<Vec<NodeId>> {
+    let st = c
+        .prepare_cached(
+            "WITH RECURSIVE up(id, parent) AS (SELECT id, parent FROM nodes WHERE id = $1 \
+             UNION ALL SELECT n.id, n.parent FROM nodes n JOIN up ON n.id = up.parent) SELECT id FROM up",
+        )
+        .await?;
+    Ok(c.query(&st, &[&id]).await?.iter().map(|r| r.get(0)).collect())
+}
+
 async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<()> {
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
     // One statement: the parent references are checked at its end.
@@ -176,23 +184,13 @@ async fn settle(c: &impl GenericClient, ids: &[FileId]) -> Result<()> {
 
 async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent).await?;
-    let mut replaced = Vec::new();
-    if let Some(existing) = get_child(tx, f.parent, &f.name).await? {
-        if existing.is_dir() {
-            return Err(CatalogError::IsADirectory(f.name.clone()));
-        }
-        if !f.replace {
-            return Err(CatalogError::AlreadyExists(f.name.clone()));
-        }
-        delete_nodes(tx, std::slice::from_ref(&existing)).await?;
-        replaced.push(existing);
+    let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name).await?, f)?
+        .into_iter()
+        .collect();
+    if !replaced.is_empty() {
+        delete_nodes(tx, &replaced).await?;
     }
-    // An overwrite is a write into the existing file: it keeps the file's
-    // owner, group and mode, as on Unix.
-    let (owner, group, mode) = match replaced.first() {
-        Some(old) => (&old.owner, &old.group, old.mode),
-        None => (&f.owner, &f.group, f.mode),
-    };
+    let (owner, group, mode) = rules::committed_attrs(f, replaced.first());
     let t = &parent.tags;
     let st = tx
         .prepare_cached(&format!(
@@ -208,8 +206,8 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
             &[
                 &f.parent,
                 &f.name,
-                owner,
-                group,
+                &owner,
+                &group,
                 &(mode as i32),
                 &(f.size as i64),
                 &f.time.0,
@@ -448,9 +446,7 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn remove(&self, id: NodeId, recursive: bool, only_owner: Option<&str>) -> Result<Vec<Node>> {
-        if id == ROOT_ID {
-            return Err(CatalogError::Invalid("the root directory cannot be removed".into()));
-        }
+        rules::not_root(id, "removed")?;
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         crate::postgres_tape::lock_for_deletes(&tx).await?;
@@ -458,22 +454,11 @@ impl Catalog for PostgresCatalog {
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
         let name = node.name.clone();
-        let nodes = if node.is_dir() && has_children(&tx, id).await? {
-            if !recursive {
-                return Err(CatalogError::NotEmpty(node.name));
-            }
-            subtree(&tx, id).await?
-        } else {
-            vec![node]
+        let nodes = match rules::takes_subtree(&node, has_children(&tx, id).await?, recursive)? {
+            true => subtree(&tx, id).await?,
+            false => vec![node],
         };
-        if let Some(owner) = only_owner {
-            if let Some(n) = nodes.iter().find(|n| n.owner != owner) {
-                return Err(CatalogError::PermissionDenied(format!(
-                    "{:?} belongs to {}",
-                    n.name, n.owner
-                )));
-            }
-        }
+        rules::owned_by(&nodes, only_owner)?;
         let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
         match tx.execute("DELETE FROM nodes WHERE id = ANY($1)", &[&ids]).await {
             Err(e) if is_code(&e, &SqlState::FOREIGN_KEY_VIOLATION) => {
@@ -490,9 +475,7 @@ impl Catalog for PostgresCatalog {
     }
 
     async fn rename(&self, id: NodeId, new_parent: NodeId, new_name: &str, overwrite: bool) -> Result<Committed> {
-        if id == ROOT_ID {
-            return Err(CatalogError::Invalid("the root directory cannot be moved".into()));
-        }
+        rules::not_root(id, "moved")?;
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         if overwrite {
@@ -503,33 +486,29 @@ impl Catalog for PostgresCatalog {
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
         dir_for_child(&tx, new_parent).await?;
         if node.is_dir() {
-            let mut cur = Some(new_parent);
-            while let Some(cid) = cur {
-                if cid == id {
-                    return Err(CatalogError::Invalid("cannot move a directory beneath itself".into()));
-                }
-                cur = get_node(&tx, cid).await?.and_then(|n| n.parent);
-            }
+            rules::not_beneath(&node, &ancestors(&tx, new_parent).await?)?;
         }
+        let dest = get_child(&tx, new_parent, new_name).await?;
+        let dest_full = match &dest {
+            Some(d) if d.is_dir() => has_children(&tx, d.id).await?,
+            _ => false,
+        };
         let mut replaced = Vec::new();
-        if let Some(dest) = get_child(&tx, new_parent, new_name).await? {
-            if dest.id == id {
+        match rules::rename_onto(id, dest, dest_full, overwrite)? {
+            rules::Onto::Free => {}
+            rules::Onto::Itself => {
                 return Ok(Committed {
                     node,
                     replaced,
                     job: None,
-                });
+                })
             }
-            if !overwrite {
-                return Err(CatalogError::AlreadyExists(new_name.to_string()));
-            }
-            if dest.is_dir() && has_children(&tx, dest.id).await? {
-                return Err(CatalogError::NotEmpty(new_name.to_string()));
-            }
-            delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
-            crate::postgres_tape::release_files(&tx, std::slice::from_ref(&dest)).await?;
-            if !dest.is_dir() {
-                replaced.push(dest);
+            rules::Onto::Replace(dest) => {
+                delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
+                crate::postgres_tape::release_files(&tx, std::slice::from_ref(&dest)).await?;
+                if !dest.is_dir() {
+                    replaced.push(*dest);
+                }
             }
         }
         match tx
@@ -617,91 +596,5 @@ impl Catalog for PostgresCatalog {
         )
         .await?;
         Ok(())
-    }
-
-    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()> {
-        let mut c = self.pool.get().await?;
-        let tx = c.transaction().await?;
-        // Two nodes starting at once take turns.
-        tx.execute("LOCK TABLE catalog_users IN EXCLUSIVE MODE", &[]).await?;
-        let other = tx
-            .query_opt(
-                "SELECT node, host, seen FROM catalog_users WHERE node <> $1 AND seen > $2 ORDER BY seen DESC LIMIT 1",
-                &[&node, &(now.0 - stale_ns)],
-            )
-            .await?;
-        if let Some(r) = other {
-            let (other, on): (String, String) = (r.get(0), r.get(1));
-            return Err(crate::catalog_in_use(&other, &on, Timestamp(r.get(2)), now));
-        }
-        tx.execute("DELETE FROM catalog_users WHERE node <> $1", &[&node])
-            .await?;
-        tx.execute(
-            "INSERT INTO catalog_users (node, host, started, seen) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (node) DO UPDATE SET host = EXCLUDED.host, started = EXCLUDED.started, seen = EXCLUDED.seen",
-            &[&node, &host, &now.0],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
-        let c = self.pool.get().await?;
-        c.execute("UPDATE catalog_users SET seen = $2 WHERE node = $1", &[&node, &now.0])
-            .await?;
-        Ok(())
-    }
-
-    async fn release_catalog(&self, node: &str) -> Result<()> {
-        let c = self.pool.get().await?;
-        c.execute("DELETE FROM catalog_users WHERE node = $1", &[&node]).await?;
-        Ok(())
-    }
-
-    async fn create_token(&self, t: &NewToken) -> Result<TokenInfo> {
-        let c = self.pool.get().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "INSERT INTO tokens (id, hash, user_name, grp, admin, created, comment) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {TOKEN_COLS}"
-                ),
-                &[&t.id, &t.hash, &t.user, &t.group, &t.admin, &t.created.0, &t.comment],
-            )
-            .await?
-            .ok_or_else(|| CatalogError::AlreadyExists(format!("token {}", t.id)))?;
-        token_from_row(&row)
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>> {
-        let c = self.pool.get().await?;
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1 AND revoked IS NULL"
-            ))
-            .await?;
-        c.query_opt(&st, &[&hash])
-            .await?
-            .map(|r| token_from_row(&r))
-            .transpose()
-    }
-
-    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool> {
-        let c = self.pool.get().await?;
-        Ok(c.execute(
-            "UPDATE tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL",
-            &[&id, &at.0],
-        )
-        .await?
-            > 0)
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        let c = self.pool.get().await?;
-        let rows = c
-            .query(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"), &[])
-            .await?;
-        rows.iter().map(token_from_row).collect()
     }
 }

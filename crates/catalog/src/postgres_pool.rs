@@ -3,6 +3,7 @@
 use crate::pool::*;
 use crate::postgres_tape::{bad, create_job, job_files, job_from_row, package_from_row};
 use crate::rows::{self, JOB_COLS, PACKAGE_COLS, POOL_COLS};
+use crate::rules;
 use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -82,20 +83,7 @@ impl PoolCatalog for PostgresCatalog {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                let p = pool_from_row(r)?;
-                Ok(PoolSummary {
-                    key: p.key,
-                    rule: p.rule,
-                    target: p.target,
-                    limits: p.limits,
-                    files: r.get::<_, i64>(10) as u64,
-                    bytes: r.get::<_, i64>(11) as u64,
-                    oldest: Timestamp(r.get(12)),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::pool_summary).collect()
     }
 
     async fn pool_of(&self, file_id: FileId) -> Result<Option<String>> {
@@ -142,16 +130,11 @@ impl PoolCatalog for PostgresCatalog {
                 &[&key, &(pool.limits.max_files.max(1) as i64)],
             )
             .await?;
-        let mut taken: Vec<(FileId, u64)> = Vec::new();
-        let mut bytes = 0u64;
-        for r in &rows {
-            let size = r.get::<_, i64>(1) as u64;
-            taken.push((file_id(r.get(0))?, size));
-            bytes += size;
-            if bytes >= pool.limits.target_size {
-                break;
-            }
-        }
+        let members = rows
+            .iter()
+            .map(|r| Ok((file_id(r.get(0))?, r.get::<_, i64>(1) as u64)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut taken = rules::take_up_to_target(members, pool.limits.target_size);
         let ids: Vec<String> = taken.iter().map(|t| t.0.to_string()).collect();
         // Exactly the members this transaction removed from the pool go
         // into the job: a member deleted by a transaction that committed

@@ -2,6 +2,7 @@
 
 use crate::model::Node;
 use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
+use crate::rules;
 use crate::tape::*;
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -337,13 +338,7 @@ impl TapeCatalog for PostgresCatalog {
             )
             .await?;
         for p in packages {
-            if p.seq != seq || p.position < used {
-                return Err(CatalogError::Invalid(format!(
-                    "volume {} ends at tape file {seq} (byte {used}); a write at tape file {} (byte {}) \
-                     does not continue it",
-                    vw.label, p.seq, p.position
-                )));
-            }
+            let next = rules::continues(&vw.label, (seq, used), p)?;
             tx.execute(
                 &pkg,
                 &[
@@ -380,13 +375,9 @@ impl TapeCatalog for PostgresCatalog {
                 &[&p.id],
             )
             .await?;
-            seq += 1;
-            used = p.position + p.size;
+            (seq, used) = next;
         }
-        let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
-        jobs.sort_unstable();
-        jobs.dedup();
-        for j in jobs {
+        for j in rules::jobs_of(packages) {
             let gone = tx
                 .execute(
                     "DELETE FROM archive_jobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = $1)",

@@ -4,7 +4,7 @@
 //! read as i64, so SQLite's INTEGER and PostgreSQL's int4/int8 map alike.
 
 use crate::model::{Node, NodeKind, Tags, TokenInfo};
-use crate::pool::{PoolLimits, PoolTarget};
+use crate::pool::{PoolLimits, PoolSummary, PoolTarget};
 use crate::tape::{ArchiveJob, Drive, Family, JobTarget, Package, TapeStats, Volume};
 use crate::CatalogError;
 use bale_util::{Adler32, FileId, Timestamp};
@@ -218,5 +218,20 @@ pub(crate) fn pool<R: Columns>(r: &R) -> Result<PoolTarget, R::Error> {
             max_files: r.int(8)? as u32,
             max_wait_ms: r.int(9)? as u64,
         },
+    })
+}
+
+/// An open pool with its members' count, bytes and oldest join
+/// (POOL_COLS, then those three).
+pub(crate) fn pool_summary<R: Columns>(r: &R) -> Result<PoolSummary, R::Error> {
+    let p = pool(r)?;
+    Ok(PoolSummary {
+        key: p.key,
+        rule: p.rule,
+        target: p.target,
+        limits: p.limits,
+        files: r.int(10)? as u64,
+        bytes: r.int(11)? as u64,
+        oldest: Timestamp(r.int(12)?),
     })
 }

@@ -6,7 +6,8 @@
 //! pool. Group commit happens above: a batch of files is one transaction.
 
 use crate::model::*;
-use crate::rows::{self, TOKEN_COLS};
+use crate::rows::{self};
+use crate::rules;
 use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
 use bale_util::{NsPath, Timestamp};
@@ -43,10 +44,6 @@ pub(crate) const NODE_COLS: &str =
 
 pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
     rows::node(r, 0)
-}
-
-fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenInfo> {
-    rows::token(r)
 }
 
 pub struct SqliteCatalog {
@@ -169,6 +166,16 @@ fn has_children(c: &Connection, id: NodeId) -> Result<bool> {
     Ok(st.exists([id])?)
 }
 
+/// `id` and every directory above it.
+fn ancestors(c: &Connection, id: NodeId) -> Result<Vec<NodeId>> {
+    let mut st = c.prepare_cached(
+        "WITH RECURSIVE up(id, parent) AS (SELECT id, parent FROM nodes WHERE id = ?1 \
+         UNION ALL SELECT n.id, n.parent FROM nodes n JOIN up ON n.id = up.parent) SELECT id FROM up",
+    )?;
+    let ids = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
 fn path_of(c: &Connection, id: NodeId) -> Result<NsPath> {
     let mut names = Vec::new();
     let mut cur = id;
@@ -231,23 +238,11 @@ fn settle(tx: &Transaction<'_>, ids: &[FileId]) -> Result<()> {
 
 fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent)?;
-    let mut replaced = Vec::new();
-    if let Some(existing) = get_child(tx, f.parent, &f.name)? {
-        if existing.is_dir() {
-            return Err(CatalogError::IsADirectory(f.name.clone()));
-        }
-        if !f.replace {
-            return Err(CatalogError::AlreadyExists(f.name.clone()));
-        }
-        delete_nodes(tx, std::slice::from_ref(&existing))?;
-        replaced.push(existing);
-    }
-    // An overwrite is a write into the existing file: it keeps the file's
-    // owner, group and mode, as on Unix.
-    let (owner, group, mode) = match replaced.first() {
-        Some(old) => (&old.owner, &old.group, old.mode),
-        None => (&f.owner, &f.group, f.mode),
-    };
+    let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name)?, f)?
+        .into_iter()
+        .collect();
+    delete_nodes(tx, &replaced)?;
+    let (owner, group, mode) = rules::committed_attrs(f, replaced.first());
     let t = &parent.tags;
     let id = next_id(tx, "nodes")?;
     let mut st = tx.prepare_cached(&format!(
@@ -460,26 +455,13 @@ impl Catalog for SqliteCatalog {
     async fn remove(&self, id: NodeId, recursive: bool, only_owner: Option<&str>) -> Result<Vec<Node>> {
         let only_owner = only_owner.map(str::to_string);
         self.write(move |tx| {
-            if id == ROOT_ID {
-                return Err(CatalogError::Invalid("the root directory cannot be removed".into()));
-            }
+            rules::not_root(id, "removed")?;
             let node = get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
-            let nodes = if node.is_dir() && has_children(tx, id)? {
-                if !recursive {
-                    return Err(CatalogError::NotEmpty(node.name));
-                }
-                subtree(tx, id)?
-            } else {
-                vec![node]
+            let nodes = match rules::takes_subtree(&node, has_children(tx, id)?, recursive)? {
+                true => subtree(tx, id)?,
+                false => vec![node],
             };
-            if let Some(owner) = &only_owner {
-                if let Some(n) = nodes.iter().find(|n| &n.owner != owner) {
-                    return Err(CatalogError::PermissionDenied(format!(
-                        "{:?} belongs to {}",
-                        n.name, n.owner
-                    )));
-                }
-            }
+            rules::owned_by(&nodes, only_owner.as_deref())?;
             delete_nodes(tx, &nodes)?;
             crate::sqlite_tape::release_files(tx, &nodes)?;
             Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
@@ -490,40 +472,33 @@ impl Catalog for SqliteCatalog {
     async fn rename(&self, id: NodeId, new_parent: NodeId, new_name: &str, overwrite: bool) -> Result<Committed> {
         let new_name = new_name.to_string();
         self.write(move |tx| {
-            if id == ROOT_ID {
-                return Err(CatalogError::Invalid("the root directory cannot be moved".into()));
-            }
+            rules::not_root(id, "moved")?;
             let node = get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
             dir_for_child(tx, new_parent)?;
             if node.is_dir() {
-                // The destination must not lie inside the directory being moved.
-                let mut cur = Some(new_parent);
-                while let Some(c) = cur {
-                    if c == id {
-                        return Err(CatalogError::Invalid("cannot move a directory beneath itself".into()));
-                    }
-                    cur = get_node(tx, c)?.and_then(|n| n.parent);
-                }
+                rules::not_beneath(&node, &ancestors(tx, new_parent)?)?;
             }
+            let dest = get_child(tx, new_parent, &new_name)?;
+            let dest_full = match &dest {
+                Some(d) if d.is_dir() => has_children(tx, d.id)?,
+                _ => false,
+            };
             let mut replaced = Vec::new();
-            if let Some(dest) = get_child(tx, new_parent, &new_name)? {
-                if dest.id == id {
+            match rules::rename_onto(id, dest, dest_full, overwrite)? {
+                rules::Onto::Free => {}
+                rules::Onto::Itself => {
                     return Ok(Committed {
                         node,
                         replaced,
                         job: None,
-                    });
+                    })
                 }
-                if !overwrite {
-                    return Err(CatalogError::AlreadyExists(new_name));
-                }
-                if dest.is_dir() && has_children(tx, dest.id)? {
-                    return Err(CatalogError::NotEmpty(new_name));
-                }
-                delete_nodes(tx, std::slice::from_ref(&dest))?;
-                crate::sqlite_tape::release_files(tx, std::slice::from_ref(&dest))?;
-                if !dest.is_dir() {
-                    replaced.push(dest);
+                rules::Onto::Replace(dest) => {
+                    delete_nodes(tx, std::slice::from_ref(&dest))?;
+                    crate::sqlite_tape::release_files(tx, std::slice::from_ref(&dest))?;
+                    if !dest.is_dir() {
+                        replaced.push(*dest);
+                    }
                 }
             }
             tx.execute(
@@ -593,102 +568,6 @@ impl Catalog for SqliteCatalog {
                 st.execute(params![id, t.0])?;
             }
             Ok(())
-        })
-        .await
-    }
-
-    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()> {
-        let (node, host) = (node.to_string(), host.to_string());
-        self.write(move |tx| {
-            let other: Option<(String, String, i64)> = tx
-                .query_row(
-                    "SELECT node, host, seen FROM catalog_users WHERE node <> ?1 AND seen > ?2 ORDER BY seen DESC LIMIT 1",
-                    params![node, now.0 - stale_ns],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            if let Some((other, on, seen)) = other {
-                return Err(crate::catalog_in_use(&other, &on, Timestamp(seen), now));
-            }
-            tx.execute("DELETE FROM catalog_users WHERE node <> ?1", [&node])?;
-            tx.execute(
-                "INSERT INTO catalog_users (node, host, started, seen) VALUES (?1, ?2, ?3, ?3) \
-                 ON CONFLICT (node) DO UPDATE SET host = excluded.host, started = excluded.started, seen = excluded.seen",
-                params![node, host, now.0],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
-        let node = node.to_string();
-        self.write(move |tx| {
-            tx.execute(
-                "UPDATE catalog_users SET seen = ?2 WHERE node = ?1",
-                params![node, now.0],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn release_catalog(&self, node: &str) -> Result<()> {
-        let node = node.to_string();
-        self.write(move |tx| {
-            tx.execute("DELETE FROM catalog_users WHERE node = ?1", [&node])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn create_token(&self, t: &NewToken) -> Result<TokenInfo> {
-        let t = t.clone();
-        self.write(move |tx| {
-            let inserted = tx.execute(
-                "INSERT INTO tokens (id, hash, user_name, grp, admin, created, comment) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-                params![t.id, t.hash, t.user, t.group, t.admin as i64, t.created.0, t.comment],
-            )?;
-            if inserted == 0 {
-                return Err(CatalogError::AlreadyExists(format!("token {}", t.id)));
-            }
-            Ok(tx.query_row(
-                &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
-                [&t.id],
-                token_from_row,
-            )?)
-        })
-        .await
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenInfo>> {
-        let hash = hash.to_string();
-        self.read(move |c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1 AND revoked IS NULL"
-            ))?;
-            Ok(st.query_row([hash], token_from_row).optional()?)
-        })
-        .await
-    }
-
-    async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool> {
-        let id = id.to_string();
-        self.write(move |tx| {
-            Ok(tx.execute(
-                "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
-                params![id, at.0],
-            )? > 0)
-        })
-        .await
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens ORDER BY created, id"))?;
-            let rows = st.query_map([], token_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

@@ -2,6 +2,7 @@
 
 use crate::pool::*;
 use crate::rows::{self, JOB_COLS, PACKAGE_COLS, POOL_COLS};
+use crate::rules;
 use crate::sqlite_tape::{create_job, job_files, job_from_row, package_from_row};
 use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, Result, SqliteCatalog};
@@ -56,18 +57,7 @@ impl PoolCatalog for SqliteCatalog {
                 "SELECT {POOL_COLS}, COUNT(f.file_id), COALESCE(SUM(f.size), 0), MIN(f.joined) \
                  FROM pools p JOIN pool_files f ON f.pool = p.key GROUP BY p.key ORDER BY p.key"
             ))?;
-            let rows = st.query_map([], |r| {
-                let p = pool_from_row(r)?;
-                Ok(PoolSummary {
-                    key: p.key,
-                    rule: p.rule,
-                    target: p.target,
-                    limits: p.limits,
-                    files: r.get::<_, i64>(10)? as u64,
-                    bytes: r.get::<_, i64>(11)? as u64,
-                    oldest: Timestamp(r.get(12)?),
-                })
-            })?;
+            let rows = st.query_map([], |r| rows::pool_summary(r))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
@@ -100,23 +90,20 @@ impl PoolCatalog for SqliteCatalog {
                     return Ok(None);
                 }
             }
-            let mut taken: Vec<(FileId, u64)> = Vec::new();
-            let mut bytes = 0u64;
-            {
-                let mut st = tx.prepare_cached(
+            let members: Vec<(FileId, u64)> = tx
+                .prepare_cached(
                     "SELECT file_id, size FROM pool_files WHERE pool = ?1 ORDER BY joined, file_id LIMIT ?2",
-                )?;
-                let mut rows = st.query(params![key, pool.limits.max_files.max(1) as i64])?;
-                while let Some(r) = rows.next()? {
-                    let (id, size): (String, i64) = (r.get(0)?, r.get(1)?);
+                )?
+                .query_map(params![key, pool.limits.max_files.max(1) as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .map(|r| {
+                    let (id, size) = r?;
                     let id = FileId::parse(&id).ok_or_else(|| CatalogError::Invalid(format!("bad file id {id}")))?;
-                    taken.push((id, size as u64));
-                    bytes += size as u64;
-                    if bytes >= pool.limits.target_size {
-                        break;
-                    }
-                }
-            }
+                    Ok((id, size as u64))
+                })
+                .collect::<Result<_>>()?;
+            let taken = rules::take_up_to_target(members, pool.limits.target_size);
             let mut leave = tx.prepare_cached("DELETE FROM pool_files WHERE file_id = ?1")?;
             for (id, _) in &taken {
                 leave.execute([id.to_string()])?;

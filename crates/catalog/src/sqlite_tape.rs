@@ -2,6 +2,7 @@
 
 use crate::model::Node;
 use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
+use crate::rules;
 use crate::tape::*;
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -293,13 +294,7 @@ impl TapeCatalog for SqliteCatalog {
                  AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = m.file_id)) WHERE id = ?1",
             )?;
             for p in &packages {
-                if p.seq != seq || p.position < used {
-                    return Err(CatalogError::Invalid(format!(
-                        "volume {} ends at tape file {seq} (byte {used}); a write at tape file {} (byte {}) \
-                         does not continue it",
-                        vw.label, p.seq, p.position
-                    )));
-                }
+                let next = rules::continues(&vw.label, (seq, used), p)?;
                 pkg.execute(params![
                     p.id,
                     vw.label,
@@ -326,13 +321,9 @@ impl TapeCatalog for SqliteCatalog {
                 }
                 // Members deleted while the package was being written.
                 dead.execute([&p.id])?;
-                seq += 1;
-                used = p.position + p.size;
+                (seq, used) = next;
             }
-            let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
-            jobs.sort_unstable();
-            jobs.dedup();
-            for j in jobs {
+            for j in rules::jobs_of(&packages) {
                 if done_job.execute([j])? == 0 {
                     unfinished.extend(crate::sqlite_pool::get_job(tx, j)?);
                 }

@@ -1,0 +1,394 @@
+//! Conformance: the namespace, files, landing notes, tokens.
+
+use super::*;
+
+pub async fn root_exists(c: &dyn Catalog) {
+    let root = c.lookup(&NsPath::root()).await.unwrap().expect("root");
+    assert_eq!(root.id, ROOT_ID);
+    assert_eq!(root.parent, None);
+    assert!(root.is_dir());
+    assert_eq!(c.path_of(ROOT_ID).await.unwrap(), NsPath::root());
+    assert!(c.lookup(&p("/nope")).await.unwrap().is_none());
+}
+
+pub async fn directories_nest(c: &dyn Catalog) {
+    let a = mkdir(c, ROOT_ID, "a").await;
+    let b = mkdir(c, a.id, "b").await;
+    assert_eq!(c.lookup(&p("/a/b")).await.unwrap().unwrap().id, b.id);
+    assert_eq!(c.child(a.id, "b").await.unwrap().unwrap().id, b.id);
+    assert!(c.child(a.id, "nope").await.unwrap().is_none());
+    assert_eq!(c.path_of(b.id).await.unwrap(), p("/a/b"));
+    assert_eq!(b.parent, Some(a.id));
+    assert_eq!(b.owner, "alice");
+    assert_eq!(b.mode, 0o755);
+    let dup = c.create_dir(other_dir(a.id, "b")).await;
+    assert!(matches!(dup, Err(CatalogError::AlreadyExists(_))), "{dup:?}");
+    let f = put(c, a.id, "f", 1).await;
+    let under_file = c.create_dir(other_dir(f.id, "x")).await;
+    assert!(
+        matches!(under_file, Err(CatalogError::NotADirectory(_))),
+        "{under_file:?}"
+    );
+    let missing = c.create_dir(other_dir(999_999, "x")).await;
+    assert!(matches!(missing, Err(CatalogError::NotFound(_))), "{missing:?}");
+    assert!(c.lookup(&p("/a/f/x")).await.unwrap().is_none());
+}
+
+pub async fn tags_inherit_at_creation(c: &dyn Catalog) {
+    let top = mkdir(c, ROOT_ID, "exp").await;
+    let mut tags = Tags::default();
+    tags.set("storage_group", Some("mu2e")).unwrap();
+    tags.set("file_family", Some("raw")).unwrap();
+    tags.set("file_family_width", Some("2")).unwrap();
+    let top = c.set_tags(top.id, &tags).await.unwrap();
+    assert_eq!(top.tags, tags);
+    let sub = mkdir(c, top.id, "run1").await;
+    assert_eq!(sub.tags, tags, "a new subdirectory inherits its parent's tags");
+    let f = put(c, sub.id, "f1", 5).await;
+    assert_eq!(f.tags, tags, "a file records the tags in force at creation");
+
+    // Changing the parent later changes neither existing children nor files.
+    let mut t2 = tags.clone();
+    t2.set("file_family", Some("reco")).unwrap();
+    c.set_tags(top.id, &t2).await.unwrap();
+    assert_eq!(c.node(sub.id).await.unwrap().unwrap().tags, tags);
+    assert_eq!(c.node(f.id).await.unwrap().unwrap().tags, tags);
+    let sub2 = mkdir(c, top.id, "run2").await;
+    assert_eq!(sub2.tags.file_family.as_deref(), Some("reco"));
+
+    let on_file = c.set_tags(f.id, &tags).await;
+    assert!(matches!(on_file, Err(CatalogError::NotADirectory(_))), "{on_file:?}");
+}
+
+pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "d").await;
+    let f = mkdir(c, ROOT_ID, "sub").await;
+    let mut first = new_file(d.id, "exists", 3);
+    (first.owner, first.group, first.mode) = ("alice".into(), "phys".into(), 0o664);
+    c.commit_files("n1", &[first], &[]).await.unwrap().remove(0).unwrap();
+    // carol of group phys overwrites alice's group-writable file.
+    let mut replace = new_file(d.id, "exists", 7);
+    (replace.owner, replace.group, replace.mode) = ("carol".into(), "other".into(), 0o600);
+    replace.replace = true;
+    let batch = vec![
+        new_file(d.id, "a", 1),
+        new_file(d.id, "a", 2),         // same name later in the same batch
+        new_file(999_999, "orphan", 3), // no such parent
+        new_file(ROOT_ID, "sub", 4),    // a directory has that name
+        new_file(d.id, "exists", 5),    // exists, no replace
+        replace,                        // exists, replace
+        new_file(f.id, "b", 6),
+    ];
+    let r = c.commit_files("n1", &batch, &[]).await.unwrap();
+    assert_eq!(r.len(), batch.len());
+    assert!(r[0].is_ok());
+    assert!(matches!(r[1], Err(CatalogError::AlreadyExists(_))), "{:?}", r[1]);
+    assert!(matches!(r[2], Err(CatalogError::NotFound(_))), "{:?}", r[2]);
+    assert!(matches!(r[3], Err(CatalogError::IsADirectory(_))), "{:?}", r[3]);
+    assert!(matches!(r[4], Err(CatalogError::AlreadyExists(_))), "{:?}", r[4]);
+    let rep = r[5].as_ref().unwrap();
+    assert_eq!(rep.replaced.len(), 1);
+    assert_eq!(rep.replaced[0].size, 3);
+    assert!(r[6].is_ok());
+
+    let a = c.lookup(&p("/d/a")).await.unwrap().unwrap();
+    assert_eq!(a.size, 1);
+    assert_eq!(a.file_id, Some(batch[0].file_id));
+    assert_eq!(a.adler32, Some(batch[0].adler32));
+    assert_eq!(a.mtime, t(20));
+    assert_eq!(a.atime, t(20));
+    let e = c.lookup(&p("/d/exists")).await.unwrap().unwrap();
+    assert_eq!(e.size, 7);
+    // An overwrite keeps the file's owner, group and mode.
+    assert_eq!((e.owner.as_str(), e.group.as_str(), e.mode), ("alice", "phys", 0o664));
+    // The walk of a path: the root and every existing component.
+    let walk = c.walk(&p("/d/exists")).await.unwrap();
+    assert_eq!(
+        walk.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["", "d", "exists"]
+    );
+    let walk = c.walk(&p("/d/missing/deeper")).await.unwrap();
+    assert_eq!(walk.iter().map(|n| n.id).collect::<Vec<_>>(), [ROOT_ID, d.id]);
+    assert_eq!(
+        c.node_by_file_id(batch[6].file_id).await.unwrap().unwrap().id,
+        c.lookup(&p("/sub/b")).await.unwrap().unwrap().id
+    );
+    assert!(c.node_by_file_id(batch[1].file_id).await.unwrap().is_none());
+    assert!(c
+        .node_by_file_id(rep.replaced[0].file_id.unwrap())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Files by file id with their paths, in the order asked, the gone left out.
+pub async fn files_with_paths(c: &dyn Catalog) {
+    let a = mkdir(c, ROOT_ID, "a").await;
+    let b = mkdir(c, a.id, "b c").await;
+    let deep = put(c, b.id, "deep.dat", 5).await;
+    let top = put(c, ROOT_ID, "top.dat", 6).await;
+    let gone = put(c, a.id, "gone.dat", 7).await;
+    c.remove(gone.id, false, None).await.unwrap();
+    let ids = [top.file_id.unwrap(), gone.file_id.unwrap(), deep.file_id.unwrap()];
+    let found = c.files_with_paths(&ids).await.unwrap();
+    let got: Vec<(NodeId, String)> = found.iter().map(|(n, p)| (n.id, p.to_string())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (top.id, "/top.dat".to_string()),
+            (deep.id, "/a/b c/deep.dat".to_string())
+        ]
+    );
+    assert_eq!(found[1].0.size, 5);
+    assert!(c.files_with_paths(&[]).await.unwrap().is_empty());
+}
+
+pub async fn listing_pages_in_byte_order(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "many").await;
+    let mut names: Vec<String> = (0..57).map(|i| format!("f{i:03}")).collect();
+    names.extend(["B", "a", "Z", "_x", "é", "ß", "~"].map(String::from));
+    let batch: Vec<NewFile> = names.iter().map(|n| new_file(d.id, n, 1)).collect();
+    for r in c.commit_files("n1", &batch, &[]).await.unwrap() {
+        r.unwrap();
+    }
+    mkdir(c, d.id, "adir").await;
+    names.push("adir".into());
+    names.sort(); // Rust sorts strings by bytes, as the catalog must.
+    let mut got = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = c.list(d.id, after.as_deref(), 10).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = Some(page.last().unwrap().name.clone());
+        got.extend(page.into_iter().map(|n| n.name));
+    }
+    assert_eq!(got, names);
+    assert!(c
+        .list(ROOT_ID, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.name == "many"));
+}
+
+pub async fn remove_rules(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "r").await;
+    let sub = mkdir(c, d.id, "s").await;
+    let f1 = put(c, d.id, "f1", 1).await;
+    let f2 = put(c, sub.id, "f2", 2).await;
+
+    let e = c.remove(d.id, false, None).await;
+    assert!(matches!(e, Err(CatalogError::NotEmpty(_))), "{e:?}");
+    let e = c.remove(ROOT_ID, true, None).await;
+    assert!(matches!(e, Err(CatalogError::Invalid(_))), "{e:?}");
+
+    // A foreign entry in the tree: nothing is removed.
+    c.set_attrs(
+        f2.id,
+        &AttrChange {
+            owner: Some("bob".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let e = c.remove(d.id, true, Some("alice")).await;
+    assert!(matches!(e, Err(CatalogError::PermissionDenied(_))), "{e:?}");
+    assert!(c.node(f2.id).await.unwrap().is_some());
+    assert!(c.node(f1.id).await.unwrap().is_some());
+
+    let removed = c.remove(f1.id, false, Some("alice")).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    assert!(c.lookup(&p("/r/f1")).await.unwrap().is_none());
+
+    let removed = c.remove(d.id, true, None).await.unwrap();
+    assert_eq!(
+        removed.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![f2.id],
+        "only files are returned"
+    );
+    assert!(c.node(sub.id).await.unwrap().is_none());
+    assert!(c.lookup(&p("/r")).await.unwrap().is_none());
+    let e = c.remove(d.id, false, None).await;
+    assert!(matches!(e, Err(CatalogError::NotFound(_))), "{e:?}");
+}
+
+pub async fn rename_rules(c: &dyn Catalog) {
+    let a = mkdir(c, ROOT_ID, "ma").await;
+    let b = mkdir(c, a.id, "mb").await;
+    let other = mkdir(c, ROOT_ID, "other").await;
+    let f = put(c, a.id, "f", 1).await;
+    let g = put(c, other.id, "g", 2).await;
+
+    let moved = c.rename(f.id, other.id, "f2", false).await.unwrap();
+    assert_eq!(moved.node.id, f.id);
+    assert_eq!(moved.node.file_id, f.file_id, "a rename keeps the file id");
+    assert_eq!(c.path_of(f.id).await.unwrap(), p("/other/f2"));
+    assert!(c.lookup(&p("/ma/f")).await.unwrap().is_none());
+
+    let e = c.rename(f.id, other.id, "g", false).await;
+    assert!(matches!(e, Err(CatalogError::AlreadyExists(_))), "{e:?}");
+    let over = c.rename(f.id, other.id, "g", true).await.unwrap();
+    assert_eq!(over.replaced.iter().map(|n| n.id).collect::<Vec<_>>(), vec![g.id]);
+    assert_eq!(c.lookup(&p("/other/g")).await.unwrap().unwrap().id, f.id);
+
+    let e = c.rename(a.id, b.id, "loop", false).await;
+    assert!(matches!(e, Err(CatalogError::Invalid(_))), "{e:?}");
+    let e = c.rename(a.id, a.id, "self", false).await;
+    assert!(matches!(e, Err(CatalogError::Invalid(_))), "{e:?}");
+    let e = c.rename(a.id, f.id, "x", false).await;
+    assert!(matches!(e, Err(CatalogError::NotADirectory(_))), "{e:?}");
+    let e = c.rename(a.id, ROOT_ID, "other", true).await;
+    assert!(matches!(e, Err(CatalogError::NotEmpty(_))), "{e:?}");
+
+    // Moving a directory moves its subtree.
+    c.rename(a.id, other.id, "ma2", false).await.unwrap();
+    assert_eq!(c.lookup(&p("/other/ma2/mb")).await.unwrap().unwrap().id, b.id);
+    assert_eq!(c.path_of(b.id).await.unwrap(), p("/other/ma2/mb"));
+}
+
+pub async fn access_time_moves_forward(c: &dyn Catalog) {
+    let f = put(c, ROOT_ID, "acc", 1).await;
+    assert_eq!(f.atime, t(20));
+    c.record_access(&[(f.id, t(30))]).await.unwrap();
+    assert_eq!(c.node(f.id).await.unwrap().unwrap().atime, t(30));
+    c.record_access(&[(f.id, t(25)), (999_999, t(40))]).await.unwrap();
+    let n = c.node(f.id).await.unwrap().unwrap();
+    assert_eq!(n.atime, t(30), "never moves back");
+    assert_eq!(n.mtime, t(20), "reading does not modify");
+    c.record_access(&[]).await.unwrap();
+}
+
+pub async fn attrs_change(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "attrs").await;
+    let n = c
+        .set_attrs(
+            d.id,
+            &AttrChange {
+                owner: Some("bob".into()),
+                group: None,
+                mode: Some(0o700),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((n.owner.as_str(), n.group.as_str(), n.mode), ("bob", "phys", 0o700));
+    let e = c.set_attrs(999_999, &AttrChange::default()).await;
+    assert!(matches!(e, Err(CatalogError::NotFound(_))), "{e:?}");
+}
+
+pub async fn landing_notes(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "land").await;
+    let a = new_file(d.id, "a", 1);
+    // b's data is kept with its note, byte for byte (all 256 values).
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i % 256) as u8).collect();
+    let b = NewFile {
+        inline: Some(bytes::Bytes::from(data.clone())),
+        ..new_file(d.id, "b", 2)
+    };
+    let dup = new_file(d.id, "a", 3);
+    let r = c.commit_files("n1", &[a.clone(), b.clone(), dup], &[]).await.unwrap();
+    assert!(r[2].is_err());
+    let other = new_file(d.id, "c", 4);
+    c.commit_files("n2", std::slice::from_ref(&other), &[]).await.unwrap();
+
+    // Only recorded files are noted, per cache node.
+    let l = c.landing_files("n1").await.unwrap();
+    let mut ids: Vec<FileId> = l.iter().map(|x| x.id).collect();
+    ids.sort();
+    let mut want = vec![a.file_id, b.file_id];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(l.iter().all(|x| x.node.is_some()));
+    for x in &l {
+        let want = (x.id == b.file_id).then(|| data.clone());
+        assert_eq!(x.inline, want, "inline data of {}", x.id);
+    }
+    assert_eq!(c.landing_files("n2").await.unwrap().len(), 1);
+
+    // A later commit settles earlier files; a removed file shows as None.
+    let e = new_file(d.id, "e", 5);
+    c.commit_files("n1", std::slice::from_ref(&e), &[a.file_id])
+        .await
+        .unwrap();
+    let bnode = c.lookup(&p("/land/b")).await.unwrap().unwrap();
+    c.remove(bnode.id, false, None).await.unwrap();
+    let l = c.landing_files("n1").await.unwrap();
+    assert_eq!(l.len(), 2);
+    for x in &l {
+        if x.id == b.file_id {
+            assert!(x.node.is_none());
+            assert_eq!(x.inline.as_deref(), Some(&data[..]), "data stays until settled");
+        } else {
+            assert_eq!(x.id, e.file_id);
+            assert_eq!(x.node.as_ref().unwrap().name, "e");
+        }
+    }
+    c.settle_files(&[b.file_id, e.file_id]).await.unwrap();
+    c.settle_files(&[]).await.unwrap();
+    assert!(c.landing_files("n1").await.unwrap().is_empty());
+}
+
+pub async fn tokens_lifecycle(c: &dyn Catalog) {
+    let tok = NewToken {
+        id: "tok1".into(),
+        hash: "h1".into(),
+        user: "alice".into(),
+        group: "phys".into(),
+        admin: false,
+        created: t(1),
+        comment: "laptop".into(),
+    };
+    let info = c.create_token(&tok).await.unwrap();
+    assert_eq!((info.user.as_str(), info.admin, info.revoked), ("alice", false, None));
+    let dup = c.create_token(&tok).await;
+    assert!(matches!(dup, Err(CatalogError::AlreadyExists(_))), "{dup:?}");
+    assert_eq!(c.token_by_hash("h1").await.unwrap().unwrap().id, "tok1");
+    assert!(c.token_by_hash("h2").await.unwrap().is_none());
+    assert!(c.revoke_token("tok1", t(2)).await.unwrap());
+    assert!(!c.revoke_token("tok1", t(3)).await.unwrap(), "already revoked");
+    assert!(!c.revoke_token("nope", t(3)).await.unwrap());
+    assert!(c.token_by_hash("h1").await.unwrap().is_none());
+    let all = c.list_tokens().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].revoked, Some(t(2)));
+}
+
+pub async fn deep_paths(c: &dyn Catalog) {
+    let mut parent = ROOT_ID;
+    let mut path = String::new();
+    for i in 0..40 {
+        let name = format!("level{i}");
+        parent = mkdir(c, parent, &name).await.id;
+        path.push('/');
+        path.push_str(&name);
+    }
+    let f = put(c, parent, "leaf", 9).await;
+    let full = format!("{path}/leaf");
+    assert_eq!(c.lookup(&p(&full)).await.unwrap().unwrap().id, f.id);
+    assert_eq!(c.path_of(f.id).await.unwrap(), p(&full));
+    assert!(c.lookup(&p(&format!("{path}/nope/leaf"))).await.unwrap().is_none());
+}
+
+/// Commits from many tasks at once end with every file recorded exactly once.
+pub async fn concurrent_commits(c: std::sync::Arc<dyn Catalog>) {
+    let d = mkdir(&*c, ROOT_ID, "conc").await;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let batch = vec![new_file(d.id, &format!("w{w}-{i}"), 1), new_file(d.id, "shared", 1)];
+                c.commit_files("n1", &batch, &[]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = c.list(d.id, None, 1000).await.unwrap();
+    assert_eq!(all.len(), 8 * 25 + 1);
+}

@@ -1,0 +1,150 @@
+//! The rules both backends apply, written once: what a commit does to an
+//! existing entry, what a remove and a rename may do, which members a
+//! closing pool takes, whether tape files continue their volume. The
+//! backends read what the rules need in their own SQL, ask the rule, and
+//! write its answer back in their own SQL.
+
+use crate::model::{NewFile, Node, NodeId, ROOT_ID};
+use crate::tape::NewPackage;
+use crate::{CatalogError, Result};
+use bale_util::FileId;
+
+/// What committing `f` does to the entry already holding its name: none
+/// in the way (`None`), or the file it replaces. A directory is never
+/// replaced; a file only by an overwrite.
+pub(crate) fn commit_over(existing: Option<Node>, f: &NewFile) -> Result<Option<Node>> {
+    match existing {
+        None => Ok(None),
+        Some(e) if e.is_dir() => Err(CatalogError::IsADirectory(f.name.clone())),
+        Some(_) if !f.replace => Err(CatalogError::AlreadyExists(f.name.clone())),
+        Some(e) => Ok(Some(e)),
+    }
+}
+
+/// Owner, group and mode of a committed file. An overwrite is a write into
+/// the existing file: it keeps the file's owner, group and mode, as on Unix.
+pub(crate) fn committed_attrs<'a>(f: &'a NewFile, replaced: Option<&'a Node>) -> (&'a str, &'a str, u32) {
+    match replaced {
+        Some(old) => (&old.owner, &old.group, old.mode),
+        None => (&f.owner, &f.group, f.mode),
+    }
+}
+
+/// The root is neither removed nor moved (`what`: "removed", "moved").
+pub(crate) fn not_root(id: NodeId, what: &str) -> Result<()> {
+    match id == ROOT_ID {
+        true => Err(CatalogError::Invalid(format!("the root directory cannot be {what}"))),
+        false => Ok(()),
+    }
+}
+
+/// Whether removing `node` takes its whole subtree: a directory with
+/// entries goes only with `recursive`.
+pub(crate) fn takes_subtree(node: &Node, has_children: bool, recursive: bool) -> Result<bool> {
+    match node.is_dir() && has_children {
+        true if !recursive => Err(CatalogError::NotEmpty(node.name.clone())),
+        t => Ok(t),
+    }
+}
+
+/// With `only_owner`, every node a remove takes must belong to that user.
+pub(crate) fn owned_by(nodes: &[Node], only_owner: Option<&str>) -> Result<()> {
+    let Some(owner) = only_owner else { return Ok(()) };
+    match nodes.iter().find(|n| n.owner != owner) {
+        Some(n) => Err(CatalogError::PermissionDenied(format!(
+            "{:?} belongs to {}",
+            n.name, n.owner
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A directory is not moved beneath itself: `ancestors` are the new
+/// parent and every directory above it.
+pub(crate) fn not_beneath(node: &Node, ancestors: &[NodeId]) -> Result<()> {
+    match node.is_dir() && ancestors.contains(&node.id) {
+        true => Err(CatalogError::Invalid("cannot move a directory beneath itself".into())),
+        false => Ok(()),
+    }
+}
+
+/// What a rename finds at its destination.
+pub(crate) enum Onto {
+    /// Nothing: the name is free.
+    Free,
+    /// The node itself: nothing to do.
+    Itself,
+    /// An entry the rename replaces (a file, or an empty directory).
+    Replace(Box<Node>),
+}
+
+/// What renaming node `id` onto `dest` (the entry holding the new name,
+/// if any) does; a directory in the way must be empty.
+pub(crate) fn rename_onto(id: NodeId, dest: Option<Node>, dest_has_children: bool, overwrite: bool) -> Result<Onto> {
+    match dest {
+        None => Ok(Onto::Free),
+        Some(d) if d.id == id => Ok(Onto::Itself),
+        Some(d) if !overwrite => Err(CatalogError::AlreadyExists(d.name)),
+        Some(d) if d.is_dir() && dest_has_children => Err(CatalogError::NotEmpty(d.name)),
+        Some(d) => Ok(Onto::Replace(Box::new(d))),
+    }
+}
+
+/// The members a closing pool takes, from its members oldest first (at
+/// most `max_files` of them, as the backend selected): up to and
+/// including the one that reaches `target_size`.
+pub(crate) fn take_up_to_target(
+    oldest_first: impl IntoIterator<Item = (FileId, u64)>,
+    target_size: u64,
+) -> Vec<(FileId, u64)> {
+    let mut taken = Vec::new();
+    let mut bytes = 0u64;
+    for (id, size) in oldest_first {
+        taken.push((id, size));
+        bytes += size;
+        if bytes >= target_size {
+            break;
+        }
+    }
+    taken
+}
+
+/// Checks that tape file `p` continues a volume that ends at tape file
+/// `seq`, byte `used`; returns where the volume ends after it.
+pub(crate) fn continues(label: &str, (seq, used): (u32, u64), p: &NewPackage) -> Result<(u32, u64)> {
+    if p.seq != seq || p.position < used {
+        return Err(CatalogError::Invalid(format!(
+            "volume {label} ends at tape file {seq} (byte {used}); a write at tape file {} (byte {}) \
+             does not continue it",
+            p.seq, p.position
+        )));
+    }
+    Ok((seq + 1, p.position + p.size))
+}
+
+/// The archive jobs whose files a commit of `packages` wrote, once each.
+pub(crate) fn jobs_of(packages: &[NewPackage]) -> Vec<i64> {
+    let mut jobs: Vec<i64> = packages.iter().filter_map(|p| p.job).collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> FileId {
+        FileId::parse(&format!("00000000-0000-7000-8000-0000000000{n:02x}")).unwrap()
+    }
+
+    #[test]
+    fn a_pool_takes_members_until_the_target_is_reached() {
+        let m = vec![(id(1), 40), (id(2), 40), (id(3), 40), (id(4), 40)];
+        assert_eq!(take_up_to_target(m.clone(), 100).len(), 3, "the third reaches it");
+        assert_eq!(take_up_to_target(m.clone(), 80).len(), 2, "exactly at the target");
+        assert_eq!(take_up_to_target(m.clone(), 1000).len(), 4, "all there are");
+        assert_eq!(take_up_to_target(m, 1).len(), 1);
+        assert!(take_up_to_target(Vec::new(), 1).is_empty());
+    }
+}
