@@ -2,7 +2,7 @@
 //! recorded packages and their members (paths only where the user may see them).
 
 use crate::auth::Principal;
-use crate::perms::{check, may_stat, Op, Resolved};
+use crate::perms::{self, check, may_stat, Op, Resolved};
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::{JobState, Node, Package, PackageMember, TapeCopy};
@@ -141,7 +141,7 @@ impl Service {
         for m in members {
             let (path, hidden) = match paths.remove(&m.file_id) {
                 None => (None, false),
-                Some(path) if who.admin => (Some(path.to_string()), false),
+                Some(path) if perms::sees_everything(who) => (Some(path.to_string()), false),
                 Some(path) => {
                     let dir = path.parent().unwrap_or_else(NsPath::root);
                     let visible = match dir_visible.get(&dir) {

@@ -2,7 +2,7 @@
 //! and attributes, each authorized once (`authorize`, see `perms`).
 
 use crate::auth::{validate_account_name, Principal};
-use crate::perms::{check, Op, Resolved};
+use crate::perms::{self, check, Op, Resolved};
 use crate::put::PutOptions;
 use crate::service::Service;
 use crate::{Error, Result};
@@ -72,11 +72,11 @@ impl Service {
     }
 
     pub async fn mkdir(&self, who: &Principal, path: &NsPath, opts: &MkdirOptions) -> Result<Node> {
-        if (opts.owner.is_some() || opts.group.is_some()) && !who.admin {
-            return Err(Error::Forbidden(
-                "only an administrator may create directories for another owner".into(),
-            ));
-        }
+        // Creating for another owner or group is an administrator's (perms).
+        let create = match opts.owner.is_some() || opts.group.is_some() {
+            true => Op::CreateAs,
+            false => Op::Create,
+        };
         if let Some(o) = &opts.owner {
             validate_account_name("owner", o)?;
         }
@@ -100,7 +100,7 @@ impl Service {
             time: Timestamp::now(),
         };
         if !opts.parents {
-            let r = self.authorize(who, Op::Create, path).await?;
+            let r = self.authorize(who, create, path).await?;
             if r.node().is_some() {
                 return Err(Error::Exists(format!("{path} already exists")));
             }
@@ -122,7 +122,7 @@ impl Service {
             let next = match r {
                 Ok(r) => r.node().expect("checked").clone(),
                 Err(Error::NotFound(_)) => {
-                    self.authorize(who, Op::Create, &next_path).await?;
+                    self.authorize(who, create, &next_path).await?;
                     match self.catalog.create_dir(new_dir(&cur, name)).await {
                         Ok(n) => n,
                         // Created concurrently: fine for mkdir -p.
@@ -173,7 +173,7 @@ impl Service {
             return Err(Error::Forbidden("the root directory cannot be removed".into()));
         }
         let node = self.entry(who, Op::Remove, path).await?;
-        let only_owner = (!who.admin).then_some(who.user.as_str());
+        let only_owner = perms::owner_bound(who);
         let removed = self
             .catalog
             .remove(node.id, recursive, only_owner)

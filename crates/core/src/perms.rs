@@ -37,6 +37,9 @@ pub enum Op {
     Read,
     List,
     Create,
+    /// Creating an entry owned by someone else (`mkdir --owner`): an
+    /// administrator's.
+    CreateAs,
     Overwrite,
     Remove,
     /// Replacing an existing entry as a MOVE destination.
@@ -47,11 +50,12 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 10] = [
+    pub const ALL: [Op; 11] = [
         Op::Stat,
         Op::Read,
         Op::List,
         Op::Create,
+        Op::CreateAs,
         Op::Overwrite,
         Op::Remove,
         Op::Replace,
@@ -66,7 +70,7 @@ impl Op {
             Op::Stat => "look up",
             Op::Read => "read",
             Op::List => "list",
-            Op::Create => "create",
+            Op::Create | Op::CreateAs => "create",
             Op::Overwrite => "overwrite",
             Op::Remove => "remove",
             Op::Replace => "replace",
@@ -78,7 +82,7 @@ impl Op {
 
     /// Whether the operation acts on an existing entry (else it creates one).
     fn needs_entry(self) -> bool {
-        self != Op::Create
+        !matches!(self, Op::Create | Op::CreateAs)
     }
 }
 
@@ -184,7 +188,12 @@ pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
             "only an administrator may change the owner or group".into(),
         ));
     }
-    if op == Op::Create {
+    if op == Op::CreateAs && !who.admin {
+        return Err(Error::Forbidden(
+            "only an administrator may create directories for another owner".into(),
+        ));
+    }
+    if matches!(op, Op::Create | Op::CreateAs) {
         let parent_path = r.path.parent().unwrap_or_else(NsPath::root);
         let parent = r
             .parent()
@@ -207,7 +216,7 @@ pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
             require_owner(who, node, op.verb(), path)
         }
         Op::Tag | Op::Chmod => require_owner(who, node, op.verb(), path),
-        Op::Create => unreachable!("handled above"),
+        Op::Create | Op::CreateAs => unreachable!("handled above"),
     }
 }
 
@@ -215,6 +224,19 @@ pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
 /// it): views that name paths show them only then.
 pub fn may_stat(who: &Principal, r: &Resolved) -> bool {
     check(who, Op::Stat, r).is_ok()
+}
+
+/// Whether `who` passes every check without the mode bits being read
+/// (administrators): views may then skip the walks a check needs.
+pub fn sees_everything(who: &Principal) -> bool {
+    who.admin
+}
+
+/// The owner every node a recursive delete takes must have: the user's own
+/// name (sticky-directory semantics, checked by the catalog inside its
+/// transaction for the whole subtree); none for administrators.
+pub fn owner_bound(who: &Principal) -> Option<&str> {
+    (!who.admin).then_some(who.user.as_str())
 }
 
 #[cfg(test)]

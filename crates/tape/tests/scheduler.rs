@@ -1,7 +1,8 @@
-//! The scheduler against a real SQLite catalog, a real cache and the
+//! The scheduler against a real SQLite catalog, member data in a plain
+//! directory (the tape crate knows no cache: it opens what its member
+//! source opens) and the
 //! emulated library: width, full volumes, read batches, faults, wear.
 
-use bale_cache::{Cache, SyncMode};
 use bale_catalog::{
     ArchiveRoute, DynCatalog, JobState, JobTarget, NewDir, NewFile, Node, PoolLimits, PoolTarget, SqliteCatalog, Tags,
     VolumeState, ROOT_ID,
@@ -20,7 +21,8 @@ struct Rig {
     dir: tempfile::TempDir,
     bg: Background,
     catalog: DynCatalog,
-    cache: Cache,
+    /// Member data, one file per file id.
+    data: std::path::PathBuf,
     sys: TapeSystem,
     cfg: TapeConfig,
 }
@@ -39,22 +41,23 @@ fn config(drives: u32, volumes: u32, capacity: u64) -> TapeConfig {
     }
 }
 
-fn members(catalog: &DynCatalog, cache: &Cache) -> Arc<dyn MemberSource> {
-    let cache = cache.clone();
+fn members(catalog: &DynCatalog, data: &std::path::Path) -> Arc<dyn MemberSource> {
+    let data = data.to_path_buf();
     Arc::new(CatalogMembers {
         catalog: catalog.clone(),
-        open: move |id| cache.open_data(id),
+        open: move |id: FileId| std::fs::File::open(data.join(id.to_string())),
     })
 }
 
 async fn rig(cfg: TapeConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let catalog: DynCatalog = Arc::new(SqliteCatalog::open(&dir.path().join("c.sqlite")).await.unwrap());
-    let cache = Cache::open(&dir.path().join("cache"), SyncMode::Fsync).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
     let bg = Background::new();
     let sys = TapeSystem::start(
         catalog.clone(),
-        members(&catalog, &cache),
+        members(&catalog, &data),
         cfg.clone(),
         dir.path(),
         bg.spawner(0),
@@ -65,7 +68,7 @@ async fn rig(cfg: TapeConfig) -> Rig {
         dir,
         bg,
         catalog,
-        cache,
+        data,
         sys,
         cfg,
     }
@@ -77,7 +80,7 @@ impl Rig {
         self.bg = Background::new();
         self.sys = TapeSystem::start(
             self.catalog.clone(),
-            members(&self.catalog, &self.cache),
+            members(&self.catalog, &self.data),
             self.cfg.clone(),
             self.dir.path(),
             self.bg.spawner(0),
@@ -108,16 +111,11 @@ impl Rig {
         self.catalog.set_tags(d.id, &tags).await.unwrap()
     }
 
-    /// A file in the cache and the catalog on its way to tape by `route`.
+    /// A file with its data and its catalog row on its way to tape by `route`.
     async fn commit(&self, dir: &Node, name: &str, size: usize, route: ArchiveRoute) -> (FileId, Vec<u8>, Option<i64>) {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 + name.len() * 7) as u8).collect();
         let id = FileId::generate();
-        let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data.clone()))]);
-        let mut staged = self.cache.ingest(id, body, Some(size as u64)).await.unwrap();
-        staged.wait_synced().await.unwrap();
-        let (id, _) = staged.keep();
-        self.cache.sync_batch().unwrap();
-        self.cache.promote(&[id]).unwrap();
+        std::fs::write(self.data.join(id.to_string()), &data).unwrap();
         let f = NewFile {
             parent: dir.id,
             name: name.into(),
@@ -142,7 +140,7 @@ impl Rig {
         (id, data, c.job)
     }
 
-    /// A file in the cache and the catalog, queued for tape.
+    /// A file with its data and its catalog row, queued for tape.
     async fn put(&self, dir: &Node, name: &str, size: usize) -> (FileId, Vec<u8>) {
         let target: JobTarget = bale_policy::target_for(&dir.tags, &self.sys.library_names()).unwrap();
         let (id, data, job) = self.commit(dir, name, size, ArchiveRoute::Direct(target)).await;
@@ -152,7 +150,7 @@ impl Rig {
         (id, data)
     }
 
-    /// Files in the cache and the catalog, members of one pool, closed into
+    /// Files with their data and catalog rows, members of one pool, closed into
     /// one archive job and queued for tape.
     async fn put_pooled(&self, dir: &Node, names: &[&str], size: usize) -> (Vec<(FileId, Vec<u8>)>, i64) {
         let target: JobTarget = bale_policy::target_for(&dir.tags, &self.sys.library_names()).unwrap();
@@ -604,7 +602,7 @@ async fn a_member_with_a_bad_checksum_is_held_back_and_the_rest_is_written() {
     let bad = files[4].0;
     let mut damaged = files[4].1.clone();
     damaged[1000] ^= 0x55;
-    std::fs::write(r.cache.file_path(bad), &damaged).unwrap();
+    std::fs::write(r.data.join(bad.to_string()), &damaged).unwrap();
     r.sys.set_drive_online("lib1-d1", true).await.unwrap();
 
     let good: Vec<FileId> = files.iter().map(|f| f.0).filter(|id| *id != bad).collect();
