@@ -112,6 +112,40 @@ fn every_worker_is_listed_and_a_killed_one_is_dead_with_an_alarm(catalog: Catalo
     s.run(&["get", "/b.dat", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), bytes(2, 5000));
     assert_ne!(worker(&s, "committer")["state"], "dead");
+
+    // A drive's worker that dies takes its drive out of service (it lets go
+    // of its volume); the other drive writes what comes.
+    let (code, _) = s.api_post(
+        &s.token,
+        "tape/faults",
+        &json!({"kind": "worker_panic", "worker": "drive lib1-d1"}),
+    );
+    assert_eq!(code, 204);
+    s.wait_for(10, "the drive's worker to be dead", |s| {
+        worker(s, "drive lib1-d1")["state"] == "dead"
+    });
+    let drives = s.api_get("drives");
+    let d1 = drives
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "lib1-d1")
+        .unwrap();
+    assert_eq!(d1["activity"], "offline", "{d1}");
+    assert!(d1["volume"].is_null(), "{d1}");
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "the files on tape", |s| {
+        ["/a.dat", "/b.dat"].iter().all(|p| {
+            let st: Value = serde_json::from_str(&s.run(&["stat", "--json", p])).unwrap();
+            st["archive"]["state"] == "archived"
+        })
+    });
+    assert!(s
+        .api_get("tape/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["drive"] != "lib1-d1"));
 }
 
 fn shutdown_with_a_tape_write_in_flight_keeps_its_deadline(catalog: Catalog) {

@@ -34,6 +34,53 @@ pub(crate) struct DriveTask {
     pub doing: Option<String>,
     pub jobs_written: u64,
     pub reads_done: u64,
+    /// The job being written now (taken from its queue, not yet recorded,
+    /// requeued or parked): with `pending`, what the drive holds.
+    pub writing: Option<i64>,
+}
+
+impl Drop for DriveTask {
+    /// A drive whose worker panicked (a bug) gives everything back: its
+    /// slot goes offline and lets go of its volume, and the jobs it held
+    /// are queued again from their catalog rows (or, failing that, by the
+    /// on-its-way check). The worker runner raises the alarm.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(mut st) = self.sys.sched.lock() else { return };
+        let held: Vec<i64> = self.pending.iter().map(|u| u.job.job.id).chain(self.writing).collect();
+        for id in &held {
+            st.known_jobs.remove(id);
+        }
+        if let Some(slot) = st.drives.get_mut(&self.name) {
+            slot.online = false;
+            slot.busy = false;
+            slot.mounted = None;
+            slot.writing = None;
+        }
+        drop(st);
+        tracing::error!(
+            "drive {} died holding job(s) {held:?}: taken offline; its jobs are handed over again",
+            self.name
+        );
+        // The jobs are catalog rows: queue them again from there.
+        let sys = self.sys.clone();
+        if let (false, Ok(rt)) = (held.is_empty(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                match sys.catalog.archive_jobs().await {
+                    Ok(jobs) => jobs
+                        .into_iter()
+                        .filter(|j| held.contains(&j.id) && j.state == bale_catalog::JobState::Queued)
+                        .for_each(|j| {
+                            sys.enqueue(j);
+                        }),
+                    Err(e) => tracing::warn!("requeueing the jobs of a dead drive failed (the on-way check will): {e}"),
+                }
+            });
+        }
+        self.sys.wake();
+    }
 }
 
 /// How a drive operation failed.
@@ -128,7 +175,9 @@ impl Worker for DriveTask {
         match work {
             Work::Write { volume, job } => {
                 self.doing = Some(format!("writing job {} to {volume}", job.job.id));
+                self.writing = Some(job.job.id);
                 self.write(&volume, job).await;
+                self.writing = None;
             }
             Work::Read { volume, reqs } => {
                 self.doing = Some(format!("reading {} tape file(s) of {volume}", reqs.len()));
@@ -201,6 +250,7 @@ impl DriveTask {
             doing: None,
             jobs_written: 0,
             reads_done: 0,
+            writing: None,
         }
     }
 
