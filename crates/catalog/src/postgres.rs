@@ -6,14 +6,14 @@
 //! nodes starting together do not race.
 
 use crate::model::*;
-use crate::rows::{self};
+use crate::postgres_common::*;
 use crate::rules;
 use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
 use bale_util::{NsPath, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::NoTls;
 
 /// Additive migrations, one numbered file each in `migrations/postgres/`; each
 /// runs once, in order, in its own transaction.
@@ -29,14 +29,6 @@ const MIGRATIONS: &[&str] = &[
 
 /// Any number that is bale's own, to serialize migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6261_6c65;
-
-pub(crate) const NODE_COLS: &str =
-    "n.id, n.parent, n.name, n.kind, n.owner, n.grp, n.mode, n.size, n.ctime, n.mtime, n.atime, \
-     n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library";
-
-pub(crate) fn node_from_row(r: &Row, o: usize) -> Result<Node> {
-    rows::node(r, o)
-}
 
 fn is_code(e: &tokio_postgres::Error, code: &SqlState) -> bool {
     e.code() == Some(code)
@@ -222,17 +214,17 @@ async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
         )
         .await?;
     if !replaced.is_empty() {
-        crate::postgres_tape::release_files(tx, &replaced).await?;
+        crate::postgres_common::release_files(tx, &replaced).await?;
     }
     match row {
         Some(r) => Ok(Committed {
             node: node_from_row(&r, 0)?,
             job: match &f.archive {
                 Some(ArchiveRoute::Direct(t)) => {
-                    Some(crate::postgres_tape::create_job(tx, t, &[(f.file_id, f.size)], f.time, None).await?)
+                    Some(crate::postgres_common::create_job(tx, t, &[(f.file_id, f.size)], f.time, None).await?)
                 }
                 Some(ArchiveRoute::Pool(p)) => {
-                    crate::postgres_pool::join_pool(tx, p, f.file_id, f.size, f.time).await?;
+                    crate::postgres_common::join_pool(tx, p, f.file_id, f.size, f.time).await?;
                     None
                 }
                 None => None,
@@ -385,7 +377,7 @@ impl Catalog for PostgresCatalog {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         if files.iter().any(|f| f.replace) {
-            crate::postgres_tape::lock_for_deletes(&tx).await?;
+            crate::postgres_common::lock_for_deletes(&tx).await?;
         }
         settle(&tx, settled).await?;
         let note = tx
@@ -449,7 +441,7 @@ impl Catalog for PostgresCatalog {
         rules::not_root(id, "removed")?;
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        crate::postgres_tape::lock_for_deletes(&tx).await?;
+        crate::postgres_common::lock_for_deletes(&tx).await?;
         let node = get_node(&tx, id)
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
@@ -469,7 +461,7 @@ impl Catalog for PostgresCatalog {
                 r?;
             }
         }
-        crate::postgres_tape::release_files(&tx, &nodes).await?;
+        crate::postgres_common::release_files(&tx, &nodes).await?;
         tx.commit().await?;
         Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
     }
@@ -479,7 +471,7 @@ impl Catalog for PostgresCatalog {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         if overwrite {
-            crate::postgres_tape::lock_for_deletes(&tx).await?;
+            crate::postgres_common::lock_for_deletes(&tx).await?;
         }
         let node = get_node(&tx, id)
             .await?
@@ -505,7 +497,7 @@ impl Catalog for PostgresCatalog {
             }
             rules::Onto::Replace(dest) => {
                 delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
-                crate::postgres_tape::release_files(&tx, std::slice::from_ref(&dest)).await?;
+                crate::postgres_common::release_files(&tx, std::slice::from_ref(&dest)).await?;
                 if !dest.is_dir() {
                     replaced.push(*dest);
                 }

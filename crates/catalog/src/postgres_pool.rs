@@ -1,8 +1,8 @@
 //! The aggregation half of the PostgreSQL catalog.
 
 use crate::pool::*;
-use crate::postgres_tape::{bad, create_job, job_files, job_from_row, package_from_row};
-use crate::rows::{self, JOB_COLS, PACKAGE_COLS, POOL_COLS};
+use crate::postgres_common::*;
+use crate::rows::{self, PACKAGE_COLS, POOL_COLS};
 use crate::rules;
 use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, PostgresCatalog, Result};
@@ -13,61 +13,6 @@ use tokio_postgres::Row;
 
 fn pool_from_row(r: &Row) -> Result<PoolTarget> {
     rows::pool(r)
-}
-
-/// Adds a file to its pool inside the transaction recording the file; the
-/// pool is created or takes the latest limits of its rule.
-pub(crate) async fn join_pool(
-    tx: &impl GenericClient,
-    p: &PoolTarget,
-    file: FileId,
-    size: u64,
-    at: Timestamp,
-) -> Result<()> {
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO pools (key, rule, library, storage_group, file_family, wrapper, width, target_size, \
-             max_files, max_wait_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key) DO UPDATE \
-             SET rule = excluded.rule, width = excluded.width, target_size = excluded.target_size, \
-             max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms",
-        )
-        .await?;
-    tx.execute(
-        &st,
-        &[
-            &p.key,
-            &p.rule,
-            &p.target.library,
-            &p.target.family.storage_group,
-            &p.target.family.file_family,
-            &p.target.family.wrapper,
-            &(p.target.width as i32),
-            &(p.limits.target_size as i64),
-            &(p.limits.max_files as i32),
-            &(p.limits.max_wait_ms as i64),
-        ],
-    )
-    .await?;
-    let st = tx
-        .prepare_cached("INSERT INTO pool_files (file_id, pool, size, joined) VALUES ($1, $2, $3, $4)")
-        .await?;
-    tx.execute(&st, &[&file.to_string(), &p.key, &(size as i64), &at.0])
-        .await?;
-    Ok(())
-}
-
-pub(crate) async fn get_job(c: &impl GenericClient, id: i64) -> Result<Option<ArchiveJob>> {
-    let row = c
-        .query_opt(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = $1"), &[&id])
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let mut job = job_from_row(&row)?;
-    job_files(c, &mut job).await?;
-    Ok(Some(job))
-}
-
-fn file_id(s: &str) -> Result<FileId> {
-    FileId::parse(s).ok_or_else(|| bad(format!("bad file id {s}")))
 }
 
 #[async_trait]

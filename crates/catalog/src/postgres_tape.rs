@@ -1,6 +1,7 @@
 //! The tape half of the PostgreSQL catalog.
 
 use crate::model::Node;
+use crate::postgres_common::*;
 use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
 use crate::rules;
 use crate::tape::*;
@@ -10,34 +11,12 @@ use bale_util::{FileId, Timestamp};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-pub(crate) fn bad(e: impl std::fmt::Display) -> CatalogError {
-    CatalogError::backend(format!("unreadable catalog row: {e}"), false)
-}
-
 fn volume_from_row(r: &Row) -> Result<Volume> {
     rows::volume(r)
 }
 
-pub(crate) fn package_from_row(r: &Row) -> Result<Package> {
-    rows::package(r)
-}
-
-pub(crate) fn job_from_row(r: &Row) -> Result<ArchiveJob> {
-    rows::job(r)
-}
-
 fn drive_from_row(r: &Row) -> Result<Drive> {
     rows::drive(r)
-}
-
-pub(crate) async fn job_files(c: &impl GenericClient, job: &mut ArchiveJob) -> Result<()> {
-    let st = c
-        .prepare_cached("SELECT file_id FROM job_files WHERE job = $1 ORDER BY file_id")
-        .await?;
-    for r in c.query(&st, &[&job.id]).await? {
-        job.files.extend(FileId::parse(r.get(0)));
-    }
-    Ok(())
 }
 
 async fn get_volume(c: &impl GenericClient, label: &str) -> Result<Option<Volume>> {
@@ -50,111 +29,8 @@ async fn get_volume(c: &impl GenericClient, label: &str) -> Result<Option<Volume
         .transpose()
 }
 
-/// The advisory lock that orders deletes against package commits.
-const DEAD_COUNT_LOCK: i64 = 0x6261_6c65_0001;
 /// The advisory lock that keeps two nodes from rerouting one file twice.
 const REROUTE_LOCK: i64 = 0x6261_6c65_0002;
-
-/// Dead counts are exact under concurrency: transactions that delete files
-/// share this lock, a package commit holds it alone (`commit_tape_files`).
-/// Without it a member deleted while its package's commit is in flight is
-/// counted by neither: the commit cannot see the uncommitted delete, and the
-/// delete cannot see the uncommitted member rows. With it, whichever
-/// transaction comes second sees the other committed (each statement of a
-/// READ COMMITTED transaction sees what committed before it started).
-/// Deleting transactions take it FIRST, before any row lock: one that held
-/// a row lock while it queued behind a waiting package commit could close a
-/// cycle with a transaction that holds the lock and waits for that row.
-pub(crate) async fn lock_for_deletes(tx: &impl GenericClient) -> Result<()> {
-    tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&DEAD_COUNT_LOCK])
-        .await?;
-    Ok(())
-}
-
-/// Creates an archive job for `files` (id, size) inside a transaction;
-/// `pool` names the pool it closes.
-pub(crate) async fn create_job(
-    tx: &impl GenericClient,
-    t: &JobTarget,
-    files: &[(FileId, u64)],
-    at: Timestamp,
-    pool: Option<&str>,
-) -> Result<i64> {
-    let bytes: u64 = files.iter().map(|f| f.1).sum();
-    let st = tx
-        .prepare_cached(
-            "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created, \
-             pool) VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .await?;
-    let id: i64 = tx
-        .query_one(
-            &st,
-            &[
-                &t.library,
-                &t.family.storage_group,
-                &t.family.file_family,
-                &t.family.wrapper,
-                &(t.width as i32),
-                &(bytes as i64),
-                &at.0,
-                &pool,
-            ],
-        )
-        .await?
-        .get(0);
-    let ids: Vec<String> = files.iter().map(|f| f.0.to_string()).collect();
-    tx.execute(
-        "INSERT INTO job_files (job, file_id) SELECT $1, unnest($2::text[])",
-        &[&id, &ids],
-    )
-    .await?;
-    Ok(id)
-}
-
-/// What removing files means for tape: they leave unfinished archive jobs
-/// (jobs left empty go) and open pools (pools left empty go), and their
-/// members in recorded packages become dead bytes.
-pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Result<()> {
-    let ids: Vec<String> = nodes.iter().filter_map(|n| n.file_id).map(|f| f.to_string()).collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    // Taken at the start of every transaction that may get here; again
-    // here (a no-op then) so that no caller can forget it.
-    lock_for_deletes(tx).await?;
-    let st = tx
-        .prepare_cached(
-            "UPDATE packages p SET dead_members = p.dead_members + d.n, dead_bytes = p.dead_bytes + d.bytes \
-             FROM (SELECT package, COUNT(*) AS n, SUM(size) AS bytes FROM members WHERE file_id = ANY($1) \
-             GROUP BY package) d WHERE p.id = d.package",
-        )
-        .await?;
-    tx.execute(&st, &[&ids]).await?;
-    let st = tx
-        .prepare_cached(
-            "WITH gone AS (DELETE FROM pool_files WHERE file_id = ANY($1) RETURNING pool) \
-             DELETE FROM pools p WHERE p.key IN (SELECT pool FROM gone) \
-             AND NOT EXISTS (SELECT 1 FROM pool_files f WHERE f.pool = p.key AND NOT f.file_id = ANY($1))",
-        )
-        .await?;
-    tx.execute(&st, &[&ids]).await?;
-    let st = tx
-        .prepare_cached(
-            "WITH gone AS (DELETE FROM job_files WHERE file_id = ANY($1) RETURNING job) \
-             SELECT DISTINCT job FROM gone",
-        )
-        .await?;
-    let jobs: Vec<i64> = tx.query(&st, &[&ids]).await?.iter().map(|r| r.get(0)).collect();
-    if !jobs.is_empty() {
-        tx.execute(
-            "DELETE FROM archive_jobs j WHERE j.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM job_files f WHERE f.job = j.id)",
-            &[&jobs],
-        )
-        .await?;
-    }
-    Ok(())
-}
 
 #[async_trait]
 impl TapeCatalog for PostgresCatalog {
@@ -385,7 +261,7 @@ impl TapeCatalog for PostgresCatalog {
                 )
                 .await?;
             if gone == 0 {
-                unfinished.extend(crate::postgres_pool::get_job(&tx, j).await?);
+                unfinished.extend(crate::postgres_common::get_job(&tx, j).await?);
             }
         }
         let row = tx
@@ -417,12 +293,14 @@ impl TapeCatalog for PostgresCatalog {
             .query(
                 &format!(
                     "SELECT {cols} FROM nodes n WHERE n.file_id IS NOT NULL AND {STRANDED} LIMIT $1",
-                    cols = crate::postgres::NODE_COLS
+                    cols = NODE_COLS
                 ),
                 &[&(limit as i64)],
             )
             .await?;
-        rows.iter().map(|r| crate::postgres::node_from_row(r, 0)).collect()
+        rows.iter()
+            .map(|r| crate::postgres_common::node_from_row(r, 0))
+            .collect()
     }
 
     async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>> {
@@ -440,10 +318,10 @@ impl TapeCatalog for PostgresCatalog {
             match &f.route {
                 crate::ArchiveRoute::Direct(t) => {
                     let id = create_job(&tx, t, &[(f.file_id, f.size)], f.at, None).await?;
-                    jobs.extend(crate::postgres_pool::get_job(&tx, id).await?);
+                    jobs.extend(crate::postgres_common::get_job(&tx, id).await?);
                 }
                 crate::ArchiveRoute::Pool(p) => {
-                    crate::postgres_pool::join_pool(&tx, p, f.file_id, f.size, f.at).await?
+                    crate::postgres_common::join_pool(&tx, p, f.file_id, f.size, f.at).await?
                 }
             }
         }

@@ -6,12 +6,12 @@
 //! pool. Group commit happens above: a batch of files is one transaction.
 
 use crate::model::*;
-use crate::rows::{self};
 use crate::rules;
+use crate::sqlite_common::*;
 use crate::{ArchiveRoute, Catalog, CatalogError, Result};
 use async_trait::async_trait;
 use bale_util::{NsPath, Timestamp};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,22 +29,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_never_reused_ids.sql"),
     include_str!("../migrations/sqlite/0007_catalog_users.sql"),
 ];
-
-/// The next id of the sequence `name` (one of the rows migration v6
-/// created); never one handed out before, even if its row is gone.
-pub(crate) fn next_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
-    Ok(tx
-        .prepare_cached("UPDATE sequences SET next = next + 1 WHERE name = ?1 RETURNING next - 1")?
-        .query_row([name], |r| r.get(0))?)
-}
-
-pub(crate) const NODE_COLS: &str =
-    "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
-     storage_group, file_family, file_family_width, wrapper, library";
-
-pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
-    rows::node(r, 0)
-}
 
 pub struct SqliteCatalog {
     writer: Arc<Mutex<Connection>>,
@@ -271,7 +255,7 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
         node_from_row,
     )?;
     let job = match &f.archive {
-        Some(ArchiveRoute::Direct(target)) => Some(crate::sqlite_tape::create_job(
+        Some(ArchiveRoute::Direct(target)) => Some(crate::sqlite_common::create_job(
             tx,
             target,
             &[(f.file_id, f.size)],
@@ -279,13 +263,13 @@ fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
             None,
         )?),
         Some(ArchiveRoute::Pool(pool)) => {
-            crate::sqlite_pool::join_pool(tx, pool, f.file_id, f.size, f.time)?;
+            crate::sqlite_common::join_pool(tx, pool, f.file_id, f.size, f.time)?;
             None
         }
         None => None,
     };
     if !replaced.is_empty() {
-        crate::sqlite_tape::release_files(tx, &replaced)?;
+        crate::sqlite_common::release_files(tx, &replaced)?;
     }
     Ok(Committed { node, replaced, job })
 }
@@ -463,7 +447,7 @@ impl Catalog for SqliteCatalog {
             };
             rules::owned_by(&nodes, only_owner.as_deref())?;
             delete_nodes(tx, &nodes)?;
-            crate::sqlite_tape::release_files(tx, &nodes)?;
+            crate::sqlite_common::release_files(tx, &nodes)?;
             Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
         })
         .await
@@ -495,7 +479,7 @@ impl Catalog for SqliteCatalog {
                 }
                 rules::Onto::Replace(dest) => {
                     delete_nodes(tx, std::slice::from_ref(&dest))?;
-                    crate::sqlite_tape::release_files(tx, std::slice::from_ref(&dest))?;
+                    crate::sqlite_common::release_files(tx, std::slice::from_ref(&dest))?;
                     if !dest.is_dir() {
                         replaced.push(*dest);
                     }

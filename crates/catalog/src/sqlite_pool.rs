@@ -1,52 +1,17 @@
 //! The aggregation half of the SQLite catalog.
 
 use crate::pool::*;
-use crate::rows::{self, JOB_COLS, PACKAGE_COLS, POOL_COLS};
+use crate::rows::{self, PACKAGE_COLS, POOL_COLS};
 use crate::rules;
-use crate::sqlite_tape::{create_job, job_files, job_from_row, package_from_row};
+use crate::sqlite_common::*;
 use crate::tape::{ArchiveJob, JobState, Package};
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
 use bale_util::{Adler32, FileId, Timestamp};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, OptionalExtension, Row};
 
 fn pool_from_row(r: &Row<'_>) -> rusqlite::Result<PoolTarget> {
     rows::pool(r)
-}
-
-/// Adds a file to its pool inside the transaction recording the file; the
-/// pool is created or takes the latest limits of its rule.
-pub(crate) fn join_pool(tx: &Transaction<'_>, p: &PoolTarget, file: FileId, size: u64, at: Timestamp) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO pools (key, rule, library, storage_group, file_family, wrapper, width, target_size, max_files, \
-         max_wait_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key) DO UPDATE SET \
-         rule = excluded.rule, width = excluded.width, target_size = excluded.target_size, \
-         max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms",
-    )?
-    .execute(params![
-        p.key,
-        p.rule,
-        p.target.library,
-        p.target.family.storage_group,
-        p.target.family.file_family,
-        p.target.family.wrapper,
-        p.target.width as i64,
-        p.limits.target_size as i64,
-        p.limits.max_files as i64,
-        p.limits.max_wait_ms as i64
-    ])?;
-    tx.prepare_cached("INSERT INTO pool_files (file_id, pool, size, joined) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![file.to_string(), p.key, size as i64, at.0])?;
-    Ok(())
-}
-
-pub(crate) fn get_job(c: &Connection, id: i64) -> Result<Option<ArchiveJob>> {
-    let mut st = c.prepare_cached(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ?1"))?;
-    let Some(mut job) = st.query_row([id], job_from_row).optional()? else {
-        return Ok(None);
-    };
-    job_files(c, &mut job)?;
-    Ok(Some(job))
 }
 
 #[async_trait]

@@ -3,31 +3,15 @@
 use crate::model::Node;
 use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
 use crate::rules;
+use crate::sqlite_common::*;
 use crate::tape::*;
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 fn volume_from_row(r: &Row<'_>) -> rusqlite::Result<Volume> {
     rows::volume(r)
-}
-
-pub(crate) fn package_from_row(r: &Row<'_>) -> rusqlite::Result<Package> {
-    rows::package(r)
-}
-
-pub(crate) fn job_from_row(r: &Row<'_>) -> rusqlite::Result<ArchiveJob> {
-    rows::job(r)
-}
-
-pub(crate) fn job_files(c: &Connection, job: &mut ArchiveJob) -> Result<()> {
-    let mut st = c.prepare_cached("SELECT file_id FROM job_files WHERE job = ?1 ORDER BY file_id")?;
-    let ids = st.query_map([job.id], |r| r.get::<_, String>(0))?;
-    for id in ids {
-        job.files.extend(FileId::parse(&id?));
-    }
-    Ok(())
 }
 
 fn get_volume(c: &Connection, label: &str) -> Result<Option<Volume>> {
@@ -38,75 +22,6 @@ fn get_volume(c: &Connection, label: &str) -> Result<Option<Volume>> {
 fn get_drive(c: &Connection, name: &str) -> Result<Option<Drive>> {
     let mut st = c.prepare_cached(&format!("SELECT {DRIVE_COLS} FROM drives WHERE name = ?1"))?;
     Ok(st.query_row([name], |r| rows::drive(r)).optional()?)
-}
-
-/// Creates an archive job for `files` (id, size) inside a transaction;
-/// `pool` names the pool it closes.
-pub(crate) fn create_job(
-    tx: &Transaction<'_>,
-    t: &JobTarget,
-    files: &[(FileId, u64)],
-    at: Timestamp,
-    pool: Option<&str>,
-) -> Result<i64> {
-    let bytes: u64 = files.iter().map(|f| f.1).sum();
-    let id = crate::sqlite::next_id(tx, "archive_jobs")?;
-    tx.prepare_cached(
-        "INSERT INTO archive_jobs (id, state, library, storage_group, file_family, wrapper, width, bytes, created, \
-         pool) VALUES (?9, 'queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        t.library,
-        t.family.storage_group,
-        t.family.file_family,
-        t.family.wrapper,
-        t.width as i64,
-        bytes as i64,
-        at.0,
-        pool,
-        id
-    ])?;
-    let mut st = tx.prepare_cached("INSERT INTO job_files (job, file_id) VALUES (?1, ?2)")?;
-    for (f, _) in files {
-        st.execute(params![id, f.to_string()])?;
-    }
-    Ok(id)
-}
-
-/// What removing files means for tape: they leave unfinished archive jobs
-/// (jobs left empty go) and open pools (pools left empty go), and their
-/// members in recorded packages become dead bytes.
-pub(crate) fn release_files(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> {
-    let mut find = tx.prepare_cached("SELECT job FROM job_files WHERE file_id = ?1")?;
-    let mut del = tx.prepare_cached("DELETE FROM job_files WHERE file_id = ?1")?;
-    let mut drop_empty = tx.prepare_cached(
-        "DELETE FROM archive_jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = ?1)",
-    )?;
-    let mut leave_pool = tx.prepare_cached("DELETE FROM pool_files WHERE file_id = ?1 RETURNING pool")?;
-    let mut drop_pool = tx
-        .prepare_cached("DELETE FROM pools WHERE key = ?1 AND NOT EXISTS (SELECT 1 FROM pool_files WHERE pool = ?1)")?;
-    let mut dead = tx.prepare_cached(
-        "UPDATE packages SET dead_members = dead_members + 1, \
-         dead_bytes = dead_bytes + (SELECT m.size FROM members m WHERE m.package = packages.id AND m.file_id = ?1) \
-         WHERE id IN (SELECT package FROM members WHERE file_id = ?1)",
-    )?;
-    for id in nodes.iter().filter_map(|n| n.file_id) {
-        let id = id.to_string();
-        dead.execute([&id])?;
-        let pool: Option<String> = leave_pool.query_row([&id], |r| r.get(0)).optional()?;
-        if let Some(pool) = pool {
-            drop_pool.execute([pool])?;
-        }
-        let jobs: Vec<i64> = find.query_map([&id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        if jobs.is_empty() {
-            continue;
-        }
-        del.execute([&id])?;
-        for j in jobs {
-            drop_empty.execute([j])?;
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -325,7 +240,7 @@ impl TapeCatalog for SqliteCatalog {
             }
             for j in rules::jobs_of(&packages) {
                 if done_job.execute([j])? == 0 {
-                    unfinished.extend(crate::sqlite_pool::get_job(tx, j)?);
+                    unfinished.extend(crate::sqlite_common::get_job(tx, j)?);
                 }
             }
             tx.execute(
@@ -354,9 +269,9 @@ impl TapeCatalog for SqliteCatalog {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {cols} FROM nodes n WHERE n.file_id IS NOT NULL AND {STRANDED} LIMIT ?1",
-                cols = crate::sqlite::NODE_COLS
+                cols = NODE_COLS
             ))?;
-            let rows = st.query_map([limit as i64], crate::sqlite::node_from_row)?;
+            let rows = st.query_map([limit as i64], crate::sqlite_common::node_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
@@ -374,9 +289,9 @@ impl TapeCatalog for SqliteCatalog {
                 match &f.route {
                     crate::ArchiveRoute::Direct(t) => {
                         let id = create_job(tx, t, &[(f.file_id, f.size)], f.at, None)?;
-                        jobs.extend(crate::sqlite_pool::get_job(tx, id)?);
+                        jobs.extend(crate::sqlite_common::get_job(tx, id)?);
                     }
-                    crate::ArchiveRoute::Pool(p) => crate::sqlite_pool::join_pool(tx, p, f.file_id, f.size, f.at)?,
+                    crate::ArchiveRoute::Pool(p) => crate::sqlite_common::join_pool(tx, p, f.file_id, f.size, f.at)?,
                 }
             }
             Ok(jobs)
@@ -405,7 +320,7 @@ impl TapeCatalog for SqliteCatalog {
         let (severity, source, message) = (severity.to_string(), source.to_string(), message.to_string());
         self.write(move |tx| {
             let time = Timestamp::now();
-            let id = crate::sqlite::next_id(tx, "alarms")?;
+            let id = next_id(tx, "alarms")?;
             tx.execute(
                 "INSERT INTO alarms (id, time, severity, source, message) VALUES (?5, ?1, ?2, ?3, ?4)",
                 params![time.0, severity, source, message, id],

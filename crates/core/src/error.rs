@@ -82,3 +82,8 @@ impl From<bale_util::PathError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An I/O failure while doing `what`, as an internal error.
+pub(crate) fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Internal(format!("{what}: {e}"))
+}

@@ -17,6 +17,7 @@ mod namespace;
 pub mod perms;
 mod put;
 mod recovery;
+mod reserved;
 mod service;
 mod settle;
 mod workers;
@@ -25,8 +26,9 @@ pub use auth::Principal;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use inventory::{ArchiveStatus, MemberView, PackageView};
-pub use namespace::{Listing, MkdirOptions, RESERVED_NAMES};
+pub use namespace::{Listing, MkdirOptions};
 pub use put::PutOptions;
+pub use reserved::RESERVED_NAMES;
 pub use service::Service;
 
 pub use bale_cache as cache;

@@ -4,13 +4,11 @@
 use crate::auth::{validate_account_name, Principal};
 use crate::perms::{self, check, Op, Resolved};
 use crate::put::PutOptions;
+use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::{AttrChange, CatalogError, NewDir, Node, Tags};
 use bale_util::{FileId, NsPath, Timestamp};
-
-/// Top-level names that belong to the HTTP interface, not the namespace.
-pub const RESERVED_NAMES: [&str; 4] = ["api", ".well-known", "metrics", "ui"];
 
 /// Options of a directory creation.
 #[derive(Clone, Debug, Default)]
@@ -384,16 +382,4 @@ impl Service {
         }
         Ok(self.catalog.set_attrs(node.id, change).await?)
     }
-}
-
-pub(crate) fn check_reserved(path: &NsPath) -> Result<()> {
-    if path.depth() >= 1 {
-        let top = path.components().next().expect("depth >= 1");
-        if RESERVED_NAMES.contains(&top) {
-            return Err(Error::BadRequest(format!(
-                "/{top} is reserved for the HTTP interface and cannot be used in the namespace"
-            )));
-        }
-    }
-    Ok(())
 }

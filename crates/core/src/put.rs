@@ -2,8 +2,8 @@
 //! namespace checks run, for small bodies), the group commit, the route to tape.
 
 use crate::auth::Principal;
-use crate::namespace::check_reserved;
 use crate::perms::{check, Op, Resolved};
+use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_cache::IngestError;

@@ -1,6 +1,6 @@
 //! Crash recovery at start: landing files and `tmp/`.
 
-use crate::service::io_err;
+use crate::error::io_err;
 use crate::{Error, Result};
 use bale_cache::Cache;
 use bale_catalog::DynCatalog;

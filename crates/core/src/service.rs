@@ -11,6 +11,7 @@ use crate::archive::Archiver;
 use crate::auth::Auth;
 use crate::committer::{Committer, CommitterConfig};
 use crate::config::{Config, SyncModeConfig};
+use crate::error::io_err;
 use crate::workers::{phase, AccessFlusher, Heartbeat, OnWayCheck, PoolWatcher};
 use crate::{Error, Result};
 use bale_cache::{Cache, SyncMode};
@@ -43,10 +44,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown host".to_string())
-}
-
-pub(crate) fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Internal(format!("{what}: {e}"))
 }
 
 impl Service {

@@ -6,17 +6,21 @@
 use crate::backend::{Mounted, VolumeBackend};
 use crate::fault::{is_drive_failure, FaultyBackend};
 use crate::media::Charge;
-use crate::read::PendingRead;
-use crate::schedule::{Schedule, Work};
-use crate::system::{Inner, Lib};
-use crate::write::Unflushed;
-use bale_catalog::{DriveState, TapeStats, VolumeState};
+use crate::schedule::{QueuedJob, Schedule, Work};
+use crate::state::{Inner, Lib, PendingRead};
+use bale_catalog::{DriveState, NewPackage, TapeStats, VolumeState};
 use bale_util::background::{State as WorkerState, Status, Worker};
 use bale_util::FileId;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// A tape file written but not yet covered by a synchronous mark.
+pub(crate) struct Unflushed {
+    pub package: NewPackage,
+    pub job: QueuedJob,
+}
 
 pub(crate) struct DriveTask {
     pub sys: Arc<Inner>,

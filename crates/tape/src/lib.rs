@@ -25,12 +25,14 @@
 pub mod backend;
 pub mod config;
 mod drive;
+mod events;
 pub mod fault;
 pub mod media;
 pub mod members;
 mod pace;
 mod read;
 mod schedule;
+mod state;
 mod system;
 mod views;
 mod write;
@@ -38,12 +40,13 @@ mod write;
 use bale_catalog::CatalogError;
 
 pub use config::{BackendKind, FileMarks, LibraryConfig, TapeConfig};
+pub use events::Event;
 pub use fault::Fault;
 pub use media::{Charge, MediaProfile};
 pub use members::{member_meta, CatalogMembers, MemberSource};
-pub use read::{ReadDone, ReadRequest};
+pub use state::{ReadDone, ReadRequest};
 pub use system::TapeSystem;
-pub use views::{DriveView, Event, LibraryView, VolumeView};
+pub use views::{DriveView, LibraryView, VolumeView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TapeError {

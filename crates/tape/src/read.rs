@@ -5,59 +5,11 @@
 
 use crate::drive::{DriveTask, OpError};
 use crate::media::Charge;
-use crate::schedule::{TapeRead, Waiting};
+use crate::state::{PendingRead, ReadDone, ReadRequest};
 use crate::{Result, TapeError};
 use bale_catalog::Package;
-use bale_util::Adler32;
 use std::io;
-use std::path::PathBuf;
 use std::time::Instant;
-use tokio::sync::oneshot;
-
-/// A tape file to read into a local file.
-#[derive(Clone, Debug)]
-pub struct ReadRequest {
-    pub volume: String,
-    pub seq: u32,
-    pub dest: PathBuf,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadDone {
-    pub bytes: u64,
-    pub adler32: Adler32,
-}
-
-/// A read waiting for a drive, with the channel its answer goes to.
-pub(crate) struct PendingRead {
-    req: ReadRequest,
-    since: Instant,
-    attempts: u32,
-    reply: oneshot::Sender<Result<ReadDone>>,
-}
-
-impl PendingRead {
-    pub fn new(req: ReadRequest, since: Instant, reply: oneshot::Sender<Result<ReadDone>>) -> PendingRead {
-        PendingRead {
-            req,
-            since,
-            attempts: 0,
-            reply,
-        }
-    }
-}
-
-impl Waiting for PendingRead {
-    fn since(&self) -> Instant {
-        self.since
-    }
-}
-
-impl TapeRead for PendingRead {
-    fn seq(&self) -> u32 {
-        self.req.seq
-    }
-}
 
 impl DriveTask {
     /// Serves a volume's batch of reads (already in tape order).

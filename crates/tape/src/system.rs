@@ -9,15 +9,15 @@
 //! tape files beyond it are discarded and the job is redone.
 
 use crate::backend::{FsBackend, VolumeBackend};
-use crate::config::{BackendKind, FileMarks, TapeConfig};
+use crate::config::{BackendKind, TapeConfig};
 use crate::drive::DriveTask;
+use crate::events::EventLog;
 use crate::fault::{Fault, Faults};
 use crate::media::MediaProfile;
 use crate::members::MemberSource;
 use crate::pace::Paced;
-use crate::read::{PendingRead, ReadDone, ReadRequest};
 use crate::schedule::{Schedule, Slot};
-use crate::views::EventLog;
+use crate::state::{Inner, Lib, PendingRead, ReadDone, ReadRequest};
 use crate::{Result, TapeError};
 use bale_catalog::{ArchiveJob, DriveState, DynCatalog, VolumeState};
 use bale_util::background::Spawner;
@@ -26,53 +26,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
-
-/// A library: its media, timing model, backend and robot.
-pub(crate) struct Lib {
-    pub name: String,
-    pub media: String,
-    pub profile: MediaProfile,
-    pub scale: f64,
-    /// The library's backend (paced when the time scale asks for it).
-    pub backend: Arc<dyn VolumeBackend>,
-    /// One robot per library: mounts and unloads wait for it.
-    pub robot: tokio::sync::Mutex<()>,
-    pub marks: FileMarks,
-    pub flush_bytes: u64,
-    pub flush_files: u32,
-    pub volume_capacity: u64,
-    pub volume_prefix: String,
-    pub mount_limit: u64,
-}
-
-/// What the drives share.
-pub(crate) struct Inner {
-    pub catalog: DynCatalog,
-    pub source: Arc<dyn MemberSource>,
-    pub cfg: TapeConfig,
-    pub libs: BTreeMap<String, Arc<Lib>>,
-    pub sched: Mutex<Schedule<PendingRead>>,
-    pub events: Mutex<EventLog>,
-    pub faults: Faults,
-    pub wake: watch::Sender<u64>,
-}
-
-impl Inner {
-    pub fn enqueue(&self, job: ArchiveJob) -> bool {
-        let id = job.id;
-        if !self.sched.lock().unwrap().enqueue(job, Instant::now()) {
-            tracing::debug!("archive job {id} is already queued");
-            return false;
-        }
-        self.wake();
-        true
-    }
-
-    /// Tells every drive to look at the queues again.
-    pub fn wake(&self) {
-        self.wake.send_modify(|n| *n += 1);
-    }
-}
 
 /// The tape system: libraries, drives, volumes and the scheduler.
 #[derive(Clone)]

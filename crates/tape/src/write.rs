@@ -7,7 +7,7 @@
 //! job requeued with its attempt counted where it was its own fault.
 
 use crate::config::FileMarks;
-use crate::drive::{DriveTask, OpError};
+use crate::drive::{DriveTask, OpError, Unflushed};
 use crate::media::Charge;
 use crate::schedule::QueuedJob;
 use bale_catalog::{ArchiveJob, NewMember, NewPackage, VolumeState, VolumeWrite};
@@ -15,12 +15,6 @@ use bale_pack::{MemberMeta, PackError, Plan, ReadAhead};
 use bale_util::{FileId, Timestamp};
 use std::io;
 use std::time::Instant;
-
-/// A tape file written but not yet covered by a synchronous mark.
-pub(crate) struct Unflushed {
-    pub package: NewPackage,
-    pub job: QueuedJob,
-}
 
 impl DriveTask {
     /// Writes `job` to `label`, then flushes when the library's file marks

@@ -105,6 +105,40 @@ async fn put(c: &dyn Catalog, parent: NodeId, name: &str, size: u64) -> Node {
     r.remove(0).unwrap().node
 }
 
+fn family(ff: &str) -> Family {
+    Family {
+        storage_group: "mu2e".into(),
+        file_family: ff.into(),
+        wrapper: "tar".into(),
+    }
+}
+
+fn target(ff: &str) -> JobTarget {
+    JobTarget {
+        library: "lib1".into(),
+        family: family(ff),
+        width: 2,
+    }
+}
+
+fn direct(mut f: NewFile) -> NewFile {
+    f.archive = Some(ArchiveRoute::Direct(target("ff1")));
+    f
+}
+
+fn pool_target(key: &str, ff: &str, target_size: u64, max_files: u32) -> PoolTarget {
+    PoolTarget {
+        key: key.into(),
+        rule: "small".into(),
+        target: target(ff),
+        limits: PoolLimits {
+            target_size,
+            max_files,
+            max_wait_ms: 2000,
+        },
+    }
+}
+
 mod namespace;
 mod pools;
 mod tape;

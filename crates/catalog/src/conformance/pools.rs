@@ -1,20 +1,6 @@
 //! Conformance: pools fill and close.
 
-use super::tape::target;
 use super::*;
-
-pub(super) fn pool_target(key: &str, ff: &str, target_size: u64, max_files: u32) -> PoolTarget {
-    PoolTarget {
-        key: key.into(),
-        rule: "small".into(),
-        target: target(ff),
-        limits: PoolLimits {
-            target_size,
-            max_files,
-            max_wait_ms: 2000,
-        },
-    }
-}
 
 pub async fn pools_fill_and_close(c: &dyn Catalog) {
     let d = mkdir(c, ROOT_ID, "raw").await;

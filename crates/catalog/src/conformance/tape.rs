@@ -1,23 +1,6 @@
 //! Conformance: volumes, drives, archive jobs, tape files, ids, alarms.
 
-use super::pools::pool_target;
 use super::*;
-
-pub(super) fn family(ff: &str) -> Family {
-    Family {
-        storage_group: "mu2e".into(),
-        file_family: ff.into(),
-        wrapper: "tar".into(),
-    }
-}
-
-pub(super) fn target(ff: &str) -> JobTarget {
-    JobTarget {
-        library: "lib1".into(),
-        family: family(ff),
-        width: 2,
-    }
-}
 
 pub(super) fn new_volume(label: &str) -> NewVolume {
     NewVolume {
@@ -234,11 +217,6 @@ pub(super) fn volume_write(label: &str) -> VolumeWrite {
         state: VolumeState::Appendable,
         stats: TapeStats::default(),
     }
-}
-
-pub(super) fn direct(mut f: NewFile) -> NewFile {
-    f.archive = Some(ArchiveRoute::Direct(target("ff1")));
-    f
 }
 
 /// Ids of durable work only grow: the id of a job that is gone is never
