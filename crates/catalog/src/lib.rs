@@ -22,13 +22,16 @@ mod postgres;
 mod postgres_access;
 mod postgres_common;
 mod postgres_pool;
+mod postgres_residency;
 mod postgres_tape;
+mod residency;
 mod rows;
 mod rules;
 mod sqlite;
 mod sqlite_access;
 mod sqlite_common;
 mod sqlite_pool;
+mod sqlite_residency;
 mod sqlite_tape;
 mod tape;
 
@@ -36,6 +39,7 @@ pub use error::{CatalogError, Result};
 pub use model::*;
 pub use pool::*;
 pub use postgres::PostgresCatalog;
+pub use residency::{CacheCatalog, CacheUsage, Pin};
 pub use sqlite::SqliteCatalog;
 pub use tape::*;
 
@@ -47,7 +51,7 @@ use std::sync::Arc;
 pub type DynCatalog = Arc<dyn Catalog>;
 
 #[async_trait]
-pub trait Catalog: TapeCatalog + PoolCatalog + AccessCatalog + Send + Sync + 'static {
+pub trait Catalog: TapeCatalog + PoolCatalog + AccessCatalog + CacheCatalog + Send + Sync + 'static {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
 

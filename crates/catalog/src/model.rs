@@ -129,6 +129,9 @@ pub struct Node {
     pub file_id: Option<FileId>,
     pub adler32: Option<Adler32>,
     pub tags: Tags,
+    /// A file's data is in the cache (always, until it is on tape and
+    /// purged; staging brings it back). True for directories.
+    pub cached: bool,
 }
 
 impl Node {

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 pub(crate) const NODE_COLS: &str =
     "n.id, n.parent, n.name, n.kind, n.owner, n.grp, n.mode, n.size, n.ctime, n.mtime, n.atime, \
-     n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library";
+     n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library, n.cached";
 
 pub(crate) fn node_from_row(r: &Row, o: usize) -> Result<Node> {
     rows::node(r, o)
@@ -187,6 +187,9 @@ pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Re
         )
         .await?;
     let jobs: Vec<i64> = tx.query(&st, &[&ids]).await?.iter().map(|r| r.get(0)).collect();
+    // A file's pins go with it.
+    let st = tx.prepare_cached("DELETE FROM pins WHERE file_id = ANY($1)").await?;
+    tx.execute(&st, &[&ids]).await?;
     if !jobs.is_empty() {
         tx.execute(
             "DELETE FROM archive_jobs j WHERE j.id = ANY($1) AND NOT EXISTS (SELECT 1 FROM job_files f WHERE f.job = j.id)",

@@ -117,6 +117,7 @@ pub(crate) fn node<R: Columns>(r: &R, o: usize) -> Result<Node, R::Error> {
             wrapper: r.opt_text(o + 16)?,
             library: r.opt_text(o + 17)?,
         },
+        cached: r.flag(o + 18)?,
     })
 }
 

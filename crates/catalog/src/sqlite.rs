@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0005_landing_inline_data.sql"),
     include_str!("../migrations/sqlite/0006_never_reused_ids.sql"),
     include_str!("../migrations/sqlite/0007_catalog_users.sql"),
+    include_str!("../migrations/sqlite/0008_residency_and_pins.sql"),
 ];
 
 pub struct SqliteCatalog {

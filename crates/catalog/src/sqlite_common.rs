@@ -17,7 +17,7 @@ pub(crate) fn next_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
 
 pub(crate) const NODE_COLS: &str =
     "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
-     storage_group, file_family, file_family_width, wrapper, library";
+     storage_group, file_family, file_family_width, wrapper, library, cached";
 
 pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
     rows::node(r, 0)
@@ -125,9 +125,12 @@ pub(crate) fn release_files(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> 
          dead_bytes = dead_bytes + (SELECT m.size FROM members m WHERE m.package = packages.id AND m.file_id = ?1) \
          WHERE id IN (SELECT package FROM members WHERE file_id = ?1)",
     )?;
+    // A file's pins go with it.
+    let mut unpin = tx.prepare_cached("DELETE FROM pins WHERE file_id = ?1")?;
     for id in nodes.iter().filter_map(|n| n.file_id) {
         let id = id.to_string();
         dead.execute([&id])?;
+        unpin.execute([&id])?;
         let pool: Option<String> = leave_pool.query_row([&id], |r| r.get(0)).optional()?;
         if let Some(pool) = pool {
             drop_pool.execute([pool])?;

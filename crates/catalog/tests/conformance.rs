@@ -92,6 +92,7 @@ both!(
     tape_files_commit_in_sequence,
     alarms_are_kept,
     pools_fill_and_close,
+    residency_and_pins,
     ids_are_never_reused,
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,

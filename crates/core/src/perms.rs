@@ -261,6 +261,7 @@ mod tests {
             file_id: None,
             adler32: None,
             tags: Tags::default(),
+            cached: true,
         }
     }
 

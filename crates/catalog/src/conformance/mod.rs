@@ -141,8 +141,10 @@ fn pool_target(key: &str, ff: &str, target_size: u64, max_files: u32) -> PoolTar
 
 mod namespace;
 mod pools;
+mod residency;
 mod tape;
 
 pub use namespace::*;
 pub use pools::*;
+pub use residency::*;
 pub use tape::*;

@@ -1,0 +1,78 @@
+//! Cache residency and pins: the `CacheCatalog` half of the catalog.
+//!
+//! A file's data is cached from its write until it is purged; only a file
+//! on tape (a member of a recorded package) without a live pin may be
+//! purged, and the catalog checks that inside the transaction that marks
+//! it purged, so no caller can remove the last copy. Staging marks it
+//! cached again. A pin (owner, expiry) holds a cached file; several owners
+//! may pin one file, and a file's pins go with the file.
+
+use crate::model::Node;
+use crate::Result;
+use async_trait::async_trait;
+use bale_util::{FileId, Timestamp};
+
+/// A hold on a cached file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pin {
+    pub file_id: FileId,
+    pub owner: String,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+}
+
+/// What the cache holds, as the catalog records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheUsage {
+    pub cached_files: u64,
+    pub cached_bytes: u64,
+    /// Cached files with a live pin.
+    pub pinned_files: u64,
+    pub pinned_bytes: u64,
+    /// Cached files on tape without a live pin: what a purge may remove.
+    pub purgeable_files: u64,
+    pub purgeable_bytes: u64,
+}
+
+/// The condition (SQL, both backends) that a file node `n` may be purged
+/// at the time bound to `now`: cached (`cached` is the backend's spelling
+/// of "n.cached is true"), on tape, and without a live pin.
+pub(crate) fn purgeable(cached: &str, now: &str) -> String {
+    format!(
+        "n.kind = 2 AND {cached} \
+         AND EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id) \
+         AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id AND p.expires > {now})"
+    )
+}
+
+#[async_trait]
+pub trait CacheCatalog: Send + Sync + 'static {
+    /// Marks the cache copies of `ids` purged, each only if at `now` it is
+    /// cached, on tape and without a live pin (checked in the transaction);
+    /// returns the ids marked. The caller removes their data afterwards.
+    async fn mark_purged(&self, ids: &[FileId], now: Timestamp) -> Result<Vec<FileId>>;
+
+    /// Marks the cache copies of `ids` present again (staged; their data is
+    /// durable in the cache). Returns the ids of the live files marked.
+    async fn mark_staged(&self, ids: &[FileId]) -> Result<Vec<FileId>>;
+
+    /// Up to `limit` files that may be purged at `now`, least recently read
+    /// first (last data access; stat and listing do not count).
+    async fn purge_candidates(&self, now: Timestamp, limit: usize) -> Result<Vec<Node>>;
+
+    /// Pins `ids` for `owner` until `expires` (an owner's existing pin keeps
+    /// the later expiry). Returns how many live files were pinned.
+    async fn pin(&self, ids: &[FileId], owner: &str, now: Timestamp, expires: Timestamp) -> Result<usize>;
+
+    /// Removes `owner`'s pins on `ids`. Returns how many were removed.
+    async fn unpin(&self, ids: &[FileId], owner: &str) -> Result<usize>;
+
+    /// A file's live pins at `now`, by owner.
+    async fn pins(&self, id: FileId, now: Timestamp) -> Result<Vec<Pin>>;
+
+    /// Deletes the pins expired at `now`. Returns how many.
+    async fn expire_pins(&self, now: Timestamp) -> Result<usize>;
+
+    /// What the cache holds at `now`.
+    async fn cache_usage(&self, now: Timestamp) -> Result<CacheUsage>;
+}
