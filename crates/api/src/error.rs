@@ -32,7 +32,9 @@ impl From<Error> for ApiError {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Exists(_) | Error::Conflict(_) | Error::IsADirectory(_) => StatusCode::CONFLICT,
+            Error::Exists(_) | Error::Conflict(_) | Error::IsADirectory(_) | Error::OnTapeOnly(_) => {
+                StatusCode::CONFLICT
+            }
             Error::ChecksumMismatch(_) => StatusCode::BAD_REQUEST,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +71,11 @@ impl IntoResponse for ApiError {
             body.to_string(),
         )
             .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Worth a retry: a stage under way, a catalog that was busy.
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

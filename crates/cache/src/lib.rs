@@ -44,6 +44,8 @@ pub enum SyncMode {
 pub struct Cache {
     tmp: PathBuf,
     files: PathBuf,
+    /// Members read back from tape, until their package is verified.
+    stage: PathBuf,
     sync: SyncMode,
     inline: Inline,
 }
@@ -79,8 +81,10 @@ impl Cache {
     pub fn open(root: &Path, sync: SyncMode) -> io::Result<Cache> {
         let tmp = root.join("tmp");
         let files = root.join("files");
+        let stage = root.join("stage");
         create_dir_all_durable(&tmp)?;
         create_dir_all_durable(&files)?;
+        create_dir_all_durable(&stage)?;
         let mut created = false;
         for i in 0..=255u8 {
             let d = files.join(format!("{i:02x}"));
@@ -95,6 +99,7 @@ impl Cache {
         Ok(Cache {
             tmp,
             files,
+            stage,
             sync,
             inline: Inline::default(),
         })
@@ -123,6 +128,60 @@ impl Cache {
 
     pub fn tmp_path(&self, id: FileId) -> PathBuf {
         self.tmp.join(id.to_string())
+    }
+
+    /// Where a member read back from tape is written until its package has
+    /// been verified whole (never read from there).
+    pub fn stage_path(&self, id: FileId) -> PathBuf {
+        self.stage.join(id.to_string())
+    }
+
+    /// Writes a member read back from tape into the stage area and fsyncs
+    /// it; returns the bytes written. Blocking.
+    pub fn write_staged(&self, id: FileId, data: &mut dyn std::io::Read) -> io::Result<u64> {
+        let mut f = std::fs::File::create(self.stage_path(id))?;
+        let n = io::copy(data, &mut f)?;
+        f.sync_all()?;
+        Ok(n)
+    }
+
+    /// Moves verified members from the stage area to their place under
+    /// `files/` (replacing any stale copy) and makes the moves durable.
+    /// Until the catalog marks them cached nobody reads them. Blocking.
+    pub fn promote_staged(&self, ids: &[FileId]) -> io::Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for &id in ids {
+            let dest = self.file_path(id);
+            std::fs::rename(self.stage_path(id), &dest)?;
+            dirs.insert(dest.parent().expect("fan-out directory").to_path_buf());
+        }
+        for d in &dirs {
+            fsync_dir(d)?;
+        }
+        fsync_dir(&self.stage)
+    }
+
+    /// Removes members of the stage area (a failed or abandoned stage).
+    pub fn discard_staged(&self, ids: &[FileId]) -> io::Result<()> {
+        for &id in ids {
+            remove_if_exists(&self.stage_path(id))?;
+        }
+        Ok(())
+    }
+
+    /// Empties the stage area (at start: what a crash interrupted is staged
+    /// again). Returns how many files it held. Blocking.
+    pub fn clear_stage(&self) -> io::Result<usize> {
+        let mut n = 0;
+        for e in std::fs::read_dir(&self.stage)? {
+            let e = e?;
+            std::fs::remove_file(e.path())?;
+            n += 1;
+        }
+        if n > 0 {
+            fsync_dir(&self.stage)?;
+        }
+        Ok(n)
     }
 
     pub fn file_path(&self, id: FileId) -> PathBuf {

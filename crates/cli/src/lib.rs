@@ -77,6 +77,11 @@ enum Command {
     Policy(cmd::archive::PolicyCmd),
     /// Open pools and archive jobs; `queue flush` closes pools now.
     Queue(cmd::archive::QueueArgs),
+    /// What the cache holds: cached, pinned and purgeable files and bytes.
+    Cache(cmd::cache::CacheArgs),
+    /// Remove the cache copies of files that are on tape and not pinned
+    /// (administrators); a later read stages them back.
+    Purge(cmd::cache::PurgeArgs),
     /// List recorded packages (tape files).
     Packages(cmd::archive::PackagesArgs),
     /// Show a package and its members.
@@ -179,6 +184,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
         Queue(a) => cmd::archive::queue(&cli.client()?, a).await,
         Packages(a) => cmd::archive::packages(&cli.client()?, a).await,
+        Cache(a) => cmd::cache::cache(&cli.client()?, a).await,
+        Purge(a) => cmd::cache::purge(&cli.client()?, a).await,
         Package(p) => cmd::archive::package(&cli.client()?, p).await,
     }
 }

@@ -11,6 +11,7 @@ use crate::{Error, Result};
 use bale_catalog::{Alarm, ArchiveJob, Package, TokenInfo, Volume, VolumeState};
 use bale_tape::{DriveView, Event, Fault, LibraryView, VolumeView};
 use bale_util::background::WorkerInfo;
+use bale_util::NsPath;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -201,5 +202,97 @@ impl Service {
     /// The catalog backend's name ("sqlite", "postgres").
     pub fn catalog_backend(&self) -> &'static str {
         self.catalog().backend()
+    }
+}
+
+/// What a purge removed (or, dry, would remove).
+#[derive(Clone, Debug, Default)]
+pub struct PurgeReport {
+    pub dry_run: bool,
+    /// Cache copies removed (or to remove).
+    pub files: usize,
+    pub bytes: u64,
+    /// Files asked for that may not be purged (not on tape, pinned, not
+    /// cached), with the reason.
+    pub kept: Vec<(String, String)>,
+}
+
+impl Service {
+    /// Removes the cache copies of files that are on tape and not pinned:
+    /// `paths` (files), or with `all` every such file. The plan comes
+    /// first; the catalog re-checks each file in the transaction that marks
+    /// it purged, and the data goes only after that. Administrators.
+    pub async fn purge(&self, who: &Principal, paths: &[NsPath], all: bool, dry_run: bool) -> Result<PurgeReport> {
+        allow(who, Who::Admin, "purge the cache")?;
+        if all != paths.is_empty() {
+            return Err(Error::BadRequest(
+                "name the files to purge, or ask for all (not both)".into(),
+            ));
+        }
+        let now = bale_util::Timestamp::now();
+        let mut report = PurgeReport {
+            dry_run,
+            ..PurgeReport::default()
+        };
+        let mut plan: Vec<bale_catalog::Node> = Vec::new();
+        if all {
+            plan = self.catalog().purge_candidates(now, usize::MAX >> 1).await?;
+        } else {
+            for path in paths {
+                let node = self.stat(who, path).await?;
+                let reason = if node.is_dir() {
+                    Some("a directory")
+                } else if !node.cached {
+                    Some("not cached")
+                } else if self
+                    .catalog()
+                    .tape_copies(node.file_id.expect("a file"))
+                    .await?
+                    .is_empty()
+                {
+                    Some("not on tape yet")
+                } else if !self
+                    .catalog()
+                    .pins(node.file_id.expect("a file"), now)
+                    .await?
+                    .is_empty()
+                {
+                    Some("pinned")
+                } else {
+                    None
+                };
+                match reason {
+                    Some(r) => report.kept.push((path.to_string(), r.to_string())),
+                    None => plan.push(node),
+                }
+            }
+        }
+        if dry_run {
+            report.files = plan.len();
+            report.bytes = plan.iter().map(|n| n.size).sum();
+            return Ok(report);
+        }
+        let sizes: std::collections::HashMap<bale_util::FileId, u64> =
+            plan.iter().filter_map(|n| n.file_id.map(|id| (id, n.size))).collect();
+        let ids: Vec<bale_util::FileId> = sizes.keys().copied().collect();
+        let _guard = self.stager.residency.lock().await;
+        for chunk in ids.chunks(1000) {
+            let purged = self.catalog().mark_purged(chunk, now).await?;
+            report.files += purged.len();
+            report.bytes += purged.iter().map(|id| sizes[id]).sum::<u64>();
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || purged.iter().try_for_each(|&id| cache.remove(id)))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|e| Error::Internal(format!("removing purged cache copies failed: {e}")))?;
+        }
+        metrics::counter!("bale_purge_files_total").increment(report.files as u64);
+        Ok(report)
+    }
+
+    /// What the cache holds: cached, pinned and purgeable files and bytes.
+    pub async fn cache_usage(&self, who: &Principal) -> Result<bale_catalog::CacheUsage> {
+        allow(who, Who::Anyone, "read the cache's usage")?;
+        Ok(self.catalog().cache_usage(bale_util::Timestamp::now()).await?)
     }
 }

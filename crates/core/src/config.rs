@@ -26,6 +26,8 @@ pub struct Config {
     pub namespace: NamespaceConfig,
     /// The aggregation policy and how often pools are checked.
     pub archive: ArchiveConfig,
+    /// Reading back from tape.
+    pub stage: StageConfig,
     /// Tape libraries, media and the scheduler.
     pub tape: bale_tape::TapeConfig,
 }
@@ -86,6 +88,37 @@ pub enum SyncModeConfig {
     Syncfs,
 }
 
+/// What a read of a file whose only copy is on tape does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnReadMiss {
+    /// Stage its package and wait up to `stage.read_wait_s` (then 503 with
+    /// Retry-After while the stage goes on).
+    Stage,
+    /// Refuse at once: the file must be staged first.
+    Error,
+}
+
+/// Reading back from tape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageConfig {
+    /// A GET of a file whose only copy is on tape: "stage" (read-through)
+    /// or "error".
+    pub on_read_miss: OnReadMiss,
+    /// How long a read-through GET waits for its stage, in seconds.
+    pub read_wait_s: u64,
+}
+
+impl Default for StageConfig {
+    fn default() -> Self {
+        StageConfig {
+            on_read_miss: OnReadMiss::Stage,
+            read_wait_s: 60,
+        }
+    }
+}
+
 /// Namespace behaviour.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -109,6 +142,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             namespace: NamespaceConfig::default(),
             archive: ArchiveConfig::default(),
+            stage: StageConfig::default(),
             tape: bale_tape::TapeConfig::default(),
         }
     }
@@ -196,6 +230,14 @@ check_ms = 200
 # tape: in a pool, an archive job or a package (s). A file that is not
 # raises an alarm and is routed again.
 check_on_way_s = 600
+
+[stage]
+# A GET of a file whose only copy is on tape: "stage" reads its package back
+# (every member of it, once, however many ask) and waits up to read_wait_s,
+# then answers 503 with Retry-After while the stage goes on; "error" refuses
+# at once (409: stage it first). HEAD, stat, ls and PROPFIND never stage.
+on_read_miss = "stage"
+read_wait_s = 60
 
 [tape]
 # Real seconds slept per modelled second of tape work: 0 only accounts
@@ -368,6 +410,7 @@ impl fmt::Debug for Config {
             .field("ingest", &self.ingest)
             .field("namespace", &self.namespace)
             .field("archive", &self.archive)
+            .field("stage", &self.stage)
             .field("tape", &self.tape)
             .finish()
     }

@@ -32,6 +32,9 @@ pub enum Error {
     /// A temporary failure: retrying later can succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The file's only copy is on tape and reads do not stage it.
+    #[error("{0}")]
+    OnTapeOnly(String),
     /// A failure on our side that retrying will not fix.
     #[error("{0}")]
     Internal(String),

@@ -20,6 +20,7 @@ mod recovery;
 mod reserved;
 mod service;
 mod settle;
+mod stager;
 mod workers;
 
 pub use auth::Principal;

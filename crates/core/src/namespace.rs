@@ -2,6 +2,7 @@
 //! and attributes, each authorized once (`authorize`, see `perms`).
 
 use crate::auth::{validate_account_name, Principal};
+use crate::config::OnReadMiss;
 use crate::perms::{self, check, Op, Resolved};
 use crate::put::PutOptions;
 use crate::reserved::check_reserved;
@@ -140,7 +141,9 @@ impl Service {
     }
 
     /// Opens a file's data. Call [`Service::record_read`] once bytes are sent.
-    pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {
+    /// The file at `path` if `who` may read its data: what a HEAD answers
+    /// from (it never stages).
+    pub async fn readable(&self, who: &Principal, path: &NsPath) -> Result<Node> {
         let r = self.authorize(who, Op::Stat, path).await?;
         let node = r.node().expect("checked").clone();
         if node.is_dir() {
@@ -149,14 +152,48 @@ impl Service {
             )));
         }
         check(who, Op::Read, &r)?;
+        Ok(node)
+    }
+
+    /// Opens the file at `path` for reading its data; a file whose only
+    /// copy is on tape is staged first (or refused), as configured.
+    pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {
+        let node = self.readable(who, path).await?;
         let id = node
             .file_id
             .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
+        if !node.cached {
+            self.read_miss(path, id).await?;
+        }
         let f =
             self.cache.open_read(id).await.map_err(|e| {
                 Error::Internal(format!("data of {path} (file id {id}) is missing from the cache: {e}"))
             })?;
         Ok((node, f))
+    }
+
+    /// A read of a file whose only copy is on tape: stage it and wait (up
+    /// to `stage.read_wait_s`), or refuse, as configured.
+    async fn read_miss(&self, path: &NsPath, id: FileId) -> Result<()> {
+        let wait = std::time::Duration::from_secs(self.config.stage.read_wait_s);
+        match self.config.stage.on_read_miss {
+            OnReadMiss::Error => Err(Error::OnTapeOnly(format!(
+                "{path} is on tape only: stage it first (bale stage {path})"
+            ))),
+            OnReadMiss::Stage => {
+                let stager = self.stager.clone();
+                let p = path.to_string();
+                // The stage goes on if this request gives up waiting.
+                let stage = tokio::spawn(async move { stager.stage_file(id, &p).await });
+                match tokio::time::timeout(wait, stage).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => Err(Error::Internal(format!("staging {path}: {e}"))),
+                    Err(_) => Err(Error::Unavailable(format!(
+                        "{path} is on tape only and is being staged; retry later"
+                    ))),
+                }
+            }
+        }
     }
 
     /// Counts a read of the file's data as an access (for LRU purging).

@@ -13,7 +13,17 @@ use bale_util::{Adler32, FileId};
 ///    was never acknowledged, and its row goes.
 /// 2. `tmp/`: files whose catalog row exists are promoted; everything else
 ///    is an unacknowledged write and is removed.
+/// 3. The stage area: members of a stage the crash interrupted (never
+///    marked cached); their files are staged again when asked for.
 pub(crate) async fn recover(catalog: &DynCatalog, cache: &Cache, node: &str) -> Result<()> {
+    let c = cache.clone();
+    let cleared = tokio::task::spawn_blocking(move || c.clear_stage())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(io_err("cannot clear the stage area"))?;
+    if cleared > 0 {
+        tracing::info!("recovery: removed {cleared} member(s) of interrupted stages");
+    }
     let landing = catalog.landing_files(node).await?;
     if !landing.is_empty() {
         let (mut kept, mut rewritten, mut dropped) = (0, 0, 0);

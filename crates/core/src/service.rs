@@ -33,6 +33,7 @@ pub struct Service {
     pub(crate) archiver: Arc<Archiver>,
     pub(crate) access: Arc<AccessLog>,
     pub(crate) workers: Background,
+    pub(crate) stager: Arc<crate::stager::Stager>,
 }
 
 /// A node whose heartbeat is older than this no longer holds the catalog;
@@ -155,7 +156,9 @@ impl Service {
                 every: CATALOG_STALE / 6,
             },
         );
+        let stager = Arc::new(crate::stager::Stager::new(catalog.clone(), cache.clone(), tape.clone()));
         let svc = Arc::new(Service {
+            stager,
             auth: Auth::new(catalog.clone()),
             config,
             catalog,

@@ -43,7 +43,7 @@ pub use config::{BackendKind, FileMarks, LibraryConfig, TapeConfig};
 pub use events::Event;
 pub use fault::Fault;
 pub use media::{Charge, MediaProfile};
-pub use members::{member_meta, CatalogMembers, MemberSource};
+pub use members::{member_meta, CatalogMembers, MemberSink, MemberSource};
 pub use state::{ReadDone, ReadRequest};
 pub use system::TapeSystem;
 pub use views::{DriveView, LibraryView, VolumeView};

@@ -23,6 +23,15 @@ pub trait MemberSource: Send + Sync + 'static {
     async fn exists(&self, file_id: FileId) -> Result<bool, String>;
 }
 
+/// Where the members of a package read back from tape go (the server's
+/// cache). The package reader checks each member's size and adler32 after
+/// it was written, and the package's own size and adler32 at the end: a
+/// sink keeps what it wrote invisible until the whole read succeeded.
+pub trait MemberSink: Send + Sync + 'static {
+    /// Receives one member's data, which it must consume.
+    fn member(&self, member: &bale_pack::ManifestMember, data: &mut dyn std::io::Read) -> std::io::Result<()>;
+}
+
 /// A member's metadata as the manifest records it, from its catalog node
 /// and path.
 pub fn member_meta(node: &Node, path: &NsPath) -> MemberMeta {

@@ -5,7 +5,7 @@
 
 use crate::drive::{DriveTask, OpError};
 use crate::media::Charge;
-use crate::state::{PendingRead, ReadDone, ReadRequest};
+use crate::state::{PendingRead, ReadDone};
 use crate::{Result, TapeError};
 use bale_catalog::Package;
 use std::io;
@@ -38,7 +38,7 @@ impl DriveTask {
                 ))));
                 continue;
             };
-            match self.read_one(label, &pkg, &r.req).await {
+            match self.read_one(label, &pkg, &r).await {
                 Ok(done) => {
                     self.reads_done += 1;
                     let _ = r.reply.send(Ok(done));
@@ -86,44 +86,75 @@ impl DriveTask {
         self.sys.wake();
     }
 
-    async fn read_one(&mut self, label: &str, pkg: &Package, req: &ReadRequest) -> Result<ReadDone, OpError> {
+    async fn read_one(&mut self, label: &str, pkg: &Package, r: &PendingRead) -> Result<ReadDone, OpError> {
         self.locate(label, pkg.seq, pkg.position).await?;
         let mut vol = self.vol.take().expect("mounted");
-        let dest = req.dest.clone();
+        let dest = r.req.dest.clone();
+        let dest_path = dest.clone();
+        let unpack = r.unpack.clone();
         let t0 = Instant::now();
         let (vol, r) = tokio::task::spawn_blocking(move || {
             let mut hash = bale_util::checksum::Adler32Hasher::new();
             let r = vol.read_file(&mut |src| {
-                let mut out = std::fs::File::create(&dest)?;
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = src.read(&mut buf)?;
-                    if n == 0 {
-                        break;
+                let mut src = Hashing {
+                    inner: src,
+                    hash: &mut hash,
+                };
+                match &unpack {
+                    // Members straight from the tape into the sink, each
+                    // checked; then the rest of the tape file, for its checksum.
+                    Some(sink) => {
+                        bale_pack::read(&mut src, |m, data| sink.member(m, data)).map_err(|e| match e {
+                            bale_pack::PackError::Io(e) => e,
+                            e => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+                        })?;
+                        io::copy(&mut src, &mut io::sink()).map(|_| ())
                     }
-                    hash.update(&buf[..n]);
-                    io::Write::write_all(&mut out, &buf[..n])?;
+                    None => {
+                        let mut out = std::fs::File::create(&dest)?;
+                        io::copy(&mut src, &mut out)?;
+                        out.sync_all()
+                    }
                 }
-                out.sync_all()
             });
             (vol, r.map(|n| (n, hash.finish())))
         })
         .await
         .map_err(|e| OpError::Other(e.to_string()))?;
         self.vol = Some(vol);
-        let (bytes, sum) = r.map_err(|e| OpError::from_io("read error", e))?;
+        let (bytes, sum) = r.map_err(|e| match e.kind() {
+            // A member or the package does not check out: the data is bad.
+            io::ErrorKind::InvalidData => OpError::Data(format!("package {}: {e}", pkg.id)),
+            _ => OpError::from_io("read error", e),
+        })?;
         self.head = pkg.position + bytes;
         self.charge(label, Charge::Read, self.lib.profile.transfer_s(bytes), t0.elapsed())
             .await;
         self.count(label, |s| s.bytes_read += bytes);
         self.event(label, "read", Some(pkg.seq), bytes, format!("package {}", pkg.id));
         if bytes != pkg.size || sum != pkg.adler32 {
-            let _ = std::fs::remove_file(&req.dest);
+            if !dest_path.as_os_str().is_empty() {
+                let _ = std::fs::remove_file(&dest_path);
+            }
             return Err(OpError::Data(format!(
                 "tape file {} has {bytes} bytes with adler32 {sum}; the catalog says {} bytes with {}",
                 pkg.seq, pkg.size, pkg.adler32
             )));
         }
         Ok(ReadDone { bytes, adler32: sum })
+    }
+}
+
+/// Hashes what is read through it.
+struct Hashing<'a, R: ?Sized> {
+    inner: &'a mut R,
+    hash: &'a mut bale_util::checksum::Adler32Hasher,
+}
+
+impl<R: io::Read + ?Sized> io::Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
     }
 }

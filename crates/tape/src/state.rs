@@ -82,6 +82,9 @@ pub struct ReadDone {
 /// A read waiting for a drive, with the channel its answer goes to.
 pub(crate) struct PendingRead {
     pub req: ReadRequest,
+    /// Unpack the package into this sink instead of copying the tape file
+    /// to `req.dest`.
+    pub unpack: Option<Arc<dyn crate::members::MemberSink>>,
     pub since: Instant,
     pub attempts: u32,
     pub reply: oneshot::Sender<Result<ReadDone>>,
@@ -91,6 +94,7 @@ impl PendingRead {
     pub fn new(req: ReadRequest, since: Instant, reply: oneshot::Sender<Result<ReadDone>>) -> PendingRead {
         PendingRead {
             req,
+            unpack: None,
             since,
             attempts: 0,
             reply,

@@ -252,6 +252,38 @@ impl TapeSystem {
         out
     }
 
+    /// Reads the package in tape file `seq` of `volume` and hands every
+    /// member to `sink` while the tape streams (no copy of the package on
+    /// disk); checks every member's size and adler32 and the tape file's
+    /// against the catalog. Scheduled like any read: per volume, in tape
+    /// order. Ok only when everything checked out.
+    pub async fn unpack(&self, volume: &str, seq: u32, sink: Arc<dyn crate::members::MemberSink>) -> Result<ReadDone> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.inner.sched.lock().unwrap();
+            match st.volumes.get(volume).map(|v| v.state) {
+                Some(s) if s.readable() => {
+                    let mut r = PendingRead::new(
+                        ReadRequest {
+                            volume: volume.to_string(),
+                            seq,
+                            dest: std::path::PathBuf::new(),
+                        },
+                        Instant::now(),
+                        tx,
+                    );
+                    r.unpack = Some(sink);
+                    st.add_read(volume, r);
+                }
+                Some(s) => return Err(TapeError::Invalid(format!("volume {volume} is {s} and cannot be read"))),
+                None => return Err(TapeError::NotFound(format!("no volume {volume}"))),
+            }
+        }
+        self.wake();
+        rx.await
+            .unwrap_or_else(|_| Err(TapeError::Failed("the tape system stopped".into())))
+    }
+
     /// Arms a fault (tests and drills).
     pub fn inject(&self, fault: Fault) -> Result<()> {
         {

@@ -5,6 +5,7 @@
 //! the types of `wire` (and `crate::model`), not catalog rows.
 
 mod archive;
+mod cache;
 mod tape;
 mod wire;
 
@@ -35,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/workers", get(workers))
         .merge(tape::routes())
         .merge(archive::routes())
+        .merge(cache::routes())
         .fallback(crate::error::not_found)
 }
 

@@ -360,3 +360,61 @@ impl From<&WorkerInfo> for WorkerJson {
         }
     }
 }
+
+/// The cache's usage (`bale cache`).
+#[derive(Serialize)]
+pub struct CacheJson {
+    pub cached_files: u64,
+    pub cached_bytes: u64,
+    pub pinned_files: u64,
+    pub pinned_bytes: u64,
+    pub purgeable_files: u64,
+    pub purgeable_bytes: u64,
+}
+
+impl From<&bale_catalog::CacheUsage> for CacheJson {
+    fn from(u: &bale_catalog::CacheUsage) -> CacheJson {
+        CacheJson {
+            cached_files: u.cached_files,
+            cached_bytes: u.cached_bytes,
+            pinned_files: u.pinned_files,
+            pinned_bytes: u.pinned_bytes,
+            purgeable_files: u.purgeable_files,
+            purgeable_bytes: u.purgeable_bytes,
+        }
+    }
+}
+
+/// What a purge did (`bale purge`).
+#[derive(Serialize)]
+pub struct PurgeJson {
+    pub dry_run: bool,
+    pub files: usize,
+    pub bytes: u64,
+    /// Files asked for and kept, with the reason.
+    pub kept: Vec<KeptJson>,
+}
+
+#[derive(Serialize)]
+pub struct KeptJson {
+    pub path: String,
+    pub reason: String,
+}
+
+impl From<&bale_core::admin::PurgeReport> for PurgeJson {
+    fn from(r: &bale_core::admin::PurgeReport) -> PurgeJson {
+        PurgeJson {
+            dry_run: r.dry_run,
+            files: r.files,
+            bytes: r.bytes,
+            kept: r
+                .kept
+                .iter()
+                .map(|(p, why)| KeptJson {
+                    path: p.clone(),
+                    reason: why.clone(),
+                })
+                .collect(),
+        }
+    }
+}

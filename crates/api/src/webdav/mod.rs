@@ -101,7 +101,14 @@ fn options() -> Response {
 }
 
 async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head: bool) -> Result<Response, ApiError> {
-    let (node, mut file) = st.svc.open(who, path).await?;
+    // HEAD answers from the catalog: it never opens (or stages) the data.
+    let (node, file) = match head {
+        true => (st.svc.readable(who, path).await?, None),
+        false => {
+            let (node, file) = st.svc.open(who, path).await?;
+            (node, Some(file))
+        }
+    };
     let size = node.size;
     let mut status = StatusCode::OK;
     let (mut start, mut len) = (0u64, size);
@@ -141,9 +148,7 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
             Ok(_) => {}
         }
     }
-    let mut resp = if head {
-        Response::new(Body::empty())
-    } else {
+    let mut resp = if let Some(mut file) = file {
         if len > 0 {
             st.svc.record_read(&node);
             metrics::counter!("bale_read_bytes_total").increment(len);
@@ -155,6 +160,8 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
         Response::new(Body::from_stream(stream))
+    } else {
+        Response::new(Body::empty())
     };
     *resp.status_mut() = status;
     let hm = resp.headers_mut();

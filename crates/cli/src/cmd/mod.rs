@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod bench;
+pub mod cache;
 pub mod fs;
 pub mod serve;
 pub mod tape;

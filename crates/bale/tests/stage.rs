@@ -1,0 +1,231 @@
+//! Reading back from tape: purged files come back through ONE read of
+//! their package however many ask, every member checked; HEAD and stat
+//! never stage; a bad package fails its readers and stays off disk;
+//! `on_read_miss = "error"` refuses at once.
+
+mod common;
+
+use common::{bytes, Catalog, Server};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const TAPE: &str = r#"
+[tape]
+idle_unload_s = 5.0
+
+[[tape.libraries]]
+name = "lib1"
+drives = 2
+initial_volumes = 2
+volume_capacity = "100 MB"
+"#;
+
+fn config(dir: &Path, extra: &str) -> String {
+    let p = dir.join("bale.toml");
+    std::fs::write(&p, format!("{extra}\n{TAPE}")).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+fn stat(s: &Server, path: &str) -> Value {
+    serde_json::from_str(&s.run(&["stat", "--json", path])).unwrap()
+}
+
+/// Writes `n` files into `dir` (two flushes: two packages) and waits until
+/// all are on tape. Returns (path, data).
+fn archived_files(s: &Server, local: &Path, dir: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    s.run(&["mkdir", dir]);
+    let mut files = Vec::new();
+    for half in 0..2 {
+        let src = local.join(format!("half{half}"));
+        std::fs::create_dir_all(&src).unwrap();
+        for i in 0..n / 2 {
+            let data = bytes((half * 1000 + i) as u64, 1000 + 37 * i);
+            std::fs::write(src.join(format!("f{half}-{i}.dat")), &data).unwrap();
+            files.push((format!("{dir}/f{half}-{i}.dat"), data));
+        }
+        let list: Vec<PathBuf> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut args = vec!["put".to_string()];
+        args.extend(list.iter().map(|p| p.to_str().unwrap().to_string()));
+        args.push(dir.to_string());
+        s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        s.run(&["queue", "flush"]);
+    }
+    s.wait_for(60, "every file on tape", |s| {
+        files.iter().all(|(p, _)| stat(s, p)["archive"]["state"] == "archived")
+    });
+    files
+}
+
+fn reads(s: &Server) -> Vec<Value> {
+    s.api_get("tape/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "read")
+        .cloned()
+        .collect()
+}
+
+fn get(s: &Server, path: &str) -> (u16, Vec<u8>) {
+    let r = s.http().get(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+fn purged_files_come_back_with_one_read_per_package(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(catalog, &["--config", &config(cfg_dir.path(), "")]);
+    let local = tempfile::tempdir().unwrap();
+    let files = archived_files(&s, local.path(), "/raw", 40);
+    let packages = s.api_get("packages");
+    assert_eq!(packages.as_array().unwrap().len(), 2, "{packages}");
+
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(
+        (usage["cached_files"].as_u64(), usage["purgeable_files"].as_u64()),
+        (Some(40), Some(40))
+    );
+    // Plan first: nothing changes.
+    let dry = s.run(&["purge", "--all", "--dry-run"]);
+    assert!(dry.contains("would purge 40 cache copies"), "{dry}");
+    assert_eq!(get(&s, &files[0].0).0, 200);
+    // A file not on tape is kept, with the reason.
+    std::fs::write(local.path().join("new.dat"), b"not yet on tape").unwrap();
+    s.run(&["put", local.path().join("new.dat").to_str().unwrap(), "/raw"]);
+    let kept = s.run(&["purge", "/raw/new.dat"]);
+    assert!(
+        kept.contains("kept /raw/new.dat: not on tape yet") && kept.contains("purged 0"),
+        "{kept}"
+    );
+    // Only administrators purge.
+    let alice = s.token_for("alice", "phys");
+    let out = s.bale_as(&alice).args(["purge", "--all"]).output().unwrap();
+    assert!(!out.status.success());
+
+    let done = s.run(&["purge", "--all"]);
+    assert!(done.contains("purged 40 cache copies"), "{done}");
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["cached_files"].as_u64(), Some(1), "only new.dat: {usage}");
+    let before = reads(&s).len();
+    // HEAD and stat do not stage.
+    let head = s
+        .http()
+        .head(s.url_of(&files[0].0))
+        .bearer_auth(&s.token)
+        .send()
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(stat(&s, &files[0].0)["size"].as_u64(), Some(files[0].1.len() as u64));
+    assert_eq!(reads(&s).len(), before);
+
+    // 60 concurrent GETs of every file (some twice): one tape read per package.
+    let s = std::sync::Arc::new(s);
+    let handles: Vec<_> = (0..60)
+        .map(|i| {
+            let (s, (path, data)) = (s.clone(), files[i % files.len()].clone());
+            std::thread::spawn(move || {
+                let (code, body) = get(&s, &path);
+                assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&body));
+                assert!(body == data, "{path}: bytes differ");
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let after = reads(&s);
+    assert_eq!(after.len() - before, 2, "one read per package: {:?}", &after[before..]);
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["cached_files"].as_u64(), Some(41), "every member cached: {usage}");
+    // Cached now: no more tape reads.
+    assert_eq!(get(&s, &files[5].0).0, 200);
+    assert_eq!(reads(&s).len(), after.len());
+    let stage_dir = s.data_dir().join("cache/stage");
+    assert_eq!(std::fs::read_dir(&stage_dir).unwrap().count(), 0, "stage area empty");
+}
+
+fn a_bad_package_fails_its_readers_and_stays_off_disk(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(catalog, &["--config", &config(cfg_dir.path(), "")]);
+    let local = tempfile::tempdir().unwrap();
+    let files = archived_files(&s, local.path(), "/raw", 10);
+    s.run(&["purge", "--all"]);
+    // One byte of the first package's first member changes on tape.
+    let pkg = &s.api_get("packages")[0];
+    let (vol, seq) = (pkg["volume"].as_str().unwrap(), pkg["seq"].as_u64().unwrap());
+    let shown = s.run(&["package", "show", "--json", pkg["id"].as_str().unwrap()]);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    let member = &shown["members"][0];
+    let tape_file = s.data_dir().join(format!("library/{vol}/f{seq:08}.tar"));
+    let mut data = std::fs::read(&tape_file).unwrap();
+    let at = member["offset"].as_u64().unwrap() as usize + 10;
+    data[at] ^= 0xff;
+    std::fs::write(&tape_file, &data).unwrap();
+    let path = member["path"].as_str().unwrap();
+    let (code, body) = get(&s, path);
+    assert_eq!(code, 503, "{}", String::from_utf8_lossy(&body));
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("adler32"), "{problem}");
+    // Nothing of that package became readable: all its members stay on tape only.
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    let same_pkg = files
+        .iter()
+        .filter(|(p, _)| shown["members"].as_array().unwrap().iter().any(|m| m["path"] == *p))
+        .count();
+    assert!(same_pkg > 1);
+    assert_eq!(usage["cached_files"].as_u64(), Some(0), "{usage}");
+    assert!(s
+        .api_get("alarms")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["message"].as_str().unwrap().contains("adler32")));
+    let stage_dir = s.data_dir().join("cache/stage");
+    assert_eq!(std::fs::read_dir(&stage_dir).unwrap().count(), 0, "stage area cleaned");
+    // The other package still stages.
+    let other = files
+        .iter()
+        .find(|(p, _)| !shown["members"].as_array().unwrap().iter().any(|m| m["path"] == *p))
+        .unwrap();
+    let (code, body) = get(&s, &other.0);
+    assert_eq!(code, 200);
+    assert!(body == other.1);
+}
+
+fn on_read_miss_error_refuses_at_once(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        catalog,
+        &["--config", &config(cfg_dir.path(), "[stage]\non_read_miss = \"error\"")],
+    );
+    let local = tempfile::tempdir().unwrap();
+    let files = archived_files(&s, local.path(), "/raw", 4);
+    s.run(&["purge", "--all"]);
+    let before = reads(&s).len();
+    let (code, body) = get(&s, &files[0].0);
+    assert_eq!(code, 409);
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("on tape only"),
+        "{problem}"
+    );
+    assert_eq!(reads(&s).len(), before);
+    // Bad input to purge changes nothing.
+    let (code, _) = s.api_post(
+        &s.token,
+        "cache/purge",
+        &json!({"paths": ["/raw/f0-0.dat"], "all": true}),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = s.api_post(&s.token, "cache/purge", &json!({"paths": ["/nope"]}));
+    assert_eq!(code, 404);
+    let (code, _) = s.api_post(&s.token, "cache/purge", &json!({"paths": ["relative"]}));
+    assert_eq!(code, 400);
+    let (code, _) = s.api_post(&s.token, "cache/purge", &json!({"paths": [], "bogus": 1}));
+    assert_eq!(code, 400);
+}
+
+on_both_catalogs!(
+    purged_files_come_back_with_one_read_per_package,
+    a_bad_package_fails_its_readers_and_stays_off_disk,
+    on_read_miss_error_refuses_at_once
+);
