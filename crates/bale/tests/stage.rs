@@ -227,5 +227,65 @@ fn on_read_miss_error_refuses_at_once(catalog: Catalog) {
 on_both_catalogs!(
     purged_files_come_back_with_one_read_per_package,
     a_bad_package_fails_its_readers_and_stays_off_disk,
-    on_read_miss_error_refuses_at_once
+    on_read_miss_error_refuses_at_once,
+    the_purger_keeps_use_between_the_marks_and_the_recently_read
 );
+
+fn the_purger_keeps_use_between_the_marks_and_the_recently_read(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let extra = "[cache]\ncapacity = \"100 KB\"\npurge_high = 0.8\npurge_low = 0.5\npurge_check_ms = 200\n\n\
+                 [namespace]\naccess_time_flush_ms = 50\n";
+    let s = Server::start_with(catalog, &["--config", &config(cfg_dir.path(), extra)]);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut files = Vec::new();
+    for i in 0..20 {
+        let data = bytes(i, 10_000);
+        std::fs::write(src.join(format!("f{i:02}.dat")), &data).unwrap();
+        files.push((format!("/src/f{i:02}.dat"), data));
+    }
+    s.run(&["put", "-j", "4", src.to_str().unwrap(), "/"]);
+    // Not on tape yet: nothing may go, however full the cache is.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["cached_bytes"].as_u64(), Some(200_000), "{usage}");
+    // Three files are read: they are the most recently read.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for (p, d) in &files[..3] {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200);
+        assert!(body == *d);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "use under the low mark", |s| {
+        let u: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+        u["cached_bytes"].as_u64().unwrap() <= 50_000
+    });
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    // Purged down to the low mark, not further.
+    assert!(usage["cached_bytes"].as_u64().unwrap() >= 40_000, "{usage}");
+    let purger = s.api_get("workers");
+    let purger = purger
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "purger")
+        .unwrap()
+        .clone();
+    assert!(purger["counters"]["files"].as_u64().unwrap() >= 15, "{purger}");
+    // The three read last survived: reading them needs no tape read.
+    let before = reads(&s).len();
+    for (p, d) in &files[..3] {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200);
+        assert!(body == *d);
+    }
+    assert_eq!(reads(&s).len(), before, "the recently read were kept");
+    // An older one was purged and comes back from tape.
+    let (code, body) = get(&s, &files[10].0);
+    assert_eq!(code, 200);
+    assert!(body == files[10].1);
+    assert_eq!(reads(&s).len(), before + 1);
+}

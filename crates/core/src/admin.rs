@@ -272,21 +272,9 @@ impl Service {
             report.bytes = plan.iter().map(|n| n.size).sum();
             return Ok(report);
         }
-        let sizes: std::collections::HashMap<bale_util::FileId, u64> =
-            plan.iter().filter_map(|n| n.file_id.map(|id| (id, n.size))).collect();
-        let ids: Vec<bale_util::FileId> = sizes.keys().copied().collect();
-        let _guard = self.stager.residency.lock().await;
-        for chunk in ids.chunks(1000) {
-            let purged = self.catalog().mark_purged(chunk, now).await?;
-            report.files += purged.len();
-            report.bytes += purged.iter().map(|id| sizes[id]).sum::<u64>();
-            let cache = self.cache.clone();
-            tokio::task::spawn_blocking(move || purged.iter().try_for_each(|&id| cache.remove(id)))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|e| Error::Internal(format!("removing purged cache copies failed: {e}")))?;
-        }
-        metrics::counter!("bale_purge_files_total").increment(report.files as u64);
+        let (files, bytes) = crate::purge::purge_nodes(self.catalog(), &self.cache, &self.stager, &plan, now).await?;
+        report.files = files;
+        report.bytes = bytes;
         Ok(report)
     }
 

@@ -28,6 +28,8 @@ pub struct Config {
     pub archive: ArchiveConfig,
     /// Reading back from tape.
     pub stage: StageConfig,
+    /// How full the cache may get, and purging.
+    pub cache: CacheConfig,
     /// Tape libraries, media and the scheduler.
     pub tape: bale_tape::TapeConfig,
 }
@@ -99,6 +101,37 @@ pub enum OnReadMiss {
     Error,
 }
 
+/// The cache's size and the purger (Enstore's `purge_watermarks`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Bytes of cached copies the cache may hold; "0 B": the size of the
+    /// filesystem the cache is on.
+    pub capacity: ByteSize,
+    /// Above this share of the capacity the purger removes cached copies
+    /// of files that are on tape and not pinned, least recently read
+    /// first, until use is under `purge_low`.
+    pub purge_high: f64,
+    pub purge_low: f64,
+    /// Copies not read for this many seconds are purged whatever the use
+    /// (0: never).
+    pub max_time_in_cache_s: u64,
+    /// How often the purger looks, in milliseconds.
+    pub purge_check_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity: ByteSize(0),
+            purge_high: 0.8,
+            purge_low: 0.6,
+            max_time_in_cache_s: 0,
+            purge_check_ms: 60_000,
+        }
+    }
+}
+
 /// Reading back from tape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -143,6 +176,7 @@ impl Default for Config {
             namespace: NamespaceConfig::default(),
             archive: ArchiveConfig::default(),
             stage: StageConfig::default(),
+            cache: CacheConfig::default(),
             tape: bale_tape::TapeConfig::default(),
         }
     }
@@ -238,6 +272,20 @@ check_on_way_s = 600
 # at once (409: stage it first). HEAD, stat, ls and PROPFIND never stage.
 on_read_miss = "stage"
 read_wait_s = 60
+
+[cache]
+# Bytes of cached copies the cache may hold ("0 B": its filesystem's size).
+capacity = "0 B"
+# Above purge_high of the capacity, cached copies of files that are on tape
+# and not pinned are removed, least recently read first (a stat does not
+# count as a read), until use is under purge_low. A file not yet on tape is
+# never purged.
+purge_high = 0.8
+purge_low = 0.6
+# Copies not read for this many seconds are purged whatever the use (0: never).
+max_time_in_cache_s = 0
+# How often the purger looks (ms).
+purge_check_ms = 60000
 
 [tape]
 # Real seconds slept per modelled second of tape work: 0 only accounts
@@ -349,6 +397,16 @@ impl Config {
             ));
         }
         self.tape.validate().map_err(ConfigError::Invalid)?;
+        let c = &self.cache;
+        if !(0.0 < c.purge_low && c.purge_low < c.purge_high && c.purge_high <= 1.0) {
+            return Err(ConfigError::Invalid(format!(
+                "cache.purge_low ({}) and cache.purge_high ({}) must satisfy 0 < low < high <= 1",
+                c.purge_low, c.purge_high
+            )));
+        }
+        if c.purge_check_ms == 0 {
+            return Err(ConfigError::Invalid("cache.purge_check_ms must be at least 1".into()));
+        }
         if self.shutdown_deadline_s == 0 {
             return Err(ConfigError::Invalid("shutdown_deadline_s must be at least 1".into()));
         }
@@ -411,6 +469,7 @@ impl fmt::Debug for Config {
             .field("namespace", &self.namespace)
             .field("archive", &self.archive)
             .field("stage", &self.stage)
+            .field("cache", &self.cache)
             .field("tape", &self.tape)
             .finish()
     }

@@ -157,6 +157,23 @@ impl Service {
             },
         );
         let stager = Arc::new(crate::stager::Stager::new(catalog.clone(), cache.clone(), tape.clone()));
+        workers.spawn(
+            phase::AGGREGATION,
+            crate::purge::Purger {
+                catalog: catalog.clone(),
+                cache: cache.clone(),
+                stager: stager.clone(),
+                capacity: config.cache.capacity.as_u64(),
+                cache_dir: config.cache_dir(),
+                high: config.cache.purge_high,
+                low: config.cache.purge_low,
+                max_age: (config.cache.max_time_in_cache_s > 0)
+                    .then(|| Duration::from_secs(config.cache.max_time_in_cache_s)),
+                every: Duration::from_millis(config.cache.purge_check_ms),
+                files: 0,
+                bytes: 0,
+            },
+        );
         let svc = Arc::new(Service {
             stager,
             auth: Auth::new(catalog.clone()),
