@@ -224,7 +224,63 @@ fn on_read_miss_error_refuses_at_once(catalog: Catalog) {
     assert_eq!(code, 400);
 }
 
+fn pins_hold_files_against_purges(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(catalog, &["--config", &config(cfg_dir.path(), "")]);
+    let local = tempfile::tempdir().unwrap();
+    let files = archived_files(&s, local.path(), "/raw", 4);
+    let (f00, f01) = (files[0].0.as_str(), files[1].0.as_str());
+    let alice = s.token_for("alice", "phys");
+    let out = s
+        .bale_as(&alice)
+        .args(["pin", f00, "--lifetime", "1h"])
+        .output()
+        .unwrap();
+    common::assert_ok(&out, "pin");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 1 file(s) for 1h"));
+    // A user pins under their own name only.
+    let out = s
+        .bale_as(&alice)
+        .args(["pin", f01, "--lifetime", "1h", "--owner", "sam"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    s.run(&["pin", f01, "--lifetime", "1s", "--owner", "sam"]);
+    let shown = s.run(&["pins", f00]);
+    assert!(shown.contains("alice"), "{shown}");
+    let done = s.run(&["purge", "--all"]);
+    assert!(done.contains("purged 2 cache copies"), "{done}");
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["pinned_files"].as_u64(), Some(2), "{usage}");
+    let kept = s.run(&["purge", f00]);
+    assert!(kept.contains(&format!("kept {f00}: pinned")), "{kept}");
+    // An expired pin stops protecting.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let done = s.run(&["purge", "--all"]);
+    assert!(done.contains("purged 1 cache copy"), "{done}");
+    // A released pin too.
+    let out = s.bale_as(&alice).args(["unpin", f00]).output().unwrap();
+    common::assert_ok(&out, "unpin");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("released 1 pin(s)"));
+    let done = s.run(&["purge", "--all"]);
+    assert!(done.contains("purged 1 cache copy"), "{done}");
+    // Bad input changes nothing.
+    for (body, code) in [
+        (json!({"paths": [f00], "lifetime_s": 0}), 400),
+        (json!({"paths": [], "lifetime_s": 60}), 400),
+        (json!({"paths": ["/raw/nope"], "lifetime_s": 60}), 404),
+        (json!({"paths": ["/raw"], "lifetime_s": 60}), 409),
+        (json!({"paths": [f00]}), 400),
+        (json!({"paths": [f00], "lifetime_s": 60, "colour": "red"}), 400),
+    ] {
+        let (got, answer) = s.api_post(&s.token, "pins", &body);
+        assert_eq!(got, code, "{body}: {answer}");
+    }
+    assert!(s.run(&["pins", f00]).trim().is_empty());
+}
+
 on_both_catalogs!(
+    pins_hold_files_against_purges,
     purged_files_come_back_with_one_read_per_package,
     a_bad_package_fails_its_readers_and_stays_off_disk,
     on_read_miss_error_refuses_at_once,

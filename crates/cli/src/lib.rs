@@ -82,6 +82,12 @@ enum Command {
     /// Remove the cache copies of files that are on tape and not pinned
     /// (administrators); a later read stages them back.
     Purge(cmd::cache::PurgeArgs),
+    /// Keep files in the cache for a while (a named, expiring pin).
+    Pin(cmd::cache::PinArgs),
+    /// Release pins.
+    Unpin(cmd::cache::UnpinArgs),
+    /// Show a file's live pins.
+    Pins(cmd::cache::PinsArgs),
     /// List recorded packages (tape files).
     Packages(cmd::archive::PackagesArgs),
     /// Show a package and its members.
@@ -186,6 +192,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Packages(a) => cmd::archive::packages(&cli.client()?, a).await,
         Cache(a) => cmd::cache::cache(&cli.client()?, a).await,
         Purge(a) => cmd::cache::purge(&cli.client()?, a).await,
+        Pin(a) => cmd::cache::pin(&cli.client()?, a).await,
+        Unpin(a) => cmd::cache::unpin(&cli.client()?, a).await,
+        Pins(a) => cmd::cache::pins(&cli.client()?, a).await,
         Package(p) => cmd::archive::package(&cli.client()?, p).await,
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod inventory;
 mod namespace;
 pub mod perms;
+mod pins;
 mod purge;
 mod put;
 mod recovery;

@@ -34,7 +34,7 @@ pub struct Listing {
 impl Service {
     /// Walks `path` and checks that `who` may do `op` on it: every
     /// operation on a path goes through here (see `perms`).
-    async fn authorize(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Resolved> {
+    pub(crate) async fn authorize(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Resolved> {
         let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
         check(who, op, &r)?;
         Ok(r)

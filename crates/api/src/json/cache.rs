@@ -1,9 +1,10 @@
-//! The cache under `/api/v1`: its usage, and purging copies of files that
-//! are on tape (administrators).
+//! The cache under `/api/v1`: its usage, purging copies of files that are
+//! on tape (administrators), and pins.
 
-use super::wire::{CacheJson, PurgeJson};
+use super::wire::{CacheJson, PinJson, PurgeJson};
 use crate::error::ApiError;
 use crate::AppState;
+use axum::extract::Query;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -15,6 +16,8 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/cache", get(usage))
         .route("/cache/purge", post(purge))
+        .route("/pins", get(pins).post(pin))
+        .route("/pins/release", post(unpin))
 }
 
 async fn usage(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<CacheJson>, ApiError> {
@@ -37,11 +40,65 @@ async fn purge(
     Extension(who): Extension<Principal>,
     Json(req): Json<PurgeRequest>,
 ) -> Result<Json<PurgeJson>, ApiError> {
-    let paths = req
-        .paths
-        .iter()
-        .map(|p| NsPath::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let r = st.svc.purge(&who, &paths, req.all, req.dry_run).await?;
+    let r = st.svc.purge(&who, &paths(&req.paths)?, req.all, req.dry_run).await?;
     Ok(Json(PurgeJson::from(&r)))
+}
+
+fn paths(p: &[String]) -> Result<Vec<NsPath>, ApiError> {
+    Ok(p.iter().map(|p| NsPath::parse(p)).collect::<Result<Vec<_>, _>>()?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinRequest {
+    paths: Vec<String>,
+    /// Seconds.
+    lifetime_s: u64,
+    owner: Option<String>,
+}
+
+async fn pin(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<PinRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let lifetime = std::time::Duration::from_secs(req.lifetime_s);
+    let n = st
+        .svc
+        .pin(&who, &paths(&req.paths)?, lifetime, req.owner.as_deref())
+        .await?;
+    Ok(Json(serde_json::json!({ "pinned": n })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnpinRequest {
+    paths: Vec<String>,
+    owner: Option<String>,
+}
+
+async fn unpin(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<UnpinRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = st.svc.unpin(&who, &paths(&req.paths)?, req.owner.as_deref()).await?;
+    Ok(Json(serde_json::json!({ "released": n })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinsQuery {
+    path: String,
+}
+
+async fn pins(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<PinsQuery>,
+) -> Result<Json<Vec<PinJson>>, ApiError> {
+    let path = NsPath::parse(&q.path)?;
+    Ok(Json(
+        st.svc.pins(&who, &path).await?.iter().map(PinJson::from).collect(),
+    ))
 }

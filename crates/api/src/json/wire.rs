@@ -418,3 +418,21 @@ impl From<&bale_core::admin::PurgeReport> for PurgeJson {
         }
     }
 }
+
+/// A live pin (`bale pins`).
+#[derive(Serialize)]
+pub struct PinJson {
+    pub owner: String,
+    pub created: Timestamp,
+    pub expires: Timestamp,
+}
+
+impl From<&bale_catalog::Pin> for PinJson {
+    fn from(p: &bale_catalog::Pin) -> PinJson {
+        PinJson {
+            owner: p.owner.clone(),
+            created: p.created,
+            expires: p.expires,
+        }
+    }
+}

@@ -1,5 +1,6 @@
-//! `bale cache` and `bale purge`: what the cache holds, and removing the
-//! cache copies of files that are safely on tape.
+//! `bale cache`, `bale purge`, `bale pin`, `bale unpin`, `bale pins`: what
+//! the cache holds, removing the cache copies of files that are safely on
+//! tape, and holding files in the cache.
 
 use crate::client::Client;
 use anyhow::Result;
@@ -82,5 +83,73 @@ pub async fn purge(c: &Client, a: &PurgeArgs) -> Result<ExitCode> {
         if n(&r, "files") == 1 { "y" } else { "ies" },
         DecimalBytes(n(&r, "bytes"))
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct PinArgs {
+    /// Files to keep in the cache.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// How long: 2d, 12h, 30m, 1w 2d (a pin of the same owner keeps the later expiry).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lifetime: std::time::Duration,
+    /// The pin's owner (default: you; another name: administrators).
+    #[arg(long)]
+    owner: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnpinArgs {
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Whose pins to release (default: yours).
+    #[arg(long)]
+    owner: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PinsArgs {
+    path: String,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn pin(c: &Client, a: &PinArgs) -> Result<ExitCode> {
+    let r: Value = c
+        .post_json(
+            "pins",
+            &json!({"paths": a.paths, "lifetime_s": a.lifetime.as_secs().max(1), "owner": a.owner}),
+        )
+        .await?;
+    println!(
+        "pinned {} file(s) for {}",
+        n(&r, "pinned"),
+        humantime::format_duration(a.lifetime)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn unpin(c: &Client, a: &UnpinArgs) -> Result<ExitCode> {
+    let r: Value = c
+        .post_json("pins/release", &json!({"paths": a.paths, "owner": a.owner}))
+        .await?;
+    println!("released {} pin(s)", n(&r, "released"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn pins(c: &Client, a: &PinsArgs) -> Result<ExitCode> {
+    let r: Value = c.get_json("pins", &[("path", a.path.as_str())]).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in r.as_array().into_iter().flatten() {
+        println!(
+            "{:<20} until {}",
+            p["owner"].as_str().unwrap_or("?"),
+            bale_api::model::rfc3339(bale_util::Timestamp(p["expires"].as_i64().unwrap_or(0)))
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
