@@ -56,6 +56,12 @@ fn archived_files(s: &Server, local: &Path, dir: &str, n: usize) -> Vec<(String,
     files
 }
 
+fn info(s: &Server, paths: &[&str]) -> Vec<Value> {
+    let (code, v) = s.api_post(&s.token, "archiveinfo", &json!({ "paths": paths }));
+    assert_eq!(code, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
 fn reads(s: &Server) -> Vec<Value> {
     s.api_get("tape/events")
         .as_array()
@@ -101,10 +107,43 @@ fn purged_files_come_back_with_one_read_per_package(catalog: Catalog) {
     let out = s.bale_as(&alice).args(["purge", "--all"]).output().unwrap();
     assert!(!out.status.success());
 
+    // archiveinfo before the purge: on disk and on tape; not yet on tape; empty.
+    std::fs::write(local.path().join("empty.dat"), b"").unwrap();
+    s.run(&["put", local.path().join("empty.dat").to_str().unwrap(), "/raw"]);
+    let got = info(
+        &s,
+        &[
+            &files[0].0,
+            "/raw/new.dat",
+            "/raw/empty.dat",
+            "/raw",
+            "/raw/nope",
+            "not//a path",
+        ],
+    );
+    assert_eq!(got[0], json!({"path": files[0].0, "locality": "DISK_AND_TAPE"}));
+    assert_eq!(got[1], json!({"path": "/raw/new.dat", "locality": "DISK"}));
+    assert_eq!(got[2], json!({"path": "/raw/empty.dat", "locality": "NONE"}));
+    for (i, p) in [(3, "/raw"), (4, "/raw/nope"), (5, "not//a path")] {
+        assert_eq!(got[i]["path"], p, "echoed as sent");
+        assert!(
+            got[i]["error"].is_string() && got[i].get("locality").is_none(),
+            "{}",
+            got[i]
+        );
+    }
     let done = s.run(&["purge", "--all"]);
     assert!(done.contains("purged 40 cache copies"), "{done}");
+    let all: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(info(&s, &all).iter().all(|f| f["locality"] == "TAPE"));
+    let cli = s.run(&["archiveinfo", &files[1].0]);
+    assert!(cli.starts_with("TAPE"), "{cli}");
     let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
-    assert_eq!(usage["cached_files"].as_u64(), Some(1), "only new.dat: {usage}");
+    assert_eq!(
+        usage["cached_files"].as_u64(),
+        Some(2),
+        "only new.dat and empty.dat: {usage}"
+    );
     let before = reads(&s).len();
     // HEAD and stat do not stage.
     let head = s
@@ -135,7 +174,8 @@ fn purged_files_come_back_with_one_read_per_package(catalog: Catalog) {
     let after = reads(&s);
     assert_eq!(after.len() - before, 2, "one read per package: {:?}", &after[before..]);
     let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
-    assert_eq!(usage["cached_files"].as_u64(), Some(41), "every member cached: {usage}");
+    assert_eq!(usage["cached_files"].as_u64(), Some(42), "every member cached: {usage}");
+    assert!(info(&s, &all).iter().all(|f| f["locality"] == "DISK_AND_TAPE"));
     // Cached now: no more tape reads.
     assert_eq!(get(&s, &files[5].0).0, 200);
     assert_eq!(reads(&s).len(), after.len());

@@ -82,6 +82,8 @@ enum Command {
     /// Remove the cache copies of files that are on tape and not pinned
     /// (administrators); a later read stages them back.
     Purge(cmd::cache::PurgeArgs),
+    /// Where files' data is: DISK, TAPE, DISK_AND_TAPE, NONE (empty), LOST, UNAVAILABLE.
+    Archiveinfo(cmd::cache::ArchiveInfoArgs),
     /// Keep files in the cache for a while (a named, expiring pin).
     Pin(cmd::cache::PinArgs),
     /// Release pins.
@@ -192,6 +194,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Packages(a) => cmd::archive::packages(&cli.client()?, a).await,
         Cache(a) => cmd::cache::cache(&cli.client()?, a).await,
         Purge(a) => cmd::cache::purge(&cli.client()?, a).await,
+        Archiveinfo(a) => cmd::cache::archive_info(&cli.client()?, a).await,
         Pin(a) => cmd::cache::pin(&cli.client()?, a).await,
         Unpin(a) => cmd::cache::unpin(&cli.client()?, a).await,
         Pins(a) => cmd::cache::pins(&cli.client()?, a).await,

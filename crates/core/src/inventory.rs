@@ -168,3 +168,71 @@ impl Service {
         Ok(PackageView { package, members: out })
     }
 }
+
+/// Where a file's data is (the WLCG Tape REST API's `locality`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locality {
+    /// In the cache only (not on tape yet).
+    Disk,
+    /// On tape only (purged from the cache).
+    Tape,
+    DiskAndTape,
+    /// An empty file: no data anywhere.
+    None,
+    /// Neither cached nor on tape (should never be).
+    Lost,
+    /// On tape only, and no tape copy is readable now.
+    Unavailable,
+}
+
+impl Locality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Locality::Disk => "DISK",
+            Locality::Tape => "TAPE",
+            Locality::DiskAndTape => "DISK_AND_TAPE",
+            Locality::None => "NONE",
+            Locality::Lost => "LOST",
+            Locality::Unavailable => "UNAVAILABLE",
+        }
+    }
+}
+
+impl Service {
+    /// The locality of each path, in order; a path that is not a file
+    /// `who` may stat gets its error instead. Never refuses a long list.
+    pub async fn archive_info(&self, who: &Principal, paths: &[String]) -> Result<Vec<(String, Result<Locality>)>> {
+        let readable: std::collections::HashMap<String, bool> = self
+            .tape
+            .volumes()
+            .into_iter()
+            .map(|v| (v.volume.label.clone(), v.volume.state.readable()))
+            .collect();
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let r = async {
+                let path = NsPath::parse(p)?;
+                let node = self.stat(who, &path).await?;
+                let Some(id) = node.file_id else {
+                    return Err(Error::IsADirectory(format!("{path} is a directory")));
+                };
+                if node.size == 0 {
+                    return Ok(Locality::None);
+                }
+                let copies = self.catalog.tape_copies(id).await?;
+                Ok(match (node.cached, copies.is_empty()) {
+                    (true, true) => Locality::Disk,
+                    (true, false) => Locality::DiskAndTape,
+                    (false, true) => Locality::Lost,
+                    (false, false) if copies.iter().any(|c| readable.get(&c.package.volume) == Some(&true)) => {
+                        Locality::Tape
+                    }
+                    (false, false) => Locality::Unavailable,
+                })
+            }
+            .await;
+            out.push((p.clone(), r));
+        }
+        Ok(out)
+    }
+}

@@ -28,7 +28,7 @@ mod workers;
 pub use auth::Principal;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use inventory::{ArchiveStatus, MemberView, PackageView};
+pub use inventory::{ArchiveStatus, Locality, MemberView, PackageView};
 pub use namespace::{Listing, MkdirOptions};
 pub use put::PutOptions;
 pub use reserved::RESERVED_NAMES;

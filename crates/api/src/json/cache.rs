@@ -18,6 +18,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/cache/purge", post(purge))
         .route("/pins", get(pins).post(pin))
         .route("/pins/release", post(unpin))
+        .route("/archiveinfo", post(archive_info))
 }
 
 async fn usage(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<CacheJson>, ApiError> {
@@ -100,5 +101,28 @@ async fn pins(
     let path = NsPath::parse(&q.path)?;
     Ok(Json(
         st.svc.pins(&who, &path).await?.iter().map(PinJson::from).collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveInfoRequest {
+    paths: Vec<String>,
+}
+
+/// Per path its `locality`, or its `error` (the path echoed as sent).
+async fn archive_info(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<ArchiveInfoRequest>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let info = st.svc.archive_info(&who, &req.paths).await?;
+    Ok(Json(
+        info.into_iter()
+            .map(|(path, r)| match r {
+                Ok(l) => serde_json::json!({"path": path, "locality": l.as_str()}),
+                Err(e) => serde_json::json!({"path": path, "error": e.to_string()}),
+            })
+            .collect(),
     ))
 }

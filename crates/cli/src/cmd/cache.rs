@@ -153,3 +153,33 @@ pub async fn pins(c: &Client, a: &PinsArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args, Debug)]
+pub struct ArchiveInfoArgs {
+    #[arg(required = true)]
+    paths: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `bale archiveinfo`: where each file's data is: DISK, TAPE, DISK_AND_TAPE,
+/// NONE (empty), LOST, UNAVAILABLE.
+pub async fn archive_info(c: &Client, a: &ArchiveInfoArgs) -> Result<ExitCode> {
+    let r: Value = c.post_json("archiveinfo", &json!({"paths": a.paths})).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for f in r.as_array().into_iter().flatten() {
+        let path = f["path"].as_str().unwrap_or("?");
+        match f["locality"].as_str() {
+            Some(l) => println!("{l:<14} {path}"),
+            None => {
+                println!("{:<14} {path}: {}", "ERROR", f["error"].as_str().unwrap_or("?"));
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
