@@ -23,6 +23,7 @@ mod postgres_access;
 mod postgres_common;
 mod postgres_pool;
 mod postgres_residency;
+mod postgres_stage;
 mod postgres_tape;
 mod residency;
 mod rows;
@@ -32,7 +33,9 @@ mod sqlite_access;
 mod sqlite_common;
 mod sqlite_pool;
 mod sqlite_residency;
+mod sqlite_stage;
 mod sqlite_tape;
+mod stage;
 mod tape;
 
 pub use error::{CatalogError, Result};
@@ -41,6 +44,7 @@ pub use pool::*;
 pub use postgres::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};
 pub use sqlite::SqliteCatalog;
+pub use stage::{NewStageFile, StageCatalog, StageFile, StageRequest, StageState};
 pub use tape::*;
 
 use async_trait::async_trait;
@@ -51,7 +55,9 @@ use std::sync::Arc;
 pub type DynCatalog = Arc<dyn Catalog>;
 
 #[async_trait]
-pub trait Catalog: TapeCatalog + PoolCatalog + AccessCatalog + CacheCatalog + Send + Sync + 'static {
+pub trait Catalog:
+    TapeCatalog + PoolCatalog + AccessCatalog + CacheCatalog + StageCatalog + Send + Sync + 'static
+{
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
 

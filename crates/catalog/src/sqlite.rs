@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0006_never_reused_ids.sql"),
     include_str!("../migrations/sqlite/0007_catalog_users.sql"),
     include_str!("../migrations/sqlite/0008_residency_and_pins.sql"),
+    include_str!("../migrations/sqlite/0009_stage_requests.sql"),
 ];
 
 pub struct SqliteCatalog {

@@ -93,6 +93,7 @@ both!(
     alarms_are_kept,
     pools_fill_and_close,
     residency_and_pins,
+    stage_requests_follow_their_files,
     ids_are_never_reused,
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,

@@ -142,9 +142,11 @@ fn pool_target(key: &str, ff: &str, target_size: u64, max_files: u32) -> PoolTar
 mod namespace;
 mod pools;
 mod residency;
+mod stage;
 mod tape;
 
 pub use namespace::*;
 pub use pools::*;
 pub use residency::*;
+pub use stage::*;
 pub use tape::*;

@@ -1,0 +1,23 @@
+-- v9: stage requests. A request and each of its files are rows, so that a
+-- restart resumes what was pending and nothing stays STARTED; the path is
+-- kept as the client sent it (it is echoed back).
+CREATE TABLE stage_requests (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    started BIGINT,
+    completed BIGINT,
+    lifetime_s BIGINT NOT NULL
+);
+CREATE TABLE stage_files (
+    request BIGINT NOT NULL REFERENCES stage_requests (id),
+    idx INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    file_id TEXT,
+    state TEXT NOT NULL,
+    error TEXT,
+    started BIGINT,
+    finished BIGINT,
+    PRIMARY KEY (request, idx)
+);
+CREATE INDEX stage_files_open ON stage_files (file_id) WHERE state IN ('SUBMITTED', 'STARTED');

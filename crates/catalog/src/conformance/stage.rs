@@ -1,0 +1,125 @@
+//! Conformance: stage requests.
+
+use super::*;
+
+fn sf(path: &str, id: Option<FileId>, state: StageState, error: Option<&str>) -> NewStageFile {
+    NewStageFile {
+        path: path.into(),
+        file_id: id,
+        state,
+        error: error.map(str::to_string),
+    }
+}
+
+/// A request's files move SUBMITTED → STARTED → COMPLETED/FAILED or
+/// CANCELLED, the request completes when none is open, a file shared by
+/// two requests finishes in both, ids are never reused.
+pub async fn stage_requests_follow_their_files(c: &dyn Catalog) {
+    let (a, b, x) = (FileId::generate(), FileId::generate(), FileId::generate());
+    let r1 = c
+        .create_stage_request(
+            "alice",
+            t(10),
+            3600,
+            &[
+                sf("/d/a", Some(a), StageState::Submitted, None),
+                sf("//d/b", Some(b), StageState::Submitted, None),
+                sf("/d/cached", Some(x), StageState::Completed, None),
+                sf("/nope", None, StageState::Failed, Some("no such file")),
+            ],
+        )
+        .await
+        .unwrap();
+    let r2 = c
+        .create_stage_request("bob", t(11), 60, &[sf("/d/a", Some(a), StageState::Submitted, None)])
+        .await
+        .unwrap();
+    assert!(r2 > r1);
+    let req = c.stage_request(r1).await.unwrap().unwrap();
+    assert_eq!(
+        (req.owner.as_str(), req.created, req.lifetime_s),
+        ("alice", t(10), 3600)
+    );
+    assert_eq!((req.started, req.completed), (None, None));
+    let paths: Vec<&str> = req.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["/d/a", "//d/b", "/d/cached", "/nope"], "as sent, in order");
+    assert_eq!(req.files[2].finished, Some(t(10)));
+    assert_eq!(req.files[3].error.as_deref(), Some("no such file"));
+    let mut open = c.open_stage_files().await.unwrap();
+    open.sort();
+    let mut want = vec![(r1, a), (r1, b), (r2, a)];
+    want.sort();
+    assert_eq!(open, want);
+
+    c.stage_files_started(&[a], t(20)).await.unwrap();
+    let req = c.stage_request(r1).await.unwrap().unwrap();
+    assert_eq!(
+        (req.files[0].state, req.files[0].started),
+        (StageState::Started, Some(t(20)))
+    );
+    assert_eq!(req.started, Some(t(20)));
+    assert_eq!(c.stage_request(r2).await.unwrap().unwrap().started, Some(t(20)));
+    // `a` completes in both requests; r2 is done, r1 still waits for `b`.
+    c.stage_files_finished(&[a], t(30), None).await.unwrap();
+    let r2v = c.stage_request(r2).await.unwrap().unwrap();
+    assert_eq!(
+        (r2v.files[0].state, r2v.completed),
+        (StageState::Completed, Some(t(30)))
+    );
+    assert_eq!(c.stage_request(r1).await.unwrap().unwrap().completed, None);
+    c.stage_files_finished(&[b], t(40), Some("adler32 mismatch"))
+        .await
+        .unwrap();
+    let req = c.stage_request(r1).await.unwrap().unwrap();
+    assert_eq!(req.files[1].state, StageState::Failed);
+    assert_eq!(req.files[1].error.as_deref(), Some("adler32 mismatch"));
+    assert_eq!(req.files[1].started, Some(t(40)), "a file failed before it started");
+    assert_eq!(req.completed, Some(t(40)));
+    assert!(c.open_stage_files().await.unwrap().is_empty());
+    // Finished files stay as they are.
+    c.stage_files_finished(&[a, b], t(50), Some("late")).await.unwrap();
+    assert_eq!(
+        c.stage_request(r1).await.unwrap().unwrap().files[0].state,
+        StageState::Completed
+    );
+
+    // Cancel some paths, then the rest.
+    let r3 = c
+        .create_stage_request(
+            "alice",
+            t(60),
+            60,
+            &[
+                sf("/d/a", Some(a), StageState::Submitted, None),
+                sf("/d/b", Some(b), StageState::Submitted, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c.cancel_stage_files(r3, Some(&["/d/b".into()]), t(61)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        c.cancel_stage_files(r3, Some(&["/d/b".into()]), t(62)).await.unwrap(),
+        0
+    );
+    let req = c.stage_request(r3).await.unwrap().unwrap();
+    assert_eq!(
+        (req.files[0].state, req.files[1].state, req.completed),
+        (StageState::Submitted, StageState::Cancelled, None)
+    );
+    assert_eq!(c.cancel_stage_files(r3, None, t(63)).await.unwrap(), 1);
+    assert_eq!(c.stage_request(r3).await.unwrap().unwrap().completed, Some(t(63)));
+    // Deleted, and its id not handed out again.
+    assert!(c.delete_stage_request(r3).await.unwrap());
+    assert!(!c.delete_stage_request(r3).await.unwrap());
+    assert!(c.stage_request(r3).await.unwrap().is_none());
+    let r4 = c.create_stage_request("alice", t(70), 60, &[]).await.unwrap();
+    assert!(r4 > r3);
+    assert_eq!(
+        c.stage_request(r4).await.unwrap().unwrap().completed,
+        Some(t(70)),
+        "nothing to do"
+    );
+}

@@ -1,0 +1,198 @@
+//! Stage requests in the PostgreSQL catalog.
+
+use crate::stage::{NewStageFile, StageCatalog, StageFile, StageRequest, StageState};
+use crate::{CatalogError, PostgresCatalog, Result};
+use async_trait::async_trait;
+use bale_util::{FileId, Timestamp};
+use deadpool_postgres::GenericClient;
+
+fn texts(ids: &[FileId]) -> Vec<String> {
+    ids.iter().map(|i| i.to_string()).collect()
+}
+
+/// Completes the requests among `requests` that have no open file left.
+async fn complete_finished(tx: &impl GenericClient, requests: &[i64], at: Timestamp) -> Result<()> {
+    tx.execute(
+        "UPDATE stage_requests r SET completed = $2 WHERE r.id = ANY($1) AND r.completed IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM stage_files f WHERE f.request = r.id AND f.state IN ('SUBMITTED', 'STARTED'))",
+        &[&requests, &at.0],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn requests_of(tx: &impl GenericClient, ids: &[FileId]) -> Result<Vec<i64>> {
+    Ok(tx
+        .query(
+            "SELECT DISTINCT request FROM stage_files WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED')",
+            &[&texts(ids)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+#[async_trait]
+impl StageCatalog for PostgresCatalog {
+    async fn create_stage_request(
+        &self,
+        owner: &str,
+        at: Timestamp,
+        lifetime_s: u64,
+        files: &[NewStageFile],
+    ) -> Result<i64> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO stage_requests (owner, created, lifetime_s) VALUES ($1, $2, $3) RETURNING id",
+                &[&owner, &at.0, &(lifetime_s as i64)],
+            )
+            .await?
+            .get(0);
+        let idx: Vec<i32> = (0..files.len() as i32).collect();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        let ids: Vec<Option<String>> = files.iter().map(|f| f.file_id.map(|f| f.to_string())).collect();
+        let states: Vec<&str> = files.iter().map(|f| f.state.as_str()).collect();
+        let errors: Vec<Option<&str>> = files.iter().map(|f| f.error.as_deref()).collect();
+        let finished: Vec<Option<i64>> = files.iter().map(|f| (!f.state.is_open()).then_some(at.0)).collect();
+        tx.execute(
+            "INSERT INTO stage_files (request, idx, path, file_id, state, error, finished) \
+             SELECT $1, unnest($2::int[]), unnest($3::text[]), unnest($4::text[]), unnest($5::text[]), \
+             unnest($6::text[]), unnest($7::bigint[])",
+            &[&id, &idx, &paths, &ids, &states, &errors, &finished],
+        )
+        .await?;
+        complete_finished(&tx, &[id], at).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>> {
+        let c = self.pool.get().await?;
+        let Some(h) = c
+            .query_opt(
+                "SELECT owner, created, started, completed, lifetime_s FROM stage_requests WHERE id = $1",
+                &[&id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows = c
+            .query(
+                "SELECT path, file_id, state, error, started, finished FROM stage_files \
+                 WHERE request = $1 ORDER BY idx",
+                &[&id],
+            )
+            .await?;
+        let mut files = Vec::with_capacity(rows.len());
+        for r in &rows {
+            files.push(StageFile {
+                path: r.get(0),
+                file_id: r.get::<_, Option<String>>(1).as_deref().and_then(FileId::parse),
+                state: r.get::<_, String>(2).parse().map_err(CatalogError::Invalid)?,
+                error: r.get(3),
+                started: r.get::<_, Option<i64>>(4).map(Timestamp),
+                finished: r.get::<_, Option<i64>>(5).map(Timestamp),
+            });
+        }
+        Ok(Some(StageRequest {
+            id,
+            owner: h.get(0),
+            created: Timestamp(h.get(1)),
+            started: h.get::<_, Option<i64>>(2).map(Timestamp),
+            completed: h.get::<_, Option<i64>>(3).map(Timestamp),
+            lifetime_s: h.get::<_, i64>(4) as u64,
+            files,
+        }))
+    }
+
+    async fn open_stage_files(&self) -> Result<Vec<(i64, FileId)>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT request, file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
+                 AND file_id IS NOT NULL ORDER BY request, idx",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| FileId::parse(r.get(1)).map(|id| (r.get(0), id)))
+            .collect())
+    }
+
+    async fn stage_files_started(&self, ids: &[FileId], at: Timestamp) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let requests = requests_of(&tx, ids).await?;
+        tx.execute(
+            "UPDATE stage_files SET state = 'STARTED', started = $2 WHERE file_id = ANY($1) AND state = 'SUBMITTED'",
+            &[&texts(ids), &at.0],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE stage_requests SET started = $2 WHERE id = ANY($1) AND started IS NULL",
+            &[&requests, &at.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stage_files_finished(&self, ids: &[FileId], at: Timestamp, error: Option<&str>) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let requests = requests_of(&tx, ids).await?;
+        let state = match error {
+            None => StageState::Completed,
+            Some(_) => StageState::Failed,
+        };
+        tx.execute(
+            "UPDATE stage_files SET state = $2, error = $3, finished = $4, started = COALESCE(started, $4) \
+             WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED')",
+            &[&texts(ids), &state.as_str(), &error, &at.0],
+        )
+        .await?;
+        complete_finished(&tx, &requests, at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn cancel_stage_files(&self, id: i64, paths: Option<&[String]>, at: Timestamp) -> Result<usize> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = match paths {
+            None => {
+                tx.execute(
+                    "UPDATE stage_files SET state = 'CANCELLED', finished = $2 \
+                     WHERE request = $1 AND state IN ('SUBMITTED', 'STARTED')",
+                    &[&id, &at.0],
+                )
+                .await?
+            }
+            Some(paths) => {
+                tx.execute(
+                    "UPDATE stage_files SET state = 'CANCELLED', finished = $3 \
+                     WHERE request = $1 AND path = ANY($2) AND state IN ('SUBMITTED', 'STARTED')",
+                    &[&id, &paths, &at.0],
+                )
+                .await?
+            }
+        };
+        complete_finished(&tx, &[id], at).await?;
+        tx.commit().await?;
+        Ok(n as usize)
+    }
+
+    async fn delete_stage_request(&self, id: i64) -> Result<bool> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("DELETE FROM stage_files WHERE request = $1", &[&id]).await?;
+        let n = tx.execute("DELETE FROM stage_requests WHERE id = $1", &[&id]).await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+}

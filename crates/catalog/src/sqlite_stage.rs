@@ -1,0 +1,225 @@
+//! Stage requests in the SQLite catalog.
+
+use crate::sqlite_common::next_id;
+use crate::stage::{NewStageFile, StageCatalog, StageFile, StageRequest, StageState};
+use crate::{CatalogError, Result, SqliteCatalog};
+use async_trait::async_trait;
+use bale_util::{FileId, Timestamp};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+/// Completes the requests among `requests` that have no open file left.
+fn complete_finished(tx: &Transaction<'_>, requests: &[i64], at: Timestamp) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE stage_requests SET completed = ?2 WHERE id = ?1 AND completed IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM stage_files WHERE request = ?1 AND state IN ('SUBMITTED', 'STARTED'))",
+    )?;
+    for r in requests {
+        st.execute(params![r, at.0])?;
+    }
+    Ok(())
+}
+
+/// The requests with open files among `ids`.
+fn requests_of(tx: &Transaction<'_>, ids: &[FileId]) -> Result<Vec<i64>> {
+    let mut st = tx.prepare_cached(
+        "SELECT DISTINCT request FROM stage_files WHERE file_id = ?1 AND state IN ('SUBMITTED', 'STARTED')",
+    )?;
+    let mut out = Vec::new();
+    for id in ids {
+        for r in st.query_map([id.to_string()], |r| r.get(0))? {
+            out.push(r?);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+#[async_trait]
+impl StageCatalog for SqliteCatalog {
+    async fn create_stage_request(
+        &self,
+        owner: &str,
+        at: Timestamp,
+        lifetime_s: u64,
+        files: &[NewStageFile],
+    ) -> Result<i64> {
+        let (owner, files) = (owner.to_string(), files.to_vec());
+        self.write(move |tx| {
+            let id = next_id(tx, "stage_requests")?;
+            tx.execute(
+                "INSERT INTO stage_requests (id, owner, created, lifetime_s) VALUES (?1, ?2, ?3, ?4)",
+                params![id, owner, at.0, lifetime_s as i64],
+            )?;
+            let mut st = tx.prepare_cached(
+                "INSERT INTO stage_files (request, idx, path, file_id, state, error, finished) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (i, f) in files.iter().enumerate() {
+                let finished = (!f.state.is_open()).then_some(at.0);
+                st.execute(params![
+                    id,
+                    i as i64,
+                    f.path,
+                    f.file_id.map(|f| f.to_string()),
+                    f.state.as_str(),
+                    f.error,
+                    finished
+                ])?;
+            }
+            complete_finished(tx, &[id], at)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>> {
+        self.read(move |c| {
+            let head = c
+                .prepare_cached(
+                    "SELECT owner, created, started, completed, lifetime_s FROM stage_requests WHERE id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .optional()?;
+            let Some((owner, created, started, completed, lifetime_s)) = head else {
+                return Ok(None);
+            };
+            let mut st = c.prepare_cached(
+                "SELECT path, file_id, state, error, started, finished FROM stage_files \
+                 WHERE request = ?1 ORDER BY idx",
+            )?;
+            let rows = st.query_map([id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })?;
+            let mut files = Vec::new();
+            for r in rows {
+                let (path, file_id, state, error, started, finished) = r?;
+                files.push(StageFile {
+                    path,
+                    file_id: file_id.as_deref().and_then(FileId::parse),
+                    state: state.parse().map_err(CatalogError::Invalid)?,
+                    error,
+                    started: started.map(Timestamp),
+                    finished: finished.map(Timestamp),
+                });
+            }
+            Ok(Some(StageRequest {
+                id,
+                owner,
+                created: Timestamp(created),
+                started: started.map(Timestamp),
+                completed: completed.map(Timestamp),
+                lifetime_s: lifetime_s as u64,
+                files,
+            }))
+        })
+        .await
+    }
+
+    async fn open_stage_files(&self) -> Result<Vec<(i64, FileId)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT request, file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
+                 AND file_id IS NOT NULL ORDER BY request, idx",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for r in rows {
+                let (req, id) = r?;
+                out.extend(FileId::parse(&id).map(|id| (req, id)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn stage_files_started(&self, ids: &[FileId], at: Timestamp) -> Result<()> {
+        let ids = ids.to_vec();
+        self.write(move |tx| {
+            let requests = requests_of(tx, &ids)?;
+            let mut st = tx.prepare_cached(
+                "UPDATE stage_files SET state = 'STARTED', started = ?2 WHERE file_id = ?1 AND state = 'SUBMITTED'",
+            )?;
+            for id in &ids {
+                st.execute(params![id.to_string(), at.0])?;
+            }
+            let mut st =
+                tx.prepare_cached("UPDATE stage_requests SET started = ?2 WHERE id = ?1 AND started IS NULL")?;
+            for r in requests {
+                st.execute(params![r, at.0])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stage_files_finished(&self, ids: &[FileId], at: Timestamp, error: Option<&str>) -> Result<()> {
+        let (ids, error) = (ids.to_vec(), error.map(str::to_string));
+        self.write(move |tx| {
+            let requests = requests_of(tx, &ids)?;
+            let state = match error {
+                None => StageState::Completed,
+                Some(_) => StageState::Failed,
+            };
+            let mut st = tx.prepare_cached(
+                "UPDATE stage_files SET state = ?2, error = ?3, finished = ?4, started = COALESCE(started, ?4) \
+                 WHERE file_id = ?1 AND state IN ('SUBMITTED', 'STARTED')",
+            )?;
+            for id in &ids {
+                st.execute(params![id.to_string(), state.as_str(), error, at.0])?;
+            }
+            complete_finished(tx, &requests, at)
+        })
+        .await
+    }
+
+    async fn cancel_stage_files(&self, id: i64, paths: Option<&[String]>, at: Timestamp) -> Result<usize> {
+        let paths = paths.map(|p| p.to_vec());
+        self.write(move |tx| {
+            let n = match &paths {
+                None => tx.execute(
+                    "UPDATE stage_files SET state = 'CANCELLED', finished = ?2 \
+                     WHERE request = ?1 AND state IN ('SUBMITTED', 'STARTED')",
+                    params![id, at.0],
+                )?,
+                Some(paths) => {
+                    let mut st = tx.prepare_cached(
+                        "UPDATE stage_files SET state = 'CANCELLED', finished = ?3 \
+                         WHERE request = ?1 AND path = ?2 AND state IN ('SUBMITTED', 'STARTED')",
+                    )?;
+                    let mut n = 0;
+                    for p in paths {
+                        n += st.execute(params![id, p, at.0])?;
+                    }
+                    n
+                }
+            };
+            complete_finished(tx, &[id], at)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn delete_stage_request(&self, id: i64) -> Result<bool> {
+        self.write(move |tx| {
+            tx.execute("DELETE FROM stage_files WHERE request = ?1", [id])?;
+            Ok(tx.execute("DELETE FROM stage_requests WHERE id = ?1", [id])? == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,124 @@
+//! Stage requests: the `StageCatalog` half of the catalog. A request names
+//! files (paths as sent); each file is SUBMITTED, STARTED (its package is
+//! being read), COMPLETED (cached), FAILED (with its error) or CANCELLED.
+//! A request is completed when none of its files is open any more.
+
+use crate::Result;
+use async_trait::async_trait;
+use bale_util::{FileId, Timestamp};
+use std::fmt;
+
+/// A staged file's state (the WLCG Tape REST API's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StageState {
+    Submitted,
+    Started,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl StageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageState::Submitted => "SUBMITTED",
+            StageState::Started => "STARTED",
+            StageState::Completed => "COMPLETED",
+            StageState::Failed => "FAILED",
+            StageState::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Still to be done: submitted or started.
+    pub fn is_open(self) -> bool {
+        matches!(self, StageState::Submitted | StageState::Started)
+    }
+}
+
+impl std::str::FromStr for StageState {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "SUBMITTED" => StageState::Submitted,
+            "STARTED" => StageState::Started,
+            "COMPLETED" => StageState::Completed,
+            "FAILED" => StageState::Failed,
+            "CANCELLED" => StageState::Cancelled,
+            _ => return Err(format!("unknown stage state {s:?}")),
+        })
+    }
+}
+
+impl fmt::Display for StageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A file of a new request, as the service resolved it.
+#[derive(Clone, Debug)]
+pub struct NewStageFile {
+    /// As the client sent it.
+    pub path: String,
+    pub file_id: Option<FileId>,
+    /// Submitted, or already decided: completed (on disk) or failed.
+    pub state: StageState,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageFile {
+    pub path: String,
+    pub file_id: Option<FileId>,
+    pub state: StageState,
+    pub error: Option<String>,
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageRequest {
+    pub id: i64,
+    pub owner: String,
+    pub created: Timestamp,
+    pub started: Option<Timestamp>,
+    pub completed: Option<Timestamp>,
+    pub lifetime_s: u64,
+    /// In the order they were sent.
+    pub files: Vec<StageFile>,
+}
+
+#[async_trait]
+pub trait StageCatalog: Send + Sync + 'static {
+    /// Records a request and its files in one transaction; returns its id
+    /// (never reused). A request with no open file is completed at once.
+    async fn create_stage_request(
+        &self,
+        owner: &str,
+        at: Timestamp,
+        lifetime_s: u64,
+        files: &[NewStageFile],
+    ) -> Result<i64>;
+
+    /// A request with its files.
+    async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>>;
+
+    /// Every open file of every request: (request, file id), for the
+    /// stager to (re)submit, at start too.
+    async fn open_stage_files(&self) -> Result<Vec<(i64, FileId)>>;
+
+    /// The open files of `ids` (in any request) are started at `at`.
+    async fn stage_files_started(&self, ids: &[FileId], at: Timestamp) -> Result<()>;
+
+    /// The open files of `ids` (in any request) are finished at `at`:
+    /// completed, or failed with `error`. Requests left with no open file
+    /// are completed.
+    async fn stage_files_finished(&self, ids: &[FileId], at: Timestamp, error: Option<&str>) -> Result<()>;
+
+    /// Cancels the open files of request `id` (those whose path is in
+    /// `paths`, or all). Returns how many were cancelled.
+    async fn cancel_stage_files(&self, id: i64, paths: Option<&[String]>, at: Timestamp) -> Result<usize>;
+
+    /// Deletes a request and its files. False if there was none.
+    async fn delete_stage_request(&self, id: i64) -> Result<bool>;
+}
