@@ -319,7 +319,164 @@ fn pins_hold_files_against_purges(catalog: Catalog) {
     assert!(s.run(&["pins", f00]).trim().is_empty());
 }
 
+/// Files of two families (two volumes), three packages each.
+fn two_volumes_of_packages(s: &Server, local: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for ff in ["ffa", "ffb"] {
+        let dir = format!("/{ff}");
+        s.run(&["mkdir", &dir]);
+        s.run(&["tag", "set", &dir, "storage_group=mu2e", &format!("file_family={ff}")]);
+        for round in 0..3 {
+            let src = local.join(format!("{ff}-{round}"));
+            std::fs::create_dir_all(&src).unwrap();
+            let mut args = vec!["put".to_string()];
+            for i in 0..5 {
+                let data = bytes((round * 100 + i) as u64 + ff.len() as u64 * 7, 2000 + 13 * i);
+                let p = src.join(format!("r{round}-{i}.dat"));
+                std::fs::write(&p, &data).unwrap();
+                args.push(p.to_str().unwrap().to_string());
+                files.push((format!("{dir}/r{round}-{i}.dat"), data));
+            }
+            args.push(dir.clone());
+            s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            s.run(&["queue", "flush"]);
+            s.wait_for(60, "the round on tape", |s| {
+                files.iter().all(|(p, _)| stat(s, p)["archive"]["state"] == "archived")
+            });
+        }
+    }
+    files
+}
+
+fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(catalog, &["--config", &config(cfg_dir.path(), "")]);
+    let local = tempfile::tempdir().unwrap();
+    let files = two_volumes_of_packages(&s, local.path());
+    let packages = s.api_get("packages");
+    let vols: std::collections::BTreeSet<&str> = packages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["volume"].as_str().unwrap())
+        .collect();
+    assert_eq!((packages.as_array().unwrap().len(), vols.len()), (6, 2), "{packages}");
+    s.run(&["purge", "--all"]);
+    // Let the drives unload, so that the stage must mount.
+    s.wait_for(30, "the drives idle and empty", |s| {
+        s.api_get("drives")
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["volume"].is_null())
+    });
+    let seq0 = s.api_get("tape/events").as_array().unwrap().last().unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    // One request for every file (shuffled), plus a missing one and a directory.
+    let mut paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    paths.reverse();
+    paths.push("/ffa/nope.dat".into());
+    paths.push("/ffb".into());
+    let list = local.path().join("list.txt");
+    std::fs::write(&list, paths.join("\n")).unwrap();
+    let out = s
+        .bale()
+        .args(["stage", "--from-file", list.to_str().unwrap(), "--wait"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "two files fail: {text}");
+    assert!(text.contains("30 completed, 2 failed"), "{text}");
+    assert!(text.contains("/ffa/nope.dat") && text.contains("/ffb"), "{text}");
+    let events: Vec<Value> = s
+        .api_get(&format!("tape/events?after={seq0}"))
+        .as_array()
+        .unwrap()
+        .clone();
+    let mounts: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "mount")
+        .map(|e| e["volume"].as_str().unwrap())
+        .collect();
+    let mut sorted = mounts.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(mounts.len(), sorted.len(), "each volume mounted once: {mounts:?}");
+    assert_eq!(mounts.len(), 2);
+    for v in &vols {
+        let order: Vec<u64> = events
+            .iter()
+            .filter(|e| e["kind"] == "read" && e["volume"] == *v)
+            .map(|e| e["tape_file"].as_u64().unwrap())
+            .collect();
+        assert_eq!(order, [0, 1, 2], "volume {v}: each package once, in position order");
+    }
+    // Every file back, byte-identical, no more tape reads.
+    let n = reads(&s).len();
+    for (p, d) in &files {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200);
+        assert!(body == *d, "{p}");
+    }
+    assert_eq!(reads(&s).len(), n);
+    let all: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(info(&s, &all).iter().all(|f| f["locality"] == "DISK_AND_TAPE"));
+    // The request: its files echoed as sent, errors only where there are any.
+    let id: i64 = {
+        let listing = s.api_get("stage/1");
+        assert_eq!(listing["owner"], "admin");
+        assert_eq!(listing["files"][0]["path"], paths[0].as_str());
+        assert!(listing["files"][0].get("error").is_none());
+        assert_eq!(listing["files"][30]["state"], "FAILED");
+        assert!(listing["files"][30]["error"].is_string());
+        assert!(listing["completedAt"].is_string());
+        1
+    };
+    // Only its requester or an administrator sees it; bad ids and paths.
+    let alice = s.token_for("alice", "phys");
+    let r = s
+        .http()
+        .get(s.url_of(&format!("/api/v1/stage/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = s
+        .http()
+        .get(s.url_of("/api/v1/stage/999"))
+        .bearer_auth(&s.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = s
+        .http()
+        .get(s.url_of("/api/v1/stage/abc"))
+        .bearer_auth(&s.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let (code, _) = s.api_post(
+        &s.token,
+        &format!("stage/{id}/cancel"),
+        &json!({"paths": ["/not/in/it"]}),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = s.api_post(&s.token, "stage", &json!({"paths": []}));
+    assert_eq!(code, 400);
+    let (code, _) = s.api_post(&s.token, "stage", &json!({"files": ["/ffa"]}));
+    assert_eq!(code, 400);
+    // The request pins its files until released.
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["pinned_files"].as_u64(), Some(30), "{usage}");
+    let (code, v) = s.api_post(&s.token, &format!("stage/{id}/release"), &json!({}));
+    assert_eq!((code, v["released"].as_u64()), (200, Some(30)));
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["pinned_files"].as_u64(), Some(0), "{usage}");
+}
+
 on_both_catalogs!(
+    one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order,
     pins_hold_files_against_purges,
     purged_files_come_back_with_one_read_per_package,
     a_bad_package_fails_its_readers_and_stays_off_disk,

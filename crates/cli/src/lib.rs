@@ -82,6 +82,9 @@ enum Command {
     /// Remove the cache copies of files that are on tape and not pinned
     /// (administrators); a later read stages them back.
     Purge(cmd::cache::PurgeArgs),
+    /// Bring files back from tape in one request (`bale stage status ID`,
+    /// `bale stage cancel ID`).
+    Stage(cmd::stage::StageArgs),
     /// Where files' data is: DISK, TAPE, DISK_AND_TAPE, NONE (empty), LOST, UNAVAILABLE.
     Archiveinfo(cmd::cache::ArchiveInfoArgs),
     /// Keep files in the cache for a while (a named, expiring pin).
@@ -195,6 +198,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Cache(a) => cmd::cache::cache(&cli.client()?, a).await,
         Purge(a) => cmd::cache::purge(&cli.client()?, a).await,
         Archiveinfo(a) => cmd::cache::archive_info(&cli.client()?, a).await,
+        Stage(a) => cmd::stage::run(&cli.client()?, a).await,
         Pin(a) => cmd::cache::pin(&cli.client()?, a).await,
         Unpin(a) => cmd::cache::unpin(&cli.client()?, a).await,
         Pins(a) => cmd::cache::pins(&cli.client()?, a).await,

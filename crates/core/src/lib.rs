@@ -23,6 +23,7 @@ mod reserved;
 mod service;
 mod settle;
 mod stager;
+mod staging;
 mod workers;
 
 pub use auth::Principal;

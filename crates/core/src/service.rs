@@ -159,6 +159,15 @@ impl Service {
         let stager = Arc::new(crate::stager::Stager::new(catalog.clone(), cache.clone(), tape.clone()));
         workers.spawn(
             phase::AGGREGATION,
+            crate::staging::StageWorker {
+                catalog: catalog.clone(),
+                stager: stager.clone(),
+                every: Duration::from_secs(10),
+                submitted: 0,
+            },
+        );
+        workers.spawn(
+            phase::AGGREGATION,
             crate::purge::Purger {
                 catalog: catalog.clone(),
                 cache: cache.clone(),

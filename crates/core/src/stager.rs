@@ -21,7 +21,7 @@ use bale_cache::Cache;
 use bale_catalog::{DynCatalog, Package};
 use bale_pack::ManifestMember;
 use bale_tape::{MemberSink, TapeSystem};
-use bale_util::FileId;
+use bale_util::{FileId, Timestamp};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -51,6 +51,8 @@ pub(crate) struct Stager {
     inflight: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
     /// Serializes changes of cache residency (stage promotions, purges).
     pub(crate) residency: tokio::sync::Mutex<()>,
+    /// Wakes the stage worker: a request arrived.
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 impl Stager {
@@ -61,6 +63,7 @@ impl Stager {
             tape,
             inflight: Mutex::new(HashMap::new()),
             residency: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -79,24 +82,7 @@ impl Stager {
     /// Stages one package, joining a stage of it already under way.
     /// Returns how many members it made cached.
     pub(crate) async fn stage_package(self: &Arc<Self>, pkg: Package) -> Result<usize> {
-        let mut rx = {
-            let mut inflight = self.inflight.lock().unwrap();
-            match inflight.get(&pkg.id) {
-                Some(rx) => rx.clone(),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    inflight.insert(pkg.id.clone(), rx.clone());
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        let id = pkg.id.clone();
-                        let outcome = me.run(pkg).await;
-                        me.inflight.lock().unwrap().remove(&id);
-                        let _ = tx.send(Some(outcome));
-                    });
-                    rx
-                }
-            }
-        };
+        let mut rx = self.stage_packages(vec![pkg]).await.pop().expect("one");
         let outcome = rx
             .wait_for(|o| o.is_some())
             .await
@@ -106,24 +92,107 @@ impl Stager {
         outcome.map_err(Error::Unavailable)
     }
 
-    /// One stage: the tape read into the stage area, then promotion and
-    /// the catalog's mark, or the stage area cleaned up.
-    async fn run(&self, pkg: Package) -> std::result::Result<usize, String> {
-        let sink = Arc::new(CacheSink {
-            cache: self.cache.clone(),
-            written: Mutex::new(Vec::new()),
-        });
-        let read = self.tape.unpack(&pkg.volume, pkg.seq, sink.clone()).await;
-        let written = std::mem::take(&mut *sink.written.lock().unwrap());
-        if let Err(e) = read {
-            let cache = self.cache.clone();
-            let w = written.clone();
-            let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&w)).await;
-            return Err(format!(
-                "staging package {} from volume {} failed: {e}",
-                pkg.id, pkg.volume
-            ));
+    /// Starts stages of `pkgs` (joining those under way), all queued to the
+    /// tape system in one step: each volume is mounted once and its
+    /// packages read in position order. Returns a receiver of each
+    /// package's outcome.
+    pub(crate) async fn stage_packages(self: &Arc<Self>, pkgs: Vec<Package>) -> Vec<watch::Receiver<Outcome>> {
+        let mut out = Vec::with_capacity(pkgs.len());
+        let mut new = Vec::new();
+        {
+            let mut inflight = self.inflight.lock().unwrap();
+            for pkg in pkgs {
+                match inflight.get(&pkg.id) {
+                    Some(rx) => out.push(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        inflight.insert(pkg.id.clone(), rx.clone());
+                        out.push(rx);
+                        new.push((pkg, tx));
+                    }
+                }
+            }
         }
+        if new.is_empty() {
+            return out;
+        }
+        // The members of each package, for the requests' bookkeeping.
+        let mut members = Vec::with_capacity(new.len());
+        for (pkg, _) in &new {
+            let m: Vec<FileId> = match self.catalog.package(&pkg.id).await {
+                Ok(Some((_, m))) => m.into_iter().map(|m| m.file_id).collect(),
+                _ => Vec::new(),
+            };
+            if let Err(e) = self.catalog.stage_files_started(&m, Timestamp::now()).await {
+                tracing::warn!("recording the start of staging package {} failed: {e}", pkg.id);
+            }
+            members.push(m);
+        }
+        let sinks: Vec<Arc<CacheSink>> = new
+            .iter()
+            .map(|_| {
+                Arc::new(CacheSink {
+                    cache: self.cache.clone(),
+                    written: Mutex::new(Vec::new()),
+                })
+            })
+            .collect();
+        let reads = self.tape.unpack_many(
+            new.iter()
+                .zip(&sinks)
+                .map(|((p, _), sink)| (p.volume.clone(), p.seq, sink.clone() as Arc<dyn MemberSink>))
+                .collect(),
+        );
+        for ((((pkg, tx), sink), read), members) in new.into_iter().zip(sinks).zip(reads).zip(members) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let read = read
+                    .await
+                    .unwrap_or_else(|_| Err(bale_tape::TapeError::Failed("the tape system stopped".into())));
+                let id = pkg.id.clone();
+                let outcome = me.finish(pkg, &sink, read, &members).await;
+                me.inflight.lock().unwrap().remove(&id);
+                let _ = tx.send(Some(outcome));
+            });
+        }
+        out
+    }
+
+    /// After a package's tape read: promotion and the catalog's marks, or
+    /// the stage area cleaned up; and the stage requests' files finished.
+    async fn finish(
+        &self,
+        pkg: Package,
+        sink: &CacheSink,
+        read: bale_tape::Result<bale_tape::ReadDone>,
+        members: &[FileId],
+    ) -> std::result::Result<usize, String> {
+        let written = std::mem::take(&mut *sink.written.lock().unwrap());
+        let r = match read {
+            Ok(_) => self.promote(&pkg, written).await,
+            Err(e) => {
+                let cache = self.cache.clone();
+                let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&written)).await;
+                Err(format!(
+                    "staging package {} from volume {} failed: {e}",
+                    pkg.id, pkg.volume
+                ))
+            }
+        };
+        let now = Timestamp::now();
+        let done = match &r {
+            Ok(_) => self.catalog.stage_files_finished(members, now, None).await,
+            Err(e) => self.catalog.stage_files_finished(members, now, Some(e)).await,
+        };
+        if let Err(e) = done {
+            tracing::warn!("recording the end of staging package {} failed: {e}", pkg.id);
+        }
+        r
+    }
+
+    /// Moves the verified members that are live and not cached into the
+    /// cache and marks them cached, in one transaction; drops the rest.
+    async fn promote(&self, pkg: &Package, written: Vec<FileId>) -> std::result::Result<usize, String> {
         let _guard = self.residency.lock().await;
         // Which members need their copy: live and not cached.
         let nodes = self

@@ -258,30 +258,55 @@ impl TapeSystem {
     /// against the catalog. Scheduled like any read: per volume, in tape
     /// order. Ok only when everything checked out.
     pub async fn unpack(&self, volume: &str, seq: u32, sink: Arc<dyn crate::members::MemberSink>) -> Result<ReadDone> {
-        let (tx, rx) = oneshot::channel();
+        let rx = self
+            .unpack_many(vec![(volume.to_string(), seq, sink)])
+            .pop()
+            .expect("one");
+        rx.await
+            .unwrap_or_else(|_| Err(TapeError::Failed("the tape system stopped".into())))
+    }
+
+    /// Queues several package reads at once (one scheduler decision sees
+    /// them all: each volume mounted once, its packages read in position
+    /// order). Each receiver gets its read's outcome.
+    pub fn unpack_many(
+        &self,
+        reads: Vec<(String, u32, Arc<dyn crate::members::MemberSink>)>,
+    ) -> Vec<oneshot::Receiver<Result<ReadDone>>> {
+        let mut out = Vec::with_capacity(reads.len());
         {
             let mut st = self.inner.sched.lock().unwrap();
-            match st.volumes.get(volume).map(|v| v.state) {
-                Some(s) if s.readable() => {
-                    let mut r = PendingRead::new(
-                        ReadRequest {
-                            volume: volume.to_string(),
-                            seq,
-                            dest: std::path::PathBuf::new(),
-                        },
-                        Instant::now(),
-                        tx,
-                    );
-                    r.unpack = Some(sink);
-                    st.add_read(volume, r);
+            let now = Instant::now();
+            for (volume, seq, sink) in reads {
+                let (tx, rx) = oneshot::channel();
+                match st.volumes.get(&volume).map(|v| v.state) {
+                    Some(s) if s.readable() => {
+                        let mut r = PendingRead::new(
+                            ReadRequest {
+                                volume: volume.clone(),
+                                seq,
+                                dest: std::path::PathBuf::new(),
+                            },
+                            now,
+                            tx,
+                        );
+                        r.unpack = Some(sink);
+                        st.add_read(&volume, r);
+                    }
+                    Some(s) => {
+                        let _ = tx.send(Err(TapeError::Invalid(format!(
+                            "volume {volume} is {s} and cannot be read"
+                        ))));
+                    }
+                    None => {
+                        let _ = tx.send(Err(TapeError::NotFound(format!("no volume {volume}"))));
+                    }
                 }
-                Some(s) => return Err(TapeError::Invalid(format!("volume {volume} is {s} and cannot be read"))),
-                None => return Err(TapeError::NotFound(format!("no volume {volume}"))),
+                out.push(rx);
             }
         }
         self.wake();
-        rx.await
-            .unwrap_or_else(|_| Err(TapeError::Failed("the tape system stopped".into())))
+        out
     }
 
     /// Arms a fault (tests and drills).

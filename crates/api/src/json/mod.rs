@@ -6,6 +6,7 @@
 
 mod archive;
 mod cache;
+mod stage;
 mod tape;
 mod wire;
 
@@ -37,6 +38,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(tape::routes())
         .merge(archive::routes())
         .merge(cache::routes())
+        .merge(stage::routes())
         .fallback(crate::error::not_found)
 }
 

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cache;
 pub mod fs;
 pub mod serve;
+pub mod stage;
 pub mod tape;
 pub mod token;
 pub mod transfer;

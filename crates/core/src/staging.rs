@@ -1,0 +1,222 @@
+//! Stage requests: bulk staging as durable catalog rows. A request names
+//! any number of files; each is resolved (a missing file, a directory or
+//! one the user may not read fails at once with its reason; a cached one
+//! completes at once), the files are pinned for the request's lifetime,
+//! and the stage worker turns the open files of every request into the
+//! set of packages behind them and queues them to the tape system in one
+//! step (each volume mounted once, its packages read in position order).
+//! A restart resumes every open file: nothing stays STARTED.
+
+use crate::auth::Principal;
+use crate::service::Service;
+use crate::stager::Stager;
+use crate::{Error, Result};
+use bale_catalog::{DynCatalog, NewStageFile, Package, StageRequest, StageState};
+use bale_util::background::{State, Status, Worker};
+use bale_util::{FileId, NsPath, Timestamp};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The default lifetime of a request's pins.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The pin owner of a request's files.
+fn pin_owner(id: i64) -> String {
+    format!("stage-request-{id}")
+}
+
+impl Service {
+    /// Records a stage request for `paths` (as sent) by `who`; returns its id.
+    pub async fn stage(&self, who: &Principal, paths: &[String], lifetime: Option<Duration>) -> Result<i64> {
+        if paths.is_empty() {
+            return Err(Error::BadRequest("a stage request names at least one file".into()));
+        }
+        let lifetime = lifetime.unwrap_or(DEFAULT_LIFETIME);
+        if lifetime.is_zero() || lifetime > Duration::from_secs(10 * 365 * 86_400) {
+            return Err(Error::BadRequest(
+                "a stage request's lifetime is more than 0 s and at most 10 years".into(),
+            ));
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for p in paths {
+            let resolved = async {
+                let path = NsPath::parse(p)?;
+                self.readable(who, &path).await
+            }
+            .await;
+            files.push(match resolved {
+                Ok(node) => NewStageFile {
+                    path: p.clone(),
+                    file_id: node.file_id,
+                    state: if node.cached {
+                        StageState::Completed
+                    } else {
+                        StageState::Submitted
+                    },
+                    error: None,
+                },
+                Err(e) => NewStageFile {
+                    path: p.clone(),
+                    file_id: None,
+                    state: StageState::Failed,
+                    error: Some(e.to_string()),
+                },
+            });
+        }
+        let now = Timestamp::now();
+        let id = self
+            .catalog()
+            .create_stage_request(&who.user, now, lifetime.as_secs(), &files)
+            .await?;
+        let ids: Vec<FileId> = files.iter().filter_map(|f| f.file_id).collect();
+        let expires = Timestamp(now.0 + lifetime.as_nanos() as i64);
+        self.catalog().pin(&ids, &pin_owner(id), now, expires).await?;
+        self.stager.wake.notify_one();
+        Ok(id)
+    }
+
+    /// A request, for its requester or an administrator.
+    pub async fn stage_status(&self, who: &Principal, id: i64) -> Result<StageRequest> {
+        let req = self
+            .catalog()
+            .stage_request(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
+        if req.owner != who.user && !crate::perms::sees_everything(who) {
+            return Err(Error::Forbidden(format!(
+                "stage request {id} is {}'s: only its requester or an administrator may see or change it",
+                req.owner
+            )));
+        }
+        Ok(req)
+    }
+
+    /// `paths` of request `id`, each required to be in it (else nothing changes).
+    async fn request_paths(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<StageRequest> {
+        let req = self.stage_status(who, id).await?;
+        if let Some(paths) = paths {
+            let known: HashSet<&str> = req.files.iter().map(|f| f.path.as_str()).collect();
+            if let Some(p) = paths.iter().find(|p| !known.contains(p.as_str())) {
+                return Err(Error::BadRequest(format!("{p} is not in stage request {id}")));
+            }
+        }
+        Ok(req)
+    }
+
+    /// Cancels the open files of a request (`paths` of it, or all). A
+    /// package read already under way goes on (other requests may want it).
+    pub async fn cancel_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
+        self.request_paths(who, id, paths).await?;
+        Ok(self.catalog().cancel_stage_files(id, paths, Timestamp::now()).await?)
+    }
+
+    /// Releases the request's pins (of `paths`, or all): those files may be
+    /// purged again. Other owners' pins stay.
+    pub async fn release_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
+        let req = self.request_paths(who, id, paths).await?;
+        let ids: Vec<FileId> = req
+            .files
+            .iter()
+            .filter(|f| paths.is_none_or(|p| p.contains(&f.path)))
+            .filter_map(|f| f.file_id)
+            .collect();
+        Ok(self.catalog().unpin(&ids, &pin_owner(id)).await?)
+    }
+
+    /// Cancels what is open, releases the pins and forgets the request.
+    pub async fn delete_stage(&self, who: &Principal, id: i64) -> Result<()> {
+        self.cancel_stage(who, id, None).await?;
+        self.release_stage(who, id, None).await?;
+        self.catalog().delete_stage_request(id).await?;
+        Ok(())
+    }
+}
+
+/// Turns the open files of every request into package stages.
+pub(crate) struct StageWorker {
+    pub catalog: DynCatalog,
+    pub stager: Arc<Stager>,
+    pub every: Duration,
+    pub submitted: u64,
+}
+
+impl StageWorker {
+    async fn round(&mut self) -> Result<()> {
+        let open = self.catalog.open_stage_files().await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<FileId> = open.into_iter().map(|(_, id)| id).collect();
+        ids.sort();
+        ids.dedup();
+        let now = Timestamp::now();
+        let nodes = self.catalog.files_with_paths(&ids).await?;
+        let live: HashSet<FileId> = nodes.iter().filter_map(|(n, _)| n.file_id).collect();
+        let gone: Vec<FileId> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
+        if !gone.is_empty() {
+            self.catalog
+                .stage_files_finished(&gone, now, Some("the file was deleted"))
+                .await?;
+        }
+        let cached: Vec<FileId> = nodes
+            .iter()
+            .filter(|(n, _)| n.cached)
+            .filter_map(|(n, _)| n.file_id)
+            .collect();
+        if !cached.is_empty() {
+            self.catalog.stage_files_finished(&cached, now, None).await?;
+        }
+        // The packages behind the rest, once each.
+        let mut packages: BTreeMap<String, Package> = BTreeMap::new();
+        for (n, _) in nodes.iter().filter(|(n, _)| !n.cached) {
+            let id = n.file_id.expect("a file");
+            match self.catalog.tape_copies(id).await?.into_iter().next() {
+                Some(c) => {
+                    packages.entry(c.package.id.clone()).or_insert(c.package);
+                }
+                None => {
+                    self.catalog
+                        .stage_files_finished(&[id], now, Some("the file is not cached and has no tape copy"))
+                        .await?
+                }
+            }
+        }
+        self.submitted += packages.len() as u64;
+        // Queued in one step; the stages finish the requests' files.
+        self.stager.stage_packages(packages.into_values().collect()).await;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Worker for StageWorker {
+    fn name(&self) -> String {
+        "stager".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("packages".into(), self.submitted);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<State, String> {
+        if *stop.borrow() {
+            return Ok(State::Done);
+        }
+        self.round()
+            .await
+            .map_err(|e| format!("staging requests failed: {e}"))?;
+        Ok(State::Idle)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        tokio::select! {
+            _ = self.stager.wake.notified() => {}
+            _ = tokio::time::sleep(self.every) => {}
+        }
+        State::Busy
+    }
+}
