@@ -53,7 +53,17 @@ fn archived_files(s: &Server, local: &Path, dir: &str, n: usize) -> Vec<(String,
     s.wait_for(60, "every file on tape", |s| {
         files.iter().all(|(p, _)| stat(s, p)["archive"]["state"] == "archived")
     });
+    wait_purgeable(s, files.len());
     files
+}
+
+/// Waits until `n` files may be purged: on tape and settled (a file is not
+/// purged while its landing note is there).
+fn wait_purgeable(s: &Server, n: usize) {
+    s.wait_for(30, "the files settled", |s| {
+        let u: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+        u["purgeable_files"].as_u64() == Some(n as u64)
+    });
 }
 
 fn info(s: &Server, paths: &[&str]) -> Vec<Value> {
@@ -345,6 +355,7 @@ fn two_volumes_of_packages(s: &Server, local: &Path) -> Vec<(String, Vec<u8>)> {
             });
         }
     }
+    wait_purgeable(s, files.len());
     files
 }
 
@@ -475,7 +486,62 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
     assert_eq!(usage["pinned_files"].as_u64(), Some(0), "{usage}");
 }
 
+fn a_bulk_stage_killed_midway_resumes_after_restart(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let slow = cfg_dir.path().join("slow.toml");
+    std::fs::write(&slow, common::SLOW_TAPE).unwrap();
+    let fast = cfg_dir.path().join("fast.toml");
+    std::fs::write(&fast, common::SLOW_TAPE.replace("time_scale = 1.0", "time_scale = 0.0")).unwrap();
+    let mut s = Server::start_with(catalog, &["--config", fast.to_str().unwrap()]);
+    let local = tempfile::tempdir().unwrap();
+    s.run(&["mkdir", "/raw"]);
+    let mut files = Vec::new();
+    for round in 0..3 {
+        let mut args = vec!["put".to_string()];
+        for i in 0..5 {
+            let data = bytes(round * 10 + i, 400_000);
+            let p = local.path().join(format!("k{round}-{i}.dat"));
+            std::fs::write(&p, &data).unwrap();
+            args.push(p.to_str().unwrap().to_string());
+            files.push((format!("/raw/k{round}-{i}.dat"), data));
+        }
+        args.push("/raw".into());
+        s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        s.run(&["queue", "flush"]);
+        s.wait_for(60, "on tape", |s| {
+            files.iter().all(|(p, _)| stat(s, p)["archive"]["state"] == "archived")
+        });
+    }
+    wait_purgeable(&s, files.len());
+    s.run(&["purge", "--all"]);
+    // Slow drives (2 MB/s: 1 s per package) for the stage, killed midway.
+    s.restart_with(&["--config", slow.to_str().unwrap()]);
+    let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let (code, v) = s.api_post(&s.token, "stage", &json!({ "paths": paths }));
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    s.wait_for(30, "a package read under way", |s| {
+        s.api_get(&format!("stage/{id}"))["counts"]["STARTED"].as_u64().unwrap() > 0
+    });
+    s.kill9();
+    s.restart_with(&["--config", fast.to_str().unwrap()]);
+    s.wait_for(60, "the request resumed and done", |s| {
+        s.api_get(&format!("stage/{id}"))["completedAt"].is_string()
+    });
+    let r = s.api_get(&format!("stage/{id}"));
+    assert_eq!(r["counts"]["COMPLETED"].as_u64(), Some(15), "{r}");
+    assert_eq!(std::fs::read_dir(s.data_dir().join("cache/stage")).unwrap().count(), 0);
+    let n = reads(&s).len();
+    for (p, d) in &files {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200);
+        assert!(body == *d, "{p}");
+    }
+    assert_eq!(reads(&s).len(), n, "all cached by the resumed request");
+}
+
 on_both_catalogs!(
+    a_bulk_stage_killed_midway_resumes_after_restart,
     one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order,
     pins_hold_files_against_purges,
     purged_files_come_back_with_one_read_per_package,

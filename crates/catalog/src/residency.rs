@@ -36,12 +36,15 @@ pub struct CacheUsage {
 
 /// The condition (SQL, both backends) that a file node `n` may be purged
 /// at the time bound to `now`: cached (`cached` is the backend's spelling
-/// of "n.cached is true"), on tape, and without a live pin.
+/// of "n.cached is true"), on tape, without a live pin, and no longer
+/// landing (recovery judges a landing file by its cache copy: purging one
+/// would make a crash drop the acknowledged file).
 pub(crate) fn purgeable(cached: &str, now: &str) -> String {
     format!(
         "n.kind = 2 AND {cached} \
          AND EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id) \
-         AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id AND p.expires > {now})"
+         AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id AND p.expires > {now}) \
+         AND NOT EXISTS (SELECT 1 FROM landing l WHERE l.file_id = n.file_id)"
     )
 }
 

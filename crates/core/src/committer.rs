@@ -113,6 +113,8 @@ impl Committer {
                 settled: Vec::new(),
                 batch: Vec::with_capacity(config.max_batch),
                 closing: false,
+                settle_after: config.settle_every,
+                settle_due: false,
                 files: 0,
                 batches: 0,
             },
@@ -164,6 +166,12 @@ struct CommitWorker {
     batch: Vec<Job>,
     /// Shutting down: new files are refused, what is queued is committed.
     closing: bool,
+    /// After this long without a batch, the landing notes of the files
+    /// acknowledged since the last batch are cleared by a transaction of
+    /// their own (a landing file is neither trusted by recovery nor
+    /// purgeable, so its note must not wait for the next write for ever).
+    settle_after: std::time::Duration,
+    settle_due: bool,
     files: u64,
     batches: u64,
 }
@@ -204,6 +212,13 @@ impl Worker for CommitWorker {
                     }
                 }
                 if self.batch.is_empty() {
+                    if std::mem::take(&mut self.settle_due) && !self.settled.is_empty() {
+                        let settled = std::mem::take(&mut self.settled);
+                        if let Err(e) = self.stage.catalog.settle_files(&settled).await {
+                            self.settled.extend(settled);
+                            return Err(format!("clearing landing notes failed: {e}"));
+                        }
+                    }
                     return Ok(WorkerState::Idle);
                 }
             }
@@ -218,6 +233,17 @@ impl Worker for CommitWorker {
     }
 
     async fn wait_for_work(&mut self) -> WorkerState {
+        if !self.settled.is_empty() {
+            tokio::select! {
+                n = self.rx.recv_many(&mut self.batch, self.max_batch) => {
+                    return if n == 0 { WorkerState::Done } else { WorkerState::Busy };
+                }
+                _ = tokio::time::sleep(self.settle_after) => {
+                    self.settle_due = true;
+                    return WorkerState::Busy;
+                }
+            }
+        }
         match self.rx.recv_many(&mut self.batch, self.max_batch).await {
             // Every sender is gone: the service was dropped without a shutdown.
             0 => WorkerState::Done,

@@ -7,7 +7,7 @@ async fn node(c: &dyn Catalog, i: usize) -> Node {
     c.lookup(&p(&format!("/raw/f{i}"))).await.unwrap().unwrap()
 }
 
-/// Only a file on tape without a live pin is marked purged, in least
+/// Only a settled file on tape without a live pin is marked purged, in least
 /// recently read order; pins have owners and expiries and go with their
 /// file; staging marks a file cached again; usage adds up.
 pub async fn residency_and_pins(c: &dyn Catalog) {
@@ -29,6 +29,12 @@ pub async fn residency_and_pins(c: &dyn Catalog) {
     )
     .await
     .unwrap();
+    // A file still landing is never purged (recovery would judge it by
+    // its missing cache copy and drop it), even on tape.
+    assert!(c.purge_candidates(t(100), 10).await.unwrap().is_empty());
+    assert!(c.mark_purged(&ids, t(100)).await.unwrap().is_empty());
+    assert_eq!(c.cache_usage(t(100)).await.unwrap().purgeable_files, 0);
+    c.settle_files(&ids).await.unwrap();
     // Reads make f0 the most recently read.
     let n0 = node(c, 0).await;
     assert!(n0.cached);
