@@ -21,6 +21,7 @@
 mod error;
 mod json;
 pub mod model;
+mod taperest;
 mod webdav;
 
 pub use error::ApiError;
@@ -62,6 +63,8 @@ pub fn router(svc: Arc<Service>) -> Router {
     };
     Router::new()
         .nest("/api/v1", json::routes())
+        .nest(taperest::BASE, taperest::routes())
+        .route("/.well-known/wlcg-tape-rest-api", get(taperest::discovery))
         .route("/api", any(error::not_found))
         .route("/api/{*rest}", any(error::not_found))
         .route("/.well-known", any(error::not_found))

@@ -30,6 +30,8 @@ pub struct Config {
     pub stage: StageConfig,
     /// How full the cache may get, and purging.
     pub cache: CacheConfig,
+    /// The WLCG Tape REST API's discovery answer.
+    pub tape_rest: TapeRestConfig,
     /// Tape libraries, media and the scheduler.
     pub tape: bale_tape::TapeConfig,
 }
@@ -99,6 +101,24 @@ pub enum OnReadMiss {
     Stage,
     /// Refuse at once: the file must be staged first.
     Error,
+}
+
+/// What `/.well-known/wlcg-tape-rest-api` says of this endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TapeRestConfig {
+    /// The identifier clients address targeted metadata to.
+    pub sitename: String,
+    pub description: String,
+}
+
+impl Default for TapeRestConfig {
+    fn default() -> Self {
+        TapeRestConfig {
+            sitename: "bale".into(),
+            description: "bale tape archive: WLCG Tape REST API v1".into(),
+        }
+    }
 }
 
 /// The cache's size and the purger (Enstore's `purge_watermarks`).
@@ -177,6 +197,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             stage: StageConfig::default(),
             cache: CacheConfig::default(),
+            tape_rest: TapeRestConfig::default(),
             tape: bale_tape::TapeConfig::default(),
         }
     }
@@ -286,6 +307,12 @@ purge_low = 0.6
 max_time_in_cache_s = 0
 # How often the purger looks (ms).
 purge_check_ms = 60000
+
+[tape_rest]
+# What /.well-known/wlcg-tape-rest-api says: the name targeted metadata is
+# addressed to, and a description. The API itself is at /api/tape/v1.
+sitename = "bale"
+description = "bale tape archive: WLCG Tape REST API v1"
 
 [tape]
 # Real seconds slept per modelled second of tape work: 0 only accounts
@@ -470,6 +497,7 @@ impl fmt::Debug for Config {
             .field("archive", &self.archive)
             .field("stage", &self.stage)
             .field("cache", &self.cache)
+            .field("tape_rest", &self.tape_rest)
             .field("tape", &self.tape)
             .finish()
     }

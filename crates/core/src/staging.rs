@@ -220,3 +220,22 @@ impl Worker for StageWorker {
         State::Busy
     }
 }
+
+impl Service {
+    /// Releases the stage requests' pins on `paths`, whichever requests
+    /// took them (clients that lost a request id release by path).
+    pub async fn release_paths(&self, who: &Principal, paths: &[String]) -> Result<usize> {
+        let now = Timestamp::now();
+        let mut n = 0;
+        for p in paths {
+            let node = self.readable(who, &NsPath::parse(p)?).await?;
+            let id = node.file_id.expect("a file");
+            for pin in self.catalog().pins(id, now).await? {
+                if pin.owner.starts_with("stage-request-") {
+                    n += self.catalog().unpin(&[id], &pin.owner).await?;
+                }
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,225 @@
+//! The WLCG Tape REST API v1 (its reference document, and the gfal2 HTTP
+//! plugin as a client): discovery at `/.well-known/wlcg-tape-rest-api`
+//! (no auth), the API at `/api/tape/v1`: `stage` (POST; GET, DELETE and
+//! `cancel` of a request), `release/{id}`, `archiveinfo`. POSTs are taken
+//! with and without a trailing slash; unknown fields and targeted
+//! metadata are accepted and ignored; paths are echoed as sent; `error`
+//! appears only where there is one; times are seconds since the epoch.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use bale_catalog::{StageRequest, StageState};
+use bale_core::Principal;
+use bale_util::Timestamp;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Where the API lives (under the reserved `/api`).
+pub(crate) const BASE: &str = "/api/tape/v1";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/stage", post(stage))
+        .route("/stage/", post(stage))
+        .route("/stage/{id}", get(status).delete(delete))
+        .route("/stage/{id}/cancel", post(cancel))
+        .route("/release/{id}", post(release))
+        .route("/archiveinfo", post(archive_info))
+        .route("/archiveinfo/", post(archive_info))
+        .fallback(crate::error::not_found)
+}
+
+/// `GET /.well-known/wlcg-tape-rest-api`: the endpoint at this host.
+pub(crate) async fn discovery(State(st): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let c = &st.svc.config().tape_rest;
+    Json(json!({
+        "sitename": c.sitename,
+        "description": c.description,
+        "endpoints": [{"uri": format!("http://{host}{BASE}"), "version": "v1", "metadata": {}}],
+    }))
+}
+
+#[derive(Deserialize)]
+struct StageFile {
+    path: String,
+    #[serde(rename = "diskLifetime")]
+    disk_lifetime: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StageBody {
+    files: Vec<StageFile>,
+}
+
+/// An ISO 8601 duration ("PT1H", "P2D", "P1W") as a std Duration.
+fn iso_duration(s: &str) -> Result<Duration, ApiError> {
+    let bad = || ApiError::bad_request(format!("diskLifetime {s:?} is not an ISO 8601 duration (e.g. PT1H)"));
+    let d = iso8601::duration(s).map_err(|_| bad())?;
+    let secs = match d {
+        iso8601::Duration::Weeks(w) => w as u64 * 7 * 86_400,
+        iso8601::Duration::YMDHMS {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            millisecond,
+        } => {
+            year as u64 * 365 * 86_400
+                + month as u64 * 30 * 86_400
+                + day as u64 * 86_400
+                + hour as u64 * 3600
+                + minute as u64 * 60
+                + second as u64
+                + u64::from(millisecond > 0)
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+async fn stage(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(b): Json<StageBody>,
+) -> Result<Response, ApiError> {
+    if b.files.is_empty() {
+        return Err(ApiError::bad_request("a stage request names at least one file"));
+    }
+    // One lifetime per request: the longest asked for (none: the default).
+    let mut lifetime: Option<Duration> = None;
+    for f in &b.files {
+        if let Some(l) = &f.disk_lifetime {
+            let d = iso_duration(l)?;
+            lifetime = Some(lifetime.map_or(d, |x| x.max(d)));
+        }
+    }
+    let paths: Vec<String> = b.files.into_iter().map(|f| f.path).collect();
+    let id = st.svc.stage(&who, &paths, lifetime).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("{BASE}/stage/{id}"))],
+        Json(json!({ "requestId": id.to_string() })),
+    )
+        .into_response())
+}
+
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| {
+        let mut e = ApiError::new(StatusCode::NOT_FOUND, format!("no stage request {id:?}"));
+        e.retryable = false;
+        e
+    })
+}
+
+fn secs(t: Timestamp) -> i64 {
+    t.0.div_euclid(1_000_000_000)
+}
+
+fn request_json(r: &StageRequest) -> Value {
+    let files: Vec<Value> = r
+        .files
+        .iter()
+        .map(|f| {
+            let mut v = json!({"path": f.path, "state": f.state.as_str()});
+            if let Some(e) = &f.error {
+                v["error"] = json!(e);
+            }
+            if let Some(t) = f.started {
+                v["startedAt"] = json!(secs(t));
+            }
+            if let Some(t) = f.finished {
+                v["finishedAt"] = json!(secs(t));
+            }
+            if f.state == StageState::Completed {
+                v["onDisk"] = json!(true);
+            }
+            v
+        })
+        .collect();
+    let mut v = json!({
+        "id": r.id.to_string(),
+        "createdAt": secs(r.created),
+        "startedAt": secs(r.started.unwrap_or(r.created)),
+        "files": files,
+    });
+    if let Some(t) = r.completed {
+        v["completedAt"] = json!(secs(t));
+    }
+    v
+}
+
+async fn status(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(request_json(&st.svc.stage_status(&who, parse_id(&id)?).await?)))
+}
+
+#[derive(Deserialize)]
+struct PathsBody {
+    paths: Vec<String>,
+}
+
+async fn cancel(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(b): Json<PathsBody>,
+) -> Result<StatusCode, ApiError> {
+    st.svc.cancel_stage(&who, parse_id(&id)?, Some(&b.paths)).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.svc.delete_stage(&who, parse_id(&id)?).await?;
+    Ok(StatusCode::OK)
+}
+
+/// gfal2 releases with this id when it has none: release by path.
+const PLACEHOLDER: &str = "gfal2-placeholder-id";
+
+async fn release(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    Json(b): Json<PathsBody>,
+) -> Result<StatusCode, ApiError> {
+    if id == PLACEHOLDER {
+        st.svc.release_paths(&who, &b.paths).await?;
+    } else {
+        st.svc.release_stage(&who, parse_id(&id)?, Some(&b.paths)).await?;
+    }
+    Ok(StatusCode::OK)
+}
+
+async fn archive_info(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(b): Json<PathsBody>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let info = st.svc.archive_info(&who, &b.paths).await?;
+    Ok(Json(
+        info.into_iter()
+            .map(|(path, r)| match r {
+                Ok(l) => json!({"path": path, "locality": l.as_str()}),
+                Err(e) => json!({"path": path, "error": e.to_string()}),
+            })
+            .collect(),
+    ))
+}
