@@ -60,8 +60,38 @@ fn the_tape_rest_api_stages_and_reports(catalog: Catalog) {
     );
     assert_eq!(d["endpoints"][0]["version"], "v1");
 
-    let local = tempfile::tempdir().unwrap();
+    // RFC 9530 digests: a PUT checked against Repr-Digest, HEAD answering
+    // Want-Repr-Digest (FTS moves to them from RFC 3230's Digest).
     s.run(&["mkdir", "/raw"]);
+    let body = b"checked with repr-digest".to_vec();
+    let sum = bale_util::Adler32::of(&body);
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(sum.0.to_be_bytes())
+    };
+    let put = |name: &str, digest: String| {
+        s.http()
+            .put(s.url_of(&format!("/raw/{name}")))
+            .bearer_auth(&s.token)
+            .header("repr-digest", digest)
+            .body(body.clone())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(put("bad.txt", "adler=:AAAAAQ==:".into()), 400);
+    assert_eq!(put("good.txt", format!("sha-256=:x:, adler=:{b64}:")), 201);
+    let head = s
+        .http()
+        .head(s.url_of("/raw/good.txt"))
+        .bearer_auth(&s.token)
+        .header("want-repr-digest", "sha-256=5, adler=1")
+        .send()
+        .unwrap();
+    assert_eq!(head.headers()["repr-digest"], format!("adler=:{b64}:").as_str());
+    s.run(&["rm", "/raw/good.txt"]);
+    let local = tempfile::tempdir().unwrap();
     let data = bytes(3, 5000);
     std::fs::write(local.path().join("f0.dat"), &data).unwrap();
     s.run(&["put", local.path().join("f0.dat").to_str().unwrap(), "/raw"]);

@@ -38,6 +38,54 @@ fn overwrite_header(h: &HeaderMap, default: bool) -> Result<bool, ApiError> {
     }
 }
 
+/// RFC 9530: whether `Want-Repr-Digest` asks for `adler` (a dictionary of
+/// algorithm = preference; 0 means "not this one").
+fn wants_repr_adler(h: &HeaderMap) -> bool {
+    header_str(h, "want-repr-digest").is_some_and(|v| {
+        v.split(',').any(|item| {
+            let (k, pref) = item.split_once('=').unwrap_or((item, "1"));
+            k.trim().eq_ignore_ascii_case("adler") && pref.trim() != "0"
+        })
+    })
+}
+
+/// RFC 9530's `adler=:<base64 of the 4 bytes>:`.
+fn repr_digest(a: Adler32) -> String {
+    use base64::Engine;
+    format!(
+        "adler=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(a.0.to_be_bytes())
+    )
+}
+
+/// The adler32 of an RFC 9530 `Repr-Digest` (or `Content-Digest`) field, if it has one.
+fn from_repr_digest(v: &str) -> Result<Option<Adler32>, ApiError> {
+    use base64::Engine;
+    for item in v.split(',') {
+        let Some((k, val)) = item.split_once('=') else { continue };
+        if !k.trim().eq_ignore_ascii_case("adler") {
+            continue;
+        }
+        let bad = || {
+            ApiError::bad_request(format!(
+                "malformed adler digest {:?}: expected :base64 of 4 bytes:",
+                val.trim()
+            ))
+        };
+        let b64 = val
+            .trim()
+            .strip_prefix(':')
+            .and_then(|x| x.strip_suffix(':'))
+            .ok_or_else(bad)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| bad())?;
+        let arr: [u8; 4] = bytes.try_into().map_err(|_| bad())?;
+        return Ok(Some(Adler32(u32::from_be_bytes(arr))));
+    }
+    Ok(None)
+}
+
 fn wants_adler32(h: &HeaderMap) -> bool {
     header_str(h, "want-digest").is_some_and(|v| {
         v.split(',')
@@ -184,9 +232,12 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
             HeaderValue::from_str(&format!("bytes {start}-{}/{size}", start + len - 1)).unwrap(),
         );
     }
-    if wants_adler32(h) {
-        if let Some(a) = node.adler32 {
+    if let Some(a) = node.adler32 {
+        if wants_adler32(h) {
             hm.insert("digest", HeaderValue::from_str(&a.digest_header()).unwrap());
+        }
+        if wants_repr_adler(h) {
+            hm.insert("repr-digest", HeaderValue::from_str(&repr_digest(a)).unwrap());
         }
     }
     Ok(resp)
@@ -194,10 +245,16 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
 
 async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Result<Response, ApiError> {
     let h = req.headers();
-    let digest = match header_str(h, "digest") {
+    let mut digest = match header_str(h, "digest") {
         None => None,
         Some(v) => Adler32::from_digest_header(v).map_err(ApiError::bad_request)?,
     };
+    // RFC 9530, the successor of RFC 3230.
+    for field in ["repr-digest", "content-digest"] {
+        if let (None, Some(v)) = (digest, header_str(h, field)) {
+            digest = from_repr_digest(v)?;
+        }
+    }
     let declared_len = match h.get(header::CONTENT_LENGTH) {
         None => None,
         Some(v) => Some(
@@ -367,6 +424,21 @@ mod tests {
             h.insert("destination", HeaderValue::from_static(other));
             assert_eq!(destination(&h).unwrap_err().status, StatusCode::BAD_GATEWAY, "{other}");
         }
+    }
+
+    #[test]
+    fn repr_digest_round_trip() {
+        let a = Adler32(0x0a1b2c3d);
+        assert_eq!(repr_digest(a), "adler=:ChssPQ==:");
+        assert_eq!(from_repr_digest("sha-256=:abc=:, adler=:ChssPQ==:").unwrap(), Some(a));
+        assert_eq!(from_repr_digest("sha-256=:abc=:").unwrap(), None);
+        assert!(from_repr_digest("adler=ChssPQ==").is_err());
+        assert!(from_repr_digest("adler=:AAAA:").is_err(), "3 bytes");
+        let mut h = HeaderMap::new();
+        h.insert("want-repr-digest", HeaderValue::from_static("sha-256=10, adler=3"));
+        assert!(wants_repr_adler(&h));
+        h.insert("want-repr-digest", HeaderValue::from_static("adler=0, sha-256=1"));
+        assert!(!wants_repr_adler(&h));
     }
 
     #[test]
