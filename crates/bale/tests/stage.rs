@@ -9,16 +9,7 @@ use common::{bytes, Catalog, Server};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const TAPE: &str = r#"
-[tape]
-idle_unload_s = 5.0
-
-[[tape.libraries]]
-name = "lib1"
-drives = 2
-initial_volumes = 2
-volume_capacity = "100 MB"
-"#;
+use common::SMALL_LIBRARY as TAPE;
 
 fn config(dir: &Path, extra: &str) -> String {
     let p = dir.join("bale.toml");

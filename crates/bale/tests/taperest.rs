@@ -8,16 +8,7 @@ mod common;
 use common::{bytes, Catalog, Server};
 use serde_json::{json, Value};
 
-const TAPE: &str = r#"
-[tape]
-idle_unload_s = 5.0
-
-[[tape.libraries]]
-name = "lib1"
-drives = 2
-initial_volumes = 2
-volume_capacity = "100 MB"
-"#;
+use common::SMALL_LIBRARY as TAPE;
 
 fn post(s: &Server, token: &str, path: &str, body: &Value) -> (u16, Option<String>, Value) {
     let r = s

@@ -159,7 +159,7 @@ impl Service {
         let stager = Arc::new(crate::stager::Stager::new(catalog.clone(), cache.clone(), tape.clone()));
         workers.spawn(
             phase::AGGREGATION,
-            crate::staging::StageWorker {
+            crate::stager::StageWorker {
                 catalog: catalog.clone(),
                 stager: stager.clone(),
                 every: Duration::from_secs(10),

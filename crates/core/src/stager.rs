@@ -21,10 +21,13 @@ use bale_cache::Cache;
 use bale_catalog::{DynCatalog, Package};
 use bale_pack::ManifestMember;
 use bale_tape::{MemberSink, TapeSystem};
+use bale_util::background::{State, Status, Worker};
 use bale_util::{FileId, Timestamp};
 use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Where a stage's members go: the cache's stage area.
@@ -230,5 +233,92 @@ impl Stager {
             marked.len()
         );
         Ok(marked.len())
+    }
+}
+
+/// Turns the open files of every request into package stages.
+pub(crate) struct StageWorker {
+    pub catalog: DynCatalog,
+    pub stager: Arc<Stager>,
+    pub every: Duration,
+    pub submitted: u64,
+}
+
+impl StageWorker {
+    async fn round(&mut self) -> Result<()> {
+        let open = self.catalog.open_stage_files().await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<FileId> = open.into_iter().map(|(_, id)| id).collect();
+        ids.sort();
+        ids.dedup();
+        let now = Timestamp::now();
+        let nodes = self.catalog.files_with_paths(&ids).await?;
+        let live: HashSet<FileId> = nodes.iter().filter_map(|(n, _)| n.file_id).collect();
+        let gone: Vec<FileId> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
+        if !gone.is_empty() {
+            self.catalog
+                .stage_files_finished(&gone, now, Some("the file was deleted"))
+                .await?;
+        }
+        let cached: Vec<FileId> = nodes
+            .iter()
+            .filter(|(n, _)| n.cached)
+            .filter_map(|(n, _)| n.file_id)
+            .collect();
+        if !cached.is_empty() {
+            self.catalog.stage_files_finished(&cached, now, None).await?;
+        }
+        // The packages behind the rest, once each.
+        let mut packages: BTreeMap<String, Package> = BTreeMap::new();
+        for (n, _) in nodes.iter().filter(|(n, _)| !n.cached) {
+            let id = n.file_id.expect("a file");
+            match self.catalog.tape_copies(id).await?.into_iter().next() {
+                Some(c) => {
+                    packages.entry(c.package.id.clone()).or_insert(c.package);
+                }
+                None => {
+                    self.catalog
+                        .stage_files_finished(&[id], now, Some("the file is not cached and has no tape copy"))
+                        .await?
+                }
+            }
+        }
+        self.submitted += packages.len() as u64;
+        // Queued in one step; the stages finish the requests' files.
+        self.stager.stage_packages(packages.into_values().collect()).await;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Worker for StageWorker {
+    fn name(&self) -> String {
+        "stager".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("packages".into(), self.submitted);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<State, String> {
+        if *stop.borrow() {
+            return Ok(State::Done);
+        }
+        self.round()
+            .await
+            .map_err(|e| format!("staging requests failed: {e}"))?;
+        Ok(State::Idle)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        tokio::select! {
+            _ = self.stager.wake.notified() => {}
+            _ = tokio::time::sleep(self.every) => {}
+        }
+        State::Busy
     }
 }

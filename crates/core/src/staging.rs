@@ -9,15 +9,11 @@
 
 use crate::auth::Principal;
 use crate::service::Service;
-use crate::stager::Stager;
 use crate::{Error, Result};
-use bale_catalog::{DynCatalog, NewStageFile, Package, StageRequest, StageState};
-use bale_util::background::{State, Status, Worker};
+use bale_catalog::{NewStageFile, StageRequest, StageState};
 use bale_util::{FileId, NsPath, Timestamp};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The default lifetime of a request's pins.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -131,93 +127,6 @@ impl Service {
         self.release_stage(who, id, None).await?;
         self.catalog().delete_stage_request(id).await?;
         Ok(())
-    }
-}
-
-/// Turns the open files of every request into package stages.
-pub(crate) struct StageWorker {
-    pub catalog: DynCatalog,
-    pub stager: Arc<Stager>,
-    pub every: Duration,
-    pub submitted: u64,
-}
-
-impl StageWorker {
-    async fn round(&mut self) -> Result<()> {
-        let open = self.catalog.open_stage_files().await?;
-        if open.is_empty() {
-            return Ok(());
-        }
-        let mut ids: Vec<FileId> = open.into_iter().map(|(_, id)| id).collect();
-        ids.sort();
-        ids.dedup();
-        let now = Timestamp::now();
-        let nodes = self.catalog.files_with_paths(&ids).await?;
-        let live: HashSet<FileId> = nodes.iter().filter_map(|(n, _)| n.file_id).collect();
-        let gone: Vec<FileId> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
-        if !gone.is_empty() {
-            self.catalog
-                .stage_files_finished(&gone, now, Some("the file was deleted"))
-                .await?;
-        }
-        let cached: Vec<FileId> = nodes
-            .iter()
-            .filter(|(n, _)| n.cached)
-            .filter_map(|(n, _)| n.file_id)
-            .collect();
-        if !cached.is_empty() {
-            self.catalog.stage_files_finished(&cached, now, None).await?;
-        }
-        // The packages behind the rest, once each.
-        let mut packages: BTreeMap<String, Package> = BTreeMap::new();
-        for (n, _) in nodes.iter().filter(|(n, _)| !n.cached) {
-            let id = n.file_id.expect("a file");
-            match self.catalog.tape_copies(id).await?.into_iter().next() {
-                Some(c) => {
-                    packages.entry(c.package.id.clone()).or_insert(c.package);
-                }
-                None => {
-                    self.catalog
-                        .stage_files_finished(&[id], now, Some("the file is not cached and has no tape copy"))
-                        .await?
-                }
-            }
-        }
-        self.submitted += packages.len() as u64;
-        // Queued in one step; the stages finish the requests' files.
-        self.stager.stage_packages(packages.into_values().collect()).await;
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl Worker for StageWorker {
-    fn name(&self) -> String {
-        "stager".into()
-    }
-
-    fn status(&self) -> Status {
-        let mut s = Status::default();
-        s.counters.insert("packages".into(), self.submitted);
-        s
-    }
-
-    async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<State, String> {
-        if *stop.borrow() {
-            return Ok(State::Done);
-        }
-        self.round()
-            .await
-            .map_err(|e| format!("staging requests failed: {e}"))?;
-        Ok(State::Idle)
-    }
-
-    async fn wait_for_work(&mut self) -> State {
-        tokio::select! {
-            _ = self.stager.wake.notified() => {}
-            _ = tokio::time::sleep(self.every) => {}
-        }
-        State::Busy
     }
 }
 

@@ -38,6 +38,18 @@ drives = 1
 initial_volumes = 2
 "#;
 
+/// A library of two fast drives and two 100 MB volumes (no pacing).
+pub const SMALL_LIBRARY: &str = r#"
+[tape]
+idle_unload_s = 5.0
+
+[[tape.libraries]]
+name = "lib1"
+drives = 2
+initial_volumes = 2
+volume_capacity = "100 MB"
+"#;
+
 /// Runs each `fn name(Catalog)` as two tests, `name::sqlite` and
 /// `name::postgres`.
 #[macro_export]
