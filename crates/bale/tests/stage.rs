@@ -531,7 +531,71 @@ fn a_bulk_stage_killed_midway_resumes_after_restart(catalog: Catalog) {
     assert_eq!(reads(&s).len(), n, "all cached by the resumed request");
 }
 
+fn two_bulk_requests_share_their_package_reads(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(catalog, &["--config", &config(cfg_dir.path(), "")]);
+    let local = tempfile::tempdir().unwrap();
+    let files = archived_files(&s, local.path(), "/raw", 20);
+    s.run(&["purge", "--all"]);
+    let before = reads(&s).len();
+    // Overlapping halves, submitted together: every package read once.
+    let all: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let (a, b) = (&all[..14], &all[6..]);
+    let (ca, va) = s.api_post(&s.token, "stage", &json!({ "paths": a }));
+    let (cb, vb) = s.api_post(&s.token, "stage", &json!({ "paths": b }));
+    assert_eq!((ca, cb), (201, 201), "{va} {vb}");
+    for v in [&va, &vb] {
+        let id = v["id"].as_i64().unwrap();
+        s.wait_for(60, "the request done", |s| {
+            s.api_get(&format!("stage/{id}"))["completedAt"].is_string()
+        });
+        let r = s.api_get(&format!("stage/{id}"));
+        assert_eq!(r["counts"]["FAILED"], 0, "{r}");
+    }
+    assert_eq!(reads(&s).len() - before, 2, "two packages, one read each");
+    // Deleting the requests releases their pins: the files may go again.
+    for v in [&va, &vb] {
+        let r = s
+            .http()
+            .delete(s.url_of(&format!("/api/v1/stage/{}", v["id"])))
+            .bearer_auth(&s.token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    // A bad package: the request ends FAILED for its files, not stuck.
+    wait_purgeable(&s, 20);
+    s.run(&["purge", "--all"]);
+    let pkg = &s.api_get("packages")[0];
+    let (vol, seq) = (pkg["volume"].as_str().unwrap(), pkg["seq"].as_u64().unwrap());
+    let tape_file = s.data_dir().join(format!("library/{vol}/f{seq:08}.tar"));
+    let mut data = std::fs::read(&tape_file).unwrap();
+    let n = data.len();
+    data[n / 2] ^= 0x55;
+    std::fs::write(&tape_file, &data).unwrap();
+    let (code, v) = s.api_post(&s.token, "stage", &json!({ "paths": all }));
+    assert_eq!(code, 201);
+    let id = v["id"].as_i64().unwrap();
+    s.wait_for(60, "the request done", |s| {
+        s.api_get(&format!("stage/{id}"))["completedAt"].is_string()
+    });
+    let r = s.api_get(&format!("stage/{id}"));
+    let (done, failed) = (
+        r["counts"]["COMPLETED"].as_u64().unwrap(),
+        r["counts"]["FAILED"].as_u64().unwrap(),
+    );
+    assert_eq!((done, failed), (10, 10), "one package good, one bad: {r}");
+    let f = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["state"] == "FAILED")
+        .unwrap();
+    assert!(f["error"].as_str().unwrap().contains("staging package"), "{f}");
+}
+
 on_both_catalogs!(
+    two_bulk_requests_share_their_package_reads,
     a_bulk_stage_killed_midway_resumes_after_restart,
     one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order,
     pins_hold_files_against_purges,

@@ -119,17 +119,35 @@ impl Stager {
         if new.is_empty() {
             return out;
         }
-        // The members of each package, for the requests' bookkeeping.
+        // The members of each package, for the requests' bookkeeping. A
+        // package none of whose live members needs its copy any more (a
+        // stage of it just finished) is done without a tape read.
         let mut members = Vec::with_capacity(new.len());
-        for (pkg, _) in &new {
+        let mut needed = Vec::with_capacity(new.len());
+        for (pkg, tx) in new {
             let m: Vec<FileId> = match self.catalog.package(&pkg.id).await {
                 Ok(Some((_, m))) => m.into_iter().map(|m| m.file_id).collect(),
                 _ => Vec::new(),
             };
+            let uncached = match self.catalog.files_with_paths(&m).await {
+                Ok(nodes) => nodes.iter().any(|(n, _)| !n.cached),
+                Err(_) => true,
+            };
+            if !uncached {
+                let _ = self.catalog.stage_files_finished(&m, Timestamp::now(), None).await;
+                self.inflight.lock().unwrap().remove(&pkg.id);
+                let _ = tx.send(Some(Ok(0)));
+                continue;
+            }
             if let Err(e) = self.catalog.stage_files_started(&m, Timestamp::now()).await {
                 tracing::warn!("recording the start of staging package {} failed: {e}", pkg.id);
             }
             members.push(m);
+            needed.push((pkg, tx));
+        }
+        let new = needed;
+        if new.is_empty() {
+            return out;
         }
         let sinks: Vec<Arc<CacheSink>> = new
             .iter()
