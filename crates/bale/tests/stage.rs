@@ -594,7 +594,56 @@ fn two_bulk_requests_share_their_package_reads(catalog: Catalog) {
     assert!(f["error"].as_str().unwrap().contains("staging package"), "{f}");
 }
 
+fn a_policy_rule_decides_the_read_miss(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let policy = cfg_dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[[rule]]
+name = "mu2e"
+match = { path = "/mu2e/**" }
+action = "aggregate"
+on_read_miss = "error"
+max_member_size = "1 GB"
+target_size = "8 GB"
+max_files = 2000
+max_wait_s = 86400
+
+[[rule]]
+name = "rest"
+action = "aggregate"
+max_member_size = "1 GB"
+target_size = "8 GB"
+max_files = 2000
+max_wait_s = 86400
+"#,
+    )
+    .unwrap();
+    let s = Server::start_with(
+        catalog,
+        &[
+            "--config",
+            &config(cfg_dir.path(), ""),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    );
+    let local = tempfile::tempdir().unwrap();
+    let mu2e = archived_files(&s, local.path(), "/mu2e", 2);
+    let other = archived_files(&s, &local.path().join("o"), "/other", 2);
+    s.run(&["purge", "--all"]);
+    // The rule says "error" for /mu2e; the server's default stages the rest.
+    let (code, body) = get(&s, &mu2e[0].0);
+    assert_eq!(code, 409, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("on tape only"));
+    let (code, body) = get(&s, &other[0].0);
+    assert_eq!(code, 200);
+    assert!(body == other[0].1);
+}
+
 on_both_catalogs!(
+    a_policy_rule_decides_the_read_miss,
     two_bulk_requests_share_their_package_reads,
     a_bulk_stage_killed_midway_resumes_after_restart,
     one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order,

@@ -92,16 +92,9 @@ pub enum SyncModeConfig {
     Syncfs,
 }
 
-/// What a read of a file whose only copy is on tape does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnReadMiss {
-    /// Stage its package and wait up to `stage.read_wait_s` (then 503 with
-    /// Retry-After while the stage goes on).
-    Stage,
-    /// Refuse at once: the file must be staged first.
-    Error,
-}
+/// What a read of a file whose only copy is on tape does (a policy rule
+/// may say otherwise for its files).
+pub use bale_policy::OnReadMiss;
 
 /// What `/.well-known/wlcg-tape-rest-api` says of this endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,7 +150,7 @@ impl Default for CacheConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StageConfig {
     /// A GET of a file whose only copy is on tape: "stage" (read-through)
-    /// or "error".
+    /// or "error"; a policy rule's own `on_read_miss` wins for its files.
     pub on_read_miss: OnReadMiss,
     /// How long a read-through GET waits for its stage, in seconds.
     pub read_wait_s: u64,
@@ -290,7 +283,8 @@ check_on_way_s = 600
 # A GET of a file whose only copy is on tape: "stage" reads its package back
 # (every member of it, once, however many ask) and waits up to read_wait_s,
 # then answers 503 with Retry-After while the stage goes on; "error" refuses
-# at once (409: stage it first). HEAD, stat, ls and PROPFIND never stage.
+# at once (409: stage it first); a policy rule's on_read_miss wins for its
+# files. HEAD, stat, ls and PROPFIND never stage.
 on_read_miss = "stage"
 read_wait_s = 60
 

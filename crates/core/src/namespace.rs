@@ -163,7 +163,7 @@ impl Service {
             .file_id
             .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
         if !node.cached {
-            self.read_miss(path, id).await?;
+            self.read_miss(path, &node, id).await?;
         }
         let f =
             self.cache.open_read(id).await.map_err(|e| {
@@ -174,9 +174,24 @@ impl Service {
 
     /// A read of a file whose only copy is on tape: stage it and wait (up
     /// to `stage.read_wait_s`), or refuse, as configured.
-    async fn read_miss(&self, path: &NsPath, id: FileId) -> Result<()> {
+    async fn read_miss(&self, path: &NsPath, node: &Node, id: FileId) -> Result<()> {
         let wait = std::time::Duration::from_secs(self.config.stage.read_wait_s);
-        match self.config.stage.on_read_miss {
+        // The policy rule the file falls under may say; else the server.
+        let policy = self.archiver.policy();
+        let facts = bale_policy::FileFacts {
+            path: path.as_str(),
+            size: node.size,
+            owner: &node.owner,
+            group: &node.group,
+            tags: &node.tags,
+        };
+        let mode = policy
+            .policy
+            .route(&facts)
+            .rule
+            .on_read_miss
+            .unwrap_or(self.config.stage.on_read_miss);
+        match mode {
             OnReadMiss::Error => Err(Error::OnTapeOnly(format!(
                 "{path} is on tape only: stage it first (bale stage {path})"
             ))),

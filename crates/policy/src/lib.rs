@@ -77,6 +77,20 @@ struct RuleFile {
     #[serde(alias = "max_waiting_time")]
     max_wait_s: Option<f64>,
     group_by: Option<String>,
+    /// What a read of a purged file under this rule does (default: the
+    /// server's `stage.on_read_miss`).
+    on_read_miss: Option<OnReadMiss>,
+}
+
+/// What a read of a file whose only copy is on tape does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnReadMiss {
+    /// Stage its package and wait (then 503 with Retry-After while the
+    /// stage goes on).
+    Stage,
+    /// Refuse at once: the file must be staged first.
+    Error,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +139,9 @@ pub struct Rule {
     pub matches: MatchSpec,
     glob: Option<globset::GlobMatcher>,
     pub action: Action,
+    /// What a read of a purged file under this rule does; `None`: the
+    /// server's default.
+    pub on_read_miss: Option<OnReadMiss>,
     /// Line of the rule in its file.
     pub line: usize,
 }
@@ -328,6 +345,7 @@ impl Policy {
                 matches: r.matches.clone(),
                 glob,
                 action,
+                on_read_miss: r.on_read_miss,
                 line,
             });
         }

@@ -185,3 +185,22 @@ fn invalid_policies_are_refused_with_line_and_column() {
     let e = err("[[rule]]\nname = \"a\"\nmatch = { min_size = 10, max_size = 5 }\naction = \"direct\"\n[[rule]]\nname = \"z\"\naction = \"direct\"\n");
     assert!(e.message.contains("min_size"), "{e:?}");
 }
+
+#[test]
+fn a_rule_may_say_what_a_read_miss_does() {
+    let p = Policy::parse(MU2E).unwrap();
+    assert!(
+        p.rules.iter().all(|r| r.on_read_miss == Some(OnReadMiss::Error)),
+        "Mu2e stages first"
+    );
+    let p = Policy::parse(
+        "[[rule]]\nname = \"raw\"\nmatch = { path = \"/raw/**\" }\naction = \"direct\"\non_read_miss = \"stage\"\n\n\
+         [[rule]]\nname = \"rest\"\naction = \"direct\"\n",
+    )
+    .unwrap();
+    assert_eq!(p.rules[0].on_read_miss, Some(OnReadMiss::Stage));
+    assert_eq!(p.rules[1].on_read_miss, None, "the server's default");
+    let e = err("[[rule]]\nname = \"x\"\naction = \"direct\"\non_read_miss = \"maybe\"\n");
+    assert_eq!(e.line, Some(4), "{e:?}");
+    assert!(e.message.contains("maybe"), "{}", e.message);
+}
