@@ -213,13 +213,16 @@ async fn archive_info(
     Extension(who): Extension<Principal>,
     Json(b): Json<PathsBody>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let info = st.svc.archive_info(&who, &b.paths).await?;
-    Ok(Json(
-        info.into_iter()
-            .map(|(path, r)| match r {
-                Ok(l) => json!({"path": path, "locality": l.as_str()}),
-                Err(e) => json!({"path": path, "error": e.to_string()}),
-            })
-            .collect(),
-    ))
+    Ok(Json(locality_json(st.svc.archive_info(&who, &b.paths).await?)))
+}
+
+/// archiveinfo's answer: per path (as sent) its `locality`, or its `error`
+/// (never both). The JSON API answers the same.
+pub(crate) fn locality_json(info: Vec<(String, bale_core::Result<bale_core::Locality>)>) -> Vec<Value> {
+    info.into_iter()
+        .map(|(path, r)| match r {
+            Ok(l) => json!({"path": path, "locality": l.as_str()}),
+            Err(e) => json!({"path": path, "error": e.to_string()}),
+        })
+        .collect()
 }

@@ -89,8 +89,8 @@ impl DriveTask {
     async fn read_one(&mut self, label: &str, pkg: &Package, r: &PendingRead) -> Result<ReadDone, OpError> {
         self.locate(label, pkg.seq, pkg.position).await?;
         let mut vol = self.vol.take().expect("mounted");
-        let dest = r.req.dest.clone();
-        let dest_path = dest.clone();
+        let dest_path = &r.req.dest;
+        let dest = dest_path.clone();
         let unpack = r.unpack.clone();
         let t0 = Instant::now();
         let (vol, r) = tokio::task::spawn_blocking(move || {
@@ -134,7 +134,7 @@ impl DriveTask {
         self.event(label, "read", Some(pkg.seq), bytes, format!("package {}", pkg.id));
         if bytes != pkg.size || sum != pkg.adler32 {
             if !dest_path.as_os_str().is_empty() {
-                let _ = std::fs::remove_file(&dest_path);
+                let _ = std::fs::remove_file(dest_path);
             }
             return Err(OpError::Data(format!(
                 "tape file {} has {bytes} bytes with adler32 {sum}; the catalog says {} bytes with {}",

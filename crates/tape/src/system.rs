@@ -252,21 +252,10 @@ impl TapeSystem {
         out
     }
 
-    /// Reads the package in tape file `seq` of `volume` and hands every
-    /// member to `sink` while the tape streams (no copy of the package on
-    /// disk); checks every member's size and adler32 and the tape file's
-    /// against the catalog. Scheduled like any read: per volume, in tape
-    /// order. Ok only when everything checked out.
-    pub async fn unpack(&self, volume: &str, seq: u32, sink: Arc<dyn crate::members::MemberSink>) -> Result<ReadDone> {
-        let rx = self
-            .unpack_many(vec![(volume.to_string(), seq, sink)])
-            .pop()
-            .expect("one");
-        rx.await
-            .unwrap_or_else(|_| Err(TapeError::Failed("the tape system stopped".into())))
-    }
-
-    /// Queues several package reads at once (one scheduler decision sees
+    /// Reads packages and hands every member to its read's sink while the
+    /// tape streams (no copy of the package on disk); every member's size
+    /// and adler32 and each tape file's are checked against the catalog.
+    /// The reads are queued at once (one scheduler decision sees
     /// them all: each volume mounted once, its packages read in position
     /// order). Each receiver gets its read's outcome.
     pub fn unpack_many(

@@ -117,12 +117,5 @@ async fn archive_info(
     Json(req): Json<ArchiveInfoRequest>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let info = st.svc.archive_info(&who, &req.paths).await?;
-    Ok(Json(
-        info.into_iter()
-            .map(|(path, r)| match r {
-                Ok(l) => serde_json::json!({"path": path, "locality": l.as_str()}),
-                Err(e) => serde_json::json!({"path": path, "error": e.to_string()}),
-            })
-            .collect(),
-    ))
+    Ok(Json(crate::taperest::locality_json(info)))
 }
