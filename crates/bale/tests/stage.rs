@@ -73,6 +73,26 @@ fn reads(s: &Server) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until stage request `id` is complete; on a timeout the panic
+/// shows the request, the tape events and the workers.
+fn wait_request_done(s: &Server, id: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = s.api_get(&format!("stage/{id}"));
+        if r["completedAt"].is_string() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "stage request {id} not done after 60 s: {r}\nevents: {}\nworkers: {}",
+                s.api_get("tape/events"),
+                s.api_get("workers")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn get(s: &Server, path: &str) -> (u16, Vec<u8>) {
     let r = s.http().get(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
     (r.status().as_u16(), r.bytes().unwrap().to_vec())
@@ -546,9 +566,7 @@ fn two_bulk_requests_share_their_package_reads(catalog: Catalog) {
     assert_eq!((ca, cb), (201, 201), "{va} {vb}");
     for v in [&va, &vb] {
         let id = v["id"].as_i64().unwrap();
-        s.wait_for(60, "the request done", |s| {
-            s.api_get(&format!("stage/{id}"))["completedAt"].is_string()
-        });
+        wait_request_done(&s, id);
         let r = s.api_get(&format!("stage/{id}"));
         assert_eq!(r["counts"]["FAILED"], 0, "{r}");
     }
@@ -576,9 +594,7 @@ fn two_bulk_requests_share_their_package_reads(catalog: Catalog) {
     let (code, v) = s.api_post(&s.token, "stage", &json!({ "paths": all }));
     assert_eq!(code, 201);
     let id = v["id"].as_i64().unwrap();
-    s.wait_for(60, "the request done", |s| {
-        s.api_get(&format!("stage/{id}"))["completedAt"].is_string()
-    });
+    wait_request_done(&s, id);
     let r = s.api_get(&format!("stage/{id}"));
     let (done, failed) = (
         r["counts"]["COMPLETED"].as_u64().unwrap(),

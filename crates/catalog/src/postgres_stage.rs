@@ -21,8 +21,13 @@ async fn complete_finished(tx: &impl GenericClient, requests: &[i64], at: Timest
     Ok(())
 }
 
+/// The requests with open files among `ids`, their rows locked (in id
+/// order, so two transactions never wait on each other in a circle). The
+/// lock serializes every change to one request's files: under READ
+/// COMMITTED two transactions finishing the last two open files could each
+/// see the other's still open, and neither would complete the request.
 async fn requests_of(tx: &impl GenericClient, ids: &[FileId]) -> Result<Vec<i64>> {
-    Ok(tx
+    let requests: Vec<i64> = tx
         .query(
             "SELECT DISTINCT request FROM stage_files WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED')",
             &[&texts(ids)],
@@ -30,7 +35,18 @@ async fn requests_of(tx: &impl GenericClient, ids: &[FileId]) -> Result<Vec<i64>
         .await?
         .iter()
         .map(|r| r.get(0))
-        .collect())
+        .collect();
+    lock_requests(tx, &requests).await?;
+    Ok(requests)
+}
+
+async fn lock_requests(tx: &impl GenericClient, requests: &[i64]) -> Result<()> {
+    tx.execute(
+        "SELECT id FROM stage_requests WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &[&requests],
+    )
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -164,6 +180,7 @@ impl StageCatalog for PostgresCatalog {
     async fn cancel_stage_files(&self, id: i64, paths: Option<&[String]>, at: Timestamp) -> Result<usize> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        lock_requests(&tx, &[id]).await?;
         let n = match paths {
             None => {
                 tx.execute(

@@ -123,3 +123,44 @@ pub async fn stage_requests_follow_their_files(c: &dyn Catalog) {
         "nothing to do"
     );
 }
+
+/// Files of one request finished concurrently (two packages' stages ending
+/// at the same instant, a cancel racing a finish): the request completes.
+/// Under READ COMMITTED two transactions could each see the other's file
+/// still open and neither complete the request.
+pub async fn stage_requests_complete_under_concurrency(c: std::sync::Arc<dyn Catalog>) {
+    for round in 0..20 {
+        let ids: Vec<FileId> = (0..8).map(|_| FileId::generate()).collect();
+        let files: Vec<NewStageFile> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| sf(&format!("/r{round}/f{i}"), Some(*id), StageState::Submitted, None))
+            .collect();
+        let r = c.create_stage_request("alice", t(10), 60, &files).await.unwrap();
+        let mut tasks = Vec::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                match i % 3 {
+                    0 => c.stage_files_finished(&[id], t(20), None).await.unwrap(),
+                    1 => c.stage_files_finished(&[id], t(20), Some("bad tape")).await.unwrap(),
+                    _ => {
+                        c.cancel_stage_files(r, Some(&[format!("/r{round}/f{i}")]), t(20))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let req = c.stage_request(r).await.unwrap().unwrap();
+        assert!(req.files.iter().all(|f| !f.state.is_open()), "round {round}");
+        assert_eq!(
+            req.completed,
+            Some(t(20)),
+            "round {round}: every file ended, the request too"
+        );
+    }
+}
