@@ -341,7 +341,10 @@ fn pins_hold_files_against_purges(catalog: Catalog) {
 }
 
 /// Files of two families (two volumes), three packages each.
+/// 3,000 small files in two file families, three flushes each: six
+/// packages over two volumes, each in position order 0, 1, 2.
 fn two_volumes_of_packages(s: &Server, local: &Path) -> Vec<(String, Vec<u8>)> {
+    const PER_ROUND: usize = 500;
     let mut files = Vec::new();
     for ff in ["ffa", "ffb"] {
         let dir = format!("/{ff}");
@@ -350,19 +353,16 @@ fn two_volumes_of_packages(s: &Server, local: &Path) -> Vec<(String, Vec<u8>)> {
         for round in 0..3 {
             let src = local.join(format!("{ff}-{round}"));
             std::fs::create_dir_all(&src).unwrap();
-            let mut args = vec!["put".to_string()];
-            for i in 0..5 {
-                let data = bytes((round * 100 + i) as u64 + ff.len() as u64 * 7, 2000 + 13 * i);
-                let p = src.join(format!("r{round}-{i}.dat"));
-                std::fs::write(&p, &data).unwrap();
-                args.push(p.to_str().unwrap().to_string());
-                files.push((format!("{dir}/r{round}-{i}.dat"), data));
+            for i in 0..PER_ROUND {
+                let data = bytes((round * 1000 + i) as u64 + ff.len() as u64 * 7, 200 + 13 * (i % 150));
+                std::fs::write(src.join(format!("r{round}-{i}.dat")), &data).unwrap();
+                files.push((format!("{dir}/{ff}-{round}/r{round}-{i}.dat"), data));
             }
-            args.push(dir.clone());
-            s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            s.run(&["put", "-j", "4", src.to_str().unwrap(), &dir]);
             s.run(&["queue", "flush"]);
-            s.wait_for(60, "the round on tape", |s| {
-                files.iter().all(|(p, _)| stat(s, p)["archive"]["state"] == "archived")
+            s.wait_for(120, "the round on tape", |s| {
+                let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+                info(s, &paths).iter().all(|f| f["locality"] == "DISK_AND_TAPE")
             });
         }
     }
@@ -384,6 +384,8 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
         .collect();
     assert_eq!((packages.as_array().unwrap().len(), vols.len()), (6, 2), "{packages}");
     s.run(&["purge", "--all"]);
+    let all: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    assert!(info(&s, &all).iter().all(|f| f["locality"] == "TAPE"), "every file on tape only");
     // Let the drives unload, so that the stage must mount.
     s.wait_for(30, "the drives idle and empty", |s| {
         s.api_get("drives")
@@ -409,7 +411,7 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(!out.status.success(), "two files fail: {text}");
-    assert!(text.contains("30 completed, 2 failed"), "{text}");
+    assert!(text.contains("3000 completed, 2 failed"), "{text}");
     assert!(text.contains("/ffa/nope.dat") && text.contains("/ffb"), "{text}");
     let events: Vec<Value> = s
         .api_get(&format!("tape/events?after={seq0}"))
@@ -442,7 +444,6 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
         assert!(body == *d, "{p}");
     }
     assert_eq!(reads(&s).len(), n);
-    let all: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     assert!(info(&s, &all).iter().all(|f| f["locality"] == "DISK_AND_TAPE"));
     // The request: its files echoed as sent, errors only where there are any.
     let id: i64 = {
@@ -450,8 +451,8 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
         assert_eq!(listing["owner"], "admin");
         assert_eq!(listing["files"][0]["path"], paths[0].as_str());
         assert!(listing["files"][0].get("error").is_none());
-        assert_eq!(listing["files"][30]["state"], "FAILED");
-        assert!(listing["files"][30]["error"].is_string());
+        assert_eq!(listing["files"][3000]["state"], "FAILED");
+        assert!(listing["files"][3000]["error"].is_string());
         assert!(listing["completedAt"].is_string());
         1
     };
@@ -490,9 +491,9 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
     assert_eq!(code, 400);
     // The request pins its files until released.
     let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
-    assert_eq!(usage["pinned_files"].as_u64(), Some(30), "{usage}");
+    assert_eq!(usage["pinned_files"].as_u64(), Some(3000), "{usage}");
     let (code, v) = s.api_post(&s.token, &format!("stage/{id}/release"), &json!({}));
-    assert_eq!((code, v["released"].as_u64()), (200, Some(30)));
+    assert_eq!((code, v["released"].as_u64()), (200, Some(3000)));
     let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
     assert_eq!(usage["pinned_files"].as_u64(), Some(0), "{usage}");
 }
