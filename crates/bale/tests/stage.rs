@@ -385,7 +385,10 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
     assert_eq!((packages.as_array().unwrap().len(), vols.len()), (6, 2), "{packages}");
     s.run(&["purge", "--all"]);
     let all: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
-    assert!(info(&s, &all).iter().all(|f| f["locality"] == "TAPE"), "every file on tape only");
+    assert!(
+        info(&s, &all).iter().all(|f| f["locality"] == "TAPE"),
+        "every file on tape only"
+    );
     // Let the drives unload, so that the stage must mount.
     s.wait_for(30, "the drives idle and empty", |s| {
         s.api_get("drives")
@@ -526,22 +529,80 @@ fn a_bulk_stage_killed_midway_resumes_after_restart(catalog: Catalog) {
     }
     wait_purgeable(&s, files.len());
     s.run(&["purge", "--all"]);
+    let package_of: std::collections::HashMap<String, String> = files
+        .iter()
+        .map(|(p, _)| {
+            let pkg = stat(&s, p)["archive"]["copies"][0]["package"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (p.clone(), pkg)
+        })
+        .collect();
     // Slow drives (2 MB/s: 1 s per package) for the stage, killed midway.
     s.restart_with(&["--config", slow.to_str().unwrap()]);
     let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let (code, v) = s.api_post(&s.token, "stage", &json!({ "paths": paths }));
     assert_eq!(code, 201, "{v}");
     let id = v["id"].as_i64().unwrap();
-    s.wait_for(30, "a package read under way", |s| {
-        s.api_get(&format!("stage/{id}"))["counts"]["STARTED"].as_u64().unwrap() > 0
-    });
-    s.kill9();
-    s.restart_with(&["--config", fast.to_str().unwrap()]);
-    s.wait_for(60, "the request resumed and done", |s| {
-        s.api_get(&format!("stage/{id}"))["completedAt"].is_string()
+    // Killed after a first package is in, while another is being read.
+    s.wait_for(30, "one package staged and another under way", |s| {
+        let c = &s.api_get(&format!("stage/{id}"))["counts"];
+        c["COMPLETED"].as_u64().unwrap() >= 5 && c["STARTED"].as_u64().unwrap() > 0
     });
     let r = s.api_get(&format!("stage/{id}"));
+    // No member of a package under way is on disk before the whole package
+    // checked out.
+    let started: Vec<&str> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] == "STARTED")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let on_disk: Vec<Value> = info(&s, &started)
+        .into_iter()
+        .filter(|f| f["locality"] != "TAPE")
+        .collect();
+    let now = s.api_get(&format!("stage/{id}"));
+    for f in &on_disk {
+        let entry = now["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["path"] == f["path"])
+            .unwrap();
+        assert_eq!(
+            entry["state"], "COMPLETED",
+            "on disk only once its package checked out: {f}"
+        );
+    }
+    s.kill9();
+    let done_before: std::collections::BTreeSet<&str> = r["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["state"] == "COMPLETED")
+        .map(|f| package_of[f["path"].as_str().unwrap()].as_str())
+        .collect();
+    assert!(!done_before.is_empty() && done_before.len() < 3, "{done_before:?}");
+    s.restart_with(&["--config", fast.to_str().unwrap()]);
+    wait_request_done(&s, id);
+    let r = s.api_get(&format!("stage/{id}"));
     assert_eq!(r["counts"]["COMPLETED"].as_u64(), Some(15), "{r}");
+    // The packages finished before the kill were not read again.
+    let reread: Vec<String> = reads(&s)
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap().trim_start_matches("package ").to_string())
+        .collect();
+    // (A package that finished between the poll and the kill is neither.)
+    let once: std::collections::BTreeSet<&String> = reread.iter().collect();
+    assert_eq!(once.len(), reread.len(), "each package read once: {reread:?}");
+    assert!(reread.len() + done_before.len() <= 3, "{reread:?} {done_before:?}");
+    assert!(
+        reread.iter().all(|p| !done_before.contains(p.as_str())),
+        "{reread:?} {done_before:?}"
+    );
     assert_eq!(std::fs::read_dir(s.data_dir().join("cache/stage")).unwrap().count(), 0);
     let n = reads(&s).len();
     for (p, d) in &files {
