@@ -670,6 +670,9 @@ fn two_bulk_requests_share_their_package_reads(catalog: Catalog) {
         .find(|f| f["state"] == "FAILED")
         .unwrap();
     assert!(f["error"].as_str().unwrap().contains("staging package"), "{f}");
+    // Nothing of the bad package is left in the stage area, not even a
+    // member cut short.
+    assert_eq!(std::fs::read_dir(s.data_dir().join("cache/stage")).unwrap().count(), 0);
 }
 
 fn a_policy_rule_decides_the_read_miss(catalog: Catalog) {
@@ -720,7 +723,105 @@ max_wait_s = 86400
     assert!(body == other[0].1);
 }
 
+/// A cancel stops the package reads no other request needs: queued ones
+/// are dropped before the drive gets to them; a package another request
+/// still wants is read for it.
+fn a_cancel_stops_the_reads_no_one_needs(catalog: Catalog) {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let slow = cfg_dir.path().join("slow.toml");
+    std::fs::write(&slow, common::SLOW_TAPE).unwrap();
+    let fast = cfg_dir.path().join("fast.toml");
+    std::fs::write(&fast, common::SLOW_TAPE.replace("time_scale = 1.0", "time_scale = 0.0")).unwrap();
+    let mut s = Server::start_with(catalog, &["--config", fast.to_str().unwrap()]);
+    let local = tempfile::tempdir().unwrap();
+    s.run(&["mkdir", "/raw"]);
+    // Four packages of 2 MB on one volume: a second each at 2 MB/s.
+    let mut rounds: Vec<Vec<String>> = Vec::new();
+    for round in 0..4 {
+        let mut args = vec!["put".to_string()];
+        let mut paths = Vec::new();
+        for i in 0..5 {
+            let p = local.path().join(format!("c{round}-{i}.dat"));
+            std::fs::write(&p, bytes(round * 10 + i, 400_000)).unwrap();
+            args.push(p.to_str().unwrap().to_string());
+            paths.push(format!("/raw/c{round}-{i}.dat"));
+        }
+        args.push("/raw".into());
+        s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        s.run(&["queue", "flush"]);
+        s.wait_for(60, "on tape", |s| {
+            paths.iter().all(|p| stat(s, p)["archive"]["state"] == "archived")
+        });
+        rounds.push(paths);
+    }
+    wait_purgeable(&s, 20);
+    s.run(&["purge", "--all"]);
+    let package_of = |paths: &[String]| {
+        stat(&s, &paths[0])["archive"]["copies"][0]["package"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let packages: Vec<String> = rounds.iter().map(|r| package_of(r)).collect();
+    s.restart_with(&["--config", slow.to_str().unwrap()]);
+    // A wants everything; B only the last package.
+    let all: Vec<&str> = rounds.iter().flatten().map(String::as_str).collect();
+    let (code, a) = s.api_post(&s.token, "stage", &json!({ "paths": all }));
+    assert_eq!(code, 201, "{a}");
+    let (code, b) = s.api_post(&s.token, "stage", &json!({ "paths": rounds[3] }));
+    assert_eq!(code, 201, "{b}");
+    let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
+    s.wait_for(30, "A's first package in", |s| {
+        s.api_get(&format!("stage/{a}"))["counts"]["COMPLETED"]
+            .as_u64()
+            .unwrap()
+            >= 5
+    });
+    let (code, v) = s.api_post(&s.token, &format!("stage/{a}/cancel"), &json!({}));
+    assert_eq!(code, 200, "{v}");
+    wait_request_done(&s, a);
+    wait_request_done(&s, b);
+    let rb = s.api_get(&format!("stage/{b}"));
+    assert_eq!(
+        rb["counts"]["COMPLETED"].as_u64(),
+        Some(5),
+        "B's package read for B: {rb}"
+    );
+    let ra = s.api_get(&format!("stage/{a}"));
+    let cancelled = ra["counts"]["CANCELLED"].as_u64().unwrap();
+    assert!(cancelled >= 5, "{ra}");
+    // The drive idles: nothing more is read.
+    s.wait_for(30, "the drives idle", |s| {
+        s.api_get("workers")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["name"].as_str().unwrap().starts_with("drive "))
+            .all(|w| w["state"] == "idle")
+    });
+    let read: Vec<String> = reads(&s)
+        .iter()
+        .map(|e| e["detail"].as_str().unwrap().trim_start_matches("package ").to_string())
+        .collect();
+    assert!(read.contains(&packages[0]) && read.contains(&packages[3]), "{read:?}");
+    assert!(!read.contains(&packages[2]), "package 2 was needed by no one: {read:?}");
+    let abandoned: u64 = s
+        .api_get("workers")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["counters"]["reads_abandoned"].as_u64())
+        .sum();
+    assert!(abandoned >= 1, "the drive dropped the reads no one waited for");
+    // What was cancelled is on tape only, nothing left in the stage area.
+    assert!(info(&s, &rounds[2].iter().map(String::as_str).collect::<Vec<_>>())
+        .iter()
+        .all(|f| f["locality"] == "TAPE"));
+    assert_eq!(std::fs::read_dir(s.data_dir().join("cache/stage")).unwrap().count(), 0);
+}
+
 on_both_catalogs!(
+    a_cancel_stops_the_reads_no_one_needs,
     a_policy_rule_decides_the_read_miss,
     two_bulk_requests_share_their_package_reads,
     a_bulk_stage_killed_midway_resumes_after_restart,

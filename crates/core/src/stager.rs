@@ -26,6 +26,7 @@ use bale_util::{FileId, Timestamp};
 use std::collections::HashMap;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,24 +35,51 @@ use tokio::sync::watch;
 struct CacheSink {
     cache: Cache,
     written: Mutex<Vec<FileId>>,
+    /// Set when the stage is cancelled: the read stops at the next member.
+    cancelled: AtomicBool,
 }
 
 impl MemberSink for CacheSink {
     fn member(&self, m: &ManifestMember, data: &mut dyn Read) -> std::io::Result<()> {
-        self.cache.write_staged(m.meta.file_id, data)?;
+        let cancelled = || std::io::Error::new(std::io::ErrorKind::Interrupted, "the stage was cancelled");
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(cancelled());
+        }
+        // Noted before it is written: a member cut short (a bad package, a
+        // cancel) is in the list its cleanup removes.
         self.written.lock().unwrap().push(m.meta.file_id);
+        self.cache.write_staged(m.meta.file_id, data)?;
+        // Cancelled while writing: the cleanup may have run before this
+        // file was complete, so it goes here.
+        if self.cancelled.load(Ordering::SeqCst) {
+            self.cache.discard_staged(&[m.meta.file_id])?;
+            return Err(cancelled());
+        }
         Ok(())
     }
 }
 
 type Outcome = Option<std::result::Result<usize, String>>;
 
+/// What a stage's waiters see when it was cancelled.
+const CANCELLED: &str = "the stage was cancelled";
+
+/// A stage under way.
+struct Inflight {
+    rx: watch::Receiver<Outcome>,
+    /// Its package's members; None while the stage is being set up.
+    members: Option<Vec<FileId>>,
+    /// A read-through GET asked for it: no request's cancel stops it.
+    for_reader: bool,
+    cancel: Arc<tokio::sync::Notify>,
+}
+
 pub(crate) struct Stager {
     catalog: DynCatalog,
     cache: Cache,
     tape: TapeSystem,
     /// Stages under way, by package id: their outcome when it comes.
-    inflight: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+    inflight: Mutex<HashMap<String, Inflight>>,
     /// Serializes changes of cache residency (stage promotions, purges).
     pub(crate) residency: tokio::sync::Mutex<()>,
     /// Wakes the stage worker: a request arrived.
@@ -82,10 +110,10 @@ impl Stager {
         self.stage_package(copy.package).await.map(|_| ())
     }
 
-    /// Stages one package, joining a stage of it already under way.
-    /// Returns how many members it made cached.
+    /// Stages one package for a reader, joining a stage of it already under
+    /// way. Returns how many members it made cached.
     pub(crate) async fn stage_package(self: &Arc<Self>, pkg: Package) -> Result<usize> {
-        let mut rx = self.stage_packages(vec![pkg]).await.pop().expect("one");
+        let mut rx = self.start(vec![pkg], true).await.pop().expect("one");
         let outcome = rx
             .wait_for(|o| o.is_some())
             .await
@@ -100,18 +128,34 @@ impl Stager {
     /// packages read in position order. Returns a receiver of each
     /// package's outcome.
     pub(crate) async fn stage_packages(self: &Arc<Self>, pkgs: Vec<Package>) -> Vec<watch::Receiver<Outcome>> {
+        self.start(pkgs, false).await
+    }
+
+    async fn start(self: &Arc<Self>, pkgs: Vec<Package>, for_reader: bool) -> Vec<watch::Receiver<Outcome>> {
         let mut out = Vec::with_capacity(pkgs.len());
         let mut new = Vec::new();
         {
             let mut inflight = self.inflight.lock().unwrap();
             for pkg in pkgs {
-                match inflight.get(&pkg.id) {
-                    Some(rx) => out.push(rx.clone()),
+                match inflight.get_mut(&pkg.id) {
+                    Some(f) => {
+                        f.for_reader |= for_reader;
+                        out.push(f.rx.clone());
+                    }
                     None => {
                         let (tx, rx) = watch::channel(None);
-                        inflight.insert(pkg.id.clone(), rx.clone());
+                        let cancel = Arc::new(tokio::sync::Notify::new());
+                        inflight.insert(
+                            pkg.id.clone(),
+                            Inflight {
+                                rx: rx.clone(),
+                                members: None,
+                                for_reader,
+                                cancel: cancel.clone(),
+                            },
+                        );
                         out.push(rx);
-                        new.push((pkg, tx));
+                        new.push((pkg, tx, cancel));
                     }
                 }
             }
@@ -124,7 +168,7 @@ impl Stager {
         // stage of it just finished) is done without a tape read.
         let mut members = Vec::with_capacity(new.len());
         let mut needed = Vec::with_capacity(new.len());
-        for (pkg, tx) in new {
+        for (pkg, tx, cancel) in new {
             let m: Vec<FileId> = match self.catalog.package(&pkg.id).await {
                 Ok(Some((_, m))) => m.into_iter().map(|m| m.file_id).collect(),
                 _ => Vec::new(),
@@ -142,8 +186,11 @@ impl Stager {
             if let Err(e) = self.catalog.stage_files_started(&m, Timestamp::now()).await {
                 tracing::warn!("recording the start of staging package {} failed: {e}", pkg.id);
             }
+            if let Some(f) = self.inflight.lock().unwrap().get_mut(&pkg.id) {
+                f.members = Some(m.clone());
+            }
             members.push(m);
-            needed.push((pkg, tx));
+            needed.push((pkg, tx, cancel));
         }
         let new = needed;
         if new.is_empty() {
@@ -155,28 +202,78 @@ impl Stager {
                 Arc::new(CacheSink {
                     cache: self.cache.clone(),
                     written: Mutex::new(Vec::new()),
+                    cancelled: AtomicBool::new(false),
                 })
             })
             .collect();
         let reads = self.tape.unpack_many(
             new.iter()
                 .zip(&sinks)
-                .map(|((p, _), sink)| (p.volume.clone(), p.seq, sink.clone() as Arc<dyn MemberSink>))
+                .map(|((p, _, _), sink)| (p.volume.clone(), p.seq, sink.clone() as Arc<dyn MemberSink>))
                 .collect(),
         );
-        for ((((pkg, tx), sink), read), members) in new.into_iter().zip(sinks).zip(reads).zip(members) {
+        for ((((pkg, tx, cancel), sink), mut read), members) in new.into_iter().zip(sinks).zip(reads).zip(members) {
             let me = self.clone();
             tokio::spawn(async move {
-                let read = read
-                    .await
-                    .unwrap_or_else(|_| Err(bale_tape::TapeError::Failed("the tape system stopped".into())));
                 let id = pkg.id.clone();
-                let outcome = me.finish(pkg, &sink, read, &members).await;
+                let done = tokio::select! {
+                    r = &mut read => Some(r),
+                    _ = cancel.notified() => None,
+                };
+                let outcome = match done {
+                    Some(r) => {
+                        let r =
+                            r.unwrap_or_else(|_| Err(bale_tape::TapeError::Failed("the tape system stopped".into())));
+                        me.finish(pkg, &sink, r, &members).await
+                    }
+                    None => {
+                        // Nobody waits for the read any more: the tape
+                        // system drops it if queued, and a read under way
+                        // stops at the next member. What was written goes.
+                        drop(read);
+                        sink.cancelled.store(true, Ordering::SeqCst);
+                        let written = std::mem::take(&mut *sink.written.lock().unwrap());
+                        let cache = me.cache.clone();
+                        let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&written)).await;
+                        tracing::info!("stage of package {id} cancelled: no request needs it");
+                        metrics::counter!("bale_stage_cancelled_total").increment(1);
+                        Err(CANCELLED.to_string())
+                    }
+                };
+                let cancelled = outcome.as_ref().is_err_and(|e| e == CANCELLED);
                 me.inflight.lock().unwrap().remove(&id);
                 let _ = tx.send(Some(outcome));
+                if cancelled {
+                    // A request that asked for the package meanwhile
+                    // gets a fresh stage of it.
+                    me.wake.notify_one();
+                }
             });
         }
         out
+    }
+
+    /// Cancels the stages no one needs any more: those no read-through GET
+    /// asked for whose members have no open file in any stage request.
+    /// Returns how many it cancelled.
+    pub(crate) async fn cancel_unneeded(&self) -> Result<usize> {
+        let open: HashSet<FileId> = self
+            .catalog
+            .open_stage_files()
+            .await?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        let inflight = self.inflight.lock().unwrap();
+        let mut n = 0;
+        for f in inflight.values() {
+            let Some(members) = &f.members else { continue };
+            if !f.for_reader && !members.iter().any(|m| open.contains(m)) {
+                f.cancel.notify_one();
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// After a package's tape read: promotion and the catalog's marks, or
@@ -188,7 +285,10 @@ impl Stager {
         read: bale_tape::Result<bale_tape::ReadDone>,
         members: &[FileId],
     ) -> std::result::Result<usize, String> {
-        let written = std::mem::take(&mut *sink.written.lock().unwrap());
+        let mut written = std::mem::take(&mut *sink.written.lock().unwrap());
+        // A retried read writes its members again.
+        written.sort();
+        written.dedup();
         let r = match read {
             Ok(_) => self.promote(&pkg, written).await,
             Err(e) => {

@@ -101,11 +101,20 @@ impl Service {
         Ok(req)
     }
 
-    /// Cancels the open files of a request (`paths` of it, or all). A
-    /// package read already under way goes on (other requests may want it).
+    /// Cancels the open files of a request (`paths` of it, or all). The
+    /// package stages no other request (and no waiting reader) needs any
+    /// more stop: a queued tape read is dropped before its mount, one under
+    /// way stops at its next member.
     pub async fn cancel_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
         self.request_paths(who, id, paths).await?;
-        Ok(self.catalog().cancel_stage_files(id, paths, Timestamp::now()).await?)
+        let n = self.catalog().cancel_stage_files(id, paths, Timestamp::now()).await?;
+        if n > 0 {
+            let stopped = self.stager.cancel_unneeded().await?;
+            if stopped > 0 {
+                tracing::info!("stage request {id} cancelled: {stopped} package stage(s) no longer needed stop");
+            }
+        }
+        Ok(n)
     }
 
     /// Releases the request's pins (of `paths`, or all): those files may be

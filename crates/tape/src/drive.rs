@@ -38,6 +38,8 @@ pub(crate) struct DriveTask {
     pub doing: Option<String>,
     pub jobs_written: u64,
     pub reads_done: u64,
+    /// Reads dropped because nobody waited for them any more.
+    pub reads_abandoned: u64,
     /// The job being written now (taken from its queue, not yet recorded,
     /// requeued or parked): with `pending`, what the drive holds.
     pub writing: Option<i64>,
@@ -156,6 +158,7 @@ impl Worker for DriveTask {
         };
         s.counters.insert("jobs_written".into(), self.jobs_written);
         s.counters.insert("reads_done".into(), self.reads_done);
+        s.counters.insert("reads_abandoned".into(), self.reads_abandoned);
         s.counters.insert("unflushed".into(), self.pending.len() as u64);
         s
     }
@@ -254,6 +257,7 @@ impl DriveTask {
             doing: None,
             jobs_written: 0,
             reads_done: 0,
+            reads_abandoned: 0,
             writing: None,
         }
     }

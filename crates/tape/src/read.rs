@@ -5,6 +5,7 @@
 
 use crate::drive::{DriveTask, OpError};
 use crate::media::Charge;
+use crate::schedule::TapeRead;
 use crate::state::{PendingRead, ReadDone};
 use crate::{Result, TapeError};
 use bale_catalog::Package;
@@ -14,6 +15,10 @@ use std::time::Instant;
 impl DriveTask {
     /// Serves a volume's batch of reads (already in tape order).
     pub(crate) async fn read(&mut self, label: &str, reqs: Vec<PendingRead>) {
+        let reqs: Vec<PendingRead> = reqs.into_iter().filter(|r| !r.abandoned()).collect();
+        if reqs.is_empty() {
+            return;
+        }
         let packages = match self.sys.catalog.packages(Some(label)).await {
             Ok(p) => p,
             Err(e) => {
@@ -31,6 +36,10 @@ impl DriveTask {
         }
         let mut rest = reqs.into_iter();
         while let Some(r) = rest.next() {
+            if r.abandoned() {
+                self.reads_abandoned += 1;
+                continue;
+            }
             let Some(pkg) = packages.iter().find(|p| p.seq == r.req.seq).cloned() else {
                 let _ = r.reply.send(Err(TapeError::NotFound(format!(
                     "volume {label} has no tape file {} in the catalog",
@@ -39,6 +48,11 @@ impl DriveTask {
                 continue;
             };
             match self.read_one(label, &pkg, &r).await {
+                // Stopped on purpose (its stage was cancelled): no alarm, no retry.
+                Err(_) if r.abandoned() => {
+                    self.reads_abandoned += 1;
+                    tracing::info!("volume {label}: read of tape file {} abandoned", pkg.seq);
+                }
                 Ok(done) => {
                     self.reads_done += 1;
                     let _ = r.reply.send(Ok(done));

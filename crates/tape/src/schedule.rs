@@ -37,6 +37,12 @@ pub(crate) struct QueuedJob {
 pub(crate) trait TapeRead: Waiting {
     /// The tape file to read (its sequence number on the volume).
     fn seq(&self) -> u32;
+
+    /// Nobody waits for this read any more (its stage was cancelled): it is
+    /// dropped, and a volume with nothing else to read is not mounted.
+    fn abandoned(&self) -> bool {
+        false
+    }
 }
 
 impl Waiting for QueuedJob {
@@ -153,6 +159,14 @@ impl<R: TapeRead> Schedule<R> {
     /// Adds a read of `volume`.
     pub fn add_read(&mut self, volume: &str, read: R) {
         self.reads.entry(volume.to_string()).or_default().push(read);
+    }
+
+    /// Forgets the reads nobody waits for any more.
+    fn drop_abandoned_reads(&mut self) {
+        self.reads.retain(|_, reqs| {
+            reqs.retain(|r| !r.abandoned());
+            !reqs.is_empty()
+        });
     }
 
     /// Every pending read of `volume`, in tape order.
@@ -279,6 +293,7 @@ impl<R: TapeRead> Schedule<R> {
         let library = slot.library.clone();
         let mounted = slot.mounted.clone();
         let writing = slot.writing.clone();
+        self.drop_abandoned_reads();
         let cands = self.candidates(drive, &library);
 
         if let Some(v) = &mounted {

@@ -8,6 +8,7 @@ use bale_util::{FileId, Timestamp};
 struct Read {
     seq: u32,
     since: Instant,
+    abandoned: bool,
 }
 
 impl Waiting for Read {
@@ -19,6 +20,10 @@ impl Waiting for Read {
 impl TapeRead for Read {
     fn seq(&self) -> u32 {
         self.seq
+    }
+
+    fn abandoned(&self) -> bool {
+        self.abandoned
     }
 }
 
@@ -165,13 +170,21 @@ fn reads_of_a_volume_come_as_one_batch_in_tape_order() {
     let mut s = schedule(1, vols);
     let t0 = Instant::now();
     for seq in [7, 2, 9, 1] {
-        s.add_read("A1", Read { seq, since: t0 });
+        s.add_read(
+            "A1",
+            Read {
+                seq,
+                since: t0,
+                abandoned: false,
+            },
+        );
     }
     s.add_read(
         "A2",
         Read {
             seq: 3,
             since: t0 + Duration::from_secs(1),
+            abandoned: false,
         },
     );
     let mut full = vec![];
@@ -188,6 +201,7 @@ fn reads_of_a_volume_come_as_one_batch_in_tape_order() {
         Read {
             seq: 4,
             since: t0 + Duration::from_secs(2),
+            abandoned: false,
         },
     );
     match s.assign("d1", t0 + Duration::from_secs(3), WAIT, &mut full) {
@@ -216,7 +230,14 @@ fn a_request_waiting_past_max_wait_takes_the_drive_from_the_mounted_volume() {
     // A read of another volume arrives, then a stream of writes for the
     // mounted family: the drive keeps its volume (locality) while the read
     // is younger than max_wait ...
-    s.add_read("B1", Read { seq: 0, since: secs(1) });
+    s.add_read(
+        "B1",
+        Read {
+            seq: 0,
+            since: secs(1),
+            abandoned: false,
+        },
+    );
     for id in 2..=50 {
         s.enqueue(job(id, "raw", 1, MB), secs(2));
     }
@@ -238,7 +259,14 @@ fn a_request_waiting_past_max_wait_takes_the_drive_from_the_mounted_volume() {
 fn an_offline_drive_or_a_volume_in_another_drive_gets_no_work() {
     let mut s = schedule(2, vec![volume("A1", 100 * MB, 10 * MB, Some("raw"))]);
     let t0 = Instant::now();
-    s.add_read("A1", Read { seq: 0, since: t0 });
+    s.add_read(
+        "A1",
+        Read {
+            seq: 0,
+            since: t0,
+            abandoned: false,
+        },
+    );
     s.drives.get_mut("d1").unwrap().online = false;
     let mut full = vec![];
     assert!(matches!(s.assign("d1", t0, WAIT, &mut full), Work::Idle));
@@ -249,4 +277,51 @@ fn an_offline_drive_or_a_volume_in_another_drive_gets_no_work() {
         "A1 is in d2: d1 leaves its reads to it"
     );
     assert!(matches!(s.assign("d2", t0, WAIT, &mut full), Work::Read { .. }));
+}
+
+#[test]
+fn reads_nobody_waits_for_are_dropped_before_a_mount() {
+    let vols = vec![
+        volume("A1", 100 * MB, 50 * MB, Some("raw")),
+        volume("A2", 100 * MB, 50 * MB, Some("raw")),
+    ];
+    let mut s = schedule(1, vols);
+    let t0 = Instant::now();
+    // A1's reads were all cancelled; A2 has one live read, asked later.
+    for seq in [1, 2] {
+        s.add_read(
+            "A1",
+            Read {
+                seq,
+                since: t0,
+                abandoned: true,
+            },
+        );
+    }
+    s.add_read(
+        "A2",
+        Read {
+            seq: 5,
+            since: t0 + Duration::from_secs(1),
+            abandoned: false,
+        },
+    );
+    s.add_read(
+        "A2",
+        Read {
+            seq: 3,
+            since: t0,
+            abandoned: true,
+        },
+    );
+    let mut full = vec![];
+    match s.assign("d1", t0 + Duration::from_secs(2), WAIT, &mut full) {
+        Work::Read { volume, reqs } => {
+            assert_eq!(volume, "A2", "A1 is not mounted for reads no one waits for");
+            assert_eq!(reqs.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5]);
+        }
+        _ => panic!("expected the read of A2"),
+    }
+    assert!(matches!(s.assign("d1", t0, WAIT, &mut full), Work::Idle));
+    assert!(s.reads.is_empty());
 }

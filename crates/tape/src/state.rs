@@ -112,4 +112,9 @@ impl TapeRead for PendingRead {
     fn seq(&self) -> u32 {
         self.req.seq
     }
+
+    /// Its receiver is gone: the caller stopped waiting (a cancelled stage).
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
 }
