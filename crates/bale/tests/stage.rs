@@ -459,6 +459,18 @@ fn one_bulk_stage_mounts_each_volume_once_and_reads_in_tape_order(catalog: Catal
         assert!(listing["completedAt"].is_string());
         1
     };
+    let p = s.api_get(&format!("stage/{id}/progress"));
+    let bytes: usize = files.iter().map(|(_, d)| d.len()).sum();
+    assert_eq!(
+        (&p["files_done"], &p["files_failed"], &p["bytes_done"]),
+        (&json!(3000), &json!(2), &json!(bytes)),
+        "{p}"
+    );
+    assert_eq!(
+        (&p["packages_done"], &p["volumes_done"], &p["mounts_left"]),
+        (&json!(6), &json!(2), &json!(0)),
+        "{p}"
+    );
     // Only its requester or an administrator sees it; bad ids and paths.
     let alice = s.token_for("alice", "phys");
     let r = s
@@ -771,6 +783,35 @@ fn a_cancel_stops_the_reads_no_one_needs(catalog: Catalog) {
     let (code, b) = s.api_post(&s.token, "stage", &json!({ "paths": rounds[3] }));
     assert_eq!(code, 201, "{b}");
     let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
+    // Time left from the timing model: 8 MB at 2 MB/s, a mount and locates
+    // of a 1 GB tape (0.1 s end to end) at most.
+    let p = s.api_get(&format!("stage/{a}/progress"));
+    assert_eq!(
+        (p["files"].as_u64(), p["bytes"].as_u64()),
+        (Some(20), Some(8_000_000)),
+        "{p}"
+    );
+    assert_eq!(
+        (p["packages"].as_u64(), p["volumes"].as_u64()),
+        (Some(4), Some(1)),
+        "{p}"
+    );
+    if p["packages_done"] == 0 {
+        let sizes: u64 = s
+            .api_get("packages")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["size"].as_u64().unwrap())
+            .sum();
+        let bytes_s = sizes as f64 / 2_000_000.0;
+        let left = p["modelled_s_left"].as_f64().unwrap();
+        assert!(
+            left >= bytes_s && left <= bytes_s + 0.3,
+            "{left} for {bytes_s} s of bytes: {p}"
+        );
+        assert_eq!(p["time_left_s"], p["modelled_s_left"], "time scale 1");
+    }
     s.wait_for(30, "A's first package in", |s| {
         s.api_get(&format!("stage/{a}"))["counts"]["COMPLETED"]
             .as_u64()
@@ -789,6 +830,15 @@ fn a_cancel_stops_the_reads_no_one_needs(catalog: Catalog) {
     );
     let ra = s.api_get(&format!("stage/{a}"));
     let cancelled = ra["counts"]["CANCELLED"].as_u64().unwrap();
+    let p = s.api_get(&format!("stage/{a}/progress"));
+    assert_eq!(p["files_cancelled"].as_u64(), Some(cancelled), "{p}");
+    assert_eq!(
+        (p["volumes_done"].as_u64(), p["time_left_s"].as_f64()),
+        (Some(1), Some(0.0)),
+        "{p}"
+    );
+    let out = s.run(&["stage", "status", &a.to_string()]);
+    assert!(out.contains("4/4 packages and 1/1 volumes done"), "{out}");
     assert!(cancelled >= 5, "{ra}");
     // The drive idles: nothing more is read.
     s.wait_for(30, "the drives idle", |s| {

@@ -44,7 +44,7 @@ pub use pool::*;
 pub use postgres::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};
 pub use sqlite::SqliteCatalog;
-pub use stage::{NewStageFile, StageCatalog, StageFile, StageRequest, StageState};
+pub use stage::{NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState};
 pub use tape::*;
 
 use async_trait::async_trait;

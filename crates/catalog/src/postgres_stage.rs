@@ -1,6 +1,8 @@
 //! Stage requests in the PostgreSQL catalog.
 
-use crate::stage::{NewStageFile, StageCatalog, StageFile, StageRequest, StageState};
+use crate::stage::{
+    first_copies, stage_copies_sql, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+};
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -211,5 +213,12 @@ impl StageCatalog for PostgresCatalog {
         let n = tx.execute("DELETE FROM stage_requests WHERE id = $1", &[&id]).await?;
         tx.commit().await?;
         Ok(n == 1)
+    }
+
+    async fn stage_request_copies(&self, id: i64) -> Result<Vec<StageCopy>> {
+        let c = self.pool.get().await?;
+        let rows = c.query(&stage_copies_sql("$1"), &[&id]).await?;
+        let copies = rows.iter().map(crate::rows::stage_copy).collect::<Result<Vec<_>>>()?;
+        Ok(first_copies(copies))
     }
 }

@@ -180,6 +180,16 @@ pub(crate) fn package<R: Columns>(r: &R) -> Result<Package, R::Error> {
     })
 }
 
+/// A row of [`crate::stage::stage_copies_sql`]: the package, then the file.
+pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R::Error> {
+    Ok(crate::stage::StageCopy {
+        package: package(r)?,
+        file_id: FileId::parse(&r.text(10)?).ok_or_else(|| r.invalid(10, "not a file id".into()))?,
+        state: r.text(11)?.parse().map_err(|e: String| r.invalid(11, e))?,
+        size: r.int(12)? as u64,
+    })
+}
+
 /// A job's or a pool's target: library, family and width in columns 2 to 6.
 pub(crate) fn target<R: Columns>(r: &R) -> Result<JobTarget, R::Error> {
     Ok(JobTarget {

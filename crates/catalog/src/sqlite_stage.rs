@@ -1,7 +1,9 @@
 //! Stage requests in the SQLite catalog.
 
 use crate::sqlite_common::next_id;
-use crate::stage::{NewStageFile, StageCatalog, StageFile, StageRequest, StageState};
+use crate::stage::{
+    first_copies, stage_copies_sql, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+};
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -219,6 +221,15 @@ impl StageCatalog for SqliteCatalog {
         self.write(move |tx| {
             tx.execute("DELETE FROM stage_files WHERE request = ?1", [id])?;
             Ok(tx.execute("DELETE FROM stage_requests WHERE id = ?1", [id])? == 1)
+        })
+        .await
+    }
+
+    async fn stage_request_copies(&self, id: i64) -> Result<Vec<StageCopy>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&stage_copies_sql("?1"))?;
+            let rows = st.query_map([id], |r| crate::rows::stage_copy(r))?;
+            Ok(first_copies(rows.collect::<rusqlite::Result<_>>()?))
         })
         .await
     }

@@ -121,4 +121,34 @@ pub trait StageCatalog: Send + Sync + 'static {
 
     /// Deletes a request and its files. False if there was none.
     async fn delete_stage_request(&self, id: i64) -> Result<bool>;
+
+    /// The tape copies behind request `id`'s files, for its progress: per
+    /// file (with a file id) its state, size and FIRST tape copy's package
+    /// (files with none are left out). One query, any number of files.
+    async fn stage_request_copies(&self, id: i64) -> Result<Vec<StageCopy>>;
+}
+
+/// A file of a stage request and the package its first tape copy is in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageCopy {
+    pub file_id: FileId,
+    pub state: StageState,
+    pub size: u64,
+    pub package: crate::Package,
+}
+
+/// Keeps each file's first copy (rows come in package creation order).
+pub(crate) fn first_copies(rows: Vec<StageCopy>) -> Vec<StageCopy> {
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter().filter(|c| seen.insert(c.file_id)).collect()
+}
+
+/// The query both backends run (placeholders differ only by name).
+pub(crate) fn stage_copies_sql(placeholder: &str) -> String {
+    format!(
+        "SELECT {}, f.file_id, f.state, m.size FROM stage_files f \
+         JOIN members m ON m.file_id = f.file_id JOIN packages p ON p.id = m.package \
+         WHERE f.request = {placeholder} ORDER BY p.created, p.id",
+        crate::rows::PACKAGE_COLS
+    )
 }

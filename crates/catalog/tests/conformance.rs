@@ -101,6 +101,7 @@ both!(
     pools_fill_and_close,
     residency_and_pins,
     stage_requests_follow_their_files,
+    stage_requests_know_their_packages,
     ids_are_never_reused,
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,

@@ -34,6 +34,7 @@ pub use namespace::{Listing, MkdirOptions};
 pub use put::PutOptions;
 pub use reserved::RESERVED_NAMES;
 pub use service::Service;
+pub use staging::StageProgress;
 
 pub use bale_cache as cache;
 pub use bale_catalog as catalog;

@@ -139,6 +139,84 @@ impl Service {
     }
 }
 
+/// Where a request stands: files, bytes, packages and volumes done, and
+/// the time left from the tape system's timing model.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageProgress {
+    pub files: u64,
+    pub files_done: u64,
+    pub files_failed: u64,
+    pub files_cancelled: u64,
+    /// Bytes of the files with a tape copy, and of those COMPLETED.
+    pub bytes: u64,
+    pub bytes_done: u64,
+    /// Packages (and their volumes) behind the files; done when none of
+    /// the request's files in them is open.
+    pub packages: u64,
+    pub packages_done: u64,
+    pub volumes: u64,
+    pub volumes_done: u64,
+    /// Volumes still to mount, the modelled seconds left and the seconds
+    /// this library takes for them (modelled × time scale).
+    pub mounts_left: u64,
+    pub modelled_s_left: f64,
+    pub wall_s_left: f64,
+}
+
+impl Service {
+    /// A request's progress (for its requester or an administrator).
+    pub async fn stage_progress(&self, who: &Principal, id: i64) -> Result<StageProgress> {
+        let req = self.stage_status(who, id).await?;
+        let copies = self.catalog().stage_request_copies(id).await?;
+        let mut p = StageProgress {
+            files: req.files.len() as u64,
+            ..Default::default()
+        };
+        for f in &req.files {
+            match f.state {
+                StageState::Completed => p.files_done += 1,
+                StageState::Failed => p.files_failed += 1,
+                StageState::Cancelled => p.files_cancelled += 1,
+                _ => {}
+            }
+        }
+        // Per package: open or not; per volume: any package open.
+        let mut packages: std::collections::HashMap<&str, (&bale_catalog::Package, bool)> = Default::default();
+        for c in &copies {
+            p.bytes += c.size;
+            if c.state == StageState::Completed {
+                p.bytes_done += c.size;
+            }
+            let e = packages.entry(c.package.id.as_str()).or_insert((&c.package, false));
+            e.1 |= c.state.is_open();
+        }
+        let mut volumes: std::collections::HashMap<&str, bool> = Default::default();
+        let mut left = Vec::new();
+        for (pkg, open) in packages.values() {
+            *volumes.entry(pkg.volume.as_str()).or_default() |= *open;
+            if *open {
+                left.push(bale_tape::PendingPackage {
+                    volume: pkg.volume.clone(),
+                    position: pkg.position,
+                    size: pkg.size,
+                });
+            } else {
+                p.packages_done += 1;
+            }
+        }
+        p.packages = packages.len() as u64;
+        p.volumes = volumes.len() as u64;
+        p.volumes_done = volumes.values().filter(|open| !**open).count() as u64;
+        if !left.is_empty() {
+            let e = self.tape().estimate_reads(&left);
+            p.mounts_left = e.mounts as u64;
+            p.modelled_s_left = e.modelled_s;
+            p.wall_s_left = e.wall_s;
+        }
+        Ok(p)
+    }
+}
+
 impl Service {
     /// Releases the stage requests' pins on `paths`, whichever requests
     /// took them (clients that lost a request id release by path).

@@ -25,6 +25,7 @@
 pub mod backend;
 pub mod config;
 mod drive;
+mod estimate;
 mod events;
 pub mod fault;
 pub mod media;
@@ -40,6 +41,7 @@ mod write;
 use bale_catalog::CatalogError;
 
 pub use config::{BackendKind, FileMarks, LibraryConfig, TapeConfig};
+pub use estimate::{PendingPackage, ReadEstimate};
 pub use events::Event;
 pub use fault::Fault;
 pub use media::{Charge, MediaProfile};

@@ -19,6 +19,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/stage", post(create))
         .route("/stage/{id}", get(status).delete(delete))
+        .route("/stage/{id}/progress", get(progress))
         .route("/stage/{id}/cancel", post(cancel))
         .route("/stage/{id}/release", post(release))
 }
@@ -93,6 +94,33 @@ async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(request_json(&st.svc.stage_status(&who, parse_id(&id)?).await?)))
+}
+
+/// Files, bytes, packages and volumes done, and the time left from the
+/// timing model (`modelled_s_left`: what a real library of these media
+/// takes; `time_left_s`: what this one takes at its time scale).
+async fn progress(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = st.svc.stage_progress(&who, parse_id(&id)?).await?;
+    Ok(Json(json!({
+        "id": parse_id(&id)?,
+        "files": p.files,
+        "files_done": p.files_done,
+        "files_failed": p.files_failed,
+        "files_cancelled": p.files_cancelled,
+        "bytes": p.bytes,
+        "bytes_done": p.bytes_done,
+        "packages": p.packages,
+        "packages_done": p.packages_done,
+        "volumes": p.volumes,
+        "volumes_done": p.volumes_done,
+        "mounts_left": p.mounts_left,
+        "modelled_s_left": p.modelled_s_left,
+        "time_left_s": p.wall_s_left,
+    })))
 }
 
 #[derive(Deserialize, Default)]

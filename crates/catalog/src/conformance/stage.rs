@@ -164,3 +164,59 @@ pub async fn stage_requests_complete_under_concurrency(c: std::sync::Arc<dyn Cat
         );
     }
 }
+
+/// A request's files with their first tape copy's package, in one query:
+/// a file with two copies counts once (the older), one with none is left
+/// out; states and sizes come along.
+pub async fn stage_requests_know_their_packages(c: &dyn Catalog) {
+    c.add_volumes(&[super::tape::new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let files: Vec<NewFile> = (0..3)
+        .map(|i| new_file(d.id, &format!("f{i}"), 100 * (i + 1)))
+        .collect();
+    c.commit_files("n1", &files, &[]).await.unwrap();
+    let mut second = super::tape::one_member_package(&files[0], None, 2);
+    second.id = "pkg-second-copy".into();
+    second.created = t(40);
+    c.commit_tape_files(
+        &super::tape::volume_write("VL0001"),
+        &[
+            super::tape::one_member_package(&files[0], None, 0),
+            super::tape::one_member_package(&files[1], None, 1),
+            second,
+        ],
+    )
+    .await
+    .unwrap();
+    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
+    let r = c
+        .create_stage_request(
+            "alice",
+            t(10),
+            60,
+            &[
+                sf("/raw/f0", Some(ids[0]), StageState::Submitted, None),
+                sf("/raw/f1", Some(ids[1]), StageState::Submitted, None),
+                sf("/raw/f2", Some(ids[2]), StageState::Submitted, None),
+                sf("/raw/nope", None, StageState::Failed, Some("no such file")),
+            ],
+        )
+        .await
+        .unwrap();
+    c.stage_files_finished(&[ids[1]], t(20), None).await.unwrap();
+    let mut copies = c.stage_request_copies(r).await.unwrap();
+    copies.sort_by_key(|c| c.size);
+    let got: Vec<(FileId, StageState, u64, &str, u32)> = copies
+        .iter()
+        .map(|c| (c.file_id, c.state, c.size, c.package.volume.as_str(), c.package.seq))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0], StageState::Submitted, 100, "VL0001", 0),
+            (ids[1], StageState::Completed, 200, "VL0001", 1),
+        ]
+    );
+    assert_eq!(copies[0].package.id, format!("pkg-{}", ids[0]), "the first copy");
+    assert!(c.stage_request_copies(r + 1000).await.unwrap().is_empty());
+}

@@ -42,21 +42,50 @@ fn count(v: &Value, s: &str) -> u64 {
     v["counts"][s].as_u64().unwrap_or(0)
 }
 
-async fn wait(c: &Client, id: i64, total: u64) -> Result<Value> {
-    let bar = indicatif::ProgressBar::new(total);
+/// Polls a request with a progress bar: files and bytes staged, volumes
+/// done, the modelled time left; returns the request when it is complete.
+async fn wait(c: &Client, id: i64) -> Result<Value> {
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg} ({elapsed})").expect("template"),
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} ({elapsed}, about {prefix} left)")
+            .expect("template"),
     );
     loop {
         let v: Value = c.get_json(&format!("stage/{id}"), &[]).await?;
-        let done = count(&v, "COMPLETED") + count(&v, "FAILED") + count(&v, "CANCELLED");
-        bar.set_position(done);
-        bar.set_message(format!("{} failed", count(&v, "FAILED")));
+        let p: Value = c.get_json(&format!("stage/{id}/progress"), &[]).await?;
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        bar.set_length(n("files"));
+        bar.set_position(n("files_done") + n("files_failed") + n("files_cancelled"));
+        bar.set_message(format!(
+            "{} of {}, {}/{} volumes, {} failed",
+            bytesize::ByteSize(n("bytes_done")),
+            bytesize::ByteSize(n("bytes")),
+            n("volumes_done"),
+            n("volumes"),
+            n("files_failed")
+        ));
+        bar.set_prefix(time_left(&p));
         if !v["completedAt"].is_null() {
             bar.finish();
             return Ok(v);
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The time left as a person reads it: this library's, and the modelled
+/// one of real media when they differ (an unpaced emulation).
+fn time_left(p: &Value) -> String {
+    let secs = |k: &str| Duration::from_secs(p[k].as_f64().unwrap_or(0.0).round() as u64);
+    let (wall, model) = (secs("time_left_s"), secs("modelled_s_left"));
+    if wall == model {
+        humantime::format_duration(wall).to_string()
+    } else {
+        format!(
+            "{} (real media: {})",
+            humantime::format_duration(wall),
+            humantime::format_duration(model)
+        )
     }
 }
 
@@ -64,10 +93,14 @@ pub async fn run(c: &Client, a: &StageArgs) -> Result<ExitCode> {
     match &a.cmd {
         Some(StageCmd::Status { id, json }) => {
             let v: Value = c.get_json(&format!("stage/{id}"), &[]).await?;
+            let p: Value = c.get_json(&format!("stage/{id}/progress"), &[]).await?;
             if *json {
+                let mut v = v;
+                v["progress"] = p;
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print_status(&v);
+                print_progress(&p);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -99,7 +132,7 @@ pub async fn run(c: &Client, a: &StageArgs) -> Result<ExitCode> {
                 println!("stage request {id}: {} file(s); bale stage status {id}", paths.len());
                 return Ok(ExitCode::SUCCESS);
             }
-            let v = wait(c, id, paths.len() as u64).await?;
+            let v = wait(c, id).await?;
             print_status(&v);
             Ok(match count(&v, "FAILED") {
                 0 => ExitCode::SUCCESS,
@@ -129,4 +162,19 @@ fn print_status(v: &Value) {
             );
         }
     }
+}
+
+fn print_progress(p: &Value) {
+    let n = |k: &str| p[k].as_u64().unwrap_or(0);
+    println!(
+        "  {} of {} staged; {}/{} packages and {}/{} volumes done; {} mount(s) and about {} left",
+        bytesize::ByteSize(n("bytes_done")),
+        bytesize::ByteSize(n("bytes")),
+        n("packages_done"),
+        n("packages"),
+        n("volumes_done"),
+        n("volumes"),
+        n("mounts_left"),
+        time_left(p)
+    );
 }
