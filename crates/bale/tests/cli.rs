@@ -245,3 +245,48 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
         "{stderr}"
     );
 }
+
+/// `bale demo`, the README's first step: the whole cycle on a throwaway
+/// server, every file verified, a report; its data dir kept on request.
+#[test]
+fn the_demo_runs_the_whole_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("demo");
+    let out = Command::new(common::BIN)
+        .args(["demo", "--files", "300", "--large", "1", "--keep", "--dir"])
+        .arg(&keep)
+        .env("BALE_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "every file is on tape only (archiveinfo: TAPE)",
+        "301 files, ",
+        "byte-identical",
+        "301 files -> 1 package(s) on 1 volume(s)",
+        "read back: ",
+        "(1 mount(s), one request); one by one: ",
+    ] {
+        assert!(stdout.contains(want), "{want:?} missing:\n{stdout}");
+    }
+    assert!(keep.join("data/catalog.sqlite").exists(), "kept");
+    // A directory that exists is refused (the demo would remove it).
+    let out = Command::new(common::BIN)
+        .args(["demo", "--files", "1", "--dir"])
+        .arg(&keep)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    let out = Command::new(common::BIN)
+        .args(["demo", "--files", "0", "--large", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one file"));
+}

@@ -101,6 +101,9 @@ enum Command {
     /// Benchmarks against an embedded server.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCmd),
+    /// The whole cycle on a throwaway server: write, pack, tape, purge,
+    /// stage back, verify, and a report. Start here.
+    Demo(cmd::demo::DemoArgs),
 }
 
 impl Cli {
@@ -141,7 +144,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The server and the benches (which run one, and feed child processes
     // through pipes) keep it ignored.
-    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Bench(_) | Command::Demo(_)) {
         default_sigpipe();
     }
     tracing_subscriber::fmt()
@@ -175,6 +178,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Serve(a) => cmd::serve::serve(a).await,
         Config(c) => cmd::serve::config(c),
         Bench(b) => cmd::bench::run(b).await,
+        Demo(a) => cmd::demo::run(a).await,
         Token(t) => cmd::token::run(&cli.client()?, t).await,
         Put(a) => cmd::transfer::put(&cli.client()?, a).await,
         Get(a) => cmd::transfer::get(&cli.client()?, a).await,

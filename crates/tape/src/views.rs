@@ -36,6 +36,8 @@ pub struct LibraryView {
     /// Native rate after scaling, bytes/s.
     pub rate: u64,
     pub file_mark_s: f64,
+    /// The media's timing model (after scaling).
+    pub profile: crate::MediaProfile,
     pub file_marks: FileMarks,
     pub stats: TapeStats,
     /// Modelled seconds of work of every kind, summed over the drives.
@@ -257,6 +259,7 @@ impl TapeSystem {
                     scale: l.scale,
                     rate: l.profile.rate.0,
                     file_mark_s: l.profile.file_mark_s,
+                    profile: l.profile.clone(),
                     file_marks: l.marks,
                     efficiency: stats.efficiency(l.profile.rate.0 as f64),
                     busy_s: stats.busy_s(),

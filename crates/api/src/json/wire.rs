@@ -150,6 +150,13 @@ pub struct LibraryJson {
     /// Native rate after scaling, bytes/s.
     pub rate: u64,
     pub file_mark_s: f64,
+    /// The rest of the media's timing model (after scaling): capacity in
+    /// bytes, seconds of a robot move, a load, an unload, a full locate.
+    pub capacity: u64,
+    pub robot_s: f64,
+    pub load_s: f64,
+    pub unload_s: f64,
+    pub full_locate_s: f64,
     /// sync or buffered.
     pub file_marks: &'static str,
     pub stats: Stats,
@@ -166,6 +173,11 @@ impl From<&LibraryView> for LibraryJson {
             scale: l.scale,
             rate: l.rate,
             file_mark_s: l.file_mark_s,
+            capacity: l.profile.capacity.0,
+            robot_s: l.profile.robot_s,
+            load_s: l.profile.load_s,
+            unload_s: l.profile.unload_s,
+            full_locate_s: l.profile.full_locate_s,
             file_marks: match l.file_marks {
                 FileMarks::Sync => "sync",
                 FileMarks::Buffered => "buffered",

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod bench;
 pub mod cache;
+pub mod demo;
 pub mod fs;
 pub mod serve;
 pub mod stage;

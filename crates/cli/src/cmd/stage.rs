@@ -44,7 +44,7 @@ fn count(v: &Value, s: &str) -> u64 {
 
 /// Polls a request with a progress bar: files and bytes staged, volumes
 /// done, the modelled time left; returns the request when it is complete.
-async fn wait(c: &Client, id: i64) -> Result<Value> {
+pub(crate) async fn wait(c: &Client, id: i64) -> Result<Value> {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} ({elapsed}, about {prefix} left)")

@@ -4,7 +4,7 @@
 //! drive toggling); nothing here imports a bench back.
 
 mod aggregate;
-mod common;
+pub(crate) mod common;
 mod ingest;
 mod pack;
 mod tape;
