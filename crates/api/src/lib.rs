@@ -19,6 +19,12 @@
 //! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
 
 mod error;
+
+/// The largest JSON body of a bulk request (stage, archiveinfo, release,
+/// cancel): 64 MiB, about a million paths. Other JSON bodies keep axum's
+/// 2 MB default.
+pub(crate) const BULK_BODY_LIMIT: usize = 64 << 20;
+
 mod json;
 pub mod model;
 mod taperest;

@@ -32,6 +32,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/release/{id}", post(release))
         .route("/archiveinfo", post(archive_info))
         .route("/archiveinfo/", post(archive_info))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT))
         .fallback(crate::error::not_found)
 }
 

@@ -870,7 +870,41 @@ fn a_cancel_stops_the_reads_no_one_needs(catalog: Catalog) {
     assert_eq!(std::fs::read_dir(s.data_dir().join("cache/stage")).unwrap().count(), 0);
 }
 
+/// Bulk requests larger than an ordinary JSON body (50,000 paths, 2.6 MB)
+/// are taken in: every path resolved, missing ones failed with their
+/// reason, cached ones completed at once; archiveinfo of as many answers.
+fn a_request_of_fifty_thousand_paths_is_taken_in(catalog: Catalog) {
+    let s = Server::start_on(catalog);
+    s.run(&["mkdir", "/big"]);
+    let local = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        std::fs::write(local.path().join(format!("r{i}.dat")), bytes(i, 100)).unwrap();
+    }
+    s.run(&["put", local.path().to_str().unwrap(), "/big"]);
+    let real = s.run(&["ls", "/big"]);
+    let dir = real.lines().next().unwrap().trim().trim_end_matches('/').to_string();
+    let mut paths: Vec<String> = (0..50_000).map(|i| format!("/big/{dir}/missing-{i:06}.dat")).collect();
+    for i in 0..3 {
+        paths.insert(i * 20_000, format!("/big/{dir}/r{i}.dat"));
+    }
+    let (code, v) = s.api_post(&s.token, "stage", &json!({ "paths": paths }));
+    assert_eq!(code, 201, "{v}");
+    let r = s.api_get(&format!("stage/{}", v["id"]));
+    assert_eq!(r["counts"]["COMPLETED"], 3, "{}", r["counts"]);
+    assert_eq!(r["counts"]["FAILED"], 50_000);
+    assert!(r["completedAt"].is_string());
+    assert_eq!(r["files"][20_000]["state"], "COMPLETED");
+    let e = r["files"][1]["error"].as_str().unwrap();
+    assert!(e.contains("missing-000000.dat"), "{e}");
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let answer = info(&s, &refs);
+    assert_eq!(answer.len(), 50_003);
+    assert_eq!(answer[40_000]["locality"], "DISK");
+    assert!(answer[40_001]["error"].is_string());
+}
+
 on_both_catalogs!(
+    a_request_of_fifty_thousand_paths_is_taken_in,
     a_cancel_stops_the_reads_no_one_needs,
     a_policy_rule_decides_the_read_miss,
     two_bulk_requests_share_their_package_reads,

@@ -44,7 +44,7 @@ pub use pool::*;
 pub use postgres::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};
 pub use sqlite::SqliteCatalog;
-pub use stage::{NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState};
+pub use stage::{NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState};
 pub use tape::*;
 
 use async_trait::async_trait;
@@ -78,6 +78,61 @@ pub trait Catalog:
 
     /// The entry `name` in directory `dir`, if any.
     async fn child(&self, dir: NodeId, name: &str) -> Result<Option<Node>>;
+
+    /// The entries of directory `dir` with any of `names` (those that
+    /// exist, in no particular order): one round trip for a bulk request's
+    /// files in one directory.
+    async fn children_named(&self, dir: NodeId, names: &[String]) -> Result<Vec<Node>>;
+
+    /// [`Catalog::walk`] of every path, in order, for bulk requests: each
+    /// distinct parent directory is walked once and its named entries are
+    /// fetched together, so 100,000 paths in a few directories cost a few
+    /// round trips, not 100,000 walks.
+    async fn walk_many(&self, paths: &[NsPath]) -> Result<Vec<Vec<Node>>> {
+        use std::collections::HashMap;
+        // Parent path -> the names asked for in it.
+        let mut by_parent: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut parents: HashMap<&str, NsPath> = HashMap::new();
+        for p in paths {
+            if let (Some(parent), Some(name)) = (p.parent(), p.name()) {
+                let key = &p.as_str()[..p.as_str().len() - name.len()];
+                by_parent.entry(key).or_default().push(name.to_string());
+                parents.entry(key).or_insert(parent);
+            }
+        }
+        // Each parent's chain, and its entries by name.
+        let mut found: HashMap<&str, (Vec<Node>, HashMap<String, Node>)> = HashMap::new();
+        for (key, names) in by_parent {
+            let parent = &parents[key];
+            let chain = self.walk(parent).await?;
+            let complete = chain.len() == parent.depth() + 1 && chain.last().is_some_and(|n| n.is_dir());
+            let mut entries = HashMap::new();
+            if complete {
+                let dir = chain.last().expect("root").id;
+                for chunk in names.chunks(10_000) {
+                    for n in self.children_named(dir, chunk).await? {
+                        entries.insert(n.name.clone(), n);
+                    }
+                }
+            }
+            found.insert(key, (chain, entries));
+        }
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let Some(name) = p.name() else {
+                out.push(self.walk(p).await?);
+                continue;
+            };
+            let key = &p.as_str()[..p.as_str().len() - name.len()];
+            let (chain, entries) = &found[key];
+            let mut chain = chain.clone();
+            if let Some(n) = entries.get(name) {
+                chain.push(n.clone());
+            }
+            out.push(chain);
+        }
+        Ok(out)
+    }
 
     /// The node with this id, if any.
     async fn node(&self, id: NodeId) -> Result<Option<Node>>;

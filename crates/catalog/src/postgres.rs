@@ -273,6 +273,20 @@ impl Catalog for PostgresCatalog {
         get_child(&c, dir, name).await
     }
 
+    async fn children_named(&self, dir: NodeId, names: &[String]) -> Result<Vec<Node>> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {NODE_COLS} FROM nodes n WHERE n.parent = $1 AND n.name = ANY($2)"
+            ))
+            .await?;
+        c.query(&st, &[&dir, &names])
+            .await?
+            .iter()
+            .map(|r| node_from_row(r, 0))
+            .collect()
+    }
+
     async fn node_by_file_id(&self, file_id: FileId) -> Result<Option<Node>> {
         let c = self.pool.get().await?;
         let st = c

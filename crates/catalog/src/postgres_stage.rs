@@ -1,7 +1,8 @@
 //! Stage requests in the PostgreSQL catalog.
 
 use crate::stage::{
-    first_copies, stage_copies_sql, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+    first_copies, first_open, open_stage_work_sql, stage_copies_sql, NewStageFile, OpenStageFile, StageCatalog,
+    StageCopy, StageFile, StageRequest, StageState,
 };
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -220,5 +221,15 @@ impl StageCatalog for PostgresCatalog {
         let rows = c.query(&stage_copies_sql("$1"), &[&id]).await?;
         let copies = rows.iter().map(crate::rows::stage_copy).collect::<Result<Vec<_>>>()?;
         Ok(first_copies(copies))
+    }
+
+    async fn open_stage_work(&self) -> Result<Vec<OpenStageFile>> {
+        let c = self.pool.get().await?;
+        let rows = c.query(&open_stage_work_sql("false"), &[]).await?;
+        let open = rows
+            .iter()
+            .map(crate::rows::open_stage_file)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(first_open(open))
     }
 }

@@ -190,6 +190,20 @@ pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R
     })
 }
 
+/// A row of [`crate::stage::open_stage_work_sql`]: the package (NULLs
+/// when the file has no tape copy), then the file.
+pub(crate) fn open_stage_file<R: Columns>(r: &R) -> Result<crate::stage::OpenStageFile, R::Error> {
+    Ok(crate::stage::OpenStageFile {
+        package: match r.opt_text(0)? {
+            Some(_) => Some(package(r)?),
+            None => None,
+        },
+        file_id: FileId::parse(&r.text(10)?).ok_or_else(|| r.invalid(10, "not a file id".into()))?,
+        live: r.flag(11)?,
+        cached: r.flag(12)?,
+    })
+}
+
 /// A job's or a pool's target: library, family and width in columns 2 to 6.
 pub(crate) fn target<R: Columns>(r: &R) -> Result<JobTarget, R::Error> {
     Ok(JobTarget {

@@ -307,6 +307,20 @@ impl Catalog for SqliteCatalog {
         self.read(move |c| get_child(c, dir, &name)).await
     }
 
+    async fn children_named(&self, dir: NodeId, names: &[String]) -> Result<Vec<Node>> {
+        let names = names.to_vec();
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(names.len());
+            for name in &names {
+                if let Some(n) = get_child(c, dir, name)? {
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn node_by_file_id(&self, file_id: FileId) -> Result<Option<Node>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE file_id = ?1"))?;

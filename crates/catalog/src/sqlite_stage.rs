@@ -2,7 +2,8 @@
 
 use crate::sqlite_common::next_id;
 use crate::stage::{
-    first_copies, stage_copies_sql, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+    first_copies, first_open, open_stage_work_sql, stage_copies_sql, NewStageFile, OpenStageFile, StageCatalog,
+    StageCopy, StageFile, StageRequest, StageState,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -230,6 +231,15 @@ impl StageCatalog for SqliteCatalog {
             let mut st = c.prepare_cached(&stage_copies_sql("?1"))?;
             let rows = st.query_map([id], |r| crate::rows::stage_copy(r))?;
             Ok(first_copies(rows.collect::<rusqlite::Result<_>>()?))
+        })
+        .await
+    }
+
+    async fn open_stage_work(&self) -> Result<Vec<OpenStageFile>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&open_stage_work_sql("0"))?;
+            let rows = st.query_map([], |r| crate::rows::open_stage_file(r))?;
+            Ok(first_open(rows.collect::<rusqlite::Result<_>>()?))
         })
         .await
     }

@@ -122,6 +122,11 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// Deletes a request and its files. False if there was none.
     async fn delete_stage_request(&self, id: i64) -> Result<bool>;
 
+    /// What the stage worker needs of every open file of every request, in
+    /// one query: whether it still exists, whether it is cached, and its
+    /// first tape copy's package (None: no tape copy). Each file once.
+    async fn open_stage_work(&self) -> Result<Vec<OpenStageFile>>;
+
     /// The tape copies behind request `id`'s files, for its progress: per
     /// file (with a file id) its state, size and FIRST tape copy's package
     /// (files with none are left out). One query, any number of files.
@@ -135,6 +140,39 @@ pub struct StageCopy {
     pub state: StageState,
     pub size: u64,
     pub package: crate::Package,
+}
+
+/// An open file of the stage requests, as the stage worker sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenStageFile {
+    pub file_id: FileId,
+    /// The file still exists.
+    pub live: bool,
+    pub cached: bool,
+    /// Its first tape copy's package.
+    pub package: Option<crate::Package>,
+}
+
+/// The query of [`StageCatalog::open_stage_work`]; `no` is the backend's
+/// false (SQLite 0, PostgreSQL false). Rows in package creation order, a
+/// file without a copy last.
+pub(crate) fn open_stage_work_sql(no: &str) -> String {
+    format!(
+        "SELECT {}, o.file_id, n.id IS NOT NULL, COALESCE(n.cached, {no}) \
+         FROM (SELECT DISTINCT file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
+               AND file_id IS NOT NULL) o \
+         LEFT JOIN nodes n ON n.file_id = o.file_id \
+         LEFT JOIN members m ON m.file_id = o.file_id \
+         LEFT JOIN packages p ON p.id = m.package \
+         ORDER BY p.created IS NULL, p.created, p.id",
+        crate::rows::PACKAGE_COLS
+    )
+}
+
+/// Keeps each file's first row (rows come in package creation order).
+pub(crate) fn first_open(rows: Vec<OpenStageFile>) -> Vec<OpenStageFile> {
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter().filter(|c| seen.insert(c.file_id)).collect()
 }
 
 /// Keeps each file's first copy (rows come in package creation order).

@@ -107,6 +107,7 @@ both!(
     stranded_files_are_rerouted,
     catalog_is_claimed_by_one_node,
     files_with_paths,
+    walks_in_bulk,
 );
 
 /// Committed rows survive closing and reopening the catalog.

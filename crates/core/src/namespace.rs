@@ -140,21 +140,48 @@ impl Service {
         Ok(cur)
     }
 
-    /// Opens a file's data. Call [`Service::record_read`] once bytes are sent.
     /// The file at `path` if `who` may read its data: what a HEAD answers
     /// from (it never stages).
     pub async fn readable(&self, who: &Principal, path: &NsPath) -> Result<Node> {
-        let r = self.authorize(who, Op::Stat, path).await?;
-        let node = r.node().expect("checked").clone();
-        if node.is_dir() {
-            return Err(Error::IsADirectory(format!(
-                "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
-            )));
-        }
-        check(who, Op::Read, &r)?;
-        Ok(node)
+        let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
+        readable_in(who, &r)
     }
 
+    /// [`Service::readable`] of each of `paths` (as sent: each parsed,
+    /// walked and checked on its own, the catalog asked in bulk), in order.
+    pub async fn readable_many(&self, who: &Principal, paths: &[String]) -> Result<Vec<Result<Node>>> {
+        let parsed: Vec<Result<NsPath>> = paths.iter().map(|p| Ok(NsPath::parse(p)?)).collect();
+        let good: Vec<NsPath> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        let mut chains = self.catalog.walk_many(&good).await?.into_iter();
+        let mut good = good.into_iter();
+        Ok(parsed
+            .into_iter()
+            .map(|p| {
+                p.and_then(|_| {
+                    let r = Resolved::new(good.next().expect("parsed"), chains.next().expect("walked"));
+                    readable_in(who, &r)
+                })
+            })
+            .collect())
+    }
+}
+
+/// The file `r` resolves to, if `who` may read it (stat on the path, then
+/// read on the file; a directory is refused).
+fn readable_in(who: &Principal, r: &Resolved) -> Result<Node> {
+    check(who, Op::Stat, r)?;
+    let node = r.node().expect("checked").clone();
+    if node.is_dir() {
+        let path = &r.path;
+        return Err(Error::IsADirectory(format!(
+            "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
+        )));
+    }
+    check(who, Op::Read, r)?;
+    Ok(node)
+}
+
+impl Service {
     /// Opens the file at `path` for reading its data; a file whose only
     /// copy is on tape is staged first (or refused), as configured.
     pub async fn open(&self, who: &Principal, path: &NsPath) -> Result<(Node, tokio::fs::File)> {

@@ -364,46 +364,45 @@ pub(crate) struct StageWorker {
 
 impl StageWorker {
     async fn round(&mut self) -> Result<()> {
-        let open = self.catalog.open_stage_files().await?;
+        // One query: every open file, live or not, cached or not, and the
+        // package of its first tape copy.
+        let open = self.catalog.open_stage_work().await?;
         if open.is_empty() {
             return Ok(());
         }
-        let mut ids: Vec<FileId> = open.into_iter().map(|(_, id)| id).collect();
-        ids.sort();
-        ids.dedup();
         let now = Timestamp::now();
-        let nodes = self.catalog.files_with_paths(&ids).await?;
-        let live: HashSet<FileId> = nodes.iter().filter_map(|(n, _)| n.file_id).collect();
-        let gone: Vec<FileId> = ids.iter().copied().filter(|id| !live.contains(id)).collect();
+        let gone: Vec<FileId> = open.iter().filter(|f| !f.live).map(|f| f.file_id).collect();
         if !gone.is_empty() {
             self.catalog
                 .stage_files_finished(&gone, now, Some("the file was deleted"))
                 .await?;
         }
-        let cached: Vec<FileId> = nodes
-            .iter()
-            .filter(|(n, _)| n.cached)
-            .filter_map(|(n, _)| n.file_id)
-            .collect();
+        let cached: Vec<FileId> = open.iter().filter(|f| f.live && f.cached).map(|f| f.file_id).collect();
         if !cached.is_empty() {
             self.catalog.stage_files_finished(&cached, now, None).await?;
         }
         // The packages behind the rest, once each.
         let mut packages: BTreeMap<String, Package> = BTreeMap::new();
-        for (n, _) in nodes.iter().filter(|(n, _)| !n.cached) {
-            let id = n.file_id.expect("a file");
-            match self.catalog.tape_copies(id).await?.into_iter().next() {
-                Some(c) => {
-                    packages.entry(c.package.id.clone()).or_insert(c.package);
+        let mut no_copy = Vec::new();
+        for f in open.into_iter().filter(|f| f.live && !f.cached) {
+            match f.package {
+                Some(p) => {
+                    packages.entry(p.id.clone()).or_insert(p);
                 }
-                None => {
-                    self.catalog
-                        .stage_files_finished(&[id], now, Some("the file is not cached and has no tape copy"))
-                        .await?
-                }
+                None => no_copy.push(f.file_id),
             }
         }
-        self.submitted += packages.len() as u64;
+        if !no_copy.is_empty() {
+            self.catalog
+                .stage_files_finished(&no_copy, now, Some("the file is not cached and has no tape copy"))
+                .await?;
+        }
+        // Those under way already are joined, not read again.
+        let new = {
+            let inflight = self.stager.inflight.lock().unwrap();
+            packages.values().filter(|p| !inflight.contains_key(&p.id)).count()
+        };
+        self.submitted += new as u64;
         // Queued in one step; the stages finish the requests' files.
         self.stager.stage_packages(packages.into_values().collect()).await;
         Ok(())

@@ -36,12 +36,7 @@ impl Service {
             ));
         }
         let mut files = Vec::with_capacity(paths.len());
-        for p in paths {
-            let resolved = async {
-                let path = NsPath::parse(p)?;
-                self.readable(who, &path).await
-            }
-            .await;
+        for (p, resolved) in paths.iter().zip(self.readable_many(who, paths).await?) {
             files.push(match resolved {
                 Ok(node) => NewStageFile {
                     path: p.clone(),

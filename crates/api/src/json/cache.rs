@@ -18,7 +18,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/cache/purge", post(purge))
         .route("/pins", get(pins).post(pin))
         .route("/pins/release", post(unpin))
-        .route("/archiveinfo", post(archive_info))
+        .route(
+            "/archiveinfo",
+            post(archive_info).layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT)),
+        )
 }
 
 async fn usage(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<CacheJson>, ApiError> {

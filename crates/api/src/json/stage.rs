@@ -22,6 +22,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/stage/{id}/progress", get(progress))
         .route("/stage/{id}/cancel", post(cancel))
         .route("/stage/{id}/release", post(release))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT))
 }
 
 #[derive(Deserialize)]

@@ -143,6 +143,47 @@ pub async fn files_with_paths(c: &dyn Catalog) {
     assert!(c.files_with_paths(&[]).await.unwrap().is_empty());
 }
 
+/// Bulk walks give what one walk per path gives: missing entries, missing
+/// parents, a file used as a directory, the root, the same path twice.
+pub async fn walks_in_bulk(c: &dyn Catalog) {
+    let a = mkdir(c, ROOT_ID, "a").await;
+    let b = mkdir(c, a.id, "b c").await;
+    for i in 0..5 {
+        put(c, b.id, &format!("f{i}"), i + 1).await;
+    }
+    put(c, ROOT_ID, "top", 1).await;
+    let named = c
+        .children_named(b.id, &["f1".into(), "nope".into(), "f3".into()])
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = named.iter().map(|n| n.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["f1", "f3"]);
+    let paths: Vec<NsPath> = [
+        "/a/b c/f0",
+        "/a/b c/nope",
+        "/a/x/f1",
+        "/top/f",
+        "/",
+        "/top",
+        "/a/b c/f4",
+        "/a/b c/f0",
+        "/a/b c",
+    ]
+    .iter()
+    .map(|s| p(s))
+    .collect();
+    let bulk = c.walk_many(&paths).await.unwrap();
+    assert_eq!(bulk.len(), paths.len());
+    for (path, chain) in paths.iter().zip(&bulk) {
+        let one = c.walk(path).await.unwrap();
+        let ids = |v: &Vec<Node>| v.iter().map(|n| n.id).collect::<Vec<_>>();
+        assert_eq!(ids(chain), ids(&one), "{path}");
+    }
+    assert_eq!(bulk[0].last().unwrap().size, 1);
+    assert!(c.walk_many(&[]).await.unwrap().is_empty());
+}
+
 pub async fn listing_pages_in_byte_order(c: &dyn Catalog) {
     let d = mkdir(c, ROOT_ID, "many").await;
     let mut names: Vec<String> = (0..57).map(|i| format!("f{i:03}")).collect();

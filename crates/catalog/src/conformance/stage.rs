@@ -219,4 +219,36 @@ pub async fn stage_requests_know_their_packages(c: &dyn Catalog) {
     );
     assert_eq!(copies[0].package.id, format!("pkg-{}", ids[0]), "the first copy");
     assert!(c.stage_request_copies(r + 1000).await.unwrap().is_empty());
+
+    // The stage worker's view of the open files: f0 with its first copy,
+    // f2 with none, f1 finished and gone from it; f2 deleted: not live.
+    let f2 = c.lookup(&p("/raw/f2")).await.unwrap().unwrap();
+    c.mark_purged(&[ids[0]], t(30)).await.unwrap();
+    let mut open = c.open_stage_work().await.unwrap();
+    open.sort_by_key(|f| f.file_id);
+    let mut want = vec![
+        OpenStageFile {
+            file_id: ids[0],
+            live: true,
+            cached: true,
+            package: Some(copies[0].package.clone()),
+        },
+        OpenStageFile {
+            file_id: ids[2],
+            live: true,
+            cached: true,
+            package: None,
+        },
+    ];
+    want.sort_by_key(|f| f.file_id);
+    let cached_f0 = open.iter().find(|f| f.file_id == ids[0]).unwrap().cached;
+    // (f0 is purged only if it was settled; either way its row is right.)
+    want.iter_mut()
+        .filter(|f| f.file_id == ids[0])
+        .for_each(|f| f.cached = cached_f0);
+    assert_eq!(open, want);
+    c.remove(f2.id, false, None).await.unwrap();
+    let open = c.open_stage_work().await.unwrap();
+    let f2 = open.iter().find(|f| f.file_id == ids[2]).unwrap();
+    assert!(!f2.live && !f2.cached && f2.package.is_none(), "{f2:?}");
 }

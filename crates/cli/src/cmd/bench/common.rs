@@ -10,18 +10,33 @@ use std::path::Path;
 /// clients of the benchmark do not share its runtime.
 pub(crate) struct Server {
     pub(crate) client: Client,
-    child: std::process::Child,
+    child: Option<std::process::Child>,
 }
 
 impl Server {
     /// Stops the server with SIGTERM and waits for it.
     pub(crate) fn stop(mut self) -> Result<()> {
-        std::process::Command::new("kill")
+        let mut child = self.child.take().expect("running");
+        let signalled = std::process::Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()?;
-        self.child.wait()?;
+            .arg(child.id().to_string())
+            .status();
+        if signalled.is_err() {
+            let _ = child.kill();
+        }
+        child.wait()?;
+        signalled?;
         Ok(())
+    }
+}
+
+/// A bench or demo that fails half way does not leave its server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -94,7 +109,7 @@ pub(crate) fn spawn_server(data: &Path, config: &str, catalog: &str) -> Result<S
     let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
     Ok(Server {
         client: Client::new(&url, token)?,
-        child,
+        child: Some(child),
     })
 }
 

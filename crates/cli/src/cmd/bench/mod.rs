@@ -6,6 +6,7 @@
 mod aggregate;
 pub(crate) mod common;
 mod ingest;
+mod intake;
 mod pack;
 mod tape;
 
@@ -23,6 +24,8 @@ pub enum BenchCmd {
     Pack(pack::PackArgs),
     /// Modelled tape efficiency of small files aggregated and written direct.
     Aggregate(aggregate::AggregateArgs),
+    /// Bulk requests taken in: a 100,000-file stage request, its polls, archiveinfo of 10,000 paths.
+    Intake(intake::IntakeArgs),
 }
 
 pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
@@ -31,5 +34,6 @@ pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
         BenchCmd::Tape(a) => tape::run(a).await,
         BenchCmd::Pack(a) => pack::run(a).await,
         BenchCmd::Aggregate(a) => aggregate::run(a).await,
+        BenchCmd::Intake(a) => intake::run(a).await,
     }
 }

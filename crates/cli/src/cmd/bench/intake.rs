@@ -1,0 +1,185 @@
+//! `bale bench intake`: how fast bulk requests are taken in, at the sizes
+//! FTS and experiments send them: a stage request of 100,000 files (all on
+//! tape only) accepted, its status polled while it runs and after, and
+//! archiveinfo of 10,000 paths. Each figure is the median of `--rounds`
+//! timed requests from a client in another process (the bench), over HTTP.
+
+use super::common::{in_scratch, median, spawn_server};
+use crate::client::check;
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{header, Method};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct IntakeArgs {
+    /// Scratch directory (removed afterwards unless --keep).
+    #[arg(long, default_value = "./bale-bench-intake")]
+    dir: PathBuf,
+    /// Files in the stage request.
+    #[arg(long, default_value_t = 100_000)]
+    files: usize,
+    /// Files per directory.
+    #[arg(long, default_value_t = 10_000)]
+    per_dir: usize,
+    /// Paths in the archiveinfo request.
+    #[arg(long, default_value_t = 10_000)]
+    archiveinfo: usize,
+    /// Timed requests of each kind; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Catalog: sqlite or a postgres:// URL.
+    #[arg(long, default_value = "sqlite")]
+    catalog: String,
+    /// Keep the scratch directory.
+    #[arg(long)]
+    keep: bool,
+}
+
+pub async fn run(a: &IntakeArgs) -> Result<ExitCode> {
+    if a.files == 0 || a.per_dir == 0 || a.archiveinfo > a.files || a.rounds == 0 {
+        bail!("--files, --per-dir and --rounds must be positive and --archiveinfo at most --files");
+    }
+    in_scratch(&a.dir, a.keep, bench(a)).await
+}
+
+async fn timed<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<(f64, T)> {
+    let t = Instant::now();
+    let v = f.await?;
+    Ok((t.elapsed().as_secs_f64(), v))
+}
+
+async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
+    // Idle drives keep their volumes: the stages below do not wait for mounts.
+    let server = spawn_server(&a.dir.join("data"), "", &a.catalog)?;
+    let c = server.client.clone();
+    let dirs = a.files.div_ceil(a.per_dir);
+    check(
+        c.request(Method::from_bytes(b"MKCOL")?, &c.url("/intake")).send().await,
+        "mkdir",
+    )
+    .await?;
+    for d in 0..dirs {
+        let p = format!("/intake/d{d:03}");
+        check(c.request(Method::from_bytes(b"MKCOL")?, &c.url(&p)).send().await, &p).await?;
+    }
+    let paths: Vec<String> = (0..a.files)
+        .map(|i| format!("/intake/d{:03}/file-{i:07}.dat", i / a.per_dir))
+        .collect();
+    eprintln!("writing {} files of 100 bytes", a.files);
+    let t = Instant::now();
+    futures::stream::iter(paths.iter().map(|p| {
+        let c = c.clone();
+        async move {
+            let body = Bytes::from(format!("{p:<100}").into_bytes());
+            let r = c
+                .request(Method::PUT, &c.url(p))
+                .header(header::CONTENT_LENGTH, body.len())
+                .body(body)
+                .send()
+                .await;
+            check(r, p).await.map(|_| ())
+        }
+    }))
+    .buffer_unordered(32)
+    .try_collect::<()>()
+    .await?;
+    eprintln!(
+        "  {:.1} s; packing, writing to tape, purging",
+        t.elapsed().as_secs_f64()
+    );
+    let _: Value = c.post_json("queue/flush", &json!({})).await?;
+    loop {
+        let u: Value = c.get_json("cache", &[]).await?;
+        if u["purgeable_files"].as_u64() == Some(a.files as u64) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _: Value = c
+        .post_json("cache/purge", &json!({"paths": [], "all": true, "dry_run": false}))
+        .await?;
+
+    // archiveinfo of N paths, spread over the directories.
+    let step = (a.files / a.archiveinfo.max(1)).max(1);
+    let some: Vec<&str> = paths
+        .iter()
+        .step_by(step)
+        .take(a.archiveinfo)
+        .map(String::as_str)
+        .collect();
+    let mut info_s = Vec::new();
+    for _ in 0..a.rounds {
+        let (s, v): (f64, Value) = timed(c.post_json("archiveinfo", &json!({ "paths": some }))).await?;
+        let tape = v
+            .as_array()
+            .context("archiveinfo")?
+            .iter()
+            .filter(|f| f["locality"] == "TAPE")
+            .count();
+        if tape != some.len() {
+            bail!("archiveinfo: {tape} of {} on tape only", some.len());
+        }
+        info_s.push(s);
+    }
+
+    // Stage requests of every file: accepted, polled while running, polled when done.
+    let mut accept_s = Vec::new();
+    let mut poll_running_s = Vec::new();
+    let mut poll_done_s = Vec::new();
+    for round in 0..a.rounds {
+        if round > 0 {
+            let _: Value = c
+                .post_json("cache/purge", &json!({"paths": [], "all": true, "dry_run": false}))
+                .await?;
+        }
+        let (s, v): (f64, Value) = timed(c.post_json("stage", &json!({ "paths": paths }))).await?;
+        accept_s.push(s);
+        let id = v["id"].as_i64().context("no request id")?;
+        let (s, v): (f64, Value) = timed(c.get_json(&format!("stage/{id}"), &[])).await?;
+        poll_running_s.push(s);
+        let running = v["completedAt"].is_null();
+        loop {
+            let v: Value = c.get_json(&format!("stage/{id}/progress"), &[]).await?;
+            if v["files_done"].as_u64() == Some(a.files as u64) {
+                break;
+            }
+            if v["files_failed"].as_u64() != Some(0) {
+                bail!("stage request {id}: files failed: {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let (s, _): (f64, Value) = timed(c.get_json(&format!("stage/{id}"), &[])).await?;
+        poll_done_s.push(s);
+        eprintln!("  round {round}: request {id} done (first poll while running: {running})");
+        // Released, so that the next round's purge may take the files again.
+        let _: Value = c.post_json(&format!("stage/{id}/release"), &json!({})).await?;
+    }
+    server.stop()?;
+    println!(
+        "intake, catalog {}: {} files in {} directories",
+        a.catalog, a.files, dirs
+    );
+    println!(
+        "  stage request of {} files accepted:      {:.3} s (median of {})",
+        a.files,
+        median(accept_s),
+        a.rounds
+    );
+    println!(
+        "  its status polled while running:        {:.3} s",
+        median(poll_running_s)
+    );
+    println!("  its status polled when done:            {:.3} s", median(poll_done_s));
+    println!(
+        "  archiveinfo of {} paths:               {:.3} s",
+        some.len(),
+        median(info_s)
+    );
+    Ok(ExitCode::SUCCESS)
+}
