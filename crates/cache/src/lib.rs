@@ -136,19 +136,25 @@ impl Cache {
         self.stage.join(id.to_string())
     }
 
-    /// Writes a member read back from tape into the stage area and fsyncs
-    /// it; returns the bytes written. Blocking.
+    /// Writes a member read back from tape into the stage area; returns
+    /// the bytes written. Blocking.
     pub fn write_staged(&self, id: FileId, data: &mut dyn std::io::Read) -> io::Result<u64> {
+        // Made durable all at once by `promote_staged` (one syncfs for a
+        // whole package, as `tar -xf && sync` does), not one fsync each.
         let mut f = std::fs::File::create(self.stage_path(id))?;
-        let n = io::copy(data, &mut f)?;
-        f.sync_all()?;
-        Ok(n)
+        io::copy(data, &mut f)
     }
 
-    /// Moves verified members from the stage area to their place under
-    /// `files/` (replacing any stale copy) and makes the moves durable.
-    /// Until the catalog marks them cached nobody reads them. Blocking.
+    /// Makes verified members durable (one syncfs of the cache's
+    /// filesystem), then moves them from the stage area to their place
+    /// under `files/` (replacing any stale copy) and makes the moves
+    /// durable. Until the catalog marks them cached nobody reads them.
+    /// Blocking.
     pub fn promote_staged(&self, ids: &[FileId]) -> io::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        syncfs(&self.stage)?;
         let mut dirs = std::collections::BTreeSet::new();
         for &id in ids {
             let dest = self.file_path(id);

@@ -2,7 +2,7 @@
 
 use crate::stage::{
     first_copies, first_open, open_stage_work_sql, stage_copies_sql, NewStageFile, OpenStageFile, StageCatalog,
-    StageCopy, StageFile, StageRequest, StageState,
+    StageCopy, StageFile, StageRequest, StageState, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -148,7 +148,8 @@ impl StageCatalog for PostgresCatalog {
         let tx = c.transaction().await?;
         let requests = requests_of(&tx, ids).await?;
         tx.execute(
-            "UPDATE stage_files SET state = 'STARTED', started = $2 WHERE file_id = ANY($1) AND state = 'SUBMITTED'",
+            "UPDATE stage_files SET state = 'STARTED', started = $2 \
+             WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
             &[&texts(ids), &at.0],
         )
         .await?;
@@ -231,5 +232,16 @@ impl StageCatalog for PostgresCatalog {
             .map(crate::rows::open_stage_file)
             .collect::<Result<Vec<_>>>()?;
         Ok(first_open(open))
+    }
+
+    async fn uncached_members(&self, package: &str) -> Result<Vec<FileId>> {
+        let c = self.pool.get().await?;
+        let rows = c.query(&UNCACHED_MEMBERS_SQL.replace("?1", "$1"), &[&package]).await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.get(0);
+                FileId::parse(&s).ok_or_else(|| CatalogError::Invalid(format!("bad file id {s}")))
+            })
+            .collect()
     }
 }

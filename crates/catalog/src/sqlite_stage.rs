@@ -3,7 +3,7 @@
 use crate::sqlite_common::next_id;
 use crate::stage::{
     first_copies, first_open, open_stage_work_sql, stage_copies_sql, NewStageFile, OpenStageFile, StageCatalog,
-    StageCopy, StageFile, StageRequest, StageState,
+    StageCopy, StageFile, StageRequest, StageState, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -156,7 +156,10 @@ impl StageCatalog for SqliteCatalog {
         self.write(move |tx| {
             let requests = requests_of(tx, &ids)?;
             let mut st = tx.prepare_cached(
-                "UPDATE stage_files SET state = 'STARTED', started = ?2 WHERE file_id = ?1 AND state = 'SUBMITTED'",
+                // The IN term lets SQLite use the partial index of open files
+                // (without it every update scans the table).
+                "UPDATE stage_files SET state = 'STARTED', started = ?2 \
+                 WHERE file_id = ?1 AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
             )?;
             for id in &ids {
                 st.execute(params![id.to_string(), at.0])?;
@@ -240,6 +243,21 @@ impl StageCatalog for SqliteCatalog {
             let mut st = c.prepare_cached(&open_stage_work_sql("0"))?;
             let rows = st.query_map([], |r| crate::rows::open_stage_file(r))?;
             Ok(first_open(rows.collect::<rusqlite::Result<_>>()?))
+        })
+        .await
+    }
+
+    async fn uncached_members(&self, package: &str) -> Result<Vec<FileId>> {
+        let package = package.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(UNCACHED_MEMBERS_SQL)?;
+            let rows = st.query_map([package], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                let r = r?;
+                out.push(FileId::parse(&r).ok_or_else(|| CatalogError::Invalid(format!("bad file id {r}")))?);
+            }
+            Ok(out)
         })
         .await
     }

@@ -122,6 +122,10 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// Deletes a request and its files. False if there was none.
     async fn delete_stage_request(&self, id: i64) -> Result<bool>;
 
+    /// The members of `package` that exist and are not cached: what a
+    /// stage of it is for (none: no tape read needed).
+    async fn uncached_members(&self, package: &str) -> Result<Vec<FileId>>;
+
     /// What the stage worker needs of every open file of every request, in
     /// one query: whether it still exists, whether it is cached, and its
     /// first tape copy's package (None: no tape copy). Each file once.
@@ -141,6 +145,10 @@ pub struct StageCopy {
     pub size: u64,
     pub package: crate::Package,
 }
+
+/// The query of [`StageCatalog::uncached_members`] (`?1`: the package).
+pub(crate) const UNCACHED_MEMBERS_SQL: &str = "SELECT m.file_id FROM members m JOIN nodes n ON n.file_id = m.file_id \
+     WHERE m.package = ?1 AND NOT n.cached";
 
 /// An open file of the stage requests, as the stage worker sees it.
 #[derive(Clone, Debug, PartialEq)]

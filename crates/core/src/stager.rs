@@ -173,8 +173,8 @@ impl Stager {
                 Ok(Some((_, m))) => m.into_iter().map(|m| m.file_id).collect(),
                 _ => Vec::new(),
             };
-            let uncached = match self.catalog.files_with_paths(&m).await {
-                Ok(nodes) => nodes.iter().any(|(n, _)| !n.cached),
+            let uncached = match self.catalog.uncached_members(&pkg.id).await {
+                Ok(ids) => !ids.is_empty(),
                 Err(_) => true,
             };
             if !uncached {

@@ -80,6 +80,11 @@ pub async fn residency_and_pins(c: &dyn Catalog) {
     assert!(!node(c, 0).await.cached);
     assert!(node(c, 1).await.cached);
     assert!(node(c, 3).await.cached);
+    // What a stage of each package is for.
+    let pkg = |i: usize| format!("pkg-{}", ids[i]);
+    assert_eq!(c.uncached_members(&pkg(0)).await.unwrap(), [ids[0]]);
+    assert!(c.uncached_members(&pkg(1)).await.unwrap().is_empty(), "cached");
+    assert!(c.uncached_members("no-such-package").await.unwrap().is_empty());
     assert!(
         c.mark_purged(&[ids[0]], t(100)).await.unwrap().is_empty(),
         "already purged"

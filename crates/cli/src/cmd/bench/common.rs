@@ -145,3 +145,12 @@ pub(crate) async fn drives_idle(c: &Client) -> Result<bool> {
         .iter()
         .all(|d| d["volume"].is_null()))
 }
+
+/// Empties the page cache (root only): a cold run.
+pub(crate) fn drop_caches() -> Result<()> {
+    if !std::process::Command::new("sync").status()?.success() {
+        bail!("sync failed");
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
+        .context("dropping the page cache needs root (/proc/sys/vm/drop_caches)")
+}

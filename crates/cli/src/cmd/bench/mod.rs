@@ -8,7 +8,9 @@ pub(crate) mod common;
 mod ingest;
 mod intake;
 mod pack;
+mod restore;
 mod tape;
+mod unpack;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -26,6 +28,10 @@ pub enum BenchCmd {
     Aggregate(aggregate::AggregateArgs),
     /// Bulk requests taken in: a 100,000-file stage request, its polls, archiveinfo of 10,000 paths.
     Intake(intake::IntakeArgs),
+    /// The Mu2e restore: 9,700 files in 28 packages on one volume, one bulk request against one per file.
+    Restore(restore::RestoreArgs),
+    /// Unpacking a package into the cache against `tar -xf` and `sync`.
+    Unpack(unpack::UnpackArgs),
 }
 
 pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
@@ -35,5 +41,7 @@ pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
         BenchCmd::Pack(a) => pack::run(a).await,
         BenchCmd::Aggregate(a) => aggregate::run(a).await,
         BenchCmd::Intake(a) => intake::run(a).await,
+        BenchCmd::Restore(a) => restore::run(a).await,
+        BenchCmd::Unpack(a) => unpack::run(a).await,
     }
 }

@@ -8,7 +8,7 @@
 //! disk. Neither syncs its output. A cold run drops the page cache first
 //! (`/proc/sys/vm/drop_caches`, root only).
 
-use super::common::{in_scratch, median};
+use super::common::{drop_caches, in_scratch, median};
 use anyhow::{bail, Context, Result};
 use bale_core::cache::{Cache, SyncMode};
 use bale_pack::{MemberMeta, Plan, ReadAhead};
@@ -38,14 +38,6 @@ pub struct PackArgs {
     /// Runs of each (bale, tar) per cache state; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-}
-
-fn drop_caches() -> Result<()> {
-    if !Command::new("sync").status()?.success() {
-        bail!("sync failed");
-    }
-    std::fs::write("/proc/sys/vm/drop_caches", "3\n")
-        .context("dropping the page cache needs root (/proc/sys/vm/drop_caches)")
 }
 
 fn pack_once(cache: &Cache, plan: &Plan, out: &Path, ahead: ReadAhead) -> Result<f64> {
