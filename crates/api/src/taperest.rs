@@ -16,7 +16,7 @@ use axum::{Extension, Json, Router};
 use bale_catalog::{StageRequest, StageState};
 use bale_core::Principal;
 use bale_util::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -127,45 +127,63 @@ fn secs(t: Timestamp) -> i64 {
     t.0.div_euclid(1_000_000_000)
 }
 
-fn request_json(r: &StageRequest) -> Value {
-    let files: Vec<Value> = r
-        .files
-        .iter()
-        .map(|f| {
-            let mut v = json!({"path": f.path, "state": f.state.as_str()});
-            if let Some(e) = &f.error {
-                v["error"] = json!(e);
-            }
-            if let Some(t) = f.started {
-                v["startedAt"] = json!(secs(t));
-            }
-            if let Some(t) = f.finished {
-                v["finishedAt"] = json!(secs(t));
-            }
-            if f.state == StageState::Completed {
-                v["onDisk"] = json!(true);
-            }
-            v
-        })
-        .collect();
-    let mut v = json!({
-        "id": r.id.to_string(),
-        "createdAt": secs(r.created),
-        "startedAt": secs(r.started.unwrap_or(r.created)),
-        "files": files,
-    });
-    if let Some(t) = r.completed {
-        v["completedAt"] = json!(secs(t));
+/// A request as the reference document gives it: per file its path as
+/// sent, its state, `error` only when there is one (gfal2 takes any
+/// `error` key, even null, for a failure), `onDisk` once completed.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestJson<'a> {
+    id: String,
+    created_at: i64,
+    started_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_at: Option<i64>,
+    files: Vec<FileJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileJson<'a> {
+    path: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_disk: Option<bool>,
+}
+
+fn request_json(r: &StageRequest) -> RequestJson<'_> {
+    RequestJson {
+        id: r.id.to_string(),
+        created_at: secs(r.created),
+        started_at: secs(r.started.unwrap_or(r.created)),
+        completed_at: r.completed.map(secs),
+        files: r
+            .files
+            .iter()
+            .map(|f| FileJson {
+                path: &f.path,
+                state: f.state.as_str(),
+                error: f.error.as_deref(),
+                started_at: f.started.map(secs),
+                finished_at: f.finished.map(secs),
+                on_disk: (f.state == StageState::Completed).then_some(true),
+            })
+            .collect(),
     }
-    v
 }
 
 async fn status(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(request_json(&st.svc.stage_status(&who, parse_id(&id)?).await?)))
+) -> Result<Response, ApiError> {
+    let r = st.svc.stage_status(&who, parse_id(&id)?).await?;
+    Ok(Json(request_json(&r)).into_response())
 }
 
 #[derive(Deserialize)]

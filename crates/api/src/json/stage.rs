@@ -10,9 +10,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use bale_catalog::StageRequest;
+use bale_catalog::{StageRequest, StageState};
 use bale_core::Principal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -53,48 +53,85 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{id:?} is not a stage request id")))
 }
 
-/// The wire form of a request: per file its state, error only when there is one.
-fn request_json(r: &StageRequest) -> Value {
-    let t = |t: Option<bale_util::Timestamp>| t.map(rfc3339);
-    let files: Vec<Value> = r
-        .files
-        .iter()
-        .map(|f| {
-            let mut v = json!({"path": f.path, "state": f.state.as_str()});
-            if let Some(e) = &f.error {
-                v["error"] = json!(e);
-            }
-            if let Some(s) = f.started {
-                v["startedAt"] = json!(rfc3339(s));
-            }
-            if let Some(s) = f.finished {
-                v["finishedAt"] = json!(rfc3339(s));
-            }
-            v
-        })
-        .collect();
-    let count = |s: &str| r.files.iter().filter(|f| f.state.as_str() == s).count();
-    json!({
-        "id": r.id,
-        "owner": r.owner,
-        "createdAt": rfc3339(r.created),
-        "startedAt": t(r.started),
-        "completedAt": t(r.completed),
-        "lifetime_s": r.lifetime_s,
-        "counts": {
-            "SUBMITTED": count("SUBMITTED"), "STARTED": count("STARTED"), "COMPLETED": count("COMPLETED"),
-            "FAILED": count("FAILED"), "CANCELLED": count("CANCELLED"),
-        },
-        "files": files,
-    })
+/// The wire form of a request: per file its state, error only when there
+/// is one; times as RFC 3339.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestJson<'a> {
+    id: i64,
+    owner: &'a str,
+    created_at: String,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+    #[serde(rename = "lifetime_s")]
+    lifetime_s: u64,
+    counts: Counts,
+    files: Vec<FileJson<'a>>,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "UPPERCASE")]
+struct Counts {
+    submitted: usize,
+    started: usize,
+    completed: usize,
+    failed: usize,
+    cancelled: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileJson<'a> {
+    path: &'a str,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+}
+
+fn request_json(r: &StageRequest) -> RequestJson<'_> {
+    let mut counts = Counts::default();
+    for f in &r.files {
+        *match f.state {
+            StageState::Submitted => &mut counts.submitted,
+            StageState::Started => &mut counts.started,
+            StageState::Completed => &mut counts.completed,
+            StageState::Failed => &mut counts.failed,
+            StageState::Cancelled => &mut counts.cancelled,
+        } += 1;
+    }
+    RequestJson {
+        id: r.id,
+        owner: &r.owner,
+        created_at: rfc3339(r.created),
+        started_at: r.started.map(rfc3339),
+        completed_at: r.completed.map(rfc3339),
+        lifetime_s: r.lifetime_s,
+        counts,
+        files: r
+            .files
+            .iter()
+            .map(|f| FileJson {
+                path: &f.path,
+                state: f.state.as_str(),
+                error: f.error.as_deref(),
+                started_at: f.started.map(rfc3339),
+                finished_at: f.finished.map(rfc3339),
+            })
+            .collect(),
+    }
 }
 
 async fn status(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(request_json(&st.svc.stage_status(&who, parse_id(&id)?).await?)))
+) -> Result<Response, ApiError> {
+    let r = st.svc.stage_status(&who, parse_id(&id)?).await?;
+    Ok(Json(request_json(&r)).into_response())
 }
 
 /// Files, bytes, packages and volumes done, and the time left from the

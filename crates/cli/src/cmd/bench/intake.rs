@@ -132,6 +132,7 @@ async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
     let mut accept_s = Vec::new();
     let mut poll_running_s = Vec::new();
     let mut poll_done_s = Vec::new();
+    let mut poll_rest_s = Vec::new();
     for round in 0..a.rounds {
         if round > 0 {
             let _: Value = c
@@ -156,6 +157,16 @@ async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
         }
         let (s, _): (f64, Value) = timed(c.get_json(&format!("stage/{id}"), &[])).await?;
         poll_done_s.push(s);
+        // The same poll through the WLCG Tape REST API, as FTS makes it.
+        let rest = c.url(&format!("/api/tape/v1/stage/{id}"));
+        let (s, _) = timed(async {
+            Ok(check(c.request(Method::GET, &rest).send().await, &rest)
+                .await?
+                .bytes()
+                .await?)
+        })
+        .await?;
+        poll_rest_s.push(s);
         eprintln!("  round {round}: request {id} done (first poll while running: {running})");
         // Released, so that the next round's purge may take the files again.
         let _: Value = c.post_json(&format!("stage/{id}/release"), &json!({})).await?;
@@ -176,6 +187,7 @@ async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
         median(poll_running_s)
     );
     println!("  its status polled when done:            {:.3} s", median(poll_done_s));
+    println!("  the same through the Tape REST API:     {:.3} s", median(poll_rest_s));
     println!(
         "  archiveinfo of {} paths:               {:.3} s",
         some.len(),
