@@ -142,7 +142,7 @@ impl Cache {
         // Made durable all at once by `promote_staged` (one syncfs for a
         // whole package, as `tar -xf && sync` does), not one fsync each.
         let mut f = std::fs::File::create(self.stage_path(id))?;
-        io::copy(data, &mut f)
+        copy_large(data, &mut f)
     }
 
     /// Makes verified members durable (one syncfs of the cache's
@@ -367,3 +367,25 @@ fn remove_if_exists(p: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// `io::copy` in 1 MiB blocks (its own buffer is 8 KiB: a syscall each).
+fn copy_large(src: &mut dyn std::io::Read, dst: &mut std::fs::File) -> io::Result<u64> {
+    use std::io::Write;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 1 << 20]);
+    }
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        let mut n = 0u64;
+        loop {
+            let got = match src.read(&mut buf) {
+                Ok(0) => return Ok(n),
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            dst.write_all(&buf[..got])?;
+            n += got as u64;
+        }
+    })
+}

@@ -329,6 +329,25 @@ impl TapeCatalog for PostgresCatalog {
         Ok(jobs)
     }
 
+    async fn copy_volumes(&self, ids: &[FileId]) -> Result<Vec<(FileId, String)>> {
+        let c = self.pool.get().await?;
+        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let rows = c
+            .query(
+                "SELECT m.file_id, p.volume FROM members m JOIN packages p ON p.id = m.package \
+                 WHERE m.file_id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let f: String = r.get(0);
+                let id = FileId::parse(&f).ok_or_else(|| CatalogError::Invalid(format!("bad file id {f}")))?;
+                Ok((id, r.get(1)))
+            })
+            .collect()
+    }
+
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
         let c = self.pool.get().await?;
         let rows = c

@@ -299,6 +299,23 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
+    async fn copy_volumes(&self, ids: &[FileId]) -> Result<Vec<(FileId, String)>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT p.volume FROM members m JOIN packages p ON p.id = m.package WHERE m.file_id = ?1",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                for v in st.query_map([id.to_string()], |r| r.get::<_, String>(0))? {
+                    out.push((id, v?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(

@@ -363,6 +363,11 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// The tape copies of a file.
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>>;
 
+    /// The volume of every tape copy of each of `ids`: (file, volume) pairs,
+    /// in no order; a file without a copy has none. One round trip, for
+    /// bulk requests (archiveinfo).
+    async fn copy_volumes(&self, ids: &[FileId]) -> Result<Vec<(FileId, String)>>;
+
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm>;
 
     /// Every alarm, newest first.

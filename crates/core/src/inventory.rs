@@ -208,31 +208,51 @@ impl Service {
             .into_iter()
             .map(|v| (v.volume.label.clone(), v.volume.state.readable()))
             .collect();
-        let mut out = Vec::with_capacity(paths.len());
-        for p in paths {
-            let r = async {
-                let path = NsPath::parse(p)?;
-                let node = self.stat(who, &path).await?;
-                let Some(id) = node.file_id else {
-                    return Err(Error::IsADirectory(format!("{path} is a directory")));
-                };
-                if node.size == 0 {
-                    return Ok(Locality::None);
-                }
-                let copies = self.catalog.tape_copies(id).await?;
-                Ok(match (node.cached, copies.is_empty()) {
-                    (true, true) => Locality::Disk,
-                    (true, false) => Locality::DiskAndTape,
-                    (false, true) => Locality::Lost,
-                    (false, false) if copies.iter().any(|c| readable.get(&c.package.volume) == Some(&true)) => {
-                        Locality::Tape
+        // Every path parsed, walked (in bulk) and checked on its own.
+        let parsed: Vec<Result<NsPath>> = paths.iter().map(|p| Ok(NsPath::parse(p)?)).collect();
+        let good: Vec<NsPath> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        let mut chains = self.catalog.walk_many(&good).await?.into_iter();
+        let mut good = good.into_iter();
+        let nodes: Vec<Result<Node>> = parsed
+            .into_iter()
+            .map(|p| {
+                p.and_then(|_| {
+                    let path = good.next().expect("parsed");
+                    let r = Resolved::new(path.clone(), chains.next().expect("walked"));
+                    check(who, Op::Stat, &r)?;
+                    let node = r.node().expect("checked").clone();
+                    match node.file_id {
+                        Some(_) => Ok(node),
+                        None => Err(Error::IsADirectory(format!("{path} is a directory"))),
                     }
-                    (false, false) => Locality::Unavailable,
                 })
+            })
+            .collect();
+        // The volumes of every copy, in one round trip.
+        let ids: Vec<FileId> = nodes.iter().filter_map(|n| n.as_ref().ok()?.file_id).collect();
+        let mut copies: std::collections::HashMap<FileId, Vec<String>> = std::collections::HashMap::new();
+        for chunk in ids.chunks(10_000) {
+            for (id, volume) in self.catalog.copy_volumes(chunk).await? {
+                copies.entry(id).or_default().push(volume);
             }
-            .await;
-            out.push((p.clone(), r));
         }
-        Ok(out)
+        Ok(paths
+            .iter()
+            .zip(nodes)
+            .map(|(p, n)| {
+                let l = n.map(|node| {
+                    let vols = node.file_id.and_then(|id| copies.get(&id));
+                    match (node.size, node.cached, vols) {
+                        (0, _, _) => Locality::None,
+                        (_, true, None) => Locality::Disk,
+                        (_, true, Some(_)) => Locality::DiskAndTape,
+                        (_, false, None) => Locality::Lost,
+                        (_, false, Some(v)) if v.iter().any(|v| readable.get(v) == Some(&true)) => Locality::Tape,
+                        (_, false, Some(_)) => Locality::Unavailable,
+                    }
+                });
+                (p.clone(), l)
+            })
+            .collect())
     }
 }

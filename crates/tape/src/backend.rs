@@ -324,7 +324,9 @@ impl Mounted for FsVolume {
                 format!("volume {}: no tape file {seq} (end of data)", self.label.label),
             ));
         }
-        let f = File::open(self.dir.join(file_name(seq)))?;
+        // Read in large blocks, as a drive streams: the package reader
+        // asks for 512-byte headers and member data in small pieces.
+        let f = std::io::BufReader::with_capacity(1 << 20, File::open(self.dir.join(file_name(seq)))?);
         let mut counted = CountingReader { inner: f, read: 0 };
         sink(&mut counted)?;
         self.head = seq + 1;

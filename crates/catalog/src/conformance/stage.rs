@@ -219,6 +219,16 @@ pub async fn stage_requests_know_their_packages(c: &dyn Catalog) {
     );
     assert_eq!(copies[0].package.id, format!("pkg-{}", ids[0]), "the first copy");
     assert!(c.stage_request_copies(r + 1000).await.unwrap().is_empty());
+    // Every copy's volume, in bulk: f0 has two, f1 one, f2 none.
+    let mut vols = c.copy_volumes(&ids).await.unwrap();
+    vols.sort();
+    let mut want = vec![
+        (ids[0], "VL0001".to_string()),
+        (ids[0], "VL0001".to_string()),
+        (ids[1], "VL0001".to_string()),
+    ];
+    want.sort();
+    assert_eq!(vols, want);
 
     // The stage worker's view of the open files: f0 with its first copy,
     // f2 with none, f1 finished and gone from it; f2 deleted: not live.

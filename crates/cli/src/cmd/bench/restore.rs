@@ -137,6 +137,10 @@ async fn measure(
         }
     }
     let wall_s = t.elapsed().as_secs_f64();
+    // Released, so that the next way starts from a purged cache again.
+    for id in &ids {
+        let _: Value = c.post_json(&format!("stage/{id}/release"), &json!({})).await?;
+    }
     // Counted once the volume is back on the shelf (its unload included).
     while !drives_idle(c).await? {
         tokio::time::sleep(Duration::from_millis(200)).await;

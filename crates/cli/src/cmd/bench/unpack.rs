@@ -68,6 +68,7 @@ fn bale_once(package: &Path, target: &Path, expected: bale_util::Adler32) -> Res
     let t = Instant::now();
     let cache = Cache::open(target, SyncMode::Fsync)?;
     let mut src = Hashing {
+        // As the emulated drive reads a tape file (FsBackend::read_file).
         inner: std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(package)?),
         hash: Adler32Hasher::new(),
     };
