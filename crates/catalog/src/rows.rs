@@ -20,6 +20,32 @@ pub(crate) const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p
 pub(crate) const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
 pub(crate) const DRIVE_COLS: &str = "name, library, state, stats";
 
+/// The query both backends run (placeholders differ only by name).
+pub(crate) fn stage_copies_sql(placeholder: &str) -> String {
+    format!(
+        "SELECT {}, f.file_id, f.state, m.size FROM stage_files f \
+         JOIN members m ON m.file_id = f.file_id JOIN packages p ON p.id = m.package \
+         WHERE f.request = {placeholder} ORDER BY p.created, p.id",
+        PACKAGE_COLS
+    )
+}
+
+/// The query of [`crate::StageCatalog::open_stage_work`]; `no` is the backend's
+/// false (SQLite 0, PostgreSQL false). Rows in package creation order, a
+/// file without a copy last.
+pub(crate) fn open_stage_work_sql(no: &str) -> String {
+    format!(
+        "SELECT {}, o.file_id, n.id IS NOT NULL, COALESCE(n.cached, {no}) \
+         FROM (SELECT DISTINCT file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
+               AND file_id IS NOT NULL) o \
+         LEFT JOIN nodes n ON n.file_id = o.file_id \
+         LEFT JOIN members m ON m.file_id = o.file_id \
+         LEFT JOIN packages p ON p.id = m.package \
+         ORDER BY p.created IS NULL, p.created, p.id",
+        PACKAGE_COLS
+    )
+}
+
 /// Typed reads of a result row by column index.
 pub(crate) trait Columns {
     type Error;
@@ -180,7 +206,7 @@ pub(crate) fn package<R: Columns>(r: &R) -> Result<Package, R::Error> {
     })
 }
 
-/// A row of [`crate::stage::stage_copies_sql`]: the package, then the file.
+/// A row of [`stage_copies_sql`]: the package, then the file.
 pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R::Error> {
     Ok(crate::stage::StageCopy {
         package: package(r)?,
@@ -190,7 +216,7 @@ pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R
     })
 }
 
-/// A row of [`crate::stage::open_stage_work_sql`]: the package (NULLs
+/// A row of [`open_stage_work_sql`]: the package (NULLs
 /// when the file has no tape copy), then the file.
 pub(crate) fn open_stage_file<R: Columns>(r: &R) -> Result<crate::stage::OpenStageFile, R::Error> {
     Ok(crate::stage::OpenStageFile {

@@ -1,9 +1,10 @@
 //! Stage requests in the SQLite catalog.
 
+use crate::rows::{open_stage_work_sql, stage_copies_sql};
 use crate::sqlite_common::next_id;
 use crate::stage::{
-    first_copies, first_open, open_stage_work_sql, stage_copies_sql, NewStageFile, OpenStageFile, StageCatalog,
-    StageCopy, StageFile, StageRequest, StageState, UNCACHED_MEMBERS_SQL,
+    first_copies, first_open, NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest,
+    StageState, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;

@@ -161,22 +161,6 @@ pub struct OpenStageFile {
     pub package: Option<crate::Package>,
 }
 
-/// The query of [`StageCatalog::open_stage_work`]; `no` is the backend's
-/// false (SQLite 0, PostgreSQL false). Rows in package creation order, a
-/// file without a copy last.
-pub(crate) fn open_stage_work_sql(no: &str) -> String {
-    format!(
-        "SELECT {}, o.file_id, n.id IS NOT NULL, COALESCE(n.cached, {no}) \
-         FROM (SELECT DISTINCT file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
-               AND file_id IS NOT NULL) o \
-         LEFT JOIN nodes n ON n.file_id = o.file_id \
-         LEFT JOIN members m ON m.file_id = o.file_id \
-         LEFT JOIN packages p ON p.id = m.package \
-         ORDER BY p.created IS NULL, p.created, p.id",
-        crate::rows::PACKAGE_COLS
-    )
-}
-
 /// Keeps each file's first row (rows come in package creation order).
 pub(crate) fn first_open(rows: Vec<OpenStageFile>) -> Vec<OpenStageFile> {
     let mut seen = std::collections::HashSet::new();
@@ -187,14 +171,4 @@ pub(crate) fn first_open(rows: Vec<OpenStageFile>) -> Vec<OpenStageFile> {
 pub(crate) fn first_copies(rows: Vec<StageCopy>) -> Vec<StageCopy> {
     let mut seen = std::collections::HashSet::new();
     rows.into_iter().filter(|c| seen.insert(c.file_id)).collect()
-}
-
-/// The query both backends run (placeholders differ only by name).
-pub(crate) fn stage_copies_sql(placeholder: &str) -> String {
-    format!(
-        "SELECT {}, f.file_id, f.state, m.size FROM stage_files f \
-         JOIN members m ON m.file_id = f.file_id JOIN packages p ON p.id = m.package \
-         WHERE f.request = {placeholder} ORDER BY p.created, p.id",
-        crate::rows::PACKAGE_COLS
-    )
 }

@@ -7,7 +7,7 @@
 //! checksum verified; then a short report of the modelled tape time next
 //! to writing and reading the same files one by one.
 
-use super::bench::common::{drives_idle, in_scratch, spawn_server};
+use super::bench::common::{busy_s, drives_idle, first_library, in_scratch, spawn_server};
 use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bale_util::Adler32;
@@ -100,12 +100,6 @@ async fn localities(c: &Client, paths: &[&str]) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The library's counters and timing model (the first library).
-async fn library(c: &Client) -> Result<Value> {
-    let v: Value = c.get_json("libraries", &[]).await?;
-    v.as_array().and_then(|a| a.first()).cloned().context("no library")
-}
-
 pub async fn run(a: &DemoArgs) -> Result<ExitCode> {
     if a.files + a.large == 0 {
         bail!("the demo needs at least one file (--files, --large)");
@@ -135,7 +129,7 @@ async fn demo(a: &DemoArgs, dir: PathBuf) -> Result<ExitCode> {
     let server = spawn_server(&dir.join("data"), "[tape]\nidle_unload_s = 1.0\n", "sqlite")?;
     let c = server.client.clone();
     let list = files(a.files, a.large);
-    let write_start = library(&c).await?;
+    let write_start = first_library(&c).await?;
     let bytes: u64 = list.iter().map(|f| f.size as u64).sum();
 
     step(
@@ -187,7 +181,7 @@ async fn demo(a: &DemoArgs, dir: PathBuf) -> Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     sp.finish_and_clear();
-    let written = library(&c).await?;
+    let written = first_library(&c).await?;
     let packages: Value = c.get_json("packages", &[]).await?;
     let packages = packages.as_array().context("packages")?.clone();
     let volumes: std::collections::BTreeSet<&str> = packages.iter().filter_map(|p| p["volume"].as_str()).collect();
@@ -230,7 +224,7 @@ async fn demo(a: &DemoArgs, dir: PathBuf) -> Result<ExitCode> {
     if done["counts"]["COMPLETED"].as_u64() != Some(list.len() as u64) {
         bail!("stage request {id} did not complete every file: {}", done["counts"]);
     }
-    let read = library(&c).await?;
+    let read = first_library(&c).await?;
 
     step(5, "reading every file back and checking its adler32");
     let bar = indicatif::ProgressBar::new(list.len() as u64);
@@ -267,22 +261,13 @@ fn f(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(0.0)
 }
 
-fn busy(stats: &Value) -> f64 {
-    [
-        "robot_s", "load_s", "locate_s", "write_s", "read_s", "mark_s", "unload_s",
-    ]
-    .iter()
-    .map(|k| f(stats, k))
-    .sum()
-}
-
 /// The report: what the tape did, and what the same files one by one
 /// would have cost in the same timing model.
 fn report(list: &[DemoFile], before: &Value, written: &Value, read: &Value, packages: usize, volumes: usize) {
     let (s0, s1, s2) = (&before["stats"], &written["stats"], &read["stats"]);
     let mounts = |a: &Value, b: &Value| b["mounts"].as_u64().unwrap_or(0) - a["mounts"].as_u64().unwrap_or(0);
-    let write_s = busy(s1) - busy(s0);
-    let read_s = busy(s2) - busy(s1);
+    let write_s = busy_s(s1) - busy_s(s0);
+    let read_s = busy_s(s2) - busy_s(s1);
     // One by one: every file its own tape file with a synchronous file
     // mark (on one mount); every read its own request on an idle library:
     // a mount, a locate to the file, its bytes, an unload.

@@ -154,3 +154,82 @@ pub(crate) fn drop_caches() -> Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", "3\n")
         .context("dropping the page cache needs root (/proc/sys/vm/drop_caches)")
 }
+
+/// Modelled seconds of tape work of every kind in a drive's or library's
+/// `stats` (JSON).
+pub(crate) fn busy_s(stats: &serde_json::Value) -> f64 {
+    [
+        "robot_s", "load_s", "locate_s", "write_s", "read_s", "mark_s", "unload_s",
+    ]
+    .iter()
+    .map(|k| stats[k].as_f64().unwrap_or(0.0))
+    .sum()
+}
+
+/// The first library: its counters and timing model.
+pub(crate) async fn first_library(c: &Client) -> Result<serde_json::Value> {
+    let v: serde_json::Value = c.get_json("libraries", &[]).await?;
+    v.as_array().and_then(|a| a.first()).cloned().context("no library")
+}
+
+/// PUTs `body(path)` at every path, `parallel` at a time.
+pub(crate) async fn put_all(
+    c: &Client,
+    paths: &[String],
+    parallel: usize,
+    body: impl Fn(&str) -> bytes::Bytes,
+) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    futures::stream::iter(paths.iter().map(|p| {
+        let (c, data) = (c.clone(), body(p));
+        async move {
+            let r = c
+                .request(Method::PUT, &c.url(p))
+                .header(reqwest::header::CONTENT_LENGTH, data.len())
+                .body(data)
+                .send()
+                .await;
+            check(r, p).await.map(|_| ())
+        }
+    }))
+    .buffer_unordered(parallel)
+    .try_collect::<()>()
+    .await
+}
+
+/// `files` files of `size` random bytes (each with its own first 64)
+/// written into `cache` through its ingest path and promoted; their
+/// package metadata, as the packer sees it.
+pub(crate) async fn fill_cache(
+    cache: &bale_core::cache::Cache,
+    files: usize,
+    size: u64,
+) -> Result<Vec<bale_pack::MemberMeta>> {
+    use rand::RngCore;
+    let mut metas = Vec::with_capacity(files);
+    let mut ids = Vec::with_capacity(files);
+    let mut data = vec![0u8; size as usize];
+    rand::rng().fill_bytes(&mut data);
+    let head = data.len().min(64);
+    for i in 0..files {
+        rand::rng().fill_bytes(&mut data[..head]);
+        let id = bale_util::FileId::generate();
+        let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&data))]);
+        let staged = cache.ingest(id, body, Some(size)).await?;
+        metas.push(bale_pack::MemberMeta {
+            file_id: id,
+            path: format!("/bench/d{:03}/f{i:06}.dat", i % 100),
+            size: staged.size,
+            adler32: staged.adler32,
+            owner: "bench".into(),
+            group: "bench".into(),
+            mode: 0o644,
+            ctime: bale_util::Timestamp::now(),
+            mtime: bale_util::Timestamp::now(),
+        });
+        ids.push(staged.keep().0);
+    }
+    cache.sync_batch()?;
+    cache.promote(&ids)?;
+    Ok(metas)
+}

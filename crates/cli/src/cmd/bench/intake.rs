@@ -4,13 +4,12 @@
 //! archiveinfo of 10,000 paths. Each figure is the median of `--rounds`
 //! timed requests from a client in another process (the bench), over HTTP.
 
-use super::common::{in_scratch, median, spawn_server};
+use super::common::{in_scratch, median, put_all, spawn_server};
 use crate::client::check;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
-use reqwest::{header, Method};
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,22 +72,7 @@ async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
         .collect();
     eprintln!("writing {} files of 100 bytes", a.files);
     let t = Instant::now();
-    futures::stream::iter(paths.iter().map(|p| {
-        let c = c.clone();
-        async move {
-            let body = Bytes::from(format!("{p:<100}").into_bytes());
-            let r = c
-                .request(Method::PUT, &c.url(p))
-                .header(header::CONTENT_LENGTH, body.len())
-                .body(body)
-                .send()
-                .await;
-            check(r, p).await.map(|_| ())
-        }
-    }))
-    .buffer_unordered(32)
-    .try_collect::<()>()
-    .await?;
+    put_all(&c, &paths, 32, |p| Bytes::from(format!("{p:<100}").into_bytes())).await?;
     eprintln!(
         "  {:.1} s; packing, writing to tape, purging",
         t.elapsed().as_secs_f64()

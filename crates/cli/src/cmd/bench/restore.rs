@@ -15,15 +15,14 @@
 //! package read once in position order, and the modelled time within 5% of
 //! mount + locates + bytes / rate.
 
-use super::common::{drives_idle, in_scratch, mkdir_tagged, spawn_server};
-use crate::client::{check, Client};
+use super::common::{busy_s, drives_idle, first_library, in_scratch, mkdir_tagged, put_all, spawn_server};
+use crate::client::Client;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use bytesize::ByteSize;
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use rand::RngCore;
-use reqwest::{header, Method};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,20 +66,6 @@ fn f(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(0.0)
 }
 
-fn busy(stats: &Value) -> f64 {
-    [
-        "robot_s", "load_s", "locate_s", "write_s", "read_s", "mark_s", "unload_s",
-    ]
-    .iter()
-    .map(|k| f(stats, k))
-    .sum()
-}
-
-async fn library(c: &Client) -> Result<Value> {
-    let v: Value = c.get_json("libraries", &[]).await?;
-    v.as_array().and_then(|a| a.first()).cloned().context("no library")
-}
-
 async fn last_event(c: &Client) -> Result<u64> {
     let v: Value = c.get_json("tape/events", &[]).await?;
     Ok(v.as_array()
@@ -121,7 +106,7 @@ async fn measure(
     files: usize,
     submit: impl std::future::Future<Output = Result<Vec<i64>>>,
 ) -> Result<Restore> {
-    let (lib0, seq0) = (library(c).await?, last_event(c).await?);
+    let (lib0, seq0) = (first_library(c).await?, last_event(c).await?);
     let t = Instant::now();
     let ids = submit.await?;
     for id in &ids {
@@ -145,7 +130,7 @@ async fn measure(
     while !drives_idle(c).await? {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let lib1 = library(c).await?;
+    let lib1 = first_library(c).await?;
     let events: Value = c.get_json("tape/events", &[("after", &seq0.to_string())]).await?;
     let reads = events
         .as_array()
@@ -159,7 +144,7 @@ async fn measure(
         bail!("not every file is back: {cached}");
     }
     Ok(Restore {
-        modelled_s: busy(&lib1["stats"]) - busy(&lib0["stats"]),
+        modelled_s: busy_s(&lib1["stats"]) - busy_s(&lib0["stats"]),
         mounts: lib1["stats"]["mounts"].as_u64().unwrap_or(0) - lib0["stats"]["mounts"].as_u64().unwrap_or(0),
         reads,
         wall_s,
@@ -201,21 +186,7 @@ async fn bench(a: &RestoreArgs) -> Result<ExitCode> {
     let body = Bytes::from(body);
     let paths: Vec<String> = (0..a.files).map(|i| format!("/mu2e/f{i:05}.art")).collect();
     let t = Instant::now();
-    futures::stream::iter(paths.iter().map(|p| {
-        let (c, body) = (c.clone(), body.clone());
-        async move {
-            let r = c
-                .request(Method::PUT, &c.url(p))
-                .header(header::CONTENT_LENGTH, body.len())
-                .body(body)
-                .send()
-                .await;
-            check(r, p).await.map(|_| ())
-        }
-    }))
-    .buffer_unordered(16)
-    .try_collect::<()>()
-    .await?;
+    put_all(&c, &paths, 16, |_| body.clone()).await?;
     let _: Value = c.post_json("queue/flush", &json!({})).await?;
     eprintln!("  written in {:.1} s; to tape, purged", t.elapsed().as_secs_f64());
     to_rest(&c, a.files).await?;
@@ -233,7 +204,7 @@ async fn bench(a: &RestoreArgs) -> Result<ExitCode> {
 
     // The model's figure for one pass: a mount, then in position order a
     // locate over each gap and the package's bytes, then the unload.
-    let lib = library(&c).await?;
+    let lib = first_library(&c).await?;
     let rate = f(&lib, "rate");
     let (capacity, full_locate) = (f(&lib, "capacity"), f(&lib, "full_locate_s"));
     let (robot, load, unload) = (f(&lib, "robot_s"), f(&lib, "load_s"), f(&lib, "unload_s"));

@@ -11,16 +11,14 @@
 //! `tar -xf package -C out` followed by `sync`, durable the same way.
 //! Each run starts from an empty target; the median of `--rounds` runs.
 
-use super::common::{drop_caches, in_scratch, median};
+use super::common::{drop_caches, fill_cache, in_scratch, median};
 use anyhow::{bail, Context, Result};
 use bale_core::cache::{Cache, SyncMode};
-use bale_pack::{MemberMeta, Plan, ReadAhead};
+use bale_pack::{Plan, ReadAhead};
 use bale_util::checksum::Adler32Hasher;
 use bale_util::{FileId, Timestamp};
-use bytes::Bytes;
 use bytesize::ByteSize;
 use clap::Args;
-use rand::RngCore;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -114,31 +112,7 @@ async fn bench(a: &UnpackArgs) -> Result<ExitCode> {
         a.files,
         a.size.display().iec()
     );
-    let mut metas = Vec::with_capacity(a.files);
-    let mut ids = Vec::with_capacity(a.files);
-    let mut data = vec![0u8; a.size.0 as usize];
-    rand::rng().fill_bytes(&mut data);
-    let head = data.len().min(64);
-    for i in 0..a.files {
-        rand::rng().fill_bytes(&mut data[..head]);
-        let id = FileId::generate();
-        let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(&data))]);
-        let staged = source.ingest(id, body, Some(a.size.0)).await?;
-        metas.push(MemberMeta {
-            file_id: id,
-            path: format!("/bench/d{:03}/f{i:06}.dat", i % 100),
-            size: staged.size,
-            adler32: staged.adler32,
-            owner: "bench".into(),
-            group: "bench".into(),
-            mode: 0o644,
-            ctime: Timestamp::now(),
-            mtime: Timestamp::now(),
-        });
-        ids.push(staged.keep().0);
-    }
-    source.sync_batch()?;
-    source.promote(&ids)?;
+    let metas = fill_cache(&source, a.files, a.size.0).await?;
     let plan = Plan::new(&FileId::generate().to_string(), Timestamp::now(), metas)?;
     let package = a.dir.join("package.tar");
     let written = {
