@@ -209,23 +209,18 @@ impl Service {
             .map(|v| (v.volume.label.clone(), v.volume.state.readable()))
             .collect();
         // Every path parsed, walked (in bulk) and checked on its own.
-        let parsed: Vec<Result<NsPath>> = paths.iter().map(|p| Ok(NsPath::parse(p)?)).collect();
-        let good: Vec<NsPath> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-        let mut chains = self.catalog.walk_many(&good).await?.into_iter();
-        let mut good = good.into_iter();
-        let nodes: Vec<Result<Node>> = parsed
+        let nodes: Vec<Result<Node>> = self
+            .resolve_many(paths)
+            .await?
             .into_iter()
-            .map(|p| {
-                p.and_then(|_| {
-                    let path = good.next().expect("parsed");
-                    let r = Resolved::new(path.clone(), chains.next().expect("walked"));
-                    check(who, Op::Stat, &r)?;
-                    let node = r.node().expect("checked").clone();
-                    match node.file_id {
-                        Some(_) => Ok(node),
-                        None => Err(Error::IsADirectory(format!("{path} is a directory"))),
-                    }
-                })
+            .map(|r| {
+                let r = r?;
+                check(who, Op::Stat, &r)?;
+                let node = r.node().expect("checked").clone();
+                match node.file_id {
+                    Some(_) => Ok(node),
+                    None => Err(Error::IsADirectory(format!("{} is a directory", r.path))),
+                }
             })
             .collect();
         // The volumes of every copy, in one round trip.

@@ -150,18 +150,24 @@ impl Service {
     /// [`Service::readable`] of each of `paths` (as sent: each parsed,
     /// walked and checked on its own, the catalog asked in bulk), in order.
     pub async fn readable_many(&self, who: &Principal, paths: &[String]) -> Result<Vec<Result<Node>>> {
+        Ok(self
+            .resolve_many(paths)
+            .await?
+            .into_iter()
+            .map(|r| readable_in(who, &r?))
+            .collect())
+    }
+
+    /// Each of `paths` (as sent) parsed and walked, the walks done in bulk
+    /// (`Catalog::walk_many`); a path that does not parse gets its error.
+    /// Nothing is checked yet: each caller checks its own operation.
+    pub(crate) async fn resolve_many(&self, paths: &[String]) -> Result<Vec<Result<Resolved>>> {
         let parsed: Vec<Result<NsPath>> = paths.iter().map(|p| Ok(NsPath::parse(p)?)).collect();
         let good: Vec<NsPath> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
         let mut chains = self.catalog.walk_many(&good).await?.into_iter();
-        let mut good = good.into_iter();
         Ok(parsed
             .into_iter()
-            .map(|p| {
-                p.and_then(|_| {
-                    let r = Resolved::new(good.next().expect("parsed"), chains.next().expect("walked"));
-                    readable_in(who, &r)
-                })
-            })
+            .map(|p| p.map(|path| Resolved::new(path, chains.next().expect("walked"))))
             .collect())
     }
 }
