@@ -156,6 +156,12 @@ pub trait Catalog:
     /// Creates a directory. It inherits its parent's tags.
     async fn create_dir(&self, dir: NewDir) -> Result<Node>;
 
+    /// Records `entries` exactly as given, in ONE transaction, and returns
+    /// their new ids in order: all or none (a name taken, a parent missing
+    /// or not a directory, an invalid entry fail the lot). See
+    /// [`ImportNode`]: a bulk load, not the write path.
+    async fn import_nodes(&self, entries: &[ImportNode]) -> Result<Vec<NodeId>>;
+
     /// Records a batch of new files in ONE transaction (group commit). Each
     /// file succeeds or fails on its own (a name taken, a parent gone); the
     /// outer error means the whole batch failed and nothing was recorded.

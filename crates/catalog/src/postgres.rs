@@ -400,6 +400,82 @@ impl Catalog for PostgresCatalog {
         node_from_row(&row, 0)
     }
 
+    async fn import_nodes(&self, entries: &[ImportNode]) -> Result<Vec<NodeId>> {
+        rules::check_import(entries)?;
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // The ids, from the identity's sequence (never handed out again).
+        let ids: Vec<NodeId> = tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence('nodes', 'id')) FROM generate_series(1, $1::bigint)",
+                &[&(entries.len() as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut checked = std::collections::HashSet::new();
+        for e in entries {
+            if let ImportParent::Node(p) = e.parent {
+                if checked.insert(p) {
+                    dir_for_child(&tx, p).await?;
+                }
+            }
+        }
+        let parents: Vec<NodeId> = entries
+            .iter()
+            .map(|e| match e.parent {
+                ImportParent::Node(p) => p,
+                ImportParent::Entry(j) => ids[j],
+            })
+            .collect();
+        let col = |f: &dyn Fn(&ImportNode) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
+        let names = col(&|e| Some(e.name.clone()));
+        let owners = col(&|e| Some(e.owner.clone()));
+        let groups = col(&|e| Some(e.group.clone()));
+        let file_ids = col(&|e| e.file_id.map(|f| f.to_string()));
+        let sgs = col(&|e| e.tags.storage_group.clone());
+        let ffs = col(&|e| e.tags.file_family.clone());
+        let wrappers = col(&|e| e.tags.wrapper.clone());
+        let libraries = col(&|e| e.tags.library.clone());
+        let kinds: Vec<i32> = entries
+            .iter()
+            .map(|e| if e.kind == NodeKind::Dir { 1 } else { 2 })
+            .collect();
+        let modes: Vec<i32> = entries.iter().map(|e| e.mode as i32).collect();
+        let sizes: Vec<i64> = entries.iter().map(|e| e.size as i64).collect();
+        let ctimes: Vec<i64> = entries.iter().map(|e| e.ctime.0).collect();
+        let mtimes: Vec<i64> = entries.iter().map(|e| e.mtime.0).collect();
+        let atimes: Vec<i64> = entries.iter().map(|e| e.atime.0).collect();
+        let sums: Vec<Option<i64>> = entries.iter().map(|e| e.adler32.map(|a| a.0 as i64)).collect();
+        let widths: Vec<Option<i32>> = entries
+            .iter()
+            .map(|e| e.tags.file_family_width.map(|w| w as i32))
+            .collect();
+        let cached: Vec<bool> = entries.iter().map(|e| e.cached).collect();
+        tx.execute(
+            "INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+             storage_group, file_family, file_family_width, wrapper, library, cached) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::text[], $6::text[], \
+             $7::int[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[], \
+             $14::text[], $15::text[], $16::int[], $17::text[], $18::text[], $19::bool[])",
+            &[
+                &ids, &parents, &names, &kinds, &owners, &groups, &modes, &sizes, &ctimes, &mtimes, &atimes,
+                &file_ids, &sums, &sgs, &ffs, &widths, &wrappers, &libraries, &cached,
+            ],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => CatalogError::AlreadyExists(format!(
+                "an imported entry ({})",
+                e.as_db_error().and_then(|d| d.detail()).unwrap_or("a name or file id")
+            )),
+            _ => e.into(),
+        })?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;

@@ -148,3 +148,33 @@ mod tests {
         assert!(take_up_to_target(Vec::new(), 1).is_empty());
     }
 }
+
+/// The checks of an import made before anything is written: names that
+/// are path components, a parent named by index is an earlier directory of
+/// the import, a file has an id and a checksum and a directory neither.
+/// Parents already in the catalog and unique names are the backend's (its
+/// transaction fails as a whole).
+pub(crate) fn check_import(entries: &[crate::model::ImportNode]) -> Result<()> {
+    use crate::model::{ImportParent, NodeKind};
+    for (i, e) in entries.iter().enumerate() {
+        let bad = |why: &str| Err(CatalogError::Invalid(format!("import entry {i} ({:?}): {why}", e.name)));
+        if e.name.is_empty() || e.name == "." || e.name == ".." || e.name.contains('/') || e.name.contains('\0') {
+            return bad("not a valid name");
+        }
+        if e.mode > 0o7777 {
+            return bad("mode above 7777");
+        }
+        if let ImportParent::Entry(p) = e.parent {
+            if p >= i || entries[p].kind != NodeKind::Dir {
+                return bad("its parent is not an earlier directory of the import");
+            }
+        }
+        match (e.kind, e.file_id.is_some(), e.adler32.is_some()) {
+            (NodeKind::File, true, true) => {}
+            (NodeKind::Dir, false, false) if e.size == 0 && e.cached => {}
+            (NodeKind::File, _, _) => return bad("a file needs a file id and a checksum"),
+            (NodeKind::Dir, _, _) => return bad("a directory has no file id, checksum or size and is cached"),
+        }
+    }
+    Ok(())
+}

@@ -397,6 +397,68 @@ impl Catalog for SqliteCatalog {
         .await
     }
 
+    async fn import_nodes(&self, entries: &[ImportNode]) -> Result<Vec<NodeId>> {
+        rules::check_import(entries)?;
+        let entries = entries.to_vec();
+        self.write(move |tx| {
+            // One reservation of the whole range of ids.
+            let n = entries.len() as i64;
+            let first: i64 = tx
+                .prepare_cached("UPDATE sequences SET next = next + ?2 WHERE name = ?1 RETURNING next - ?2")?
+                .query_row(params!["nodes", n], |r| r.get(0))?;
+            let mut checked = std::collections::HashSet::new();
+            let mut st = tx.prepare_cached(
+                "INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, \
+                 adler32, storage_group, file_family, file_family_width, wrapper, library, cached) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )?;
+            let mut ids = Vec::with_capacity(entries.len());
+            for (i, e) in entries.iter().enumerate() {
+                let parent = match e.parent {
+                    ImportParent::Node(p) => {
+                        if checked.insert(p) {
+                            dir_for_child(tx, p)?;
+                        }
+                        p
+                    }
+                    ImportParent::Entry(j) => ids[j],
+                };
+                let id = first + i as i64;
+                let t = &e.tags;
+                st.execute(params![
+                    id,
+                    parent,
+                    e.name,
+                    if e.kind == NodeKind::Dir { 1 } else { 2 },
+                    e.owner,
+                    e.group,
+                    e.mode as i64,
+                    e.size as i64,
+                    e.ctime.0,
+                    e.mtime.0,
+                    e.atime.0,
+                    e.file_id.map(|f| f.to_string()),
+                    e.adler32.map(|a| a.0 as i64),
+                    t.storage_group,
+                    t.file_family,
+                    t.file_family_width.map(|w| w as i64),
+                    t.wrapper,
+                    t.library,
+                    e.cached
+                ])
+                .map_err(|err| match err.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                        CatalogError::AlreadyExists(format!("import entry {i}: {:?} or its file id", e.name))
+                    }
+                    _ => err.into(),
+                })?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
     async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>> {
         let files = files.to_vec();
         let settled = settled.to_vec();

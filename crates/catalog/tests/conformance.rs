@@ -108,6 +108,7 @@ both!(
     catalog_is_claimed_by_one_node,
     files_with_paths,
     walks_in_bulk,
+    imports_in_bulk,
 );
 
 /// Committed rows survive closing and reopening the catalog.

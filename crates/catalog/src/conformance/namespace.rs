@@ -433,3 +433,134 @@ pub async fn concurrent_commits(c: std::sync::Arc<dyn Catalog>) {
     let all = c.list(d.id, None, 1000).await.unwrap();
     assert_eq!(all.len(), 8 * 25 + 1);
 }
+
+/// A bulk import records entries as given (its own tags, times and
+/// residency), parents by index or by id, all or nothing, with ids that
+/// later entries never get again.
+pub async fn imports_in_bulk(c: &dyn Catalog) {
+    let base = mkdir(c, ROOT_ID, "base").await;
+    let plain = put(c, base.id, "plain", 3).await;
+    let tags = Tags {
+        storage_group: Some("mu2e".into()),
+        file_family: Some("raw".into()),
+        file_family_width: Some(2),
+        wrapper: Some("cpio_odc".into()),
+        library: Some("lib1".into()),
+    };
+    let entry = |parent, name: &str, file: bool| ImportNode {
+        parent,
+        name: name.into(),
+        kind: if file { NodeKind::File } else { NodeKind::Dir },
+        owner: "bob".into(),
+        group: "mu2e".into(),
+        mode: if file { 0o640 } else { 0o750 },
+        size: if file { 1000 } else { 0 },
+        ctime: t(5),
+        mtime: t(6),
+        atime: t(7),
+        file_id: file.then(FileId::generate),
+        adler32: file.then_some(Adler32(99)),
+        tags: tags.clone(),
+        cached: !file,
+    };
+    let batch = vec![
+        entry(ImportParent::Node(base.id), "run1", false),
+        entry(ImportParent::Entry(0), "a.dat", true),
+        entry(ImportParent::Entry(0), "sub", false),
+        entry(ImportParent::Entry(2), "b.dat", true),
+        entry(ImportParent::Node(base.id), "top.dat", true),
+    ];
+    let ids = c.import_nodes(&batch).await.unwrap();
+    assert_eq!(ids.len(), 5);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "distinct ids");
+    assert!(
+        ids.iter().all(|&i| i > plain.id),
+        "ids follow every id handed out before"
+    );
+    let b = c
+        .lookup(&p("/base/run1/sub/b.dat"))
+        .await
+        .unwrap()
+        .expect("imported file");
+    assert_eq!(b.id, ids[3]);
+    assert_eq!(
+        (b.owner.as_str(), b.group.as_str(), b.mode, b.size),
+        ("bob", "mu2e", 0o640, 1000)
+    );
+    assert_eq!((b.ctime, b.mtime, b.atime), (t(5), t(6), t(7)));
+    assert_eq!(
+        (b.file_id, b.adler32, b.cached),
+        (batch[3].file_id, Some(Adler32(99)), false)
+    );
+    assert_eq!(b.tags, tags, "an import keeps its own tags");
+    assert_eq!(
+        c.node_by_file_id(batch[1].file_id.unwrap()).await.unwrap().unwrap().id,
+        ids[1]
+    );
+    let run1 = c.list(ids[0], None, 10).await.unwrap();
+    assert_eq!(
+        run1.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        ["a.dat", "sub"]
+    );
+    assert!(run1[1].is_dir() && run1[1].cached);
+
+    // All or nothing: a taken name, a missing parent, a file as parent.
+    let before = c.list(base.id, None, 100).await.unwrap().len();
+    let taken = vec![
+        entry(ImportParent::Node(base.id), "fresh", false),
+        entry(ImportParent::Node(base.id), "plain", true),
+    ];
+    assert!(matches!(
+        c.import_nodes(&taken).await,
+        Err(CatalogError::AlreadyExists(_))
+    ));
+    let dup_id = vec![ImportNode {
+        file_id: batch[1].file_id,
+        ..entry(ImportParent::Node(base.id), "again.dat", true)
+    }];
+    assert!(matches!(
+        c.import_nodes(&dup_id).await,
+        Err(CatalogError::AlreadyExists(_))
+    ));
+    let orphan = vec![entry(ImportParent::Node(999_999), "x", true)];
+    assert!(matches!(c.import_nodes(&orphan).await, Err(CatalogError::NotFound(_))));
+    let under_file = vec![entry(ImportParent::Node(plain.id), "x", true)];
+    assert!(matches!(
+        c.import_nodes(&under_file).await,
+        Err(CatalogError::NotADirectory(_))
+    ));
+    for bad in [
+        vec![entry(ImportParent::Entry(0), "self", false)],
+        vec![
+            entry(ImportParent::Node(base.id), "f", true),
+            entry(ImportParent::Entry(0), "g", true),
+        ],
+        vec![entry(ImportParent::Node(base.id), "a/b", true)],
+        vec![entry(ImportParent::Node(base.id), "..", false)],
+        vec![ImportNode {
+            adler32: None,
+            ..entry(ImportParent::Node(base.id), "nosum", true)
+        }],
+        vec![ImportNode {
+            size: 5,
+            ..entry(ImportParent::Node(base.id), "bigdir", false)
+        }],
+    ] {
+        assert!(
+            matches!(c.import_nodes(&bad).await, Err(CatalogError::Invalid(_))),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        c.list(base.id, None, 100).await.unwrap().len(),
+        before,
+        "a refused import records nothing"
+    );
+    assert!(c.lookup(&p("/base/fresh")).await.unwrap().is_none());
+    // Ids handed out by an import (even a refused one) are not handed out again.
+    let later = mkdir(c, base.id, "later").await;
+    assert!(later.id > *ids.iter().max().unwrap());
+}
