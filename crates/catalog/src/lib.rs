@@ -44,7 +44,9 @@ pub use pool::*;
 pub use postgres::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};
 pub use sqlite::SqliteCatalog;
-pub use stage::{NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState};
+pub use stage::{
+    NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState, STAGE_PIN_OWNER,
+};
 pub use tape::*;
 
 use async_trait::async_trait;

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0007_catalog_users.sql"),
     include_str!("../migrations/postgres/0008_residency_and_pins.sql"),
     include_str!("../migrations/postgres/0009_stage_requests.sql"),
+    include_str!("../migrations/postgres/0010_stage_holds.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.

@@ -1,7 +1,7 @@
 //! Cache residency and pins in the PostgreSQL catalog.
 
 use crate::postgres_common::{node_from_row, NODE_COLS};
-use crate::residency::{purgeable, CacheCatalog, CacheUsage, Pin};
+use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin};
 use crate::{Node, PostgresCatalog, Result};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -21,7 +21,8 @@ impl CacheCatalog for PostgresCatalog {
         let tx = c.transaction().await?;
         // A pin taken by a transaction that commits while this one runs is
         // respected: the files' rows are locked first, and pins are taken
-        // under the same row locks (`pin`).
+        // under the same row locks (`pin`), as are the holds of a stage
+        // request on files it found cached (`create_stage_request`).
         tx.query(
             "SELECT 1 FROM nodes WHERE file_id = ANY($1) ORDER BY id FOR UPDATE",
             &[&texts(ids)],
@@ -89,24 +90,24 @@ impl CacheCatalog for PostgresCatalog {
     }
 
     async fn unpin(&self, ids: &[FileId], owner: &str) -> Result<usize> {
-        let c = self.pool.get().await?;
-        let n = c
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let mut n = tx
             .execute(
                 "DELETE FROM pins WHERE file_id = ANY($1) AND owner = $2",
                 &[&texts(ids), &owner],
             )
-            .await?;
-        Ok(n as usize)
+            .await? as usize;
+        if let Some(request) = crate::stage::stage_request_of(owner) {
+            n += crate::postgres_stage::release_holds(&tx, Some(request), ids).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn pins(&self, id: FileId, now: Timestamp) -> Result<Vec<Pin>> {
         let c = self.pool.get().await?;
-        let rows = c
-            .query(
-                "SELECT owner, created, expires FROM pins WHERE file_id = $1 AND expires > $2 ORDER BY owner",
-                &[&id.to_string(), &now.0],
-            )
-            .await?;
+        let rows = c.query(&pins_query('$'), &[&id.to_string(), &now.0]).await?;
         Ok(rows
             .iter()
             .map(|r| Pin {
@@ -129,14 +130,13 @@ impl CacheCatalog for PostgresCatalog {
             .query_one(
                 &format!(
                     "SELECT COUNT(*), COALESCE(SUM(n.size), 0)::bigint, \
-                     COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id \
-                       AND p.expires > $1)), \
-                     COALESCE(SUM(n.size) FILTER (WHERE EXISTS (SELECT 1 FROM pins p \
-                       WHERE p.file_id = n.file_id AND p.expires > $1)), 0)::bigint, \
+                     COUNT(*) FILTER (WHERE {h}), \
+                     COALESCE(SUM(n.size) FILTER (WHERE {h}), 0)::bigint, \
                      COUNT(*) FILTER (WHERE {p}), \
                      COALESCE(SUM(n.size) FILTER (WHERE {p}), 0)::bigint \
                      FROM nodes n WHERE n.kind = 2 AND n.cached",
-                    p = purgeable("n.cached", "$1")
+                    p = purgeable("n.cached", "$1"),
+                    h = held("$1")
                 ),
                 &[&now.0],
             )

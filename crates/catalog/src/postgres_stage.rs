@@ -53,6 +53,17 @@ async fn lock_requests(tx: &impl GenericClient, requests: &[i64]) -> Result<()> 
     Ok(())
 }
 
+/// [`StageCatalog::release_holds`] on a connection or in a transaction
+/// (`unpin` of a request's pin owner uses it too).
+pub(crate) async fn release_holds(c: &impl GenericClient, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE stage_files SET held_until = NULL WHERE file_id = ANY($1) AND held_until IS NOT NULL \
+         AND ($2::bigint IS NULL OR request = $2)",
+        &[&texts(ids), &request],
+    )
+    .await? as usize)
+}
+
 #[async_trait]
 impl StageCatalog for PostgresCatalog {
     async fn create_stage_request(
@@ -77,16 +88,45 @@ impl StageCatalog for PostgresCatalog {
         let states: Vec<&str> = files.iter().map(|f| f.state.as_str()).collect();
         let errors: Vec<Option<&str>> = files.iter().map(|f| f.error.as_deref()).collect();
         let finished: Vec<Option<i64>> = files.iter().map(|f| (!f.state.is_open()).then_some(at.0)).collect();
+        let held_until = at.0 + lifetime_s as i64 * 1_000_000_000;
+        let held: Vec<Option<i64>> = files.iter().map(|f| f.file_id.map(|_| held_until)).collect();
         tx.execute(
-            "INSERT INTO stage_files (request, idx, path, file_id, state, error, finished) \
+            "INSERT INTO stage_files (request, idx, path, file_id, state, error, finished, held_until) \
              SELECT $1, unnest($2::int[]), unnest($3::text[]), unnest($4::text[]), unnest($5::text[]), \
-             unnest($6::text[]), unnest($7::bigint[])",
-            &[&id, &idx, &paths, &ids, &states, &errors, &finished],
+             unnest($6::text[]), unnest($7::bigint[]), unnest($8::bigint[])",
+            &[&id, &idx, &paths, &ids, &states, &errors, &finished, &held],
         )
         .await?;
+        // Files found cached: their rows are locked as a purge locks them
+        // (`mark_purged`), so a purge either finished first (the file is
+        // SUBMITTED again here) or waits and then sees this request's holds.
+        let cached: Vec<String> = files
+            .iter()
+            .filter(|f| f.state == StageState::Completed)
+            .filter_map(|f| f.file_id.map(|i| i.to_string()))
+            .collect();
+        if !cached.is_empty() {
+            tx.query(
+                "SELECT 1 FROM nodes WHERE file_id = ANY($1) ORDER BY id FOR SHARE",
+                &[&cached],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE stage_files SET state = 'SUBMITTED', finished = NULL WHERE request = $1 \
+                 AND state = 'COMPLETED' AND file_id IN (SELECT file_id FROM nodes WHERE file_id = ANY($2) \
+                 AND NOT cached)",
+                &[&id, &cached],
+            )
+            .await?;
+        }
         complete_finished(&tx, &[id], at).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
+        let c = self.pool.get().await?;
+        release_holds(&c, request, ids).await
     }
 
     async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>> {

@@ -292,7 +292,7 @@ impl TapeCatalog for PostgresCatalog {
         let rows = c
             .query(
                 &format!(
-                    "SELECT {cols} FROM nodes n WHERE n.file_id IS NOT NULL AND {STRANDED} LIMIT $1",
+                    "SELECT {cols} FROM nodes n WHERE n.kind = 2 AND n.cached AND {STRANDED} LIMIT $1",
                     cols = NODE_COLS
                 ),
                 &[&(limit as i64)],

@@ -5,7 +5,9 @@
 //! purged, and the catalog checks that inside the transaction that marks
 //! it purged, so no caller can remove the last copy. Staging marks it
 //! cached again. A pin (owner, expiry) holds a cached file; several owners
-//! may pin one file, and a file's pins go with the file.
+//! may pin one file, and a file's pins go with the file. A stage request
+//! holds the files it names through its own rows (no pin row each); they
+//! are shown and released as pins of owner `stage-request-ID`.
 
 use crate::model::Node;
 use crate::Result;
@@ -34,17 +36,46 @@ pub struct CacheUsage {
     pub purgeable_bytes: u64,
 }
 
+/// The condition (SQL, both backends) that file node `n` is held in the
+/// cache at the time bound to `now`: by a live pin, or by a stage request
+/// that named it (its row's `held_until`, until the request is released;
+/// see [`crate::STAGE_PIN_OWNER`]).
+pub(crate) fn held(now: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id AND p.expires > {now}) \
+         OR EXISTS (SELECT 1 FROM stage_files s WHERE s.file_id = n.file_id AND s.held_until > {now}))"
+    )
+}
+
 /// The condition (SQL, both backends) that a file node `n` may be purged
 /// at the time bound to `now`: cached (`cached` is the backend's spelling
-/// of "n.cached is true"), on tape, without a live pin, and no longer
-/// landing (recovery judges a landing file by its cache copy: purging one
-/// would make a crash drop the acknowledged file).
+/// of "n.cached is true"), on tape, not held (no live pin, no stage request
+/// holding it), and no longer landing (recovery judges a landing file by
+/// its cache copy: purging one would make a crash drop the acknowledged
+/// file).
 pub(crate) fn purgeable(cached: &str, now: &str) -> String {
     format!(
         "n.kind = 2 AND {cached} \
          AND EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id) \
-         AND NOT EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id AND p.expires > {now}) \
-         AND NOT EXISTS (SELECT 1 FROM landing l WHERE l.file_id = n.file_id)"
+         AND NOT {held} \
+         AND NOT EXISTS (SELECT 1 FROM landing l WHERE l.file_id = n.file_id)",
+        held = held(now)
+    )
+}
+
+/// A file's holds as pins: its own pins, and one for each stage request
+/// holding it (owner `stage-request-ID`, created with the request); none
+/// once the file is gone. SQL of both backends, `?1`/`$1` the file id and
+/// `?2`/`$2` the time.
+pub(crate) fn pins_query(p: char) -> String {
+    format!(
+        "SELECT owner, created, expires FROM pins WHERE file_id = {p}1 AND expires > {p}2 \
+         UNION ALL \
+         SELECT '{owner}' || s.request, MIN(r.created), MAX(s.held_until) FROM stage_files s \
+         JOIN stage_requests r ON r.id = s.request WHERE s.file_id = {p}1 AND s.held_until > {p}2 \
+         AND EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = s.file_id) \
+         GROUP BY s.request ORDER BY 1",
+        owner = crate::STAGE_PIN_OWNER
     )
 }
 
@@ -67,10 +98,12 @@ pub trait CacheCatalog: Send + Sync + 'static {
     /// the later expiry). Returns how many live files were pinned.
     async fn pin(&self, ids: &[FileId], owner: &str, now: Timestamp, expires: Timestamp) -> Result<usize>;
 
-    /// Removes `owner`'s pins on `ids`. Returns how many were removed.
+    /// Removes `owner`'s pins on `ids` (owner `stage-request-ID`: that
+    /// request's holds on them too). Returns how many were removed.
     async fn unpin(&self, ids: &[FileId], owner: &str) -> Result<usize>;
 
-    /// A file's live pins at `now`, by owner.
+    /// A file's live pins at `now`, by owner, the holds of stage requests
+    /// among them.
     async fn pins(&self, id: FileId, now: Timestamp) -> Result<Vec<Pin>>;
 
     /// Deletes the pins expired at `now`. Returns how many.

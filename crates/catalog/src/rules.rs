@@ -130,25 +130,6 @@ pub(crate) fn jobs_of(packages: &[NewPackage]) -> Vec<i64> {
     jobs
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(n: u8) -> FileId {
-        FileId::parse(&format!("00000000-0000-7000-8000-0000000000{n:02x}")).unwrap()
-    }
-
-    #[test]
-    fn a_pool_takes_members_until_the_target_is_reached() {
-        let m = vec![(id(1), 40), (id(2), 40), (id(3), 40), (id(4), 40)];
-        assert_eq!(take_up_to_target(m.clone(), 100).len(), 3, "the third reaches it");
-        assert_eq!(take_up_to_target(m.clone(), 80).len(), 2, "exactly at the target");
-        assert_eq!(take_up_to_target(m.clone(), 1000).len(), 4, "all there are");
-        assert_eq!(take_up_to_target(m, 1).len(), 1);
-        assert!(take_up_to_target(Vec::new(), 1).is_empty());
-    }
-}
-
 /// The checks of an import made before anything is written: names that
 /// are path components, a parent named by index is an earlier directory of
 /// the import, a file has an id and a checksum and a directory neither.
@@ -177,4 +158,23 @@ pub(crate) fn check_import(entries: &[crate::model::ImportNode]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> FileId {
+        FileId::parse(&format!("00000000-0000-7000-8000-0000000000{n:02x}")).unwrap()
+    }
+
+    #[test]
+    fn a_pool_takes_members_until_the_target_is_reached() {
+        let m = vec![(id(1), 40), (id(2), 40), (id(3), 40), (id(4), 40)];
+        assert_eq!(take_up_to_target(m.clone(), 100).len(), 3, "the third reaches it");
+        assert_eq!(take_up_to_target(m.clone(), 80).len(), 2, "exactly at the target");
+        assert_eq!(take_up_to_target(m.clone(), 1000).len(), 4, "all there are");
+        assert_eq!(take_up_to_target(m, 1).len(), 1);
+        assert!(take_up_to_target(Vec::new(), 1).is_empty());
+    }
 }

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0007_catalog_users.sql"),
     include_str!("../migrations/sqlite/0008_residency_and_pins.sql"),
     include_str!("../migrations/sqlite/0009_stage_requests.sql"),
+    include_str!("../migrations/sqlite/0010_stage_holds.sql"),
 ];
 
 pub struct SqliteCatalog {
@@ -45,9 +46,15 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // the last transactions in WAL mode on power loss).
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "cache_size", -65536)?;
     Ok(())
 }
+
+/// Page cache of the writer, and of each reader (KiB): the readers' are
+/// small, as each reader keeps its own copy and the kernel's page cache
+/// holds the file anyway (four readers of 64 MiB made most of a server's
+/// memory at ten million files).
+const WRITER_CACHE_KIB: i64 = 65_536;
+const READER_CACHE_KIB: i64 = 8_192;
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
@@ -78,11 +85,13 @@ impl SqliteCatalog {
             let mut writer = Connection::open(&path)
                 .map_err(|e| CatalogError::backend(format!("cannot open {}: {e}", path.display()), false))?;
             configure(&writer)?;
+            writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
             migrate(&mut writer)?;
             let mut readers = Vec::with_capacity(READERS);
             for _ in 0..READERS {
                 let r = Connection::open(&path)?;
                 configure(&r)?;
+                r.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
                 readers.push(Mutex::new(r));
             }
             Ok(SqliteCatalog {

@@ -1,6 +1,6 @@
 //! Cache residency and pins in the SQLite catalog.
 
-use crate::residency::{purgeable, CacheCatalog, CacheUsage, Pin};
+use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin};
 use crate::sqlite_common::{node_from_row, NODE_COLS};
 use crate::{Node, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -76,8 +76,11 @@ impl CacheCatalog for SqliteCatalog {
         self.write(move |tx| {
             let mut st = tx.prepare_cached("DELETE FROM pins WHERE file_id = ?1 AND owner = ?2")?;
             let mut n = 0;
-            for id in ids {
+            for id in &ids {
                 n += st.execute(params![id.to_string(), owner])?;
+            }
+            if let Some(request) = crate::stage::stage_request_of(&owner) {
+                n += crate::sqlite_stage::release_holds(tx, Some(request), &ids)?;
             }
             Ok(n)
         })
@@ -86,9 +89,7 @@ impl CacheCatalog for SqliteCatalog {
 
     async fn pins(&self, id: FileId, now: Timestamp) -> Result<Vec<Pin>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT owner, created, expires FROM pins WHERE file_id = ?1 AND expires > ?2 ORDER BY owner",
-            )?;
+            let mut st = c.prepare_cached(&pins_query('?'))?;
             let rows = st.query_map(params![id.to_string(), now.0], |r| {
                 Ok(Pin {
                     file_id: id,
@@ -111,14 +112,13 @@ impl CacheCatalog for SqliteCatalog {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT COUNT(*), COALESCE(SUM(n.size), 0), \
-                 COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id \
-                   AND p.expires > ?1) THEN 1 ELSE 0 END), 0), \
-                 COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 FROM pins p WHERE p.file_id = n.file_id \
-                   AND p.expires > ?1) THEN n.size ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN {h} THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN {h} THEN n.size ELSE 0 END), 0), \
                  COALESCE(SUM(CASE WHEN {p} THEN 1 ELSE 0 END), 0), \
                  COALESCE(SUM(CASE WHEN {p} THEN n.size ELSE 0 END), 0) \
                  FROM nodes n WHERE n.kind = 2 AND n.cached = 1",
-                p = purgeable("n.cached = 1", "?1")
+                p = purgeable("n.cached = 1", "?1"),
+                h = held("?1")
             ))?;
             let u = st.query_row([now.0], |r| {
                 Ok(CacheUsage {

@@ -39,6 +39,20 @@ fn requests_of(tx: &Transaction<'_>, ids: &[FileId]) -> Result<Vec<i64>> {
     Ok(out)
 }
 
+/// [`StageCatalog::release_holds`] inside a transaction (`unpin` of a
+/// request's pin owner uses it too).
+pub(crate) fn release_holds(tx: &Transaction<'_>, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
+    let mut st = tx.prepare_cached(
+        "UPDATE stage_files SET held_until = NULL WHERE file_id = ?1 AND held_until IS NOT NULL \
+         AND (?2 IS NULL OR request = ?2)",
+    )?;
+    let mut n = 0;
+    for id in ids {
+        n += st.execute(params![id.to_string(), request])?;
+    }
+    Ok(n)
+}
+
 #[async_trait]
 impl StageCatalog for SqliteCatalog {
     async fn create_stage_request(
@@ -56,9 +70,10 @@ impl StageCatalog for SqliteCatalog {
                 params![id, owner, at.0, lifetime_s as i64],
             )?;
             let mut st = tx.prepare_cached(
-                "INSERT INTO stage_files (request, idx, path, file_id, state, error, finished) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO stage_files (request, idx, path, file_id, state, error, finished, held_until) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
+            let held_until = at.0 + lifetime_s as i64 * 1_000_000_000;
             for (i, f) in files.iter().enumerate() {
                 let finished = (!f.state.is_open()).then_some(at.0);
                 st.execute(params![
@@ -68,13 +83,26 @@ impl StageCatalog for SqliteCatalog {
                     f.file_id.map(|f| f.to_string()),
                     f.state.as_str(),
                     f.error,
-                    finished
+                    finished,
+                    f.file_id.map(|_| held_until)
                 ])?;
             }
+            // Files found cached that a purge took since (the one writer
+            // orders this transaction after it).
+            tx.execute(
+                "UPDATE stage_files SET state = 'SUBMITTED', finished = NULL WHERE request = ?1 \
+                 AND state = 'COMPLETED' AND file_id IN (SELECT file_id FROM nodes WHERE kind = 2 AND cached = 0)",
+                [id],
+            )?;
             complete_finished(tx, &[id], at)?;
             Ok(id)
         })
         .await
+    }
+
+    async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
+        let ids = ids.to_vec();
+        self.write(move |tx| release_holds(tx, request, &ids)).await
     }
 
     async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>> {

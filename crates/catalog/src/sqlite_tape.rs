@@ -268,7 +268,7 @@ impl TapeCatalog for SqliteCatalog {
     async fn stranded_files(&self, limit: usize) -> Result<Vec<Node>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {cols} FROM nodes n WHERE n.file_id IS NOT NULL AND {STRANDED} LIMIT ?1",
+                "SELECT {cols} FROM nodes n WHERE n.kind = 2 AND n.cached = 1 AND {STRANDED} LIMIT ?1",
                 cols = NODE_COLS
             ))?;
             let rows = st.query_map([limit as i64], crate::sqlite_common::node_from_row)?;

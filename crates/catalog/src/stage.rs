@@ -8,6 +8,15 @@ use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
 use std::fmt;
 
+/// The pin owner under which a stage request's holds on its files are
+/// shown and released: `stage-request-ID`.
+pub const STAGE_PIN_OWNER: &str = "stage-request-";
+
+/// The request whose holds a pin owner names, if it names one.
+pub(crate) fn stage_request_of(owner: &str) -> Option<i64> {
+    owner.strip_prefix(STAGE_PIN_OWNER)?.parse().ok()
+}
+
 /// A staged file's state (the WLCG Tape REST API's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StageState {
@@ -92,6 +101,11 @@ pub struct StageRequest {
 pub trait StageCatalog: Send + Sync + 'static {
     /// Records a request and its files in one transaction; returns its id
     /// (never reused). A request with no open file is completed at once.
+    /// The request holds each of its files in the cache (against purging)
+    /// for `lifetime_s` from `at`, until released. A file sent as
+    /// COMPLETED (cached when resolved) that a purge took meanwhile is
+    /// recorded SUBMITTED instead: a purge and a request serialize on the
+    /// file, so a file the request says is on disk stays there.
     async fn create_stage_request(
         &self,
         owner: &str,
@@ -99,6 +113,10 @@ pub trait StageCatalog: Send + Sync + 'static {
         lifetime_s: u64,
         files: &[NewStageFile],
     ) -> Result<i64>;
+
+    /// Ends the holds of request `request` (or of every request, `None`)
+    /// on the files `ids`; returns how many holds ended.
+    async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize>;
 
     /// A request with its files.
     async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>>;

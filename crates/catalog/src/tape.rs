@@ -353,6 +353,9 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// Up to `limit` live files that are on no way to tape: in no open
     /// pool, no archive job (queued or failed) and no package. There
     /// should be none; the archiver alarms and reroutes any it finds.
+    /// Only cached files are looked at (through the purge-order index): a
+    /// file whose cache copy is gone was purged, which took a tape copy, so
+    /// the check costs the size of the cache, not of the archive.
     async fn stranded_files(&self, limit: usize) -> Result<Vec<crate::Node>>;
 
     /// Puts stranded files back on their way in ONE transaction: each joins

@@ -109,6 +109,7 @@ both!(
     files_with_paths,
     walks_in_bulk,
     imports_in_bulk,
+    stage_requests_hold_their_files,
 );
 
 /// Committed rows survive closing and reopening the catalog.

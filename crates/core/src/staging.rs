@@ -1,7 +1,8 @@
 //! Stage requests: bulk staging as durable catalog rows. A request names
 //! any number of files; each is resolved (a missing file, a directory or
 //! one the user may not read fails at once with its reason; a cached one
-//! completes at once), the files are pinned for the request's lifetime,
+//! completes at once), the request holds its files in the cache for its
+//! lifetime (its own rows do: shown as pins of owner `stage-request-ID`),
 //! and the stage worker turns the open files of every request into the
 //! set of packages behind them and queues them to the tape system in one
 //! step (each volume mounted once, its packages read in position order).
@@ -15,13 +16,8 @@ use bale_util::{FileId, NsPath, Timestamp};
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// The default lifetime of a request's pins.
+/// The default lifetime of a request's holds on its files.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
-
-/// The pin owner of a request's files.
-fn pin_owner(id: i64) -> String {
-    format!("stage-request-{id}")
-}
 
 impl Service {
     /// Records a stage request for `paths` (as sent) by `who`; returns its id.
@@ -61,9 +57,6 @@ impl Service {
             .catalog()
             .create_stage_request(&who.user, now, lifetime.as_secs(), &files)
             .await?;
-        let ids: Vec<FileId> = files.iter().filter_map(|f| f.file_id).collect();
-        let expires = Timestamp(now.0 + lifetime.as_nanos() as i64);
-        self.catalog().pin(&ids, &pin_owner(id), now, expires).await?;
         self.stager.wake.notify_one();
         Ok(id)
     }
@@ -112,8 +105,8 @@ impl Service {
         Ok(n)
     }
 
-    /// Releases the request's pins (of `paths`, or all): those files may be
-    /// purged again. Other owners' pins stay.
+    /// Releases the request's holds (on `paths`, or all): those files may
+    /// be purged again. Pins and other requests' holds stay.
     pub async fn release_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
         let req = self.request_paths(who, id, paths).await?;
         let ids: Vec<FileId> = req
@@ -122,10 +115,10 @@ impl Service {
             .filter(|f| paths.is_none_or(|p| p.contains(&f.path)))
             .filter_map(|f| f.file_id)
             .collect();
-        Ok(self.catalog().unpin(&ids, &pin_owner(id)).await?)
+        Ok(self.catalog().release_holds(Some(id), &ids).await?)
     }
 
-    /// Cancels what is open, releases the pins and forgets the request.
+    /// Cancels what is open, releases the holds and forgets the request.
     pub async fn delete_stage(&self, who: &Principal, id: i64) -> Result<()> {
         self.cancel_stage(who, id, None).await?;
         self.release_stage(who, id, None).await?;
@@ -213,20 +206,14 @@ impl Service {
 }
 
 impl Service {
-    /// Releases the stage requests' pins on `paths`, whichever requests
+    /// Releases the stage requests' holds on `paths`, whichever requests
     /// took them (clients that lost a request id release by path).
     pub async fn release_paths(&self, who: &Principal, paths: &[String]) -> Result<usize> {
-        let now = Timestamp::now();
-        let mut n = 0;
+        let mut ids = Vec::with_capacity(paths.len());
         for p in paths {
             let node = self.readable(who, &NsPath::parse(p)?).await?;
-            let id = node.file_id.expect("a file");
-            for pin in self.catalog().pins(id, now).await? {
-                if pin.owner.starts_with("stage-request-") {
-                    n += self.catalog().unpin(&[id], &pin.owner).await?;
-                }
-            }
+            ids.push(node.file_id.expect("a file"));
         }
-        Ok(n)
+        Ok(self.catalog().release_holds(None, &ids).await?)
     }
 }

@@ -121,3 +121,154 @@ pub async fn residency_and_pins(c: &dyn Catalog) {
     assert!(c.pins(ids[2], t(300)).await.unwrap().is_empty());
     assert_eq!(c.expire_pins(t(10_000)).await.unwrap(), 0, "nothing left to expire");
 }
+
+/// A stage request holds the files it names against purging, through its
+/// own rows: until its lifetime ends or it is released (all, some files,
+/// by path whichever request, or as the pin owner `stage-request-ID`); the
+/// holds show as pins and count as pinned; a file found cached but purged
+/// before the request was recorded is recorded SUBMITTED, not on disk.
+pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
+    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let files: Vec<NewFile> = (0..3)
+        .map(|i| new_file(d.id, &format!("f{i}"), 100 * (i + 1)))
+        .collect();
+    c.commit_files("n1", &files, &[]).await.unwrap();
+    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
+    c.commit_tape_files(
+        &volume_write("VL0001"),
+        &[
+            one_member_package(&files[0], None, 0),
+            one_member_package(&files[1], None, 1),
+            one_member_package(&files[2], None, 2),
+        ],
+    )
+    .await
+    .unwrap();
+    c.settle_files(&ids).await.unwrap();
+    let sf = |i: usize, state| NewStageFile {
+        path: format!("/raw/f{i}"),
+        file_id: Some(ids[i]),
+        state,
+        error: None,
+    };
+    let missing = NewStageFile {
+        path: "/raw/nope".into(),
+        file_id: None,
+        state: StageState::Failed,
+        error: Some("no such file".into()),
+    };
+    // Held from t(100) for 100 s: f0 and f1 (cached, so COMPLETED).
+    let r1 = c
+        .create_stage_request(
+            "alice",
+            t(100),
+            100,
+            &[sf(0, StageState::Completed), sf(1, StageState::Completed), missing],
+        )
+        .await
+        .unwrap();
+    let names = |v: Vec<Node>| v.into_iter().map(|n| n.name).collect::<Vec<_>>();
+    assert_eq!(names(c.purge_candidates(t(150), 10).await.unwrap()), ["f2"]);
+    let usage = c.cache_usage(t(150)).await.unwrap();
+    assert_eq!((usage.pinned_files, usage.pinned_bytes), (2, 300));
+    assert_eq!((usage.purgeable_files, usage.purgeable_bytes), (1, 300));
+    let owner = format!("{STAGE_PIN_OWNER}{r1}");
+    let pins = c.pins(ids[0], t(150)).await.unwrap();
+    assert_eq!(
+        pins,
+        [Pin {
+            file_id: ids[0],
+            owner: owner.clone(),
+            created: t(100),
+            expires: t(200)
+        }]
+    );
+    assert_eq!(
+        c.mark_purged(&ids, t(150)).await.unwrap(),
+        [ids[2]],
+        "f0 and f1 are held"
+    );
+    // Expired at t(200): held no more.
+    assert_eq!(names(c.purge_candidates(t(200), 10).await.unwrap()), ["f0", "f1"]);
+    assert!(c.pins(ids[0], t(200)).await.unwrap().is_empty());
+
+    // Released: one file of the request, then the other as a pin owner.
+    assert_eq!(c.release_holds(Some(r1), &[ids[0]]).await.unwrap(), 1);
+    assert_eq!(
+        c.release_holds(Some(r1), &[ids[0]]).await.unwrap(),
+        0,
+        "already released"
+    );
+    assert_eq!(names(c.purge_candidates(t(150), 10).await.unwrap()), ["f0"]);
+    assert_eq!(c.unpin(&[ids[1]], &owner).await.unwrap(), 1);
+    assert_eq!(names(c.purge_candidates(t(150), 10).await.unwrap()), ["f0", "f1"]);
+
+    // Two requests hold f0; a release by file (whichever request) ends both;
+    // a user's pin is not a request's hold and stays.
+    let r2 = c
+        .create_stage_request("bob", t(150), 3600, &[sf(0, StageState::Completed)])
+        .await
+        .unwrap();
+    let r3 = c
+        .create_stage_request("carol", t(150), 3600, &[sf(0, StageState::Completed)])
+        .await
+        .unwrap();
+    c.pin(&[ids[0]], "sam", t(150), t(9_000)).await.unwrap();
+    let owners: Vec<String> = c
+        .pins(ids[0], t(160))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.owner)
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            "sam".to_string(),
+            format!("{STAGE_PIN_OWNER}{r2}"),
+            format!("{STAGE_PIN_OWNER}{r3}")
+        ]
+    );
+    assert_eq!(c.release_holds(None, &[ids[0]]).await.unwrap(), 2);
+    let owners: Vec<String> = c
+        .pins(ids[0], t(160))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.owner)
+        .collect();
+    assert_eq!(owners, ["sam"]);
+    // Deleting a request ends its holds.
+    let r4 = c
+        .create_stage_request("dave", t(150), 3600, &[sf(1, StageState::Completed)])
+        .await
+        .unwrap();
+    assert!(
+        c.purge_candidates(t(160), 10).await.unwrap().is_empty(),
+        "f0 pinned, f1 held"
+    );
+    assert!(c.delete_stage_request(r4).await.unwrap());
+    assert_eq!(names(c.purge_candidates(t(160), 10).await.unwrap()), ["f1"]);
+
+    // f2 was purged after a resolver saw it cached: the request records it
+    // SUBMITTED (to be staged), not on disk, and stays open.
+    let r5 = c
+        .create_stage_request(
+            "erin",
+            t(170),
+            3600,
+            &[sf(2, StageState::Completed), sf(1, StageState::Completed)],
+        )
+        .await
+        .unwrap();
+    let req = c.stage_request(r5).await.unwrap().unwrap();
+    let states: Vec<StageState> = req.files.iter().map(|f| f.state).collect();
+    assert_eq!(states, [StageState::Submitted, StageState::Completed]);
+    assert_eq!((req.files[0].finished, req.completed), (None, None));
+    assert!(c.open_stage_files().await.unwrap().contains(&(r5, ids[2])));
+    // A deleted file's holds go with it.
+    let f1 = c.lookup(&p("/raw/f1")).await.unwrap().unwrap();
+    c.remove(f1.id, false, None).await.unwrap();
+    assert!(c.pins(ids[1], t(180)).await.unwrap().is_empty());
+}

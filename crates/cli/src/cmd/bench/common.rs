@@ -14,6 +14,11 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Stops the server with SIGTERM and waits for it.
     pub(crate) fn stop(mut self) -> Result<()> {
         let mut child = self.child.take().expect("running");
