@@ -245,9 +245,13 @@ impl TapeCatalog for PostgresCatalog {
             }
             // Members deleted while the package was being written.
             tx.execute(
+                // One index probe of nodes per member: the LIMIT keeps the
+                // planner from a hash anti-join over every node, which it
+                // chose per package on a big catalog with stale statistics
+                // (0.2-0.5 s a package at a million files).
                 "UPDATE packages SET (dead_members, dead_bytes) = (SELECT COUNT(*)::int, COALESCE(SUM(m.size), 0)::bigint \
-                 FROM members m WHERE m.package = $1 \
-                 AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = m.file_id)) WHERE id = $1",
+                 FROM members m LEFT JOIN LATERAL (SELECT 1 AS live FROM nodes n WHERE n.file_id = m.file_id LIMIT 1) l \
+                 ON TRUE WHERE m.package = $1 AND l.live IS NULL) WHERE id = $1",
                 &[&p.id],
             )
             .await?;

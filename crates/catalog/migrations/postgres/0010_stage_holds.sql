@@ -7,3 +7,9 @@ UPDATE stage_files SET held_until = (SELECT MAX(p.expires) FROM pins p
     WHERE p.file_id = stage_files.file_id AND p.owner = 'stage-request-' || stage_files.request);
 DELETE FROM pins WHERE owner LIKE 'stage-request-%';
 CREATE INDEX stage_files_held ON stage_files (file_id) WHERE held_until IS NOT NULL;
+-- A request's files are written with it, in its transaction, and deleted
+-- before it: the foreign key from stage_files to stage_requests guarded
+-- nothing the code does not, and checked it row by row (1.2 s of the 2.3 s
+-- a 100,000-file request took to insert; SQLite's check costs little and
+-- stays).
+ALTER TABLE stage_files DROP CONSTRAINT IF EXISTS stage_files_request_fkey;

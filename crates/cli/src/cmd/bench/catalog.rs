@@ -54,14 +54,25 @@ pub struct CatalogArgs {
     /// Catalog: sqlite or a postgres:// URL (of an empty database).
     #[arg(long, default_value = "sqlite")]
     catalog: String,
-    /// Keep the scratch directory.
+    /// Keep the scratch directory (and the catalog) for --reuse.
     #[arg(long)]
     keep: bool,
+    /// Measure the catalog a run with --keep loaded into --dir (and
+    /// --catalog) again, without loading it; --files and the layout must be
+    /// the same.
+    #[arg(long)]
+    reuse: bool,
 }
 
 pub async fn run(a: &CatalogArgs) -> Result<ExitCode> {
     if a.files <= a.big_dir || a.big_dir == 0 || a.per_dir == 0 || a.members == 0 || a.stats == 0 || a.rounds == 0 {
         bail!("--files must exceed --big-dir, and every count must be positive");
+    }
+    if a.reuse {
+        if !a.dir.join("data").is_dir() {
+            bail!("--reuse: {} holds no data directory of an earlier run", a.dir.display());
+        }
+        return bench(a).await;
     }
     in_scratch(&a.dir, a.keep, bench(a)).await
 }
@@ -295,11 +306,19 @@ async fn bench(a: &CatalogArgs) -> Result<ExitCode> {
         "sqlite" => format!("sqlite:{}", data.join("catalog.sqlite").display()),
         url => url.to_string(),
     };
-    eprintln!("loading {} files into the {} catalog", a.files, a.catalog);
-    let t = Instant::now();
-    load(a, &spec).await?;
-    let load_s = t.elapsed().as_secs_f64();
-    eprintln!("  loaded in {load_s:.0} s");
+    let load_s = if a.reuse {
+        let c = catalog::open(&spec).await?;
+        if c.lookup(&NsPath::parse(&path_of(a, a.files - 1))?).await?.is_none() {
+            bail!("--reuse: the catalog does not hold the files of an earlier run of this layout");
+        }
+        None
+    } else {
+        eprintln!("loading {} files into the {} catalog", a.files, a.catalog);
+        let t = Instant::now();
+        load(a, &spec).await?;
+        eprintln!("  loaded in {:.0} s", t.elapsed().as_secs_f64());
+        Some(t.elapsed().as_secs_f64())
+    };
 
     let t = Instant::now();
     let server = spawn_server(&data, "", &a.catalog)?;
@@ -437,7 +456,10 @@ async fn bench(a: &CatalogArgs) -> Result<ExitCode> {
         a.files.div_ceil(a.members),
         a.members
     );
-    println!("  bulk load:                         {load_s:.0} s");
+    match load_s {
+        Some(s) => println!("  bulk load:                         {s:.0} s"),
+        None => println!("  bulk load:                         (an earlier run's, reused)"),
+    }
     println!("  server start on it:                {start_s:.2} s");
     println!("  lookup in process (floor), {} random: {}", a.stats, summary(floor));
     println!("  GET /api/v1/whoami (HTTP floor):   {}", summary(http_s));
