@@ -246,6 +246,9 @@ async fn warm(spec: &str) -> Result<()> {
     }
     let (client, conn) = tokio_postgres::connect(spec, tokio_postgres::NoTls).await?;
     let h = tokio::spawn(conn);
+    // Statistics first, as after any bulk load (autovacuum would take its
+    // time): without them the planner guessed joins for an empty catalog.
+    client.batch_execute("ANALYZE").await?;
     let prewarm = async {
         client
             .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
@@ -259,7 +262,9 @@ async fn warm(spec: &str) -> Result<()> {
             .await?;
         for r in &rels {
             let rel: String = r.get(0);
-            client.query("SELECT pg_prewarm($1::regclass, 'read')", &[&rel]).await?;
+            client
+                .query("SELECT pg_prewarm($1::text::regclass, 'read')", &[&rel])
+                .await?;
         }
         Ok::<(), tokio_postgres::Error>(())
     };
