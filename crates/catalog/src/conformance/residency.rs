@@ -7,28 +7,30 @@ async fn node(c: &dyn Catalog, i: usize) -> Node {
     c.lookup(&p(&format!("/raw/f{i}"))).await.unwrap().unwrap()
 }
 
+/// Files /raw/f0.. of 100, 200, ... bytes, committed (still landing), the
+/// first `on_tape` of them written to tape, one package each: their ids.
+async fn raw_files(c: &dyn Catalog, count: u64, on_tape: usize) -> Vec<FileId> {
+    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let files: Vec<NewFile> = (0..count)
+        .map(|i| new_file(d.id, &format!("f{i}"), 100 * (i + 1)))
+        .collect();
+    c.commit_files("n1", &files, &[]).await.unwrap();
+    let packages: Vec<_> = files[..on_tape]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| one_member_package(f, None, i as u32))
+        .collect();
+    c.commit_tape_files(&volume_write("VL0001"), &packages).await.unwrap();
+    files.iter().map(|f| f.file_id).collect()
+}
+
 /// Only a settled file on tape without a live pin is marked purged, in least
 /// recently read order; pins have owners and expiries and go with their
 /// file; staging marks a file cached again; usage adds up.
 pub async fn residency_and_pins(c: &dyn Catalog) {
-    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
-    let d = mkdir(c, ROOT_ID, "raw").await;
-    let files: Vec<NewFile> = (0..4)
-        .map(|i| new_file(d.id, &format!("f{i}"), 100 * (i + 1)))
-        .collect();
-    c.commit_files("n1", &files, &[]).await.unwrap();
-    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
     // f0, f1, f2 go to tape; f3 does not.
-    c.commit_tape_files(
-        &volume_write("VL0001"),
-        &[
-            one_member_package(&files[0], None, 0),
-            one_member_package(&files[1], None, 1),
-            one_member_package(&files[2], None, 2),
-        ],
-    )
-    .await
-    .unwrap();
+    let ids = raw_files(c, 4, 3).await;
     // A file still landing is never purged (recovery would judge it by
     // its missing cache copy and drop it), even on tape.
     assert!(c.purge_candidates(t(100), 10).await.unwrap().is_empty());
@@ -128,23 +130,7 @@ pub async fn residency_and_pins(c: &dyn Catalog) {
 /// holds show as pins and count as pinned; a file found cached but purged
 /// before the request was recorded is recorded SUBMITTED, not on disk.
 pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
-    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
-    let d = mkdir(c, ROOT_ID, "raw").await;
-    let files: Vec<NewFile> = (0..3)
-        .map(|i| new_file(d.id, &format!("f{i}"), 100 * (i + 1)))
-        .collect();
-    c.commit_files("n1", &files, &[]).await.unwrap();
-    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
-    c.commit_tape_files(
-        &volume_write("VL0001"),
-        &[
-            one_member_package(&files[0], None, 0),
-            one_member_package(&files[1], None, 1),
-            one_member_package(&files[2], None, 2),
-        ],
-    )
-    .await
-    .unwrap();
+    let ids = raw_files(c, 3, 3).await;
     c.settle_files(&ids).await.unwrap();
     let sf = |i: usize, state| NewStageFile {
         path: format!("/raw/f{i}"),
