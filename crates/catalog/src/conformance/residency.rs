@@ -25,6 +25,11 @@ async fn raw_files(c: &dyn Catalog, count: u64, on_tape: usize) -> Vec<FileId> {
     files.iter().map(|f| f.file_id).collect()
 }
 
+/// The owners of a file's live pins at `now`, in order.
+async fn pin_owners(c: &dyn Catalog, id: FileId, now: Timestamp) -> Vec<String> {
+    c.pins(id, now).await.unwrap().into_iter().map(|p| p.owner).collect()
+}
+
 /// Only a settled file on tape without a live pin is marked purged, in least
 /// recently read order; pins have owners and expiries and go with their
 /// file; staging marks a file cached again; usage adds up.
@@ -201,13 +206,7 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
         .await
         .unwrap();
     c.pin(&[ids[0]], "sam", t(150), t(9_000)).await.unwrap();
-    let owners: Vec<String> = c
-        .pins(ids[0], t(160))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.owner)
-        .collect();
+    let owners = pin_owners(c, ids[0], t(160)).await;
     assert_eq!(
         owners,
         [
@@ -217,13 +216,7 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
         ]
     );
     assert_eq!(c.release_holds(None, &[ids[0]]).await.unwrap(), 2);
-    let owners: Vec<String> = c
-        .pins(ids[0], t(160))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| p.owner)
-        .collect();
+    let owners = pin_owners(c, ids[0], t(160)).await;
     assert_eq!(owners, ["sam"]);
     // Deleting a request ends its holds.
     let r4 = c

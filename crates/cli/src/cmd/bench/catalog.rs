@@ -77,13 +77,19 @@ pub async fn run(a: &CatalogArgs) -> Result<ExitCode> {
     in_scratch(&a.dir, a.keep, bench(a)).await
 }
 
+/// File `i`'s name.
+fn name_of(a: &CatalogArgs, i: usize) -> String {
+    match i < a.big_dir {
+        true => format!("f{i:07}.dat"),
+        false => format!("run-{:08}.root", i - a.big_dir),
+    }
+}
+
 /// Where file `i` lives: the big directory first, then `per_dir` a directory.
 fn path_of(a: &CatalogArgs, i: usize) -> String {
-    if i < a.big_dir {
-        format!("/scale/big/f{i:07}.dat")
-    } else {
-        let j = i - a.big_dir;
-        format!("/scale/d{:05}/run-{j:08}.root", j / a.per_dir)
+    match i < a.big_dir {
+        true => format!("/scale/big/{}", name_of(a, i)),
+        false => format!("/scale/d{:05}/{}", (i - a.big_dir) / a.per_dir, name_of(a, i)),
     }
 }
 
@@ -169,10 +175,7 @@ async fn load(a: &CatalogArgs, spec: &str) -> Result<()> {
         let files: Vec<(usize, FileId, u64)> = (i..i + n).map(|k| (k, FileId::generate(), size_of(k))).collect();
         let batch: Vec<ImportNode> = files
             .iter()
-            .map(|&(k, id, size)| {
-                let name = path_of(a, k).rsplit('/').next().expect("name").to_string();
-                entry(ImportParent::Node(dir_of(k)), name, Some((id, size)))
-            })
+            .map(|&(k, id, size)| entry(ImportParent::Node(dir_of(k)), name_of(a, k), Some((id, size))))
             .collect();
         c.import_nodes(&batch).await?;
         let mut by_volume: Vec<Vec<NewPackage>> = vec![Vec::new(); volumes];
@@ -419,15 +422,12 @@ async fn bench(a: &CatalogArgs) -> Result<ExitCode> {
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             first.get_or_insert_with(|| t.elapsed().as_secs_f64());
-            // Count responses across chunk boundaries.
+            // Count responses across chunk boundaries: what is kept of a
+            // chunk is one byte short of a whole tag, so no tag counts twice.
+            const TAG: &[u8] = b"<D:response>";
             tail.extend_from_slice(&chunk);
-            let text = String::from_utf8_lossy(&tail);
-            entries += text.matches("<D:response>").count();
-            let keep = tail.len().saturating_sub(16);
-            tail.drain(..keep);
-            if let Some(pos) = String::from_utf8_lossy(&tail).rfind("<D:response>") {
-                tail.drain(..pos + 1);
-            }
+            entries += tail.windows(TAG.len()).filter(|w| *w == TAG).count();
+            tail.drain(..tail.len().saturating_sub(TAG.len() - 1));
         }
         stream_s.push(t.elapsed().as_secs_f64());
         first_s.push(first.unwrap_or_default());
