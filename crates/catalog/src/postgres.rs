@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0008_residency_and_pins.sql"),
     include_str!("../migrations/postgres/0009_stage_requests.sql"),
     include_str!("../migrations/postgres/0010_stage_holds.sql"),
+    include_str!("../migrations/postgres/0011_walk_function.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.
@@ -259,20 +260,15 @@ impl Catalog for PostgresCatalog {
     async fn walk(&self, path: &NsPath) -> Result<Vec<Node>> {
         let comps: Vec<String> = path.components().map(str::to_string).collect();
         let c = self.pool.get().await?;
-        // One round trip: walk the components in a recursive query.
+        // One round trip: `bale_walk` (schema v11) probes the (parent,
+        // name) index once per component with plans it keeps.
         let st = c
             .prepare_cached(&format!(
-                "WITH RECURSIVE w(i, id) AS ( \
-                   SELECT 0, 1::bigint \
-                   UNION ALL \
-                   SELECT w.i + 1, n.id FROM w JOIN nodes n \
-                     ON n.parent = w.id AND n.name = ($1::text[])[w.i + 1] \
-                   WHERE w.i < cardinality($1::text[])) \
-                 SELECT w.i, {NODE_COLS} FROM w JOIN nodes n ON n.id = w.id ORDER BY w.i"
+                "SELECT {NODE_COLS} FROM bale_walk($1::text[]) WITH ORDINALITY AS n ORDER BY n.ordinality"
             ))
             .await?;
         let rows = c.query(&st, &[&comps]).await?;
-        rows.iter().map(|r| node_from_row(r, 1)).collect()
+        rows.iter().map(|r| node_from_row(r, 0)).collect()
     }
 
     async fn node(&self, id: NodeId) -> Result<Option<Node>> {

@@ -33,12 +33,10 @@ impl PoolCatalog for PostgresCatalog {
 
     async fn pool_of(&self, file_id: FileId) -> Result<Option<String>> {
         let c = self.pool.get().await?;
-        let row = c
-            .query_opt(
-                "SELECT pool FROM pool_files WHERE file_id = $1",
-                &[&file_id.to_string()],
-            )
+        let st = c
+            .prepare_cached("SELECT pool FROM pool_files WHERE file_id = $1")
             .await?;
+        let row = c.query_opt(&st, &[&file_id.to_string()]).await?;
         Ok(row.map(|r| r.get(0)))
     }
 

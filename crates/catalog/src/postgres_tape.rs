@@ -160,15 +160,13 @@ impl TapeCatalog for PostgresCatalog {
 
     async fn job_of(&self, file_id: FileId) -> Result<Option<ArchiveJob>> {
         let c = self.pool.get().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "SELECT {JOB_COLS} FROM archive_jobs WHERE id IN (SELECT job FROM job_files WHERE file_id = $1) \
-                     ORDER BY id LIMIT 1"
-                ),
-                &[&file_id.to_string()],
-            )
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLS} FROM archive_jobs WHERE id IN (SELECT job FROM job_files WHERE file_id = $1) \
+                 ORDER BY id LIMIT 1"
+            ))
             .await?;
+        let row = c.query_opt(&st, &[&file_id.to_string()]).await?;
         let Some(row) = row else { return Ok(None) };
         let mut job = job_from_row(&row)?;
         job_files(&c, &mut job).await?;
@@ -354,15 +352,13 @@ impl TapeCatalog for PostgresCatalog {
 
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
         let c = self.pool.get().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {PACKAGE_COLS}, m.data_offset FROM members m JOIN packages p ON p.id = m.package \
-                     WHERE m.file_id = $1 ORDER BY p.created"
-                ),
-                &[&file_id.to_string()],
-            )
+        let st = c
+            .prepare_cached(&format!(
+                "SELECT {PACKAGE_COLS}, m.data_offset FROM members m JOIN packages p ON p.id = m.package \
+                 WHERE m.file_id = $1 ORDER BY p.created"
+            ))
             .await?;
+        let rows = c.query(&st, &[&file_id.to_string()]).await?;
         rows.iter()
             .map(|r| {
                 Ok(TapeCopy {

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0008_residency_and_pins.sql"),
     include_str!("../migrations/sqlite/0009_stage_requests.sql"),
     include_str!("../migrations/sqlite/0010_stage_holds.sql"),
+    include_str!("../migrations/sqlite/0011_walk_function.sql"),
 ];
 
 pub struct SqliteCatalog {

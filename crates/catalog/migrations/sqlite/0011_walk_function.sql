@@ -1,0 +1,3 @@
+-- v11: PostgreSQL walks paths with a function (see its 0011); SQLite's
+-- walk is a query on the same connection and needs no change. This
+-- version exists so both backends number their schemas alike.
