@@ -32,7 +32,7 @@ impl PoolCatalog for PostgresCatalog {
     }
 
     async fn pool_of(&self, file_id: FileId) -> Result<Option<String>> {
-        let c = self.pool.get().await?;
+        let c = self.probes.get().await?;
         let st = c
             .prepare_cached("SELECT pool FROM pool_files WHERE file_id = $1")
             .await?;

@@ -351,10 +351,14 @@ impl TapeCatalog for PostgresCatalog {
     }
 
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
-        let c = self.pool.get().await?;
+        // Two index probes with one plan kept (`probes`); the subquery is
+        // fenced (OFFSET 0) so that no plan made before the tables had
+        // statistics can hash-join all packages.
+        let c = self.probes.get().await?;
         let st = c
             .prepare_cached(&format!(
-                "SELECT {PACKAGE_COLS}, m.data_offset FROM members m JOIN packages p ON p.id = m.package \
+                "SELECT {PACKAGE_COLS}, m.data_offset FROM members m, \
+                 LATERAL (SELECT * FROM packages p WHERE p.id = m.package OFFSET 0) p \
                  WHERE m.file_id = $1 ORDER BY p.created"
             ))
             .await?;

@@ -144,7 +144,7 @@ impl Service {
     /// from (it never stages).
     pub async fn readable(&self, who: &Principal, path: &NsPath) -> Result<Node> {
         let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
-        readable_in(who, &r)
+        readable_in(who, r)
     }
 
     /// [`Service::readable`] of each of `paths` (as sent: each parsed,
@@ -154,7 +154,7 @@ impl Service {
             .resolve_many(paths)
             .await?
             .into_iter()
-            .map(|r| readable_in(who, &r?))
+            .map(|r| readable_in(who, r?))
             .collect())
     }
 
@@ -174,17 +174,16 @@ impl Service {
 
 /// The file `r` resolves to, if `who` may read it (stat on the path, then
 /// read on the file; a directory is refused).
-fn readable_in(who: &Principal, r: &Resolved) -> Result<Node> {
-    check(who, Op::Stat, r)?;
-    let node = r.node().expect("checked").clone();
-    if node.is_dir() {
+fn readable_in(who: &Principal, r: Resolved) -> Result<Node> {
+    check(who, Op::Stat, &r)?;
+    if r.node().expect("checked").is_dir() {
         let path = &r.path;
         return Err(Error::IsADirectory(format!(
             "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
         )));
     }
-    check(who, Op::Read, r)?;
-    Ok(node)
+    check(who, Op::Read, &r)?;
+    Ok(r.into_node().expect("checked"))
 }
 
 impl Service {

@@ -108,6 +108,11 @@ impl Resolved {
         (self.chain.len() == self.depth() + 1).then(|| self.chain.last().expect("root"))
     }
 
+    /// The entry at the path, if it exists, without a copy.
+    pub fn into_node(mut self) -> Option<Node> {
+        (self.chain.len() == self.depth() + 1).then(|| self.chain.pop().expect("root"))
+    }
+
     /// The directory that holds (or would hold) the entry, if it exists.
     pub fn parent(&self) -> Option<&Node> {
         let d = self.depth();

@@ -31,6 +31,7 @@ impl Service {
                 "a stage request's lifetime is more than 0 s and at most 10 years".into(),
             ));
         }
+        let t = std::time::Instant::now();
         let mut files = Vec::with_capacity(paths.len());
         for (p, resolved) in paths.iter().zip(self.readable_many(who, paths).await?) {
             files.push(match resolved {
@@ -52,11 +53,18 @@ impl Service {
                 },
             });
         }
+        let resolved = t.elapsed();
         let now = Timestamp::now();
         let id = self
             .catalog()
             .create_stage_request(&who.user, now, lifetime.as_secs(), &files)
             .await?;
+        tracing::debug!(
+            "stage request {id}: {} files resolved in {:.3} s, recorded in {:.3} s",
+            files.len(),
+            resolved.as_secs_f64(),
+            (t.elapsed() - resolved).as_secs_f64()
+        );
         self.stager.wake.notify_one();
         Ok(id)
     }

@@ -97,7 +97,11 @@ pub(crate) fn spawn_server(data: &Path, config: &str, catalog: &str) -> Result<S
         .arg("127.0.0.1:0")
         .arg("--catalog")
         .arg(catalog)
-        .env("BALE_LOG", "warn")
+        // Quiet unless asked (BALE_BENCH_LOG=bale_core=debug shows phases).
+        .env(
+            "BALE_LOG",
+            std::env::var("BALE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::piped())
         .spawn()
         .context("cannot start bale serve")?;
