@@ -136,6 +136,19 @@ pub trait Catalog:
         Ok(out)
     }
 
+    /// [`Catalog::walk`], and the tape copies of the entry at the end of
+    /// the path when it is a file: what a stat with the archive status
+    /// reads (one round trip on PostgreSQL).
+    async fn walk_with_copies(&self, path: &NsPath) -> Result<(Vec<Node>, Vec<TapeCopy>)> {
+        let chain = self.walk(path).await?;
+        let leaf = chain.last().filter(|_| chain.len() == path.depth() + 1);
+        let copies = match leaf.and_then(|n| n.file_id) {
+            Some(id) => self.tape_copies(id).await?,
+            None => Vec::new(),
+        };
+        Ok((chain, copies))
+    }
+
     /// The node with this id, if any.
     async fn node(&self, id: NodeId) -> Result<Option<Node>>;
 

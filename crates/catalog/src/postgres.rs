@@ -7,8 +7,9 @@
 
 use crate::model::*;
 use crate::postgres_common::*;
+use crate::postgres_tape::{copies_sql, copy_from_row};
 use crate::rules;
-use crate::{ArchiveRoute, Catalog, CatalogError, Result};
+use crate::{ArchiveRoute, Catalog, CatalogError, Result, TapeCatalog, TapeCopy};
 use async_trait::async_trait;
 use bale_util::{NsPath, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -98,6 +99,11 @@ impl PostgresCatalog {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The nodes along a path (`$1`, its components), root first.
+fn walk_sql() -> String {
+    format!("SELECT {NODE_COLS} FROM bale_walk($1::text[]) WITH ORDINALITY AS n ORDER BY n.ordinality")
 }
 
 /// A pool of up to 16 connections that plan with `plan_cache_mode = mode`.
@@ -276,13 +282,43 @@ impl Catalog for PostgresCatalog {
         let c = self.probes.get().await?;
         // One round trip: `bale_walk` (schema v11) probes the (parent,
         // name) index once per component with plans it keeps.
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT {NODE_COLS} FROM bale_walk($1::text[]) WITH ORDINALITY AS n ORDER BY n.ordinality"
-            ))
-            .await?;
+        let st = c.prepare_cached(&walk_sql()).await?;
         let rows = c.query(&st, &[&comps]).await?;
         rows.iter().map(|r| node_from_row(r, 0)).collect()
+    }
+
+    async fn walk_with_copies(&self, path: &NsPath) -> Result<(Vec<Node>, Vec<TapeCopy>)> {
+        let comps: Vec<String> = path.components().map(str::to_string).collect();
+        let c = self.probes.get().await?;
+        let walk = c.prepare_cached(&walk_sql()).await?;
+        // The copies of the file at the end of the walk, found by a second
+        // walk in the same statement; both statements are sent before
+        // either answer is read (tokio-postgres pipelines them): one round
+        // trip instead of two.
+        let copies = c
+            .prepare_cached(&copies_sql(
+                "(SELECT w.file_id FROM bale_walk($1::text[]) WITH ORDINALITY AS w ORDER BY w.ordinality DESC LIMIT 1)",
+            ))
+            .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&comps];
+        let (chain, copies) = tokio::try_join!(c.query(&walk, &params), c.query(&copies, &params))?;
+        let chain: Vec<Node> = chain.iter().map(|r| node_from_row(r, 0)).collect::<Result<_>>()?;
+        let leaf = chain
+            .last()
+            .filter(|_| chain.len() == path.depth() + 1)
+            .and_then(|n| n.file_id);
+        let Some(leaf) = leaf else {
+            return Ok((chain, Vec::new()));
+        };
+        let leaf_text = leaf.to_string();
+        if copies.iter().all(|r| r.get::<_, &str>(11) == leaf_text) {
+            let copies = copies.iter().map(copy_from_row).collect::<Result<_>>()?;
+            return Ok((chain, copies));
+        }
+        // The path changed hands between the two walks: ask by file id.
+        drop(c);
+        let copies = self.tape_copies(leaf).await?;
+        Ok((chain, copies))
     }
 
     async fn node(&self, id: NodeId) -> Result<Option<Node>> {

@@ -351,26 +351,10 @@ impl TapeCatalog for PostgresCatalog {
     }
 
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
-        // Two index probes with one plan kept (`probes`); the subquery is
-        // fenced (OFFSET 0) so that no plan made before the tables had
-        // statistics can hash-join all packages.
         let c = self.probes.get().await?;
-        let st = c
-            .prepare_cached(&format!(
-                "SELECT {PACKAGE_COLS}, m.data_offset FROM members m, \
-                 LATERAL (SELECT * FROM packages p WHERE p.id = m.package OFFSET 0) p \
-                 WHERE m.file_id = $1 ORDER BY p.created"
-            ))
-            .await?;
+        let st = c.prepare_cached(&copies_sql("$1")).await?;
         let rows = c.query(&st, &[&file_id.to_string()]).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TapeCopy {
-                    package: package_from_row(r)?,
-                    offset: r.get::<_, i64>(10) as u64,
-                })
-            })
-            .collect()
+        rows.iter().map(copy_from_row).collect()
     }
 
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm> {
@@ -411,4 +395,23 @@ impl TapeCatalog for PostgresCatalog {
             })
             .collect())
     }
+}
+
+/// A file's tape copies, oldest first, with the file id last; `file_id` is
+/// an SQL expression. Two index probes, for connections that keep one plan
+/// (`probes`): the subquery is fenced (OFFSET 0) so that no plan made
+/// before the tables had statistics can hash-join all packages.
+pub(crate) fn copies_sql(file_id: &str) -> String {
+    format!(
+        "SELECT {PACKAGE_COLS}, m.data_offset, m.file_id FROM members m, \
+         LATERAL (SELECT * FROM packages p WHERE p.id = m.package OFFSET 0) p \
+         WHERE m.file_id = {file_id} ORDER BY p.created"
+    )
+}
+
+pub(crate) fn copy_from_row(r: &tokio_postgres::Row) -> Result<TapeCopy> {
+    Ok(TapeCopy {
+        package: package_from_row(r)?,
+        offset: r.get::<_, i64>(10) as u64,
+    })
 }

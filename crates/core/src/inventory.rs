@@ -43,10 +43,21 @@ pub struct MemberView {
 }
 
 impl Service {
-    /// Where a file stands on its way to tape.
-    pub async fn archive_status(&self, node: &Node) -> Result<Option<ArchiveStatus>> {
+    /// The entry at `path` if `who` may stat it, and where it stands on
+    /// its way to tape when it is a file: the walk and the copies are one
+    /// catalog read.
+    pub async fn stat_archive(&self, who: &Principal, path: &NsPath) -> Result<(Node, Option<ArchiveStatus>)> {
+        let (chain, copies) = self.catalog.walk_with_copies(path).await?;
+        let r = Resolved::new(path.clone(), chain);
+        check(who, Op::Stat, &r)?;
+        let node = r.into_node().expect("checked");
+        let status = self.archive_status_with(&node, copies).await?;
+        Ok((node, status))
+    }
+
+    /// Where a file stands on its way to tape, given its tape copies.
+    async fn archive_status_with(&self, node: &Node, copies: Vec<TapeCopy>) -> Result<Option<ArchiveStatus>> {
         let Some(id) = node.file_id else { return Ok(None) };
-        let copies = self.catalog.tape_copies(id).await?;
         let job = if copies.is_empty() {
             self.catalog.job_of(id).await?
         } else {

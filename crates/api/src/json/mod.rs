@@ -86,8 +86,7 @@ async fn stat(
     Query(q): Query<PathQuery>,
 ) -> Result<Json<StatEntry>, ApiError> {
     let path = parse_path(&q.path)?;
-    let n = st.svc.stat(&who, &path).await?;
-    let archive = st.svc.archive_status(&n).await?;
+    let (n, archive) = st.svc.stat_archive(&who, &path).await?;
     Ok(Json(StatEntry {
         entry: Entry::from_node(&path, &n),
         archive: archive.as_ref().map(ArchiveView::from_status),

@@ -176,10 +176,26 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     let copies = c.tape_copies(files[1].file_id).await.unwrap();
     assert_eq!(copies.len(), 1);
     assert_eq!((copies[0].package.id.as_str(), copies[0].offset), ("pkg-1", 1536));
+    // A stat reads the walk and the file's copies together.
+    let (chain, with) = c.walk_with_copies(&p("/raw/f1")).await.unwrap();
+    assert_eq!(chain.last().unwrap().file_id, Some(files[1].file_id));
+    assert_eq!(with.len(), 1);
+    assert_eq!((with[0].package.id.as_str(), with[0].offset), ("pkg-1", 1536));
+    for (path, walked) in [("/raw", 2), ("/raw/nope", 2), ("/raw/f1/below", 3), ("/", 1)] {
+        let (chain, with) = c.walk_with_copies(&p(path)).await.unwrap();
+        assert_eq!(chain.len(), walked, "{path}");
+        assert!(with.is_empty(), "{path}: no file there, no copies");
+    }
     // A file deleted after archiving keeps its tape copy (dead bytes).
     let n = c.lookup(&p("/raw/f1")).await.unwrap().unwrap();
     c.remove(n.id, false, None).await.unwrap();
     assert_eq!(c.tape_copies(files[1].file_id).await.unwrap().len(), 1);
+    // A new file at its path has none of them.
+    let again = put(c, n.parent.unwrap(), "f1", 5).await;
+    let (chain, with) = c.walk_with_copies(&p("/raw/f1")).await.unwrap();
+    assert_eq!(chain.last().unwrap().file_id, again.file_id);
+    assert!(with.is_empty(), "the copies of the deleted f1 are not the new f1's");
+    c.remove(again.id, false, None).await.unwrap();
     let (pkg1, members) = c.package("pkg-1").await.unwrap().unwrap();
     assert_eq!((pkg1.dead_members, pkg1.dead_bytes), (1, files[1].size));
     assert_eq!(members.len(), 1);
