@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0009_stage_requests.sql"),
     include_str!("../migrations/postgres/0010_stage_holds.sql"),
     include_str!("../migrations/postgres/0011_walk_function.sql"),
+    include_str!("../migrations/postgres/0012_alarm_folding.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.

@@ -2,7 +2,7 @@
 
 use crate::model::Node;
 use crate::postgres_common::*;
-use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
+use crate::rows::{self, stats_json, ALARM_COLS, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
 use crate::rules;
 use crate::tape::*;
 use crate::{CatalogError, PostgresCatalog, Result};
@@ -358,44 +358,68 @@ impl TapeCatalog for PostgresCatalog {
     }
 
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm> {
-        let c = self.pool.get().await?;
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Raises of alarms take turns, so that repeats fold into one row
+        // (under READ COMMITTED two could each find no open alarm).
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ALARM_LOCK]).await?;
         let time = Timestamp::now();
-        let id: i64 = c
-            .query_one(
-                "INSERT INTO alarms (time, severity, source, message) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&time.0, &severity, &source, &message],
+        let folded = tx
+            .query_opt(
+                &format!(
+                    "UPDATE alarms SET count = count + 1, last_time = GREATEST(last_time, $4) \
+                     WHERE id = (SELECT id FROM alarms WHERE source = $1 AND message = $2 AND severity = $3 \
+                     AND acked_at IS NULL ORDER BY id LIMIT 1) RETURNING {ALARM_COLS}"
+                ),
+                &[&source, &message, &severity, &time.0],
             )
-            .await?
-            .get(0);
-        Ok(Alarm {
-            id,
-            time,
-            severity: severity.into(),
-            source: source.into(),
-            message: message.into(),
-        })
+            .await?;
+        let row = match folded {
+            Some(row) => row,
+            None => {
+                tx.query_one(
+                    &format!(
+                        "INSERT INTO alarms (time, last_time, count, severity, source, message) \
+                         VALUES ($1, $1, 1, $2, $3, $4) RETURNING {ALARM_COLS}"
+                    ),
+                    &[&time.0, &severity, &source, &message],
+                )
+                .await?
+            }
+        };
+        tx.commit().await?;
+        rows::alarm(&row)
     }
 
-    async fn alarms(&self) -> Result<Vec<Alarm>> {
+    async fn alarms(&self, all: bool) -> Result<Vec<Alarm>> {
         let c = self.pool.get().await?;
         let rows = c
             .query(
-                "SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC",
-                &[],
+                &format!(
+                    "SELECT {ALARM_COLS} FROM alarms WHERE $1 OR acked_at IS NULL ORDER BY last_time DESC, id DESC"
+                ),
+                &[&all],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Alarm {
-                id: r.get(0),
-                time: Timestamp(r.get(1)),
-                severity: r.get(2),
-                source: r.get(3),
-                message: r.get(4),
-            })
-            .collect())
+        rows.iter().map(|r| rows::alarm(r)).collect()
+    }
+
+    async fn ack_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Option<Alarm>> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "UPDATE alarms SET acked_at = $2, acked_by = $3 WHERE id = $1 AND acked_at IS NULL",
+            &[&id, &at.0, &by],
+        )
+        .await?;
+        c.query_opt(&format!("SELECT {ALARM_COLS} FROM alarms WHERE id = $1"), &[&id])
+            .await?
+            .map(|r| rows::alarm(&r))
+            .transpose()
     }
 }
+
+/// The advisory lock that makes raises of alarms take turns.
+const ALARM_LOCK: i64 = 0x6261_6c65_0003;
 
 /// A file's tape copies, oldest first, with the file id last; `file_id` is
 /// an SQL expression. Two index probes, for connections that keep one plan

@@ -5,7 +5,7 @@
 
 use crate::model::{Node, NodeKind, Tags, TokenInfo};
 use crate::pool::{PoolLimits, PoolSummary, PoolTarget};
-use crate::tape::{ArchiveJob, Drive, Family, JobTarget, Package, TapeStats, Volume};
+use crate::tape::{Alarm, ArchiveJob, Drive, Family, JobTarget, Package, TapeStats, Volume};
 use crate::CatalogError;
 use bale_util::{Adler32, FileId, Timestamp};
 
@@ -118,6 +118,27 @@ fn stats<R: Columns>(r: &R, i: usize) -> Result<TapeStats, R::Error> {
 
 pub(crate) fn stats_json(s: &TapeStats) -> String {
     serde_json::to_string(s).expect("stats serialize")
+}
+
+/// The columns of an alarm, in the order [`alarm`] reads them.
+pub(crate) const ALARM_COLS: &str = "id, time, last_time, count, severity, source, message, acked_at, acked_by";
+
+/// An alarm from [`ALARM_COLS`].
+pub(crate) fn alarm<R: Columns>(r: &R) -> Result<Alarm, R::Error> {
+    let acked = match (r.opt_int(7)?, r.opt_text(8)?) {
+        (Some(at), Some(by)) => Some((Timestamp(at), by)),
+        _ => None,
+    };
+    Ok(Alarm {
+        id: r.int(0)?,
+        time: Timestamp(r.int(1)?),
+        last: Timestamp(r.int(2)?),
+        count: r.int(3)? as u64,
+        severity: r.text(4)?,
+        source: r.text(5)?,
+        message: r.text(6)?,
+        acked,
+    })
 }
 
 /// A node from the node columns starting at column `o`.

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0009_stage_requests.sql"),
     include_str!("../migrations/sqlite/0010_stage_holds.sql"),
     include_str!("../migrations/sqlite/0011_walk_function.sql"),
+    include_str!("../migrations/sqlite/0012_alarm_folding.sql"),
 ];
 
 pub struct SqliteCatalog {

@@ -1,7 +1,7 @@
 //! The tape half of the SQLite catalog.
 
 use crate::model::Node;
-use crate::rows::{self, stats_json, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
+use crate::rows::{self, stats_json, ALARM_COLS, DRIVE_COLS, JOB_COLS, PACKAGE_COLS, VOLUME_COLS};
 use crate::rules;
 use crate::sqlite_common::*;
 use crate::tape::*;
@@ -337,35 +337,64 @@ impl TapeCatalog for SqliteCatalog {
         let (severity, source, message) = (severity.to_string(), source.to_string(), message.to_string());
         self.write(move |tx| {
             let time = Timestamp::now();
-            let id = next_id(tx, "alarms")?;
-            tx.execute(
-                "INSERT INTO alarms (id, time, severity, source, message) VALUES (?5, ?1, ?2, ?3, ?4)",
-                params![time.0, severity, source, message, id],
-            )?;
-            Ok(Alarm {
-                id,
-                time,
-                severity,
-                source,
-                message,
-            })
+            let open: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM alarms WHERE source = ?1 AND message = ?2 AND severity = ?3 \
+                     AND acked_at IS NULL ORDER BY id LIMIT 1",
+                    params![source, message, severity],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let id = match open {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE alarms SET count = count + 1, last_time = MAX(last_time, ?2) WHERE id = ?1",
+                        params![id, time.0],
+                    )?;
+                    id
+                }
+                None => {
+                    let id = next_id(tx, "alarms")?;
+                    tx.execute(
+                        "INSERT INTO alarms (id, time, last_time, count, severity, source, message) \
+                         VALUES (?1, ?2, ?2, 1, ?3, ?4, ?5)",
+                        params![id, time.0, severity, source, message],
+                    )?;
+                    id
+                }
+            };
+            Ok(
+                tx.query_row(&format!("SELECT {ALARM_COLS} FROM alarms WHERE id = ?1"), [id], |r| {
+                    rows::alarm(r)
+                })?,
+            )
         })
         .await
     }
 
-    async fn alarms(&self) -> Result<Vec<Alarm>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached("SELECT id, time, severity, source, message FROM alarms ORDER BY id DESC")?;
-            let rows = st.query_map([], |r| {
-                Ok(Alarm {
-                    id: r.get(0)?,
-                    time: Timestamp(r.get(1)?),
-                    severity: r.get(2)?,
-                    source: r.get(3)?,
-                    message: r.get(4)?,
-                })
-            })?;
+    async fn alarms(&self, all: bool) -> Result<Vec<Alarm>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {ALARM_COLS} FROM alarms WHERE ?1 OR acked_at IS NULL ORDER BY last_time DESC, id DESC"
+            ))?;
+            let rows = st.query_map([all], |r| rows::alarm(r))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn ack_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Option<Alarm>> {
+        let by = by.to_string();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE alarms SET acked_at = ?2, acked_by = ?3 WHERE id = ?1 AND acked_at IS NULL",
+                params![id, at.0, by],
+            )?;
+            Ok(tx
+                .query_row(&format!("SELECT {ALARM_COLS} FROM alarms WHERE id = ?1"), [id], |r| {
+                    rows::alarm(r)
+                })
+                .optional()?)
         })
         .await
     }

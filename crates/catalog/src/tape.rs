@@ -298,15 +298,25 @@ pub struct Reroute {
     pub at: Timestamp,
 }
 
+/// Something an operator must look at. Repeats of an alarm not yet
+/// acknowledged (same severity, source and message) fold into it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Alarm {
     pub id: i64,
+    /// When it was first raised.
     pub time: Timestamp,
+    /// When it was raised last.
+    pub last: Timestamp,
+    /// How many times it was raised.
+    pub count: u64,
     /// "warning" or "error".
     pub severity: String,
-    /// What it is about: "volume VL0001", "drive lib1-d1".
+    /// The component it is about: "volume VL0001", "drive lib1-d1",
+    /// "worker stager", "cache".
     pub source: String,
     pub message: String,
+    /// When and by whom it was acknowledged.
+    pub acked: Option<(Timestamp, String)>,
 }
 
 /// The tape half of the catalog.
@@ -371,8 +381,15 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// bulk requests (archiveinfo).
     async fn copy_volumes(&self, ids: &[FileId]) -> Result<Vec<(FileId, String)>>;
 
+    /// Raises an alarm, or counts a repeat into the one not yet
+    /// acknowledged with the same severity, source and message.
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm>;
 
-    /// Every alarm, newest first.
-    async fn alarms(&self) -> Result<Vec<Alarm>>;
+    /// The alarms not yet acknowledged (`all`: every alarm), the one
+    /// raised last first.
+    async fn alarms(&self, all: bool) -> Result<Vec<Alarm>>;
+
+    /// Acknowledges an alarm (again: it keeps its first acknowledgement);
+    /// `None` if there is no such alarm. A later repeat raises a new one.
+    async fn ack_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Option<Alarm>>;
 }

@@ -65,6 +65,13 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn alarm_repeats_fold_under_concurrency() {
+                let f = super::$backend().await;
+                bale_catalog::conformance::alarm_repeats_fold_under_concurrency(f.catalog.clone()).await;
+                f.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn stage_requests_complete_under_concurrency() {
                 let f = super::$backend().await;
                 bale_catalog::conformance::stage_requests_complete_under_concurrency(f.catalog.clone()).await;

@@ -67,8 +67,13 @@ enum Command {
     /// Take a drive offline or bring it online (administrators).
     #[command(subcommand)]
     Drive(cmd::tape::DriveCmd),
-    /// Show alarms (failed writes and reads, worn volumes, failed drives).
-    Alarms(cmd::tape::ListArgs),
+    /// Show the alarms not yet acknowledged (failed writes and reads, bad
+    /// checksums, worn volumes, failed drives, dead workers); `--all` too
+    /// the acknowledged ones (administrators).
+    Alarms(cmd::tape::AlarmsArgs),
+    /// Acknowledge an alarm (`alarm ack ID`; administrators).
+    #[command(subcommand)]
+    Alarm(cmd::tape::AlarmCmd),
     /// List the server's background workers: state, counters, last error
     /// (administrators).
     Workers(cmd::tape::ListArgs),
@@ -219,6 +224,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Drives(a) => cmd::tape::drives(&cli.client()?, a).await,
         Drive(d) => cmd::tape::drive(&cli.client()?, d).await,
         Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
+        Alarm(a) => cmd::tape::alarm(&cli.client()?, a).await,
         Workers(a) => cmd::tape::workers(&cli.client()?, a).await,
         Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
         Queue(a) => cmd::archive::queue(&cli.client()?, a).await,

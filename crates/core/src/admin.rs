@@ -11,7 +11,7 @@ use crate::{Error, Result};
 use bale_catalog::{Alarm, ArchiveJob, Package, TokenInfo, Volume, VolumeState};
 use bale_tape::{DriveView, Event, Fault, LibraryView, VolumeView};
 use bale_util::background::WorkerInfo;
-use bale_util::NsPath;
+use bale_util::{NsPath, Timestamp};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -139,10 +139,21 @@ impl Service {
         Ok(self.background().workers())
     }
 
-    /// Alarms name paths and volumes: for administrators.
-    pub async fn alarms(&self, who: &Principal) -> Result<Vec<Alarm>> {
+    /// Alarms name paths and volumes: for administrators. Those not yet
+    /// acknowledged, or every one.
+    pub async fn alarms(&self, who: &Principal, all: bool) -> Result<Vec<Alarm>> {
         allow(who, Who::Admin, "read alarms")?;
-        Ok(self.catalog().alarms().await?)
+        Ok(self.catalog().alarms(all).await?)
+    }
+
+    /// Acknowledges an alarm: it leaves the list of open alarms, and a
+    /// later repeat raises a new one.
+    pub async fn ack_alarm(&self, who: &Principal, id: i64) -> Result<Alarm> {
+        allow(who, Who::Admin, "acknowledge alarms")?;
+        self.catalog()
+            .ack_alarm(id, &who.user, Timestamp::now())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no alarm {id}")))
     }
 
     pub fn policy(&self, who: &Principal) -> Result<Arc<LoadedPolicy>> {

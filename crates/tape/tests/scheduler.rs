@@ -198,7 +198,7 @@ impl Rig {
         panic!(
             "files not archived in time; events: {:#?}; alarms: {:#?}",
             self.sys.events(0).iter().rev().take(20).collect::<Vec<_>>(),
-            self.catalog.alarms().await.unwrap()
+            self.catalog.alarms(true).await.unwrap()
         );
     }
 
@@ -371,7 +371,7 @@ async fn a_write_error_moves_the_file_to_another_volume_and_raises_an_alarm() {
     assert_eq!(copies[0].package.volume, "VL0002");
     let vol = r.catalog.volume("VL0001").await.unwrap().unwrap();
     assert_eq!((vol.state, vol.tape_files), (VolumeState::Noaccess, 0));
-    let alarms = r.catalog.alarms().await.unwrap();
+    let alarms = r.catalog.alarms(true).await.unwrap();
     assert!(
         alarms
             .iter()
@@ -420,7 +420,7 @@ async fn a_failed_drive_goes_offline_and_its_work_moves_to_another_drive() {
     assert!(r.catalog.tape_copies(id).await.unwrap().is_empty());
     assert!(r
         .catalog
-        .alarms()
+        .alarms(true)
         .await
         .unwrap()
         .iter()
@@ -467,7 +467,7 @@ async fn a_read_error_is_alarmed_and_retried() {
     assert_eq!(res[0].as_ref().unwrap().adler32, copy.package.adler32);
     assert!(r
         .catalog
-        .alarms()
+        .alarms(true)
         .await
         .unwrap()
         .iter()
@@ -524,7 +524,7 @@ async fn buffered_marks_flush_every_n_files_and_volumes_wear_out() {
     assert_eq!(v.state, VolumeState::Readonly);
     assert!(r
         .catalog
-        .alarms()
+        .alarms(true)
         .await
         .unwrap()
         .iter()
@@ -612,7 +612,7 @@ async fn a_member_with_a_bad_checksum_is_held_back_and_the_rest_is_written() {
     assert_ne!(held.id, job);
     assert_eq!((held.state, held.files.as_slice()), (JobState::Failed, &[bad][..]));
     assert!(held.error.as_deref().unwrap().contains("adler32"), "{held:?}");
-    let alarms = r.catalog.alarms().await.unwrap();
+    let alarms = r.catalog.alarms(true).await.unwrap();
     assert!(
         alarms
             .iter()

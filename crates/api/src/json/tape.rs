@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tape/events", get(events))
         .route("/tape/faults", post(inject))
         .route("/alarms", get(alarms))
+        .route("/alarms/{id}/ack", post(ack_alarm))
 }
 
 async fn volumes(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
@@ -133,6 +134,29 @@ async fn inject(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn alarms(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
-    Ok(Json(wire::all::<_, AlarmJson>(&st.svc.alarms(&who).await?)).into_response())
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmsQuery {
+    /// Acknowledged alarms too.
+    #[serde(default)]
+    all: bool,
+}
+
+async fn alarms(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<AlarmsQuery>,
+) -> Result<Response, ApiError> {
+    Ok(Json(wire::all::<_, AlarmJson>(&st.svc.alarms(&who, q.all).await?)).into_response())
+}
+
+async fn ack_alarm(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not an alarm id")))?;
+    Ok(Json(AlarmJson::from(&st.svc.ack_alarm(&who, id).await?)).into_response())
 }

@@ -219,10 +219,19 @@ impl From<&Event> for EventJson {
 #[derive(Serialize)]
 pub struct AlarmJson {
     pub id: i64,
+    /// When it was first raised.
     pub time: Timestamp,
+    /// When it was raised last, and how many times in all.
+    pub last: Timestamp,
+    pub count: u64,
     pub severity: String,
+    /// The component it is about.
     pub source: String,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
 }
 
 impl From<&Alarm> for AlarmJson {
@@ -230,9 +239,13 @@ impl From<&Alarm> for AlarmJson {
         AlarmJson {
             id: a.id,
             time: a.time,
+            last: a.last,
+            count: a.count,
             severity: a.severity.clone(),
             source: a.source.clone(),
             message: a.message.clone(),
+            acked_at: a.acked.as_ref().map(|(at, _)| *at),
+            acked_by: a.acked.as_ref().map(|(_, by)| by.clone()),
         }
     }
 }

@@ -471,9 +471,71 @@ pub async fn catalog_is_claimed_by_one_node(c: &dyn Catalog) {
     c.claim_catalog("n1", "host-a", t(213), STALE).await.unwrap();
 }
 
+/// Forty raises of one alarm at once, from eight tasks: one alarm, counted
+/// forty times (without the lock, PostgreSQL inserts several).
+pub async fn alarm_repeats_fold_under_concurrency(c: std::sync::Arc<dyn Catalog>) {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (c, start) = (c.clone(), start.clone());
+            tokio::spawn(async move {
+                // Connected first (each task its own connection), then all at once.
+                c.alarms(false).await.unwrap();
+                start.wait().await;
+                for _ in 0..5 {
+                    c.raise_alarm("error", "drive d1", "load failed").await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let open = c.alarms(false).await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].count, 40);
+}
+
 pub async fn alarms_are_kept(c: &dyn Catalog) {
     let a = c.raise_alarm("error", "volume VL0001", "write error").await.unwrap();
     let b = c.raise_alarm("warning", "drive d1", "offline").await.unwrap();
-    let all = c.alarms().await.unwrap();
-    assert_eq!(all, vec![b, a]);
+    assert_eq!((a.count, a.last, a.acked.as_ref()), (1, a.time, None));
+    let all = c.alarms(false).await.unwrap();
+    assert_eq!(all, vec![b.clone(), a.clone()]);
+
+    // A repeat folds into the open alarm: one row, counted, last time moved.
+    let a2 = c.raise_alarm("error", "volume VL0001", "write error").await.unwrap();
+    assert_eq!((a2.id, a2.count, a2.time), (a.id, 2, a.time));
+    assert!(a2.last >= a.last);
+    // Another severity, source or message is another alarm.
+    let other = [
+        c.raise_alarm("warning", "volume VL0001", "write error").await.unwrap(),
+        c.raise_alarm("error", "volume VL0002", "write error").await.unwrap(),
+        c.raise_alarm("error", "volume VL0001", "read error").await.unwrap(),
+    ];
+    assert!(other.iter().all(|o| o.id != a.id && o.count == 1));
+    assert_eq!(c.alarms(false).await.unwrap().len(), 5);
+    // The one raised last comes first.
+    assert_eq!(c.alarms(false).await.unwrap()[0].id, other[2].id);
+
+    // Acknowledged: off the open list, kept in the full one; a repeat
+    // raises a new alarm, with an id never used before.
+    let acked = c.ack_alarm(a.id, "admin", t(500)).await.unwrap().unwrap();
+    assert_eq!(acked.acked, Some((t(500), "admin".to_string())));
+    assert_eq!(acked.count, 2);
+    let again = c.ack_alarm(a.id, "carol", t(600)).await.unwrap().unwrap();
+    assert_eq!(
+        again.acked,
+        Some((t(500), "admin".to_string())),
+        "the first acknowledgement stays"
+    );
+    assert!(c.alarms(false).await.unwrap().iter().all(|x| x.id != a.id));
+    assert!(c.alarms(true).await.unwrap().iter().any(|x| x.id == a.id));
+    let a3 = c.raise_alarm("error", "volume VL0001", "write error").await.unwrap();
+    assert!(a3.id > other[2].id, "a new alarm after the acknowledgement");
+    assert_eq!(a3.count, 1);
+    assert_eq!(c.alarms(true).await.unwrap().len(), 6);
+    // No such alarm: nothing changes.
+    assert!(c.ack_alarm(9_999, "admin", t(700)).await.unwrap().is_none());
+    assert_eq!(c.alarms(false).await.unwrap().len(), 5);
 }

@@ -255,20 +255,77 @@ pub async fn drive(c: &Client, cmd: &DriveCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn alarms(c: &Client, a: &ListArgs) -> Result<ExitCode> {
-    let alarms: Value = c.get_json("alarms", &[]).await?;
+#[derive(Args, Debug)]
+pub struct AlarmsArgs {
+    /// The acknowledged alarms too.
+    #[arg(long)]
+    all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlarmCmd {
+    /// Acknowledge an alarm: it leaves `bale alarms`; a later repeat
+    /// raises a new one.
+    Ack {
+        /// The alarm's id (`bale alarms` shows it).
+        id: i64,
+    },
+}
+
+pub async fn alarms(c: &Client, a: &AlarmsArgs) -> Result<ExitCode> {
+    let all = if a.all { "true" } else { "false" };
+    let alarms: Value = c.get_json("alarms", &[("all", all)]).await?;
     if a.json {
         return print_json(&alarms);
     }
-    for al in alarms.as_array().into_iter().flatten() {
-        let t = al["time"].as_i64().unwrap_or(0);
+    let list = alarms.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no alarms{}", if a.all { "" } else { " to acknowledge" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    let time = |v: &Value| bale_api::model::rfc3339(bale_util::Timestamp(v.as_i64().unwrap_or(0)));
+    println!(
+        "{:>5}  {:<8}  {:<24}  {:>5}  {:<30}  {:<30}  MESSAGE",
+        "ID", "SEVERITY", "COMPONENT", "COUNT", "FIRST", "LAST"
+    );
+    for al in &list {
+        let acked = match al.get("acked_by") {
+            Some(by) => format!(
+                "  (acknowledged by {} at {})",
+                by.as_str().unwrap_or(""),
+                time(&al["acked_at"])
+            ),
+            None => String::new(),
+        };
         println!(
-            "{}  {:<7}  {:<20}  {}",
-            bale_api::model::rfc3339(bale_util::Timestamp(t)),
+            "{:>5}  {:<8}  {:<24}  {:>5}  {:<30}  {:<30}  {}{acked}",
+            al["id"],
             s(al, "severity"),
             s(al, "source"),
+            al["count"],
+            time(&al["time"]),
+            time(&al["last"]),
             s(al, "message")
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn alarm(c: &Client, a: &AlarmCmd) -> Result<ExitCode> {
+    match a {
+        AlarmCmd::Ack { id } => {
+            let al: Value = c.post_json(&format!("alarms/{id}/ack"), &serde_json::json!({})).await?;
+            println!(
+                "alarm {} acknowledged by {}: {} {}",
+                al["id"],
+                s(&al, "acked_by"),
+                s(&al, "source"),
+                s(&al, "message")
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
