@@ -79,6 +79,66 @@ fn every_worker_is_listed_and_a_killed_one_is_dead_with_an_alarm(catalog: Catalo
             .iter()
             .any(|a| a["source"] == "worker on-way check" && a["message"].as_str().unwrap().contains("died"))
     });
+    // The operator acknowledges it: it leaves `bale alarms` and stays in
+    // `--all`, with who acknowledged it and when.
+    let died = s
+        .api_get("alarms")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["source"] == "worker on-way check")
+        .cloned()
+        .unwrap();
+    assert_eq!(died["count"], 1, "{died}");
+    assert!(died.get("acked_by").is_none(), "{died}");
+    let id = died["id"].as_i64().unwrap().to_string();
+    assert!(s.run(&["alarms"]).contains("worker on-way check"));
+    let admin = s.api_get("whoami")["user"].as_str().unwrap().to_string();
+    let out = s.run(&["alarm", "ack", &id]);
+    assert!(out.contains(&format!("acknowledged by {admin}")), "{out}");
+    assert!(!s.run(&["alarms"]).contains("worker on-way check"));
+    let all = s.run(&["alarms", "--all"]);
+    assert!(
+        all.contains("worker on-way check") && all.contains("acknowledged by"),
+        "{all}"
+    );
+    let acked = |s: &Server| {
+        serde_json::from_str::<Value>(&s.run(&["alarms", "--all", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"].to_string() == id)
+            .cloned()
+            .unwrap()
+    };
+    let before = acked(&s);
+    assert_eq!(before["acked_by"], admin.as_str());
+    // Bad input is refused and changes nothing: an unknown id, a word, a
+    // user who is not an administrator, an unknown listing filter.
+    for (token, endpoint, code) in [
+        (&s.token, "alarms/999999/ack".to_string(), 404),
+        (&s.token, "alarms/first/ack".to_string(), 400),
+        (&alice, format!("alarms/{id}/ack"), 403),
+    ] {
+        let (got, body) = s.api_post(token, &endpoint, &json!({}));
+        assert_eq!(got, code, "{endpoint}: {body}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{endpoint}: {body}"
+        );
+    }
+    let r = s
+        .http()
+        .get(s.url_of("/api/v1/alarms?all=maybe"))
+        .bearer_auth(&s.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let out = s.bale_as(&alice).args(["alarm", "ack", &id]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(acked(&s), before, "nothing changed");
+
     // A dead worker cannot be killed again; unknown workers and kinds are refused.
     let (code, _) = s.api_post(
         &s.token,
