@@ -936,6 +936,25 @@ fn the_purger_keeps_use_between_the_marks_and_the_recently_read(catalog: Catalog
     std::thread::sleep(std::time::Duration::from_millis(600));
     let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
     assert_eq!(usage["cached_bytes"].as_u64(), Some(200_000), "{usage}");
+    // The operator is told, once, with each round's repeat counted.
+    let cache_alarms = |s: &Server| -> Vec<Value> {
+        s.api_get("alarms")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["source"] == "cache")
+            .cloned()
+            .collect()
+    };
+    s.wait_for(10, "the cache alarm repeated", |s| {
+        cache_alarms(s)
+            .first()
+            .is_some_and(|a| a["count"].as_u64().unwrap() >= 2)
+    });
+    let alarm = &cache_alarms(&s)[0];
+    assert_eq!(cache_alarms(&s).len(), 1, "repeats fold into one alarm");
+    assert_eq!(alarm["severity"], "warning");
+    assert!(alarm["message"].as_str().unwrap().contains("high mark"), "{alarm}");
     // Three files are read: they are the most recently read.
     std::thread::sleep(std::time::Duration::from_millis(20));
     for (p, d) in &files[..3] {

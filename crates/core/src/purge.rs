@@ -97,6 +97,20 @@ impl Purger {
                 break;
             }
         }
+        if planned < need {
+            // Above the high mark and not purgeable down to the low one:
+            // the rest is pinned, held by stage requests or not yet on
+            // tape. One alarm, its repeats counted (the message does not
+            // change from round to round; `bale cache` has the figures).
+            let msg = format!(
+                "cache above its high mark ({:.0} % of {} bytes) with not enough to purge: \
+                 the rest is pinned, held by stage requests or not yet on tape",
+                self.high * 100.0,
+                cap as u64
+            );
+            tracing::warn!("{msg}");
+            self.catalog.raise_alarm("warning", "cache", &msg).await?;
+        }
         if plan.is_empty() {
             return Ok(());
         }
