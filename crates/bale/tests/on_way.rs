@@ -267,8 +267,64 @@ fn stranded_files_found_alarmed_and_queued(catalog: Catalog) {
     }
 }
 
+/// Files on their way but long overdue (the only drive is offline, so
+/// neither the direct file's job nor the pool closed at its maximum wait
+/// can be written) raise one warning alarm naming the oldest, its repeats
+/// folded; once the drive is back they go to tape.
+fn overdue_files_raise_one_alarm(catalog: Catalog) {
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(
+        cfg.path(),
+        "bale.toml",
+        &format!(
+            "[archive]\ncheck_ms = 50\ncheck_on_way_s = 1\nstuck_after_s = 1\n{}",
+            &RACE_TAPE[RACE_TAPE.find("[tape]").unwrap()..]
+        ),
+    );
+    let policy = write_file(
+        cfg.path(),
+        "policy.toml",
+        &SMALL_POLICY.replace("max_wait_s = 3600", "max_wait_s = 1"),
+    );
+    let s = Server::start_with(catalog, &["--config", &config, "--policy", &policy]);
+    s.run(&["drive", "offline", "lib1-d1"]);
+    s.run(&["mkdir", "/late"]);
+    put(&s, "/late/direct", &bytes(1, 1_100_000));
+    put(&s, "/late/small", &bytes(2, 1000));
+    let overdue = |s: &Server| -> Vec<Value> {
+        s.api_get("alarms")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["message"].as_str().unwrap().contains("stuck on their way to tape"))
+            .cloned()
+            .collect()
+    };
+    s.wait_for(20, "the overdue alarm, repeated", |s| {
+        overdue(s).first().is_some_and(|a| a["count"].as_u64().unwrap() >= 2)
+    });
+    let alarms = overdue(&s);
+    assert_eq!(alarms.len(), 1, "repeats fold: {alarms:?}");
+    assert_eq!(alarms[0]["severity"], "warning");
+    assert!(
+        alarms[0]["message"].as_str().unwrap().contains("/late/direct"),
+        "{alarms:?}"
+    );
+    assert_eq!(stat(&s, "/late/direct")["archive"]["state"], "queued");
+    s.run(&["drive", "online", "lib1-d1"]);
+    s.wait_for(60, "both on tape", drained);
+    for p in ["/late/direct", "/late/small"] {
+        assert_eq!(stat(&s, p)["archive"]["state"], "archived", "{p}");
+    }
+    // Nothing is overdue any more: the count stops growing.
+    let settled = overdue(&s)[0]["count"].clone();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(overdue(&s)[0]["count"], settled);
+}
+
 on_both_catalogs!(
     delete_direct_while_writing,
     delete_pooled_while_writing,
-    stranded_files_found_alarmed_and_queued
+    stranded_files_found_alarmed_and_queued,
+    overdue_files_raise_one_alarm
 );

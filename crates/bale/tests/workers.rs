@@ -108,7 +108,7 @@ fn every_worker_is_listed_and_a_killed_one_is_dead_with_an_alarm(catalog: Catalo
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["id"].to_string() == id)
+            .find(|a| a["id"].as_i64().map(|i| i.to_string()).as_deref() == Some(id.as_str()))
             .cloned()
             .unwrap()
     };

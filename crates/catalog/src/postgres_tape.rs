@@ -305,6 +305,17 @@ impl TapeCatalog for PostgresCatalog {
             .collect()
     }
 
+    async fn stuck_files(&self, now: Timestamp, grace_ns: i64, limit: usize) -> Result<Vec<(FileId, Timestamp)>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(&stuck_sql("$1", "$2", "$3"), &[&now.0, &grace_ns, &(limit as i64)])
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| FileId::parse(r.get(0)).map(|id| (id, Timestamp(r.get(1)))))
+            .collect())
+    }
+
     async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
@@ -401,7 +412,7 @@ impl TapeCatalog for PostgresCatalog {
                 &[&all],
             )
             .await?;
-        rows.iter().map(|r| rows::alarm(r)).collect()
+        rows.iter().map(rows::alarm).collect()
     }
 
     async fn ack_alarm(&self, id: i64, by: &str, at: Timestamp) -> Result<Option<Alarm>> {

@@ -277,6 +277,21 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
+    async fn stuck_files(&self, now: Timestamp, grace_ns: i64, limit: usize) -> Result<Vec<(FileId, Timestamp)>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&stuck_sql("?1", "?2", "?3"))?;
+            let rows = st.query_map(params![now.0, grace_ns, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, Timestamp(r.get(1)?)))
+            })?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(id, t)| FileId::parse(&id).map(|id| (id, t)))
+                .collect())
+        })
+        .await
+    }
+
     async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>> {
         let files = files.to_vec();
         self.write(move |tx| {

@@ -279,6 +279,23 @@ pub(crate) const STRANDED: &str = "NOT EXISTS (SELECT 1 FROM pool_files p WHERE 
      AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = n.file_id) \
      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.file_id = n.file_id)";
 
+/// Files on their way to tape past their deadline, oldest first, for
+/// `stuck_files`; `{now}`, `{grace}` and `{limit}` are the backend's
+/// placeholders. A pooled file's deadline is its pool's maximum wait
+/// after it joined, plus the grace; a file in an archive job (queued or
+/// failed) is due the grace after the job was made.
+pub(crate) fn stuck_sql(now: &str, grace: &str, limit: &str) -> String {
+    format!(
+        "SELECT file_id, since FROM ( \
+           SELECT pf.file_id AS file_id, pf.joined AS since FROM pool_files pf JOIN pools p ON p.key = pf.pool \
+             WHERE pf.joined + p.max_wait_ms * 1000000 + {grace} < {now} \
+           UNION ALL \
+           SELECT jf.file_id, j.created FROM job_files jf JOIN archive_jobs j ON j.id = jf.job \
+             WHERE j.created + {grace} < {now} \
+         ) s ORDER BY since, file_id LIMIT {limit}"
+    )
+}
+
 /// What recording tape files did.
 #[derive(Clone, Debug)]
 pub struct TapeCommit {
@@ -367,6 +384,12 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// file whose cache copy is gone was purged, which took a tape copy, so
     /// the check costs the size of the cache, not of the archive.
     async fn stranded_files(&self, limit: usize) -> Result<Vec<crate::Node>>;
+
+    /// Up to `limit` files still not on tape `grace_ns` after they were due
+    /// (a pooled file: its pool's maximum wait after it joined; a file in
+    /// an archive job: when the job was made), with the time they began
+    /// to wait, oldest first: Enstore's "stuck in transition".
+    async fn stuck_files(&self, now: Timestamp, grace_ns: i64, limit: usize) -> Result<Vec<(FileId, Timestamp)>>;
 
     /// Puts stranded files back on their way in ONE transaction: each joins
     /// its pool or gets a direct archive job. A file that is gone or on its

@@ -105,6 +105,7 @@ both!(
     archive_jobs_follow_their_files,
     tape_files_commit_in_sequence,
     alarms_are_kept,
+    stuck_files_are_found,
     pools_fill_and_close,
     residency_and_pins,
     stage_requests_follow_their_files,

@@ -48,6 +48,8 @@ pub struct OnWayReport {
     pub jobs_requeued: Vec<i64>,
     /// Files on no way to tape, routed again.
     pub files_rerouted: Vec<String>,
+    /// Files on their way but not on tape long after they were due.
+    pub files_stuck: usize,
 }
 
 /// How one file would be routed, and why.
@@ -318,7 +320,7 @@ impl Archiver {
     /// is about to hand it over is left to that commit) go to the
     /// scheduler; (2) files in no pool, no job and no package are routed
     /// again by the policy in force.
-    pub async fn check_on_way(&self) -> Result<OnWayReport> {
+    pub async fn check_on_way(&self, stuck_after: std::time::Duration) -> Result<OnWayReport> {
         const GRACE_NS: i64 = 30_000_000_000;
         let mut report = OnWayReport::default();
         // The scheduler's jobs first, then the catalog's: a job the
@@ -379,6 +381,34 @@ impl Archiver {
             );
             tracing::error!("{msg}");
             self.catalog.raise_alarm("error", "archive", &msg).await?;
+        }
+        // On their way but long overdue (Enstore's "stuck in transition"):
+        // a drive, a volume or a job needs an operator. The message names
+        // the oldest such file and stays the same from check to check while
+        // it waits, so the repeats fold into one alarm.
+        let stuck = self
+            .catalog
+            .stuck_files(now, stuck_after.as_nanos() as i64, 10_000)
+            .await?;
+        report.files_stuck = stuck.len();
+        if let Some((oldest, since)) = stuck.first() {
+            let path = match self.catalog.files_with_paths(&[*oldest]).await?.first() {
+                Some((_, path)) => path.to_string(),
+                None => format!("file id {oldest}"),
+            };
+            tracing::warn!(
+                "{}{} file(s) not on tape {} s after they were due; the oldest, {path}, waits since {}",
+                stuck.len(),
+                if stuck.len() == 10_000 { "+" } else { "" },
+                stuck_after.as_secs(),
+                since.0
+            );
+            let msg = format!(
+                "files are stuck on their way to tape: not archived {} s after their rule's maximum wait \
+                 (the oldest: {path}); `bale queue` shows their pools and jobs",
+                stuck_after.as_secs()
+            );
+            self.catalog.raise_alarm("warning", "archive", &msg).await?;
         }
         Ok(report)
     }

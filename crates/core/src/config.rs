@@ -49,6 +49,11 @@ pub struct ArchiveConfig {
     /// its way to tape (in a pool, an archive job or a package), in
     /// seconds. A file that is not raises an alarm and is routed again.
     pub check_on_way_s: u64,
+    /// A file not on tape this many seconds after it was due (a pooled
+    /// file: its rule's maximum wait after it joined the pool; a file in
+    /// an archive job: after the job was made) raises an alarm at the
+    /// on-way check.
+    pub stuck_after_s: u64,
 }
 
 impl Default for ArchiveConfig {
@@ -57,6 +62,7 @@ impl Default for ArchiveConfig {
             policy: PathBuf::new(),
             check_ms: 200,
             check_on_way_s: 600,
+            stuck_after_s: 3600,
         }
     }
 }
@@ -278,6 +284,11 @@ check_ms = 200
 # tape: in a pool, an archive job or a package (s). A file that is not
 # raises an alarm and is routed again.
 check_on_way_s = 600
+# A file not on tape this long after it was due (its rule's maximum wait
+# after it joined its pool; for a file in an archive job, after the job was
+# made) raises an alarm at that check: a drive, a volume or a job needs an
+# operator (s).
+stuck_after_s = 3600
 
 [stage]
 # A GET of a file whose only copy is on tape: "stage" reads its package back
@@ -436,6 +447,9 @@ impl Config {
         }
         if self.archive.check_on_way_s == 0 {
             return Err(ConfigError::Invalid("archive.check_on_way_s must be at least 1".into()));
+        }
+        if self.archive.stuck_after_s == 0 {
+            return Err(ConfigError::Invalid("archive.stuck_after_s must be at least 1".into()));
         }
         if self.catalog != "sqlite"
             && !self.catalog.starts_with("postgres://")

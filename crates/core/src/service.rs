@@ -117,6 +117,7 @@ impl Service {
             OnWayCheck {
                 archiver: archiver.clone(),
                 every: Duration::from_secs(config.archive.check_on_way_s),
+                stuck_after: Duration::from_secs(config.archive.stuck_after_s),
                 repaired: 0,
             },
         );

@@ -71,6 +71,8 @@ impl Worker for PoolWatcher {
 pub(crate) struct OnWayCheck {
     pub archiver: Arc<Archiver>,
     pub every: Duration,
+    /// How long after it was due a file on its way counts as stuck.
+    pub stuck_after: Duration,
     pub repaired: u64,
 }
 
@@ -92,7 +94,7 @@ impl Worker for OnWayCheck {
         }
         let r = self
             .archiver
-            .check_on_way()
+            .check_on_way(self.stuck_after)
             .await
             .map_err(|e| format!("checking that every file is on its way to tape failed: {e}"))?;
         self.repaired += (r.files_rerouted.len() + r.jobs_requeued.len()) as u64;

@@ -394,6 +394,43 @@ pub async fn stranded_files_are_rerouted(c: &dyn Catalog) {
     assert_eq!(c.pools().await.unwrap()[0].files, 1);
 }
 
+/// Files past their deadline on the way to tape are found, oldest first:
+/// a pooled file its pool's maximum wait (2 s) plus the grace after it
+/// joined, a file in a job the grace after the job was made.
+pub async fn stuck_files_are_found(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let mut pooled = new_file(d.id, "pooled", 10);
+    pooled.archive = Some(ArchiveRoute::Pool(pool_target("P", "ff1", 1_000_000, 100)));
+    let mut queued = direct(new_file(d.id, "queued", 20));
+    queued.time = t(25);
+    let committed = c
+        .commit_files("n1", &[pooled.clone(), queued.clone()], &[])
+        .await
+        .unwrap();
+    assert!(committed.iter().all(|r| r.is_ok()));
+    let job = c.job_of(queued.file_id).await.unwrap().unwrap();
+    let grace = 10_000_000_000; // 10 s
+    let at = |now: Timestamp| async move { c.stuck_files(now, grace, 100).await.unwrap() };
+    // The pooled file joined at 20 s (due at 22 s, stuck after 32 s); the
+    // job was made when its file was recorded (stuck after made + 10 s).
+    assert!(at(t(30)).await.is_empty());
+    let mut want = vec![(pooled.file_id, t(20))];
+    if job.created.0 + grace < t(33).0 {
+        want.push((queued.file_id, job.created));
+    }
+    assert_eq!(at(t(33)).await, want, "job made at {:?}", job.created);
+    let late = Timestamp(job.created.0.max(t(20).0) + grace + t(3).0);
+    let both = at(late).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both[0].1 <= both[1].1, "oldest first: {both:?}");
+    assert_eq!(c.stuck_files(late, grace, 1).await.unwrap().len(), 1);
+    // On tape: no longer stuck.
+    c.add_volumes(&[new_volume("VL0001")]).await.unwrap();
+    let pkg = one_member_package(&queued, Some(job.id), 0);
+    c.commit_tape_files(&volume_write("VL0001"), &[pkg]).await.unwrap();
+    assert_eq!(at(late).await, vec![(pooled.file_id, t(20))]);
+}
+
 /// Dead member counts stay exact when members are deleted while their
 /// package's commit is in flight: 50 rounds of a package commit racing
 /// deletes of some of its members.
