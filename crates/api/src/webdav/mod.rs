@@ -112,7 +112,7 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             "GET" => get(&st, &who, &path, req.headers(), false).await,
             "HEAD" => get(&st, &who, &path, req.headers(), true).await,
             "PUT" => put(&st, &who, &path, req).await,
-            "DELETE" => delete(&st, &who, &path).await,
+            "DELETE" => delete(&st, &who, &path, req.headers()).await,
             "MKCOL" => mkcol(&st, &who, &path, req).await,
             "MOVE" => do_move(&st, &who, &path, req.headers()).await,
             "COPY" => do_copy(&st, &who, &path, req.headers()).await,
@@ -286,8 +286,19 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
     Ok(resp)
 }
 
-async fn delete(st: &AppState, who: &Principal, path: &NsPath) -> Result<Response, ApiError> {
-    // RFC 4918: DELETE on a collection removes everything beneath it.
+async fn delete(st: &AppState, who: &Principal, path: &NsPath, headers: &HeaderMap) -> Result<Response, ApiError> {
+    // RFC 4918 9.6.1: DELETE on a collection removes everything beneath it,
+    // and a client must not send any Depth but infinity for one. A client
+    // that asks for less must not get more: refused before anything goes.
+    if let Some(depth) = headers.get("depth") {
+        let is_dir = matches!(st.svc.stat(who, path).await, Ok(n) if n.is_dir());
+        if is_dir && !depth.as_bytes().eq_ignore_ascii_case(b"infinity") {
+            return Err(ApiError::bad_request(format!(
+                "DELETE of a collection takes no Depth but infinity (got {:?}): it deletes all the collection holds",
+                String::from_utf8_lossy(depth.as_bytes())
+            )));
+        }
+    }
     st.svc.delete(who, path, true).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
