@@ -35,6 +35,10 @@ pub enum Error {
     /// The file's only copy is on tape and reads do not stage it.
     #[error("{0}")]
     OnTapeOnly(String),
+    /// The cache's filesystem is full (or the user's quota spent): nothing
+    /// was kept; the same request can succeed once space is freed.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// A failure on our side that retrying will not fix.
     #[error("{0}")]
     Internal(String),
@@ -43,7 +47,7 @@ pub enum Error {
 impl Error {
     /// Whether the same request may succeed if retried unchanged.
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::InsufficientStorage(_))
     }
 }
 
@@ -85,6 +89,14 @@ impl From<bale_util::PathError> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether an I/O error says the filesystem is full (ENOSPC, EDQUOT).
+pub(crate) fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
 
 /// An I/O failure while doing `what`, as an internal error.
 pub(crate) fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {

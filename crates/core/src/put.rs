@@ -53,7 +53,24 @@ impl Service {
     }
 
     /// Receives a file. Returns only once its data and catalog row are durable.
+    /// A full cache filesystem refuses it (507, nothing kept) and raises
+    /// one alarm, its repeats counted.
     pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
+    where
+        S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let r = self.put_file(who, path, opts, body).await;
+        if let Err(Error::InsufficientStorage(_)) = &r {
+            let msg = "the cache filesystem is full: writes are refused (507) until space is freed";
+            if let Err(e) = self.catalog.raise_alarm("error", "cache", msg).await {
+                tracing::error!("{msg}; raising the alarm failed too: {e}");
+            }
+        }
+        r
+    }
+
+    async fn put_file<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
     where
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -68,6 +85,9 @@ impl Service {
                 .ingest(id, body, opts.declared_len)
                 .await
                 .map_err(|e| match e {
+                    IngestError::Io(e) if crate::error::is_out_of_space(&e) => Error::InsufficientStorage(format!(
+                        "the cache is full ({e}): nothing of this file was kept; retry once space is freed"
+                    )),
                     IngestError::Io(e) => Error::Internal(format!("cache write failed: {e}")),
                     e => Error::BadRequest(e.to_string()),
                 })

@@ -118,6 +118,12 @@ impl Server {
     /// Starts a server with extra `bale serve` arguments.
     pub fn start_with(catalog: Catalog, extra: &[&str]) -> Server {
         let dir = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
+        Server::start_in(catalog, dir, extra)
+    }
+
+    /// Starts a server whose data directory is `dir/data` (which may be
+    /// prepared, e.g. a small filesystem mounted there).
+    pub fn start_in(catalog: Catalog, dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let (catalog_arg, schema) = match catalog {
             Catalog::Sqlite => (None, None),
             Catalog::Postgres => {
