@@ -1,7 +1,8 @@
 //! Cache residency and pins in the PostgreSQL catalog.
 
 use crate::postgres_common::{node_from_row, NODE_COLS};
-use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin};
+use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin, COPY_LOST_SQL};
+use crate::NodeId;
 use crate::{Node, PostgresCatalog, Result};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -149,5 +150,32 @@ impl CacheCatalog for PostgresCatalog {
             purgeable_files: r.get::<_, i64>(4) as u64,
             purgeable_bytes: r.get::<_, i64>(5) as u64,
         })
+    }
+
+    async fn cached_files(&self, after: NodeId, limit: usize) -> Result<Vec<Node>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {NODE_COLS} FROM nodes n WHERE n.id > $1 AND n.kind = 2 AND n.cached \
+                     ORDER BY n.id LIMIT $2"
+                ),
+                &[&after, &(limit as i64)],
+            )
+            .await?;
+        rows.iter().map(|r| node_from_row(r, 0)).collect()
+    }
+
+    async fn mark_copies_lost(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "UPDATE nodes SET cached = FALSE WHERE file_id = ANY($1) AND {COPY_LOST_SQL} RETURNING file_id"
+                ),
+                &[&texts(ids)],
+            )
+            .await?;
+        Ok(parsed(&rows))
     }
 }

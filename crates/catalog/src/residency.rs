@@ -9,7 +9,7 @@
 //! holds the files it names through its own rows (no pin row each); they
 //! are shown and released as pins of owner `stage-request-ID`.
 
-use crate::model::Node;
+use crate::model::{Node, NodeId};
 use crate::Result;
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -111,4 +111,19 @@ pub trait CacheCatalog: Send + Sync + 'static {
 
     /// What the cache holds at `now`.
     async fn cache_usage(&self, now: Timestamp) -> Result<CacheUsage>;
+
+    /// Up to `limit` files the catalog says are cached, by id, after the
+    /// node `after`: what `bale fsck` checks against the cache.
+    async fn cached_files(&self, after: NodeId, limit: usize) -> Result<Vec<Node>>;
+
+    /// Records that the cache copies of `ids` are gone (found missing or
+    /// damaged), for the files that have a tape copy: a read stages them
+    /// back. Pins and holds do not keep a copy that is not there. Returns
+    /// the ids marked; a file without a tape copy stays as it is (it is
+    /// lost, and only an operator can say what happens to it).
+    async fn mark_copies_lost(&self, ids: &[FileId]) -> Result<Vec<FileId>>;
 }
+
+/// The condition of `mark_copies_lost`: cached, and on tape.
+pub(crate) const COPY_LOST_SQL: &str =
+    "cached AND EXISTS (SELECT 1 FROM members m WHERE m.file_id = nodes.file_id)";

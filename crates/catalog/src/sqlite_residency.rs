@@ -1,6 +1,7 @@
 //! Cache residency and pins in the SQLite catalog.
 
-use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin};
+use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin, COPY_LOST_SQL};
+use crate::NodeId;
 use crate::sqlite_common::{node_from_row, NODE_COLS};
 use crate::{Node, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -131,6 +132,34 @@ impl CacheCatalog for SqliteCatalog {
                 })
             })?;
             Ok(u)
+        })
+        .await
+    }
+
+    async fn cached_files(&self, after: NodeId, limit: usize) -> Result<Vec<Node>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {NODE_COLS} FROM nodes WHERE id > ?1 AND kind = 2 AND cached = 1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![after, limit as i64], node_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn mark_copies_lost(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
+        let ids = ids.to_vec();
+        self.write(move |tx| {
+            let mut st = tx.prepare_cached(&format!(
+                "UPDATE nodes SET cached = 0 WHERE file_id = ?1 AND {COPY_LOST_SQL}"
+            ))?;
+            let mut out = Vec::new();
+            for id in ids {
+                if st.execute([id.to_string()])? == 1 {
+                    out.push(id);
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -108,6 +108,7 @@ both!(
     stuck_files_are_found,
     pools_fill_and_close,
     residency_and_pins,
+    lost_copies_are_recorded_for_files_on_tape,
     stage_requests_follow_their_files,
     stage_requests_know_their_packages,
     ids_are_never_reused,

@@ -251,3 +251,35 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
     c.remove(f1.id, false, None).await.unwrap();
     assert!(c.pins(ids[1], t(180)).await.unwrap().is_empty());
 }
+
+/// `bale fsck`'s reads and repair: the cached files in id order, page by
+/// page; a lost copy is recorded only for files with a tape copy, whatever
+/// pins or holds they have.
+pub async fn lost_copies_are_recorded_for_files_on_tape(c: &dyn Catalog) {
+    // f0, f1 on tape; f2 not.
+    let ids = raw_files(c, 3, 2).await;
+    c.settle_files(&ids).await.unwrap();
+    mkdir(c, ROOT_ID, "dir").await;
+    let page = |after, limit| async move {
+        c.cached_files(after, limit)
+            .await
+            .unwrap()
+            .iter()
+            .map(|n| (n.id, n.file_id.unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let all = page(0, 100).await;
+    assert_eq!(all.iter().map(|(_, f)| *f).collect::<Vec<_>>(), ids, "files only, in id order");
+    assert_eq!(page(all[0].0, 1).await, vec![all[1]]);
+    assert!(page(all[2].0, 100).await.is_empty());
+    // f0 pinned: a pin does not keep a copy that is not there.
+    c.pin(&[ids[0]], "alice", t(100), t(10_000)).await.unwrap();
+    let marked = c.mark_copies_lost(&ids).await.unwrap();
+    assert_eq!(marked, vec![ids[0], ids[1]], "f2 has no tape copy: it stays");
+    assert_eq!(page(0, 100).await, vec![all[2]]);
+    // Again: nothing is cached that is on tape, nothing changes.
+    assert!(c.mark_copies_lost(&ids).await.unwrap().is_empty());
+    // Staged back: cached again.
+    c.mark_staged(&[ids[0]]).await.unwrap();
+    assert_eq!(page(0, 100).await, vec![all[0], all[2]]);
+}
