@@ -326,6 +326,47 @@ impl Cache {
         Ok(())
     }
 
+    /// Everything in `files/`: the ids of committed data files, and the
+    /// paths of anything else found there (never written by bale). For
+    /// `bale fsck`; blocking.
+    pub fn stored(&self) -> io::Result<(Vec<FileId>, Vec<PathBuf>)> {
+        let mut ids = Vec::new();
+        let mut junk = Vec::new();
+        for d in std::fs::read_dir(&self.files)? {
+            let d = d?;
+            if !d.file_type()?.is_dir() {
+                junk.push(d.path());
+                continue;
+            }
+            for e in std::fs::read_dir(d.path())? {
+                let e = e?;
+                match e.file_name().to_str().and_then(FileId::parse) {
+                    // Only in the directory its id belongs in.
+                    Some(id) if self.file_path(id) == e.path() => ids.push(id),
+                    _ => junk.push(e.path()),
+                }
+            }
+        }
+        Ok((ids, junk))
+    }
+
+    /// Moves `path` (a file under `files/` that no catalog row claims) into
+    /// `lost+found/` beside `files/`, durably: `bale fsck --repair` sets
+    /// such data aside, it never deletes it. Returns the new path.
+    pub fn set_aside(&self, path: &Path) -> io::Result<PathBuf> {
+        let root = self.files.parent().expect("files/ has a parent");
+        let lost = root.join("lost+found");
+        create_dir_all_durable(&lost)?;
+        let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?;
+        let to = lost.join(name);
+        std::fs::rename(path, &to)?;
+        fsync_dir(&lost)?;
+        if let Some(from) = path.parent() {
+            fsync_dir(from)?;
+        }
+        Ok(to)
+    }
+
     /// What `tmp/` holds after a restart: ids of staged files, and paths of
     /// anything else (always garbage). The caller promotes the ids that have
     /// a catalog row and discards the rest with [`Cache::discard_pending`].

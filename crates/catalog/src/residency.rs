@@ -125,5 +125,4 @@ pub trait CacheCatalog: Send + Sync + 'static {
 }
 
 /// The condition of `mark_copies_lost`: cached, and on tape.
-pub(crate) const COPY_LOST_SQL: &str =
-    "cached AND EXISTS (SELECT 1 FROM members m WHERE m.file_id = nodes.file_id)";
+pub(crate) const COPY_LOST_SQL: &str = "cached AND EXISTS (SELECT 1 FROM members m WHERE m.file_id = nodes.file_id)";

@@ -1,8 +1,8 @@
 //! Cache residency and pins in the SQLite catalog.
 
 use crate::residency::{held, pins_query, purgeable, CacheCatalog, CacheUsage, Pin, COPY_LOST_SQL};
-use crate::NodeId;
 use crate::sqlite_common::{node_from_row, NODE_COLS};
+use crate::NodeId;
 use crate::{Node, Result, SqliteCatalog};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};

@@ -90,6 +90,9 @@ enum Command {
     /// Bring files back from tape in one request (`bale stage status ID`,
     /// `bale stage cancel ID`).
     Stage(cmd::stage::StageArgs),
+    /// Check the catalog against the cache (missing, short or damaged data,
+    /// orphans); `--repair` repairs what can be (administrators).
+    Fsck(cmd::cache::FsckArgs),
     /// Where files' data is: DISK, TAPE, DISK_AND_TAPE, NONE (empty), LOST, UNAVAILABLE.
     Archiveinfo(cmd::cache::ArchiveInfoArgs),
     /// Keep files in the cache for a while (a named, expiring pin).
@@ -225,6 +228,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Drive(d) => cmd::tape::drive(&cli.client()?, d).await,
         Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
         Alarm(a) => cmd::tape::alarm(&cli.client()?, a).await,
+        Fsck(a) => cmd::cache::fsck(&cli.client()?, a).await,
         Workers(a) => cmd::tape::workers(&cli.client()?, a).await,
         Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
         Queue(a) => cmd::archive::queue(&cli.client()?, a).await,

@@ -137,6 +137,9 @@ pub struct CacheConfig {
     pub max_time_in_cache_s: u64,
     /// How often the purger looks, in milliseconds.
     pub purge_check_ms: u64,
+    /// `bale fsck` does not judge cache data younger than this (seconds):
+    /// it may be a write or a stage in flight.
+    pub fsck_settle_s: u64,
 }
 
 impl Default for CacheConfig {
@@ -147,6 +150,7 @@ impl Default for CacheConfig {
             purge_low: 0.6,
             max_time_in_cache_s: 0,
             purge_check_ms: 60_000,
+            fsck_settle_s: 60,
         }
     }
 }
@@ -312,6 +316,9 @@ purge_low = 0.6
 max_time_in_cache_s = 0
 # How often the purger looks (ms).
 purge_check_ms = 60000
+# bale fsck does not judge cache data younger than this (s): it may be a
+# write or a stage in flight.
+fsck_settle_s = 60
 
 [tape_rest]
 # What /.well-known/wlcg-tape-rest-api says: the name targeted metadata is

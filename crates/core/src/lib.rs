@@ -12,6 +12,7 @@ pub mod auth;
 mod committer;
 pub mod config;
 mod error;
+pub mod fsck;
 mod inventory;
 mod namespace;
 pub mod perms;

@@ -263,7 +263,7 @@ impl Service {
 }
 
 /// This node's id: read from `<data_dir>/node.id`, created at first start.
-fn node_id(config: &Config) -> Result<String> {
+pub(crate) fn node_id(config: &Config) -> Result<String> {
     let path = config.data_dir.join("node.id");
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),

@@ -18,6 +18,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/cache/purge", post(purge))
         .route("/pins", get(pins).post(pin))
         .route("/pins/release", post(unpin))
+        .route("/fsck", post(fsck))
         .route(
             "/archiveinfo",
             post(archive_info).layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT)),
@@ -121,4 +122,23 @@ async fn archive_info(
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let info = st.svc.archive_info(&who, &req.paths).await?;
     Ok(Json(crate::taperest::locality_json(info)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FsckRequest {
+    /// Make the repairs (default: report the plan only).
+    #[serde(default)]
+    repair: bool,
+    /// Read and checksum every cached file's data too.
+    #[serde(default)]
+    checksums: bool,
+}
+
+async fn fsck(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(r): Json<FsckRequest>,
+) -> Result<Json<bale_core::fsck::FsckReport>, ApiError> {
+    Ok(Json(st.svc.fsck(&who, r.repair, r.checksums).await?))
 }

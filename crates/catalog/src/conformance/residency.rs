@@ -269,7 +269,11 @@ pub async fn lost_copies_are_recorded_for_files_on_tape(c: &dyn Catalog) {
             .collect::<Vec<_>>()
     };
     let all = page(0, 100).await;
-    assert_eq!(all.iter().map(|(_, f)| *f).collect::<Vec<_>>(), ids, "files only, in id order");
+    assert_eq!(
+        all.iter().map(|(_, f)| *f).collect::<Vec<_>>(),
+        ids,
+        "files only, in id order"
+    );
     assert_eq!(page(all[0].0, 1).await, vec![all[1]]);
     assert!(page(all[2].0, 100).await.is_empty());
     // f0 pinned: a pin does not keep a copy that is not there.

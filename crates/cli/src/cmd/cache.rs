@@ -183,3 +183,63 @@ pub async fn archive_info(c: &Client, a: &ArchiveInfoArgs) -> Result<ExitCode> {
     }
     Ok(code)
 }
+
+#[derive(Args, Debug)]
+pub struct FsckArgs {
+    /// Make the repairs (without it: the plan only, nothing changes).
+    #[arg(long)]
+    repair: bool,
+    /// Read and checksum every cached file's data too (slow: all of it).
+    #[arg(long)]
+    checksums: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `bale fsck`: the catalog and the cache checked against each other.
+/// Exits 1 while problems are left (all of them without --repair).
+pub async fn fsck(c: &Client, a: &FsckArgs) -> Result<ExitCode> {
+    let r: Value = c
+        .post_json("fsck", &json!({"repair": a.repair, "checksums": a.checksums}))
+        .await?;
+    let problems = r["problems"].as_array().cloned().unwrap_or_default();
+    let left = problems.iter().filter(|p| p["repaired"] != true).count();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "checked {} cached file(s){} and {} data file(s): {} problem(s)",
+            r["files_checked"],
+            if a.checksums {
+                format!(" ({} checksummed)", r["files_checksummed"])
+            } else {
+                String::new()
+            },
+            r["data_files"],
+            problems.len()
+        );
+        for p in &problems {
+            let what = p["path"].as_str().or(p["file_id"].as_str()).unwrap_or("");
+            let done = match (a.repair, p["repaired"] == true) {
+                (false, _) => "would",
+                (true, true) => "done:",
+                (true, false) => "NOT repaired:",
+            };
+            println!(
+                "  {:<12} {what}: {}\n               {done} {}",
+                p["kind"].as_str().unwrap_or(""),
+                p["detail"].as_str().unwrap_or(""),
+                p["repair"].as_str().unwrap_or("")
+            );
+        }
+        if !a.repair && !problems.is_empty() {
+            println!("nothing was changed; run bale fsck --repair to make these repairs");
+        }
+    }
+    Ok(if left == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,298 @@
+//! `bale fsck`: the catalog and the cache checked against each other, on
+//! demand, while the server runs. Without `repair` it only reports (the
+//! plan: each problem with what a repair would do); with it, it does that:
+//!
+//! - a cached file whose data is missing, of the wrong size or (with
+//!   `checksums`) damaged, and which has a tape copy: recorded as not
+//!   cached (a read stages it back from tape) and the bad data removed;
+//!   without a tape copy it is lost: an alarm, and nothing is touched;
+//! - data under `files/` that no file claims (an orphan): set aside in
+//!   `cache/lost+found/`, never deleted;
+//! - data of a file the catalog says was purged (a purge cut short after
+//!   its catalog commit): removed, the file is on tape.
+//!
+//! Work in flight is not mistaken for damage: files still landing are
+//! skipped, data younger than a minute (by ctime, which a rename into
+//! `files/` sets) is not judged, and every problem is looked at again in
+//! the catalog before it is reported or repaired.
+
+use crate::auth::Principal;
+use crate::error::io_err;
+use crate::service::Service;
+use crate::{Error, Result};
+use bale_catalog::Node;
+use bale_util::FileId;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FsckReport {
+    /// Cached files checked against their data.
+    pub files_checked: u64,
+    /// Of them, whose data was read and checksummed.
+    pub files_checksummed: u64,
+    /// Data files found in the cache.
+    pub data_files: u64,
+    /// Whether repairs were made.
+    pub repair: bool,
+    pub problems: Vec<FsckProblem>,
+}
+
+impl FsckReport {
+    /// Problems left: all of them without `repair`, the unrepaired ones with it.
+    pub fn unresolved(&self) -> usize {
+        self.problems.iter().filter(|p| !p.repaired).count()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FsckProblem {
+    /// "missing", "wrong size", "bad checksum", "orphan", "stale copy".
+    pub kind: &'static str,
+    /// The file's path, when a file is concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    pub detail: String,
+    /// What a repair does (or did).
+    pub repair: String,
+    pub repaired: bool,
+}
+
+/// The data of a cached file, as found.
+enum Data {
+    Good,
+    Missing,
+    WrongSize(u64),
+    BadChecksum,
+    /// Too young to judge.
+    InFlight,
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Service {
+    pub async fn fsck(&self, who: &Principal, repair: bool, checksums: bool) -> Result<FsckReport> {
+        crate::admin::allow(who, crate::admin::Who::Admin, "check the catalog against the cache")?;
+        let mut report = FsckReport {
+            repair,
+            ..FsckReport::default()
+        };
+        let landing = self.landing_ids().await?;
+        let settle = self.config.cache.fsck_settle_s as i64;
+
+        // 1. Every cached file against its data.
+        let mut bad: Vec<(Node, Data)> = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.catalog.cached_files(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            let (cache, sum) = (self.cache.clone(), checksums);
+            let judged = tokio::task::spawn_blocking(move || {
+                page.into_iter()
+                    .filter(|n| n.file_id.is_some())
+                    .map(|n| {
+                        let d = judge(&cache, &n, sum, settle);
+                        (n, d)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            for (n, d) in judged {
+                report.files_checked += 1;
+                if checksums && !matches!(d, Data::Missing | Data::InFlight) {
+                    report.files_checksummed += 1;
+                }
+                if !matches!(d, Data::Good | Data::InFlight) && !landing.contains(&n.file_id.expect("a file")) {
+                    bad.push((n, d));
+                }
+            }
+        }
+        for (n, d) in bad {
+            let id = n.file_id.expect("a file");
+            // Looked at again: deleted, purged or rewritten meanwhile is no problem.
+            let Some(now) = self.catalog.node_by_file_id(id).await? else {
+                continue;
+            };
+            let (c, n2) = (self.cache.clone(), now.clone());
+            let again = tokio::task::spawn_blocking(move || judge(&c, &n2, checksums, settle))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            if !now.cached || matches!(again, Data::Good | Data::InFlight) {
+                continue;
+            }
+            let (kind, detail) = match d {
+                Data::Missing => ("missing", "the catalog says cached; the cache has no data".to_string()),
+                Data::WrongSize(got) => (
+                    "wrong size",
+                    format!("{got} bytes in the cache, {} in the catalog", n.size),
+                ),
+                _ => (
+                    "bad checksum",
+                    "the cache's data does not match the catalog's adler32".to_string(),
+                ),
+            };
+            let on_tape = !self.catalog.tape_copies(id).await?.is_empty();
+            let path = self.catalog.path_of(now.id).await.ok().map(|p| p.to_string());
+            let mut p = FsckProblem {
+                kind,
+                path: path.clone(),
+                file_id: Some(id.to_string()),
+                detail,
+                repair: if on_tape {
+                    "record it as not cached (a read stages it back from tape) and remove the bad data".into()
+                } else {
+                    "none: no tape copy, the file is lost (alarm raised on repair)".into()
+                },
+                repaired: false,
+            };
+            if repair {
+                if on_tape && self.catalog.mark_copies_lost(&[id]).await? == [id] {
+                    self.cache.remove(id).map_err(io_err("cannot remove bad cache data"))?;
+                    p.repaired = true;
+                } else if !on_tape {
+                    let msg = format!(
+                        "{} (file id {id}): {kind}: no good cache copy and no tape copy; the file is lost",
+                        path.as_deref().unwrap_or("a deleted file")
+                    );
+                    self.catalog.raise_alarm("error", "cache", &msg).await?;
+                }
+            }
+            report.problems.push(p);
+        }
+
+        // 2. Every data file against the catalog.
+        let cache = self.cache.clone();
+        let (ids, junk) = tokio::task::spawn_blocking(move || cache.stored())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(io_err("cannot list the cache"))?;
+        report.data_files = (ids.len() + junk.len()) as u64;
+        let settled = |path: &Path| {
+            std::fs::symlink_metadata(path)
+                .map(|m| m.ctime() < now_s() - settle)
+                .unwrap_or(false)
+        };
+        for path in junk.iter().filter(|p| settled(p)) {
+            self.set_aside(&mut report, path, None, "not a file bale wrote").await?;
+        }
+        for chunk in ids.chunks(10_000) {
+            let live: HashMap<FileId, Node> = self
+                .catalog
+                .files_with_paths(chunk)
+                .await?
+                .into_iter()
+                .filter_map(|(n, _)| n.file_id.map(|id| (id, n)))
+                .collect();
+            for &id in chunk {
+                let path = self.cache.file_path(id);
+                if !settled(&path) {
+                    continue;
+                }
+                match live.get(&id) {
+                    Some(n) if n.cached => {}
+                    Some(n) => {
+                        // Purged in the catalog, data still here: a purge cut short.
+                        let Some(now) = self.catalog.node_by_file_id(id).await? else {
+                            continue;
+                        };
+                        if now.cached || self.catalog.tape_copies(id).await?.is_empty() {
+                            continue;
+                        }
+                        let file = self.catalog.path_of(n.id).await.ok().map(|p| p.to_string());
+                        let mut p = FsckProblem {
+                            kind: "stale copy",
+                            path: file,
+                            file_id: Some(id.to_string()),
+                            detail: "data of a file the catalog says was purged".into(),
+                            repair: "remove it: the file is on tape".into(),
+                            repaired: false,
+                        };
+                        if repair {
+                            self.cache
+                                .remove(id)
+                                .map_err(io_err("cannot remove stale cache data"))?;
+                            p.repaired = true;
+                        }
+                        report.problems.push(p);
+                    }
+                    None => {
+                        if self.catalog.node_by_file_id(id).await?.is_none() {
+                            self.set_aside(&mut report, &path, Some(id), "no file has this id")
+                                .await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Reports an orphan and, when repairing, sets it aside.
+    async fn set_aside(&self, report: &mut FsckReport, path: &Path, id: Option<FileId>, why: &str) -> Result<()> {
+        let mut p = FsckProblem {
+            kind: "orphan",
+            path: None,
+            file_id: id.map(|i| i.to_string()),
+            detail: format!("{}: {why}", path.display()),
+            repair: "set it aside in the cache's lost+found/ (never deleted)".into(),
+            repaired: false,
+        };
+        if report.repair {
+            let to = self
+                .cache
+                .set_aside(path)
+                .map_err(io_err("cannot set cache data aside"))?;
+            p.detail = format!("{} (now {})", p.detail, to.display());
+            p.repaired = true;
+        }
+        report.problems.push(p);
+        Ok(())
+    }
+
+    /// Files still landing on this node: their cache copies may not be in
+    /// place yet.
+    async fn landing_ids(&self) -> Result<HashSet<FileId>> {
+        let node = crate::service::node_id(&self.config)?;
+        Ok(self
+            .catalog
+            .landing_files(&node)
+            .await?
+            .into_iter()
+            .map(|l| l.id)
+            .collect())
+    }
+}
+
+/// The data of cached file `n` as found in `cache`.
+fn judge(cache: &bale_cache::Cache, n: &Node, checksums: bool, settle: i64) -> Data {
+    let id = n.file_id.expect("a file");
+    let path = cache.file_path(id);
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(_) => return Data::Missing,
+    };
+    if meta.ctime() >= now_s() - settle {
+        return Data::InFlight;
+    }
+    if meta.len() != n.size {
+        return Data::WrongSize(meta.len());
+    }
+    if checksums {
+        let sum = n.adler32.unwrap_or(bale_util::Adler32(1));
+        if !cache.data_matches(id, n.size, sum).unwrap_or(false) {
+            return Data::BadChecksum;
+        }
+    }
+    Data::Good
+}
