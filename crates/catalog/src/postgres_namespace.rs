@@ -1,0 +1,159 @@
+//! The PostgreSQL catalog's namespace steps, shared by the `Catalog`
+//! methods: reading nodes, checking a parent, walking subtrees and
+//! ancestors, deleting, settling, and recording one file.
+
+use crate::model::*;
+use crate::postgres_common::*;
+use crate::rules;
+use crate::{ArchiveRoute, CatalogError, Result};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+
+pub(crate) fn is_code(e: &tokio_postgres::Error, code: &SqlState) -> bool {
+    e.code() == Some(code)
+}
+
+pub(crate) async fn get_node(c: &impl GenericClient, id: NodeId) -> Result<Option<Node>> {
+    let st = c
+        .prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes n WHERE n.id = $1"))
+        .await?;
+    c.query_opt(&st, &[&id])
+        .await?
+        .map(|r| node_from_row(&r, 0))
+        .transpose()
+}
+
+pub(crate) async fn get_child(c: &impl GenericClient, parent: NodeId, name: &str) -> Result<Option<Node>> {
+    let st = c
+        .prepare_cached(&format!(
+            "SELECT {NODE_COLS} FROM nodes n WHERE n.parent = $1 AND n.name = $2"
+        ))
+        .await?;
+    c.query_opt(&st, &[&parent, &name])
+        .await?
+        .map(|r| node_from_row(&r, 0))
+        .transpose()
+}
+
+pub(crate) async fn has_children(c: &impl GenericClient, id: NodeId) -> Result<bool> {
+    let st = c
+        .prepare_cached("SELECT 1 FROM nodes WHERE parent = $1 LIMIT 1")
+        .await?;
+    Ok(c.query_opt(&st, &[&id]).await?.is_some())
+}
+
+pub(crate) async fn dir_for_child(c: &impl GenericClient, parent: NodeId) -> Result<Node> {
+    let p = get_node(c, parent)
+        .await?
+        .ok_or_else(|| CatalogError::NotFound("parent directory".into()))?;
+    if !p.is_dir() {
+        return Err(CatalogError::NotADirectory(format!("parent {:?}", p.name)));
+    }
+    Ok(p)
+}
+
+pub(crate) async fn subtree(c: &impl GenericClient, id: NodeId) -> Result<Vec<Node>> {
+    let st = c
+        .prepare_cached(&format!(
+            "WITH RECURSIVE sub(id, depth) AS (SELECT $1::bigint, 0 UNION ALL \
+             SELECT n.id, sub.depth + 1 FROM nodes n JOIN sub ON n.parent = sub.id) \
+             SELECT {NODE_COLS} FROM nodes n JOIN sub ON n.id = sub.id ORDER BY sub.depth"
+        ))
+        .await?;
+    c.query(&st, &[&id])
+        .await?
+        .iter()
+        .map(|r| node_from_row(r, 0))
+        .collect()
+}
+
+/// `id` and every directory above it.
+pub(crate) async fn ancestors(c: &impl GenericClient, id: NodeId) -> Result<Vec<NodeId>> {
+    let st = c
+        .prepare_cached(
+            "WITH RECURSIVE up(id, parent) AS (SELECT id, parent FROM nodes WHERE id = $1 \
+             UNION ALL SELECT n.id, n.parent FROM nodes n JOIN up ON n.id = up.parent) SELECT id FROM up",
+        )
+        .await?;
+    Ok(c.query(&st, &[&id]).await?.iter().map(|r| r.get(0)).collect())
+}
+
+pub(crate) async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<()> {
+    let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
+    // One statement: the parent references are checked at its end.
+    let st = c.prepare_cached("DELETE FROM nodes WHERE id = ANY($1)").await?;
+    c.execute(&st, &[&ids]).await?;
+    Ok(())
+}
+
+pub(crate) async fn settle(c: &impl GenericClient, ids: &[FileId]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    c.execute("DELETE FROM landing WHERE file_id = ANY($1)", &[&ids])
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
+    let parent = dir_for_child(tx, f.parent).await?;
+    let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name).await?, f)?
+        .into_iter()
+        .collect();
+    if !replaced.is_empty() {
+        delete_nodes(tx, &replaced).await?;
+    }
+    let (owner, group, mode) = rules::committed_attrs(f, replaced.first());
+    let t = &parent.tags;
+    let st = tx
+        .prepare_cached(&format!(
+            "INSERT INTO nodes AS n (parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, \
+             adler32, storage_group, file_family, file_family_width, wrapper, library) \
+             VALUES ($1, $2, 2, $3, $4, $5, $6, $7, $7, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (parent, name) DO NOTHING RETURNING {NODE_COLS}"
+        ))
+        .await?;
+    let row = tx
+        .query_opt(
+            &st,
+            &[
+                &f.parent,
+                &f.name,
+                &owner,
+                &group,
+                &(mode as i32),
+                &(f.size as i64),
+                &f.time.0,
+                &f.file_id.to_string(),
+                &(f.adler32.0 as i64),
+                &t.storage_group,
+                &t.file_family,
+                &t.file_family_width.map(|w| w as i32),
+                &t.wrapper,
+                &t.library,
+            ],
+        )
+        .await?;
+    if !replaced.is_empty() {
+        crate::postgres_common::release_files(tx, &replaced).await?;
+    }
+    match row {
+        Some(r) => Ok(Committed {
+            node: node_from_row(&r, 0)?,
+            job: match &f.archive {
+                Some(ArchiveRoute::Direct(t)) => {
+                    Some(crate::postgres_common::create_job(tx, t, &[(f.file_id, f.size)], f.time, None).await?)
+                }
+                Some(ArchiveRoute::Pool(p)) => {
+                    crate::postgres_common::join_pool(tx, p, f.file_id, f.size, f.time).await?;
+                    None
+                }
+                None => None,
+            },
+            replaced,
+        }),
+        // Another node committed the same name since our check.
+        None => Err(CatalogError::AlreadyExists(f.name.clone())),
+    }
+}

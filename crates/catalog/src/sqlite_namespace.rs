@@ -1,0 +1,151 @@
+//! The SQLite catalog's namespace steps, shared by the `Catalog` methods:
+//! reading nodes, checking a parent, walking subtrees and ancestors,
+//! deleting, settling, and recording one file.
+
+use crate::model::*;
+use crate::rules;
+use crate::sqlite_common::*;
+use crate::{ArchiveRoute, CatalogError, Result};
+use bale_util::NsPath;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+pub(crate) fn get_node(c: &Connection, id: NodeId) -> Result<Option<Node>> {
+    let mut st = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?;
+    Ok(st.query_row([id], node_from_row).optional()?)
+}
+
+pub(crate) fn get_child(c: &Connection, parent: NodeId, name: &str) -> Result<Option<Node>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {NODE_COLS} FROM nodes WHERE parent = ?1 AND name = ?2"
+    ))?;
+    Ok(st.query_row(params![parent, name], node_from_row).optional()?)
+}
+
+pub(crate) fn has_children(c: &Connection, id: NodeId) -> Result<bool> {
+    let mut st = c.prepare_cached("SELECT 1 FROM nodes WHERE parent = ?1 LIMIT 1")?;
+    Ok(st.exists([id])?)
+}
+
+/// `id` and every directory above it.
+pub(crate) fn ancestors(c: &Connection, id: NodeId) -> Result<Vec<NodeId>> {
+    let mut st = c.prepare_cached(
+        "WITH RECURSIVE up(id, parent) AS (SELECT id, parent FROM nodes WHERE id = ?1 \
+         UNION ALL SELECT n.id, n.parent FROM nodes n JOIN up ON n.id = up.parent) SELECT id FROM up",
+    )?;
+    let ids = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+pub(crate) fn path_of(c: &Connection, id: NodeId) -> Result<NsPath> {
+    let mut names = Vec::new();
+    let mut cur = id;
+    loop {
+        let n = get_node(c, cur)?.ok_or_else(|| CatalogError::NotFound(format!("node {cur}")))?;
+        match n.parent {
+            None => break,
+            Some(p) => {
+                names.push(n.name);
+                cur = p;
+            }
+        }
+        if names.len() > 4096 {
+            return Err(CatalogError::backend("cycle in namespace", false));
+        }
+    }
+    names.reverse();
+    NsPath::parse(&format!("/{}", names.join("/"))).map_err(|e| CatalogError::backend(e, false))
+}
+
+pub(crate) fn dir_for_child(c: &Connection, parent: NodeId) -> Result<Node> {
+    let p = get_node(c, parent)?.ok_or_else(|| CatalogError::NotFound("parent directory".into()))?;
+    if !p.is_dir() {
+        return Err(CatalogError::NotADirectory(format!("parent {:?}", p.name)));
+    }
+    Ok(p)
+}
+
+/// The subtree rooted at `id`, the root included.
+pub(crate) fn subtree(c: &Connection, id: NodeId) -> Result<Vec<Node>> {
+    let cols = NODE_COLS
+        .split(", ")
+        .map(|col| format!("n.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut st = c.prepare_cached(&format!(
+        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT n.id FROM nodes n JOIN sub ON n.parent = sub.id) \
+         SELECT {cols} FROM nodes n JOIN sub ON n.id = sub.id"
+    ))?;
+    let rows = st.query_map([id], node_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub(crate) fn delete_nodes(c: &Connection, nodes: &[Node]) -> Result<()> {
+    // Children before parents, so that the parent reference holds at every step.
+    let mut st = c.prepare_cached("DELETE FROM nodes WHERE id = ?1")?;
+    for n in nodes.iter().rev() {
+        st.execute([n.id])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn settle(tx: &Transaction<'_>, ids: &[FileId]) -> Result<()> {
+    let mut st = tx.prepare_cached("DELETE FROM landing WHERE file_id = ?1")?;
+    for id in ids {
+        st.execute([id.to_string()])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
+    let parent = dir_for_child(tx, f.parent)?;
+    let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name)?, f)?
+        .into_iter()
+        .collect();
+    delete_nodes(tx, &replaced)?;
+    let (owner, group, mode) = rules::committed_attrs(f, replaced.first());
+    let t = &parent.tags;
+    let id = next_id(tx, "nodes")?;
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
+         storage_group, file_family, file_family_width, wrapper, library) \
+         VALUES (?15, ?1, ?2, 2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {NODE_COLS}"
+    ))?;
+    let node = st.query_row(
+        params![
+            f.parent,
+            f.name,
+            owner,
+            group,
+            mode as i64,
+            f.size as i64,
+            f.time.0,
+            f.file_id.to_string(),
+            f.adler32.0 as i64,
+            t.storage_group,
+            t.file_family,
+            t.file_family_width.map(|w| w as i64),
+            t.wrapper,
+            t.library,
+            id
+        ],
+        node_from_row,
+    )?;
+    let job = match &f.archive {
+        Some(ArchiveRoute::Direct(target)) => Some(crate::sqlite_common::create_job(
+            tx,
+            target,
+            &[(f.file_id, f.size)],
+            f.time,
+            None,
+        )?),
+        Some(ArchiveRoute::Pool(pool)) => {
+            crate::sqlite_common::join_pool(tx, pool, f.file_id, f.size, f.time)?;
+            None
+        }
+        None => None,
+    };
+    if !replaced.is_empty() {
+        crate::sqlite_common::release_files(tx, &replaced)?;
+    }
+    Ok(Committed { node, replaced, job })
+}
