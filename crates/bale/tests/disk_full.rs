@@ -46,22 +46,6 @@ impl Drop for SmallFs {
     }
 }
 
-fn put(s: &Server, path: &str, data: &[u8]) -> (u16, serde_json::Value) {
-    let r = s
-        .http()
-        .put(s.url_of(path))
-        .bearer_auth(&s.token)
-        .body(data.to_vec())
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-    )
-}
-
 fn get(s: &Server, path: &str) -> Vec<u8> {
     let r = s.http().get(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
     assert_eq!(r.status().as_u16(), 200, "GET {path}");
@@ -85,7 +69,7 @@ fn a_full_cache_refuses_with_507_and_recovers_by_itself(catalog: Catalog) {
     for i in 0..20u8 {
         let path = format!("/f{i:02}.dat");
         let data = bytes(i as u64, 8 << 20);
-        let (code, body) = put(&s, &path, &data);
+        let (code, body) = s.put_data(&path, &data);
         match code {
             201 => kept.push((path, data)),
             507 => {
@@ -122,7 +106,7 @@ fn a_full_cache_refuses_with_507_and_recovers_by_itself(catalog: Catalog) {
     let (gone, _) = kept.remove(0);
     let r = s.http().delete(s.url_of(&gone)).bearer_auth(&s.token).send().unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    s.wait_for(20, "the PUT to fit again", |s| put(s, &path, &data).0 == 201);
+    s.wait_for(20, "the PUT to fit again", |s| s.put_data(&path, &data).0 == 201);
     kept.push((path, data));
     // The catalog came through intact: a restart sees every file.
     s.restart();

@@ -54,14 +54,8 @@ fn kinds(report: &Value) -> Vec<(String, String)> {
 }
 
 fn put(s: &Server, path: &str, data: &[u8]) {
-    let r = s
-        .http()
-        .put(s.url_of(path))
-        .bearer_auth(&s.token)
-        .body(data.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "PUT {path}");
+    let (code, body) = s.put_data(path, data);
+    assert_eq!(code, 201, "PUT {path}: {body}");
 }
 
 /// Where the data of the two damaged archived files is, as archiveinfo says.

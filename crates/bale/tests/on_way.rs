@@ -61,14 +61,8 @@ fn start(catalog: Catalog) -> (Server, tempfile::TempDir) {
 }
 
 fn put(s: &Server, path: &str, data: &[u8]) {
-    let r = s
-        .http()
-        .put(s.url_of(path))
-        .bearer_auth(&s.token)
-        .body(data.to_vec())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "PUT {path}: {}", r.text().unwrap());
+    let (code, body) = s.put_data(path, data);
+    assert_eq!(code, 201, "PUT {path}: {body}");
 }
 
 fn delete(s: &Server, path: &str) {

@@ -278,6 +278,24 @@ impl Server {
         )
     }
 
+    /// PUT of `data` at `path` with the admin token; status and body (JSON
+    /// when it is).
+    pub fn put_data(&self, path: &str, data: &[u8]) -> (u16, serde_json::Value) {
+        let r = self
+            .http()
+            .put(self.url_of(path))
+            .bearer_auth(&self.token)
+            .body(data.to_vec())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     /// Polls until `f` holds (up to `secs` seconds).
     pub fn wait_for(&self, secs: u64, what: &str, mut f: impl FnMut(&Server) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
