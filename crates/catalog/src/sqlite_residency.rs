@@ -8,6 +8,18 @@ use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
 use rusqlite::params;
 
+/// The ids among `ids` whose one-row update (`update`, given the id as
+/// text) changed a row.
+fn changed(ids: Vec<FileId>, mut update: impl FnMut(&str) -> rusqlite::Result<usize>) -> rusqlite::Result<Vec<FileId>> {
+    let mut out = Vec::new();
+    for id in ids {
+        if update(&id.to_string())? == 1 {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl CacheCatalog for SqliteCatalog {
     async fn mark_purged(&self, ids: &[FileId], now: Timestamp) -> Result<Vec<FileId>> {
@@ -17,13 +29,7 @@ impl CacheCatalog for SqliteCatalog {
                 "UPDATE nodes AS n SET cached = 0 WHERE n.file_id = ?1 AND {}",
                 purgeable("n.cached = 1", "?2")
             ))?;
-            let mut out = Vec::new();
-            for id in ids {
-                if st.execute(params![id.to_string(), now.0])? == 1 {
-                    out.push(id);
-                }
-            }
-            Ok(out)
+            Ok(changed(ids, |id| st.execute(params![id, now.0]))?)
         })
         .await
     }
@@ -32,13 +38,7 @@ impl CacheCatalog for SqliteCatalog {
         let ids = ids.to_vec();
         self.write(move |tx| {
             let mut st = tx.prepare_cached("UPDATE nodes SET cached = 1 WHERE file_id = ?1")?;
-            let mut out = Vec::new();
-            for id in ids {
-                if st.execute([id.to_string()])? == 1 {
-                    out.push(id);
-                }
-            }
-            Ok(out)
+            Ok(changed(ids, |id| st.execute([id]))?)
         })
         .await
     }
@@ -153,13 +153,7 @@ impl CacheCatalog for SqliteCatalog {
             let mut st = tx.prepare_cached(&format!(
                 "UPDATE nodes SET cached = 0 WHERE file_id = ?1 AND {COPY_LOST_SQL}"
             ))?;
-            let mut out = Vec::new();
-            for id in ids {
-                if st.execute([id.to_string()])? == 1 {
-                    out.push(id);
-                }
-            }
-            Ok(out)
+            Ok(changed(ids, |id| st.execute([id]))?)
         })
         .await
     }

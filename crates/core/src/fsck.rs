@@ -21,7 +21,7 @@ use crate::error::io_err;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::Node;
-use bale_util::FileId;
+use bale_util::{FileId, Timestamp};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -73,10 +73,7 @@ enum Data {
 }
 
 fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    Timestamp::now().0 / 1_000_000_000
 }
 
 impl Service {
@@ -187,21 +184,25 @@ impl Service {
             self.set_aside(&mut report, path, None, "not a file bale wrote").await?;
         }
         for chunk in ids.chunks(10_000) {
-            let live: HashMap<FileId, Node> = self
+            let live: HashMap<FileId, (Node, String)> = self
                 .catalog
                 .files_with_paths(chunk)
                 .await?
                 .into_iter()
-                .filter_map(|(n, _)| n.file_id.map(|id| (id, n)))
+                .filter_map(|(n, p)| n.file_id.map(|id| (id, (n, p.to_string()))))
                 .collect();
             for &id in chunk {
+                // Data of a cached file is what step 1 checked; only the
+                // rest is looked at (and stat-ed) here.
+                if live.get(&id).is_some_and(|(n, _)| n.cached) {
+                    continue;
+                }
                 let path = self.cache.file_path(id);
                 if !settled(&path) {
                     continue;
                 }
                 match live.get(&id) {
-                    Some(n) if n.cached => {}
-                    Some(n) => {
+                    Some((_, file)) => {
                         // Purged in the catalog, data still here: a purge cut short.
                         let Some(now) = self.catalog.node_by_file_id(id).await? else {
                             continue;
@@ -209,10 +210,9 @@ impl Service {
                         if now.cached || self.catalog.tape_copies(id).await?.is_empty() {
                             continue;
                         }
-                        let file = self.catalog.path_of(n.id).await.ok().map(|p| p.to_string());
                         let mut p = FsckProblem {
                             kind: "stale copy",
-                            path: file,
+                            path: Some(file.clone()),
                             file_id: Some(id.to_string()),
                             detail: "data of a file the catalog says was purged".into(),
                             repair: "remove it: the file is on tape".into(),

@@ -270,12 +270,7 @@ impl Server {
             .json(body)
             .send()
             .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+        status_and_body(r)
     }
 
     /// PUT of `data` at `path` with the admin token; status and body (JSON
@@ -288,12 +283,7 @@ impl Server {
             .body(data.to_vec())
             .send()
             .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
-        )
+        status_and_body(r)
     }
 
     /// Polls until `f` holds (up to `secs` seconds).
@@ -397,6 +387,16 @@ impl Drop for Server {
             block_on(bale_catalog::conformance::drop_postgres_schema(&s));
         }
     }
+}
+
+/// A response's status and body (JSON when it is, else the text).
+fn status_and_body(r: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
 }
 
 pub fn assert_ok(out: &Output, what: &str) {
