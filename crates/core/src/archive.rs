@@ -298,6 +298,7 @@ impl Archiver {
             }
             // One package's worth at a time, while the trigger holds.
             while let Some(job) = self.catalog.close_pool(&p.key, Timestamp::now(), forced).await? {
+                bale_util::crash::point("pool.closed");
                 tracing::info!(
                     "pool {} closed{}: job {} with {} file(s), {} bytes",
                     p.key,

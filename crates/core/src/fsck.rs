@@ -15,17 +15,25 @@
 //! skipped, data younger than a minute (by ctime, which a rename into
 //! `files/` sets) is not judged, and every problem is looked at again in
 //! the catalog before it is reported or repaired.
+//!
+//! After a start that followed a crash (no clean stop recorded), the same
+//! check runs once with repair in the background ([`CrashCheck`]), judging
+//! all data changed before the start: what a crash cut short between a
+//! catalog commit and the cache (a purge, a stage, the removal of a
+//! deleted or overwritten file's data) is finished there.
 
 use crate::auth::Principal;
 use crate::error::io_err;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::Node;
+use bale_util::background::{State, Status, Worker};
 use bale_util::{FileId, Timestamp};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use tokio::sync::watch;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FsckReport {
@@ -72,19 +80,27 @@ enum Data {
     InFlight,
 }
 
-fn now_s() -> i64 {
-    Timestamp::now().0 / 1_000_000_000
+/// When a cache file last changed (its ctime), in nanoseconds.
+fn changed_ns(meta: &std::fs::Metadata) -> i64 {
+    meta.ctime() * 1_000_000_000 + meta.ctime_nsec()
 }
 
 impl Service {
     pub async fn fsck(&self, who: &Principal, repair: bool, checksums: bool) -> Result<FsckReport> {
         crate::admin::allow(who, crate::admin::Who::Admin, "check the catalog against the cache")?;
+        let settle = self.config.cache.fsck_settle_s as i64 * 1_000_000_000;
+        self.check_cache(repair, checksums, Timestamp::now().0 - settle).await
+    }
+
+    /// The check itself: data changed at or after `settled_before` (ns) is
+    /// in flight and not judged.
+    pub(crate) async fn check_cache(&self, repair: bool, checksums: bool, settled_before: i64) -> Result<FsckReport> {
         let mut report = FsckReport {
             repair,
             ..FsckReport::default()
         };
         let landing = self.landing_ids().await?;
-        let settle = self.config.cache.fsck_settle_s as i64;
+        let settle = settled_before;
 
         // 1. Every cached file against its data.
         let mut bad: Vec<(Node, Data)> = Vec::new();
@@ -177,7 +193,7 @@ impl Service {
         report.data_files = (ids.len() + junk.len()) as u64;
         let settled = |path: &Path| {
             std::fs::symlink_metadata(path)
-                .map(|m| m.ctime() < now_s() - settle)
+                .map(|m| changed_ns(&m) < settle)
                 .unwrap_or(false)
         };
         for path in junk.iter().filter(|p| settled(p)) {
@@ -274,7 +290,8 @@ impl Service {
     }
 }
 
-/// The data of cached file `n` as found in `cache`.
+/// The data of cached file `n` as found in `cache` (not judged when changed
+/// at or after `settle`, ns).
 fn judge(cache: &bale_cache::Cache, n: &Node, checksums: bool, settle: i64) -> Data {
     let id = n.file_id.expect("a file");
     let path = cache.file_path(id);
@@ -282,7 +299,7 @@ fn judge(cache: &bale_cache::Cache, n: &Node, checksums: bool, settle: i64) -> D
         Ok(m) => m,
         Err(_) => return Data::Missing,
     };
-    if meta.ctime() >= now_s() - settle {
+    if changed_ns(&meta) >= settle {
         return Data::InFlight;
     }
     if meta.len() != n.size {
@@ -295,4 +312,57 @@ fn judge(cache: &bale_cache::Cache, n: &Node, checksums: bool, settle: i64) -> D
         }
     }
     Data::Good
+}
+
+/// The cache check after a crash: once, with repair, in the background,
+/// judging everything changed before this start.
+pub(crate) struct CrashCheck {
+    pub svc: std::sync::Weak<Service>,
+    pub started: Timestamp,
+    pub problems: u64,
+    pub repaired: u64,
+}
+
+#[async_trait::async_trait]
+impl Worker for CrashCheck {
+    fn name(&self) -> String {
+        "crash check".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("problems".into(), self.problems);
+        s.counters.insert("repaired".into(), self.repaired);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<State, String> {
+        if *stop.borrow() {
+            return Ok(State::Done);
+        }
+        let Some(svc) = self.svc.upgrade() else {
+            return Ok(State::Done);
+        };
+        let report = svc
+            .check_cache(true, false, self.started.0)
+            .await
+            .map_err(|e| format!("the cache check after a crash failed: {e}"))?;
+        self.problems = report.problems.len() as u64;
+        self.repaired = report.problems.iter().filter(|p| p.repaired).count() as u64;
+        for p in &report.problems {
+            tracing::info!(
+                "crash check: {} {}: {}; {}{}",
+                p.kind,
+                p.path.as_deref().or(p.file_id.as_deref()).unwrap_or(""),
+                p.detail,
+                p.repair,
+                if p.repaired { " (done)" } else { " (NOT done)" }
+            );
+        }
+        Ok(State::Done)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        State::Done
+    }
 }

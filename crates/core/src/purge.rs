@@ -31,6 +31,7 @@ pub(crate) async fn purge_nodes(
     let _guard = stager.residency.lock().await;
     for chunk in ids.chunks(1000) {
         let purged = catalog.mark_purged(chunk, now).await?;
+        bale_util::crash::point("purge.marked");
         files += purged.len();
         bytes += purged.iter().map(|id| sizes[id]).sum::<u64>();
         let cache = cache.clone();

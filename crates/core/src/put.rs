@@ -173,6 +173,7 @@ impl Service {
                 Error::IsADirectory(_) => Error::IsADirectory(format!("{path} is a directory")),
                 e => e,
             })?;
+        bale_util::crash::point("put.committed");
         if let (Some(id), ArchiveRoute::Direct(target)) = (committed.job, archive) {
             self.tape.enqueue(ArchiveJob {
                 id,

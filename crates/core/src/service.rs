@@ -40,6 +40,16 @@ pub struct Service {
 /// a live one records one every sixth of it.
 const CATALOG_STALE: Duration = Duration::from_secs(60);
 
+/// The marker a running server keeps in its data directory; found at
+/// start, it says the last run did not stop cleanly.
+const RUNNING: &str = "RUNNING";
+
+/// Removes `path` and syncs its directory.
+fn remove_durable(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    bale_util::durable::fsync_dir(path.parent().unwrap_or(std::path::Path::new(".")))
+}
+
 /// This machine's name, for the catalog's record of who uses it.
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -77,6 +87,13 @@ impl Service {
                 e => e.into(),
             })?;
         crate::recovery::recover(&catalog, &cache, &node).await?;
+        // Whether the last run stopped cleanly: the marker is there while
+        // a server runs and goes at a clean stop.
+        let started = Timestamp::now();
+        let marker = config.data_dir.join(RUNNING);
+        let crashed = marker.exists();
+        write_file_durable(&marker, format!("{node}\n").as_bytes(), 0o644)
+            .map_err(io_err("cannot write the running marker"))?;
         let members = {
             let cache = cache.clone();
             Arc::new(bale_tape::CatalogMembers {
@@ -197,6 +214,18 @@ impl Service {
             workers,
         });
         svc.ensure_admin_token().await?;
+        if crashed {
+            tracing::warn!("the last run did not stop cleanly: checking the cache against the catalog");
+            svc.workers.spawn(
+                phase::AGGREGATION,
+                crate::fsck::CrashCheck {
+                    svc: Arc::downgrade(&svc),
+                    started,
+                    problems: 0,
+                    repaired: 0,
+                },
+            );
+        }
         Ok(svc)
     }
 
@@ -211,6 +240,8 @@ impl Service {
                 "stopped {} at the shutdown deadline ({deadline:?}); the next start recovers their work",
                 aborted.join(", ")
             );
+        } else if let Err(e) = remove_durable(&self.config.data_dir.join(RUNNING)) {
+            tracing::warn!("cannot remove the running marker (the next start checks the cache): {e}");
         }
     }
 

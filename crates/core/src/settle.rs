@@ -221,6 +221,7 @@ impl Worker for Settler {
                 }
                 return Err(msg);
             }
+            bale_util::crash::point("settle.synced");
         }
         // What the batches did not take since the last round, and at
         // shutdown everything, is settled here.

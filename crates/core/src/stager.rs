@@ -314,6 +314,7 @@ impl Stager {
     /// Moves the verified members that are live and not cached into the
     /// cache and marks them cached, in one transaction; drops the rest.
     async fn promote(&self, pkg: &Package, written: Vec<FileId>) -> std::result::Result<usize, String> {
+        bale_util::crash::point("stage.unpacked");
         let _guard = self.residency.lock().await;
         // Which members need their copy: live and not cached.
         let nodes = self
@@ -336,6 +337,7 @@ impl Stager {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("staging package {}: moving members into the cache failed: {e}", pkg.id))?;
+        bale_util::crash::point("stage.promoted");
         let marked = self
             .catalog
             .mark_staged(&wanted)

@@ -59,6 +59,7 @@ impl Service {
             .catalog()
             .create_stage_request(&who.user, now, lifetime.as_secs(), &files)
             .await?;
+        bale_util::crash::point("stage.accepted");
         tracing::debug!(
             "stage request {id}: {} files resolved in {:.3} s, recorded in {:.3} s",
             files.len(),

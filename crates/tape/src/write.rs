@@ -184,6 +184,7 @@ impl DriveTask {
             (Err(e), _) => return Err(OpError::from_io("write error", e)),
             (Ok(_), None) => return Err(OpError::Other("write finished without an outcome".into())),
         };
+        bale_util::crash::point("tape.written");
         self.head = position + written.size;
         self.charge(
             label,
@@ -271,6 +272,7 @@ impl DriveTask {
             };
             (family, v.stats.clone(), state)
         };
+        bale_util::crash::point("tape.flushed");
         let packages: Vec<NewPackage> = pending.iter().map(|u| u.package.clone()).collect();
         let vw = VolumeWrite {
             label: label.clone(),
@@ -280,6 +282,7 @@ impl DriveTask {
         };
         match self.sys.catalog.commit_tape_files(&vw, &packages).await {
             Ok(done) => {
+                bale_util::crash::point("tape.recorded");
                 {
                     let mut st = self.lock();
                     for u in &pending {

@@ -7,6 +7,7 @@
 
 pub mod background;
 pub mod checksum;
+pub mod crash;
 pub mod durable;
 pub mod fileid;
 pub mod path;

@@ -104,6 +104,8 @@ pub struct Server {
     catalog_arg: Option<String>,
     schema: Option<String>,
     extra: Vec<String>,
+    /// Environment of the next launch (e.g. an armed crash point).
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -139,6 +141,7 @@ impl Server {
             catalog_arg,
             schema,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         };
         s.launch();
         s.token = std::fs::read_to_string(s.data_dir().join("admin.token"))
@@ -167,6 +170,7 @@ impl Server {
             .args(&self.extra)
             .env_remove("BALE_CATALOG")
             .env("BALE_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if let Some(c) = &self.catalog_arg {
@@ -198,6 +202,16 @@ impl Server {
             c.kill().unwrap();
             c.wait().unwrap();
         }
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// The environment of the next launch, on top of the inherited one.
+    pub fn set_env(&mut self, env: Vec<(String, String)>) {
+        self.env = env;
     }
 
     /// SIGTERM and wait; returns the exit status.

@@ -1,0 +1,166 @@
+//! The crash harness's runs (see `harness/mod.rs` for what it does and
+//! checks):
+//!
+//! - the CI subset: every crash point once, plus kills from outside, on
+//!   SQLite and PostgreSQL;
+//! - a short race run (no kills) in CI;
+//! - the self-test: the checks do fail on a damaged cached file and a
+//!   damaged tape file;
+//! - the long runs, by hand (docs/RELIABILITY.md):
+//!   `BALE_HARNESS_POINTS=200 BALE_HARNESS_SEED=1 cargo test --release -p bale --test crash_harness -- --ignored long_run --nocapture`
+//!   and `BALE_RACE_MINUTES=30 cargo test --release -p bale --test crash_harness -- --ignored long_race --nocapture`
+//!   (`BALE_TEST_CATALOG=postgres` for PostgreSQL).
+
+mod common;
+mod harness;
+
+use common::Catalog;
+use harness::{Harness, Kill, Round};
+use std::time::{Duration, Instant};
+
+fn report(r: &Round) {
+    eprintln!(
+        "seed {} kill {:?} died {} ops {} live files {} packages {} violations {}",
+        r.seed,
+        r.kill,
+        r.died,
+        r.ops,
+        r.live_files,
+        r.packages,
+        r.violations.len()
+    );
+    for v in &r.violations {
+        eprintln!("  VIOLATION: {v}");
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Every crash point once (at its first hit) and two kills from outside.
+fn crash_points(catalog: Catalog) {
+    let mut h = Harness::new(catalog, 3);
+    // A first round without kills gives the later ones packages to stage
+    // and purge.
+    let mut failed = Vec::new();
+    let mut kills: Vec<Kill> = bale_util::crash::POINTS
+        .iter()
+        .map(|(name, _)| Kill::Point(name, 1))
+        .collect();
+    kills.insert(0, Kill::None);
+    kills.extend([Kill::After(400), Kill::After(1500)]);
+    for (i, kill) in kills.into_iter().enumerate() {
+        let ops = if matches!(kill, Kill::After(_)) { 400 } else { 60 };
+        let r = h.round(1000 + i as u64, ops, Some(kill));
+        report(&r);
+        if !r.violations.is_empty() {
+            failed.push((r.seed, r.kill.clone(), r.violations.clone()));
+        }
+    }
+    assert!(failed.is_empty(), "invariants violated: {failed:#?}");
+}
+
+on_both_catalogs!(crash_points);
+
+/// The workload without kills: deletes, overwrites and renames meet pool
+/// closes, package writes and stages.
+fn race(catalog: Catalog) {
+    let mut h = Harness::new(catalog, 4);
+    for seed in 0..2 {
+        let r = h.round(seed, 150, Some(Kill::None));
+        report(&r);
+        assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    }
+}
+
+on_both_catalogs!(race);
+
+/// The checks are not blind: a flipped byte in a cached file and one in a
+/// tape file are both reported.
+#[test]
+fn the_harness_sees_damage() {
+    let mut h = Harness::new(Catalog::from_env(), 2);
+    let r = h.round(7, 80, Some(Kill::None));
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    assert!(r.packages > 0 && r.live_files > 0, "{r:?}");
+    let data = h.srv.data_dir();
+    let flip = |dir: &std::path::Path, ext: Option<&str>| {
+        let f = common::local_files(dir)
+            .into_iter()
+            .map(|p| dir.join(p))
+            .find(|p| {
+                std::fs::metadata(p).unwrap().len() > 0 && ext.is_none_or(|e| p.extension().is_some_and(|x| x == e))
+            })
+            .expect("a file to damage");
+        let mut b = std::fs::read(&f).unwrap();
+        let i = b.len() / 2;
+        b[i] ^= 0x20;
+        std::fs::write(&f, b).unwrap();
+        f
+    };
+    let cached = flip(&data.join("cache/files"), None);
+    let (_, _, v) = h.check_deep();
+    assert!(
+        v.iter().any(|v| v.contains("cached data differs")),
+        "damage to {} went unseen: {v:#?}",
+        cached.display()
+    );
+    let tape = flip(&data.join("library"), Some("tar"));
+    let (_, _, v) = h.check_deep();
+    assert!(
+        v.iter()
+            .any(|v| v.contains("tape file") || v.contains("on tape are not")),
+        "damage to {} went unseen: {v:#?}",
+        tape.display()
+    );
+}
+
+/// The long crash run: `BALE_HARNESS_POINTS` kills (default 200) from
+/// `BALE_HARNESS_SEED`, a fresh data directory every 25.
+#[test]
+#[ignore]
+fn long_run() {
+    let points = env_u64("BALE_HARNESS_POINTS", 200);
+    let seed = env_u64("BALE_HARNESS_SEED", 1);
+    let catalog = Catalog::from_env();
+    let t0 = Instant::now();
+    let (mut died, mut violations, mut ops) = (0, 0, 0);
+    let mut h = None;
+    for i in 0..points {
+        if i % 25 == 0 {
+            h = Some(Harness::new(catalog, 3));
+        }
+        let r = h.as_mut().unwrap().round(seed * 1_000_000 + i, 80, None);
+        report(&r);
+        died += r.died as u64;
+        violations += r.violations.len();
+        ops += r.ops;
+    }
+    eprintln!(
+        "long run: {points} kills from seed {seed} on {catalog:?}: {died} during the workload, {ops} operations, {violations} violations, {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(violations, 0);
+}
+
+/// The long race run: rounds without kills for `BALE_RACE_MINUTES`.
+#[test]
+#[ignore]
+fn long_race() {
+    let minutes = env_u64("BALE_RACE_MINUTES", 30);
+    let mut h = Harness::new(Catalog::from_env(), 4);
+    let t0 = Instant::now();
+    let (mut rounds, mut violations) = (0u64, 0);
+    while t0.elapsed() < Duration::from_secs(minutes * 60) {
+        let r = h.round(rounds, 200, Some(Kill::None));
+        report(&r);
+        violations += r.violations.len();
+        rounds += 1;
+    }
+    eprintln!(
+        "race run: {rounds} rounds in {:.0} s, {violations} violations",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(violations, 0);
+}
