@@ -28,6 +28,8 @@ pub(crate) const BULK_BODY_LIMIT: usize = 64 << 20;
 mod json;
 pub mod model;
 mod taperest;
+#[doc(hidden)]
+pub use taperest::parse_bodies as tape_rest_bodies;
 mod webdav;
 
 pub use error::ApiError;

@@ -89,15 +89,12 @@ fn iso_duration(s: &str) -> Result<Duration, ApiError> {
     Ok(Duration::from_secs(secs))
 }
 
-async fn stage(
-    State(st): State<AppState>,
-    Extension(who): Extension<Principal>,
-    Json(b): Json<StageBody>,
-) -> Result<Response, ApiError> {
+/// A stage request's paths and its pin lifetime (the longest asked for;
+/// none: the default).
+fn stage_paths(b: StageBody) -> Result<(Vec<String>, Option<Duration>), ApiError> {
     if b.files.is_empty() {
         return Err(ApiError::bad_request("a stage request names at least one file"));
     }
-    // One lifetime per request: the longest asked for (none: the default).
     let mut lifetime: Option<Duration> = None;
     for f in &b.files {
         if let Some(l) = &f.disk_lifetime {
@@ -105,7 +102,34 @@ async fn stage(
             lifetime = Some(lifetime.map_or(d, |x| x.max(d)));
         }
     }
-    let paths: Vec<String> = b.files.into_iter().map(|f| f.path).collect();
+    Ok((b.files.into_iter().map(|f| f.path).collect(), lifetime))
+}
+
+/// The Tape REST request bodies parsed as their handlers parse them, for
+/// the fuzz targets: a stage request (paths and lifetime) and a path list
+/// (cancel, release, archiveinfo). Errors are the handlers' answers.
+#[doc(hidden)]
+pub fn parse_bodies(
+    body: &[u8],
+) -> (
+    Result<(Vec<String>, Option<Duration>), String>,
+    Result<Vec<String>, String>,
+) {
+    let stage = serde_json::from_slice::<StageBody>(body)
+        .map_err(|e| e.to_string())
+        .and_then(|b| stage_paths(b).map_err(|e| e.detail));
+    let paths = serde_json::from_slice::<PathsBody>(body)
+        .map(|b| b.paths)
+        .map_err(|e| e.to_string());
+    (stage, paths)
+}
+
+async fn stage(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(b): Json<StageBody>,
+) -> Result<Response, ApiError> {
+    let (paths, lifetime) = stage_paths(b)?;
     let id = st.svc.stage(&who, &paths, lifetime).await?;
     Ok((
         StatusCode::CREATED,

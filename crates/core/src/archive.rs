@@ -151,10 +151,11 @@ fn age_s(since: Timestamp, now: Timestamp) -> f64 {
 }
 
 impl Archiver {
-    /// Loads the policy: the configured file, else the one last loaded at
-    /// run time, else the built-in one. An invalid configured file stops
-    /// the start with its line and column.
-    pub fn open(configured: &Path, data_dir: &Path, catalog: DynCatalog, tape: TapeSystem) -> Result<Archiver> {
+    /// Reads the policy a start uses: the configured file, else the one
+    /// last loaded at run time, else the built-in one. An invalid
+    /// configured file stops the start with its line and column, before
+    /// anything is touched.
+    pub fn read_policy(configured: &Path, data_dir: &Path) -> Result<LoadedPolicy> {
         let saved = data_dir.join("policy.toml");
         let (text, origin) = if !configured.as_os_str().is_empty() {
             let text = std::fs::read_to_string(configured)
@@ -166,17 +167,26 @@ impl Archiver {
             (BUILTIN_POLICY.to_string(), "built-in".to_string())
         };
         let policy = Policy::parse(&text).map_err(|e| policy_error(&origin, &e))?;
-        tracing::info!("aggregation policy: {origin}, {} rule(s)", policy.rules.len());
-        Ok(Archiver {
+        Ok(LoadedPolicy {
+            policy,
+            origin,
+            loaded: Timestamp::now(),
+        })
+    }
+
+    /// The archiver, with the policy [`Archiver::read_policy`] read.
+    pub fn new(policy: LoadedPolicy, data_dir: &Path, catalog: DynCatalog, tape: TapeSystem) -> Archiver {
+        tracing::info!(
+            "aggregation policy: {}, {} rule(s)",
+            policy.origin,
+            policy.policy.rules.len()
+        );
+        Archiver {
             catalog,
             tape,
-            policy: RwLock::new(Arc::new(LoadedPolicy {
-                policy,
-                origin,
-                loaded: Timestamp::now(),
-            })),
-            saved,
-        })
+            policy: RwLock::new(Arc::new(policy)),
+            saved: data_dir.join("policy.toml"),
+        }
     }
 
     pub fn policy(&self) -> Arc<LoadedPolicy> {

@@ -62,6 +62,8 @@ impl Service {
     /// starts the background tasks.
     pub async fn start(config: Config) -> Result<Arc<Service>> {
         config.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
+        // A bad policy file stops the start before anything is created.
+        let policy = Archiver::read_policy(&config.archive.policy, &config.data_dir)?;
         create_dir_all_durable(&config.data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
         let catalog = bale_catalog::open(&config.catalog_spec()).await?;
@@ -122,13 +124,7 @@ impl Service {
             workers.spawner(phase::DRIVES),
         )
         .await?;
-        let archiver = match Archiver::open(&config.archive.policy, &config.data_dir, catalog.clone(), tape.clone()) {
-            Ok(a) => Arc::new(a),
-            Err(e) => {
-                workers.shutdown(Duration::from_secs(config.shutdown_deadline_s)).await;
-                return Err(e);
-            }
-        };
+        let archiver = Arc::new(Archiver::new(policy, &config.data_dir, catalog.clone(), tape.clone()));
         workers.spawn(
             phase::AGGREGATION,
             OnWayCheck {
