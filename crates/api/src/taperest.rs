@@ -91,7 +91,10 @@ fn iso_duration(s: &str) -> Result<Duration, ApiError> {
 
 /// A stage request's paths and its pin lifetime (the longest asked for;
 /// none: the default).
-fn stage_paths(b: StageBody) -> Result<(Vec<String>, Option<Duration>), ApiError> {
+#[doc(hidden)]
+pub type StagePaths = (Vec<String>, Option<Duration>);
+
+fn stage_paths(b: StageBody) -> Result<StagePaths, ApiError> {
     if b.files.is_empty() {
         return Err(ApiError::bad_request("a stage request names at least one file"));
     }
