@@ -112,12 +112,7 @@ fn stage_paths(b: StageBody) -> Result<StagePaths, ApiError> {
 /// the fuzz targets: a stage request (paths and lifetime) and a path list
 /// (cancel, release, archiveinfo). Errors are the handlers' answers.
 #[doc(hidden)]
-pub fn parse_bodies(
-    body: &[u8],
-) -> (
-    Result<(Vec<String>, Option<Duration>), String>,
-    Result<Vec<String>, String>,
-) {
+pub fn parse_bodies(body: &[u8]) -> (Result<StagePaths, String>, Result<Vec<String>, String>) {
     let stage = serde_json::from_slice::<StageBody>(body)
         .map_err(|e| e.to_string())
         .and_then(|b| stage_paths(b).map_err(|e| e.detail));
