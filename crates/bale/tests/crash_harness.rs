@@ -20,9 +20,14 @@ use std::time::{Duration, Instant};
 
 fn report(r: &Round) {
     eprintln!(
-        "seed {} kill {:?} died {} ops {} live files {} packages {} violations {}",
+        "seed {} kill {:?}{} died {} ops {} live files {} packages {} violations {}",
         r.seed,
         r.kill,
+        if r.power {
+            format!(" POWER CUT ({} unsynced bytes lost)", r.lost_bytes)
+        } else {
+            String::new()
+        },
         r.died,
         r.ops,
         r.live_files,
@@ -62,6 +67,37 @@ fn crash_points(catalog: Catalog) {
 }
 
 on_both_catalogs!(crash_points);
+
+/// Power cuts: the data directory on the lossy layer, every kill loses
+/// what was not synced (PostgreSQL's own data is on its server's disk).
+fn power_cuts(catalog: Catalog) {
+    let mut h = Harness::on_lossy_layer(catalog, 3);
+    h.power = Some(true);
+    let mut failed = Vec::new();
+    let kills = [
+        Kill::None,
+        Kill::Point("put.committed", 2),
+        Kill::Point("settle.synced", 1),
+        Kill::Point("tape.flushed", 1),
+        Kill::Point("tape.recorded", 1),
+        Kill::Point("stage.unpacked", 1),
+        Kill::Point("stage.promoted", 1),
+        Kill::Point("purge.marked", 1),
+        Kill::After(500),
+        Kill::After(1500),
+    ];
+    for (i, kill) in kills.into_iter().enumerate() {
+        let ops = if matches!(kill, Kill::After(_)) { 400 } else { 60 };
+        let r = h.round(2000 + i as u64, ops, Some(kill));
+        report(&r);
+        if !r.violations.is_empty() {
+            failed.push((r.seed, r.kill.clone(), r.violations.clone()));
+        }
+    }
+    assert!(failed.is_empty(), "invariants violated: {failed:#?}");
+}
+
+on_both_catalogs!(power_cuts);
 
 /// The workload without kills: deletes, overwrites and renames meet pool
 /// closes, package writes and stages.
@@ -163,4 +199,47 @@ fn long_race() {
         t0.elapsed().as_secs_f64()
     );
     assert_eq!(violations, 0);
+}
+
+/// The lossy layer keeps what was synced and loses the rest at a cut.
+#[test]
+fn the_lossy_layer_loses_exactly_the_unsynced_writes() {
+    use std::io::Write;
+    let backing = tempfile::tempdir().unwrap();
+    let mnt = tempfile::tempdir().unwrap();
+    let mut fs = harness::lossyfs::LossyFs::mount(backing.path(), mnt.path());
+    let m = mnt.path();
+    let write = |name: &str, data: &[u8], sync: bool| {
+        let mut f = std::fs::File::create(m.join(name)).unwrap();
+        f.write_all(data).unwrap();
+        if sync {
+            f.sync_data().unwrap();
+        }
+    };
+    write("synced", b"kept", true);
+    write("unsynced", b"lost", false);
+    std::fs::create_dir(m.join("d")).unwrap();
+    write("d/half", b"first", true);
+    {
+        let mut f = std::fs::OpenOptions::new().append(true).open(m.join("d/half")).unwrap();
+        f.write_all(b" second").unwrap();
+    }
+    // Reads before the cut see everything.
+    assert_eq!(std::fs::read(m.join("d/half")).unwrap(), b"first second");
+    assert_eq!(std::fs::read(m.join("unsynced")).unwrap(), b"lost");
+    std::fs::rename(m.join("synced"), m.join("d/moved")).unwrap();
+    std::fs::hard_link(m.join("d/moved"), m.join("linked")).unwrap();
+    let lost = fs.cut();
+    assert_eq!(lost, 4 + 7);
+    fs.remount();
+    assert_eq!(std::fs::read(m.join("d/moved")).unwrap(), b"kept");
+    assert_eq!(std::fs::read(m.join("linked")).unwrap(), b"kept");
+    assert_eq!(
+        std::fs::read(m.join("unsynced")).unwrap(),
+        b"",
+        "created, never synced: empty"
+    );
+    assert_eq!(std::fs::read(m.join("d/half")).unwrap(), b"first");
+    drop(fs);
+    assert_eq!(std::fs::read(backing.path().join("d/half")).unwrap(), b"first");
 }

@@ -248,13 +248,32 @@ impl Cache {
         Ok(())
     }
 
-    /// Makes every file written, renamed or promoted before this call
-    /// durable, with one syncfs(2) of the cache's filesystem: the one way to
-    /// make thousands of small files durable with a single flush. After it,
-    /// the catalog may drop the inline copies of the files promoted before
-    /// the call. Blocking.
-    pub fn sync_landed(&self) -> io::Result<()> {
-        syncfs(&self.files)
+    /// Makes the landed files `ids` (written, renamed or promoted before
+    /// this call) durable. In `syncfs` mode with one syncfs(2) of the
+    /// cache's filesystem: the one way to make thousands of small files
+    /// durable with a single flush. In `fsync` mode (the default) each file
+    /// and each directory it was renamed into is synced: syncfs(2) does not
+    /// reach every filesystem (FUSE ones ignore it). After it, the catalog
+    /// may drop the inline copies of these files. Blocking.
+    pub fn sync_landed(&self, ids: &[FileId]) -> io::Result<()> {
+        match self.sync {
+            SyncMode::Syncfs => syncfs(&self.files),
+            SyncMode::Fsync => {
+                let mut dirs = std::collections::BTreeSet::new();
+                for &id in ids {
+                    let path = self.file_path(id);
+                    match std::fs::File::open(&path) {
+                        Ok(f) => f.sync_data()?,
+                        // Deleted or overwritten meanwhile: nothing to keep.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                    dirs.insert(path.parent().expect("fan-out directory").to_path_buf());
+                }
+                dirs.iter().try_for_each(|d| fsync_dir(d))?;
+                fsync_dir(&self.tmp)
+            }
+        }
     }
 
     /// Opens a committed file's data for reading.

@@ -155,7 +155,7 @@ async fn inline_files_carry_their_data_and_budget() {
     cache.promote_landed(&[id]).unwrap();
     assert_eq!(std::fs::read(cache.file_path(id)).unwrap(), b"abcdef");
     assert!(!cache.tmp_path(id).exists());
-    cache.sync_landed().unwrap();
+    cache.sync_landed(&[id]).unwrap();
     drop(share);
     assert_eq!(cache.inline_pending(), 0);
     // An overwrite stops being inline and gives its share back.

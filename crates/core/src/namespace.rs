@@ -197,11 +197,48 @@ impl Service {
         if !node.cached {
             self.read_miss(path, &node, id).await?;
         }
+        match self.cache.open_read(id).await {
+            Ok(f) if f.metadata().await.is_ok_and(|m| m.len() == node.size) => return Ok((node, f)),
+            _ => {}
+        }
+        // The cache copy is missing or of the wrong size (a power cut took
+        // data that had not reached the disk): never served short; a file
+        // on tape is staged again.
+        self.drop_bad_copy(path, &node, id).await?;
+        self.read_miss(path, &node, id).await?;
         let f =
             self.cache.open_read(id).await.map_err(|e| {
                 Error::Internal(format!("data of {path} (file id {id}) is missing from the cache: {e}"))
             })?;
         Ok((node, f))
+    }
+
+    /// Records a cached file whose data is missing or short as not cached
+    /// and removes the bad data, when a tape copy exists; otherwise the
+    /// file is lost: an alarm and an error.
+    async fn drop_bad_copy(&self, path: &NsPath, node: &Node, id: FileId) -> Result<()> {
+        let _residency = self.stager.residency.lock().await;
+        let cache = self.cache.clone();
+        let found = tokio::task::spawn_blocking(move || std::fs::metadata(cache.file_path(id)).map(|m| m.len()).ok())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let what = match found {
+            Some(n) if n == node.size => return Ok(()),
+            Some(n) => format!("{n} bytes in the cache, {} in the catalog", node.size),
+            None => "no data in the cache".to_string(),
+        };
+        if self.catalog.tape_copies(id).await?.is_empty() {
+            let msg = format!("{path} (file id {id}): {what} and no tape copy; the file is lost");
+            self.catalog.raise_alarm("error", "cache", &msg).await?;
+            return Err(Error::Internal(msg));
+        }
+        let msg = format!("{path} (file id {id}): {what}; staged again from tape");
+        tracing::warn!("{msg}");
+        self.catalog.raise_alarm("warning", "cache", &msg).await?;
+        self.catalog.mark_copies_lost(&[id]).await?;
+        self.cache
+            .remove(id)
+            .map_err(|e| Error::Internal(format!("cannot remove the bad data of {path}: {e}")))
     }
 
     /// A read of a file whose only copy is on tape: stage it and wait (up

@@ -64,12 +64,12 @@ pub(crate) async fn recover(catalog: &DynCatalog, cache: &Cache, node: &str) -> 
         // What was found complete may still be only in the page cache (the
         // process died, not the machine): make it durable before the notes,
         // and the inline data with them, go.
-        let c = cache.clone();
-        tokio::task::spawn_blocking(move || c.sync_landed())
+        let ids: Vec<FileId> = landing.iter().map(|l| l.id).collect();
+        let (c, landed) = (cache.clone(), ids.clone());
+        tokio::task::spawn_blocking(move || c.sync_landed(&landed))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(io_err("cannot sync the cache"))?;
-        let ids: Vec<FileId> = landing.iter().map(|l| l.id).collect();
         catalog.settle_files(&ids).await?;
         tracing::info!(
             "recovery: {kept} landing files complete, {rewritten} rewritten from inline data, {dropped} incomplete and dropped"

@@ -207,8 +207,8 @@ impl Worker for Settler {
         metrics::gauge!("bale_inline_pending_bytes").set(self.cache.inline_pending() as f64);
         let round = std::mem::take(&mut self.pending);
         if !round.is_empty() {
-            let c = self.cache.clone();
-            let done = tokio::task::spawn_blocking(move || c.sync_landed())
+            let (c, ids): (_, Vec<FileId>) = (self.cache.clone(), round.iter().map(|(id, _)| *id).collect());
+            let done = tokio::task::spawn_blocking(move || c.sync_landed(&ids))
                 .await
                 .map_err(std::io::Error::other)
                 .and_then(|r| r);

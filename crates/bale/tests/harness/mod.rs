@@ -28,6 +28,8 @@
 
 #![allow(dead_code)]
 
+pub mod lossyfs;
+
 use crate::common::{bytes, write_file, Catalog, Server};
 use bale_util::Adler32;
 use rand::rngs::StdRng;
@@ -140,6 +142,10 @@ pub enum Kill {
 pub struct Round {
     pub seed: u64,
     pub kill: Kill,
+    /// The kill was a power cut: unsynced writes were lost.
+    pub power: bool,
+    /// Bytes written and never synced, lost at the cut.
+    pub lost_bytes: u64,
     /// The server died before the clients ran out of operations.
     pub died: bool,
     pub ops: usize,
@@ -155,6 +161,21 @@ pub struct Harness {
     catalog: Catalog,
     cfg_dir: tempfile::TempDir,
     args: Vec<String>,
+    /// The lossy layer under the data directory, when there is one.
+    fs: Option<lossyfs::LossyFs>,
+    _backing: Option<tempfile::TempDir>,
+    /// The share of kills that are power cuts (with a layer).
+    pub power_share: f64,
+    /// Overrides the choice for the next rounds.
+    pub power: Option<bool>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        // The server first, then the layer under its data directory.
+        self.srv.kill9();
+        self.fs.take();
+    }
 }
 
 fn pick_kill(rng: &mut StdRng) -> Kill {
@@ -169,12 +190,31 @@ fn pick_kill(rng: &mut StdRng) -> Kill {
 
 impl Harness {
     pub fn new(catalog: Catalog, clients: usize) -> Harness {
+        Harness::build(catalog, clients, false)
+    }
+
+    /// A harness whose server's data directory lies on the lossy layer:
+    /// its kills may be power cuts.
+    pub fn on_lossy_layer(catalog: Catalog, clients: usize) -> Harness {
+        Harness::build(catalog, clients, true)
+    }
+
+    fn build(catalog: Catalog, clients: usize, lossy: bool) -> Harness {
         let cfg_dir = tempfile::tempdir().unwrap();
         let config = write_file(cfg_dir.path(), "bale.toml", CONFIG);
         let policy = write_file(cfg_dir.path(), "policy.toml", POLICY);
         let args = vec!["--config".to_string(), config, "--policy".to_string(), policy];
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let srv = Server::start_with(catalog, &a);
+        let dir = tempfile::Builder::new().prefix("bale-harness-").tempdir().unwrap();
+        let (fs, backing) = if lossy {
+            let backing = tempfile::Builder::new().prefix("bale-disk-").tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("data")).unwrap();
+            let fs = lossyfs::LossyFs::mount(backing.path(), &dir.path().join("data"));
+            (Some(fs), Some(backing))
+        } else {
+            (None, None)
+        };
+        let srv = Server::start_in(catalog, dir, &a);
         for c in 0..clients {
             for d in 0..3 {
                 srv.run(&["mkdir", "-p", &format!("/h/c{c}/d{d}")]);
@@ -187,6 +227,10 @@ impl Harness {
             catalog,
             cfg_dir,
             args,
+            power_share: if fs.is_some() { 0.35 } else { 0.0 },
+            power: None,
+            fs,
+            _backing: backing,
         }
     }
 
@@ -196,6 +240,9 @@ impl Harness {
     pub fn round(&mut self, seed: u64, ops: usize, kill: Option<Kill>) -> Round {
         let mut rng = StdRng::seed_from_u64(seed);
         let kill = kill.unwrap_or_else(|| pick_kill(&mut rng));
+        let power = self.fs.is_some()
+            && !matches!(kill, Kill::None)
+            && self.power.unwrap_or_else(|| rng.random_bool(self.power_share));
         if let Kill::Point(name, n) = &kill {
             self.srv.set_env(vec![("BALE_CRASH_AT".into(), format!("{name}:{n}"))]);
             self.srv.restart();
@@ -246,11 +293,20 @@ impl Harness {
             self.models.push(model);
         }
         let mut v = std::mem::take(&mut *violations.lock().unwrap());
+        let mut lost = 0;
         if !matches!(kill, Kill::None) {
             // A point never reached, or a delay longer than the work: the
             // kill comes now, with the clients done.
             self.srv.kill9();
-            self.srv.set_env(Vec::new());
+            if power {
+                let fs = self.fs.as_mut().expect("a lossy layer");
+                lost = fs.cut();
+                fs.remount();
+            }
+            self.srv.set_env(match std::env::var("BALE_HARNESS_LOG") {
+                Ok(l) => vec![("BALE_LOG".into(), l)],
+                Err(_) => Vec::new(),
+            });
             self.srv.restart();
         }
         v.extend(self.resolve());
@@ -261,6 +317,8 @@ impl Harness {
         Round {
             seed,
             kill,
+            power,
+            lost_bytes: lost,
             died,
             ops: total,
             live_files: live,
@@ -287,7 +345,14 @@ impl Harness {
                 let found = match r.status().as_u16() {
                     404 => None,
                     200 => {
-                        let body = r.bytes().unwrap();
+                        let Ok(body) = r.bytes() else {
+                            let stat = self.srv.bale().args(["stat", "--json", path]).output().unwrap();
+                            v.push(format!(
+                                "{path}: after the kill its GET ends before its length; {}",
+                                String::from_utf8_lossy(&stat.stdout).replace('\n', " ")
+                            ));
+                            continue;
+                        };
                         match states
                             .iter()
                             .flatten()
@@ -439,8 +504,12 @@ impl Harness {
                     "{path}: GET answers {status}: {}",
                     r.text().unwrap_or_default()
                 ));
-            } else if r.bytes().unwrap() != c.data() {
-                v.push(format!("{path}: reads back different bytes"));
+                continue;
+            }
+            match r.bytes() {
+                Ok(b) if b == c.data() => {}
+                Ok(_) => v.push(format!("{path}: reads back different bytes")),
+                Err(_) => v.push(format!("{path}: its GET ends before its length")),
             }
         }
         let seen: BTreeMap<String, i64> = self.srv.tree().into_iter().filter(|(_, s)| *s >= 0).collect();
