@@ -153,7 +153,8 @@ fn the_harness_sees_damage() {
 }
 
 /// The long crash run: `BALE_HARNESS_POINTS` kills (default 200) from
-/// `BALE_HARNESS_SEED`, a fresh data directory every 25.
+/// `BALE_HARNESS_SEED`, a fresh data directory on the lossy layer every 25,
+/// two kills in five power cuts.
 #[test]
 #[ignore]
 fn long_run() {
@@ -162,19 +163,24 @@ fn long_run() {
     let catalog = Catalog::from_env();
     let t0 = Instant::now();
     let (mut died, mut violations, mut ops) = (0, 0, 0);
-    let mut h = None;
+    let (mut h, mut power) = (None, 0);
     for i in 0..points {
         if i % 25 == 0 {
-            h = Some(Harness::new(catalog, 3));
+            // The data directory on the lossy layer: two in five kills
+            // are power cuts.
+            let mut fresh = Harness::on_lossy_layer(catalog, 3);
+            fresh.power_share = 0.4;
+            h = Some(fresh);
         }
         let r = h.as_mut().unwrap().round(seed * 1_000_000 + i, 80, None);
         report(&r);
         died += r.died as u64;
+        power += r.power as u64;
         violations += r.violations.len();
         ops += r.ops;
     }
     eprintln!(
-        "long run: {points} kills from seed {seed} on {catalog:?}: {died} during the workload, {ops} operations, {violations} violations, {:.0} s",
+        "long run: {points} kills from seed {seed} on {catalog:?}: {power} power cuts, {died} during the workload, {ops} operations, {violations} violations, {:.0} s",
         t0.elapsed().as_secs_f64()
     );
     assert_eq!(violations, 0);

@@ -343,6 +343,27 @@ impl Stager {
             .mark_staged(&wanted)
             .await
             .map_err(|e| format!("staging package {}: {e}", pkg.id))?;
+        // A member deleted between the look and the mark (a delete does
+        // not wait for stages) left data that no file owns: it goes.
+        let mut gone = Vec::new();
+        for &id in wanted.iter().filter(|id| !marked.contains(id)) {
+            if self
+                .catalog
+                .node_by_file_id(id)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                gone.push(id);
+            }
+        }
+        if !gone.is_empty() {
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || gone.iter().try_for_each(|&id| cache.remove(id)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("staging package {}: removing members deleted meanwhile: {e}", pkg.id))?;
+        }
         metrics::counter!("bale_stage_packages_total").increment(1);
         metrics::counter!("bale_stage_files_total").increment(marked.len() as u64);
         tracing::info!(
