@@ -3,7 +3,6 @@
 //! whatever it accepts, every member it handed out matched the manifest.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use std::io::Read;
 
 fuzz_target!(|data: &[u8]| {
     let mut seen = Vec::new();
