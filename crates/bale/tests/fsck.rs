@@ -198,3 +198,58 @@ fn damage_is_found_and_repaired_from_tape(catalog: Catalog) {
 }
 
 on_both_catalogs!(damage_is_found_and_repaired_from_tape);
+
+/// A cache copy cut short or lost (what a power cut does to data that
+/// never reached the disk) is never served: a read of a file on tape
+/// records it as not cached, stages it again and serves it whole (a
+/// warning alarm says so); a read of a file with no tape copy fails and an
+/// error alarm says the file is lost.
+fn a_short_cache_copy_is_never_served(catalog: Catalog) {
+    let cfg = tempfile::tempdir().unwrap();
+    let s = Server::start_with(catalog, &["--config", &config(cfg.path())]);
+    s.run(&["mkdir", "/d"]);
+    let files: Vec<(String, Vec<u8>)> = (0..2)
+        .map(|i| (format!("/d/f{i}.dat"), bytes(40 + i, 7000 + i as usize)))
+        .collect();
+    for (p, d) in &files {
+        put(&s, p, d);
+    }
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "on tape", |s| files.iter().all(|(p, _)| state(s, p) == "archived"));
+    put(&s, "/d/local.dat", &bytes(49, 3000));
+    // One copy cut short, one gone, one of a file not on tape cut short.
+    let cut = |p: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(data_path(&s, p))
+            .unwrap()
+            .set_len(10)
+            .unwrap()
+    };
+    cut("/d/f0.dat");
+    std::fs::remove_file(data_path(&s, "/d/f1.dat")).unwrap();
+    cut("/d/local.dat");
+    for (p, d) in &files {
+        assert!(get(&s, p) == *d, "{p} differs");
+    }
+    assert_eq!(locality(&s), vec!["DISK_AND_TAPE", "DISK_AND_TAPE"]);
+    let r = s
+        .http()
+        .get(s.url_of("/d/local.dat"))
+        .bearer_auth(&s.token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 500, "a short copy with no tape copy is an error");
+    let alarms = s.run(&["alarms"]);
+    assert!(
+        alarms.contains("/d/f0.dat") && alarms.contains("staged again from tape"),
+        "{alarms}"
+    );
+    assert!(alarms.contains("/d/f1.dat"), "{alarms}");
+    assert!(
+        alarms.contains("/d/local.dat") && alarms.contains("the file is lost"),
+        "{alarms}"
+    );
+}
+
+on_both_catalogs!(a_short_cache_copy_is_never_served);
