@@ -119,3 +119,111 @@ fn a_full_cache_refuses_with_507_and_recovers_by_itself(catalog: Catalog) {
 }
 
 on_both_catalogs!(a_full_cache_refuses_with_507_and_recovers_by_itself);
+
+/// Free bytes on the filesystem holding `path`.
+fn free(path: &Path) -> u64 {
+    let s = rustix::fs::statvfs(path).unwrap();
+    s.f_bavail * s.f_frsize
+}
+
+/// Staging and packing on a full disk: a stage request's files stay open
+/// (none FAILED), a read of a purged file is 507, a tape write to the
+/// emulated library (on the same filesystem) is retried without blaming
+/// the volume; once space is freed everything finishes by itself, and
+/// every file reads back byte-identical.
+fn staging_and_packing_pause_and_resume(catalog: Catalog) {
+    // The cache and the tape library on the small filesystem; the catalog
+    // on a disk of its own (PostgreSQL's is its server's; a SQLite catalog
+    // sharing the full filesystem refuses its writes too, which the test
+    // above covers).
+    let dir = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
+    let Some(fs) = SmallFs::mount(&dir.path().join("data/cache"), 64) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a loop filesystem"
+        );
+        eprintln!("disk_full: cannot mount a loop filesystem here (not root?); not run");
+        return;
+    };
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(
+        cfg.path(),
+        "bale.toml",
+        "[archive]\ncheck_ms = 200\n\n[[tape.libraries]]\nname = \"lib1\"\npath = \"cache/library\"\n\
+         drives = 2\ninitial_volumes = 2\nvolume_capacity = \"100 MB\"\n",
+    );
+    let mut s = Server::start_in(catalog, dir, &["--config", &config]);
+    let small = s.data_dir().join("cache");
+    s.run(&["mkdir", "/s"]);
+    s.run(&["mkdir", "/p"]);
+    let staged: Vec<(String, Vec<u8>)> = (0..4u64).map(|i| (format!("/s/f{i}"), bytes(i, 2 << 20))).collect();
+    for (p, d) in &staged {
+        assert_eq!(s.put_data(p, d).0, 201);
+    }
+    s.run(&["queue", "flush"]);
+    let archived = |s: &Server, p: &str| {
+        let v: serde_json::Value = serde_json::from_str(&s.run(&["stat", "--json", p])).unwrap();
+        v["archive"]["state"] == "archived"
+    };
+    s.wait_for(60, "on tape", |s| staged.iter().all(|(p, _)| archived(s, p)));
+    s.wait_for(30, "purgeable", |s| {
+        let u: serde_json::Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+        u["purgeable_files"].as_u64() == Some(4)
+    });
+    s.run(&["purge", "--all"]);
+    // Two files that wait in their pool (the built-in policy waits a day).
+    let packed: Vec<(String, Vec<u8>)> = (0..2u64)
+        .map(|i| (format!("/p/g{i}"), bytes(10 + i, 2 << 20)))
+        .collect();
+    for (p, d) in &packed {
+        assert_eq!(s.put_data(p, d).0, 201);
+    }
+    // Fill the disk, leaving 1.5 MiB for the catalog's own writes.
+    let filler = small.join("filler");
+    let room = free(&small).saturating_sub(3 << 19);
+    std::fs::write(&filler, vec![0u8; room as usize]).unwrap();
+    let all: Vec<&str> = staged.iter().map(|(p, _)| p.as_str()).collect();
+    let (code, v) = s.api_post(&s.token, "stage", &serde_json::json!({ "paths": all }));
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    s.run(&["queue", "flush"]);
+    let alarmed = |s: &Server, words: &str| {
+        s.api_get("alarms")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["message"].as_str().unwrap().contains(words))
+    };
+    s.wait_for(60, "both pauses alarmed", |s| {
+        alarmed(s, "the cache filesystem is full") && alarmed(s, "no space left on the library's filesystem")
+    });
+    let req = s.api_get(&format!("stage/{id}"));
+    assert_eq!(req["counts"]["FAILED"], 0, "{req}");
+    assert_eq!(req["counts"]["COMPLETED"], 0, "{req}");
+    let r = s.http().get(s.url_of("/s/f0")).bearer_auth(&s.token).send().unwrap();
+    assert_eq!(r.status().as_u16(), 507);
+    assert!(packed.iter().all(|(p, _)| !archived(&s, p)));
+    let volumes = s.api_get("volumes");
+    for v in volumes.as_array().unwrap() {
+        let state = v["state"].as_str().unwrap();
+        assert!(
+            state == "appendable" || state == "blank",
+            "a full disk blamed a volume: {v}"
+        );
+    }
+    // Space comes back: everything finishes by itself.
+    std::fs::remove_file(&filler).unwrap();
+    s.wait_for(60, "the stage request done", |s| {
+        s.api_get(&format!("stage/{id}"))["counts"]["COMPLETED"] == 4
+    });
+    s.wait_for(60, "the pooled files on tape", |s| {
+        packed.iter().all(|(p, _)| archived(s, p))
+    });
+    for (p, d) in staged.iter().chain(&packed) {
+        assert!(get(&s, p) == *d, "{p} changed");
+    }
+    s.terminate();
+    drop(fs);
+}
+
+on_both_catalogs!(staging_and_packing_pause_and_resume);

@@ -77,6 +77,7 @@ impl From<bale_tape::TapeError> for Error {
             T::NotFound(m) => Error::NotFound(m),
             T::Invalid(m) => Error::BadRequest(m),
             T::Failed(m) => Error::Internal(m),
+            T::NoSpace(m) => Error::InsufficientStorage(m),
             T::Catalog(c) => c.into(),
         }
     }

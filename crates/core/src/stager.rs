@@ -63,6 +63,9 @@ type Outcome = Option<std::result::Result<usize, String>>;
 
 /// What a stage's waiters see when it was cancelled.
 const CANCELLED: &str = "the stage was cancelled";
+/// How a stage that found the cache's filesystem full ends: its request
+/// files stay open and the stage worker tries again in its next round.
+const NO_SPACE: &str = "the cache filesystem is full";
 
 /// A stage under way.
 struct Inflight {
@@ -120,7 +123,10 @@ impl Stager {
             .map_err(|_| Error::Internal("the stage was abandoned".into()))?
             .clone()
             .expect("some");
-        outcome.map_err(Error::Unavailable)
+        outcome.map_err(|e| match e.starts_with(NO_SPACE) {
+            true => Error::InsufficientStorage(e),
+            false => Error::Unavailable(e),
+        })
     }
 
     /// Starts stages of `pkgs` (joining those under way), all queued to the
@@ -291,6 +297,15 @@ impl Stager {
         written.dedup();
         let r = match read {
             Ok(_) => self.promote(&pkg, written).await,
+            Err(bale_tape::TapeError::NoSpace(m)) => {
+                let cache = self.cache.clone();
+                let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&written)).await;
+                let msg = format!("{NO_SPACE}: staging pauses until space is freed ({m})");
+                tracing::warn!("package {}: {msg}", pkg.id);
+                let _ = self.catalog.raise_alarm("warning", "cache", &msg).await;
+                // The requests' files stay open: the next round stages them.
+                return Err(msg);
+            }
             Err(e) => {
                 let cache = self.cache.clone();
                 let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&written)).await;

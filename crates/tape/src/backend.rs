@@ -20,6 +20,31 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// The filesystem under an emulated or directory library is full (not
+/// the tape: "end of tape" is `StorageFull` from the volume itself). Work
+/// pauses and retries; no volume or drive is blamed.
+#[derive(Debug, thiserror::Error)]
+#[error("no space left on the library's filesystem: {0}")]
+pub struct HostFull(pub String);
+
+/// Whether `e` is a full filesystem: the host's under a library
+/// ([`HostFull`]) or a local one (ENOSPC, EDQUOT), e.g. the cache a stage
+/// writes into.
+pub fn is_host_full(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<HostFull>())
+        || matches!(e.raw_os_error(), Some(code) if code == 28 || code == 122)
+}
+
+/// Marks a host filesystem's ENOSPC or EDQUOT as [`HostFull`], so that it
+/// is not taken for the end of the tape.
+fn host(e: io::Error) -> io::Error {
+    if matches!(e.raw_os_error(), Some(code) if code == 28 || code == 122) {
+        io::Error::other(HostFull(e.to_string()))
+    } else {
+        e
+    }
+}
+
 /// The label file at the start of every volume.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Label {
@@ -257,7 +282,7 @@ impl Write for Bounded<'_> {
                 "end of tape: the volume is full",
             ));
         }
-        let n = self.inner.write(buf)?;
+        let n = self.inner.write(buf).map_err(host)?;
         self.left -= n as u64;
         self.written += n as u64;
         Ok(n)
@@ -300,7 +325,7 @@ impl Mounted for FsVolume {
         self.sizes.truncate(seq as usize);
         self.unsynced.retain(|&s| s < seq);
         let used: u64 = self.sizes.iter().sum();
-        let mut f = File::create(self.dir.join(file_name(seq)))?;
+        let mut f = File::create(self.dir.join(file_name(seq))).map_err(host)?;
         // The file exists from here on, complete or not, as on tape.
         self.sizes.push(0);
         self.unsynced.push(seq);
@@ -339,9 +364,9 @@ impl Mounted for FsVolume {
 
     fn flush(&mut self) -> io::Result<()> {
         for s in std::mem::take(&mut self.unsynced) {
-            File::open(self.dir.join(file_name(s)))?.sync_all()?;
+            File::open(self.dir.join(file_name(s)))?.sync_all().map_err(host)?;
         }
-        fsync_dir(&self.dir)
+        fsync_dir(&self.dir).map_err(host)
     }
 }
 

@@ -110,12 +110,17 @@ pub(crate) enum OpError {
     Other(String),
     /// Not this volume after all (it turned readonly): requeue, no attempt counted.
     Retry,
+    /// A filesystem is full (under the library, or the cache a read
+    /// writes into): pause, then retry; nobody's fault, no attempt counted.
+    NoSpace(String),
 }
 
 impl OpError {
     pub fn message(&self) -> String {
         match self {
-            OpError::Drive(m) | OpError::Volume(m) | OpError::Data(m) | OpError::Other(m) => m.clone(),
+            OpError::Drive(m) | OpError::Volume(m) | OpError::Data(m) | OpError::Other(m) | OpError::NoSpace(m) => {
+                m.clone()
+            }
             OpError::Member { message, .. } => message.clone(),
             OpError::Full => "end of tape".into(),
             OpError::Retry => "volume no longer writable".into(),
@@ -127,6 +132,8 @@ impl OpError {
     pub fn from_io(what: &str, e: io::Error) -> OpError {
         if is_drive_failure(&e) {
             OpError::Drive(e.to_string())
+        } else if crate::backend::is_host_full(&e) {
+            OpError::NoSpace(format!("{what}: {e}"))
         } else {
             OpError::Volume(format!("{what}: {e}"))
         }
@@ -471,6 +478,11 @@ impl DriveTask {
             OpError::Volume(m) => ("error", format!("volume {label}"), format!("volume {label}: {m}")),
             OpError::Full | OpError::Retry | OpError::Member { .. } | OpError::Gone(_) => return,
             OpError::Data(m) | OpError::Other(m) => ("warning", format!("drive {}", self.name), m.clone()),
+            OpError::NoSpace(m) => (
+                "warning",
+                format!("library {}", self.lib.name),
+                format!("library {}: {m}; its work pauses and retries", self.lib.name),
+            ),
         };
         tracing::error!("{msg}");
         self.event(label, "error", None, 0, msg.clone());

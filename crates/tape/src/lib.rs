@@ -58,6 +58,11 @@ pub enum TapeError {
     Invalid(String),
     #[error("{0}")]
     Failed(String),
+    /// A filesystem is full (the cache a stage writes into, or the one
+    /// under the library): nothing is wrong with the tape; retry once
+    /// space is freed.
+    #[error("{0}")]
+    NoSpace(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }

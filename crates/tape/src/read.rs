@@ -57,6 +57,11 @@ impl DriveTask {
                     self.reads_done += 1;
                     let _ = r.reply.send(Ok(done));
                 }
+                Err(OpError::NoSpace(m)) => {
+                    // The cache it reads into is full: not the tape's fault,
+                    // no attempt counted; the stager retries later.
+                    let _ = r.reply.send(Err(TapeError::NoSpace(m)));
+                }
                 Err(OpError::Drive(m)) => {
                     let e = OpError::Drive(m.clone());
                     self.op_failed(label, &e).await;

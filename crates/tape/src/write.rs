@@ -16,6 +16,10 @@ use bale_util::{FileId, Timestamp};
 use std::io;
 use std::time::Instant;
 
+/// How long a drive waits before it retries a write that found the
+/// library's filesystem full.
+const NO_SPACE_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl DriveTask {
     /// Writes `job` to `label`, then flushes when the library's file marks
     /// say so; every outcome goes back to the queues or the catalog.
@@ -62,6 +66,13 @@ impl DriveTask {
                     0,
                     format!("job {}: member {file_id} gone", job.job.id),
                 );
+                self.lock().requeue_front(job);
+            }
+            Err(OpError::NoSpace(m)) => {
+                // The filesystem under the library is full: nobody's fault.
+                // The partial tape file is overwritten by the next write.
+                self.op_failed(label, &OpError::NoSpace(m)).await;
+                tokio::time::sleep(NO_SPACE_PAUSE).await;
                 self.lock().requeue_front(job);
             }
             Err(OpError::Retry) => {
@@ -254,11 +265,22 @@ impl DriveTask {
         self.event(&label, "flush", None, 0, format!("{} tape file(s)", self.pending.len()));
         let pending = std::mem::take(&mut self.pending);
         if let Err(e) = r {
-            let msg = format!("flush failed: {e}");
+            let e = OpError::from_io("flush failed", e);
+            if let OpError::NoSpace(_) = e {
+                // Written again after a pause; the volume is not blamed.
+                self.op_failed(&label, &e).await;
+                tokio::time::sleep(NO_SPACE_PAUSE).await;
+                let mut st = self.lock();
+                for u in pending {
+                    st.requeue_front(u.job);
+                }
+                return;
+            }
+            let msg = e.message();
             for u in pending {
                 self.requeue(u.job, &msg).await;
             }
-            self.op_failed(&label, &OpError::from_io("flush failed", e)).await;
+            self.op_failed(&label, &e).await;
             return;
         }
         let (family, stats, state) = {
