@@ -17,23 +17,22 @@
 //! the catalog before it is reported or repaired.
 //!
 //! After a start that followed a crash (no clean stop recorded), the same
-//! check runs once with repair in the background ([`CrashCheck`]), judging
+//! check runs once with repair in the background , judging
 //! all data changed before the start: what a crash cut short between a
 //! catalog commit and the cache (a purge, a stage, the removal of a
-//! deleted or overwritten file's data) is finished there.
+//! deleted or overwritten file's data) is finished there
+//! ([`crate::workers::CrashCheck`] runs it).
 
 use crate::auth::Principal;
 use crate::error::io_err;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::Node;
-use bale_util::background::{State, Status, Worker};
 use bale_util::{FileId, Timestamp};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use tokio::sync::watch;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FsckReport {
@@ -314,41 +313,10 @@ fn judge(cache: &bale_cache::Cache, n: &Node, checksums: bool, settle: i64) -> D
     Data::Good
 }
 
-/// The cache check after a crash: once, with repair, in the background,
-/// judging everything changed before this start.
-pub(crate) struct CrashCheck {
-    pub svc: std::sync::Weak<Service>,
-    pub started: Timestamp,
-    pub problems: u64,
-    pub repaired: u64,
-}
-
 #[async_trait::async_trait]
-impl Worker for CrashCheck {
-    fn name(&self) -> String {
-        "crash check".into()
-    }
-
-    fn status(&self) -> Status {
-        let mut s = Status::default();
-        s.counters.insert("problems".into(), self.problems);
-        s.counters.insert("repaired".into(), self.repaired);
-        s
-    }
-
-    async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<State, String> {
-        if *stop.borrow() {
-            return Ok(State::Done);
-        }
-        let Some(svc) = self.svc.upgrade() else {
-            return Ok(State::Done);
-        };
-        let report = svc
-            .check_cache(true, false, self.started.0)
-            .await
-            .map_err(|e| format!("the cache check after a crash failed: {e}"))?;
-        self.problems = report.problems.len() as u64;
-        self.repaired = report.problems.iter().filter(|p| p.repaired).count() as u64;
+impl crate::workers::CacheCheck for Service {
+    async fn check_after_crash(&self, settled_before: i64) -> Result<(u64, u64)> {
+        let report = self.check_cache(true, false, settled_before).await?;
         for p in &report.problems {
             tracing::info!(
                 "crash check: {} {}: {}; {}{}",
@@ -359,10 +327,7 @@ impl Worker for CrashCheck {
                 if p.repaired { " (done)" } else { " (NOT done)" }
             );
         }
-        Ok(State::Done)
-    }
-
-    async fn wait_for_work(&mut self) -> State {
-        State::Done
+        let repaired = report.problems.iter().filter(|p| p.repaired).count() as u64;
+        Ok((report.problems.len() as u64, repaired))
     }
 }

@@ -212,10 +212,11 @@ impl Service {
         svc.ensure_admin_token().await?;
         if crashed {
             tracing::warn!("the last run did not stop cleanly: checking the cache against the catalog");
+            let target: Arc<dyn crate::workers::CacheCheck> = svc.clone();
             svc.workers.spawn(
                 phase::AGGREGATION,
-                crate::fsck::CrashCheck {
-                    svc: Arc::downgrade(&svc),
+                crate::workers::CrashCheck {
+                    target: Arc::downgrade(&target),
                     started,
                     problems: 0,
                     repaired: 0,

@@ -164,3 +164,55 @@ impl Worker for Heartbeat {
         State::Busy
     }
 }
+
+/// What the cache check after a crash runs on (the service, which
+/// implements it in `fsck`): repairs what it finds, judging only data
+/// changed before `settled_before` (ns); returns (problems, repaired).
+#[async_trait::async_trait]
+pub(crate) trait CacheCheck: Send + Sync + 'static {
+    async fn check_after_crash(&self, settled_before: i64) -> crate::Result<(u64, u64)>;
+}
+
+/// The cache check after a start that followed a crash: once, with
+/// repair, in the background, judging everything changed before this
+/// start.
+pub(crate) struct CrashCheck {
+    pub target: std::sync::Weak<dyn CacheCheck>,
+    pub started: Timestamp,
+    pub problems: u64,
+    pub repaired: u64,
+}
+
+#[async_trait::async_trait]
+impl Worker for CrashCheck {
+    fn name(&self) -> String {
+        "crash check".into()
+    }
+
+    fn status(&self) -> Status {
+        let mut s = Status::default();
+        s.counters.insert("problems".into(), self.problems);
+        s.counters.insert("repaired".into(), self.repaired);
+        s
+    }
+
+    async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<State, String> {
+        if *stop.borrow() {
+            return Ok(State::Done);
+        }
+        let Some(target) = self.target.upgrade() else {
+            return Ok(State::Done);
+        };
+        let (problems, repaired) = target
+            .check_after_crash(self.started.0)
+            .await
+            .map_err(|e| format!("the cache check after a crash failed: {e}"))?;
+        self.problems = problems;
+        self.repaired = repaired;
+        Ok(State::Done)
+    }
+
+    async fn wait_for_work(&mut self) -> State {
+        State::Done
+    }
+}
