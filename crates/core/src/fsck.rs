@@ -17,11 +17,11 @@
 //! the catalog before it is reported or repaired.
 //!
 //! After a start that followed a crash (no clean stop recorded), the same
-//! check runs once with repair in the background , judging
-//! all data changed before the start: what a crash cut short between a
-//! catalog commit and the cache (a purge, a stage, the removal of a
-//! deleted or overwritten file's data) is finished there
-//! ([`crate::workers::CrashCheck`] runs it).
+//! check runs once with repair in the background
+//! ([`crate::workers::CrashCheck`]), judging all data changed before the
+//! start: what a crash cut short between a catalog commit and the cache (a
+//! purge, a stage, the removal of a deleted or overwritten file's data) is
+//! finished there.
 
 use crate::auth::Principal;
 use crate::error::io_err;
