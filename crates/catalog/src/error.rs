@@ -21,6 +21,10 @@ pub enum CatalogError {
     /// (a lost connection, a serialization failure) or not (a schema problem).
     #[error("catalog backend error: {message}")]
     Backend { message: String, retryable: bool },
+    /// The catalog's disk is full: nothing was written; retry once space
+    /// is freed.
+    #[error("the catalog's disk is full: {0}")]
+    Full(String),
 }
 
 impl CatalogError {
@@ -36,6 +40,9 @@ pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 impl From<rusqlite::Error> for CatalogError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return CatalogError::Full(e.to_string());
+        }
         let retryable = matches!(
             e.sqlite_error_code(),
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -57,6 +64,9 @@ impl From<tokio_postgres::Error> for CatalogError {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
         };
+        if e.code() == Some(&SqlState::DISK_FULL) {
+            return CatalogError::Full(msg);
+        }
         CatalogError::Backend {
             message: msg,
             retryable,
@@ -73,5 +83,21 @@ impl From<deadpool_postgres::PoolError> for CatalogError {
 impl From<tokio::task::JoinError> for CatalogError {
     fn from(e: tokio::task::JoinError) -> Self {
         CatalogError::backend(format!("catalog task failed: {e}"), false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CatalogError;
+
+    #[test]
+    fn a_full_disk_is_told_apart() {
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        assert!(matches!(CatalogError::from(full), CatalogError::Full(_)));
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert!(matches!(
+            CatalogError::from(busy),
+            CatalogError::Backend { retryable: true, .. }
+        ));
     }
 }

@@ -66,6 +66,7 @@ impl From<CatalogError> for Error {
                 retryable: true,
             } => Error::Unavailable(format!("catalog temporarily unavailable: {message}")),
             CatalogError::Backend { message, .. } => Error::Internal(format!("catalog error: {message}")),
+            e @ CatalogError::Full(_) => Error::InsufficientStorage(e.to_string()),
         }
     }
 }
