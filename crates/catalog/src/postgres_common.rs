@@ -172,6 +172,17 @@ pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Re
         )
         .await?;
     tx.execute(&st, &[&ids]).await?;
+    // The pools first, in key order, then their files: the order a pool's
+    // close takes them in (its pool row FOR UPDATE, then its files), so
+    // that a delete and a close of the same pool wait for each other
+    // instead of deadlocking (found by the race test).
+    let st = tx
+        .prepare_cached(
+            "SELECT key FROM pools WHERE key IN (SELECT pool FROM pool_files WHERE file_id = ANY($1)) \
+             ORDER BY key FOR UPDATE",
+        )
+        .await?;
+    tx.query(&st, &[&ids]).await?;
     let st = tx
         .prepare_cached(
             "WITH gone AS (DELETE FROM pool_files WHERE file_id = ANY($1) RETURNING pool) \
