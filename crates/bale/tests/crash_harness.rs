@@ -43,27 +43,34 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Every crash point once (at its first hit) and two kills from outside.
-fn crash_points(catalog: Catalog) {
-    let mut h = Harness::new(catalog, 3);
-    // A first round without kills gives the later ones packages to stage
-    // and purge.
+/// One round per kill, seeds from `base` on (more operations when the
+/// kill comes from outside, so that it lands mid-workload); fails with
+/// every round's violations.
+fn run_kills(h: &mut Harness, base: u64, kills: impl IntoIterator<Item = Kill>) {
     let mut failed = Vec::new();
-    let mut kills: Vec<Kill> = bale_util::crash::POINTS
-        .iter()
-        .map(|(name, _)| Kill::Point(name, 1))
-        .collect();
-    kills.insert(0, Kill::None);
-    kills.extend([Kill::After(400), Kill::After(1500)]);
     for (i, kill) in kills.into_iter().enumerate() {
         let ops = if matches!(kill, Kill::After(_)) { 400 } else { 60 };
-        let r = h.round(1000 + i as u64, ops, Some(kill));
+        let r = h.round(base + i as u64, ops, Some(kill));
         report(&r);
         if !r.violations.is_empty() {
             failed.push((r.seed, r.kill.clone(), r.violations.clone()));
         }
     }
     assert!(failed.is_empty(), "invariants violated: {failed:#?}");
+}
+
+/// Every crash point once (at its first hit) and two kills from outside.
+fn crash_points(catalog: Catalog) {
+    let mut h = Harness::new(catalog, 3);
+    // A first round without kills gives the later ones packages to stage
+    // and purge.
+    let mut kills: Vec<Kill> = bale_util::crash::POINTS
+        .iter()
+        .map(|(name, _)| Kill::Point(name, 1))
+        .collect();
+    kills.insert(0, Kill::None);
+    kills.extend([Kill::After(400), Kill::After(1500)]);
+    run_kills(&mut h, 1000, kills);
 }
 
 on_both_catalogs!(crash_points);
@@ -73,7 +80,6 @@ on_both_catalogs!(crash_points);
 fn power_cuts(catalog: Catalog) {
     let mut h = Harness::on_lossy_layer(catalog, 3);
     h.power = Some(true);
-    let mut failed = Vec::new();
     let kills = [
         Kill::None,
         Kill::Point("put.committed", 2),
@@ -86,15 +92,7 @@ fn power_cuts(catalog: Catalog) {
         Kill::After(500),
         Kill::After(1500),
     ];
-    for (i, kill) in kills.into_iter().enumerate() {
-        let ops = if matches!(kill, Kill::After(_)) { 400 } else { 60 };
-        let r = h.round(2000 + i as u64, ops, Some(kill));
-        report(&r);
-        if !r.violations.is_empty() {
-            failed.push((r.seed, r.kill.clone(), r.violations.clone()));
-        }
-    }
-    assert!(failed.is_empty(), "invariants violated: {failed:#?}");
+    run_kills(&mut h, 2000, kills);
 }
 
 on_both_catalogs!(power_cuts);

@@ -19,6 +19,20 @@ struct SmallFs {
 }
 
 impl SmallFs {
+    /// 64 MiB mounted at `at`; `None` (said on stderr) where mounting is
+    /// not possible, which CI must never be.
+    fn mount_or_skip(at: &Path) -> Option<SmallFs> {
+        let fs = SmallFs::mount(at, 64);
+        if fs.is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a loop filesystem"
+            );
+            eprintln!("disk_full: cannot mount a loop filesystem here (not root?); not run");
+        }
+        fs
+    }
+
     fn mount(at: &Path, mib: u64) -> Option<SmallFs> {
         let image = tempfile::tempdir().unwrap();
         let file = image.path().join("fs.img");
@@ -54,12 +68,7 @@ fn get(s: &Server, path: &str) -> Vec<u8> {
 
 fn a_full_cache_refuses_with_507_and_recovers_by_itself(catalog: Catalog) {
     let dir = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
-    let Some(fs) = SmallFs::mount(&dir.path().join("data"), 64) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a loop filesystem"
-        );
-        eprintln!("disk_full: cannot mount a loop filesystem here (not root?); not run");
+    let Some(fs) = SmallFs::mount_or_skip(&dir.path().join("data")) else {
         return;
     };
     let mut s = Server::start_in(catalog, dir, &[]);
@@ -137,12 +146,7 @@ fn staging_and_packing_pause_and_resume(catalog: Catalog) {
     // sharing the full filesystem refuses its writes too, which the test
     // above covers).
     let dir = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
-    let Some(fs) = SmallFs::mount(&dir.path().join("data/cache"), 64) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must be able to mount a loop filesystem"
-        );
-        eprintln!("disk_full: cannot mount a loop filesystem here (not root?); not run");
+    let Some(fs) = SmallFs::mount_or_skip(&dir.path().join("data/cache")) else {
         return;
     };
     let cfg = tempfile::tempdir().unwrap();
