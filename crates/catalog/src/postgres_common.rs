@@ -28,9 +28,10 @@ pub(crate) async fn join_pool(
     let st = tx
         .prepare_cached(
             "INSERT INTO pools (key, rule, library, storage_group, file_family, wrapper, width, target_size, \
-             max_files, max_wait_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key) DO UPDATE \
-             SET rule = excluded.rule, width = excluded.width, target_size = excluded.target_size, \
-             max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms",
+             max_files, max_wait_ms, copies) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (key) DO UPDATE SET rule = excluded.rule, width = excluded.width, \
+             target_size = excluded.target_size, max_files = excluded.max_files, \
+             max_wait_ms = excluded.max_wait_ms, copies = excluded.copies",
         )
         .await?;
     tx.execute(
@@ -46,6 +47,7 @@ pub(crate) async fn join_pool(
             &(p.limits.target_size as i64),
             &(p.limits.max_files as i32),
             &(p.limits.max_wait_ms as i64),
+            &crate::rows::join_copies(&p.target),
         ],
     )
     .await?;
@@ -125,7 +127,7 @@ pub(crate) async fn create_job(
     let st = tx
         .prepare_cached(
             "INSERT INTO archive_jobs (state, library, storage_group, file_family, wrapper, width, bytes, created, \
-             pool) VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+             pool, copies) VALUES ('queued', $1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .await?;
     let id: i64 = tx
@@ -140,6 +142,7 @@ pub(crate) async fn create_job(
                 &(bytes as i64),
                 &at.0,
                 &pool,
+                &crate::rows::join_copies(t),
             ],
         )
         .await?

@@ -199,6 +199,16 @@ impl TapeCatalog for PostgresCatalog {
             .await?;
         let (mut seq, mut used) = (vol.tape_files, vol.used);
         let mut unfinished = Vec::new();
+        // The targets of the jobs written, for the copies they queue.
+        let jobs = rules::jobs_of(packages);
+        let mut targets = std::collections::HashMap::new();
+        for r in tx
+            .query(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ANY($1)"), &[&jobs])
+            .await?
+        {
+            let job = rows::job(&r)?;
+            targets.insert(job.id, job.target);
+        }
         let pkg = tx
             .prepare_cached(
                 "INSERT INTO packages (id, volume, seq, position, size, adler32, members, created) \
@@ -255,7 +265,24 @@ impl TapeCatalog for PostgresCatalog {
             .await?;
             (seq, used) = next;
         }
-        for j in rules::jobs_of(packages) {
+        // Several tape copies: the next copy's job of what was written,
+        // files deleted meanwhile left out, in this transaction.
+        let mut queued = Vec::new();
+        for (next, files) in rules::next_copies(packages, &targets) {
+            let ids: Vec<String> = files.iter().map(|f| f.0.to_string()).collect();
+            let live: std::collections::HashSet<String> = tx
+                .query("SELECT file_id FROM nodes WHERE file_id = ANY($1)", &[&ids])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let keep: Vec<(FileId, u64)> = files.into_iter().filter(|f| live.contains(&f.0.to_string())).collect();
+            if !keep.is_empty() {
+                let id = create_job(&tx, &next, &keep, Timestamp::now(), None).await?;
+                queued.extend(crate::postgres_common::get_job(&tx, id).await?);
+            }
+        }
+        for j in jobs {
             let gone = tx
                 .execute(
                     "DELETE FROM archive_jobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = $1)",
@@ -286,7 +313,11 @@ impl TapeCatalog for PostgresCatalog {
             .await?;
         let volume = volume_from_row(&row)?;
         tx.commit().await?;
-        Ok(TapeCommit { volume, unfinished })
+        Ok(TapeCommit {
+            volume,
+            unfinished,
+            queued,
+        })
     }
 
     async fn stranded_files(&self, limit: usize) -> Result<Vec<Node>> {
@@ -347,8 +378,10 @@ impl TapeCatalog for PostgresCatalog {
         let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
         let rows = c
             .query(
-                "SELECT m.file_id, p.volume FROM members m JOIN packages p ON p.id = m.package \
-                 WHERE m.file_id = ANY($1)",
+                &format!(
+                    "SELECT m.file_id, p.volume FROM members m JOIN packages p ON p.id = m.package \
+                     WHERE m.file_id = ANY($1) AND {GOOD_AND_COMPLETE}"
+                ),
                 &[&ids],
             )
             .await?;
@@ -432,7 +465,8 @@ impl TapeCatalog for PostgresCatalog {
 /// The advisory lock that makes raises of alarms take turns.
 const ALARM_LOCK: i64 = 0x6261_6c65_0003;
 
-/// A file's tape copies, oldest first, with the file id last; `file_id` is
+/// A file's tape copies in the order reads try them (`COPY_ORDER`: good
+/// ones on readable volumes first), with the file id last; `file_id` is
 /// an SQL expression. Two index probes, for connections that keep one plan
 /// (`probes`): the subquery is fenced (OFFSET 0) so that no plan made
 /// before the tables had statistics can hash-join all packages.
@@ -440,13 +474,14 @@ pub(crate) fn copies_sql(file_id: &str) -> String {
     format!(
         "SELECT {PACKAGE_COLS}, m.data_offset, m.file_id FROM members m, \
          LATERAL (SELECT * FROM packages p WHERE p.id = m.package OFFSET 0) p \
-         WHERE m.file_id = {file_id} ORDER BY p.created"
+         WHERE m.file_id = {file_id} ORDER BY {order}",
+        order = rows::COPY_ORDER
     )
 }
 
 pub(crate) fn copy_from_row(r: &tokio_postgres::Row) -> Result<TapeCopy> {
     Ok(TapeCopy {
         package: package_from_row(r)?,
-        offset: r.get::<_, i64>(10) as u64,
+        offset: r.get::<_, i64>(rows::PACKAGE_NCOLS) as u64,
     })
 }

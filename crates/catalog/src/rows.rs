@@ -12,27 +12,37 @@ use bale_util::{Adler32, FileId, Timestamp};
 pub(crate) const VOLUME_COLS: &str = "label, library, media, capacity, state, storage_group, file_family, wrapper, \
      used, tape_files, mount_limit, stats, created";
 pub(crate) const PACKAGE_COLS: &str =
-    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes";
+    "p.id, p.volume, p.seq, p.position, p.size, p.adler32, p.members, p.created, p.dead_members, p.dead_bytes, \
+     p.bad, p.bad_since";
+/// How many columns [`PACKAGE_COLS`] has: a statement's own columns follow.
+pub(crate) const PACKAGE_NCOLS: usize = 12;
 pub(crate) const JOB_COLS: &str =
-    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool";
+    "id, state, library, storage_group, file_family, wrapper, width, bytes, created, attempts, error, pool, copies";
 pub(crate) const POOL_COLS: &str = "p.key, p.rule, p.library, p.storage_group, p.file_family, p.wrapper, p.width, \
-     p.target_size, p.max_files, p.max_wait_ms";
+     p.target_size, p.max_files, p.max_wait_ms, p.copies";
 pub(crate) const TOKEN_COLS: &str = "id, user_name, grp, admin, created, revoked, comment";
 pub(crate) const DRIVE_COLS: &str = "name, library, state, stats";
 
-/// The query both backends run (placeholders differ only by name).
+/// The order in which a file's tape copies are tried (package `p`): good
+/// copies first, then those on a readable volume, then the oldest.
+pub(crate) const COPY_ORDER: &str = "p.bad IS NOT NULL, \
+     (SELECT v.state FROM volumes v WHERE v.label = p.volume) NOT IN ('appendable', 'full', 'readonly'), \
+     p.created, p.id";
+
+/// The query both backends run (placeholders differ only by name): the
+/// good copies of a request's files, each file's first copy first.
 pub(crate) fn stage_copies_sql(placeholder: &str) -> String {
     format!(
         "SELECT {}, f.file_id, f.state, m.size FROM stage_files f \
-         JOIN members m ON m.file_id = f.file_id JOIN packages p ON p.id = m.package \
-         WHERE f.request = {placeholder} ORDER BY p.created, p.id",
+         JOIN members m ON m.file_id = f.file_id JOIN packages p ON p.id = m.package AND p.bad IS NULL \
+         WHERE f.request = {placeholder} ORDER BY {COPY_ORDER}",
         PACKAGE_COLS
     )
 }
 
 /// The query of [`crate::StageCatalog::open_stage_work`]; `no` is the backend's
-/// false (SQLite 0, PostgreSQL false). Rows in package creation order, a
-/// file without a copy last.
+/// false (SQLite 0, PostgreSQL false). Rows in [`COPY_ORDER`] over good
+/// copies, a file without a good copy last.
 pub(crate) fn open_stage_work_sql(no: &str) -> String {
     format!(
         "SELECT {}, o.file_id, n.id IS NOT NULL, COALESCE(n.cached, {no}) \
@@ -40,8 +50,8 @@ pub(crate) fn open_stage_work_sql(no: &str) -> String {
                AND file_id IS NOT NULL) o \
          LEFT JOIN nodes n ON n.file_id = o.file_id \
          LEFT JOIN members m ON m.file_id = o.file_id \
-         LEFT JOIN packages p ON p.id = m.package \
-         ORDER BY p.created IS NULL, p.created, p.id",
+         LEFT JOIN packages p ON p.id = m.package AND p.bad IS NULL \
+         ORDER BY p.id IS NULL, {COPY_ORDER}",
         PACKAGE_COLS
     )
 }
@@ -224,35 +234,42 @@ pub(crate) fn package<R: Columns>(r: &R) -> Result<Package, R::Error> {
         created: Timestamp(r.int(7)?),
         dead_members: r.int(8)? as u32,
         dead_bytes: r.int(9)? as u64,
+        bad: match r.opt_text(10)? {
+            Some(why) => Some((why, Timestamp(r.opt_int(11)?.unwrap_or(0)))),
+            None => None,
+        },
     })
 }
 
 /// A row of [`stage_copies_sql`]: the package, then the file.
 pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R::Error> {
+    const N: usize = PACKAGE_NCOLS;
     Ok(crate::stage::StageCopy {
         package: package(r)?,
-        file_id: FileId::parse(&r.text(10)?).ok_or_else(|| r.invalid(10, "not a file id".into()))?,
-        state: r.text(11)?.parse().map_err(|e: String| r.invalid(11, e))?,
-        size: r.int(12)? as u64,
+        file_id: FileId::parse(&r.text(N)?).ok_or_else(|| r.invalid(N, "not a file id".into()))?,
+        state: r.text(N + 1)?.parse().map_err(|e: String| r.invalid(N + 1, e))?,
+        size: r.int(N + 2)? as u64,
     })
 }
 
 /// A row of [`open_stage_work_sql`]: the package (NULLs
 /// when the file has no tape copy), then the file.
 pub(crate) fn open_stage_file<R: Columns>(r: &R) -> Result<crate::stage::OpenStageFile, R::Error> {
+    const N: usize = PACKAGE_NCOLS;
     Ok(crate::stage::OpenStageFile {
         package: match r.opt_text(0)? {
             Some(_) => Some(package(r)?),
             None => None,
         },
-        file_id: FileId::parse(&r.text(10)?).ok_or_else(|| r.invalid(10, "not a file id".into()))?,
-        live: r.flag(11)?,
-        cached: r.flag(12)?,
+        file_id: FileId::parse(&r.text(N)?).ok_or_else(|| r.invalid(N, "not a file id".into()))?,
+        live: r.flag(N + 1)?,
+        cached: r.flag(N + 2)?,
     })
 }
 
-/// A job's or a pool's target: library, family and width in columns 2 to 6.
-pub(crate) fn target<R: Columns>(r: &R) -> Result<JobTarget, R::Error> {
+/// A job's or a pool's target: library, family and width in columns 2 to 6,
+/// the libraries of the copies after it in column `copies`.
+pub(crate) fn target<R: Columns>(r: &R, copies: usize) -> Result<JobTarget, R::Error> {
     Ok(JobTarget {
         library: r.text(2)?,
         family: Family {
@@ -261,7 +278,18 @@ pub(crate) fn target<R: Columns>(r: &R) -> Result<JobTarget, R::Error> {
             wrapper: r.text(5)?,
         },
         width: r.int(6)? as u32,
+        copies: split_copies(&r.text(copies)?),
     })
+}
+
+/// The `copies` column: libraries, comma-separated.
+pub(crate) fn split_copies(s: &str) -> Vec<String> {
+    s.split(',').filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// The `copies` column of a target.
+pub(crate) fn join_copies(t: &JobTarget) -> String {
+    t.copies.join(",")
 }
 
 /// A job without its files (JOB_COLS).
@@ -269,7 +297,7 @@ pub(crate) fn job<R: Columns>(r: &R) -> Result<ArchiveJob, R::Error> {
     Ok(ArchiveJob {
         id: r.int(0)?,
         state: parsed(r, 1)?,
-        target: target(r)?,
+        target: target(r, 12)?,
         bytes: r.int(7)? as u64,
         created: Timestamp(r.int(8)?),
         attempts: r.int(9)? as u32,
@@ -284,7 +312,7 @@ pub(crate) fn pool<R: Columns>(r: &R) -> Result<PoolTarget, R::Error> {
     Ok(PoolTarget {
         key: r.text(0)?,
         rule: r.text(1)?,
-        target: target(r)?,
+        target: target(r, 10)?,
         limits: PoolLimits {
             target_size: r.int(7)? as u64,
             max_files: r.int(8)? as u32,
@@ -302,8 +330,8 @@ pub(crate) fn pool_summary<R: Columns>(r: &R) -> Result<PoolSummary, R::Error> {
         rule: p.rule,
         target: p.target,
         limits: p.limits,
-        files: r.int(10)? as u64,
-        bytes: r.int(11)? as u64,
-        oldest: Timestamp(r.int(12)?),
+        files: r.int(11)? as u64,
+        bytes: r.int(12)? as u64,
+        oldest: Timestamp(r.int(13)?),
     })
 }

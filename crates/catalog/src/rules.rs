@@ -5,7 +5,7 @@
 //! write its answer back in their own SQL.
 
 use crate::model::{NewFile, Node, NodeId, ROOT_ID};
-use crate::tape::NewPackage;
+use crate::tape::{JobTarget, NewPackage};
 use crate::{CatalogError, Result};
 use bale_util::FileId;
 
@@ -128,6 +128,29 @@ pub(crate) fn jobs_of(packages: &[NewPackage]) -> Vec<i64> {
     jobs.sort_unstable();
     jobs.dedup();
     jobs
+}
+
+/// The next copies a commit of `packages` queues: for each job written
+/// whose target has copies after it (`target_of` gives a job's target),
+/// the next copy's target and the files the packages wrote for the job,
+/// in member order. The backend drops files deleted meanwhile.
+pub(crate) fn next_copies(
+    packages: &[NewPackage],
+    target_of: &std::collections::HashMap<i64, JobTarget>,
+) -> Vec<(JobTarget, Vec<(FileId, u64)>)> {
+    let mut out: Vec<(i64, JobTarget, Vec<(FileId, u64)>)> = Vec::new();
+    for p in packages {
+        let Some(j) = p.job else { continue };
+        let Some(next) = target_of.get(&j).and_then(JobTarget::next_copy) else {
+            continue;
+        };
+        let files = p.members.iter().map(|m| (m.file_id, m.size));
+        match out.iter_mut().find(|o| o.0 == j) {
+            Some(o) => o.2.extend(files),
+            None => out.push((j, next, files.collect())),
+        }
+    }
+    out.into_iter().map(|(_, t, f)| (t, f)).collect()
 }
 
 /// The checks of an import made before anything is written: names that

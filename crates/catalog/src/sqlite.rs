@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0010_stage_holds.sql"),
     include_str!("../migrations/sqlite/0011_walk_function.sql"),
     include_str!("../migrations/sqlite/0012_alarm_folding.sql"),
+    include_str!("../migrations/sqlite/0013_tape_copies.sql"),
 ];
 
 pub struct SqliteCatalog {

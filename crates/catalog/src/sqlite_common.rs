@@ -28,9 +28,9 @@ pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
 pub(crate) fn join_pool(tx: &Transaction<'_>, p: &PoolTarget, file: FileId, size: u64, at: Timestamp) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO pools (key, rule, library, storage_group, file_family, wrapper, width, target_size, max_files, \
-         max_wait_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (key) DO UPDATE SET \
+         max_wait_ms, copies) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (key) DO UPDATE SET \
          rule = excluded.rule, width = excluded.width, target_size = excluded.target_size, \
-         max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms",
+         max_files = excluded.max_files, max_wait_ms = excluded.max_wait_ms, copies = excluded.copies",
     )?
     .execute(params![
         p.key,
@@ -42,7 +42,8 @@ pub(crate) fn join_pool(tx: &Transaction<'_>, p: &PoolTarget, file: FileId, size
         p.target.width as i64,
         p.limits.target_size as i64,
         p.limits.max_files as i64,
-        p.limits.max_wait_ms as i64
+        p.limits.max_wait_ms as i64,
+        crate::rows::join_copies(&p.target)
     ])?;
     tx.prepare_cached("INSERT INTO pool_files (file_id, pool, size, joined) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![file.to_string(), p.key, size as i64, at.0])?;
@@ -88,7 +89,7 @@ pub(crate) fn create_job(
     let id = next_id(tx, "archive_jobs")?;
     tx.prepare_cached(
         "INSERT INTO archive_jobs (id, state, library, storage_group, file_family, wrapper, width, bytes, created, \
-         pool) VALUES (?9, 'queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         pool, copies) VALUES (?9, 'queued', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10)",
     )?
     .execute(params![
         t.library,
@@ -99,7 +100,8 @@ pub(crate) fn create_job(
         bytes as i64,
         at.0,
         pool,
-        id
+        id,
+        crate::rows::join_copies(t)
     ])?;
     let mut st = tx.prepare_cached("INSERT INTO job_files (job, file_id) VALUES (?1, ?2)")?;
     for (f, _) in files {

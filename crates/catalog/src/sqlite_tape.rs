@@ -203,6 +203,15 @@ impl TapeCatalog for SqliteCatalog {
                 "DELETE FROM archive_jobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM job_files WHERE job = ?1)",
             )?;
             let mut unfinished = Vec::new();
+            // The targets of the jobs written, for the copies they queue.
+            let mut targets = std::collections::HashMap::new();
+            for j in rules::jobs_of(&packages) {
+                let t = tx
+                    .prepare_cached(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ?1"))?
+                    .query_row([j], job_from_row)
+                    .optional()?;
+                targets.extend(t.map(|t| (j, t.target)));
+            }
             let mut dead = tx.prepare_cached(
                 "UPDATE packages SET (dead_members, dead_bytes) = (SELECT COUNT(*), COALESCE(SUM(m.size), 0) \
                  FROM members m WHERE m.package = ?1 \
@@ -238,6 +247,22 @@ impl TapeCatalog for SqliteCatalog {
                 dead.execute([&p.id])?;
                 (seq, used) = next;
             }
+            // Several tape copies: the next copy's job of what was written,
+            // files deleted meanwhile left out, in this transaction.
+            let mut queued = Vec::new();
+            let mut live = tx.prepare_cached("SELECT 1 FROM nodes WHERE file_id = ?1")?;
+            for (next, files) in rules::next_copies(&packages, &targets) {
+                let mut keep = Vec::with_capacity(files.len());
+                for f in files {
+                    if live.exists([f.0.to_string()])? {
+                        keep.push(f);
+                    }
+                }
+                if !keep.is_empty() {
+                    let id = create_job(tx, &next, &keep, Timestamp::now(), None)?;
+                    queued.extend(get_job(tx, id)?);
+                }
+            }
             for j in rules::jobs_of(&packages) {
                 if done_job.execute([j])? == 0 {
                     unfinished.extend(crate::sqlite_common::get_job(tx, j)?);
@@ -260,6 +285,7 @@ impl TapeCatalog for SqliteCatalog {
             Ok(TapeCommit {
                 volume: get_volume(tx, &vw.label)?.expect("volume"),
                 unfinished,
+                queued,
             })
         })
         .await
@@ -317,9 +343,10 @@ impl TapeCatalog for SqliteCatalog {
     async fn copy_volumes(&self, ids: &[FileId]) -> Result<Vec<(FileId, String)>> {
         let ids = ids.to_vec();
         self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT p.volume FROM members m JOIN packages p ON p.id = m.package WHERE m.file_id = ?1",
-            )?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT p.volume FROM members m JOIN packages p ON p.id = m.package WHERE m.file_id = ?1 \
+                 AND {GOOD_AND_COMPLETE}"
+            ))?;
             let mut out = Vec::new();
             for id in ids {
                 for v in st.query_map([id.to_string()], |r| r.get::<_, String>(0))? {
@@ -335,12 +362,13 @@ impl TapeCatalog for SqliteCatalog {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {PACKAGE_COLS}, m.data_offset FROM members m JOIN packages p ON p.id = m.package \
-                 WHERE m.file_id = ?1 ORDER BY p.created"
+                 WHERE m.file_id = ?1 ORDER BY {order}",
+                order = rows::COPY_ORDER
             ))?;
             let rows = st.query_map([file_id.to_string()], |r| {
                 Ok(TapeCopy {
                     package: package_from_row(r)?,
-                    offset: r.get::<_, i64>(10)? as u64,
+                    offset: r.get::<_, i64>(rows::PACKAGE_NCOLS)? as u64,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -190,6 +190,12 @@ pub struct Drive {
     pub stats: TapeStats,
 }
 
+/// A package `p` of member `m` counts as a copy that archives its file:
+/// the package is good and no copy of the file is still to be written.
+/// SQL of both backends.
+pub(crate) const GOOD_AND_COMPLETE: &str =
+    "p.bad IS NULL AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = m.file_id)";
+
 /// Where an archive job writes: a file family in a library.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct JobTarget {
@@ -197,6 +203,25 @@ pub struct JobTarget {
     pub family: Family,
     /// The family's width: volumes written at once.
     pub width: u32,
+    /// The libraries that get a copy of the files after this one, in
+    /// order (several tape copies, each in its own library): the commit of
+    /// this copy queues the next copy's job. Empty for the last copy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<String>,
+}
+
+impl JobTarget {
+    /// The target of the copy after this one, if any: the first library
+    /// of `copies`, the same family and width.
+    pub fn next_copy(&self) -> Option<JobTarget> {
+        let (library, rest) = self.copies.split_first()?;
+        Some(JobTarget {
+            library: library.clone(),
+            family: self.family.clone(),
+            width: self.width,
+            copies: rest.to_vec(),
+        })
+    }
 }
 
 /// A durable request to write files to tape as one tape file.
@@ -254,6 +279,10 @@ pub struct Package {
     /// until the package is compacted).
     pub dead_members: u32,
     pub dead_bytes: u64,
+    /// Set when a verify found the copy bad: why, and since when. Reads
+    /// and purges look only at good copies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad: Option<(String, Timestamp)>,
 }
 
 /// Where a file's data is on tape.
@@ -304,6 +333,9 @@ pub struct TapeCommit {
     /// Jobs that still hold files their packages did not contain: they
     /// stay queued (a commit removes exactly the job files it wrote).
     pub unfinished: Vec<ArchiveJob>,
+    /// The jobs of the next tape copies of what was written (several tape
+    /// copies), queued in the same transaction: the caller hands them on.
+    pub queued: Vec<ArchiveJob>,
 }
 
 /// A file to put back on its way to tape: into a pool, or into a direct job.
@@ -399,9 +431,10 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// The tape copies of a file.
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>>;
 
-    /// The volume of every tape copy of each of `ids`: (file, volume) pairs,
-    /// in no order; a file without a copy has none. One round trip, for
-    /// bulk requests (archiveinfo).
+    /// The volume of every good tape copy of each of `ids`: (file, volume)
+    /// pairs, in no order; a file without a good copy, or with a copy still
+    /// to be written (its job queued), has none: it is archived once all
+    /// its copies are. One round trip, for bulk requests (archiveinfo).
     async fn copy_volumes(&self, ids: &[FileId]) -> Result<Vec<(FileId, String)>>;
 
     /// Raises an alarm, or counts a repeat into the one not yet

@@ -220,6 +220,7 @@ async fn sqlite_v5_catalog_migrates_to_counters_that_continue_its_ids() {
             wrapper: "tar".into(),
         },
         width: 1,
+        copies: Vec::new(),
     }));
     let job = c.commit_files("n1", &[f], &[]).await.unwrap().remove(0).unwrap().job;
     assert_eq!(job, Some(42));

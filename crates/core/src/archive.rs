@@ -66,6 +66,8 @@ pub struct Explanation {
     /// Where it would be written: library and family.
     pub library: String,
     pub family: String,
+    /// The libraries of its further tape copies, in order.
+    pub copies: Vec<String>,
     pub why: String,
     /// Every earlier rule and why it did not match.
     pub skipped: Vec<Skipped>,
@@ -150,6 +152,33 @@ fn age_s(since: Timestamp, now: Timestamp) -> f64 {
     now.0.saturating_sub(since.0).max(0) as f64 / 1e9
 }
 
+/// The libraries a file's copies after its first go to: the rule's
+/// `copy_to` without the first copy's own library, each configured.
+fn copies_after(copy_to: &[String], first: &str, libraries: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for l in copy_to.iter().filter(|l| l.as_str() != first) {
+        if !libraries.contains(l) {
+            return Err(Error::BadRequest(format!(
+                "the policy's copy_to names library {l:?}, which is not a configured library ({})",
+                libraries.join(", ")
+            )));
+        }
+        out.push(l.clone());
+    }
+    Ok(out)
+}
+
+/// A policy's `copy_to` names only configured libraries.
+pub fn check_copy_libraries(policy: &Policy, libraries: &[String]) -> std::result::Result<(), String> {
+    match policy.unknown_copy_library(libraries) {
+        Some((rule, l)) => Err(format!(
+            "rule {rule:?}: copy_to names library {l:?}, which is not a configured library ({})",
+            libraries.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Archiver {
     /// Reads the policy a start uses: the configured file, else the one
     /// last loaded at run time, else the built-in one. An invalid
@@ -197,6 +226,8 @@ impl Archiver {
     /// next start. An invalid policy changes nothing.
     pub fn load(&self, text: &str, origin: &str) -> Result<Arc<LoadedPolicy>> {
         let policy = Policy::parse(text).map_err(|e| policy_error("rejected, the old policy stays", &e))?;
+        check_copy_libraries(&policy, &self.tape.library_names())
+            .map_err(|e| Error::BadRequest(format!("invalid policy (rejected, the old policy stays): {e}")))?;
         write_file_durable(&self.saved, text.as_bytes(), 0o644)
             .map_err(|e| Error::Internal(format!("cannot keep the policy in {}: {e}", self.saved.display())))?;
         let loaded = Arc::new(LoadedPolicy {
@@ -221,11 +252,17 @@ impl Archiver {
     /// How a new file goes to tape. Files at or above tape.direct_min_size
     /// always go direct; the policy decides the rest.
     pub fn route(&self, facts: &FileFacts<'_>) -> Result<ArchiveRoute> {
-        let target = bale_policy::target_for(facts.tags, &self.tape.library_names()).map_err(Error::BadRequest)?;
-        if facts.size >= self.tape.direct_min_size() {
-            return Ok(ArchiveRoute::Direct(target));
-        }
-        Ok(self.decide(facts, |d| match (d.route, &d.rule.action) {
+        let libraries = self.tape.library_names();
+        let mut target = bale_policy::target_for(facts.tags, &libraries).map_err(Error::BadRequest)?;
+        let direct = facts.size >= self.tape.direct_min_size();
+        self.decide(facts, |d| {
+            // Several tape copies: one more in each library the rule names,
+            // other than the one the first copy goes to.
+            target.copies = copies_after(&d.rule.copy_to, &target.library, &libraries)?;
+            if direct {
+                return Ok(ArchiveRoute::Direct(target));
+            }
+            Ok(match (d.route, &d.rule.action) {
             (Route::Aggregate { pool }, Action::Aggregate(a)) => ArchiveRoute::Pool(PoolTarget {
                 key: pool,
                 rule: d.rule.name.clone(),
@@ -237,7 +274,8 @@ impl Archiver {
                 },
             }),
             _ => ArchiveRoute::Direct(target),
-        }))
+            })
+        })
     }
 
     /// What the policy does with a file, and why (`bale policy check`).
@@ -271,6 +309,7 @@ impl Archiver {
             pool,
             library: target.library.clone(),
             family: target.family.to_string(),
+            copies: d.rule.copy_to.iter().filter(|l| **l != target.library).cloned().collect(),
             why,
             skipped: d
                 .skipped

@@ -64,6 +64,9 @@ impl Service {
         config.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
         // A bad policy file stops the start before anything is created.
         let policy = Archiver::read_policy(&config.archive.policy, &config.data_dir)?;
+        let libraries: Vec<String> = config.tape.libraries.iter().map(|l| l.name.clone()).collect();
+        crate::archive::check_copy_libraries(&policy.policy, &libraries)
+            .map_err(|e| Error::BadRequest(format!("invalid policy {}: {e}", policy.origin)))?;
         create_dir_all_durable(&config.data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
         let catalog = bale_catalog::open(&config.catalog_spec()).await?;

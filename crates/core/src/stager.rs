@@ -101,16 +101,43 @@ impl Stager {
         }
     }
 
-    /// Stages the package holding `file` (its first tape copy) and waits
-    /// for it. Returns once the file is cached (or was already).
+    /// Stages a package holding `file` and waits for it: its first good
+    /// tape copy (good copies on readable volumes come first), and if that
+    /// read fails the next one (several tape copies). Returns once the file
+    /// is cached (or was already).
     pub(crate) async fn stage_file(self: &Arc<Self>, file: FileId, path: &str) -> Result<()> {
-        let copies = self.catalog.tape_copies(file).await?;
-        let Some(copy) = copies.into_iter().next() else {
+        let copies: Vec<_> = self
+            .catalog
+            .tape_copies(file)
+            .await?
+            .into_iter()
+            .filter(|c| c.package.bad.is_none())
+            .collect();
+        if copies.is_empty() {
             return Err(Error::Conflict(format!(
-                "{path} is not cached and has no tape copy (file id {file})"
+                "{path} is not cached and has no good tape copy (file id {file})"
             )));
-        };
-        self.stage_package(copy.package).await.map(|_| ())
+        }
+        let n = copies.len();
+        let mut last = None;
+        for (i, copy) in copies.into_iter().enumerate() {
+            let (id, volume) = (copy.package.id.clone(), copy.package.volume.clone());
+            match self.stage_package(copy.package).await {
+                Ok(_) => return Ok(()),
+                // A full cache is not the copy's fault: another copy would
+                // not fit either.
+                Err(e @ Error::InsufficientStorage(_)) => return Err(e),
+                Err(e) => {
+                    if i + 1 < n {
+                        tracing::warn!(
+                            "{path}: staging its copy in package {id} on {volume} failed ({e}); trying its next copy"
+                        );
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("one copy at least"))
     }
 
     /// Stages one package for a reader, joining a stage of it already under

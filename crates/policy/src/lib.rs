@@ -80,6 +80,10 @@ struct RuleFile {
     /// What a read of a purged file under this rule does (default: the
     /// server's `stage.on_read_miss`).
     on_read_miss: Option<OnReadMiss>,
+    /// More tape copies: one in each library named, after the first copy
+    /// (Enstore's multiple copies; Mu2e's second copy of raw data).
+    #[serde(default)]
+    copy_to: Vec<String>,
 }
 
 /// What a read of a file whose only copy is on tape does.
@@ -142,6 +146,9 @@ pub struct Rule {
     /// What a read of a purged file under this rule does; `None`: the
     /// server's default.
     pub on_read_miss: Option<OnReadMiss>,
+    /// The libraries that get one more tape copy each, in order, after the
+    /// copy in the file's own library (several tape copies).
+    pub copy_to: Vec<String>,
     /// Line of the rule in its file.
     pub line: usize,
 }
@@ -340,8 +347,21 @@ impl Policy {
                     })
                 }
             };
+            let mut seen = std::collections::BTreeSet::new();
+            for l in &r.copy_to {
+                if l.trim().is_empty() || l.contains(',') {
+                    return Err(at(format!("rule {:?}: copy_to names a library {l:?} that is not a name", r.name)));
+                }
+                if !seen.insert(l) {
+                    return Err(at(format!(
+                        "rule {:?}: copy_to names library {l:?} twice; each copy is in its own library",
+                        r.name
+                    )));
+                }
+            }
             rules.push(Rule {
                 name: r.name.clone(),
+                copy_to: r.copy_to.clone(),
                 matches: r.matches.clone(),
                 glob,
                 action,
@@ -372,6 +392,17 @@ impl Policy {
         Ok(Policy {
             rules,
             source: text.to_string(),
+        })
+    }
+
+    /// A library some rule's `copy_to` names that is not among the
+    /// configured `libraries`, with the rule's name.
+    pub fn unknown_copy_library(&self, libraries: &[String]) -> Option<(String, String)> {
+        self.rules.iter().find_map(|r| {
+            r.copy_to
+                .iter()
+                .find(|l| !libraries.contains(l))
+                .map(|l| (r.name.clone(), l.clone()))
         })
     }
 
@@ -448,6 +479,7 @@ pub fn target_for(tags: &Tags, libraries: &[String]) -> Result<JobTarget, String
         library,
         family: family(tags),
         width: tags.file_family_width.unwrap_or(1),
+        copies: Vec::new(),
     })
 }
 

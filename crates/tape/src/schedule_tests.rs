@@ -65,6 +65,7 @@ fn job(id: i64, fam: &str, width: u32, bytes: u64) -> ArchiveJob {
             library: "lib1".into(),
             family: family(fam),
             width,
+            copies: Vec::new(),
         },
         bytes,
         created: Timestamp::now(),

@@ -329,6 +329,20 @@ impl DriveTask {
                     tracing::warn!("{msg}");
                     self.sys.enqueue(job);
                 }
+                // Several tape copies: the next copy of what was written,
+                // queued by the commit, goes to its library's drives.
+                if !done.queued.is_empty() {
+                    bale_util::crash::point("copy.queued");
+                }
+                for job in done.queued {
+                    tracing::info!(
+                        "archive job {}: the next copy of {} file(s), to library {}",
+                        job.id,
+                        job.files.len(),
+                        job.target.library
+                    );
+                    self.sys.enqueue(job);
+                }
                 metrics::counter!("bale_tape_files_written_total").increment(packages.len() as u64);
                 self.save_stats(None).await;
             }

@@ -43,6 +43,10 @@ pub const POINTS: &[(&str, &str)] = &[
     ),
     ("stage.accepted", "a stage request is recorded, its reply not sent"),
     (
+        "copy.queued",
+        "a tape copy is recorded and the next copy's job committed, not yet handed to a drive",
+    ),
+    (
         "settle.synced",
         "inline files' cache copies are synced, not yet settled",
     ),

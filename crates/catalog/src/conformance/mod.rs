@@ -118,6 +118,7 @@ fn target(ff: &str) -> JobTarget {
         library: "lib1".into(),
         family: family(ff),
         width: 2,
+        copies: Vec::new(),
     }
 }
 

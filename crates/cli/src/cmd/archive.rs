@@ -145,6 +145,13 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
                 println!("  pool: {pool}");
             }
             println!("  to: library {}, family {}", s(&e, "library"), s(&e, "family"));
+            let copies: Vec<&str> = e["copies"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            if !copies.is_empty() {
+                println!("  more copies: library {}", copies.join(", library "));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
