@@ -401,6 +401,57 @@ impl TapeCatalog for PostgresCatalog {
         rows.iter().map(copy_from_row).collect()
     }
 
+    async fn mark_package_bad(&self, id: &str, why: &str, at: Timestamp) -> Result<Option<Package>> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "UPDATE packages SET bad = $2, bad_since = $3 WHERE id = $1 AND bad IS NULL",
+            &[&id, &why, &at.0],
+        )
+        .await?;
+        c.query_opt(&format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = $1"), &[&id])
+            .await?
+            .map(|r| package_from_row(&r))
+            .transpose()
+    }
+
+    async fn repair_work(&self, limit: usize) -> Result<Vec<RepairFile>> {
+        let c = self.pool.get().await?;
+        let rows = c.query(&repair_work_sql("$1"), &[&(limit as i64)]).await?;
+        rows.iter().map(|r| rows::repair_file(r)).collect()
+    }
+
+    async fn queue_repair(&self, target: &JobTarget, files: &[(FileId, u64)]) -> Result<Option<ArchiveJob>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let still = tx
+            .prepare_cached(&still_needs_repair_sql("$1", "$2", "n.cached"))
+            .await?;
+        let mut files = files.to_vec();
+        files.sort();
+        let mut keep = Vec::new();
+        for f in &files {
+            // Row locks on the files, in id order, as a purge and a delete
+            // take them: one racing the repair either comes first (the file
+            // is gone or no longer cached) or after (it is in a job).
+            tx.query("SELECT 1 FROM nodes WHERE file_id = $1 FOR UPDATE", &[&f.0.to_string()])
+                .await?;
+            if tx
+                .query_opt(&still, &[&f.0.to_string(), &target.library])
+                .await?
+                .is_some()
+            {
+                keep.push(*f);
+            }
+        }
+        if keep.is_empty() {
+            return Ok(None);
+        }
+        let id = create_job(&tx, target, &keep, Timestamp::now(), None).await?;
+        let job = crate::postgres_common::get_job(&tx, id).await?;
+        tx.commit().await?;
+        Ok(job)
+    }
+
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;

@@ -50,7 +50,8 @@ pub(crate) fn held(now: &str) -> String {
 /// The condition (SQL, both backends) that a file node `n` may be purged
 /// at the time bound to `now`: cached (`cached` is the backend's spelling
 /// of "n.cached is true"), on tape in a good copy with no copy still to
-/// be written (several tape copies: purge requires all), not held (no live pin, no stage request
+/// be written (several tape copies: purge requires all) and no bad copy waiting
+/// for its rewrite, not held (no live pin, no stage request
 /// holding it), and no longer landing (recovery judges a landing file by
 /// its cache copy: purging one would make a crash drop the acknowledged
 /// file).
@@ -59,10 +60,14 @@ pub(crate) fn purgeable(cached: &str, now: &str) -> String {
         "n.kind = 2 AND {cached} \
          AND EXISTS (SELECT 1 FROM members m JOIN packages p ON p.id = m.package \
                      WHERE m.file_id = n.file_id AND {complete}) \
+         AND NOT EXISTS (SELECT 1 FROM members m JOIN packages p ON p.id = m.package \
+                         JOIN volumes v ON v.label = p.volume \
+                         WHERE m.file_id = n.file_id AND p.bad IS NOT NULL AND {repair}) \
          AND NOT {held} \
          AND NOT EXISTS (SELECT 1 FROM landing l WHERE l.file_id = n.file_id)",
         held = held(now),
-        complete = crate::tape::GOOD_AND_COMPLETE
+        complete = crate::tape::GOOD_AND_COMPLETE,
+        repair = crate::tape::NEEDS_REPAIR
     )
 }
 

@@ -292,6 +292,26 @@ pub(crate) fn join_copies(t: &JobTarget) -> String {
     t.copies.join(",")
 }
 
+/// A row of [`crate::tape::repair_work_sql`].
+pub(crate) fn repair_file<R: Columns>(r: &R) -> Result<crate::tape::RepairFile, R::Error> {
+    Ok(crate::tape::RepairFile {
+        file_id: FileId::parse(&r.text(0)?).ok_or_else(|| r.invalid(0, "not a file id".into()))?,
+        size: r.int(1)? as u64,
+        cached: r.flag(2)?,
+        target: JobTarget {
+            library: r.text(3)?,
+            family: Family {
+                storage_group: r.text(4)?,
+                file_family: r.text(5)?,
+                wrapper: r.text(6)?,
+            },
+            width: 1,
+            copies: Vec::new(),
+        },
+        has_good: r.flag(7)?,
+    })
+}
+
 /// A job without its files (JOB_COLS).
 pub(crate) fn job<R: Columns>(r: &R) -> Result<ArchiveJob, R::Error> {
     Ok(ArchiveJob {

@@ -376,6 +376,49 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
+    async fn mark_package_bad(&self, id: &str, why: &str, at: Timestamp) -> Result<Option<Package>> {
+        let (id, why) = (id.to_string(), why.to_string());
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE packages SET bad = ?2, bad_since = ?3 WHERE id = ?1 AND bad IS NULL",
+                params![id, why, at.0],
+            )?;
+            Ok(tx
+                .prepare_cached(&format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = ?1"))?
+                .query_row([&id], package_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn repair_work(&self, limit: usize) -> Result<Vec<RepairFile>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&repair_work_sql("?1"))?;
+            let rows = st.query_map([limit as i64], |r| rows::repair_file(r))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn queue_repair(&self, target: &JobTarget, files: &[(FileId, u64)]) -> Result<Option<ArchiveJob>> {
+        let (target, files) = (target.clone(), files.to_vec());
+        self.write(move |tx| {
+            let mut still = tx.prepare_cached(&still_needs_repair_sql("?1", "?2", "n.cached = 1"))?;
+            let mut keep = Vec::new();
+            for f in files {
+                if still.exists(params![f.0.to_string(), target.library])? {
+                    keep.push(f);
+                }
+            }
+            if keep.is_empty() {
+                return Ok(None);
+            }
+            let id = create_job(tx, &target, &keep, Timestamp::now(), None)?;
+            get_job(tx, id)
+        })
+        .await
+    }
+
     async fn raise_alarm(&self, severity: &str, source: &str, message: &str) -> Result<Alarm> {
         let (severity, source, message) = (severity.to_string(), source.to_string(), message.to_string());
         self.write(move |tx| {

@@ -338,6 +338,54 @@ pub struct TapeCommit {
     pub queued: Vec<ArchiveJob>,
 }
 
+/// A live file with a bad tape copy in a library where it has no good
+/// one: the copy is rewritten there (self-repair).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RepairFile {
+    pub file_id: FileId,
+    pub size: u64,
+    /// Its data is in the cache: a job can write it now. Otherwise it is
+    /// staged first, from a good copy.
+    pub cached: bool,
+    /// It has a good tape copy somewhere (another library, or the same
+    /// library's other copy).
+    pub has_good: bool,
+    /// Where the new copy goes: the bad copy's library and family.
+    pub target: JobTarget,
+}
+
+/// The condition (SQL, both backends) that member `m` of a bad package on
+/// volume `v` still needs its copy rewritten: the file has no good copy in
+/// that library and is in no archive job.
+pub(crate) const NEEDS_REPAIR: &str = "NOT EXISTS (SELECT 1 FROM members m2 \
+     JOIN packages p2 ON p2.id = m2.package JOIN volumes v2 ON v2.label = p2.volume \
+     WHERE m2.file_id = m.file_id AND p2.bad IS NULL AND v2.library = v.library) \
+     AND NOT EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = m.file_id)";
+
+/// The query of [`TapeCatalog::repair_work`]; `limit` its placeholder.
+pub(crate) fn repair_work_sql(limit: &str) -> String {
+    format!(
+        "SELECT DISTINCT m.file_id, n.size, n.cached, v.library, COALESCE(v.storage_group, 'default'), \
+         COALESCE(v.file_family, 'default'), COALESCE(v.wrapper, 'tar'), \
+         EXISTS (SELECT 1 FROM members g JOIN packages gp ON gp.id = g.package \
+                 WHERE g.file_id = m.file_id AND gp.bad IS NULL) \
+         FROM packages p JOIN volumes v ON v.label = p.volume JOIN members m ON m.package = p.id \
+         JOIN nodes n ON n.file_id = m.file_id \
+         WHERE p.bad IS NOT NULL AND {NEEDS_REPAIR} ORDER BY m.file_id LIMIT {limit}"
+    )
+}
+
+/// The check [`TapeCatalog::queue_repair`] makes of each file in its
+/// transaction: live, cached, and still needing a copy in the library
+/// `library`; `cached` is the backend's spelling of "n.cached is true".
+pub(crate) fn still_needs_repair_sql(file: &str, library: &str, cached: &str) -> String {
+    format!(
+        "SELECT 1 FROM nodes n WHERE n.file_id = {file} AND {cached} AND EXISTS (SELECT 1 FROM members m \
+         JOIN packages p ON p.id = m.package JOIN volumes v ON v.label = p.volume \
+         WHERE m.file_id = n.file_id AND p.bad IS NOT NULL AND v.library = {library} AND {NEEDS_REPAIR})"
+    )
+}
+
 /// A file to put back on its way to tape: into a pool, or into a direct job.
 #[derive(Clone, Debug)]
 pub struct Reroute {
@@ -428,8 +476,27 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// way meanwhile is skipped. Returns the direct jobs created.
     async fn reroute_files(&self, files: &[Reroute]) -> Result<Vec<ArchiveJob>>;
 
-    /// The tape copies of a file.
+    /// The tape copies of a file, in the order a read tries them: good
+    /// copies on readable volumes first, bad copies last.
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>>;
+
+    /// Marks a package (one tape copy) bad: a verify or a read found its
+    /// data does not check out. Returns the package as it is now, `None`
+    /// if there is no such package; a package already bad keeps its first
+    /// reason. Its live members are then rewritten from good copies
+    /// ([`TapeCatalog::repair_work`]).
+    async fn mark_package_bad(&self, id: &str, why: &str, at: Timestamp) -> Result<Option<Package>>;
+
+    /// Up to `limit` live files that need a copy rewritten: members of a
+    /// bad package with no good copy in that package's library and in no
+    /// archive job.
+    async fn repair_work(&self, limit: usize) -> Result<Vec<RepairFile>>;
+
+    /// Queues the rewrite of `files` into `target` (one archive job, no
+    /// further copies), each re-checked in the transaction: still live,
+    /// cached, and still needing a copy in that library. Returns the job,
+    /// `None` if no file needed it any more.
+    async fn queue_repair(&self, target: &JobTarget, files: &[(FileId, u64)]) -> Result<Option<ArchiveJob>>;
 
     /// The volume of every good tape copy of each of `ids`: (file, volume)
     /// pairs, in no order; a file without a good copy, or with a copy still

@@ -119,6 +119,7 @@ both!(
     walks_in_bulk,
     imports_in_bulk,
     stage_requests_hold_their_files,
+    copies_are_queued_counted_and_repaired,
 );
 
 /// Committed rows survive closing and reopening the catalog.

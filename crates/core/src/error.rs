@@ -77,7 +77,7 @@ impl From<bale_tape::TapeError> for Error {
         match e {
             T::NotFound(m) => Error::NotFound(m),
             T::Invalid(m) => Error::BadRequest(m),
-            T::Failed(m) => Error::Internal(m),
+            T::Failed(m) | T::BadData(m) => Error::Internal(m),
             T::NoSpace(m) => Error::InsufficientStorage(m),
             T::Catalog(c) => c.into(),
         }

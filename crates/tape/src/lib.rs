@@ -63,6 +63,11 @@ pub enum TapeError {
     /// space is freed.
     #[error("{0}")]
     NoSpace(String),
+    /// The tape file was read but its data does not check out (the
+    /// package's or a member's adler32, the size, the tar format) on every
+    /// attempt: the copy is bad.
+    #[error("{0}")]
+    BadData(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }

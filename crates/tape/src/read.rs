@@ -71,6 +71,7 @@ impl DriveTask {
                 }
                 Err(e) => {
                     let msg = e.message();
+                    let bad_data = matches!(e, OpError::Data(_));
                     let alarm = format!("volume {label}: reading tape file {} failed: {msg}", pkg.seq);
                     tracing::error!("{alarm}");
                     self.event(label, "error", Some(pkg.seq), 0, alarm.clone());
@@ -79,7 +80,7 @@ impl DriveTask {
                         .catalog
                         .raise_alarm("error", &format!("volume {label}"), &alarm)
                         .await;
-                    self.retry_reads(vec![r], &msg);
+                    self.retry_reads_of(vec![r], &msg, bad_data);
                 }
             }
         }
@@ -88,14 +89,25 @@ impl DriveTask {
 
     /// Requeues reads that failed; those out of attempts fail.
     fn retry_reads(&self, reqs: Vec<PendingRead>, msg: &str) {
+        self.retry_reads_of(reqs, msg, false)
+    }
+
+    /// [`Self::retry_reads`]; `bad_data`: the last attempt read the tape
+    /// file and its data did not check out, so a read out of attempts
+    /// fails with [`TapeError::BadData`] (the copy is bad).
+    fn retry_reads_of(&self, reqs: Vec<PendingRead>, msg: &str, bad_data: bool) {
         let mut st = self.lock();
         for mut r in reqs {
             r.attempts += 1;
             if r.attempts >= self.sys.cfg.read_attempts {
-                let _ = r.reply.send(Err(TapeError::Failed(format!(
+                let msg = format!(
                     "reading tape file {} of volume {} failed {} times: {msg}",
                     r.req.seq, r.req.volume, r.attempts
-                ))));
+                );
+                let _ = r.reply.send(Err(match bad_data {
+                    true => TapeError::BadData(msg),
+                    false => TapeError::Failed(msg),
+                }));
             } else {
                 let volume = r.req.volume.clone();
                 st.add_read(&volume, r);

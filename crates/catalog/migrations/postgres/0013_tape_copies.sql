@@ -8,3 +8,4 @@ ALTER TABLE archive_jobs ADD COLUMN copies TEXT NOT NULL DEFAULT '';
 ALTER TABLE pools ADD COLUMN copies TEXT NOT NULL DEFAULT '';
 ALTER TABLE packages ADD COLUMN bad TEXT;
 ALTER TABLE packages ADD COLUMN bad_since BIGINT;
+CREATE INDEX packages_bad ON packages (bad_since) WHERE bad IS NOT NULL;

@@ -140,12 +140,14 @@ fn pool_target(key: &str, ff: &str, target_size: u64, max_files: u32) -> PoolTar
     }
 }
 
+mod copies;
 mod namespace;
 mod pools;
 mod residency;
 mod stage;
 mod tape;
 
+pub use copies::*;
 pub use namespace::*;
 pub use pools::*;
 pub use residency::*;
