@@ -63,7 +63,10 @@ impl Catalog for PostgresCatalog {
             return Ok((chain, Vec::new()));
         };
         let leaf_text = leaf.to_string();
-        if copies.iter().all(|r| r.get::<_, &str>(crate::rows::PACKAGE_NCOLS + 1) == leaf_text) {
+        if copies
+            .iter()
+            .all(|r| r.get::<_, &str>(crate::rows::PACKAGE_NCOLS + 1) == leaf_text)
+        {
             let copies = copies.iter().map(copy_from_row).collect::<Result<_>>()?;
             return Ok((chain, copies));
         }

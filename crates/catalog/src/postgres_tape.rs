@@ -203,7 +203,10 @@ impl TapeCatalog for PostgresCatalog {
         let jobs = rules::jobs_of(packages);
         let mut targets = std::collections::HashMap::new();
         for r in tx
-            .query(&format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ANY($1)"), &[&jobs])
+            .query(
+                &format!("SELECT {JOB_COLS} FROM archive_jobs WHERE id = ANY($1)"),
+                &[&jobs],
+            )
             .await?
         {
             let job = rows::job(&r)?;
@@ -408,16 +411,19 @@ impl TapeCatalog for PostgresCatalog {
             &[&id, &why, &at.0],
         )
         .await?;
-        c.query_opt(&format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = $1"), &[&id])
-            .await?
-            .map(|r| package_from_row(&r))
-            .transpose()
+        c.query_opt(
+            &format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = $1"),
+            &[&id],
+        )
+        .await?
+        .map(|r| package_from_row(&r))
+        .transpose()
     }
 
     async fn repair_work(&self, limit: usize) -> Result<Vec<RepairFile>> {
         let c = self.pool.get().await?;
         let rows = c.query(&repair_work_sql("$1"), &[&(limit as i64)]).await?;
-        rows.iter().map(|r| rows::repair_file(r)).collect()
+        rows.iter().map(rows::repair_file).collect()
     }
 
     async fn queue_repair(&self, target: &JobTarget, files: &[(FileId, u64)]) -> Result<Option<ArchiveJob>> {

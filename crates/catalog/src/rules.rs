@@ -137,8 +137,8 @@ pub(crate) fn jobs_of(packages: &[NewPackage]) -> Vec<i64> {
 pub(crate) fn next_copies(
     packages: &[NewPackage],
     target_of: &std::collections::HashMap<i64, JobTarget>,
-) -> Vec<(JobTarget, Vec<(FileId, u64)>)> {
-    let mut out: Vec<(i64, JobTarget, Vec<(FileId, u64)>)> = Vec::new();
+) -> Vec<CopyJob> {
+    let mut out: Vec<(i64, CopyJob)> = Vec::new();
     for p in packages {
         let Some(j) = p.job else { continue };
         let Some(next) = target_of.get(&j).and_then(JobTarget::next_copy) else {
@@ -146,12 +146,15 @@ pub(crate) fn next_copies(
         };
         let files = p.members.iter().map(|m| (m.file_id, m.size));
         match out.iter_mut().find(|o| o.0 == j) {
-            Some(o) => o.2.extend(files),
-            None => out.push((j, next, files.collect())),
+            Some(o) => o.1 .1.extend(files),
+            None => out.push((j, (next, files.collect()))),
         }
     }
-    out.into_iter().map(|(_, t, f)| (t, f)).collect()
+    out.into_iter().map(|(_, c)| c).collect()
 }
+
+/// A next copy's job: its target and its files with their sizes.
+pub(crate) type CopyJob = (JobTarget, Vec<(FileId, u64)>);
 
 /// The checks of an import made before anything is written: names that
 /// are path components, a parent named by index is an earlier directory of

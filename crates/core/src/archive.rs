@@ -263,17 +263,17 @@ impl Archiver {
                 return Ok(ArchiveRoute::Direct(target));
             }
             Ok(match (d.route, &d.rule.action) {
-            (Route::Aggregate { pool }, Action::Aggregate(a)) => ArchiveRoute::Pool(PoolTarget {
-                key: pool,
-                rule: d.rule.name.clone(),
-                target,
-                limits: PoolLimits {
-                    target_size: a.target_size,
-                    max_files: a.max_files,
-                    max_wait_ms: (a.max_wait_s * 1000.0).round() as u64,
-                },
-            }),
-            _ => ArchiveRoute::Direct(target),
+                (Route::Aggregate { pool }, Action::Aggregate(a)) => ArchiveRoute::Pool(PoolTarget {
+                    key: pool,
+                    rule: d.rule.name.clone(),
+                    target,
+                    limits: PoolLimits {
+                        target_size: a.target_size,
+                        max_files: a.max_files,
+                        max_wait_ms: (a.max_wait_s * 1000.0).round() as u64,
+                    },
+                }),
+                _ => ArchiveRoute::Direct(target),
             })
         })
     }
@@ -309,7 +309,13 @@ impl Archiver {
             pool,
             library: target.library.clone(),
             family: target.family.to_string(),
-            copies: d.rule.copy_to.iter().filter(|l| **l != target.library).cloned().collect(),
+            copies: d
+                .rule
+                .copy_to
+                .iter()
+                .filter(|l| **l != target.library)
+                .cloned()
+                .collect(),
             why,
             skipped: d
                 .skipped

@@ -350,7 +350,10 @@ impl Policy {
             let mut seen = std::collections::BTreeSet::new();
             for l in &r.copy_to {
                 if l.trim().is_empty() || l.contains(',') {
-                    return Err(at(format!("rule {:?}: copy_to names a library {l:?} that is not a name", r.name)));
+                    return Err(at(format!(
+                        "rule {:?}: copy_to names a library {l:?} that is not a name",
+                        r.name
+                    )));
                 }
                 if !seen.insert(l) {
                     return Err(at(format!(

@@ -41,7 +41,13 @@ async fn purgeable(c: &dyn Catalog) -> Vec<FileId> {
 }
 
 async fn volumes_of(c: &dyn Catalog, id: FileId) -> Vec<String> {
-    let mut v: Vec<String> = c.copy_volumes(&[id]).await.unwrap().into_iter().map(|(_, v)| v).collect();
+    let mut v: Vec<String> = c
+        .copy_volumes(&[id])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     v.sort();
     v
 }
@@ -112,7 +118,10 @@ pub async fn copies_are_queued_counted_and_repaired(c: &dyn Catalog) {
     let done = c
         .commit_tape_files(
             &libb,
-            &[package("b0", 0, &files[0], Some(j0)), package("b1", 1, &files[1], Some(j1))],
+            &[
+                package("b0", 0, &files[0], Some(j0)),
+                package("b1", 1, &files[1], Some(j1)),
+            ],
         )
         .await
         .unwrap();
@@ -131,14 +140,22 @@ pub async fn copies_are_queued_counted_and_repaired(c: &dyn Catalog) {
     // b0 is found bad: read last, not counted, and f0 needs a new copy in
     // libB; until it has one it is not purgeable.
     assert!(c.mark_package_bad("nope", "x", t(50)).await.unwrap().is_none());
-    let bad = c.mark_package_bad("b0", "adler32 mismatch", t(50)).await.unwrap().unwrap();
+    let bad = c
+        .mark_package_bad("b0", "adler32 mismatch", t(50))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(bad.bad, Some(("adler32 mismatch".to_string(), t(50))));
     let again = c.mark_package_bad("b0", "later", t(60)).await.unwrap().unwrap();
     assert_eq!(again.bad, bad.bad, "the first reason stays");
     let copies = c.tape_copies(ids[0]).await.unwrap();
     assert_eq!(copies.last().unwrap().package.id, "b0");
     c.set_volume_state("VA0001", VolumeState::Noaccess).await.unwrap();
-    assert_eq!(first(ids[0]).await, "a0", "a bad copy comes after a good one on a noaccess volume");
+    assert_eq!(
+        first(ids[0]).await,
+        "a0",
+        "a bad copy comes after a good one on a noaccess volume"
+    );
     c.set_volume_state("VA0001", VolumeState::Full).await.unwrap();
     assert_eq!(volumes_of(c, ids[0]).await, ["VA0001"]);
     assert_eq!(purgeable(c).await, vec![ids[1]]);
@@ -152,9 +169,16 @@ pub async fn copies_are_queued_counted_and_repaired(c: &dyn Catalog) {
     );
 
     // A file purged meanwhile is not queued (the job reads the cache).
-    let rep = c.queue_repair(&w.target, &[(ids[0], 100), (ids[1], 101)]).await.unwrap().unwrap();
+    let rep = c
+        .queue_repair(&w.target, &[(ids[0], 100), (ids[1], 101)])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rep.files, vec![ids[0]], "f1 has a good copy in libB");
-    assert!(c.queue_repair(&w.target, &[(ids[0], 100)]).await.unwrap().is_none(), "queued once");
+    assert!(
+        c.queue_repair(&w.target, &[(ids[0], 100)]).await.unwrap().is_none(),
+        "queued once"
+    );
     assert!(c.repair_work(10).await.unwrap().is_empty());
     assert_eq!(purgeable(c).await, vec![ids[1]], "in a job: not purgeable");
     let done = c
