@@ -420,6 +420,28 @@ impl TapeCatalog for PostgresCatalog {
         .transpose()
     }
 
+    async fn package_verified(&self, id: &str, at: Timestamp) -> Result<()> {
+        let c = self.pool.get().await?;
+        c.execute("UPDATE packages SET verified = $2 WHERE id = $1", &[&id, &at.0])
+            .await?;
+        Ok(())
+    }
+
+    async fn due_for_verify(&self, before: Timestamp, limit: usize) -> Result<Vec<Package>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {PACKAGE_COLS} FROM packages p WHERE p.bad IS NULL \
+                     AND (p.verified IS NULL OR p.verified < $1) \
+                     ORDER BY p.verified IS NOT NULL, p.verified, p.volume, p.seq LIMIT $2"
+                ),
+                &[&before.0, &(limit as i64)],
+            )
+            .await?;
+        rows.iter().map(package_from_row).collect()
+    }
+
     async fn repair_work(&self, limit: usize) -> Result<Vec<RepairFile>> {
         let c = self.pool.get().await?;
         let rows = c.query(&repair_work_sql("$1"), &[&(limit as i64)]).await?;

@@ -391,6 +391,27 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
+    async fn package_verified(&self, id: &str, at: Timestamp) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |tx| {
+            tx.execute("UPDATE packages SET verified = ?2 WHERE id = ?1", params![id, at.0])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_for_verify(&self, before: Timestamp, limit: usize) -> Result<Vec<Package>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {PACKAGE_COLS} FROM packages p WHERE p.bad IS NULL AND (p.verified IS NULL OR p.verified < ?1) \
+                 ORDER BY p.verified IS NOT NULL, p.verified, p.volume, p.seq LIMIT ?2"
+            ))?;
+            let rows = st.query_map(params![before.0, limit as i64], package_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     async fn repair_work(&self, limit: usize) -> Result<Vec<RepairFile>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&repair_work_sql("?1"))?;

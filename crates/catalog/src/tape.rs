@@ -487,6 +487,13 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// ([`TapeCatalog::repair_work`]).
     async fn mark_package_bad(&self, id: &str, why: &str, at: Timestamp) -> Result<Option<Package>>;
 
+    /// Records that a package was read and found good at `at`.
+    async fn package_verified(&self, id: &str, at: Timestamp) -> Result<()>;
+
+    /// Up to `limit` good packages not verified since `before` (never
+    /// verified first, then the longest ago): the scrub's next work.
+    async fn due_for_verify(&self, before: Timestamp, limit: usize) -> Result<Vec<Package>>;
+
     /// Up to `limit` live files that need a copy rewritten: members of a
     /// bad package with no good copy in that package's library and in no
     /// archive job.

@@ -11,6 +11,7 @@ pub mod crash;
 pub mod durable;
 pub mod fileid;
 pub mod path;
+pub mod throttle;
 pub mod time;
 
 pub use checksum::Adler32;

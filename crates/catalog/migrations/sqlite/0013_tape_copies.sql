@@ -8,4 +8,6 @@ ALTER TABLE archive_jobs ADD COLUMN copies TEXT NOT NULL DEFAULT '';
 ALTER TABLE pools ADD COLUMN copies TEXT NOT NULL DEFAULT '';
 ALTER TABLE packages ADD COLUMN bad TEXT;
 ALTER TABLE packages ADD COLUMN bad_since BIGINT;
+-- When a verify (or the scrub) last read the package and found it good.
+ALTER TABLE packages ADD COLUMN verified BIGINT;
 CREATE INDEX packages_bad ON packages (bad_since) WHERE bad IS NOT NULL;

@@ -190,6 +190,22 @@ pub async fn copies_are_queued_counted_and_repaired(c: &dyn Catalog) {
     assert_eq!(volumes_of(c, ids[0]).await, ["VA0001", "VB0001"]);
     assert_eq!(purgeable(c).await, sorted(&ids[..2]));
 
+    // The scrub's order: never verified first, then the longest ago; bad
+    // copies never.
+    let due = |before| async move {
+        c.due_for_verify(before, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(due(t(1000)).await, ["a0", "a1", "a2", "b1", "b2"]);
+    c.package_verified("a1", t(80)).await.unwrap();
+    c.package_verified("a0", t(90)).await.unwrap();
+    assert_eq!(due(t(1000)).await, ["a2", "b1", "b2", "a1", "a0"]);
+    assert_eq!(due(t(85)).await, ["a2", "b1", "b2", "a1"]);
+
     // A bad copy of a deleted file needs nothing.
     c.mark_package_bad("a1", "bad", t(70)).await.unwrap().unwrap();
     assert_eq!(c.repair_work(10).await.unwrap().len(), 1);
