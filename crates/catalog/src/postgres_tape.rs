@@ -433,7 +433,7 @@ impl TapeCatalog for PostgresCatalog {
             .query(
                 &format!(
                     "SELECT {PACKAGE_COLS} FROM packages p WHERE p.bad IS NULL \
-                     AND (p.verified IS NULL OR p.verified < $1) \
+                     AND (p.verified IS NULL OR p.verified < $1) AND {READABLE} \
                      ORDER BY p.verified IS NOT NULL, p.verified, p.volume, p.seq LIMIT $2"
                 ),
                 &[&before.0, &(limit as i64)],

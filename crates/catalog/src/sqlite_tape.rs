@@ -404,6 +404,7 @@ impl TapeCatalog for SqliteCatalog {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {PACKAGE_COLS} FROM packages p WHERE p.bad IS NULL AND (p.verified IS NULL OR p.verified < ?1) \
+                 AND {READABLE} \
                  ORDER BY p.verified IS NOT NULL, p.verified, p.volume, p.seq LIMIT ?2"
             ))?;
             let rows = st.query_map(params![before.0, limit as i64], package_from_row)?;

@@ -338,6 +338,11 @@ pub struct TapeCommit {
     pub queued: Vec<ArchiveJob>,
 }
 
+/// The condition (SQL, both backends) that package `p` is on a volume
+/// that can be read.
+pub(crate) const READABLE: &str =
+    "EXISTS (SELECT 1 FROM volumes v WHERE v.label = p.volume AND v.state IN ('appendable', 'full', 'readonly'))";
+
 /// A live file with a bad tape copy in a library where it has no good
 /// one: the copy is rewritten there (self-repair).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -490,8 +495,9 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// Records that a package was read and found good at `at`.
     async fn package_verified(&self, id: &str, at: Timestamp) -> Result<()>;
 
-    /// Up to `limit` good packages not verified since `before` (never
-    /// verified first, then the longest ago): the scrub's next work.
+    /// Up to `limit` good packages on readable volumes not verified since
+    /// `before` (never verified first, then the longest ago): the scrub's
+    /// next work.
     async fn due_for_verify(&self, before: Timestamp, limit: usize) -> Result<Vec<Package>>;
 
     /// Up to `limit` live files that need a copy rewritten: members of a

@@ -30,6 +30,9 @@ pub struct Config {
     pub stage: StageConfig,
     /// How full the cache may get, and purging.
     pub cache: CacheConfig,
+    /// Verifying tape copies: the background scrub and the rewrite of bad
+    /// copies.
+    pub verify: VerifyConfig,
     /// The WLCG Tape REST API's discovery answer.
     pub tape_rest: TapeRestConfig,
     /// Tape libraries, media and the scheduler.
@@ -175,6 +178,31 @@ impl Default for StageConfig {
     }
 }
 
+/// Verifying tape copies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyConfig {
+    /// The background scrub reads every good package once in this many
+    /// seconds, one at a time; 0 (the default): no scrub.
+    pub scrub_period_s: u64,
+    /// The scrub's read rate (and `bale verify`'s when it gives none):
+    /// bytes a second, "0 B" for no limit.
+    pub scrub_rate: ByteSize,
+    /// How often the repair worker looks for bad copies to rewrite, in
+    /// seconds (it is also woken when a copy is found bad).
+    pub repair_check_s: u64,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            scrub_period_s: 0,
+            scrub_rate: ByteSize::mb(50),
+            repair_check_s: 30,
+        }
+    }
+}
+
 /// Namespace behaviour.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -198,6 +226,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             namespace: NamespaceConfig::default(),
             archive: ArchiveConfig::default(),
+            verify: VerifyConfig::default(),
             stage: StageConfig::default(),
             cache: CacheConfig::default(),
             tape_rest: TapeRestConfig::default(),
@@ -445,6 +474,9 @@ impl Config {
         }
         if c.purge_check_ms == 0 {
             return Err(ConfigError::Invalid("cache.purge_check_ms must be at least 1".into()));
+        }
+        if self.verify.repair_check_s == 0 {
+            return Err(ConfigError::Invalid("verify.repair_check_s must be at least 1".into()));
         }
         if self.shutdown_deadline_s == 0 {
             return Err(ConfigError::Invalid("shutdown_deadline_s must be at least 1".into()));

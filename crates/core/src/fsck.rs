@@ -94,6 +94,19 @@ impl Service {
     /// The check itself: data changed at or after `settled_before` (ns) is
     /// in flight and not judged.
     pub(crate) async fn check_cache(&self, repair: bool, checksums: bool, settled_before: i64) -> Result<FsckReport> {
+        self.check_cache_at_rate(repair, checksums, settled_before, None).await
+    }
+
+    /// [`Self::check_cache`], the checksums' reads held to `rate` bytes a
+    /// second (`bale verify --cache --rate`).
+    pub(crate) async fn check_cache_at_rate(
+        &self,
+        repair: bool,
+        checksums: bool,
+        settled_before: i64,
+        rate: Option<u64>,
+    ) -> Result<FsckReport> {
+        let throttle = std::sync::Arc::new(std::sync::Mutex::new(bale_util::throttle::Throttle::new(rate)));
         let mut report = FsckReport {
             repair,
             ..FsckReport::default()
@@ -108,12 +121,15 @@ impl Service {
             let page = self.catalog.cached_files(after, 10_000).await?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            let (cache, sum) = (self.cache.clone(), checksums);
+            let (cache, sum, throttle) = (self.cache.clone(), checksums, throttle.clone());
             let judged = tokio::task::spawn_blocking(move || {
                 page.into_iter()
                     .filter(|n| n.file_id.is_some())
                     .map(|n| {
                         let d = judge(&cache, &n, sum, settle);
+                        if sum {
+                            throttle.lock().unwrap().take(n.size);
+                        }
                         (n, d)
                     })
                     .collect::<Vec<_>>()
@@ -154,7 +170,12 @@ impl Service {
                     "the cache's data does not match the catalog's adler32".to_string(),
                 ),
             };
-            let on_tape = !self.catalog.tape_copies(id).await?.is_empty();
+            let on_tape = self
+                .catalog
+                .tape_copies(id)
+                .await?
+                .iter()
+                .any(|c| c.package.bad.is_none());
             let path = self.catalog.path_of(now.id).await.ok().map(|p| p.to_string());
             let mut p = FsckProblem {
                 kind,

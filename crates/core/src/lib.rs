@@ -25,6 +25,7 @@ mod service;
 mod settle;
 mod stager;
 mod staging;
+pub mod verify;
 mod workers;
 
 pub use auth::Principal;

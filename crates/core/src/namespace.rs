@@ -227,8 +227,14 @@ impl Service {
             Some(n) => format!("{n} bytes in the cache, {} in the catalog", node.size),
             None => "no data in the cache".to_string(),
         };
-        if self.catalog.tape_copies(id).await?.is_empty() {
-            let msg = format!("{path} (file id {id}): {what} and no tape copy; the file is lost");
+        if !self
+            .catalog
+            .tape_copies(id)
+            .await?
+            .iter()
+            .any(|c| c.package.bad.is_none())
+        {
+            let msg = format!("{path} (file id {id}): {what} and no good tape copy; the file is lost");
             self.catalog.raise_alarm("error", "cache", &msg).await?;
             return Err(Error::Internal(msg));
         }

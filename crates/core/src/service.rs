@@ -200,6 +200,31 @@ impl Service {
                 bytes: 0,
             },
         );
+        workers.spawn(
+            phase::AGGREGATION,
+            crate::verify::RepairWorker {
+                catalog: catalog.clone(),
+                tape: tape.clone(),
+                stager: stager.clone(),
+                every: Duration::from_secs(config.verify.repair_check_s),
+                queued: 0,
+                staged: 0,
+            },
+        );
+        if config.verify.scrub_period_s > 0 {
+            workers.spawn(
+                phase::AGGREGATION,
+                crate::verify::Scrubber {
+                    catalog: catalog.clone(),
+                    tape: tape.clone(),
+                    stager: stager.clone(),
+                    period: Duration::from_secs(config.verify.scrub_period_s),
+                    rate: Some(config.verify.scrub_rate.as_u64()).filter(|r| *r > 0),
+                    verified: 0,
+                    bad: 0,
+                },
+            );
+        }
         let svc = Arc::new(Service {
             stager,
             auth: Auth::new(catalog.clone()),

@@ -87,6 +87,8 @@ pub(crate) struct Stager {
     pub(crate) residency: tokio::sync::Mutex<()>,
     /// Wakes the stage worker: a request arrived.
     pub(crate) wake: tokio::sync::Notify,
+    /// Wakes the repair worker: a copy was found bad.
+    pub(crate) repair_wake: tokio::sync::Notify,
 }
 
 impl Stager {
@@ -98,6 +100,7 @@ impl Stager {
             inflight: Mutex::new(HashMap::new()),
             residency: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
+            repair_wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -332,6 +335,23 @@ impl Stager {
                 let _ = self.catalog.raise_alarm("warning", "cache", &msg).await;
                 // The requests' files stay open: the next round stages them.
                 return Err(msg);
+            }
+            Err(bale_tape::TapeError::BadData(m)) => {
+                let cache = self.cache.clone();
+                let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&written)).await;
+                // The copy is bad: marked so, its files rewritten from good
+                // copies. The requests' files stay open: the next round
+                // stages each from its next good copy, or fails it if it
+                // has none.
+                if let Err(e) = crate::verify::copy_found_bad(&self.catalog, &pkg, &m).await {
+                    tracing::warn!("recording package {} as bad failed: {e}", pkg.id);
+                }
+                self.repair_wake.notify_one();
+                self.wake.notify_one();
+                return Err(format!(
+                    "staging package {} from volume {} failed: its data does not check out: {m}",
+                    pkg.id, pkg.volume
+                ));
             }
             Err(e) => {
                 let cache = self.cache.clone();
