@@ -173,7 +173,8 @@ pub struct StatEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ArchiveView {
     /// "cached" (not on its way to tape), "pooled" (waiting in a pool),
-    /// "queued" (in an archive job), "failed" or "archived".
+    /// "queued" (in an archive job), "failed", "copying" (a copy on tape,
+    /// another queued), "archived" or "bad" (every tape copy found bad).
     pub state: String,
     /// The open pool the file waits in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +202,9 @@ pub struct CopyView {
     pub package_size: u64,
     pub package_adler32: String,
     pub members: u32,
+    /// Why a verify found the copy bad; absent for a good copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad: Option<String>,
 }
 
 impl ArchiveView {
@@ -222,6 +226,7 @@ impl ArchiveView {
                     package_size: c.package.size,
                     package_adler32: c.package.adler32.to_string(),
                     members: c.package.members,
+                    bad: c.package.bad.as_ref().map(|b| b.0.clone()),
                 })
                 .collect(),
         }

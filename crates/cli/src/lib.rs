@@ -93,6 +93,10 @@ enum Command {
     /// Check the catalog against the cache (missing, short or damaged data,
     /// orphans); `--repair` repairs what can be (administrators).
     Fsck(cmd::cache::FsckArgs),
+    /// Re-read and re-checksum copies: a volume's packages, one package,
+    /// or the cache; a bad tape copy is marked bad, raises an alarm and is
+    /// rewritten from a good copy (administrators).
+    Verify(cmd::tape::VerifyArgs),
     /// Where files' data is: DISK, TAPE, DISK_AND_TAPE, NONE (empty), LOST, UNAVAILABLE.
     Archiveinfo(cmd::cache::ArchiveInfoArgs),
     /// Keep files in the cache for a while (a named, expiring pin).
@@ -229,6 +233,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
         Alarm(a) => cmd::tape::alarm(&cli.client()?, a).await,
         Fsck(a) => cmd::cache::fsck(&cli.client()?, a).await,
+        Verify(a) => cmd::tape::verify(&cli.client()?, a).await,
         Workers(a) => cmd::tape::workers(&cli.client()?, a).await,
         Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
         Queue(a) => cmd::archive::queue(&cli.client()?, a).await,

@@ -13,7 +13,10 @@ use bale_util::{FileId, NsPath};
 #[derive(Clone, Debug)]
 pub struct ArchiveStatus {
     /// "cached" (not on its way to tape), "pooled" (waiting in a pool),
-    /// "queued" (in an archive job), "failed" or "archived".
+    /// "queued" (in an archive job), "failed", "copying" (a copy is on
+    /// tape, another copy or the rewrite of a bad one is queued),
+    /// "archived" (every copy written, one good at least) or "bad" (every
+    /// tape copy found bad).
     pub state: &'static str,
     /// The open pool the file waits in.
     pub pool: Option<String>,
@@ -58,18 +61,20 @@ impl Service {
     /// Where a file stands on its way to tape, given its tape copies.
     async fn archive_status_with(&self, node: &Node, copies: Vec<TapeCopy>) -> Result<Option<ArchiveStatus>> {
         let Some(id) = node.file_id else { return Ok(None) };
-        let job = if copies.is_empty() {
-            self.catalog.job_of(id).await?
-        } else {
-            None
-        };
+        // A file with a copy may still have one to write (several tape
+        // copies) or one to rewrite (a bad copy): its job says so.
+        let job = self.catalog.job_of(id).await?;
+        let good = copies.iter().any(|c| c.package.bad.is_none());
         let pool = if copies.is_empty() && job.is_none() {
             self.catalog.pool_of(id).await?
         } else {
             None
         };
         let state = match (&copies[..], &job, &pool) {
-            ([_, ..], _, _) => "archived",
+            ([_, ..], None, _) if good => "archived",
+            ([_, ..], None, _) => "bad",
+            ([_, ..], Some(j), _) if j.state == JobState::Failed => "failed",
+            ([_, ..], Some(_), _) => "copying",
             ([], Some(j), _) if j.state == JobState::Failed => "failed",
             ([], Some(_), _) => "queued",
             ([], None, Some(_)) => "pooled",

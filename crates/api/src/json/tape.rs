@@ -28,6 +28,46 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tape/faults", post(inject))
         .route("/alarms", get(alarms))
         .route("/alarms/{id}/ack", post(ack_alarm))
+        .route("/verify", post(verify))
+}
+
+/// `POST /api/v1/verify`: exactly one of `volume`, `package`, `cache`;
+/// `rate` a byte size a second ("50 MB"; "0 B": no limit).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyRequest {
+    volume: Option<String>,
+    package: Option<String>,
+    #[serde(default)]
+    cache: bool,
+    rate: Option<String>,
+}
+
+async fn verify(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(r): Json<VerifyRequest>,
+) -> Result<Json<bale_core::verify::VerifyReport>, ApiError> {
+    use bale_core::verify::VerifyTarget;
+    let target = match (r.volume, r.package, r.cache) {
+        (Some(v), None, false) => VerifyTarget::Volume(v),
+        (None, Some(p), false) => VerifyTarget::Package(p),
+        (None, None, true) => VerifyTarget::Cache,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of volume, package and cache (true)".to_string(),
+            ))
+        }
+    };
+    let rate = match r.rate {
+        None => None,
+        Some(s) => Some(
+            s.parse::<bytesize::ByteSize>()
+                .map_err(|e| ApiError::bad_request(format!("rate {s:?} is not a byte size (\"50 MB\"): {e}")))?
+                .as_u64(),
+        ),
+    };
+    Ok(Json(st.svc.verify(&who, target, rate).await?))
 }
 
 async fn volumes(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {

@@ -199,8 +199,13 @@ pub async fn stat(c: &Client, a: &StatArgs) -> Result<ExitCode> {
             }
             for cp in &ar.copies {
                 println!(
-                    "  tape copy: volume {} tape file {} (package {}, {} member(s), data at byte {})",
-                    cp.volume, cp.tape_file, cp.package, cp.members, cp.offset
+                    "  tape copy: volume {} tape file {} (package {}, {} member(s), data at byte {}){}",
+                    cp.volume,
+                    cp.tape_file,
+                    cp.package,
+                    cp.members,
+                    cp.offset,
+                    cp.bad.as_deref().map(|b| format!(" BAD: {b}")).unwrap_or_default()
                 );
             }
         }

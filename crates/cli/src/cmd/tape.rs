@@ -363,3 +363,100 @@ pub async fn workers(c: &Client, a: &ListArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
+pub struct VerifyArgs {
+    /// Every package on this volume, in tape order (one mount).
+    #[arg(long, group = "what")]
+    volume: Option<String>,
+    /// One package.
+    #[arg(long, group = "what")]
+    package: Option<String>,
+    /// Every cached file's data (repairs as `bale fsck --repair --checksums`).
+    #[arg(long, group = "what")]
+    cache: bool,
+    /// Read at most this many bytes a second ("50 MB"; "0 B": no limit);
+    /// default: the server's verify.scrub_rate.
+    #[arg(long)]
+    rate: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `bale verify`: exits 1 when a copy was found bad or could not be read.
+pub async fn verify(c: &Client, a: &VerifyArgs) -> Result<ExitCode> {
+    if let Some(r) = &a.rate {
+        r.parse::<bytesize::ByteSize>()
+            .map_err(|e| anyhow::anyhow!("--rate {r:?} is not a byte size (\"50 MB\"): {e}"))?;
+    }
+    let body = serde_json::json!({
+        "volume": a.volume,
+        "package": a.package,
+        "cache": a.cache,
+        "rate": a.rate,
+    });
+    let r: Value = c.post_json("verify", &body).await?;
+    let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    let (bad, unreadable) = (list("bad"), list("unreadable"));
+    let cache_problems = r["cache"]["problems"].as_array().map_or(0, |p| p.len());
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else if a.cache {
+        println!(
+            "checksummed {} of {} cached file(s) in {:.1} s: {} problem(s)",
+            r["cache"]["files_checksummed"],
+            r["cache"]["files_checked"],
+            r["seconds"].as_f64().unwrap_or(0.0),
+            cache_problems
+        );
+        for p in r["cache"]["problems"].as_array().into_iter().flatten() {
+            let what = p["path"].as_str().or(p["file_id"].as_str()).unwrap_or("");
+            let done = if p["repaired"] == true { "done:" } else { "NOT repaired:" };
+            println!(
+                "  {:<12} {what}: {}\n               {done} {}",
+                p["kind"].as_str().unwrap_or(""),
+                p["detail"].as_str().unwrap_or(""),
+                p["repair"].as_str().unwrap_or("")
+            );
+        }
+    } else {
+        println!(
+            "read {} package(s), {} in {:.1} s: {} good, {} bad, {} unreadable{}",
+            r["packages"],
+            DecimalBytes(r["bytes"].as_u64().unwrap_or(0)),
+            r["seconds"].as_f64().unwrap_or(0.0),
+            r["good"],
+            bad.len(),
+            unreadable.len(),
+            match list("already_bad").len() {
+                0 => String::new(),
+                n => format!(" ({n} marked bad before, not read)"),
+            }
+        );
+        for p in &bad {
+            println!(
+                "  BAD        package {} (tape file {} of {}): {}\n             marked bad; its files are rewritten from good copies",
+                p["package"].as_str().unwrap_or(""),
+                p["seq"],
+                p["volume"].as_str().unwrap_or(""),
+                p["error"].as_str().unwrap_or("")
+            );
+        }
+        for p in &unreadable {
+            println!(
+                "  UNREADABLE package {} (tape file {} of {}): {}",
+                p["package"].as_str().unwrap_or(""),
+                p["seq"],
+                p["volume"].as_str().unwrap_or(""),
+                p["error"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(if bad.is_empty() && unreadable.is_empty() && cache_problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

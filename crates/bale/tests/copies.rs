@@ -1,0 +1,249 @@
+//! Several tape copies: a rule that asks for a second copy in another
+//! library writes each file twice, counts it archived only then, reads
+//! from the other copy when one volume is out of service, and survives a
+//! copy damaged on tape: `bale verify` finds it, raises an alarm, marks it
+//! bad and the repair worker rewrites it from the good copy, while every
+//! file stays readable.
+
+mod common;
+
+use common::{bytes, write_file, Catalog, Server};
+use serde_json::{json, Value};
+
+const TWO_LIBRARIES: &str = r#"
+[tape]
+idle_unload_s = 5.0
+
+[verify]
+repair_check_s = 1
+
+[[tape.libraries]]
+name = "lib1"
+drives = 1
+initial_volumes = 2
+volume_capacity = "100 MB"
+
+[[tape.libraries]]
+name = "vault"
+path = "vault"
+volume_prefix = "VB"
+drives = 1
+initial_volumes = 2
+volume_capacity = "100 MB"
+"#;
+
+const TWO_COPIES: &str = r#"
+[[rule]]
+name = "raw"
+match = { path = "/raw/**" }
+action = "aggregate"
+max_member_size = "1 MiB"
+target_size = "100 MB"
+max_files = 100
+max_wait_s = 3600
+copy_to = ["vault"]
+
+[[rule]]
+name = "rest"
+action = "direct"
+"#;
+
+fn start(catalog: Catalog, cfg: &std::path::Path) -> Server {
+    let config = write_file(cfg, "bale.toml", TWO_LIBRARIES);
+    let policy = write_file(cfg, "policy.toml", TWO_COPIES);
+    Server::start_with(catalog, &["--config", &config, "--policy", &policy])
+}
+
+fn stat(s: &Server, path: &str) -> Value {
+    serde_json::from_str(&s.run(&["stat", "--json", path])).unwrap()
+}
+
+fn get(s: &Server, path: &str) -> (u16, Vec<u8>) {
+    let r = s.http().get(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+fn volumes_of(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v["archive"]["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["bad"].is_null())
+        .map(|c| c["volume"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn purge_all(s: &Server, n: usize) {
+    s.wait_for(30, "every file purgeable", |s| {
+        let u: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+        u["purgeable_files"].as_u64() == Some(n as u64)
+    });
+    let out = s.run(&["purge", "--all"]);
+    assert!(out.contains(&format!("purged {n} cache copies")), "{out}");
+}
+
+fn two_copies_survive_a_bad_copy(catalog: Catalog) {
+    let cfg = tempfile::tempdir().unwrap();
+    let s = start(catalog, cfg.path());
+    s.run(&["mkdir", "/raw"]);
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| (format!("/raw/f{i}.dat"), bytes(i, 2000 + 301 * i as usize)))
+        .collect();
+    for (p, d) in &files {
+        let (code, body) = s.put_data(p, d);
+        assert_eq!(code, 201, "{body}");
+    }
+    let explained = s.run(&["policy", "check", "/raw/x.dat", "--size", "100"]);
+    assert!(explained.contains("more copies: library vault"), "{explained}");
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "every file archived in both libraries", |s| {
+        files.iter().all(|(p, _)| {
+            let v = stat(s, p);
+            v["archive"]["state"] == "archived" && volumes_of(&v).len() == 2
+        })
+    });
+    let v = stat(&s, &files[0].0);
+    let vols = volumes_of(&v);
+    assert!(vols[0].starts_with("VB") && vols[1].starts_with("VL"), "{vols:?}");
+    // archiveinfo counts both copies' volumes.
+    let (code, info) = s.api_post(&s.token, "archiveinfo", &json!({"paths": [files[0].0]}));
+    assert_eq!(code, 200, "{info}");
+    assert_eq!(info[0]["locality"], "DISK_AND_TAPE", "{info}");
+
+    // One library's volume out of service: reads come from the other copy.
+    purge_all(&s, files.len());
+    let first = vols[1].clone();
+    s.run(&["volume", "set", &first, "noaccess"]);
+    let (code, body) = get(&s, &files[0].0);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body == files[0].1, "the vault copy's bytes");
+    let reads: Vec<Value> = s
+        .api_get("tape/events")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "read")
+        .cloned()
+        .collect();
+    assert!(
+        reads.iter().all(|e| e["volume"].as_str().unwrap().starts_with("VB")),
+        "{reads:?}"
+    );
+    s.run(&["volume", "set", &first, "full"]);
+    purge_all(&s, files.len());
+
+    // Damage the vault copy on tape: one byte of a member's data.
+    let vault_pkg = v["archive"]["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["volume"].as_str().unwrap().starts_with("VB"))
+        .unwrap()
+        .clone();
+    let (vol, seq) = (
+        vault_pkg["volume"].as_str().unwrap().to_string(),
+        vault_pkg["tape_file"].as_u64().unwrap(),
+    );
+    let tape_file = s.data_dir().join(format!("vault/{vol}/f{seq:08}.tar"));
+    let mut data = std::fs::read(&tape_file).unwrap();
+    let at = vault_pkg["offset"].as_u64().unwrap() as usize + 7;
+    data[at] ^= 0x5a;
+    std::fs::write(&tape_file, &data).unwrap();
+
+    // Reads work while the damage is unknown (the good copy comes first)...
+    let (code, body) = get(&s, &files[1].0);
+    assert_eq!(code, 200);
+    assert!(body == files[1].1);
+    purge_all(&s, files.len());
+
+    // ... and verify finds it: exit 1, an alarm, the copy marked bad.
+    let out = s.bale().args(["verify", "--volume", &vol, "--rate", "0 B"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1 bad") && text.contains(vault_pkg["package"].as_str().unwrap()), "{text}");
+    let alarms = s.api_get("alarms");
+    assert!(
+        alarms.as_array().unwrap().iter().any(|a| a["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("package {}", vault_pkg["package"].as_str().unwrap()))
+            && a["severity"] == "error"),
+        "{alarms}"
+    );
+    let after = stat(&s, &files[0].0);
+    assert!(
+        after["archive"]["copies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["package"] == vault_pkg["package"] && c["bad"].is_string()),
+        "{after}"
+    );
+    // Reads work throughout, from the good copy, even with its volume the
+    // only one: every file, byte-identical.
+    for (p, d) in &files {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200, "{p}");
+        assert!(body == *d, "{p}");
+    }
+    // The repair worker rewrites the vault copy: every file again has two
+    // good copies, the new one in the vault.
+    s.wait_for(60, "the bad copy rewritten", |s| {
+        files.iter().all(|(p, _)| {
+            let v = stat(s, p);
+            let good = volumes_of(&v);
+            v["archive"]["state"] == "archived"
+                && good.len() == 2
+                && good.iter().any(|g| g.starts_with("VB"))
+                && good.iter().any(|g| g.starts_with("VL"))
+        })
+    });
+    // The new vault copy reads back good: with the first library's volume
+    // out of service, each file comes from it.
+    purge_all(&s, files.len());
+    s.run(&["volume", "set", &first, "noaccess"]);
+    for (p, d) in &files {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200, "{p}");
+        assert!(body == *d, "{p}");
+    }
+    // Verifying the vault again finds the old copy bad (not read again)
+    // and the new one good.
+    let out = s.bale().args(["verify", "--volume", &vol, "--json"]).output().unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    assert_eq!(r["already_bad"].as_array().unwrap().len(), 1, "{r}");
+    assert!(r["good"].as_u64().unwrap() >= 1, "{r}");
+}
+
+on_both_catalogs!(two_copies_survive_a_bad_copy);
+
+/// `bale verify` refuses what it cannot do, and changes nothing.
+#[test]
+fn verify_refuses_bad_requests() {
+    let cfg = tempfile::tempdir().unwrap();
+    let s = start(Catalog::from_env(), cfg.path());
+    let alice = s.token_for("alice", "phys");
+    for (args, status, says) in [
+        (vec!["verify"], 2, "required"),
+        (vec!["verify", "--volume", "VL0001", "--cache"], 2, "cannot be used"),
+        (vec!["verify", "--volume", "NOPE"], 1, "no volume"),
+        (vec!["verify", "--package", "nope"], 1, "no package"),
+        (vec!["verify", "--cache", "--rate", "fast"], 1, "not a byte size"),
+    ] {
+        let out = s.bale().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = s.bale_as(&alice).args(["verify", "--cache"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("administrators"), "{err}");
+    for body in [json!({}), json!({"volume": "VL0001", "package": "x"}), json!({"cache": true, "rate": "x"})] {
+        let (code, v) = s.api_post(&s.token, "verify", &body);
+        assert_eq!(code, 400, "{body}: {v}");
+    }
+    assert!(s.api_get("alarms").as_array().unwrap().is_empty());
+}
