@@ -159,10 +159,22 @@ fn two_copies_survive_a_bad_copy(catalog: Catalog) {
     purge_all(&s, files.len());
 
     // ... and verify finds it: exit 1, an alarm, the copy marked bad.
-    let out = s.bale().args(["verify", "--volume", &vol, "--rate", "0 B"]).output().unwrap();
+    let out = s
+        .bale()
+        .args(["verify", "--volume", &vol, "--rate", "0 B"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(out.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("1 bad") && text.contains(vault_pkg["package"].as_str().unwrap()), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1 bad") && text.contains(vault_pkg["package"].as_str().unwrap()),
+        "{text}"
+    );
     let alarms = s.api_get("alarms");
     assert!(
         alarms.as_array().unwrap().iter().any(|a| a["message"]
@@ -241,7 +253,11 @@ fn verify_refuses_bad_requests() {
     let out = s.bale_as(&alice).args(["verify", "--cache"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("administrators"), "{err}");
-    for body in [json!({}), json!({"volume": "VL0001", "package": "x"}), json!({"cache": true, "rate": "x"})] {
+    for body in [
+        json!({}),
+        json!({"volume": "VL0001", "package": "x"}),
+        json!({"cache": true, "rate": "x"}),
+    ] {
         let (code, v) = s.api_post(&s.token, "verify", &body);
         assert_eq!(code, 400, "{body}: {v}");
     }

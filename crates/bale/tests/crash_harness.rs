@@ -89,6 +89,7 @@ fn power_cuts(catalog: Catalog) {
         Kill::Point("stage.unpacked", 1),
         Kill::Point("stage.promoted", 1),
         Kill::Point("purge.marked", 1),
+        Kill::Point("copy.queued", 1),
         Kill::After(500),
         Kill::After(1500),
     ];

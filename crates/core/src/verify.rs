@@ -124,7 +124,9 @@ pub(crate) async fn copy_found_bad(catalog: &DynCatalog, pkg: &Package, why: &st
     tracing::error!("{msg}");
     metrics::counter!("bale_verify_bad_copies_total").increment(1);
     if marked.is_some() {
-        catalog.raise_alarm("error", &format!("volume {}", pkg.volume), &msg).await?;
+        catalog
+            .raise_alarm("error", &format!("volume {}", pkg.volume), &msg)
+            .await?;
     }
     Ok(())
 }
@@ -382,7 +384,9 @@ impl Worker for Scrubber {
             .await
             .map_err(|e| format!("scrub: {e}"))?;
         if due.is_empty() {
-            return Ok(State::Throttled((self.period / 20).clamp(Duration::from_secs(1), Duration::from_secs(60))));
+            return Ok(State::Throttled(
+                (self.period / 20).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            ));
         }
         let r = verify_packages(&self.catalog, &self.tape, due, self.rate, &self.stager.repair_wake)
             .await

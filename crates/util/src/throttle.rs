@@ -49,7 +49,10 @@ mod tests {
         let mut t = Throttle::new(Some(1000));
         // 500 bytes at 1000 B/s are due at 0.5 s.
         let d = t.wait_after(500);
-        assert!(d > Duration::from_millis(400) && d <= Duration::from_millis(500), "{d:?}");
+        assert!(
+            d > Duration::from_millis(400) && d <= Duration::from_millis(500),
+            "{d:?}"
+        );
         let mut none = Throttle::new(None);
         assert_eq!(none.wait_after(1 << 40), Duration::ZERO);
         let mut zero = Throttle::new(Some(0));

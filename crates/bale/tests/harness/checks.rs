@@ -19,11 +19,14 @@ pub(super) async fn deep(spec: &str, data_dir: &Path, live: &BTreeMap<String, Co
                     v.push(format!("{path}: catalog size {} for {} written", n.size, c.size));
                 }
                 by_id.insert(id, (path.clone(), *c, n.cached));
+                // Two copies, one in each library (the policy's copy_to).
                 let copies = cat.tape_copies(id).await.unwrap();
-                if copies.len() != 1 {
+                let mut vols: Vec<&str> = copies.iter().map(|c| &c.package.volume[..2]).collect();
+                vols.sort();
+                if vols != ["VB", "VL"] {
                     v.push(format!(
-                        "{path}: {} tape copies (live member of {} packages)",
-                        copies.len(),
+                        "{path}: tape copies on {:?}, not one in each library (live member of {} packages)",
+                        copies.iter().map(|c| c.package.volume.as_str()).collect::<Vec<_>>(),
                         copies.len()
                     ));
                 }
@@ -35,8 +38,9 @@ pub(super) async fn deep(spec: &str, data_dir: &Path, live: &BTreeMap<String, Co
     // holds its file's bytes; the dead counts are exact.
     let volumes = cat.volumes().await.unwrap();
     let vol_dir = |label: &str| -> Option<PathBuf> {
-        walkdir::WalkDir::new(data_dir.join("library"))
+        ["library", "vault"]
             .into_iter()
+            .flat_map(|lib| walkdir::WalkDir::new(data_dir.join(lib)))
             .filter_map(|e| e.ok())
             .find(|e| e.file_type().is_dir() && e.file_name() == label)
             .map(|e| e.path().to_path_buf())

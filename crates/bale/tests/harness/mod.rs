@@ -79,6 +79,14 @@ name = "lib1"
 media = "H"
 drives = 2
 initial_volumes = 3
+
+[[tape.libraries]]
+name = "vault"
+path = "vault"
+volume_prefix = "VB"
+media = "H"
+drives = 1
+initial_volumes = 3
 "#;
 
 const POLICY: &str = r#"
@@ -89,6 +97,7 @@ max_member_size = "1 MiB"
 target_size = "4 MB"
 max_files = 20
 max_wait_s = 1
+copy_to = ["vault"]
 "#;
 
 /// What a path holds: a file's content (made from its seed), or nothing.

@@ -413,7 +413,11 @@ pub async fn verify(c: &Client, a: &VerifyArgs) -> Result<ExitCode> {
         );
         for p in r["cache"]["problems"].as_array().into_iter().flatten() {
             let what = p["path"].as_str().or(p["file_id"].as_str()).unwrap_or("");
-            let done = if p["repaired"] == true { "done:" } else { "NOT repaired:" };
+            let done = if p["repaired"] == true {
+                "done:"
+            } else {
+                "NOT repaired:"
+            };
             println!(
                 "  {:<12} {what}: {}\n               {done} {}",
                 p["kind"].as_str().unwrap_or(""),
