@@ -6,8 +6,9 @@
 //!
 //! - every acknowledged file is there, byte-identical (read back over
 //!   HTTP, staged from tape when purged), and nothing else is;
-//! - every live file is in exactly one package, and its bytes in that tape
-//!   file are its bytes; every member of every package checksums; each
+//! - every live file is in exactly one package in each library (the policy
+//!   asks for a second copy in the vault), and its bytes in those tape
+//!   files are its bytes; every member of every package checksums; each
 //!   package's dead members and bytes are exact;
 //! - every volume holds exactly the tape files its catalog row counts;
 //! - the cache holds exactly the data of the cached live files, each
