@@ -97,6 +97,10 @@ enum Command {
     /// or the cache; a bad tape copy is marked bad, raises an alarm and is
     /// rewritten from a good copy (administrators).
     Verify(cmd::tape::VerifyArgs),
+    /// Rebuild catalog entries from the manifests on tape, offline (the
+    /// server stopped): one volume the catalog does not know, or a whole
+    /// catalog into an empty data directory or database.
+    Recover(cmd::serve::RecoverArgs),
     /// Where files' data is: DISK, TAPE, DISK_AND_TAPE, NONE (empty), LOST, UNAVAILABLE.
     Archiveinfo(cmd::cache::ArchiveInfoArgs),
     /// Keep files in the cache for a while (a named, expiring pin).
@@ -213,6 +217,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Serve(a) => cmd::serve::serve(a).await,
         Config(c) => cmd::serve::config(c),
+        Recover(a) => cmd::serve::recover(a).await,
         Bench(b) => cmd::bench::run(b).await,
         Demo(a) => cmd::demo::run(a).await,
         Token(t) => cmd::token::run(&cli.client()?, t).await,

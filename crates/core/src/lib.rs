@@ -19,6 +19,7 @@ pub mod perms;
 mod pins;
 mod purge;
 mod put;
+pub mod recover;
 mod recovery;
 mod reserved;
 mod service;

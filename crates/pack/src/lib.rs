@@ -66,7 +66,20 @@ pub struct Manifest {
     pub package: String,
     /// Creation time, nanoseconds since the Unix epoch.
     pub created: Timestamp,
+    /// The file family the package was written for (packages written
+    /// before it was recorded have none): a catalog rebuilt from tape binds
+    /// the volume to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<PackageFamily>,
     pub members: Vec<ManifestMember>,
+}
+
+/// A package's file family, as its manifest names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageFamily {
+    pub storage_group: String,
+    pub file_family: String,
+    pub wrapper: String,
 }
 
 impl Manifest {
@@ -203,6 +216,16 @@ fn tar_path(ns_path: &str) -> String {
 impl Plan {
     /// Lays out package `id` holding `members` in the given order.
     pub fn new(id: &str, created: Timestamp, members: Vec<MemberMeta>) -> Result<Plan, PackError> {
+        Plan::new_for(id, created, None, members)
+    }
+
+    /// [`Plan::new`], the manifest naming the package's file family.
+    pub fn new_for(
+        id: &str,
+        created: Timestamp,
+        family: Option<PackageFamily>,
+        members: Vec<MemberMeta>,
+    ) -> Result<Plan, PackError> {
         if members.is_empty() {
             return Err(PackError::Invalid("a package needs at least one member".into()));
         }
@@ -218,6 +241,7 @@ impl Plan {
             format: FORMAT.into(),
             package: id.to_string(),
             created,
+            family,
             members: members
                 .into_iter()
                 .map(|meta| ManifestMember { meta, offset: 0 })

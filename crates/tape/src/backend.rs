@@ -80,6 +80,10 @@ pub trait VolumeBackend: Send + Sync {
     /// would do anyway, done eagerly at start so that the media matches
     /// the catalog.
     fn truncate(&self, label: &str, seq: u32) -> io::Result<u32>;
+
+    /// The labels of every volume the library holds, by label (what a
+    /// catalog rebuilt from tape starts from).
+    fn labels(&self) -> io::Result<Vec<Label>>;
 }
 
 /// A loaded volume.
@@ -208,6 +212,28 @@ impl VolumeBackend for FsBackend {
         }
         let json = serde_json::to_vec_pretty(label).map_err(io::Error::other)?;
         write_file_durable(&dir.join(LABEL_FILE), &json, 0o644)
+    }
+
+    fn labels(&self) -> io::Result<Vec<Label>> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.root)? {
+            let e = e?;
+            let path = e.path().join(LABEL_FILE);
+            let text = match fs::read(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let l: Label = serde_json::from_slice(&text).map_err(|err| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the label at {} is damaged: {err}", path.display()),
+                )
+            })?;
+            out.push(l);
+        }
+        out.sort_by(|a, b| a.label.cmp(&b.label));
+        Ok(out)
     }
 
     fn load(&self, label: &str, capacity: u64) -> io::Result<Box<dyn Mounted>> {

@@ -70,6 +70,10 @@ impl VolumeBackend for FaultyBackend {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+
+    fn labels(&self) -> io::Result<Vec<crate::backend::Label>> {
+        self.inner.labels()
+    }
     fn real_timing(&self) -> bool {
         self.inner.real_timing()
     }

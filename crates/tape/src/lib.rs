@@ -30,6 +30,7 @@ mod events;
 pub mod fault;
 pub mod media;
 pub mod members;
+pub mod scan;
 mod pace;
 mod read;
 mod schedule;

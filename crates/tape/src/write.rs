@@ -125,7 +125,13 @@ impl DriveTask {
         }
         let id = uuid::Uuid::now_v7().to_string();
         let created = Timestamp::now();
-        let plan = Plan::new(&id, created, members).map_err(|e| OpError::Data(e.to_string()))?;
+        let f = &job.target.family;
+        let family = bale_pack::PackageFamily {
+            storage_group: f.storage_group.clone(),
+            file_family: f.file_family.clone(),
+            wrapper: f.wrapper.clone(),
+        };
+        let plan = Plan::new_for(&id, created, Some(family), members).map_err(|e| OpError::Data(e.to_string()))?;
         if plan.size() > capacity_left {
             return Err(OpError::Full);
         }

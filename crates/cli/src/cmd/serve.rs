@@ -1,4 +1,5 @@
-//! `bale serve` and `bale config`.
+//! `bale serve`, `bale config`, and `bale recover` (which works on a
+//! stopped server's data directory and catalog).
 
 use anyhow::{Context, Result};
 use bale_core::{Config, Service};
@@ -99,4 +100,79 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     eprintln!("bale: shutting down");
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
+pub struct RecoverArgs {
+    /// One volume (any configured library's), into a catalog that does not
+    /// know it.
+    #[arg(long, group = "what")]
+    volume: Option<String>,
+    /// Every volume of every configured library, into an empty catalog.
+    #[arg(long, group = "what")]
+    all: bool,
+    /// Configuration file (TOML): the libraries and the catalog.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the config file).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Catalog: "sqlite" or a postgres:// URL (overrides the config file).
+    #[arg(long, env = "BALE_CATALOG", hide_env_values = true)]
+    catalog: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `bale recover`: exits 1 when files were skipped or tape files did not
+/// read as packages.
+pub async fn recover(a: &RecoverArgs) -> Result<ExitCode> {
+    let mut cfg = match &a.config {
+        Some(f) => Config::load(f)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &a.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(c) = &a.catalog {
+        cfg.catalog = c.clone();
+    }
+    cfg.validate()?;
+    let target = match &a.volume {
+        Some(v) => bale_core::recover::RecoverTarget::Volume(v.clone()),
+        None => bale_core::recover::RecoverTarget::All,
+    };
+    let r = bale_core::recover::recover(&cfg, target)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "read {} volume(s), {} tape file(s): {} package(s); recorded {} file(s) ({}) in {} new director{}",
+            r.volumes.len(),
+            r.tape_files,
+            r.packages,
+            r.files,
+            indicatif::DecimalBytes(r.bytes),
+            r.directories,
+            if r.directories == 1 { "y" } else { "ies" }
+        );
+        for s in &r.superseded {
+            println!("  superseded {} ({}): {}", s.path, s.file_id, s.why);
+        }
+        for s in &r.skipped {
+            println!("  SKIPPED {} ({}): {}", s.path, s.file_id, s.why);
+        }
+        for u in &r.unreadable {
+            println!("  not a package: {u} (recorded as a bad package)");
+        }
+    }
+    Ok(if r.skipped.is_empty() && r.unreadable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
