@@ -74,7 +74,10 @@ fn fresh_catalog(catalog: Catalog) -> (Option<String>, Option<String>) {
 
 fn recover(bin_args: &[&str], data: &Path, config: &str, url: Option<&str>) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bale"));
-    c.arg("recover").args(bin_args).args(["--config", config, "--data-dir"]).arg(data);
+    c.arg("recover")
+        .args(bin_args)
+        .args(["--config", config, "--data-dir"])
+        .arg(data);
     if let Some(u) = url {
         c.args(["--catalog", u]);
     }
@@ -126,7 +129,12 @@ fn rebuild_from_tapes(catalog: Catalog) {
     assert!(r.status().is_success(), "overwrite: {}", r.status());
     want.insert("/exp/run2/f1.dat".into(), newer);
     flush_and_wait(&a, &["/exp/run2/f1.dat"]);
-    let r = a.http().delete(a.url_of("/exp/run1/f2.dat")).bearer_auth(&a.token).send().unwrap();
+    let r = a
+        .http()
+        .delete(a.url_of("/exp/run1/f2.dat"))
+        .bearer_auth(&a.token)
+        .send()
+        .unwrap();
     assert!(r.status().is_success());
     a.run(&["mv", "/exp/run2/f3.dat", "/exp/moved.dat"]);
     let owner = stat(&a, "/exp/run1/f0.dat");
@@ -140,7 +148,10 @@ fn rebuild_from_tapes(catalog: Catalog) {
     let out = recover(&["--all"], &data, &config, url.as_deref());
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("9 file(s)") && text.contains("3 new directories"), "{text}");
+    assert!(
+        text.contains("9 file(s)") && text.contains("3 new directories"),
+        "{text}"
+    );
     assert!(text.contains("superseded /exp/run2/f1.dat"), "{text}");
     // Again: the catalog is no longer empty.
     let again = recover(&["--all"], &data, &config, url.as_deref());
@@ -205,7 +216,12 @@ fn recover_one_volume_at_a_time() {
         put(&a, &format!("{dir}/x.dat"), &bytes(ff.len() as u64, 3000));
     }
     flush_and_wait(&a, &["/one/x.dat", "/two/x.dat"]);
-    let vol = |p: &str| stat(&a, p)["archive"]["copies"][0]["volume"].as_str().unwrap().to_string();
+    let vol = |p: &str| {
+        stat(&a, p)["archive"]["copies"][0]["volume"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let (v1, v2) = (vol("/one/x.dat"), vol("/two/x.dat"));
     assert_ne!(v1, v2);
     // Refused while the server runs.
@@ -220,7 +236,10 @@ fn recover_one_volume_at_a_time() {
     let out = recover(&["--volume", "VL9999"], &data, &config, None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no volume \"VL9999\""));
-    assert!(!data.join("catalog.sqlite").exists(), "nothing made for a volume that is not there");
+    assert!(
+        !data.join("catalog.sqlite").exists(),
+        "nothing made for a volume that is not there"
+    );
     let out = recover(&["--volume", &v1], &data, &config, None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 file(s)"));
@@ -234,4 +253,108 @@ fn recover_one_volume_at_a_time() {
         let (code, _) = get(&b, p);
         assert_eq!(code, 200, "{p}");
     }
+}
+
+/// A package written by hand onto a volume directory: members at `paths`
+/// (owner alice), the data made from each path's index.
+fn package(paths: &[&str]) -> Vec<u8> {
+    let metas: Vec<bale_pack::MemberMeta> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let data = bytes(i as u64, 100 + i);
+            bale_pack::MemberMeta {
+                file_id: bale_util::FileId::generate(),
+                path: p.to_string(),
+                size: data.len() as u64,
+                adler32: bale_util::Adler32::of(&data),
+                owner: "alice".into(),
+                group: "phys".into(),
+                mode: 0o644,
+                ctime: bale_util::Timestamp::now(),
+                mtime: bale_util::Timestamp::now(),
+            }
+        })
+        .collect();
+    let plan = bale_pack::Plan::new(&uuid_like(), bale_util::Timestamp::now(), metas).unwrap();
+    let mut out = Vec::new();
+    plan.write(&mut out, |i, _| Ok(std::io::Cursor::new(bytes(i as u64, 100 + i))))
+        .unwrap();
+    out
+}
+
+fn uuid_like() -> String {
+    bale_util::FileId::generate().to_string()
+}
+
+/// Manifests read back from tape are input like any other (the
+/// bad-input table, docs/RELIABILITY.md): a tape file that is not a
+/// package, a member whose data does not match the manifest, a path that
+/// is not absolute or not normalized, one under a name the server keeps,
+/// one that is a file here and a directory of files there. Each is
+/// answered (a bad package recorded, a file skipped with its reason, exit
+/// 1) and none of them reaches the namespace; the good files do.
+#[test]
+fn manifests_read_back_from_tape_are_checked() {
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(cfg.path(), "bale.toml", TAPE);
+    let site = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
+    let data = site.path().join("data");
+    let vol = data.join("library/VL0001");
+    std::fs::create_dir_all(&vol).unwrap();
+    let label = serde_json::json!({
+        "label": "VL0001", "media": "LTO-9", "owner": "bale library lib1", "created": 1
+    });
+    std::fs::write(vol.join("LABEL"), label.to_string()).unwrap();
+    let mut damaged = package(&["/good/damaged.dat"]);
+    let n = damaged.len();
+    // In the member's data: its last block before the two end blocks.
+    damaged[n - 1024 - 512 + 10] ^= 0xff;
+    let files: Vec<Vec<u8>> = vec![
+        package(&["/good/a.dat", "/good/b.dat"]),
+        b"this is not a tar file at all".repeat(40),
+        package(&["/api/x.dat"]),
+        damaged,
+        package(&["relative.dat"]),
+        package(&["/good/./c.dat"]),
+        package(&["/clash", "/clash/inner.dat"]),
+    ];
+    for (i, f) in files.iter().enumerate() {
+        std::fs::write(vol.join(format!("f{i:08}.tar")), f).unwrap();
+    }
+    let out = recover(&["--all"], &data, &config, None);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (says, what) in [
+        ("VL0001 tape file 1:", "not a tar/package"),
+        ("VL0001 tape file 3:", "a member that does not match its adler32"),
+        ("SKIPPED /api/x.dat", "a reserved name"),
+        ("SKIPPED relative.dat", "a relative path"),
+        ("VL0001 tape file 5:", "a manifest path its tar member does not match"),
+        ("SKIPPED /clash (", "a file where a directory stands"),
+    ] {
+        assert!(text.contains(says), "{what}: {says:?} not in\n{text}");
+    }
+    assert!(text.contains("7 tape file(s): 4 package(s)"), "{text}");
+    // What the rebuilt catalog holds: the good files, nothing else.
+    let b = Server::start_in(Catalog::Sqlite, site, &["--config", &config]);
+    let tree: Vec<String> = b.tree().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        tree,
+        ["/clash", "/clash/inner.dat", "/good", "/good/a.dat", "/good/b.dat"],
+        "{tree:?}"
+    );
+    assert_eq!(get(&b, "/good/b.dat").1, bytes(1, 101));
+    // The damaged tape files are bad packages, the volume's end of data
+    // where the media says.
+    let v = b.api_get("volumes/VL0001");
+    assert_eq!(v["volume"]["tape_files"], 7, "{v}");
+    let pkgs = b.api_get("packages");
+    let bad = pkgs.as_array().unwrap().iter().filter(|p| p["bad"].is_string()).count();
+    assert_eq!(bad, 3, "{pkgs}");
 }

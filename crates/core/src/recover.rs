@@ -37,8 +37,8 @@
 use crate::config::Config;
 use crate::{Error, Result};
 use bale_catalog::{
-    DynCatalog, Family, ImportNode, ImportParent, NewMember, NewPackage, NewVolume, NodeId, NodeKind, Tags,
-    TapeStats, VolumeState, VolumeWrite, ROOT_ID,
+    DynCatalog, Family, ImportNode, ImportParent, NewMember, NewPackage, NewVolume, NodeId, NodeKind, Tags, TapeStats,
+    VolumeState, VolumeWrite, ROOT_ID,
 };
 use bale_pack::MemberMeta;
 use bale_tape::scan::{self, ScannedVolume};
@@ -200,7 +200,10 @@ async fn rebuild(
                         ) {
                             losers.push((
                                 old.meta.clone(),
-                                format!("a later package (created at {} ns) holds {}", m.created.0, old.meta.path),
+                                format!(
+                                    "a later package (created at {} ns) holds {}",
+                                    m.created.0, old.meta.path
+                                ),
                             ));
                         }
                     }
@@ -224,18 +227,30 @@ async fn rebuild(
 
     // The namespace: directories first (existing ones looked up), then
     // the files, each import one transaction.
+    // A path that is a file in one manifest and a directory of files in
+    // another: the directory wins (it holds more), the file is skipped.
+    let dir_paths: std::collections::HashSet<&str> = by_path
+        .keys()
+        .flat_map(|p| p.match_indices('/').skip(1).map(move |(i, _)| &p[..i]))
+        .collect();
     let mut dirs: HashMap<String, Parent> = HashMap::new();
     dirs.insert("/".into(), Parent::Node(ROOT_ID));
     let mut dir_entries: Vec<ImportNode> = Vec::new();
     let mut files: Vec<(String, String, MemberMeta)> = Vec::new(); // (parent path, name, meta)
     for (path, f) in &by_path {
         let p = match NsPath::parse(path) {
-            Ok(p) if p.depth() > 0 => p,
+            // Only paths as bale writes them (normalized): another spelling
+            // of a path could meet its twin in the import.
+            Ok(p) if p.depth() > 0 && p.as_str() == path => p,
             Ok(_) | Err(_) => {
                 skip(&f.meta, format!("{path:?} is not a valid file path"));
                 continue;
             }
         };
+        if dir_paths.contains(path.as_str()) {
+            skip(&f.meta, format!("{path} is also a directory of other files on tape"));
+            continue;
+        }
         if crate::reserved::check_reserved(&p).is_err() {
             skip(&f.meta, format!("{path} is under a name the server keeps"));
             continue;
@@ -255,7 +270,11 @@ async fn rebuild(
         let mut cur = String::from("/");
         let mut ok = true;
         for c in &comps[..comps.len() - 1] {
-            let next = if cur == "/" { format!("/{c}") } else { format!("{cur}/{c}") };
+            let next = if cur == "/" {
+                format!("/{c}")
+            } else {
+                format!("{cur}/{c}")
+            };
             if !dirs.contains_key(&next) {
                 let parent = dirs[&cur];
                 let existing = match parent {
@@ -294,7 +313,10 @@ async fn rebuild(
             cur = next;
         }
         if !ok {
-            skip(&f.meta, format!("a file in the catalog stands where a directory of {path} would go"));
+            skip(
+                &f.meta,
+                format!("a file in the catalog stands where a directory of {path} would go"),
+            );
             continue;
         }
         files.push((cur, comps[comps.len() - 1].to_string(), f.meta.clone()));

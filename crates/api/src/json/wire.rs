@@ -263,6 +263,11 @@ pub struct TapeFileJson {
     pub created: Timestamp,
     pub dead_members: u32,
     pub dead_bytes: u64,
+    /// Why a verify found this copy bad (absent for a good copy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad_since: Option<Timestamp>,
 }
 
 impl From<&Package> for TapeFileJson {
@@ -278,6 +283,8 @@ impl From<&Package> for TapeFileJson {
             created: p.created,
             dead_members: p.dead_members,
             dead_bytes: p.dead_bytes,
+            bad: p.bad.as_ref().map(|b| b.0.clone()),
+            bad_since: p.bad.as_ref().map(|b| b.1),
         }
     }
 }
@@ -295,6 +302,8 @@ pub struct PackageJson {
     pub created: Timestamp,
     pub dead_members: u32,
     pub dead_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad: Option<String>,
     pub member_count: u32,
     pub members: Vec<MemberJson>,
 }
@@ -338,6 +347,7 @@ impl From<&PackageView> for PackageJson {
             created: p.created,
             dead_members: p.dead_members,
             dead_bytes: p.dead_bytes,
+            bad: p.bad.as_ref().map(|b| b.0.clone()),
             member_count: p.members,
             members: v.members.iter().map(MemberJson::from).collect(),
         }
