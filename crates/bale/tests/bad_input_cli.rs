@@ -53,6 +53,13 @@ const COMMANDS: &[(&[&str], i32, &str)] = &[
     (&["policy", "load", "@unclosed"], 1, "unclosed array table"),
     (&["policy", "load", "@bad-action"], 1, "unknown variant `teleport`"),
     (&["frobnicate"], 2, "unrecognized subcommand 'frobnicate'"),
+    (&["policy", "load", "@copy-unknown"], 1, "not a configured library"),
+    (&["policy", "load", "@copy-twice"], 1, "names library \"lib1\" twice"),
+    (&["verify"], 2, "required"),
+    (&["verify", "--volume", "L999999"], 1, "no volume \"L999999\""),
+    (&["verify", "--package", "nope"], 1, "no package \"nope\""),
+    (&["verify", "--cache", "--rate", "fast"], 1, "not a byte size"),
+    (&["recover"], 2, "required"),
 ];
 
 const POLICIES: &[(&str, &str)] = &[
@@ -62,6 +69,14 @@ const POLICIES: &[(&str, &str)] = &[
     ),
     ("unclosed", "[[rule]\n"),
     ("bad-action", "[[rule]]\nname = \"x\"\naction = \"teleport\"\n"),
+    (
+        "copy-unknown",
+        "[[rule]]\nname = \"x\"\naction = \"direct\"\ncopy_to = [\"nowhere\"]\n",
+    ),
+    (
+        "copy-twice",
+        "[[rule]]\nname = \"x\"\naction = \"direct\"\ncopy_to = [\"lib1\", \"lib1\"]\n",
+    ),
 ];
 
 /// (config file text or policy name with '@', words the error must contain).
@@ -76,6 +91,8 @@ const STARTS: &[(&str, &str)] = &[
     ("@bad-type", "line 4, column 14"),
     ("@unclosed", "unclosed array table"),
     ("@bad-action", "unknown variant `teleport`"),
+    ("[verify]\nrepair_check_s = 0\n", "repair_check_s"),
+    ("@copy-unknown", "not a configured library"),
 ];
 
 /// What the commands may not change.

@@ -349,6 +349,16 @@ purge_check_ms = 60000
 # write or a stage in flight.
 fsck_settle_s = 60
 
+[verify]
+# The background scrub re-reads every good package once in this many
+# seconds, one at a time (0: no scrub). A copy whose data does not check out
+# is marked bad with an alarm and rewritten from a good copy.
+scrub_period_s = 0
+# The scrub's read rate, and bale verify's when it gives none ("0 B": no limit).
+scrub_rate = "50 MB"
+# How often the repair worker looks for bad copies to rewrite (s).
+repair_check_s = 30
+
 [tape_rest]
 # What /.well-known/wlcg-tape-rest-api says: the name targeted metadata is
 # addressed to, and a description. The API itself is at /api/tape/v1.
