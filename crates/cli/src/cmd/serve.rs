@@ -46,20 +46,27 @@ pub fn config(c: &ConfigCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configuration `serve` runs with: file (or defaults), then flags.
-pub fn effective_config(a: &ServeArgs) -> Result<Config> {
-    let mut cfg = match &a.config {
+/// A configuration file (or the defaults) with the data directory and
+/// catalog flags on top.
+fn config_with(file: &Option<PathBuf>, data_dir: &Option<PathBuf>, catalog: &Option<String>) -> Result<Config> {
+    let mut cfg = match file {
         Some(f) => Config::load(f)?,
         None => Config::default(),
     };
-    if let Some(d) = &a.data_dir {
+    if let Some(d) = data_dir {
         cfg.data_dir = d.clone();
     }
+    if let Some(c) = catalog {
+        cfg.catalog = c.clone();
+    }
+    Ok(cfg)
+}
+
+/// The configuration `serve` runs with: file (or defaults), then flags.
+pub fn effective_config(a: &ServeArgs) -> Result<Config> {
+    let mut cfg = config_with(&a.config, &a.data_dir, &a.catalog)?;
     if let Some(l) = &a.listen {
         cfg.listen = l.clone();
-    }
-    if let Some(c) = &a.catalog {
-        cfg.catalog = c.clone();
     }
     if let Some(p) = &a.policy {
         cfg.archive.policy = p.clone();
@@ -129,16 +136,7 @@ pub struct RecoverArgs {
 /// `bale recover`: exits 1 when files were skipped or tape files did not
 /// read as packages.
 pub async fn recover(a: &RecoverArgs) -> Result<ExitCode> {
-    let mut cfg = match &a.config {
-        Some(f) => Config::load(f)?,
-        None => Config::default(),
-    };
-    if let Some(d) = &a.data_dir {
-        cfg.data_dir = d.clone();
-    }
-    if let Some(c) = &a.catalog {
-        cfg.catalog = c.clone();
-    }
+    let cfg = config_with(&a.config, &a.data_dir, &a.catalog)?;
     cfg.validate()?;
     let target = match &a.volume {
         Some(v) => bale_core::recover::RecoverTarget::Volume(v.clone()),
