@@ -263,3 +263,84 @@ fn verify_refuses_bad_requests() {
     }
     assert!(s.api_get("alarms").as_array().unwrap().is_empty());
 }
+
+/// The scrub (on when `verify.scrub_period_s` is set) reads every package
+/// in the background; a damaged one is marked bad with an alarm, and its
+/// files, still cached, are rewritten from the cache into a new package
+/// in the same library. Reads are never disturbed.
+#[test]
+fn the_scrub_finds_a_damaged_copy_and_it_is_rewritten() {
+    let cfg = tempfile::tempdir().unwrap();
+    let tape = "[tape]\nidle_unload_s = 5.0\n\n[[tape.libraries]]\nname = \"lib1\"\ndrives = 1\n\
+                initial_volumes = 2\nvolume_capacity = \"100 MB\"\n";
+    let config = write_file(cfg.path(), "bale.toml", tape);
+    let scrubbing = write_file(
+        cfg.path(),
+        "scrub.toml",
+        &format!("[verify]\nscrub_period_s = 3600\nscrub_rate = \"0 B\"\nrepair_check_s = 1\n\n{tape}"),
+    );
+    let policy = write_file(
+        cfg.path(),
+        "policy.toml",
+        "[[rule]]\nname = \"all\"\naction = \"aggregate\"\nmax_member_size = \"1 MiB\"\n\
+         target_size = \"100 MB\"\nmax_files = 100\nmax_wait_s = 3600\n",
+    );
+    let mut s = Server::start_with(Catalog::from_env(), &["--config", &config, "--policy", &policy]);
+    // Damage arrives while no scrub runs; then the server starts again
+    // with the scrub on.
+    s.run(&["mkdir", "/d"]);
+    let files: Vec<(String, Vec<u8>)> = (0..4).map(|i| (format!("/d/f{i}"), bytes(50 + i, 3000))).collect();
+    for (p, d) in &files {
+        let (code, body) = s.put_data(p, d);
+        assert_eq!(code, 201, "{body}");
+    }
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "archived", |s| {
+        files.iter().all(|(p, _)| {
+            serde_json::from_str::<Value>(&s.run(&["stat", "--json", p])).unwrap()["archive"]["state"] == "archived"
+        })
+    });
+    let pkg = s.api_get("packages")[0].clone();
+    let id = pkg["id"].as_str().unwrap().to_string();
+    let tape_file = s.data_dir().join(format!(
+        "library/{}/f{:08}.tar",
+        pkg["volume"].as_str().unwrap(),
+        pkg["seq"].as_u64().unwrap()
+    ));
+    let mut data = std::fs::read(&tape_file).unwrap();
+    let n = data.len();
+    data[n - 1024 - 512 + 3] ^= 0x01;
+    std::fs::write(&tape_file, &data).unwrap();
+    s.restart_with(&["--config", &scrubbing, "--policy", &policy]);
+    s.wait_for(
+        60,
+        "the scrub marks the package bad and the repair writes a new one",
+        |s| {
+            let pkgs = s.api_get("packages");
+            let pkgs = pkgs.as_array().unwrap();
+            pkgs.iter().any(|p| p["id"] == id.as_str() && p["bad"].is_string())
+                && pkgs
+                    .iter()
+                    .any(|p| p["id"] != id.as_str() && p["bad"].is_null() && p["members"] == 4)
+        },
+    );
+    assert!(s
+        .api_get("alarms")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["message"].as_str().unwrap().contains(&format!("package {id}"))));
+    let workers = s.api_get("workers");
+    let scrub = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "scrub")
+        .unwrap();
+    assert!(scrub["counters"]["bad"].as_u64() >= Some(1), "{scrub}");
+    for (p, d) in &files {
+        let r = s.http().get(s.url_of(p)).bearer_auth(&s.token).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.bytes().unwrap().to_vec() == *d, "{p}");
+    }
+}
