@@ -344,3 +344,81 @@ fn the_scrub_finds_a_damaged_copy_and_it_is_rewritten() {
         assert!(r.bytes().unwrap().to_vec() == *d, "{p}");
     }
 }
+
+/// `bale fsck` checks each volume's media against the catalog: a tape
+/// file gone from the vault is reported (the plan changes nothing), and
+/// the repair marks its package bad, after which its files get a new vault
+/// copy from the good one.
+fn fsck_finds_a_tape_file_gone(catalog: Catalog) {
+    let cfg = tempfile::tempdir().unwrap();
+    let s = start(catalog, cfg.path());
+    s.run(&["mkdir", "/raw"]);
+    let files: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("/raw/g{i}"), bytes(70 + i, 1500))).collect();
+    for (p, d) in &files {
+        let (code, body) = s.put_data(p, d);
+        assert_eq!(code, 201, "{body}");
+    }
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "archived in both libraries", |s| {
+        files.iter().all(|(p, _)| {
+            let v = stat(s, p);
+            v["archive"]["state"] == "archived" && volumes_of(&v).len() == 2
+        })
+    });
+    let v = stat(&s, &files[0].0);
+    let vault = v["archive"]["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["volume"].as_str().unwrap().starts_with("VB"))
+        .unwrap()
+        .clone();
+    let vol = vault["volume"].as_str().unwrap().to_string();
+    let gone = s
+        .data_dir()
+        .join(format!("vault/{vol}/f{:08}.tar", vault["tape_file"].as_u64().unwrap()));
+    std::fs::remove_file(&gone).unwrap();
+    let plan = s.bale().args(["fsck", "--json"]).output().unwrap();
+    assert_eq!(plan.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let problems = r["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{r}");
+    assert_eq!(problems[0]["kind"], "tape files missing");
+    assert!(problems[0]["detail"].as_str().unwrap().contains(&vol), "{r}");
+    assert!(stat(&s, &files[0].0)["archive"]["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["bad"].is_null()));
+    let fixed = s.bale().args(["fsck", "--repair"]).output().unwrap();
+    assert_eq!(
+        fixed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fixed.stdout)
+    );
+    let old_pkg = vault["package"].as_str().unwrap().to_string();
+    s.wait_for(60, "a new vault copy of each file", |s| {
+        files.iter().all(|(p, _)| {
+            let v = stat(s, p);
+            let copies = v["archive"]["copies"].as_array().unwrap().clone();
+            let good_vault = copies
+                .iter()
+                .filter(|c| c["bad"].is_null() && c["volume"].as_str().unwrap().starts_with("VB"))
+                .count();
+            v["archive"]["state"] == "archived"
+                && good_vault == 1
+                && volumes_of(&v).len() == 2
+                && copies
+                    .iter()
+                    .any(|c| c["package"] == old_pkg.as_str() && c["bad"].is_string())
+        })
+    });
+    for (p, d) in &files {
+        let (code, body) = get(&s, p);
+        assert_eq!(code, 200);
+        assert!(body == *d, "{p}");
+    }
+}
+
+on_both_catalogs!(fsck_finds_a_tape_file_gone);

@@ -42,6 +42,8 @@ pub struct FsckReport {
     pub files_checksummed: u64,
     /// Data files found in the cache.
     pub data_files: u64,
+    /// Volumes whose media were checked against the catalog.
+    pub volumes_checked: u64,
     /// Whether repairs were made.
     pub repair: bool,
     pub problems: Vec<FsckProblem>,
@@ -56,7 +58,8 @@ impl FsckReport {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FsckProblem {
-    /// "missing", "wrong size", "bad checksum", "orphan", "stale copy".
+    /// "missing", "wrong size", "bad checksum", "orphan", "stale copy",
+    /// "tape files missing".
     pub kind: &'static str,
     /// The file's path, when a file is concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,7 +91,61 @@ impl Service {
     pub async fn fsck(&self, who: &Principal, repair: bool, checksums: bool) -> Result<FsckReport> {
         crate::admin::allow(who, crate::admin::Who::Admin, "check the catalog against the cache")?;
         let settle = self.config.cache.fsck_settle_s as i64 * 1_000_000_000;
-        self.check_cache(repair, checksums, Timestamp::now().0 - settle).await
+        let mut report = self.check_cache(repair, checksums, Timestamp::now().0 - settle).await?;
+        self.check_volumes(repair, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Every volume's media against the catalog: tape files the catalog
+    /// records that the media no longer holds are lost copies. A repair
+    /// marks their packages bad (with an error alarm); the repair worker
+    /// then rewrites their files from good copies or the cache. (Tape
+    /// files past the catalog's end of data are writes not yet recorded,
+    /// or interrupted ones the next start cuts off: not judged here.)
+    async fn check_volumes(&self, repair: bool, report: &mut FsckReport) -> Result<()> {
+        for v in self.catalog.volumes().await? {
+            let tape = self.tape.clone();
+            let label = v.label.clone();
+            let media = tokio::task::spawn_blocking(move || tape.media_end_of_data(&label))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            let Some(media) = media else { continue };
+            report.volumes_checked += 1;
+            if media >= v.tape_files {
+                continue;
+            }
+            let lost: Vec<bale_catalog::Package> = self
+                .catalog
+                .packages(Some(&v.label))
+                .await?
+                .into_iter()
+                .filter(|p| p.seq >= media && p.bad.is_none())
+                .collect();
+            let mut p = FsckProblem {
+                kind: "tape files missing",
+                path: None,
+                file_id: None,
+                detail: format!(
+                    "volume {} holds {media} tape file(s); the catalog records {}",
+                    v.label, v.tape_files
+                ),
+                repair: format!(
+                    "mark the {} package(s) of the missing tape files bad: their files are rewritten from good copies",
+                    lost.len()
+                ),
+                repaired: false,
+            };
+            if repair {
+                let why = format!("tape file missing from volume {} (fsck)", v.label);
+                for pkg in &lost {
+                    crate::verify::copy_found_bad(&self.catalog, pkg, &why).await?;
+                }
+                self.stager.repair_wake.notify_one();
+                p.repaired = true;
+            }
+            report.problems.push(p);
+        }
+        Ok(())
     }
 
     /// The check itself: data changed at or after `settled_before` (ns) is

@@ -188,6 +188,24 @@ impl TapeSystem {
         self.inner.wake();
     }
 
+    /// How many tape files volume `label` holds on its media, read from
+    /// its library's backend (`None`: no such volume in a configured
+    /// library). A drive writing to it may hold one more not yet recorded.
+    pub fn media_end_of_data(&self, label: &str) -> Result<Option<u32>> {
+        let st = self.inner.sched.lock().unwrap();
+        let Some(v) = st.volumes.get(label) else {
+            return Ok(None);
+        };
+        let Some(lib) = self.inner.libs.get(&v.library).cloned() else {
+            return Ok(None);
+        };
+        drop(st);
+        lib.backend
+            .end_of_data(label)
+            .map(Some)
+            .map_err(|e| TapeError::Failed(format!("volume {label}: {e}")))
+    }
+
     /// The configured libraries, in configuration order: the first is
     /// where files go whose directory names none (`bale_policy::target_for`).
     pub fn library_names(&self) -> Vec<String> {
