@@ -138,7 +138,7 @@ impl Service {
             if repair {
                 let why = format!("tape file missing from volume {} (fsck)", v.label);
                 for pkg in &lost {
-                    crate::verify::copy_found_bad(&self.catalog, pkg, &why).await?;
+                    crate::stager::copy_found_bad(&self.catalog, pkg, &why).await?;
                 }
                 self.stager.repair_wake.notify_one();
                 p.repaired = true;

@@ -21,6 +21,7 @@ mod purge;
 mod put;
 pub mod recover;
 mod recovery;
+mod repair;
 mod reserved;
 mod service;
 mod settle;

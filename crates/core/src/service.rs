@@ -202,7 +202,7 @@ impl Service {
         );
         workers.spawn(
             phase::AGGREGATION,
-            crate::verify::RepairWorker {
+            crate::repair::RepairWorker {
                 catalog: catalog.clone(),
                 tape: tape.clone(),
                 stager: stager.clone(),
@@ -214,7 +214,7 @@ impl Service {
         if config.verify.scrub_period_s > 0 {
             workers.spawn(
                 phase::AGGREGATION,
-                crate::verify::Scrubber {
+                crate::repair::Scrubber {
                     catalog: catalog.clone(),
                     tape: tape.clone(),
                     stager: stager.clone(),

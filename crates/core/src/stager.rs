@@ -343,7 +343,7 @@ impl Stager {
                 // copies. The requests' files stay open: the next round
                 // stages each from its next good copy, or fails it if it
                 // has none.
-                if let Err(e) = crate::verify::copy_found_bad(&self.catalog, &pkg, &m).await {
+                if let Err(e) = copy_found_bad(&self.catalog, &pkg, &m).await {
                     tracing::warn!("recording package {} as bad failed: {e}", pkg.id);
                 }
                 self.repair_wake.notify_one();
@@ -437,6 +437,26 @@ impl Stager {
         );
         Ok(marked.len())
     }
+}
+
+/// Records a tape copy found bad: the package marked bad (the first reason
+/// stays) and an error alarm; the repair worker rewrites its files.
+pub(crate) async fn copy_found_bad(catalog: &DynCatalog, pkg: &Package, why: &str) -> Result<()> {
+    let now = Timestamp::now();
+    let marked = catalog.mark_package_bad(&pkg.id, why, now).await?;
+    let msg = format!(
+        "package {} (tape file {} of volume {}) does not check out: {why}; the copy is marked bad and its \
+         files are rewritten from their good copies",
+        pkg.id, pkg.seq, pkg.volume
+    );
+    tracing::error!("{msg}");
+    metrics::counter!("bale_verify_bad_copies_total").increment(1);
+    if marked.is_some() {
+        catalog
+            .raise_alarm("error", &format!("volume {}", pkg.volume), &msg)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Turns the open files of every request into package stages.
