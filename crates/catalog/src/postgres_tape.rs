@@ -545,13 +545,15 @@ impl TapeCatalog for PostgresCatalog {
 const ALARM_LOCK: i64 = 0x6261_6c65_0003;
 
 /// A file's tape copies in the order reads try them (`COPY_ORDER`: good
-/// ones on readable volumes first), with the file id last; `file_id` is
+/// ones on readable volumes first), with the file id and whether the file
+/// is in an archive job after them; `file_id` is
 /// an SQL expression. Two index probes, for connections that keep one plan
 /// (`probes`): the subquery is fenced (OFFSET 0) so that no plan made
 /// before the tables had statistics can hash-join all packages.
 pub(crate) fn copies_sql(file_id: &str) -> String {
     format!(
-        "SELECT {PACKAGE_COLS}, m.data_offset, m.file_id FROM members m, \
+        "SELECT {PACKAGE_COLS}, m.data_offset, m.file_id, \
+         EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = m.file_id) FROM members m, \
          LATERAL (SELECT * FROM packages p WHERE p.id = m.package OFFSET 0) p \
          WHERE m.file_id = {file_id} ORDER BY {order}",
         order = rows::COPY_ORDER
@@ -562,5 +564,6 @@ pub(crate) fn copy_from_row(r: &tokio_postgres::Row) -> Result<TapeCopy> {
     Ok(TapeCopy {
         package: package_from_row(r)?,
         offset: r.get::<_, i64>(rows::PACKAGE_NCOLS) as u64,
+        file_in_job: r.get::<_, bool>(rows::PACKAGE_NCOLS + 2),
     })
 }

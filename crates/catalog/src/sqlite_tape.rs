@@ -361,7 +361,9 @@ impl TapeCatalog for SqliteCatalog {
     async fn tape_copies(&self, file_id: FileId) -> Result<Vec<TapeCopy>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {PACKAGE_COLS}, m.data_offset FROM members m JOIN packages p ON p.id = m.package \
+                "SELECT {PACKAGE_COLS}, m.data_offset, \
+                 EXISTS (SELECT 1 FROM job_files j WHERE j.file_id = m.file_id) \
+                 FROM members m JOIN packages p ON p.id = m.package \
                  WHERE m.file_id = ?1 ORDER BY {order}",
                 order = rows::COPY_ORDER
             ))?;
@@ -369,6 +371,7 @@ impl TapeCatalog for SqliteCatalog {
                 Ok(TapeCopy {
                     package: package_from_row(r)?,
                     offset: r.get::<_, i64>(rows::PACKAGE_NCOLS)? as u64,
+                    file_in_job: r.get::<_, i64>(rows::PACKAGE_NCOLS + 1)? != 0,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

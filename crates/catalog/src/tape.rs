@@ -291,6 +291,11 @@ pub struct TapeCopy {
     pub package: Package,
     /// Byte offset of the file's data within the tape file.
     pub offset: u64,
+    /// The file is in an archive job: a copy of it is still to be written
+    /// (several tape copies, or the rewrite of a bad copy). Read with the
+    /// copies, so that a stat needs no second look.
+    #[serde(skip)]
+    pub file_in_job: bool,
 }
 
 /// The state of a volume after a tape write, recorded with its packages.

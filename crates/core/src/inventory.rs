@@ -62,8 +62,14 @@ impl Service {
     async fn archive_status_with(&self, node: &Node, copies: Vec<TapeCopy>) -> Result<Option<ArchiveStatus>> {
         let Some(id) = node.file_id else { return Ok(None) };
         // A file with a copy may still have one to write (several tape
-        // copies) or one to rewrite (a bad copy): its job says so.
-        let job = self.catalog.job_of(id).await?;
+        // copies) or one to rewrite (a bad copy): its job says so. The
+        // copies say whether there is one, so an archived file needs no
+        // second look.
+        let job = if copies.is_empty() || copies.iter().any(|c| c.file_in_job) {
+            self.catalog.job_of(id).await?
+        } else {
+            None
+        };
         let good = copies.iter().any(|c| c.package.bad.is_none());
         let pool = if copies.is_empty() && job.is_none() {
             self.catalog.pool_of(id).await?

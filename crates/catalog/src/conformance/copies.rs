@@ -105,8 +105,11 @@ pub async fn copies_are_queued_counted_and_repaired(c: &dyn Catalog) {
         assert_eq!((j.target.library.as_str(), j.target.copies.len()), ("libB", 0));
         assert_eq!(j.target.family, family("ff1"));
     }
-    // One copy of two: not archived, not purgeable.
+    // One copy of two: not archived, not purgeable; its copy says a job
+    // holds the file (a stat needs no second look), also through the walk.
     assert!(volumes_of(c, ids[0]).await.is_empty());
+    assert!(c.tape_copies(ids[0]).await.unwrap()[0].file_in_job);
+    assert!(c.walk_with_copies(&p("/raw/f0")).await.unwrap().1[0].file_in_job);
     assert!(purgeable(c).await.is_empty());
 
     let libb = VolumeWrite {
@@ -126,6 +129,7 @@ pub async fn copies_are_queued_counted_and_repaired(c: &dyn Catalog) {
         .await
         .unwrap();
     assert!(done.queued.is_empty(), "the last copy queues nothing");
+    assert!(c.tape_copies(ids[0]).await.unwrap().iter().all(|x| !x.file_in_job));
     assert!(c.archive_jobs().await.unwrap().is_empty());
     assert_eq!(volumes_of(c, ids[0]).await, ["VA0001", "VB0001"]);
     assert_eq!(purgeable(c).await, sorted(&ids[..2]));
