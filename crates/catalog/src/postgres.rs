@@ -357,6 +357,7 @@ impl Catalog for PostgresCatalog {
         };
         rules::owned_by(&nodes, only_owner)?;
         let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
+        crate::postgres_common::lock_nodes(&tx, &ids).await?;
         match tx.execute("DELETE FROM nodes WHERE id = ANY($1)", &[&ids]).await {
             Err(e) if is_code(&e, &SqlState::FOREIGN_KEY_VIOLATION) => {
                 // Something was created inside the directory meanwhile.
@@ -485,13 +486,16 @@ impl Catalog for PostgresCatalog {
         }
         let ids: Vec<i64> = touches.iter().map(|t| t.0).collect();
         let times: Vec<i64> = touches.iter().map(|t| t.1 .0).collect();
-        let c = self.pool.get().await?;
-        c.execute(
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        crate::postgres_common::lock_nodes(&tx, &ids).await?;
+        tx.execute(
             "UPDATE nodes SET atime = t.at FROM unnest($1::bigint[], $2::bigint[]) AS t(id, at) \
              WHERE nodes.id = t.id AND nodes.atime < t.at",
             &[&ids, &times],
         )
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

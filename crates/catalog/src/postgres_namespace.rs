@@ -80,6 +80,7 @@ pub(crate) async fn ancestors(c: &impl GenericClient, id: NodeId) -> Result<Vec<
 
 pub(crate) async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<()> {
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
+    crate::postgres_common::lock_nodes(c, &ids).await?;
     // One statement: the parent references are checked at its end.
     let st = c.prepare_cached("DELETE FROM nodes WHERE id = ANY($1)").await?;
     c.execute(&st, &[&ids]).await?;

@@ -24,11 +24,7 @@ impl CacheCatalog for PostgresCatalog {
         // respected: the files' rows are locked first, and pins are taken
         // under the same row locks (`pin`), as are the holds of a stage
         // request on files it found cached (`create_stage_request`).
-        tx.query(
-            "SELECT 1 FROM nodes WHERE file_id = ANY($1) ORDER BY id FOR UPDATE",
-            &[&texts(ids)],
-        )
-        .await?;
+        crate::postgres_common::lock_files(&tx, &texts(ids)).await?;
         let rows = tx
             .query(
                 &format!(
@@ -43,13 +39,16 @@ impl CacheCatalog for PostgresCatalog {
     }
 
     async fn mark_staged(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
-        let c = self.pool.get().await?;
-        let rows = c
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        crate::postgres_common::lock_files(&tx, &texts(ids)).await?;
+        let rows = tx
             .query(
                 "UPDATE nodes SET cached = TRUE WHERE file_id = ANY($1) RETURNING file_id",
                 &[&texts(ids)],
             )
             .await?;
+        tx.commit().await?;
         Ok(parsed(&rows))
     }
 
@@ -167,8 +166,10 @@ impl CacheCatalog for PostgresCatalog {
     }
 
     async fn mark_copies_lost(&self, ids: &[FileId]) -> Result<Vec<FileId>> {
-        let c = self.pool.get().await?;
-        let rows = c
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        crate::postgres_common::lock_files(&tx, &texts(ids)).await?;
+        let rows = tx
             .query(
                 &format!(
                     "UPDATE nodes SET cached = FALSE WHERE file_id = ANY($1) AND {COPY_LOST_SQL} RETURNING file_id"
@@ -176,6 +177,7 @@ impl CacheCatalog for PostgresCatalog {
                 &[&texts(ids)],
             )
             .await?;
+        tx.commit().await?;
         Ok(parsed(&rows))
     }
 }

@@ -454,15 +454,13 @@ impl TapeCatalog for PostgresCatalog {
         let still = tx
             .prepare_cached(&still_needs_repair_sql("$1", "$2", "n.cached"))
             .await?;
-        let mut files = files.to_vec();
-        files.sort();
+        // Row locks on the files, in node id order, as a purge and a
+        // delete take them: one racing the repair either comes first (the
+        // file is gone or no longer cached) or after (it is in a job).
+        let ids: Vec<String> = files.iter().map(|f| f.0.to_string()).collect();
+        crate::postgres_common::lock_files(&tx, &ids).await?;
         let mut keep = Vec::new();
-        for f in &files {
-            // Row locks on the files, in id order, as a purge and a delete
-            // take them: one racing the repair either comes first (the file
-            // is gone or no longer cached) or after (it is in a job).
-            tx.query("SELECT 1 FROM nodes WHERE file_id = $1 FOR UPDATE", &[&f.0.to_string()])
-                .await?;
+        for f in files {
             if tx
                 .query_opt(&still, &[&f.0.to_string(), &target.library])
                 .await?
