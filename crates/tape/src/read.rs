@@ -177,9 +177,9 @@ impl DriveTask {
 }
 
 /// Hashes what is read through it.
-struct Hashing<'a, R: ?Sized> {
-    inner: &'a mut R,
-    hash: &'a mut bale_util::checksum::Adler32Hasher,
+pub(crate) struct Hashing<'a, R: ?Sized> {
+    pub(crate) inner: &'a mut R,
+    pub(crate) hash: &'a mut bale_util::checksum::Adler32Hasher,
 }
 
 impl<R: io::Read + ?Sized> io::Read for Hashing<'_, R> {

@@ -9,10 +9,11 @@
 
 use crate::backend::{FsBackend, Label, VolumeBackend};
 use crate::config::{BackendKind, LibraryConfig, TapeConfig};
+use crate::read::Hashing;
 use bale_pack::Manifest;
 use bale_util::checksum::Adler32Hasher;
 use bale_util::Adler32;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 /// A volume as found on the media.
@@ -121,17 +122,4 @@ pub fn scan_volume(cfg: &TapeConfig, data_dir: &Path, library: &str, label: &Lab
         mount_limit: lib.mount_limit,
         files,
     })
-}
-
-struct Hashing<'a, R: ?Sized> {
-    inner: &'a mut R,
-    hash: &'a mut Adler32Hasher,
-}
-
-impl<R: Read + ?Sized> Read for Hashing<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
 }
