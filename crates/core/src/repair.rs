@@ -50,8 +50,9 @@ struct VerifySink {
 }
 
 impl MemberSink for VerifySink {
-    fn member(&self, _m: &ManifestMember, data: &mut dyn Read) -> std::io::Result<()> {
-        let mut buf = vec![0u8; 1 << 20];
+    fn member(&self, m: &ManifestMember, data: &mut dyn Read) -> std::io::Result<()> {
+        // Sized to the member (small members are the many), at most 1 MiB.
+        let mut buf = vec![0u8; (m.meta.size as usize).clamp(1, 1 << 20)];
         loop {
             let n = data.read(&mut buf)?;
             if n == 0 {
