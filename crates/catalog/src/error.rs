@@ -15,6 +15,9 @@ pub enum CatalogError {
     NotEmpty(String),
     #[error("{0}")]
     Invalid(String),
+    /// A path would be longer than the limit (`bale_util::path::MAX_PATH_LEN`).
+    #[error("{0}")]
+    TooLong(String),
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     /// The database failed. `retryable` says whether the same call may succeed later

@@ -164,8 +164,11 @@ pub trait Catalog:
     /// The file nodes that carry these file ids, each with its path, as one
     /// consistent read (one query on PostgreSQL): what a package write and
     /// a package view need of their members. Files that no longer exist are
-    /// left out; the order is the order of `ids`.
-    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, NsPath)>>;
+    /// left out; the order is the order of `ids`. A path is as the catalog
+    /// holds it, not validated: a catalog of an older version may hold one
+    /// over the length limit, which each caller judges for itself (a
+    /// package write holds such a member back).
+    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, String)>>;
 
     /// Up to `limit` children of `dir` in byte order of their names,
     /// starting after the name `after` (keyset pagination).
@@ -223,17 +226,24 @@ pub trait Catalog:
 /// Who may use the catalog: the nodes that use it, and API tokens.
 #[async_trait]
 pub trait AccessCatalog: Send + Sync + 'static {
-    /// Registers cache node `node` (on `host`) as the user of this catalog
-    /// at `now`, in one transaction, unless another node was seen less
-    /// than `stale_ns` ago: then `AlreadyExists` names it and when it was
-    /// last seen. Several nodes on one catalog are not supported yet.
-    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()>;
+    /// Registers one start of a cache node (`claim.instance` of
+    /// `claim.node`) as the user of this catalog, in one transaction,
+    /// unless another claim was seen less than `claim.stale_ns` ago: then
+    /// `AlreadyExists` names it and when it was last seen. The one fresh
+    /// claim that does not refuse is the node's own `claim.predecessor`:
+    /// the instance that last ran on this node's data directory, which the
+    /// caller knows is gone (it holds the directory's lock). Two processes
+    /// with one node id (a copied data directory) are told apart by their
+    /// instances. Several nodes on one catalog are not supported yet.
+    async fn claim_catalog(&self, claim: &CatalogClaim) -> Result<()>;
 
-    /// Records that `node` is alive at `now`.
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()>;
+    /// Records that this instance of `node` is alive at `now`; false when
+    /// the catalog holds no claim of it (another process took it over).
+    async fn heartbeat(&self, node: &str, instance: &str, now: Timestamp) -> Result<bool>;
 
-    /// `node` stops using the catalog (a clean shutdown).
-    async fn release_catalog(&self, node: &str) -> Result<()>;
+    /// This instance of `node` stops using the catalog (a clean shutdown);
+    /// another instance's claim is left alone.
+    async fn release_catalog(&self, node: &str, instance: &str) -> Result<()>;
 
     /// Stores a new API token (only its hash).
     async fn create_token(&self, token: &NewToken) -> Result<TokenInfo>;
@@ -249,11 +259,39 @@ pub trait AccessCatalog: Send + Sync + 'static {
 }
 
 /// The refusal of a node that finds another live node on its catalog.
-pub(crate) fn catalog_in_use(other: &str, host: &str, seen: Timestamp, now: Timestamp) -> CatalogError {
+/// One start of a node claiming the catalog (`AccessCatalog::claim_catalog`).
+#[derive(Clone, Debug)]
+pub struct CatalogClaim {
+    pub node: String,
+    /// This start's id (a UUIDv7), new at every start.
+    pub instance: String,
+    /// The instance that last ran on this node's data directory, known
+    /// to be gone ("" when none is known).
+    pub predecessor: String,
+    /// Where it runs, for the message another node gets.
+    pub host: String,
+    pub now: Timestamp,
+    pub stale_ns: i64,
+}
+
+pub(crate) fn catalog_in_use(
+    claim: &CatalogClaim,
+    other: &str,
+    instance: &str,
+    host: &str,
+    seen: Timestamp,
+) -> CatalogError {
+    let ago = (claim.now.0 - seen.0).max(0) as f64 / 1e9;
+    if other == claim.node {
+        return CatalogError::AlreadyExists(format!(
+            "this catalog is in use by another process with this node's id {other} (instance {instance}, on \
+             {host}, seen {ago:.0} s ago): a copy of this data directory runs elsewhere; stop it first (or \
+             wait until it has been silent for a minute)"
+        ));
+    }
     CatalogError::AlreadyExists(format!(
-        "this catalog is in use by node {other} on {host} (seen {:.0} s ago): several bale nodes on one \
-         catalog are not supported yet; stop that node first (or wait until it has been silent for a minute)",
-        (now.0 - seen.0).max(0) as f64 / 1e9
+        "this catalog is in use by node {other} on {host} (seen {ago:.0} s ago): several bale nodes on one \
+         catalog are not supported yet; stop that node first (or wait until it has been silent for a minute)"
     ))
 }
 

@@ -130,7 +130,7 @@ impl Catalog for PostgresCatalog {
         NsPath::parse(&format!("/{}", names.join("/"))).map_err(|e| CatalogError::backend(e, false))
     }
 
-    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, NsPath)>> {
+    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, String)>> {
         let c = self.pool.get().await?;
         let keys: Vec<String> = ids.iter().map(|f| f.to_string()).collect();
         // One statement (one snapshot): walk every file up to the root,
@@ -149,8 +149,8 @@ impl Catalog for PostgresCatalog {
         let mut by_id = std::collections::HashMap::with_capacity(rows.len());
         for r in &rows {
             let node = node_from_row(r, 1)?;
-            let path = NsPath::parse(&r.get::<_, String>(0)).map_err(|e| CatalogError::backend(e, false))?;
-            by_id.insert(node.file_id.expect("a file"), (node, path));
+            let Some(id) = node.file_id else { continue };
+            by_id.insert(id, (node, r.get::<_, String>(0)));
         }
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
@@ -169,7 +169,9 @@ impl Catalog for PostgresCatalog {
     async fn create_dir(&self, d: NewDir) -> Result<Node> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        lock_for_paths(&tx, false).await?;
         let parent = dir_for_child(&tx, d.parent).await?;
+        rules::fits(dir_len(&tx, d.parent).await?, &d.name, 0)?;
         let t = &parent.tags;
         let st = tx
             .prepare_cached(&format!(
@@ -216,14 +218,17 @@ impl Catalog for PostgresCatalog {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let mut checked = std::collections::HashSet::new();
+        lock_for_paths(&tx, false).await?;
+        let mut checked = std::collections::HashMap::new();
         for e in entries {
             if let ImportParent::Node(p) = e.parent {
-                if checked.insert(p) {
+                if let std::collections::hash_map::Entry::Vacant(v) = checked.entry(p) {
                     dir_for_child(&tx, p).await?;
+                    v.insert(dir_len(&tx, p).await?);
                 }
             }
         }
+        rules::check_import_lengths(entries, |p| Ok(checked[&p]))?;
         let parents: Vec<NodeId> = entries
             .iter()
             .map(|e| match e.parent {
@@ -284,6 +289,7 @@ impl Catalog for PostgresCatalog {
         if files.iter().any(|f| f.replace) {
             crate::postgres_common::lock_for_deletes(&tx).await?;
         }
+        lock_for_paths(&tx, false).await?;
         settle(&tx, settled).await?;
         let note = tx
             .prepare_cached(
@@ -292,8 +298,9 @@ impl Catalog for PostgresCatalog {
             )
             .await?;
         let mut out = Vec::with_capacity(files.len());
+        let mut lens = rules::DirLengths::default();
         for f in files {
-            match commit_one(&tx, f).await {
+            match commit_one(&tx, f, &mut lens).await {
                 Err(CatalogError::Backend { message, retryable }) => {
                     return Err(CatalogError::Backend { message, retryable })
                 }
@@ -379,12 +386,30 @@ impl Catalog for PostgresCatalog {
         if overwrite {
             crate::postgres_common::lock_for_deletes(&tx).await?;
         }
+        // Moving a directory may make paths below it longer: it takes the
+        // path lock exclusively, and looks at what is below it after that.
+        let is_dir: bool = tx
+            .query_opt("SELECT kind = 1 FROM nodes WHERE id = $1", &[&id])
+            .await?
+            .is_some_and(|r| r.get(0));
+        lock_for_paths(&tx, is_dir).await?;
         let node = get_node(&tx, id)
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
         dir_for_child(&tx, new_parent).await?;
         if node.is_dir() {
             rules::not_beneath(&node, &ancestors(&tx, new_parent).await?)?;
+        }
+        let to_len = dir_len(&tx, new_parent).await?;
+        rules::fits(to_len, new_name, 0)?;
+        let from_len = match node.parent {
+            Some(p) => dir_len(&tx, p).await?,
+            None => 0,
+        };
+        // Paths below a directory grow only when its own path does.
+        if node.is_dir() && to_len + new_name.len() > from_len + node.name.len() {
+            let budget = bale_util::path::MAX_PATH_LEN.saturating_sub(to_len + 1 + new_name.len());
+            rules::fits(to_len, new_name, longest_below(&tx, id, budget).await?)?;
         }
         let dest = get_child(&tx, new_parent, new_name).await?;
         let dest_full = match &dest {

@@ -5,43 +5,59 @@ use crate::*;
 
 #[async_trait::async_trait]
 impl AccessCatalog for PostgresCatalog {
-    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()> {
+    async fn claim_catalog(&self, claim: &CatalogClaim) -> Result<()> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
         // Two nodes starting at once take turns.
         tx.execute("LOCK TABLE catalog_users IN EXCLUSIVE MODE", &[]).await?;
         let other = tx
             .query_opt(
-                "SELECT node, host, seen FROM catalog_users WHERE node <> $1 AND seen > $2 ORDER BY seen DESC LIMIT 1",
-                &[&node, &(now.0 - stale_ns)],
+                "SELECT node, instance, host, seen FROM catalog_users \
+                 WHERE seen > $1 AND NOT (node = $2 AND instance = $3) ORDER BY seen DESC LIMIT 1",
+                &[&(claim.now.0 - claim.stale_ns), &claim.node, &claim.predecessor],
             )
             .await?;
         if let Some(r) = other {
-            let (other, on): (String, String) = (r.get(0), r.get(1));
-            return Err(crate::catalog_in_use(&other, &on, Timestamp(r.get(2)), now));
+            let (other, instance, on): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            return Err(crate::catalog_in_use(
+                claim,
+                &other,
+                &instance,
+                &on,
+                Timestamp(r.get(3)),
+            ));
         }
-        tx.execute("DELETE FROM catalog_users WHERE node <> $1", &[&node])
+        tx.execute("DELETE FROM catalog_users WHERE node <> $1", &[&claim.node])
             .await?;
         tx.execute(
-            "INSERT INTO catalog_users (node, host, started, seen) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (node) DO UPDATE SET host = EXCLUDED.host, started = EXCLUDED.started, seen = EXCLUDED.seen",
-            &[&node, &host, &now.0],
+            "INSERT INTO catalog_users (node, instance, host, started, seen) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (node) DO UPDATE SET instance = EXCLUDED.instance, host = EXCLUDED.host, \
+             started = EXCLUDED.started, seen = EXCLUDED.seen",
+            &[&claim.node, &claim.instance, &claim.host, &claim.now.0],
         )
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
+    async fn heartbeat(&self, node: &str, instance: &str, now: Timestamp) -> Result<bool> {
         let c = self.pool.get().await?;
-        c.execute("UPDATE catalog_users SET seen = $2 WHERE node = $1", &[&node, &now.0])
+        let n = c
+            .execute(
+                "UPDATE catalog_users SET seen = $3 WHERE node = $1 AND instance = $2",
+                &[&node, &instance, &now.0],
+            )
             .await?;
-        Ok(())
+        Ok(n > 0)
     }
 
-    async fn release_catalog(&self, node: &str) -> Result<()> {
+    async fn release_catalog(&self, node: &str, instance: &str) -> Result<()> {
         let c = self.pool.get().await?;
-        c.execute("DELETE FROM catalog_users WHERE node = $1", &[&node]).await?;
+        c.execute(
+            "DELETE FROM catalog_users WHERE node = $1 AND instance = $2",
+            &[&node, &instance],
+        )
+        .await?;
         Ok(())
     }
 

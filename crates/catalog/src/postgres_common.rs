@@ -114,6 +114,26 @@ pub(crate) async fn lock_for_deletes(tx: &impl GenericClient) -> Result<()> {
     Ok(())
 }
 
+/// The advisory lock that keeps paths within their limit.
+pub(crate) const PATH_LENGTH_LOCK: i64 = 0x6261_6c65_0004;
+
+/// Paths stay within their limit under concurrency: a transaction that
+/// creates or renames entries reads the length of their directory's path
+/// under this lock shared; a move of a directory (which may lengthen every
+/// path below it) holds it alone while it measures what is below. Without
+/// it a file created below a directory while that directory moves to a
+/// longer path is seen by neither check (READ COMMITTED: each reads what
+/// committed before its statement). Taken after [`lock_for_deletes`] and
+/// before any row lock.
+pub(crate) async fn lock_for_paths(tx: &impl GenericClient, alone: bool) -> Result<()> {
+    let sql = match alone {
+        true => "SELECT pg_advisory_xact_lock($1)",
+        false => "SELECT pg_advisory_xact_lock_shared($1)",
+    };
+    tx.execute(sql, &[&PATH_LENGTH_LOCK]).await?;
+    Ok(())
+}
+
 /// Creates an archive job for `files` (id, size) inside a transaction;
 /// `pool` names the pool it closes.
 pub(crate) async fn create_job(

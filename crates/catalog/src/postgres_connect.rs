@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0011_walk_function.sql"),
     include_str!("../migrations/postgres/0012_alarm_folding.sql"),
     include_str!("../migrations/postgres/0013_tape_copies.sql"),
+    include_str!("../migrations/postgres/0014_trial_fixes.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.

@@ -67,6 +67,50 @@ pub(crate) async fn subtree(c: &impl GenericClient, id: NodeId) -> Result<Vec<No
         .collect()
 }
 
+/// The length of a directory's path (`rules::fits`), read in the caller's
+/// transaction: one index probe per level above it.
+pub(crate) async fn dir_len(c: &impl GenericClient, dir: NodeId) -> Result<usize> {
+    let st = c
+        .prepare_cached(
+            "WITH RECURSIVE up(id, parent, name) AS (SELECT id, parent, name FROM nodes WHERE id = $1 \
+             UNION ALL SELECT n.id, n.parent, n.name FROM nodes n JOIN up ON n.id = up.parent) \
+             SELECT COALESCE(SUM(1 + octet_length(name)), 0)::bigint FROM up WHERE parent IS NOT NULL",
+        )
+        .await?;
+    let len: i64 = c.query_one(&st, &[&dir]).await?.get(0);
+    Ok(len as usize)
+}
+
+/// [`dir_len`] through a batch's memory of it.
+pub(crate) async fn dir_len_cached(c: &impl GenericClient, lens: &mut rules::DirLengths, dir: NodeId) -> Result<usize> {
+    if let Some(l) = lens.get(dir) {
+        return Ok(l);
+    }
+    let l = dir_len(c, dir).await?;
+    lens.insert(dir, l);
+    Ok(l)
+}
+
+/// The longest path below directory `dir`, relative to it (`rules::fits`).
+/// The walk visits directories only (the partial index `nodes_dirs`);
+/// files are looked at only in directories deep enough that a file name
+/// could take a path there over `budget`, so a wide tree costs its
+/// directories, not its files.
+pub(crate) async fn longest_below(c: &impl GenericClient, dir: NodeId, budget: usize) -> Result<usize> {
+    let st = c
+        .prepare_cached(
+            "WITH RECURSIVE d(id, len) AS (SELECT $1::bigint, 0 \
+             UNION ALL SELECT n.id, d.len + 1 + octet_length(n.name) FROM nodes n JOIN d ON n.parent = d.id \
+             WHERE n.kind = 1) \
+             SELECT GREATEST((SELECT MAX(len) FROM d), \
+             (SELECT MAX(d.len + 1 + octet_length(f.name)) FROM d JOIN nodes f ON f.parent = d.id \
+             WHERE f.kind = 2 AND d.len + 1 + 255 > $2::bigint), 0)::bigint",
+        )
+        .await?;
+    let len: i64 = c.query_one(&st, &[&dir, &(budget as i64)]).await?.get(0);
+    Ok(len as usize)
+}
+
 /// `id` and every directory above it.
 pub(crate) async fn ancestors(c: &impl GenericClient, id: NodeId) -> Result<Vec<NodeId>> {
     let st = c
@@ -97,8 +141,13 @@ pub(crate) async fn settle(c: &impl GenericClient, ids: &[FileId]) -> Result<()>
     Ok(())
 }
 
-pub(crate) async fn commit_one(tx: &impl GenericClient, f: &NewFile) -> Result<Committed> {
+pub(crate) async fn commit_one(
+    tx: &impl GenericClient,
+    f: &NewFile,
+    lens: &mut rules::DirLengths,
+) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent).await?;
+    rules::fits(dir_len_cached(tx, lens, f.parent).await?, &f.name, 0)?;
     let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name).await?, f)?
         .into_iter()
         .collect();

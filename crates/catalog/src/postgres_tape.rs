@@ -184,6 +184,32 @@ impl TapeCatalog for PostgresCatalog {
         Ok(())
     }
 
+    async fn retry_jobs(&self, id: Option<i64>) -> Result<Vec<ArchiveJob>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        if let Some(id) = id {
+            let job = get_job(&tx, id)
+                .await?
+                .ok_or_else(|| CatalogError::NotFound(format!("archive job {id}")))?;
+            rules::retryable(&job)?;
+        }
+        let rows = tx
+            .query(
+                "UPDATE archive_jobs SET state = $1, attempts = 0, error = NULL \
+                 WHERE state = $2 AND ($3::bigint IS NULL OR id = $3) RETURNING id",
+                &[&JobState::Queued.as_str(), &JobState::Failed.as_str(), &id],
+            )
+            .await?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort_unstable();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(get_job(&tx, id).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<TapeCommit> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;

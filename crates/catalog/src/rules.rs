@@ -7,6 +7,7 @@
 use crate::model::{NewFile, Node, NodeId, ROOT_ID};
 use crate::tape::{JobTarget, NewPackage};
 use crate::{CatalogError, Result};
+use bale_util::path::MAX_PATH_LEN;
 use bale_util::FileId;
 
 /// What committing `f` does to the entry already holding its name: none
@@ -186,12 +187,86 @@ pub(crate) fn check_import(entries: &[crate::model::ImportNode]) -> Result<()> {
     Ok(())
 }
 
+/// Only a failed job is retried by hand (a queued one is on its way).
+pub(crate) fn retryable(job: &crate::tape::ArchiveJob) -> Result<()> {
+    match job.state {
+        crate::tape::JobState::Failed => Ok(()),
+        s => Err(CatalogError::Invalid(format!(
+            "archive job {} is {}, not failed: it is on its way to tape already",
+            job.id,
+            s.as_str()
+        ))),
+    }
+}
+
+/// Paths stay within [`MAX_PATH_LEN`] bytes, whatever creates them. A
+/// path's length is the sum over its components of 1 + the name's bytes
+/// (the root's own path counts 0, so "/a" is 2); `dir_len` is a
+/// directory's, `below` the longest relative path beneath an entry (0 for
+/// a file or an empty directory).
+pub(crate) fn fits(dir_len: usize, name: &str, below: usize) -> Result<()> {
+    let len = dir_len + 1 + name.len() + below;
+    if len > MAX_PATH_LEN {
+        return Err(CatalogError::TooLong(match below {
+            0 => format!("the path would be {len} bytes long, over the limit of {MAX_PATH_LEN}"),
+            _ => format!("the longest path below it would be {len} bytes long, over the limit of {MAX_PATH_LEN}"),
+        }));
+    }
+    Ok(())
+}
+
+/// What a transaction that creates entries learns once per directory: the
+/// length of its path (read in the transaction, so that a move of a
+/// directory above it committed meanwhile counts).
+#[derive(Default)]
+pub(crate) struct DirLengths(std::collections::HashMap<NodeId, usize>);
+
+impl DirLengths {
+    pub(crate) fn get(&self, dir: NodeId) -> Option<usize> {
+        self.0.get(&dir).copied()
+    }
+    pub(crate) fn insert(&mut self, dir: NodeId, len: usize) {
+        self.0.insert(dir, len);
+    }
+}
+
+/// The lengths of an import's paths: each entry's, from the lengths of the
+/// catalog's directories it goes into (`dir_len`) and of its earlier
+/// entries. The first entry that does not fit refuses the import.
+pub(crate) fn check_import_lengths(
+    entries: &[crate::model::ImportNode],
+    mut dir_len: impl FnMut(NodeId) -> Result<usize>,
+) -> Result<()> {
+    use crate::model::ImportParent;
+    let mut lens = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let parent = match e.parent {
+            ImportParent::Node(p) => dir_len(p)?,
+            ImportParent::Entry(j) => lens[j],
+        };
+        fits(parent, &e.name, 0)
+            .map_err(|err| CatalogError::TooLong(format!("import entry {i} ({:?}): {err}", e.name)))?;
+        lens.push(parent + 1 + e.name.len());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn id(n: u8) -> FileId {
         FileId::parse(&format!("00000000-0000-7000-8000-0000000000{n:02x}")).unwrap()
+    }
+
+    #[test]
+    fn paths_fit_within_the_limit() {
+        let name = "x".repeat(250);
+        assert!(fits(4096 - 251, &name, 0).is_ok(), "exactly 4096");
+        assert!(matches!(fits(4096 - 250, &name, 0), Err(CatalogError::TooLong(_))));
+        assert!(fits(0, "a", 4094).is_ok());
+        let e = fits(0, "a", 4095).unwrap_err();
+        assert!(e.to_string().contains("4097"), "{e}");
     }
 
     #[test]

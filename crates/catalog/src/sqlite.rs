@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_walk_function.sql"),
     include_str!("../migrations/sqlite/0012_alarm_folding.sql"),
     include_str!("../migrations/sqlite/0013_tape_copies.sql"),
+    include_str!("../migrations/sqlite/0014_trial_fixes.sql"),
 ];
 
 pub struct SqliteCatalog {
@@ -206,7 +207,7 @@ impl Catalog for SqliteCatalog {
         self.read(move |c| path_of(c, id)).await
     }
 
-    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, NsPath)>> {
+    async fn files_with_paths(&self, ids: &[FileId]) -> Result<Vec<(Node, String)>> {
         let ids = ids.to_vec();
         self.read(move |c| {
             // One read transaction: every path is as of the same moment.
@@ -215,7 +216,7 @@ impl Catalog for SqliteCatalog {
             let mut out = Vec::with_capacity(ids.len());
             for id in &ids {
                 if let Some(n) = st.query_row([id.to_string()], node_from_row).optional()? {
-                    let path = path_of(&tx, n.id)?;
+                    let path = path_string(&tx, n.id)?;
                     out.push((n, path));
                 }
             }
@@ -242,6 +243,7 @@ impl Catalog for SqliteCatalog {
             if get_child(tx, d.parent, &d.name)?.is_some() {
                 return Err(CatalogError::AlreadyExists(d.name.clone()));
             }
+            rules::fits(dir_len(tx, d.parent)?, &d.name, 0)?;
             let t = &parent.tags;
             let id = next_id(tx, "nodes")?;
             let mut st = tx.prepare_cached(&format!(
@@ -274,6 +276,7 @@ impl Catalog for SqliteCatalog {
         rules::check_import(entries)?;
         let entries = entries.to_vec();
         self.write(move |tx| {
+            rules::check_import_lengths(&entries, |p| dir_len(tx, p))?;
             // One reservation of the whole range of ids.
             let n = entries.len() as i64;
             let first: i64 = tx
@@ -341,8 +344,9 @@ impl Catalog for SqliteCatalog {
             let mut note =
                 tx.prepare_cached("INSERT OR REPLACE INTO landing (file_id, node, data) VALUES (?1, ?2, ?3)")?;
             let mut out = Vec::with_capacity(files.len());
+            let mut lens = rules::DirLengths::default();
             for f in &files {
-                match commit_one(tx, f) {
+                match commit_one(tx, f, &mut lens) {
                     Err(CatalogError::Backend { message, retryable }) => {
                         return Err(CatalogError::Backend { message, retryable })
                     }
@@ -412,6 +416,17 @@ impl Catalog for SqliteCatalog {
             dir_for_child(tx, new_parent)?;
             if node.is_dir() {
                 rules::not_beneath(&node, &ancestors(tx, new_parent)?)?;
+            }
+            let to_len = dir_len(tx, new_parent)?;
+            rules::fits(to_len, &new_name, 0)?;
+            let from_len = match node.parent {
+                Some(p) => dir_len(tx, p)?,
+                None => 0,
+            };
+            // Paths below a directory grow only when its own path does.
+            if node.is_dir() && to_len + new_name.len() > from_len + node.name.len() {
+                let budget = bale_util::path::MAX_PATH_LEN.saturating_sub(to_len + 1 + new_name.len());
+                rules::fits(to_len, &new_name, longest_below(tx, id, budget)?)?;
             }
             let dest = get_child(tx, new_parent, &new_name)?;
             let dest_full = match &dest {

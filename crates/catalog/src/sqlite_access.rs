@@ -6,46 +6,51 @@ use rusqlite::{params, OptionalExtension};
 
 #[async_trait::async_trait]
 impl AccessCatalog for SqliteCatalog {
-    async fn claim_catalog(&self, node: &str, host: &str, now: Timestamp, stale_ns: i64) -> Result<()> {
-        let (node, host) = (node.to_string(), host.to_string());
+    async fn claim_catalog(&self, claim: &CatalogClaim) -> Result<()> {
+        let claim = claim.clone();
         self.write(move |tx| {
-            let other: Option<(String, String, i64)> = tx
+            let other: Option<(String, String, String, i64)> = tx
                 .query_row(
-                    "SELECT node, host, seen FROM catalog_users WHERE node <> ?1 AND seen > ?2 ORDER BY seen DESC LIMIT 1",
-                    params![node, now.0 - stale_ns],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    "SELECT node, instance, host, seen FROM catalog_users \
+                     WHERE seen > ?1 AND NOT (node = ?2 AND instance = ?3) ORDER BY seen DESC LIMIT 1",
+                    params![claim.now.0 - claim.stale_ns, claim.node, claim.predecessor],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            if let Some((other, on, seen)) = other {
-                return Err(crate::catalog_in_use(&other, &on, Timestamp(seen), now));
+            if let Some((other, instance, on, seen)) = other {
+                return Err(crate::catalog_in_use(&claim, &other, &instance, &on, Timestamp(seen)));
             }
-            tx.execute("DELETE FROM catalog_users WHERE node <> ?1", [&node])?;
+            tx.execute("DELETE FROM catalog_users WHERE node <> ?1", [&claim.node])?;
             tx.execute(
-                "INSERT INTO catalog_users (node, host, started, seen) VALUES (?1, ?2, ?3, ?3) \
-                 ON CONFLICT (node) DO UPDATE SET host = excluded.host, started = excluded.started, seen = excluded.seen",
-                params![node, host, now.0],
+                "INSERT INTO catalog_users (node, instance, host, started, seen) VALUES (?1, ?2, ?3, ?4, ?4) \
+                 ON CONFLICT (node) DO UPDATE SET instance = excluded.instance, host = excluded.host, \
+                 started = excluded.started, seen = excluded.seen",
+                params![claim.node, claim.instance, claim.host, claim.now.0],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn heartbeat(&self, node: &str, now: Timestamp) -> Result<()> {
-        let node = node.to_string();
+    async fn heartbeat(&self, node: &str, instance: &str, now: Timestamp) -> Result<bool> {
+        let (node, instance) = (node.to_string(), instance.to_string());
         self.write(move |tx| {
-            tx.execute(
-                "UPDATE catalog_users SET seen = ?2 WHERE node = ?1",
-                params![node, now.0],
+            let n = tx.execute(
+                "UPDATE catalog_users SET seen = ?3 WHERE node = ?1 AND instance = ?2",
+                params![node, instance, now.0],
             )?;
-            Ok(())
+            Ok(n > 0)
         })
         .await
     }
 
-    async fn release_catalog(&self, node: &str) -> Result<()> {
-        let node = node.to_string();
+    async fn release_catalog(&self, node: &str, instance: &str) -> Result<()> {
+        let (node, instance) = (node.to_string(), instance.to_string());
         self.write(move |tx| {
-            tx.execute("DELETE FROM catalog_users WHERE node = ?1", [&node])?;
+            tx.execute(
+                "DELETE FROM catalog_users WHERE node = ?1 AND instance = ?2",
+                [&node, &instance],
+            )?;
             Ok(())
         })
         .await

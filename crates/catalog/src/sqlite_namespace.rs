@@ -36,7 +36,52 @@ pub(crate) fn ancestors(c: &Connection, id: NodeId) -> Result<Vec<NodeId>> {
     Ok(ids)
 }
 
+/// The length of a directory's path (`rules::fits`), read in the caller's
+/// transaction: one index probe per level above it.
+pub(crate) fn dir_len(c: &Connection, dir: NodeId) -> Result<usize> {
+    let mut st = c.prepare_cached(
+        "WITH RECURSIVE up(id, parent, name) AS (SELECT id, parent, name FROM nodes WHERE id = ?1 \
+         UNION ALL SELECT n.id, n.parent, n.name FROM nodes n JOIN up ON n.id = up.parent) \
+         SELECT COALESCE(SUM(1 + length(CAST(name AS BLOB))), 0) FROM up WHERE parent IS NOT NULL",
+    )?;
+    let len: i64 = st.query_row([dir], |r| r.get(0))?;
+    Ok(len as usize)
+}
+
+/// [`dir_len`] through a batch's memory of it.
+pub(crate) fn dir_len_cached(c: &Connection, lens: &mut rules::DirLengths, dir: NodeId) -> Result<usize> {
+    if let Some(l) = lens.get(dir) {
+        return Ok(l);
+    }
+    let l = dir_len(c, dir)?;
+    lens.insert(dir, l);
+    Ok(l)
+}
+
+/// The longest path below directory `dir`, relative to it (`rules::fits`).
+/// The walk visits directories only (the partial index `nodes_dirs`);
+/// files are looked at only in directories deep enough that a file name
+/// could take a path there over `budget`, so a wide tree costs its
+/// directories, not its files.
+pub(crate) fn longest_below(c: &Connection, dir: NodeId, budget: usize) -> Result<usize> {
+    let mut st = c.prepare_cached(
+        "WITH RECURSIVE d(id, len) AS (SELECT ?1, 0 \
+         UNION ALL SELECT n.id, d.len + 1 + length(CAST(n.name AS BLOB)) FROM nodes n JOIN d ON n.parent = d.id \
+         WHERE n.kind = 1) \
+         SELECT MAX(COALESCE((SELECT MAX(len) FROM d), 0), \
+         COALESCE((SELECT MAX(d.len + 1 + length(CAST(f.name AS BLOB))) FROM d JOIN nodes f ON f.parent = d.id \
+         WHERE f.kind = 2 AND d.len + 1 + 255 > ?2), 0))",
+    )?;
+    let len: i64 = st.query_row(params![dir, budget as i64], |r| r.get(0))?;
+    Ok(len as usize)
+}
+
 pub(crate) fn path_of(c: &Connection, id: NodeId) -> Result<NsPath> {
+    NsPath::parse(&path_string(c, id)?).map_err(|e| CatalogError::backend(e, false))
+}
+
+/// A node's path as the catalog holds it, not validated.
+pub(crate) fn path_string(c: &Connection, id: NodeId) -> Result<String> {
     let mut names = Vec::new();
     let mut cur = id;
     loop {
@@ -53,7 +98,7 @@ pub(crate) fn path_of(c: &Connection, id: NodeId) -> Result<NsPath> {
         }
     }
     names.reverse();
-    NsPath::parse(&format!("/{}", names.join("/"))).map_err(|e| CatalogError::backend(e, false))
+    Ok(format!("/{}", names.join("/")))
 }
 
 pub(crate) fn dir_for_child(c: &Connection, parent: NodeId) -> Result<Node> {
@@ -96,8 +141,9 @@ pub(crate) fn settle(tx: &Transaction<'_>, ids: &[FileId]) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile) -> Result<Committed> {
+pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile, lens: &mut rules::DirLengths) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent)?;
+    rules::fits(dir_len_cached(tx, lens, f.parent)?, &f.name, 0)?;
     let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name)?, f)?
         .into_iter()
         .collect();

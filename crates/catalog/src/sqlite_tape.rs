@@ -183,6 +183,29 @@ impl TapeCatalog for SqliteCatalog {
         .await
     }
 
+    async fn retry_jobs(&self, id: Option<i64>) -> Result<Vec<ArchiveJob>> {
+        self.write(move |tx| {
+            if let Some(id) = id {
+                let job = get_job(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("archive job {id}")))?;
+                rules::retryable(&job)?;
+            }
+            let ids: Vec<i64> = tx
+                .prepare_cached("SELECT id FROM archive_jobs WHERE state = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id")?
+                .query_map(params![JobState::Failed.as_str(), id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                tx.execute(
+                    "UPDATE archive_jobs SET state = ?2, attempts = 0, error = NULL WHERE id = ?1",
+                    params![id, JobState::Queued.as_str()],
+                )?;
+                out.extend(get_job(tx, id)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn commit_tape_files(&self, vw: &VolumeWrite, packages: &[NewPackage]) -> Result<TapeCommit> {
         let (vw, packages) = (vw.clone(), packages.to_vec());
         self.write(move |tx| {

@@ -460,6 +460,12 @@ pub trait TapeCatalog: Send + Sync + 'static {
     /// Records a failed attempt of a job; `failed` parks it as failed.
     async fn job_attempt_failed(&self, id: i64, error: &str, failed: bool) -> Result<()>;
 
+    /// Puts failed archive jobs back in the queue with no attempt counted,
+    /// in one transaction: job `id` (which must be failed), or every failed
+    /// job. What an administrator does once the cause is fixed. Returns the
+    /// jobs requeued, with their files.
+    async fn retry_jobs(&self, id: Option<i64>) -> Result<Vec<ArchiveJob>>;
+
     /// Records tape files just written on a volume, in ONE transaction:
     /// the packages and their members, the completed jobs removed, the
     /// volume's end of data, binding, state and counters. The packages must

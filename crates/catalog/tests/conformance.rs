@@ -51,6 +51,13 @@ macro_rules! suite {
             )*
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn paths_stay_within_the_limit_under_concurrency() {
+                let f = super::$backend().await;
+                bale_catalog::conformance::paths_stay_within_the_limit_under_concurrency(f.catalog.clone()).await;
+                f.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_commits() {
                 let f = super::$backend().await;
                 bale_catalog::conformance::concurrent_commits(f.catalog.clone()).await;
@@ -101,6 +108,7 @@ both!(
     tokens_lifecycle,
     landing_notes,
     deep_paths,
+    paths_stay_within_the_limit,
     volumes_and_drives,
     archive_jobs_follow_their_files,
     tape_files_commit_in_sequence,
@@ -115,6 +123,7 @@ both!(
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,
     catalog_is_claimed_by_one_node,
+    one_node_id_two_processes,
     files_with_paths,
     walks_in_bulk,
     imports_in_bulk,

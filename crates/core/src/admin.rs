@@ -182,6 +182,27 @@ impl Service {
         self.archiver().close_pools(which).await
     }
 
+    /// Puts failed archive jobs back in the queue, attempts reset: one
+    /// (which must be failed), or every failed job. For after the cause is
+    /// fixed; the tape system takes them at once.
+    pub async fn retry_jobs(&self, who: &Principal, job: Option<i64>) -> Result<Vec<ArchiveJob>> {
+        allow(who, Who::Admin, "retry archive jobs")?;
+        let jobs = self.catalog().retry_jobs(job).await.map_err(|e| match e {
+            bale_catalog::CatalogError::NotFound(m) => Error::NotFound(format!("no {m}; bale queue --all lists them")),
+            e => e.into(),
+        })?;
+        for j in &jobs {
+            tracing::info!(
+                "archive job {} ({} file(s)) retried by {}",
+                j.id,
+                j.files.len(),
+                who.user
+            );
+            self.tape().enqueue(j.clone());
+        }
+        Ok(jobs)
+    }
+
     pub async fn tokens(&self, who: &Principal) -> Result<Vec<TokenInfo>> {
         allow(who, Who::Admin, "list tokens")?;
         self.auth().list().await

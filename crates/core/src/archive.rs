@@ -398,13 +398,13 @@ impl Archiver {
         let mut reroutes = Vec::with_capacity(stranded.len());
         for (node, path) in &stranded {
             let route = self.route(&FileFacts {
-                path: path.as_str(),
+                path,
                 size: node.size,
                 owner: &node.owner,
                 group: &node.group,
                 tags: &node.tags,
             })?;
-            report.files_rerouted.push(path.to_string());
+            report.files_rerouted.push(path.clone());
             reroutes.push(Reroute {
                 file_id: node.file_id.expect("a file"),
                 size: node.size,
@@ -449,7 +449,7 @@ impl Archiver {
         report.files_stuck = stuck.len();
         if let Some((oldest, since)) = stuck.first() {
             let path = match self.catalog.files_with_paths(&[*oldest]).await?.first() {
-                Some((_, path)) => path.to_string(),
+                Some((_, path)) => path.clone(),
                 None => format!("file id {oldest}"),
             };
             tracing::warn!(

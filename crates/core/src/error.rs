@@ -60,6 +60,7 @@ impl From<CatalogError> for Error {
             CatalogError::IsADirectory(m) => Error::IsADirectory(format!("{m} is a directory")),
             CatalogError::NotEmpty(m) => Error::Conflict(format!("directory {m} is not empty")),
             CatalogError::Invalid(m) => Error::Conflict(m),
+            CatalogError::TooLong(m) => Error::BadRequest(m),
             CatalogError::PermissionDenied(m) => Error::Forbidden(format!("permission denied: {m}")),
             CatalogError::Backend {
                 message,

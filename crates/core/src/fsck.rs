@@ -282,7 +282,7 @@ impl Service {
                 .files_with_paths(chunk)
                 .await?
                 .into_iter()
-                .filter_map(|(n, p)| n.file_id.map(|id| (id, (n, p.to_string()))))
+                .filter_map(|(n, p)| n.file_id.map(|id| (id, (n, p))))
                 .collect();
             for &id in chunk {
                 // Data of a cached file is what step 1 checked; only the

@@ -151,35 +151,40 @@ impl Service {
         // an administrator sees only the paths they may stat (a walk each,
         // the directories' answers remembered).
         let ids: Vec<FileId> = members.iter().map(|m| m.file_id).collect();
-        let mut paths: std::collections::HashMap<FileId, NsPath> = self
+        let mut paths: std::collections::HashMap<FileId, String> = self
             .catalog
             .files_with_paths(&ids)
             .await?
             .into_iter()
-            .map(|(n, p)| (n.file_id.expect("a file"), p))
+            .filter_map(|(n, p)| Some((n.file_id?, p)))
             .collect();
         let mut dir_visible: std::collections::HashMap<NsPath, bool> = std::collections::HashMap::new();
         let mut out = Vec::with_capacity(members.len());
         for m in members {
             let (path, hidden) = match paths.remove(&m.file_id) {
                 None => (None, false),
-                Some(path) if perms::sees_everything(who) => (Some(path.to_string()), false),
-                Some(path) => {
-                    let dir = path.parent().unwrap_or_else(NsPath::root);
-                    let visible = match dir_visible.get(&dir) {
-                        Some(v) => *v,
-                        None => {
-                            let v = may_stat(who, &Resolved::new(path.clone(), self.catalog.walk(&path).await?));
-                            dir_visible.insert(dir, v);
-                            v
+                Some(path) if perms::sees_everything(who) => (Some(path), false),
+                // A path not valid (an older catalog's) cannot be walked:
+                // hidden from all but administrators.
+                Some(path) => match NsPath::parse(&path) {
+                    Err(_) => (None, true),
+                    Ok(path) => {
+                        let dir = path.parent().unwrap_or_else(NsPath::root);
+                        let visible = match dir_visible.get(&dir) {
+                            Some(v) => *v,
+                            None => {
+                                let v = may_stat(who, &Resolved::new(path.clone(), self.catalog.walk(&path).await?));
+                                dir_visible.insert(dir, v);
+                                v
+                            }
+                        };
+                        if visible {
+                            (Some(path.to_string()), false)
+                        } else {
+                            (None, true)
                         }
-                    };
-                    if visible {
-                        (Some(path.to_string()), false)
-                    } else {
-                        (None, true)
                     }
-                }
+                },
             };
             out.push(MemberView {
                 member: m,

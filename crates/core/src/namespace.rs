@@ -351,6 +351,7 @@ impl Service {
             .map_err(|e| match e {
                 CatalogError::AlreadyExists(_) => Error::Exists(format!("{to} already exists")),
                 CatalogError::NotEmpty(_) => Error::Conflict(format!("{to} is a non-empty directory")),
+                CatalogError::TooLong(m) => Error::BadRequest(format!("cannot move {from} to {to}: {m}")),
                 e => e.into(),
             })?;
         self.drop_data(&committed.replaced).await;
@@ -418,6 +419,15 @@ impl Service {
             self.entry(who, Op::Read, from).await?;
             files.push(String::new());
         }
+        // Relative paths start with '/'; parsing normalizes "//". Every
+        // path the copy makes must fit before anything is changed.
+        let at = |rel: &str| {
+            NsPath::parse(&format!("{to}{rel}"))
+                .map_err(|e| Error::BadRequest(format!("cannot copy {from} to {to}: {to}{rel}: {e}")))
+        };
+        for rel in dirs.iter().map(|(r, _)| r).chain(&files) {
+            at(rel)?;
+        }
         let target = self.authorize(who, Op::Create, to).await?;
         let replaced = match target.node() {
             Some(_) if !overwrite => {
@@ -433,8 +443,6 @@ impl Service {
             }
             None => false,
         };
-        // Relative paths start with '/'; parsing normalizes "//".
-        let at = |rel: &str| NsPath::parse(&format!("{to}{rel}"));
         for (rel, mode) in &dirs {
             let opts = MkdirOptions {
                 mode: Some(*mode),

@@ -37,11 +37,12 @@
 use crate::config::Config;
 use crate::{Error, Result};
 use bale_catalog::{
-    DynCatalog, Family, ImportNode, ImportParent, NewMember, NewPackage, NewVolume, NodeId, NodeKind, Tags, TapeStats,
-    VolumeState, VolumeWrite, ROOT_ID,
+    CatalogClaim, DynCatalog, Family, ImportNode, ImportParent, NewMember, NewPackage, NewVolume, NodeId, NodeKind,
+    Tags, TapeStats, VolumeState, VolumeWrite, ROOT_ID,
 };
 use bale_pack::MemberMeta;
 use bale_tape::scan::{self, ScannedVolume};
+use bale_util::dirlock::{DirLock, LockError};
 use bale_util::{NsPath, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -93,17 +94,28 @@ struct Found {
 /// Rebuilds catalog entries from tape (see the module).
 pub async fn recover(config: &Config, target: RecoverTarget) -> Result<RecoverReport> {
     config.validate().map_err(|e| Error::BadRequest(e.to_string()))?;
+    bale_util::durable::create_dir_all_durable(&config.data_dir)
+        .map_err(|e| Error::Internal(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    // Offline: no server may run on the directory meanwhile (held for the
+    // whole rebuild).
+    let _lock = DirLock::acquire(&config.data_dir, &format!("bale recover, pid {}", std::process::id())).map_err(
+        |e| match e {
+            LockError::Held { dir, holder } => Error::Conflict(format!(
+                "{} is in use by a running process ({holder}); recover works on a stopped server",
+                dir.display()
+            )),
+            e => Error::Internal(e.to_string()),
+        },
+    )?;
     let marker = config.data_dir.join("RUNNING");
     if marker.exists() {
         return Err(Error::Conflict(format!(
-            "{} exists: a server is running on {} (or did not stop cleanly: start it and stop it first); \
-             recover works on a stopped server",
+            "{} exists: the server on {} did not stop cleanly; start it and stop it first \
+             (recover works on a cleanly stopped server)",
             marker.display(),
             config.data_dir.display()
         )));
     }
-    bale_util::durable::create_dir_all_durable(&config.data_dir)
-        .map_err(|e| Error::Internal(format!("cannot create {}: {e}", config.data_dir.display())))?;
     // What is on the media, before anything is written.
     let (tape, dir) = (config.tape.clone(), config.data_dir.clone());
     let labels = tokio::task::spawn_blocking(move || scan::labels(&tape, &dir))
@@ -123,13 +135,20 @@ pub async fn recover(config: &Config, target: RecoverTarget) -> Result<RecoverRe
         }
     };
     let catalog = bale_catalog::open(&config.catalog_spec()).await?;
-    let node = format!("recover-{}", uuid::Uuid::now_v7());
+    let claim = CatalogClaim {
+        node: format!("recover-{}", uuid::Uuid::now_v7()),
+        instance: uuid::Uuid::now_v7().to_string(),
+        predecessor: String::new(),
+        host: format!("bale recover, pid {}", std::process::id()),
+        now: Timestamp::now(),
+        stale_ns: 60_000_000_000,
+    };
     catalog
-        .claim_catalog(&node, "bale recover", Timestamp::now(), 60_000_000_000)
+        .claim_catalog(&claim)
         .await
         .map_err(|e| Error::Conflict(format!("the catalog is in use: {e}")))?;
     let r = rebuild(&catalog, config, &target, chosen).await;
-    let _ = catalog.release_catalog(&node).await;
+    let _ = catalog.release_catalog(&claim.node, &claim.instance).await;
     r
 }
 

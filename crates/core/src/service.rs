@@ -15,9 +15,10 @@ use crate::error::io_err;
 use crate::workers::{phase, AccessFlusher, Heartbeat, OnWayCheck, PoolWatcher};
 use crate::{Error, Result};
 use bale_cache::{Cache, SyncMode};
-use bale_catalog::{CatalogError, DynCatalog};
+use bale_catalog::{CatalogClaim, CatalogError, DynCatalog};
 use bale_tape::TapeSystem;
 use bale_util::background::Background;
+use bale_util::dirlock::{DirLock, LockError};
 use bale_util::durable::{create_dir_all_durable, write_file_durable};
 use bale_util::Timestamp;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Service {
     pub(crate) access: Arc<AccessLog>,
     pub(crate) workers: Background,
     pub(crate) stager: Arc<crate::stager::Stager>,
+    /// This process's hold on the data directory, until it exits.
+    _lock: DirLock,
 }
 
 /// A node whose heartbeat is older than this no longer holds the catalog;
@@ -43,6 +46,51 @@ const CATALOG_STALE: Duration = Duration::from_secs(60);
 /// The marker a running server keeps in its data directory; found at
 /// start, it says the last run did not stop cleanly.
 const RUNNING: &str = "RUNNING";
+
+/// The running marker: its content before this start (none after a clean
+/// stop) and where it is.
+struct Marker {
+    path: std::path::PathBuf,
+    previous: Option<String>,
+}
+
+impl Marker {
+    fn read(data_dir: &std::path::Path) -> Result<Marker> {
+        let path = data_dir.join(RUNNING);
+        let previous = match std::fs::read_to_string(&path) {
+            Ok(s) => Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Internal(format!("cannot read {}: {e}", path.display()))),
+        };
+        Ok(Marker { path, previous })
+    }
+
+    /// The instance of the run that left the marker (its second line;
+    /// markers before schema v14 name only the node): "" when none.
+    fn predecessor(&self) -> &str {
+        self.previous
+            .as_deref()
+            .and_then(|s| s.lines().nth(1))
+            .map(str::trim)
+            .unwrap_or("")
+    }
+
+    fn write(&self, node: &str, instance: &str) -> Result<()> {
+        write_file_durable(&self.path, format!("{node}\n{instance}\n").as_bytes(), 0o644)
+            .map_err(io_err("cannot write the running marker"))
+    }
+
+    /// Puts the marker back as this start found it.
+    fn restore(&self) {
+        let r = match &self.previous {
+            Some(p) => write_file_durable(&self.path, p.as_bytes(), 0o644),
+            None => remove_durable(&self.path),
+        };
+        if let Err(e) = r {
+            tracing::warn!("cannot restore {}: {e}", self.path.display());
+        }
+    }
+}
 
 /// Removes `path` and syncs its directory.
 fn remove_durable(path: &std::path::Path) -> std::io::Result<()> {
@@ -69,6 +117,17 @@ impl Service {
             .map_err(|e| Error::BadRequest(format!("invalid policy {}: {e}", policy.origin)))?;
         create_dir_all_durable(&config.data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
+        // One process per data directory, before anything in it is read
+        // or changed: a second server would take the first one's start
+        // for an unclean stop and "recover" its live data.
+        let lock = DirLock::acquire(
+            &config.data_dir,
+            &format!("bale serve, pid {}, listening on {}", std::process::id(), config.listen),
+        )
+        .map_err(|e| match e {
+            LockError::Held { .. } => Error::Conflict(e.to_string()),
+            e => Error::Internal(e.to_string()),
+        })?;
         let catalog = bale_catalog::open(&config.catalog_spec()).await?;
         let sync = match config.ingest.sync {
             SyncModeConfig::Fsync => SyncMode::Fsync,
@@ -81,24 +140,34 @@ impl Service {
                 config.ingest.inline_pending_max.as_u64(),
             );
         let node = node_id(&config)?;
+        // Whether the last run stopped cleanly: the marker is there while a
+        // server runs and goes at a clean stop. It names the run (its
+        // instance), which is the one claim on the catalog this start may
+        // take over at once: that process is gone, since we hold the lock.
+        let started = Timestamp::now();
+        let marker = Marker::read(&config.data_dir)?;
+        let crashed = marker.previous.is_some();
+        let instance = uuid::Uuid::now_v7().to_string();
+        marker.write(&node, &instance)?;
         // One node per catalog for now: refuse to start (before recovery or
         // the tape system touch anything) while another node is alive on it.
-        let host = format!("{} ({})", hostname(), config.listen);
-        catalog
-            .claim_catalog(&node, &host, Timestamp::now(), CATALOG_STALE.as_nanos() as i64)
-            .await
-            .map_err(|e| match e {
+        let claim = CatalogClaim {
+            node: node.clone(),
+            instance: instance.clone(),
+            predecessor: marker.predecessor().to_string(),
+            host: format!("{} ({})", hostname(), config.listen),
+            now: Timestamp::now(),
+            stale_ns: CATALOG_STALE.as_nanos() as i64,
+        };
+        if let Err(e) = catalog.claim_catalog(&claim).await {
+            // Refused: the data directory is left as it was.
+            marker.restore();
+            return Err(match e {
                 CatalogError::AlreadyExists(m) => Error::Conflict(m),
                 e => e.into(),
-            })?;
+            });
+        }
         crate::recovery::recover(&catalog, &cache, &node).await?;
-        // Whether the last run stopped cleanly: the marker is there while
-        // a server runs and goes at a clean stop.
-        let started = Timestamp::now();
-        let marker = config.data_dir.join(RUNNING);
-        let crashed = marker.exists();
-        write_file_durable(&marker, format!("{node}\n").as_bytes(), 0o644)
-            .map_err(io_err("cannot write the running marker"))?;
         let members = {
             let cache = cache.clone();
             Arc::new(bale_tape::CatalogMembers {
@@ -170,6 +239,7 @@ impl Service {
             Heartbeat {
                 catalog: catalog.clone(),
                 node: node.clone(),
+                instance,
                 every: CATALOG_STALE / 6,
             },
         );
@@ -226,6 +296,7 @@ impl Service {
             );
         }
         let svc = Arc::new(Service {
+            _lock: lock,
             stager,
             auth: Auth::new(catalog.clone()),
             config,

@@ -136,6 +136,8 @@ impl Worker for AccessFlusher {
 pub(crate) struct Heartbeat {
     pub catalog: DynCatalog,
     pub node: String,
+    /// This start of the node.
+    pub instance: String,
     pub every: Duration,
 }
 
@@ -147,15 +149,25 @@ impl Worker for Heartbeat {
 
     async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<State, String> {
         if *stop.borrow() {
-            if let Err(e) = self.catalog.release_catalog(&self.node).await {
+            if let Err(e) = self.catalog.release_catalog(&self.node, &self.instance).await {
                 tracing::warn!("cannot release the catalog: {e}");
             }
             return Ok(State::Done);
         }
-        self.catalog
-            .heartbeat(&self.node, Timestamp::now())
+        let held = self
+            .catalog
+            .heartbeat(&self.node, &self.instance, Timestamp::now())
             .await
             .map_err(|e| format!("cannot record this node's heartbeat in the catalog: {e}"))?;
+        if !held {
+            // Silent too long (a frozen process), and another process
+            // claimed the catalog meanwhile. Fencing its work is the
+            // several-nodes issue's; here it is said loudly.
+            return Err(format!(
+                "this node's claim on the catalog (instance {}) was taken over by another process",
+                self.instance
+            ));
+        }
         Ok(State::Idle)
     }
 

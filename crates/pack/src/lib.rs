@@ -219,6 +219,18 @@ impl Plan {
         Plan::new_for(id, created, None, members)
     }
 
+    /// Whether `m` can be a member of a package (a tar entry can carry its
+    /// path, owner and group): a job's member that cannot is held back
+    /// alone instead of failing its whole package.
+    pub fn check_member(m: &MemberMeta) -> Result<(), PackError> {
+        let p = tar_path(&m.path);
+        if p.is_empty() {
+            return Err(PackError::Invalid(format!("member path {:?} names no file", m.path)));
+        }
+        file_header(&p, m.size, m.mode, m.mtime, &m.owner, &m.group)?;
+        Ok(())
+    }
+
     /// [`Plan::new`], the manifest naming the package's file family.
     pub fn new_for(
         id: &str,

@@ -46,7 +46,7 @@ pub use estimate::{PendingPackage, ReadEstimate};
 pub use events::Event;
 pub use fault::Fault;
 pub use media::{Charge, MediaProfile};
-pub use members::{member_meta, CatalogMembers, MemberSink, MemberSource};
+pub use members::{member_meta, BadMember, CatalogMembers, MemberSink, MemberSource};
 pub use state::{ReadDone, ReadRequest};
 pub use system::TapeSystem;
 pub use views::{DriveView, LibraryView, VolumeView};

@@ -12,8 +12,10 @@ use bale_util::{Adler32, FileId, NsPath};
 #[async_trait]
 pub trait MemberSource: Send + Sync + 'static {
     /// The metadata of the files of a job that still exist, with their
-    /// paths, in the job's order, from one consistent catalog read.
-    async fn members(&self, files: &[FileId]) -> Result<Vec<MemberMeta>, String>;
+    /// paths, in the job's order, from one consistent catalog read; a
+    /// member that cannot go into a package (its path is not valid) is an
+    /// error of its own, which the write holds back.
+    async fn members(&self, files: &[FileId]) -> Result<Vec<Result<MemberMeta, BadMember>>, String>;
 
     /// Opens a member's data for reading.
     fn open(&self, file_id: FileId) -> std::io::Result<std::fs::File>;
@@ -21,6 +23,13 @@ pub trait MemberSource: Send + Sync + 'static {
     /// Whether the file still exists (a member whose data cannot be opened
     /// may have been deleted since the plan).
     async fn exists(&self, file_id: FileId) -> Result<bool, String>;
+}
+
+/// A member of a job that cannot be written, and why.
+#[derive(Clone, Debug)]
+pub struct BadMember {
+    pub file_id: FileId,
+    pub why: String,
 }
 
 /// Where the members of a package read back from tape go (the server's
@@ -61,9 +70,18 @@ impl<F> MemberSource for CatalogMembers<F>
 where
     F: Fn(FileId) -> std::io::Result<std::fs::File> + Send + Sync + 'static,
 {
-    async fn members(&self, files: &[FileId]) -> Result<Vec<MemberMeta>, String> {
+    async fn members(&self, files: &[FileId]) -> Result<Vec<Result<MemberMeta, BadMember>>, String> {
         let found = self.catalog.files_with_paths(files).await.map_err(|e| e.to_string())?;
-        Ok(found.iter().map(|(node, path)| member_meta(node, path)).collect())
+        Ok(found
+            .iter()
+            .map(|(node, path)| match NsPath::parse(path) {
+                Ok(p) => Ok(member_meta(node, &p)),
+                Err(e) => Err(BadMember {
+                    file_id: node.file_id.expect("a file"),
+                    why: format!("its path in the catalog is not valid ({e}): {path:.200}"),
+                }),
+            })
+            .collect())
     }
 
     fn open(&self, file_id: FileId) -> std::io::Result<std::fs::File> {

@@ -9,6 +9,7 @@
 use crate::config::FileMarks;
 use crate::drive::{DriveTask, OpError, Unflushed};
 use crate::media::Charge;
+use crate::members::BadMember;
 use crate::schedule::QueuedJob;
 use bale_catalog::{ArchiveJob, NewMember, NewPackage, VolumeState, VolumeWrite};
 use bale_pack::{MemberMeta, PackError, Plan, ReadAhead};
@@ -97,9 +98,42 @@ impl DriveTask {
 
     /// Everything a package needs of its members: their metadata, in one
     /// read of the injected source (a member deleted since the job was
-    /// queued is left out).
+    /// queued is left out). A member that cannot go into a package (a path
+    /// the catalog holds that is not valid, a name tar cannot carry) leaves
+    /// the job for a failed job of its own, with its reason and an alarm:
+    /// it never fails its neighbours.
     async fn members(&self, job: &ArchiveJob) -> Result<Vec<MemberMeta>, OpError> {
-        self.sys.source.members(&job.files).await.map_err(OpError::Other)
+        let found = self.sys.source.members(&job.files).await.map_err(OpError::Other)?;
+        let mut good = Vec::with_capacity(found.len());
+        for m in found {
+            let bad = match m {
+                Ok(m) => match Plan::check_member(&m) {
+                    Ok(()) => {
+                        good.push(m);
+                        continue;
+                    }
+                    Err(e) => BadMember {
+                        file_id: m.file_id,
+                        why: format!("{}: {e}", m.path),
+                    },
+                },
+                Err(bad) => bad,
+            };
+            let msg = format!(
+                "archive job {}: member {} cannot be written: {}; it is held back in a failed job \
+                 (bale queue retry, once the cause is fixed)",
+                job.id, bad.file_id, bad.why
+            );
+            tracing::error!("{msg}");
+            let _ = self.sys.catalog.raise_alarm("error", "archive", &msg).await;
+            // Not recorded: the job is retried with the member still in it.
+            self.sys
+                .catalog
+                .hold_member(job.id, bad.file_id, &bad.why)
+                .await
+                .map_err(|e| OpError::Other(format!("cannot hold back {} of job {}: {e}", bad.file_id, job.id)))?;
+        }
+        Ok(good)
     }
 
     /// Writes one job as one tape file. Returns the package to record.

@@ -8,6 +8,7 @@
 pub mod background;
 pub mod checksum;
 pub mod crash;
+pub mod dirlock;
 pub mod durable;
 pub mod fileid;
 pub mod path;

@@ -20,6 +20,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/policy/check", get(check_policy))
         .route("/queue", get(queue))
         .route("/queue/flush", post(flush))
+        .route("/queue/retry", post(retry))
         .route("/packages", get(packages))
         .route("/packages/{id}", get(package))
 }
@@ -112,6 +113,48 @@ async fn flush(
         })
         .collect();
     Ok(Json(closed).into_response())
+}
+
+/// `{"job": ID}` retries one failed job, `{"failed": true}` every one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryRequest {
+    job: Option<i64>,
+    #[serde(default)]
+    failed: bool,
+}
+
+#[derive(Serialize)]
+struct Retried {
+    job: i64,
+    files: usize,
+    bytes: u64,
+}
+
+async fn retry(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Json(req): Json<RetryRequest>,
+) -> Result<Response, ApiError> {
+    let job = match (req.job, req.failed) {
+        (Some(id), false) => Some(id),
+        (None, true) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "name one job ({\"job\": ID}) or every failed job ({\"failed\": true})",
+            ))
+        }
+    };
+    let jobs = st.svc.retry_jobs(&who, job).await?;
+    let retried: Vec<Retried> = jobs
+        .into_iter()
+        .map(|j| Retried {
+            job: j.id,
+            files: j.files.len(),
+            bytes: j.bytes,
+        })
+        .collect();
+    Ok(Json(retried).into_response())
 }
 
 #[derive(Deserialize)]

@@ -51,6 +51,22 @@ fn response_xml(path: &NsPath, n: &Node) -> String {
     )
 }
 
+/// The response of a directory's entry. An entry whose path is not valid
+/// (an over-long path a catalog of an older version let a MOVE make) is an
+/// error the server logs, never a panic.
+fn child_xml(dir: &NsPath, n: &Node) -> Result<String, ApiError> {
+    let path = dir.join(&n.name).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the catalog holds an entry of {dir} whose path is not valid ({:?}): {e}",
+                n.name
+            ),
+        )
+    })?;
+    Ok(response_xml(&path, n))
+}
+
 const HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">\n";
 const TAIL: &str = "</D:multistatus>\n";
 
@@ -88,7 +104,7 @@ pub(crate) async fn propfind(
         let dir = path.clone();
         let mut chunk = first;
         for n in &page.entries {
-            chunk.push_str(&response_xml(&dir.join(&n.name).expect("valid name"), n));
+            chunk.push_str(&child_xml(&dir, n)?);
         }
         let state = (Some(chunk), page.next, false);
         let stream = futures::stream::unfold(state, move |(pending, after, done)| {
@@ -107,7 +123,13 @@ pub(crate) async fn propfind(
                     Ok(page) => {
                         let mut s = String::new();
                         for n in &page.entries {
-                            s.push_str(&response_xml(&dir.join(&n.name).expect("valid name"), n));
+                            match child_xml(&dir, n) {
+                                Ok(x) => s.push_str(&x),
+                                Err(e) => {
+                                    tracing::error!("PROPFIND of {dir}: {}", e.detail);
+                                    return Some((Err(std::io::Error::other(e.detail)), (None, None, true)));
+                                }
+                            }
                         }
                         Some((Ok(Bytes::from(s)), (None, page.next, false)))
                     }

@@ -414,6 +414,152 @@ pub async fn deep_paths(c: &dyn Catalog) {
     assert!(c.lookup(&p(&format!("{path}/nope/leaf"))).await.unwrap().is_none());
 }
 
+/// A tree whose deepest file's path is `4096 - slack` bytes long: "/a",
+/// 16 directories of 250-byte names (4018 bytes), a file of `77 - slack`
+/// bytes.
+/// Returns the top, the deepest directory and the file.
+async fn deep_tree(c: &dyn Catalog, top: &str, slack: usize) -> (Node, Node, Node) {
+    let a = mkdir(c, ROOT_ID, top).await;
+    let mut d = a.clone();
+    let mut len = 1 + top.len();
+    for i in 0..16 {
+        d = mkdir(c, d.id, &format!("{i:x}").repeat(250)[..250]).await;
+        len += 251;
+    }
+    let name = "f".repeat(4096 - slack - len - 1);
+    let f = put(c, d.id, &name, 1).await;
+    assert_eq!(c.path_of(f.id).await.unwrap().as_str().len(), 4096 - slack);
+    (a, d, f)
+}
+
+/// No path the catalog holds is longer than 4096 bytes, whatever makes
+/// it: a commit, a directory, an import, a rename of a file, or a move of
+/// a directory that would lengthen every path below it. A refusal
+/// changes nothing; the limit itself is allowed.
+pub async fn paths_stay_within_the_limit(c: &dyn Catalog) {
+    let too_long = |r: Result<Node>| matches!(r, Err(CatalogError::TooLong(_)));
+    let (a, deep, f) = deep_tree(c, "a", 10).await;
+    let f_path = c.path_of(f.id).await.unwrap();
+    // The top moved to a name 10 bytes longer: the deepest path is 4096.
+    let ten = "a".repeat(11);
+    c.rename(a.id, ROOT_ID, &ten, false).await.unwrap();
+    assert_eq!(c.path_of(f.id).await.unwrap().as_str().len(), 4096);
+    // One byte more: refused, nothing moved.
+    let e = c.rename(a.id, ROOT_ID, &"a".repeat(12), false).await.unwrap_err();
+    assert!(matches!(&e, CatalogError::TooLong(m) if m.contains("4097")), "{e}");
+    assert_eq!(c.path_of(f.id).await.unwrap().as_str().len(), 4096);
+    // Moved to a shorter name: nothing to check below.
+    c.rename(a.id, ROOT_ID, "a", false).await.unwrap();
+    assert_eq!(c.path_of(f.id).await.unwrap(), f_path);
+    // Into a directory deep enough that it would not fit.
+    let b = mkdir(c, ROOT_ID, "b").await;
+    let x = put(c, b.id, &"x".repeat(100), 1).await;
+    assert!(matches!(
+        c.rename(b.id, deep.id, "b", false).await,
+        Err(CatalogError::TooLong(_))
+    ));
+    assert_eq!(c.path_of(x.id).await.unwrap().as_str().len(), 2 + 1 + 100);
+    // A file renamed into it under a name too long.
+    let room = 4096 - (c.path_of(deep.id).await.unwrap().as_str().len() + 1);
+    assert!(too_long(
+        c.rename(x.id, deep.id, &"x".repeat(room + 1), false)
+            .await
+            .map(|r| r.node)
+    ));
+    c.rename(x.id, deep.id, &"x".repeat(room), false).await.unwrap();
+    // Entries made there: one byte past the limit is refused.
+    assert!(too_long(
+        c.create_dir(NewDir {
+            name: "d".repeat(room + 1),
+            ..other_dir(deep.id, "x")
+        })
+        .await
+    ));
+    c.create_dir(NewDir {
+        name: "d".repeat(room.min(255)),
+        ..other_dir(deep.id, "x")
+    })
+    .await
+    .unwrap();
+    let out = c
+        .commit_files(
+            "n1",
+            &[new_file(deep.id, &"g".repeat(room + 1), 1), new_file(deep.id, "g", 1)],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(&out[0], Err(CatalogError::TooLong(_))), "{:?}", out[0]);
+    assert!(out[1].is_ok(), "the neighbour in the batch is committed");
+    let entry = |name: &str| ImportNode {
+        parent: ImportParent::Node(deep.id),
+        name: name.into(),
+        kind: NodeKind::Dir,
+        owner: "o".into(),
+        group: "g".into(),
+        mode: 0o755,
+        size: 0,
+        ctime: t(1),
+        mtime: t(1),
+        atime: t(1),
+        file_id: None,
+        adler32: None,
+        tags: Tags::default(),
+        cached: true,
+    };
+    let before = c.list(deep.id, None, 100).await.unwrap().len();
+    assert!(matches!(
+        c.import_nodes(&[entry("i"), entry(&"i".repeat(room + 1))]).await,
+        Err(CatalogError::TooLong(_))
+    ));
+    assert_eq!(
+        c.list(deep.id, None, 100).await.unwrap().len(),
+        before,
+        "all or nothing"
+    );
+}
+
+/// A file created deep in a tree while the tree's top moves to a longer
+/// name: either fits alone, not both, and exactly one of them happens
+/// (on PostgreSQL neither transaction could see the other's uncommitted
+/// change without the path lock).
+pub async fn paths_stay_within_the_limit_under_concurrency(c: std::sync::Arc<dyn Catalog>) {
+    let (a, deep, f) = deep_tree(&*c, "a", 40).await;
+    c.remove(f.id, false, None).await.unwrap();
+    // The deepest directory's path is 4018 bytes: a file of 60 bytes fits
+    // there (4079) unless the top grows by 20 bytes (4099).
+    let long_top = "a".repeat(21);
+    for round in 0..20 {
+        let name = format!("{round:02}").repeat(30);
+        let (c1, c2) = (c.clone(), c.clone());
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let (s1, s2) = (start.clone(), start.clone());
+        let top = long_top.clone();
+        let mv = tokio::spawn(async move {
+            s1.wait().await;
+            c1.rename(a.id, ROOT_ID, &top, false).await
+        });
+        let put = tokio::spawn(async move {
+            s2.wait().await;
+            c2.commit_files("n1", &[new_file(deep.id, &name, 1)], &[])
+                .await
+                .unwrap()
+                .remove(0)
+        });
+        let (mv, put) = (mv.await.unwrap(), put.await.unwrap());
+        match (&mv, &put) {
+            (Ok(_), Err(CatalogError::TooLong(_))) => {
+                c.rename(a.id, ROOT_ID, "a", false).await.unwrap();
+            }
+            (Err(CatalogError::TooLong(_)), Ok(done)) => {
+                c.remove(done.node.id, false, None).await.unwrap();
+            }
+            _ => panic!("round {round}: move {mv:?}, file {put:?}"),
+        };
+        assert!(c.list(deep.id, None, 10).await.unwrap().is_empty());
+    }
+}
+
 /// Commits from many tasks at once end with every file recorded exactly once.
 pub async fn concurrent_commits(c: std::sync::Arc<dyn Catalog>) {
     let d = mkdir(&*c, ROOT_ID, "conc").await;

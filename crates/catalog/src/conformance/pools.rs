@@ -83,4 +83,39 @@ pub async fn pools_fill_and_close(c: &dyn Catalog) {
         Err(CatalogError::NotFound(_))
     ));
     assert_eq!(c.archive_jobs().await.unwrap().len(), 5);
+
+    // Once the cause is fixed, an administrator requeues failed jobs: a
+    // queued one is refused, an unknown one is not found, nothing changes.
+    assert!(matches!(
+        c.retry_jobs(Some(rest.id)).await,
+        Err(CatalogError::Invalid(_))
+    ));
+    assert!(matches!(
+        c.retry_jobs(Some(999_999)).await,
+        Err(CatalogError::NotFound(_))
+    ));
+    let retried = c.retry_jobs(Some(held.id)).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (
+            retried[0].id,
+            retried[0].state,
+            retried[0].attempts,
+            retried[0].error.as_deref()
+        ),
+        (held.id, JobState::Queued, 0, None)
+    );
+    assert_eq!(retried[0].files, held.files);
+    assert!(c.retry_jobs(None).await.unwrap().is_empty(), "no failed job left");
+    for id in [rest.id, held.id] {
+        c.job_attempt_failed(id, "again", true).await.unwrap();
+    }
+    let all: Vec<i64> = c.retry_jobs(None).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(all, vec![rest.id, held.id]);
+    assert!(c
+        .archive_jobs()
+        .await
+        .unwrap()
+        .iter()
+        .all(|j| j.state == JobState::Queued));
 }

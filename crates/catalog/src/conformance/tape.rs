@@ -487,25 +487,79 @@ pub async fn dead_counts_exact_under_concurrency(c: std::sync::Arc<dyn Catalog>)
     }
 }
 
+fn claim(node: &str, instance: &str, predecessor: &str, host: &str, now: Timestamp) -> CatalogClaim {
+    CatalogClaim {
+        node: node.into(),
+        instance: instance.into(),
+        predecessor: predecessor.into(),
+        host: host.into(),
+        now,
+        stale_ns: 60_000_000_000,
+    }
+}
+
 /// One node at a time uses a catalog: another is refused while the first
 /// one's heartbeat is fresh, and admitted once it is stale or released.
 pub async fn catalog_is_claimed_by_one_node(c: &dyn Catalog) {
-    const STALE: i64 = 60_000_000_000;
-    c.claim_catalog("n1", "host-a", t(100), STALE).await.unwrap();
-    // The same node again (a restart) is fine.
-    c.claim_catalog("n1", "host-a", t(105), STALE).await.unwrap();
-    let e = c.claim_catalog("n2", "host-b", t(110), STALE).await.unwrap_err();
+    c.claim_catalog(&claim("n1", "i1", "", "host-a", t(100))).await.unwrap();
+    // The same node restarted after a crash on its data directory names the
+    // instance it follows and takes over at once.
+    c.claim_catalog(&claim("n1", "i2", "i1", "host-a", t(105)))
+        .await
+        .unwrap();
+    let e = c
+        .claim_catalog(&claim("n2", "j1", "", "host-b", t(110)))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, CatalogError::AlreadyExists(m) if m.contains("n1") && m.contains("host-a")),
         "{e}"
     );
-    c.heartbeat("n1", t(150)).await.unwrap();
-    assert!(c.claim_catalog("n2", "host-b", t(200), STALE).await.is_err());
+    assert!(c.heartbeat("n1", "i2", t(150)).await.unwrap());
+    assert!(c.claim_catalog(&claim("n2", "j1", "", "host-b", t(200))).await.is_err());
     // Silent for more than a minute: the next node takes over.
-    c.claim_catalog("n2", "host-b", t(211), STALE).await.unwrap();
-    assert!(c.claim_catalog("n1", "host-a", t(212), STALE).await.is_err());
-    c.release_catalog("n2").await.unwrap();
-    c.claim_catalog("n1", "host-a", t(213), STALE).await.unwrap();
+    c.claim_catalog(&claim("n2", "j1", "", "host-b", t(211))).await.unwrap();
+    assert!(c
+        .claim_catalog(&claim("n1", "i3", "i2", "host-a", t(212)))
+        .await
+        .is_err());
+    // The old instance's heartbeat finds its claim gone.
+    assert!(!c.heartbeat("n1", "i2", t(212)).await.unwrap());
+    // A release names the instance: another instance's release leaves the claim.
+    c.release_catalog("n2", "j0").await.unwrap();
+    assert!(c
+        .claim_catalog(&claim("n1", "i3", "i2", "host-a", t(213)))
+        .await
+        .is_err());
+    c.release_catalog("n2", "j1").await.unwrap();
+    c.claim_catalog(&claim("n1", "i3", "i2", "host-a", t(213)))
+        .await
+        .unwrap();
+}
+
+/// Two processes with one node id (a copied data directory) are told
+/// apart by their instances: the second is refused while the first lives,
+/// and neither heartbeat nor release of the refused one touches the
+/// first one's claim.
+pub async fn one_node_id_two_processes(c: &dyn Catalog) {
+    c.claim_catalog(&claim("n1", "a", "", "host-a", t(100))).await.unwrap();
+    // A second process with the same node id and no knowledge of "a".
+    let e = c
+        .claim_catalog(&claim("n1", "b", "", "host-b", t(101)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, CatalogError::AlreadyExists(m) if m.contains("instance a") && m.contains("host-a")),
+        "{e}"
+    );
+    // One that follows an older instance is refused too.
+    assert!(c.claim_catalog(&claim("n1", "b", "z", "host-b", t(101))).await.is_err());
+    assert!(!c.heartbeat("n1", "b", t(102)).await.unwrap());
+    c.release_catalog("n1", "b").await.unwrap();
+    assert!(c.heartbeat("n1", "a", t(103)).await.unwrap());
+    // Once "a" is silent for a minute, another process may take over.
+    c.claim_catalog(&claim("n1", "b", "", "host-b", t(164))).await.unwrap();
+    assert!(!c.heartbeat("n1", "a", t(165)).await.unwrap());
 }
 
 /// Forty raises of one alarm at once, from eight tasks: one alarm, counted

@@ -36,7 +36,11 @@ pub enum PolicyCmd {
 
 #[derive(Args, Debug)]
 pub struct QueueArgs {
-    /// Print JSON.
+    /// List every archive job (the default is a summary per family, with
+    /// the failed jobs listed).
+    #[arg(long)]
+    all: bool,
+    /// Print JSON (every pool and job).
     #[arg(long)]
     json: bool,
     #[command(subcommand)]
@@ -48,6 +52,19 @@ pub enum QueueCmd {
     /// Close a pool now (all of them without POOL) and queue its packages
     /// for tape (administrators).
     Flush { pool: Option<String> },
+    /// Put a failed archive job back in the queue, or every failed job with
+    /// --failed, once the cause of the failure is fixed (administrators).
+    #[command(group = clap::ArgGroup::new("which").required(true).multiple(false))]
+    Retry {
+        /// The job (its number in `bale queue`).
+        #[arg(group = "which")]
+        job: Option<i64>,
+        /// Every failed job.
+        #[arg(long, group = "which")]
+        failed: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +175,29 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
 }
 
 pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
+    if let Some(QueueCmd::Retry { job, failed, json }) = &a.cmd {
+        let body = match job {
+            Some(id) => serde_json::json!({ "job": id }),
+            None => serde_json::json!({ "failed": failed }),
+        };
+        let retried: Value = c.post_json("queue/retry", &body).await?;
+        if *json {
+            return print_json(&retried);
+        }
+        let jobs = retried.as_array().cloned().unwrap_or_default();
+        for j in &jobs {
+            println!(
+                "job {} queued again: {}, {}",
+                n(j, "job"),
+                plural(n(j, "files"), "file"),
+                DecimalBytes(n(j, "bytes"))
+            );
+        }
+        if jobs.is_empty() {
+            println!("no failed job to retry");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(QueueCmd::Flush { pool }) = &a.cmd {
         let closed: Value = c.post_json("queue/flush", &serde_json::json!({ "pool": pool })).await?;
         if a.json {
@@ -203,12 +243,61 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
             p["progress"].as_f64().unwrap_or(0.0) * 100.0
         );
     }
-    println!("ARCHIVE JOBS");
+    let jobs: Vec<&Value> = q["jobs"].as_array().into_iter().flatten().collect();
+    if a.all {
+        println!("ARCHIVE JOBS ({})", jobs.len());
+        print_jobs(&jobs);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // A summary per state, library and family; failed jobs need a person,
+    // so they are listed.
+    let mut groups: std::collections::BTreeMap<(String, String, String), (u64, u64, u64, f64)> = Default::default();
+    for j in &jobs {
+        let g = groups
+            .entry((s(j, "state").into(), s(j, "library").into(), s(j, "family").into()))
+            .or_default();
+        g.0 += 1;
+        g.1 += n(j, "files");
+        g.2 += n(j, "bytes");
+        g.3 = g.3.max(j["age_s"].as_f64().unwrap_or(0.0));
+    }
+    let count = |state: &str| jobs.iter().filter(|j| s(j, "state") == state).count() as u64;
+    println!("ARCHIVE JOBS: {} queued, {} failed", count("queued"), count("failed"));
+    if !groups.is_empty() {
+        println!(
+            "  {:<7} {:<10} {:<36} {:>6} {:>8} {:>11} {:>9}",
+            "STATE", "LIBRARY", "FAMILY", "JOBS", "FILES", "BYTES", "OLDEST"
+        );
+    }
+    for ((state, library, family), (count, files, bytes, oldest)) in &groups {
+        println!(
+            "  {:<7} {:<10} {:<36} {:>6} {:>8} {:>11} {:>8.1}s",
+            state,
+            library,
+            family,
+            count,
+            files,
+            DecimalBytes(*bytes).to_string(),
+            oldest
+        );
+    }
+    let failed: Vec<&Value> = jobs.iter().copied().filter(|j| s(j, "state") == "failed").collect();
+    if !failed.is_empty() {
+        println!("FAILED JOBS (bale queue retry JOB, or --failed, once the cause is fixed)");
+        print_jobs(&failed);
+    }
+    if jobs.len() > failed.len() {
+        println!("(bale queue --all lists every job)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_jobs(jobs: &[&Value]) {
     println!(
         "  {:>6} {:<7} {:<28} {:>6} {:>11} {:>8} {:>4}  POOL / ERROR",
         "JOB", "STATE", "FAMILY", "FILES", "BYTES", "AGE", "TRY"
     );
-    for j in q["jobs"].as_array().into_iter().flatten() {
+    for j in jobs {
         println!(
             "  {:>6} {:<7} {:<28} {:>6} {:>11} {:>7.1}s {:>4}  {}",
             n(j, "id"),
@@ -221,7 +310,14 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
             j["error"].as_str().or(j["pool"].as_str()).unwrap_or("direct")
         );
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// "1 file", "2 files".
+pub(crate) fn plural(n: u64, word: &str) -> String {
+    match n {
+        1 => format!("1 {word}"),
+        n => format!("{n} {word}s"),
+    }
 }
 
 pub async fn packages(c: &Client, a: &PackagesArgs) -> Result<ExitCode> {

@@ -81,6 +81,10 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // The address as bound (port 0 resolved): what the lock file and the
+    // catalog's claim name.
+    let mut cfg = cfg;
+    cfg.listen = addr.to_string();
     let svc = Service::start(cfg.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     // Tests and scripts read this line to find the port.
     println!("bale listening on http://{addr}");
