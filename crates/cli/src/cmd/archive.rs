@@ -251,15 +251,20 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
     }
     // A summary per state, library and family; failed jobs need a person,
     // so they are listed.
-    let mut groups: std::collections::BTreeMap<(String, String, String), (u64, u64, u64, f64)> = Default::default();
+    #[derive(Default)]
+    struct Group {
+        jobs: u64,
+        files: u64,
+        bytes: u64,
+        oldest: f64,
+    }
+    let mut groups: std::collections::BTreeMap<(&str, &str, &str), Group> = Default::default();
     for j in &jobs {
-        let g = groups
-            .entry((s(j, "state").into(), s(j, "library").into(), s(j, "family").into()))
-            .or_default();
-        g.0 += 1;
-        g.1 += n(j, "files");
-        g.2 += n(j, "bytes");
-        g.3 = g.3.max(j["age_s"].as_f64().unwrap_or(0.0));
+        let g = groups.entry((s(j, "state"), s(j, "library"), s(j, "family"))).or_default();
+        g.jobs += 1;
+        g.files += n(j, "files");
+        g.bytes += n(j, "bytes");
+        g.oldest = g.oldest.max(j["age_s"].as_f64().unwrap_or(0.0));
     }
     let count = |state: &str| jobs.iter().filter(|j| s(j, "state") == state).count() as u64;
     println!("ARCHIVE JOBS: {} queued, {} failed", count("queued"), count("failed"));
@@ -269,16 +274,16 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
             "STATE", "LIBRARY", "FAMILY", "JOBS", "FILES", "BYTES", "OLDEST"
         );
     }
-    for ((state, library, family), (count, files, bytes, oldest)) in &groups {
+    for ((state, library, family), g) in &groups {
         println!(
             "  {:<7} {:<10} {:<36} {:>6} {:>8} {:>11} {:>8.1}s",
             state,
             library,
             family,
-            count,
-            files,
-            DecimalBytes(*bytes).to_string(),
-            oldest
+            g.jobs,
+            g.files,
+            DecimalBytes(g.bytes).to_string(),
+            g.oldest
         );
     }
     let failed: Vec<&Value> = jobs.iter().copied().filter(|j| s(j, "state") == "failed").collect();
