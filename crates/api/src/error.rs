@@ -10,6 +10,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
     pub retryable: bool,
+    /// The WebDAV precondition or postcondition that failed (RFC 4918 16),
+    /// as a problem's `precondition` member.
+    pub precondition: Option<&'static str>,
 }
 
 impl ApiError {
@@ -18,6 +21,7 @@ impl ApiError {
             status,
             detail: detail.into(),
             retryable: false,
+            precondition: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -44,6 +48,7 @@ impl From<Error> for ApiError {
             status,
             retryable: e.retryable(),
             detail: e.to_string(),
+            precondition: None,
         }
     }
 }
@@ -59,13 +64,16 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() && self.status != StatusCode::BAD_GATEWAY {
             tracing::error!("{}: {}", self.status, self.detail);
         }
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": "about:blank",
             "title": self.status.canonical_reason().unwrap_or("Error"),
             "status": self.status.as_u16(),
             "detail": self.detail,
             "retryable": self.retryable,
         });
+        if let Some(p) = self.precondition {
+            body["precondition"] = p.into();
+        }
         let mut resp = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],

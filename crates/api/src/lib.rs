@@ -18,15 +18,12 @@
 //!
 //! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
 
+mod body;
 mod error;
-
-/// The largest JSON body of a bulk request (stage, archiveinfo, release,
-/// cancel): 64 MiB, about a million paths. Other JSON bodies keep axum's
-/// 2 MB default.
-pub(crate) const BULK_BODY_LIMIT: usize = 64 << 20;
 
 mod json;
 pub mod model;
+mod server;
 mod taperest;
 #[doc(hidden)]
 pub use taperest::parse_bodies as tape_rest_bodies;
@@ -137,23 +134,21 @@ async fn protocol(req: Request, next: Next) -> Response {
 }
 
 /// Serves `svc` on an already bound listener until `shutdown` completes,
-/// then lets in-flight requests finish.
+/// then lets in-flight requests finish. Every connection is bounded
+/// (`server`, from the `[server]` configuration).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     svc: Arc<Service>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = router(svc);
-    // Responses go out as headers then body chunks: without TCP_NODELAY,
-    // Nagle's algorithm holds the body back until the client's delayed ACK
-    // (~40 ms per small GET).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let c = &svc.config().server;
+    let limits = server::Limits {
+        header_timeout: std::time::Duration::from_secs(c.header_timeout_s),
+        idle_timeout: std::time::Duration::from_secs(c.idle_timeout_s),
+        body_timeout: std::time::Duration::from_secs(c.body_timeout_s),
+        max_connections: c.max_connections,
+    };
+    server::serve(listener, router(svc), limits, shutdown).await
 }
 
 fn is_public(path: &str) -> bool {

@@ -6,6 +6,7 @@
 //! metadata are accepted and ignored; paths are echoed as sent; `error`
 //! appears only where there is one; times are seconds since the epoch.
 
+use crate::body::BulkObject;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -32,7 +33,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/release/{id}", post(release))
         .route("/archiveinfo", post(archive_info))
         .route("/archiveinfo/", post(archive_info))
-        .layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT))
         .fallback(crate::error::not_found)
 }
 
@@ -113,19 +113,19 @@ fn stage_paths(b: StageBody) -> Result<StagePaths, ApiError> {
 /// (cancel, release, archiveinfo). Errors are the handlers' answers.
 #[doc(hidden)]
 pub fn parse_bodies(body: &[u8]) -> (Result<StagePaths, String>, Result<Vec<String>, String>) {
-    let stage = serde_json::from_slice::<StageBody>(body)
-        .map_err(|e| e.to_string())
-        .and_then(|b| stage_paths(b).map_err(|e| e.detail));
-    let paths = serde_json::from_slice::<PathsBody>(body)
+    let stage = crate::body::parse::<StageBody>(body)
+        .and_then(stage_paths)
+        .map_err(|e| e.detail);
+    let paths = crate::body::parse::<PathsBody>(body)
         .map(|b| b.paths)
-        .map_err(|e| e.to_string());
+        .map_err(|e| e.detail);
     (stage, paths)
 }
 
 async fn stage(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(b): Json<StageBody>,
+    BulkObject(b): BulkObject<StageBody>,
 ) -> Result<Response, ApiError> {
     let (paths, lifetime) = stage_paths(b)?;
     let id = st.svc.stage(&who, &paths, lifetime).await?;
@@ -217,7 +217,7 @@ async fn cancel(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Json(b): Json<PathsBody>,
+    BulkObject(b): BulkObject<PathsBody>,
 ) -> Result<StatusCode, ApiError> {
     st.svc.cancel_stage(&who, parse_id(&id)?, Some(&b.paths)).await?;
     Ok(StatusCode::OK)
@@ -239,7 +239,7 @@ async fn release(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Json(b): Json<PathsBody>,
+    BulkObject(b): BulkObject<PathsBody>,
 ) -> Result<StatusCode, ApiError> {
     if id == PLACEHOLDER {
         st.svc.release_paths(&who, &b.paths).await?;
@@ -252,7 +252,7 @@ async fn release(
 async fn archive_info(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(b): Json<PathsBody>,
+    BulkObject(b): BulkObject<PathsBody>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     Ok(Json(locality_json(st.svc.archive_info(&who, &b.paths).await?)))
 }

@@ -25,25 +25,86 @@ enum Body {
 }
 
 struct Case {
-    what: &'static str,
+    what: String,
     method: &'static str,
     path: String,
     who: As,
     headers: Vec<(&'static str, &'static str)>,
     body: Body,
     status: u16,
+    /// More to check of the answer: ("header:NAME", text it contains),
+    /// ("detail", text it contains) or ("problem:MEMBER", its value).
+    expect: Vec<(&'static str, &'static str)>,
 }
 
-fn case(what: &'static str, method: &'static str, path: &str, who: As, body: Body, status: u16) -> Case {
+fn case(what: &str, method: &'static str, path: &str, who: As, body: Body, status: u16) -> Case {
     Case {
-        what,
+        what: what.to_string(),
         method,
         path: path.to_string(),
         who,
         headers: Vec::new(),
         body,
         status,
+        expect: Vec::new(),
     }
+}
+
+fn expect(mut c: Case, what: &[(&'static str, &'static str)]) -> Case {
+    c.expect.extend_from_slice(what);
+    c
+}
+
+/// Every endpoint that reads a JSON body, each sent an array, a string, a
+/// number and null (serde would read a struct from an array by position).
+fn not_objects() -> Vec<Case> {
+    use As::*;
+    let endpoints: &[(&'static str, &str)] = &[
+        ("POST", "/api/v1/tags"),
+        ("POST", "/api/v1/mkdir"),
+        ("POST", "/api/v1/attrs"),
+        ("POST", "/api/v1/tokens"),
+        ("POST", "/api/v1/queue/flush"),
+        ("POST", "/api/v1/queue/retry"),
+        ("POST", "/api/v1/cache/purge"),
+        ("POST", "/api/v1/pins"),
+        ("POST", "/api/v1/pins/release"),
+        ("POST", "/api/v1/fsck"),
+        ("POST", "/api/v1/archiveinfo"),
+        ("POST", "/api/v1/volumes"),
+        ("POST", "/api/v1/volumes/VL0001/state"),
+        ("POST", "/api/v1/tape/faults"),
+        ("POST", "/api/v1/verify"),
+        ("POST", "/api/v1/stage"),
+        ("POST", "/api/v1/stage/1/cancel"),
+        ("POST", "/api/v1/stage/1/release"),
+        ("POST", "/api/tape/v1/stage"),
+        ("POST", "/api/tape/v1/stage/1/cancel"),
+        ("POST", "/api/tape/v1/release/1"),
+        ("POST", "/api/tape/v1/archiveinfo"),
+    ];
+    let mut out = Vec::new();
+    for (method, path) in endpoints {
+        for (kind, body) in [
+            ("an array", json!(["/alice/f.dat", null, null, "0777"])),
+            ("a string", json!("/alice/f.dat")),
+            ("a number", json!(7)),
+            ("null", json!(null)),
+        ] {
+            out.push(expect(
+                case(
+                    &format!("{path} with {kind} for a body"),
+                    method,
+                    path,
+                    Admin,
+                    Body::Json(body),
+                    400,
+                ),
+                &[("detail", "must be a JSON object")],
+            ));
+        }
+    }
+    out
 }
 
 fn with(mut c: Case, headers: &[(&'static str, &'static str)]) -> Case {
@@ -250,7 +311,39 @@ fn cases(f: &Fixture) -> Vec<Case> {
             &[("Depth", "0")],
         ),
         case("DELETE of the root", "DELETE", "/", Admin, Empty, 403),
-        case("MKCOL of an existing directory", "MKCOL", "/pub", Admin, Empty, 405),
+        expect(
+            case("MKCOL of an existing directory", "MKCOL", "/pub", Admin, Empty, 405),
+            &[("header:allow", "PROPFIND")],
+        ),
+        expect(
+            with(
+                case(
+                    "PUT with Content-Range (a partial write)",
+                    "PUT",
+                    "/pub/a.dat",
+                    Admin,
+                    Raw("XY"),
+                    400,
+                ),
+                &[("Content-Range", "bytes 0-1/6"), ("Overwrite", "T")],
+            ),
+            &[("detail", "Content-Range")],
+        ),
+        expect(
+            case("COPY without a Destination", "COPY", "/pub/a.dat", Admin, Empty, 400),
+            &[("detail", "COPY needs a Destination")],
+        ),
+        expect(
+            case(
+                "PROPFIND of a collection without Depth (infinity)",
+                "PROPFIND",
+                "/pub",
+                Admin,
+                Empty,
+                403,
+            ),
+            &[("problem:precondition", "DAV:propfind-finite-depth")],
+        ),
         case("MKCOL under a missing parent", "MKCOL", "/a/b/c", Admin, Empty, 409),
         case("MKCOL with a body", "MKCOL", "/pub/newdir", Admin, Raw("<x/>"), 415),
         case(
@@ -262,7 +355,10 @@ fn cases(f: &Fixture) -> Vec<Case> {
             403,
         ),
         case("MKCOL of a path over 4,096 bytes", "MKCOL", &deep, Admin, Empty, 400),
-        case("MOVE without a Destination", "MOVE", "/pub/a.dat", Admin, Empty, 400),
+        expect(
+            case("MOVE without a Destination", "MOVE", "/pub/a.dat", Admin, Empty, 400),
+            &[("detail", "MOVE needs a Destination")],
+        ),
         with(
             case("MOVE to another server", "MOVE", "/pub/a.dat", Admin, Empty, 502),
             &[("Destination", "http://elsewhere.example/pub/b.dat")],
@@ -809,7 +905,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
     ]
 }
 
-fn send(f: &Fixture, c: &Case) -> (u16, String, String) {
+fn send(f: &Fixture, c: &Case) -> (u16, reqwest::header::HeaderMap, String) {
     let s = &f.s;
     let url = if c.path.starts_with('/') {
         s.url_of(&c.path)
@@ -840,24 +936,39 @@ fn send(f: &Fixture, c: &Case) -> (u16, String, String) {
     };
     let resp = r.send().unwrap();
     let status = resp.status().as_u16();
-    let ct = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, ct, resp.text().unwrap_or_default())
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().unwrap_or_default())
 }
 
 fn every_bad_input_is_refused_and_changes_nothing(catalog: Catalog) {
     let f = fixture(catalog);
-    let cases = cases(&f);
-    assert!(cases.len() >= 60, "{} cases", cases.len());
+    let mut cases = cases(&f);
+    cases.extend(not_objects());
+    assert!(cases.len() >= 180, "{} cases", cases.len());
     let mut failures = Vec::new();
     for c in &cases {
         let before = snapshot(&f);
-        let (status, ct, body) = send(&f, c);
+        let (status, headers, body) = send(&f, c);
+        let ct = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let after = snapshot(&f);
         let mut wrong = Vec::new();
+        let problem: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        for (key, want) in &c.expect {
+            let got = match key.split_once(':') {
+                Some(("header", name)) => headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap_or("").to_string())
+                    .unwrap_or_default(),
+                Some(("problem", member)) => problem[member].as_str().unwrap_or("").to_string(),
+                _ => problem["detail"].as_str().unwrap_or("").to_string(),
+            };
+            if !got.contains(want) {
+                wrong.push(format!("{key} is {got:?}, expected it to contain {want:?}"));
+            }
+        }
         if status != c.status {
             wrong.push(format!("status {status}, expected {}", c.status));
         }

@@ -126,6 +126,13 @@ impl Cache {
         self.inline.pending.load(Ordering::Acquire)
     }
 
+    /// Bytes an unprivileged writer may still put on the cache's
+    /// filesystem (statvfs `f_bavail`).
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        let s = rustix::fs::statvfs(&self.tmp).map_err(io::Error::from)?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
     pub fn tmp_path(&self, id: FileId) -> PathBuf {
         self.tmp.join(id.to_string())
     }

@@ -52,6 +52,23 @@ impl Service {
         Ok(r.parent().expect("checked").clone())
     }
 
+    /// Whether a body of `len` bytes fits on the cache's filesystem now
+    /// (507 otherwise, naming both).
+    pub(crate) fn room_for(&self, len: u64) -> Result<()> {
+        let free = self
+            .cache
+            .free_bytes()
+            .map_err(|e| Error::Internal(format!("cannot read the cache filesystem's free space: {e}")))?;
+        if len > free {
+            return Err(Error::InsufficientStorage(format!(
+                "the cache has {} free and this body is {}: nothing was received; retry once space is freed",
+                bytesize::ByteSize(free),
+                bytesize::ByteSize(len)
+            )));
+        }
+        Ok(())
+    }
+
     /// Receives a file. Returns only once its data and catalog row are durable.
     /// A full cache filesystem refuses it (507, nothing kept) and raises
     /// one alarm, its repeats counted.
@@ -60,6 +77,12 @@ impl Service {
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        // A body that cannot fit is refused before a byte of it is read
+        // (with `Expect: 100-continue` the client never sends it); the
+        // cache is not full for that, so no alarm.
+        if let Some(n) = opts.declared_len {
+            self.room_for(n)?;
+        }
         let r = self.put_file(who, path, opts, body).await;
         if let Err(Error::InsufficientStorage(_)) = &r {
             let msg = "the cache filesystem is full: writes are refused (507) until space is freed";

@@ -122,7 +122,11 @@ impl Service {
         // for an unclean stop and "recover" its live data.
         let lock = DirLock::acquire(
             &config.data_dir,
-            &format!("bale serve, pid {}, listening on {}", std::process::id(), config.listen),
+            &format!(
+                "bale serve, pid {}, listening on {}",
+                std::process::id(),
+                config.server.listen
+            ),
         )
         .map_err(|e| match e {
             LockError::Held { .. } => Error::Conflict(e.to_string()),
@@ -155,7 +159,7 @@ impl Service {
             node: node.clone(),
             instance: instance.clone(),
             predecessor: marker.predecessor().to_string(),
-            host: format!("{} ({})", hostname(), config.listen),
+            host: format!("{} ({})", hostname(), config.server.listen),
             now: Timestamp::now(),
             stale_ns: CATALOG_STALE.as_nanos() as i64,
         };

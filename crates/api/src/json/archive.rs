@@ -4,6 +4,7 @@
 //! administrator.
 
 use super::wire::{self, PackageJson, TapeFileJson};
+use crate::body::JsonObject;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -100,7 +101,7 @@ struct Closed {
 async fn flush(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<FlushRequest>,
+    JsonObject(req): JsonObject<FlushRequest>,
 ) -> Result<Response, ApiError> {
     let jobs = st.svc.flush(&who, req.pool.as_deref()).await?;
     let closed: Vec<Closed> = jobs
@@ -134,7 +135,7 @@ struct Retried {
 async fn retry(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<RetryRequest>,
+    JsonObject(req): JsonObject<RetryRequest>,
 ) -> Result<Response, ApiError> {
     let job = match (req.job, req.failed) {
         (Some(id), false) => Some(id),

@@ -2,6 +2,7 @@
 //! on tape (administrators), and pins.
 
 use super::wire::{CacheJson, PinJson, PurgeJson};
+use crate::body::{BulkObject, JsonObject};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::Query;
@@ -19,10 +20,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/pins", get(pins).post(pin))
         .route("/pins/release", post(unpin))
         .route("/fsck", post(fsck))
-        .route(
-            "/archiveinfo",
-            post(archive_info).layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT)),
-        )
+        .route("/archiveinfo", post(archive_info))
 }
 
 async fn usage(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<CacheJson>, ApiError> {
@@ -43,7 +41,7 @@ struct PurgeRequest {
 async fn purge(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<PurgeRequest>,
+    JsonObject(req): JsonObject<PurgeRequest>,
 ) -> Result<Json<PurgeJson>, ApiError> {
     let r = st.svc.purge(&who, &paths(&req.paths)?, req.all, req.dry_run).await?;
     Ok(Json(PurgeJson::from(&r)))
@@ -65,7 +63,7 @@ struct PinRequest {
 async fn pin(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<PinRequest>,
+    JsonObject(req): JsonObject<PinRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let lifetime = std::time::Duration::from_secs(req.lifetime_s);
     let n = st
@@ -85,7 +83,7 @@ struct UnpinRequest {
 async fn unpin(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<UnpinRequest>,
+    JsonObject(req): JsonObject<UnpinRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let n = st.svc.unpin(&who, &paths(&req.paths)?, req.owner.as_deref()).await?;
     Ok(Json(serde_json::json!({ "released": n })))
@@ -118,7 +116,7 @@ struct ArchiveInfoRequest {
 async fn archive_info(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<ArchiveInfoRequest>,
+    BulkObject(req): BulkObject<ArchiveInfoRequest>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     let info = st.svc.archive_info(&who, &req.paths).await?;
     Ok(Json(crate::taperest::locality_json(info)))
@@ -138,7 +136,7 @@ struct FsckRequest {
 async fn fsck(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(r): Json<FsckRequest>,
+    JsonObject(r): JsonObject<FsckRequest>,
 ) -> Result<Json<bale_core::fsck::FsckReport>, ApiError> {
     Ok(Json(st.svc.fsck(&who, r.repair, r.checksums).await?))
 }

@@ -10,6 +10,7 @@ mod stage;
 mod tape;
 mod wire;
 
+use crate::body::JsonObject;
 use crate::error::ApiError;
 use crate::model::*;
 use crate::AppState;
@@ -131,7 +132,7 @@ async fn get_tags(
 async fn set_tags(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<TagsRequest>,
+    JsonObject(req): JsonObject<TagsRequest>,
 ) -> Result<Json<bale_catalog::Tags>, ApiError> {
     let path = parse_path(&req.path)?;
     let changes: Vec<(String, Option<String>)> = req.set.into_iter().collect();
@@ -141,7 +142,7 @@ async fn set_tags(
 async fn mkdir(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<MkdirRequest>,
+    JsonObject(req): JsonObject<MkdirRequest>,
 ) -> Result<Response, ApiError> {
     let path = parse_path(&req.path)?;
     let mode = req
@@ -163,7 +164,7 @@ async fn mkdir(
 async fn set_attrs(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<AttrsRequest>,
+    JsonObject(req): JsonObject<AttrsRequest>,
 ) -> Result<Json<Entry>, ApiError> {
     let path = parse_path(&req.path)?;
     let mode = req
@@ -203,7 +204,7 @@ async fn list_tokens(
 async fn create_token(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<TokenRequest>,
+    JsonObject(req): JsonObject<TokenRequest>,
 ) -> Result<Response, ApiError> {
     let (token, info) = st
         .svc

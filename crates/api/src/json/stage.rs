@@ -2,6 +2,7 @@
 //! files, their progress, cancel, release of their pins. Only the
 //! requester or an administrator may see or change a request.
 
+use crate::body::BulkObject;
 use crate::error::ApiError;
 use crate::model::rfc3339;
 use crate::AppState;
@@ -22,7 +23,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/stage/{id}/progress", get(progress))
         .route("/stage/{id}/cancel", post(cancel))
         .route("/stage/{id}/release", post(release))
-        .layer(axum::extract::DefaultBodyLimit::max(crate::BULK_BODY_LIMIT))
 }
 
 #[derive(Deserialize)]
@@ -36,7 +36,7 @@ struct StageBody {
 async fn create(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(b): Json<StageBody>,
+    BulkObject(b): BulkObject<StageBody>,
 ) -> Result<Response, ApiError> {
     let lifetime = b.lifetime_s.map(std::time::Duration::from_secs);
     let id = st.svc.stage(&who, &b.paths, lifetime).await?;
@@ -171,7 +171,7 @@ async fn cancel(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Json(b): Json<PathsBody>,
+    BulkObject(b): BulkObject<PathsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let n = st.svc.cancel_stage(&who, parse_id(&id)?, b.paths.as_deref()).await?;
     Ok(Json(json!({ "cancelled": n })))
@@ -181,7 +181,7 @@ async fn release(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-    Json(b): Json<PathsBody>,
+    BulkObject(b): BulkObject<PathsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let n = st.svc.release_stage(&who, parse_id(&id)?, b.paths.as_deref()).await?;
     Ok(Json(json!({ "released": n })))

@@ -3,6 +3,7 @@
 //! the core (`bale_core::admin`); this only translates HTTP.
 
 use super::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
+use crate::body::JsonObject;
 use crate::error::ApiError;
 use crate::model::{AddVolumes, SetState};
 use crate::AppState;
@@ -46,7 +47,7 @@ struct VerifyRequest {
 async fn verify(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(r): Json<VerifyRequest>,
+    JsonObject(r): JsonObject<VerifyRequest>,
 ) -> Result<Json<bale_core::verify::VerifyReport>, ApiError> {
     use bale_core::verify::VerifyTarget;
     let target = match (r.volume, r.package, r.cache) {
@@ -77,7 +78,7 @@ async fn volumes(State(st): State<AppState>, Extension(who): Extension<Principal
 async fn add_volumes(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(req): Json<AddVolumes>,
+    JsonObject(req): JsonObject<AddVolumes>,
 ) -> Result<Response, ApiError> {
     let added = st
         .svc
@@ -110,7 +111,7 @@ async fn set_volume_state(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(label): Path<String>,
-    Json(req): Json<SetState>,
+    JsonObject(req): JsonObject<SetState>,
 ) -> Result<Response, ApiError> {
     let state: VolumeState = req.state.parse().map_err(ApiError::bad_request)?;
     let v = st.svc.set_volume_state(&who, &label, state).await?;
@@ -168,7 +169,7 @@ async fn events(
 async fn inject(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
-    Json(fault): Json<FaultPoint>,
+    JsonObject(fault): JsonObject<FaultPoint>,
 ) -> Result<StatusCode, ApiError> {
     st.svc.inject_fault(&who, fault)?;
     Ok(StatusCode::NO_CONTENT)

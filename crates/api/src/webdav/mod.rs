@@ -138,6 +138,8 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
 }
 
 const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND";
+/// What an existing entry allows: everything but MKCOL.
+const ALLOW_EXISTING: &str = "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND";
 
 fn options() -> Response {
     let mut r = StatusCode::OK.into_response();
@@ -245,6 +247,14 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
 
 async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Result<Response, ApiError> {
     let h = req.headers();
+    // RFC 9110 14.5: a server that does not support partial PUT must
+    // refuse one, or it would replace the file with the part.
+    if let Some(range) = header_str(h, "content-range") {
+        return Err(ApiError::bad_request(format!(
+            "PUT with Content-Range ({range}) is a partial write, which bale does not support \
+             (RFC 9110, section 14.5): send the whole file; nothing was changed"
+        )));
+    }
     let mut digest = match header_str(h, "digest") {
         None => None,
         Some(v) => Adler32::from_digest_header(v).map_err(ApiError::bad_request)?,
@@ -317,8 +327,14 @@ async fn mkcol(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> R
     }
     match st.svc.mkdir(who, path, &MkdirOptions::default()).await {
         Ok(_) => Ok(StatusCode::CREATED.into_response()),
-        // RFC 4918: MKCOL on an existing resource is 405.
-        Err(bale_core::Error::Exists(m)) => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, m)),
+        // RFC 4918: MKCOL on an existing resource is 405, and RFC 9110
+        // 15.5.6: every 405 says what the resource allows.
+        Err(bale_core::Error::Exists(m)) => {
+            let mut r = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, m).into_response();
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(ALLOW_EXISTING));
+            Ok(r)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -336,8 +352,9 @@ fn put_query(uri: &axum::http::Uri) -> Result<PutQuery, ApiError> {
 /// path). An absolute URL must name this server: the scheme it is reached
 /// by and the authority of the request's Host; anything else is another
 /// server, which bale does not move to (502, RFC 4918 section 9.9.4).
-fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
-    let d = header_str(h, "destination").ok_or_else(|| ApiError::bad_request("MOVE needs a Destination header"))?;
+fn destination(h: &HeaderMap, method: &str) -> Result<NsPath, ApiError> {
+    let d = header_str(h, "destination")
+        .ok_or_else(|| ApiError::bad_request(format!("{method} needs a Destination header")))?;
     let uri: axum::http::Uri = d
         .parse()
         .map_err(|_| ApiError::bad_request(format!("Destination is not a URL or path: {d:?}")))?;
@@ -356,7 +373,7 @@ fn destination(h: &HeaderMap) -> Result<NsPath, ApiError> {
 }
 
 async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {
-    let dest = destination(h)?;
+    let dest = destination(h, "MOVE")?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
     let moved = st
@@ -388,7 +405,7 @@ fn moved_or_copied(r: bale_core::Result<bool>, overwrite: bool) -> Result<Respon
 /// RFC 4918 9.8: COPY of a file, or of a collection with `Depth:
 /// infinity` (the default) or `0` (the collection alone).
 async fn do_copy(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {
-    let dest = destination(h)?;
+    let dest = destination(h, "COPY")?;
     let overwrite = overwrite_header(h, true)?;
     let recursive = match header_str(h, "depth").map(|d| d.trim().to_ascii_lowercase()) {
         None => true,
@@ -421,11 +438,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("host:1"));
         h.insert("destination", HeaderValue::from_static("http://host:1/x/y%20z"));
-        assert_eq!(destination(&h).unwrap().as_str(), "/x/y z");
+        assert_eq!(destination(&h, "MOVE").unwrap().as_str(), "/x/y z");
         h.insert("destination", HeaderValue::from_static("/p/q"));
-        assert_eq!(destination(&h).unwrap().as_str(), "/p/q");
+        assert_eq!(destination(&h, "MOVE").unwrap().as_str(), "/p/q");
         h.insert("destination", HeaderValue::from_static("http://HOST:1"));
-        assert_eq!(destination(&h).unwrap().as_str(), "/");
+        assert_eq!(destination(&h, "MOVE").unwrap().as_str(), "/");
         for other in [
             "http://elsewhere:1/x",
             "https://host:1/x",
@@ -433,7 +450,11 @@ mod tests {
             "ftp://host:1/x",
         ] {
             h.insert("destination", HeaderValue::from_static(other));
-            assert_eq!(destination(&h).unwrap_err().status, StatusCode::BAD_GATEWAY, "{other}");
+            assert_eq!(
+                destination(&h, "MOVE").unwrap_err().status,
+                StatusCode::BAD_GATEWAY,
+                "{other}"
+            );
         }
     }
 

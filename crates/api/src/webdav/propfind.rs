@@ -67,6 +67,17 @@ fn child_xml(dir: &NsPath, n: &Node) -> Result<String, ApiError> {
     Ok(response_xml(&path, n))
 }
 
+/// The refusal of an infinite-depth PROPFIND (RFC 4918 9.1, 16): 403 whose
+/// problem names the precondition.
+fn infinite_depth(what: &str) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("{what} is not supported on a collection (precondition DAV:propfind-finite-depth): send Depth: 0 or Depth: 1"),
+    );
+    e.precondition = Some("DAV:propfind-finite-depth");
+    e
+}
+
 const HEAD: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\">\n";
 const TAIL: &str = "</D:multistatus>\n";
 
@@ -76,23 +87,29 @@ pub(crate) async fn propfind(
     path: &NsPath,
     h: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    // A missing Depth is treated as 1; infinity is refused (RFC 4918 allows it).
-    let depth = match h
+    // RFC 4918 9.1: a missing Depth means infinity, which a server may
+    // refuse on a collection with 403 and the DAV:propfind-finite-depth
+    // precondition (on a file, depth changes nothing).
+    let asked = h
         .get("depth")
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
-    {
-        None => 1,
-        Some(d) if d == "0" => 0,
-        Some(d) if d == "1" => 1,
-        Some(d) if d == "infinity" => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "PROPFIND with Depth: infinity is not supported; use Depth 0 or 1",
-            ))
-        }
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let depth: Option<u8> = match asked.as_deref() {
+        Some("0") => Some(0),
+        Some("1") => Some(1),
+        None | Some("infinity") => None,
         Some(d) => return Err(ApiError::bad_request(format!("invalid Depth header {d:?}"))),
     };
     let node = st.svc.stat(who, path).await?;
+    let depth = match depth {
+        Some(d) => d,
+        None if !node.is_dir() => 0,
+        None => {
+            return Err(infinite_depth(match asked {
+                None => "PROPFIND without a Depth header (which means Depth: infinity, RFC 4918 section 9.1)",
+                Some(_) => "PROPFIND with Depth: infinity",
+            }))
+        }
+    };
     let first = format!("{HEAD}{}", response_xml(path, &node));
     let body = if depth == 0 || !node.is_dir() {
         Body::from(format!("{first}{TAIL}"))

@@ -260,7 +260,9 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
     }
     let mut groups: std::collections::BTreeMap<(&str, &str, &str), Group> = Default::default();
     for j in &jobs {
-        let g = groups.entry((s(j, "state"), s(j, "library"), s(j, "family"))).or_default();
+        let g = groups
+            .entry((s(j, "state"), s(j, "library"), s(j, "family")))
+            .or_default();
         g.jobs += 1;
         g.files += n(j, "files");
         g.bytes += n(j, "bytes");

@@ -66,7 +66,7 @@ fn config_with(file: &Option<PathBuf>, data_dir: &Option<PathBuf>, catalog: &Opt
 pub fn effective_config(a: &ServeArgs) -> Result<Config> {
     let mut cfg = config_with(&a.config, &a.data_dir, &a.catalog)?;
     if let Some(l) = &a.listen {
-        cfg.listen = l.clone();
+        cfg.server.listen = l.clone();
     }
     if let Some(p) = &a.policy {
         cfg.archive.policy = p.clone();
@@ -77,14 +77,14 @@ pub fn effective_config(a: &ServeArgs) -> Result<Config> {
 
 pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let cfg = effective_config(a)?;
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
     // The address as bound (port 0 resolved): what the lock file and the
     // catalog's claim name.
     let mut cfg = cfg;
-    cfg.listen = addr.to_string();
+    cfg.server.listen = addr.to_string();
     let svc = Service::start(cfg.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     // Tests and scripts read this line to find the port.
     println!("bale listening on http://{addr}");

@@ -1,6 +1,10 @@
 //! bale's configuration: one TOML file, one serde struct. Every key has a
 //! default in code; unknown keys are an error naming the key.
 
+mod server;
+
+pub use server::ServerConfig;
+
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -13,8 +17,12 @@ pub struct Config {
     /// Directory for the SQLite catalog, the cache and the admin token.
     /// Created if missing.
     pub data_dir: PathBuf,
-    /// Address the HTTP server listens on. Port 0 picks a free port.
-    pub listen: String,
+    /// Before [server]: the listen address at the top. Read into
+    /// `server.listen`; never written.
+    #[serde(skip_serializing)]
+    pub listen: Option<String>,
+    /// The HTTP server: where it listens, and the bounds of requests.
+    pub server: ServerConfig,
     /// The catalog: "sqlite" (a file in data_dir), or a PostgreSQL URL
     /// (postgres://user:password@host:port/database) shared by several nodes.
     pub catalog: String,
@@ -220,7 +228,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./bale-data"),
-            listen: "127.0.0.1:8742".to_string(),
+            listen: None,
+            server: ServerConfig::default(),
             catalog: "sqlite".to_string(),
             shutdown_deadline_s: 60,
             ingest: IngestConfig::default(),
@@ -258,172 +267,7 @@ impl Default for NamespaceConfig {
 }
 
 /// A commented example configuration, equal to the defaults (a test checks).
-pub const EXAMPLE: &str = r#"# bale configuration. Every key is optional; the values shown are the defaults.
-
-# Directory for the SQLite catalog, the cache and the admin token. Created if missing.
-data_dir = "./bale-data"
-
-# Address the HTTP server listens on. Port 0 picks a free port.
-listen = "127.0.0.1:8742"
-
-# The catalog: "sqlite" (a file in data_dir), or a PostgreSQL URL, e.g.
-# "postgres://bale:secret@db.example.org:5432/bale" (one node per catalog
-# for now: a second node refuses to start on a catalog a live node uses).
-catalog = "sqlite"
-
-# At shutdown, background work (commits, package writes, flushes) finishes
-# within this many seconds; what still runs then stops as in a crash, and
-# the next start redoes it.
-shutdown_deadline_s = 60
-
-[ingest]
-# "fsync": each file is fsynced by its own writer, in parallel, and a batch
-# then syncs its directory once. "syncfs": one syncfs(2) per batch for the
-# whole cache filesystem (best when the cache has a filesystem of its own).
-sync = "fsync"
-# Most files recorded in one catalog transaction (group commit).
-max_batch = 512
-# Files up to this size are "inline": their data is committed together with
-# their catalog row, so a batch of small files costs one flush (the catalog
-# commit) instead of one fsync per file. Their cache copies are made durable
-# later, many at once, by one syncfs(2) of the cache filesystem every
-# settle_ms, and only then is their data dropped from the catalog; after a
-# crash, recovery rewrites any copy that did not make it. "0 B" turns it off
-# (every file is then fsynced as described for `sync`). At most 1 MiB.
-inline_max = "64 KiB"
-# Most bytes of inline files awaiting the settler (held in the catalog
-# meanwhile); past it, small files are fsynced one by one.
-inline_pending_max = "256 MiB"
-settle_ms = 500
-
-[namespace]
-# How often reads are written to the catalog as last-access times (ms).
-# A crash loses at most this much access history.
-access_time_flush_ms = 1000
-# Permission bits of new files and directories.
-file_mode = 0o644
-dir_mode = 0o755
-
-[archive]
-# The aggregation policy file: [[rule]]s that send files to tape directly or
-# pack small ones together (see examples/mu2e-sfa.toml). Empty: the policy
-# last loaded with `bale policy load` (kept in data_dir/policy.toml), else
-# the built-in one (aggregate files below tape.direct_min_size into packages
-# of 8 GB or 2,000 files, or after a day). `bale serve --policy FILE` wins.
-policy = ""
-# How often open pools are checked for their triggers (ms).
-check_ms = 200
-# How often (and once at start) every file is checked to be on its way to
-# tape: in a pool, an archive job or a package (s). A file that is not
-# raises an alarm and is routed again.
-check_on_way_s = 600
-# A file not on tape this long after it was due (its rule's maximum wait
-# after it joined its pool; for a file in an archive job, after the job was
-# made) raises an alarm at that check: a drive, a volume or a job needs an
-# operator (s).
-stuck_after_s = 3600
-
-[stage]
-# A GET of a file whose only copy is on tape: "stage" reads its package back
-# (every member of it, once, however many ask) and waits up to read_wait_s,
-# then answers 503 with Retry-After while the stage goes on; "error" refuses
-# at once (409: stage it first); a policy rule's on_read_miss wins for its
-# files. HEAD, stat, ls and PROPFIND never stage.
-on_read_miss = "stage"
-read_wait_s = 60
-
-[cache]
-# Bytes of cached copies the cache may hold ("0 B": its filesystem's size).
-capacity = "0 B"
-# Above purge_high of the capacity, cached copies of files that are on tape
-# and not pinned are removed, least recently read first (a stat does not
-# count as a read), until use is under purge_low. A file not yet on tape is
-# never purged.
-purge_high = 0.8
-purge_low = 0.6
-# Copies not read for this many seconds are purged whatever the use (0: never).
-max_time_in_cache_s = 0
-# How often the purger looks (ms).
-purge_check_ms = 60000
-# bale fsck does not judge cache data younger than this (s): it may be a
-# write or a stage in flight.
-fsck_settle_s = 60
-
-[verify]
-# The background scrub re-reads every good package once in this many
-# seconds, one at a time (0: no scrub). A copy whose data does not check out
-# is marked bad with an alarm and rewritten from a good copy.
-scrub_period_s = 0
-# The scrub's read rate, and bale verify's when it gives none ("0 B": no limit).
-scrub_rate = "50 MB"
-# How often the repair worker looks for bad copies to rewrite (s).
-repair_check_s = 30
-
-[tape_rest]
-# What /.well-known/wlcg-tape-rest-api says: the name targeted metadata is
-# addressed to, and a description. The API itself is at /api/tape/v1.
-sitename = "bale"
-description = "bale tape archive: WLCG Tape REST API v1"
-
-[tape]
-# Real seconds slept per modelled second of tape work: 0 only accounts
-# (the default), 1 is real time, fractions in between.
-time_scale = 0.0
-# Files of at least this size go to tape as their own tape file as soon as
-# they are safely in the cache.
-direct_min_size = "256 MiB"
-# Seconds an idle drive keeps its volume mounted before unloading it.
-idle_unload_s = 60.0
-# Seconds a request may wait before a drive gives up the work left on its
-# mounted volume to serve it (no request starves).
-max_wait_s = 3600.0
-# Attempts of an archive job (on other volumes) before it is parked as
-# failed, and attempts of a tape file read.
-write_attempts = 3
-read_attempts = 2
-# Cache reads in flight while a package streams to a drive (members are read
-# ahead in order, in parallel), and the most bytes read ahead of the drive.
-read_ahead_threads = 8
-read_ahead_window = "64 MiB"
-
-# Media profiles beyond (or replacing) the built-in LTO-8, LTO-9, LTO-10 and
-# T10000D, for example:
-# [tape.media.LTO-9-small]
-# capacity = "10 GB"          # native capacity
-# rate = "400 MB"             # native rate per second
-# load_s = 15.0               # load and thread
-# unload_s = 17.0             # rewind done; unload and eject
-# robot_s = 10.0              # one robot move
-# full_locate_s = 120.0       # locate over the whole tape (a locate costs its share)
-# file_mark_s = 3.0           # one synchronous file mark
-
-# Libraries; the first is the default for directories without a library tag.
-[[tape.libraries]]
-name = "lib1"
-# "emulated": volumes are directories bale creates under path, with modelled
-# timing. "directory": every volume is an existing directory path/<label>
-# (an LTFS-mounted cartridge), with real timing.
-backend = "emulated"
-path = "library"              # relative to data_dir
-media = "LTO-9"
-drives = 2
-# Divides capacity and rate (not times), so benchmarks reach production
-# ratios with small data.
-scale = 1.0
-# Blank volumes labelled at the first start, and their label prefix.
-initial_volumes = 4
-volume_prefix = "VL"
-# Capacity of new volumes; the media profile's when not set.
-# volume_capacity = "18 TB"
-# Mounts after which a volume turns readonly and an alarm is raised.
-mount_limit = 5000
-# "sync": one synchronous file mark per tape file (Enstore). "buffered": one
-# flush every flush_bytes or flush_files tape files (CTA); tape files are
-# recorded only once a flush covers them.
-file_marks = "sync"
-flush_bytes = "32 GiB"
-flush_files = 1000
-"#;
+pub const EXAMPLE: &str = include_str!("example.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -452,10 +296,18 @@ impl Config {
 
     /// Parses TOML; the error names the line, column and offending key.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let mut cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(listen) = cfg.listen.take() {
+            if cfg.server.listen != ServerConfig::default().listen {
+                return Err("listen is given twice: at the top and in [server]; keep the one in [server]".into());
+            }
+            cfg.server.listen = listen;
+        }
+        Ok(cfg)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate().map_err(ConfigError::Invalid)?;
         if self.ingest.max_batch == 0 {
             return Err(ConfigError::Invalid("ingest.max_batch must be at least 1".into()));
         }
@@ -546,7 +398,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
-            .field("listen", &self.listen)
+            .field("server", &self.server)
             .field("catalog", &redact_url(&self.catalog))
             .field("shutdown_deadline_s", &self.shutdown_deadline_s)
             .field("ingest", &self.ingest)
@@ -572,7 +424,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::parse("listen = \"127.0.0.1:1\"\n[ingest]\nmax_bach = 3\n").unwrap_err();
+        let e = Config::parse("data_dir = \"x\"\n[ingest]\nmax_bach = 3\n").unwrap_err();
         assert!(e.contains("max_bach"), "{e}");
         assert!(e.contains("line 3"), "{e}");
     }
@@ -584,6 +436,16 @@ mod tests {
         let c = Config::parse("catalog = \"mysql://x\"\n").unwrap();
         assert!(c.validate().is_err());
         assert!(Config::parse("[ingest]\nsync = \"sometimes\"\n").is_err());
+    }
+
+    #[test]
+    fn listen_at_the_top_still_reads() {
+        let c = Config::parse("listen = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!((c.server.listen.as_str(), c.listen), ("127.0.0.1:1", None));
+        let e = Config::parse("listen = \"127.0.0.1:1\"\n[server]\nlisten = \"127.0.0.1:2\"\n").unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+        let c = Config::parse("[server]\nbody_timeout_s = 0\n").unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("server.body_timeout_s"));
     }
 
     #[test]
