@@ -41,7 +41,7 @@ fn too_large(limit: u64, key: &str) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE,
         format!(
             "the request body is larger than {} (the server's [server] {key}); nothing was changed",
-            bytesize::ByteSize(limit)
+            bale_util::human::Bytes(limit)
         ),
     )
 }

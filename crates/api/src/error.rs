@@ -61,8 +61,14 @@ impl From<bale_util::PathError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() && self.status != StatusCode::BAD_GATEWAY {
-            tracing::error!("{}: {}", self.status, self.detail);
+        // A server's fault is an error; a 502 (another server) and a 507
+        // (a body larger than the room left) are the request's.
+        match self.status {
+            StatusCode::BAD_GATEWAY | StatusCode::INSUFFICIENT_STORAGE => {
+                tracing::warn!("{}: {}", self.status, self.detail)
+            }
+            s if s.is_server_error() => tracing::error!("{}: {}", self.status, self.detail),
+            _ => {}
         }
         let mut body = serde_json::json!({
             "type": "about:blank",

@@ -62,8 +62,8 @@ impl Service {
         if len > free {
             return Err(Error::InsufficientStorage(format!(
                 "the cache has {} free and this body is {}: nothing was received; retry once space is freed",
-                bytesize::ByteSize(free),
-                bytesize::ByteSize(len)
+                bale_util::human::Bytes(free),
+                bale_util::human::Bytes(len)
             )));
         }
         Ok(())

@@ -11,6 +11,7 @@ pub mod crash;
 pub mod dirlock;
 pub mod durable;
 pub mod fileid;
+pub mod human;
 pub mod path;
 pub mod throttle;
 pub mod time;

@@ -263,6 +263,41 @@ impl Server {
         }
     }
 
+    /// The first column of a query on the server's catalog, as text (cast
+    /// it in the SQL), behind the server's back.
+    pub fn catalog_query(&self, sql: &str) -> Vec<String> {
+        match &self.catalog_arg {
+            None => {
+                let c = rusqlite::Connection::open(self.data_dir().join("catalog.sqlite")).unwrap();
+                c.busy_timeout(Duration::from_secs(30)).unwrap();
+                let mut st = c.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let rows = st
+                    .query_map([], |r| r.get::<_, Option<String>>(0))
+                    .unwrap()
+                    .map(|r| r.unwrap().unwrap_or_default())
+                    .collect();
+                rows
+            }
+            Some(url) => block_on(async {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                let h = tokio::spawn(conn);
+                let rows = client.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let out = rows
+                    .iter()
+                    .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+                    .collect();
+                drop(client);
+                let _ = h.await;
+                out
+            }),
+        }
+    }
+
+    /// The server process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// GET of a JSON API endpoint with the admin token.
     pub fn api_get(&self, endpoint: &str) -> serde_json::Value {
         let r = self
