@@ -42,6 +42,7 @@ impl From<Error> for ApiError {
             Error::ChecksumMismatch(_) => StatusCode::BAD_REQUEST,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {
@@ -86,7 +87,7 @@ impl IntoResponse for ApiError {
             body.to_string(),
         )
             .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             // Worth a retry: a stage under way, a catalog that was busy.
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));

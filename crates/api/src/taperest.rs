@@ -128,7 +128,7 @@ async fn stage(
     BulkObject(b): BulkObject<StageBody>,
 ) -> Result<Response, ApiError> {
     let (paths, lifetime) = stage_paths(b)?;
-    let id = st.svc.stage(&who, &paths, lifetime).await?;
+    let id = st.svc.stage(&who, paths, lifetime).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("{BASE}/stage/{id}"))],

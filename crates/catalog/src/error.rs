@@ -15,6 +15,9 @@ pub enum CatalogError {
     NotEmpty(String),
     #[error("{0}")]
     Invalid(String),
+    /// A per-user limit would be passed (nothing was recorded).
+    #[error("{0}")]
+    Limit(String),
     /// A path would be longer than the limit (`bale_util::path::MAX_PATH_LEN`).
     #[error("{0}")]
     TooLong(String),

@@ -46,10 +46,12 @@ pub use model::*;
 pub use pool::*;
 pub use postgres_connect::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};
+/// Why files are kept in the cache (`CacheCatalog::cache_kept`).
+pub mod kept {
+    pub use crate::residency::{BEING_REPAIRED, NOT_ON_TAPE, PINNED, PURGEABLE, SETTLING};
+}
 pub use sqlite::SqliteCatalog;
-pub use stage::{
-    NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState, STAGE_PIN_OWNER,
-};
+pub use stage::{NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState, STAGE_PIN_OWNER};
 pub use tape::*;
 
 use async_trait::async_trait;

@@ -124,6 +124,27 @@ impl CacheCatalog for PostgresCatalog {
         Ok(c.execute("DELETE FROM pins WHERE expires <= $1", &[&now.0]).await? as usize)
     }
 
+    async fn cache_kept(&self, now: Timestamp) -> Result<Vec<(String, u64, u64)>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                &crate::residency::kept_sql("n.cached", "$1")
+                    .replace("COALESCE(SUM(size), 0)", "COALESCE(SUM(size), 0)::bigint"),
+                &[&now.0],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1) as u64,
+                    r.get::<_, i64>(2) as u64,
+                )
+            })
+            .collect())
+    }
+
     async fn cache_usage(&self, now: Timestamp) -> Result<CacheUsage> {
         let c = self.pool.get().await?;
         let r = c

@@ -1,9 +1,9 @@
 //! Stage requests in the PostgreSQL catalog.
 
-use crate::rows::{open_stage_work_sql, stage_copies_sql};
+use crate::rows::{open_stage_packages_sql, stage_copies_sql, SETTLE_OPEN_SQL};
 use crate::stage::{
-    first_copies, first_open, NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest,
-    StageState, UNCACHED_MEMBERS_SQL,
+    first_copies, within_open_limit, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+    OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -73,10 +73,25 @@ impl StageCatalog for PostgresCatalog {
         owner: &str,
         at: Timestamp,
         lifetime_s: u64,
-        files: &[NewStageFile],
+        files: Vec<NewStageFile>,
+        max_open: u64,
     ) -> Result<i64> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
+        if max_open < u64::MAX {
+            // One owner's requests are counted one after the other.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('bale stage requests of ' || $1))",
+                &[&owner],
+            )
+            .await?;
+            let open: i64 = tx
+                .query_one(&OPEN_OF_OWNER_SQL.replace("?1", "$1"), &[&owner])
+                .await?
+                .get(0);
+            let new = files.iter().filter(|f| f.state.is_open()).count() as u64;
+            within_open_limit(owner, open as u64, new, max_open)?;
+        }
         let id: i64 = tx
             .query_one(
                 "INSERT INTO stage_requests (owner, created, lifetime_s) VALUES ($1, $2, $3) RETURNING id",
@@ -290,14 +305,47 @@ impl StageCatalog for PostgresCatalog {
         Ok(first_copies(copies))
     }
 
-    async fn open_stage_work(&self) -> Result<Vec<OpenStageFile>> {
+    async fn settle_open_stage_files(&self, at: Timestamp) -> Result<u64> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Every unfinished request locked first, in id order, as every
+        // change of a request's files locks it (`requests_of`).
+        tx.execute(
+            "SELECT id FROM stage_requests WHERE completed IS NULL ORDER BY id FOR UPDATE",
+            &[],
+        )
+        .await?;
+        let mut requests: Vec<i64> = Vec::new();
+        for sql in SETTLE_OPEN_SQL {
+            let rows = tx.query(&sql.replace("?1", "$1"), &[&at.0]).await?;
+            requests.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+        }
+        let n = requests.len() as u64;
+        requests.sort_unstable();
+        requests.dedup();
+        complete_finished(&tx, &requests, at).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn open_stage_packages(&self, limit: usize) -> Result<Vec<crate::Package>> {
         let c = self.pool.get().await?;
-        let rows = c.query(&open_stage_work_sql("false"), &[]).await?;
-        let open = rows
-            .iter()
-            .map(crate::rows::open_stage_file)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(first_open(open))
+        let rows = c
+            .query(&open_stage_packages_sql().replace("?1", "$1"), &[&(limit as i64)])
+            .await?;
+        rows.iter().map(crate::rows::package).collect()
+    }
+
+    async fn stage_packages_wanted(&self, packages: &[String]) -> Result<Vec<String>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT DISTINCT m.package FROM members m JOIN stage_files s ON s.file_id = m.file_id \
+                 AND s.state IN ('SUBMITTED', 'STARTED') WHERE m.package = ANY($1)",
+                &[&packages],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn uncached_members(&self, package: &str) -> Result<Vec<FileId>> {

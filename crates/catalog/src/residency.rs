@@ -71,6 +71,33 @@ pub(crate) fn purgeable(cached: &str, now: &str) -> String {
     )
 }
 
+/// Why the cache holds each cached file (SQL, both backends: `cached` and
+/// `now` as for [`purgeable`]): every cached file counted once, under the
+/// first reason that keeps it, or `purgeable`. Rows: reason, files, bytes.
+pub(crate) fn kept_sql(cached: &str, now: &str) -> String {
+    format!(
+        "SELECT why, COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT n.size, CASE \
+         WHEN NOT EXISTS (SELECT 1 FROM members m JOIN packages p ON p.id = m.package \
+                          WHERE m.file_id = n.file_id AND {complete}) THEN '{NOT_ON_TAPE}' \
+         WHEN EXISTS (SELECT 1 FROM members m JOIN packages p ON p.id = m.package \
+                      JOIN volumes v ON v.label = p.volume \
+                      WHERE m.file_id = n.file_id AND p.bad IS NOT NULL AND {repair}) THEN '{BEING_REPAIRED}' \
+         WHEN {held} THEN '{PINNED}' \
+         WHEN EXISTS (SELECT 1 FROM landing l WHERE l.file_id = n.file_id) THEN '{SETTLING}' \
+         ELSE '{PURGEABLE}' END AS why FROM nodes n WHERE n.kind = 2 AND {cached}) k GROUP BY why ORDER BY why",
+        held = held(now),
+        complete = crate::tape::GOOD_AND_COMPLETE,
+        repair = crate::tape::NEEDS_REPAIR
+    )
+}
+
+/// The reasons of [`CacheCatalog::cache_kept`].
+pub const NOT_ON_TAPE: &str = "not on tape yet (every copy)";
+pub const BEING_REPAIRED: &str = "a bad tape copy is being rewritten";
+pub const PINNED: &str = "pinned or held by a stage request";
+pub const SETTLING: &str = "its cache copy is still being made durable";
+pub const PURGEABLE: &str = "purgeable";
+
 /// A file's holds as pins: its own pins, and one for each stage request
 /// holding it (owner `stage-request-ID`, created with the request); none
 /// once the file is gone. SQL of both backends, `?1`/`$1` the file id and
@@ -119,6 +146,10 @@ pub trait CacheCatalog: Send + Sync + 'static {
 
     /// What the cache holds at `now`.
     async fn cache_usage(&self, now: Timestamp) -> Result<CacheUsage>;
+
+    /// Every cached file by why it is in the cache at `now` (the first
+    /// reason that keeps it, or [`PURGEABLE`]): (reason, files, bytes).
+    async fn cache_kept(&self, now: Timestamp) -> Result<Vec<(String, u64, u64)>>;
 
     /// Up to `limit` files the catalog says are cached, by id, after the
     /// node `after`: what `bale fsck` checks against the cache.

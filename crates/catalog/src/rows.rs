@@ -40,21 +40,44 @@ pub(crate) fn stage_copies_sql(placeholder: &str) -> String {
     )
 }
 
-/// The query of [`crate::StageCatalog::open_stage_work`]; `no` is the backend's
-/// false (SQLite 0, PostgreSQL false). Rows in [`COPY_ORDER`] over good
-/// copies, a file without a good copy last.
-pub(crate) fn open_stage_work_sql(no: &str) -> String {
+/// The statements of [`crate::StageCatalog::settle_open_stage_files`],
+/// each `?1` the time: the open files whose file is gone, is cached, or
+/// has no good tape copy, each finished (RETURNING its request).
+pub(crate) const SETTLE_OPEN_SQL: [&str; 3] = [
+    "UPDATE stage_files SET state = 'FAILED', error = 'the file was deleted', finished = ?1, \
+     started = COALESCE(started, ?1) WHERE state IN ('SUBMITTED', 'STARTED') AND file_id IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = stage_files.file_id) RETURNING request",
+    "UPDATE stage_files SET state = 'COMPLETED', error = NULL, finished = ?1, \
+     started = COALESCE(started, ?1) WHERE state IN ('SUBMITTED', 'STARTED') AND file_id IS NOT NULL \
+     AND EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = stage_files.file_id AND n.cached) RETURNING request",
+    "UPDATE stage_files SET state = 'FAILED', error = 'the file is not cached and has no good tape copy', \
+     finished = ?1, started = COALESCE(started, ?1) WHERE state IN ('SUBMITTED', 'STARTED') \
+     AND file_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM members m JOIN packages p ON p.id = m.package \
+     AND p.bad IS NULL WHERE m.file_id = stage_files.file_id) RETURNING request",
+];
+
+/// The query of [`crate::StageCatalog::open_stage_packages`] (`?1`: the
+/// limit): the first good copy ([`COPY_ORDER`]) of every open, live, not
+/// cached file, each package once, the volumes taken in turn (each one's
+/// packages in tape order), so that a window of them keeps every volume's
+/// drive busy.
+pub(crate) fn open_stage_packages_sql() -> String {
     format!(
-        "SELECT {}, o.file_id, n.id IS NOT NULL, COALESCE(n.cached, {no}) \
-         FROM (SELECT DISTINCT file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
-               AND file_id IS NOT NULL) o \
-         LEFT JOIN nodes n ON n.file_id = o.file_id \
-         LEFT JOIN members m ON m.file_id = o.file_id \
-         LEFT JOIN packages p ON p.id = m.package AND p.bad IS NULL \
-         ORDER BY p.id IS NULL, {COPY_ORDER}",
-        PACKAGE_COLS
+        "WITH open AS (SELECT DISTINCT file_id FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') \
+               AND file_id IS NOT NULL), \
+         firsts AS (SELECT p.id, ROW_NUMBER() OVER (PARTITION BY o.file_id ORDER BY {COPY_ORDER}) AS rk \
+               FROM open o JOIN nodes n ON n.file_id = o.file_id AND NOT n.cached \
+               JOIN members m ON m.file_id = o.file_id JOIN packages p ON p.id = m.package AND p.bad IS NULL), \
+         wanted AS (SELECT DISTINCT id FROM firsts WHERE rk = 1) \
+         SELECT {PACKAGE_COLS} FROM (SELECT q.*, ROW_NUMBER() OVER (PARTITION BY q.volume ORDER BY q.seq) AS vr \
+               FROM packages q JOIN wanted w ON w.id = q.id) p \
+         ORDER BY p.vr, p.volume LIMIT ?1"
     )
 }
+
+/// Whether package `?1` has a member that an open stage file names.
+pub(crate) const PACKAGE_WANTED_SQL: &str = "SELECT 1 FROM members m JOIN stage_files s ON s.file_id = m.file_id \
+     AND s.state IN ('SUBMITTED', 'STARTED') WHERE m.package = ?1 LIMIT 1";
 
 /// Typed reads of a result row by column index.
 pub(crate) trait Columns {
@@ -249,21 +272,6 @@ pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R
         file_id: FileId::parse(&r.text(N)?).ok_or_else(|| r.invalid(N, "not a file id".into()))?,
         state: r.text(N + 1)?.parse().map_err(|e: String| r.invalid(N + 1, e))?,
         size: r.int(N + 2)? as u64,
-    })
-}
-
-/// A row of [`open_stage_work_sql`]: the package (NULLs
-/// when the file has no tape copy), then the file.
-pub(crate) fn open_stage_file<R: Columns>(r: &R) -> Result<crate::stage::OpenStageFile, R::Error> {
-    const N: usize = PACKAGE_NCOLS;
-    Ok(crate::stage::OpenStageFile {
-        package: match r.opt_text(0)? {
-            Some(_) => Some(package(r)?),
-            None => None,
-        },
-        file_id: FileId::parse(&r.text(N)?).ok_or_else(|| r.invalid(N, "not a file id".into()))?,
-        live: r.flag(N + 1)?,
-        cached: r.flag(N + 2)?,
     })
 }
 

@@ -136,6 +136,21 @@ impl CacheCatalog for SqliteCatalog {
         .await
     }
 
+    async fn cache_kept(&self, now: Timestamp) -> Result<Vec<(String, u64, u64)>> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached(&crate::residency::kept_sql("n.cached = 1", "?1"))?;
+            let rows = st.query_map([now.0], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     async fn cached_files(&self, after: NodeId, limit: usize) -> Result<Vec<Node>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(

@@ -1,10 +1,10 @@
 //! Stage requests in the SQLite catalog.
 
-use crate::rows::{open_stage_work_sql, stage_copies_sql};
+use crate::rows::{open_stage_packages_sql, stage_copies_sql, PACKAGE_WANTED_SQL, SETTLE_OPEN_SQL};
 use crate::sqlite_common::next_id;
 use crate::stage::{
-    first_copies, first_open, NewStageFile, OpenStageFile, StageCatalog, StageCopy, StageFile, StageRequest,
-    StageState, UNCACHED_MEMBERS_SQL,
+    first_copies, within_open_limit, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+    OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -60,10 +60,18 @@ impl StageCatalog for SqliteCatalog {
         owner: &str,
         at: Timestamp,
         lifetime_s: u64,
-        files: &[NewStageFile],
+        files: Vec<NewStageFile>,
+        max_open: u64,
     ) -> Result<i64> {
-        let (owner, files) = (owner.to_string(), files.to_vec());
+        let owner = owner.to_string();
         self.write(move |tx| {
+            if max_open < u64::MAX {
+                let open: i64 = tx
+                    .prepare_cached(OPEN_OF_OWNER_SQL)?
+                    .query_row([&owner], |r| r.get(0))?;
+                let new = files.iter().filter(|f| f.state.is_open()).count() as u64;
+                within_open_limit(&owner, open as u64, new, max_open)?;
+            }
             let id = next_id(tx, "stage_requests")?;
             tx.execute(
                 "INSERT INTO stage_requests (id, owner, created, lifetime_s) VALUES (?1, ?2, ?3, ?4)",
@@ -267,11 +275,44 @@ impl StageCatalog for SqliteCatalog {
         .await
     }
 
-    async fn open_stage_work(&self) -> Result<Vec<OpenStageFile>> {
+    async fn settle_open_stage_files(&self, at: Timestamp) -> Result<u64> {
+        self.write(move |tx| {
+            let mut requests = Vec::new();
+            for sql in SETTLE_OPEN_SQL {
+                let mut st = tx.prepare_cached(sql)?;
+                for r in st.query_map([at.0], |r| r.get::<_, i64>(0))? {
+                    requests.push(r?);
+                }
+            }
+            let n = requests.len() as u64;
+            requests.sort_unstable();
+            requests.dedup();
+            complete_finished(tx, &requests, at)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn open_stage_packages(&self, limit: usize) -> Result<Vec<crate::Package>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(&open_stage_work_sql("0"))?;
-            let rows = st.query_map([], |r| crate::rows::open_stage_file(r))?;
-            Ok(first_open(rows.collect::<rusqlite::Result<_>>()?))
+            let mut st = c.prepare_cached(&open_stage_packages_sql())?;
+            let rows = st.query_map([limit as i64], |r| crate::rows::package(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn stage_packages_wanted(&self, packages: &[String]) -> Result<Vec<String>> {
+        let packages = packages.to_vec();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(PACKAGE_WANTED_SQL)?;
+            let mut out = Vec::new();
+            for p in packages {
+                if st.exists([&p])? {
+                    out.push(p);
+                }
+            }
+            Ok(out)
         })
         .await
     }

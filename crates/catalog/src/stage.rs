@@ -64,6 +64,22 @@ impl fmt::Display for StageState {
     }
 }
 
+/// The files a user has open in stage requests (the query both backends
+/// run; `?1`: the owner).
+pub(crate) const OPEN_OF_OWNER_SQL: &str = "SELECT COUNT(*) FROM stage_files f JOIN stage_requests r \
+     ON r.id = f.request WHERE r.owner = ?1 AND f.state IN ('SUBMITTED', 'STARTED')";
+
+/// Whether `new` more open files fit beside the `open` ones of `owner`.
+pub(crate) fn within_open_limit(owner: &str, open: u64, new: u64, max: u64) -> Result<()> {
+    if new > 0 && open.saturating_add(new) > max {
+        return Err(crate::CatalogError::Limit(format!(
+            "{owner} has {open} file(s) open in stage requests and this request would add {new}: \
+             at most {max} may be open at once; wait for some to finish (or cancel some) and send it again"
+        )));
+    }
+    Ok(())
+}
+
 /// A file of a new request, as the service resolved it.
 #[derive(Clone, Debug)]
 pub struct NewStageFile {
@@ -105,13 +121,18 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// for `lifetime_s` from `at`, until released. A file sent as
     /// COMPLETED (cached when resolved) that a purge took meanwhile is
     /// recorded SUBMITTED instead: a purge and a request serialize on the
-    /// file, so a file the request says is on disk stays there.
+    /// file, so a file the request says is on disk stays there. `max_open`
+    /// bounds the files the owner has open (submitted or started) in all
+    /// their requests, this one's included: past it nothing is recorded
+    /// (`Limit`, saying how many are open). Concurrent requests of one
+    /// owner are counted one after the other.
     async fn create_stage_request(
         &self,
         owner: &str,
         at: Timestamp,
         lifetime_s: u64,
-        files: &[NewStageFile],
+        files: Vec<NewStageFile>,
+        max_open: u64,
     ) -> Result<i64>;
 
     /// Ends the holds of request `request` (or of every request, `None`)
@@ -144,10 +165,22 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// stage of it is for (none: no tape read needed).
     async fn uncached_members(&self, package: &str) -> Result<Vec<FileId>>;
 
-    /// What the stage worker needs of every open file of every request, in
-    /// one query: whether it still exists, whether it is cached, and its
-    /// first tape copy's package (None: no tape copy). Each file once.
-    async fn open_stage_work(&self) -> Result<Vec<OpenStageFile>>;
+    /// Finishes, in one transaction, the open files of every request that
+    /// need no stage: a file deleted (failed), cached (completed), or with
+    /// no good tape copy (failed); requests left with no open file are
+    /// completed. Returns how many files it finished. Set-based: nothing
+    /// of the open files comes back to the caller.
+    async fn settle_open_stage_files(&self, at: Timestamp) -> Result<u64>;
+
+    /// The packages the open files of every request need (each file's
+    /// first good copy), each once, at most `limit`: the volumes in turn,
+    /// each volume's packages in tape order. The stage worker takes a
+    /// window of them at a time.
+    async fn open_stage_packages(&self, limit: usize) -> Result<Vec<crate::Package>>;
+
+    /// Which of `packages` an open stage file still needs (one of its
+    /// members is open in some request).
+    async fn stage_packages_wanted(&self, packages: &[String]) -> Result<Vec<String>>;
 
     /// The tape copies behind request `id`'s files, for its progress: per
     /// file (with a file id) its state, size and FIRST tape copy's package
@@ -167,23 +200,6 @@ pub struct StageCopy {
 /// The query of [`StageCatalog::uncached_members`] (`?1`: the package).
 pub(crate) const UNCACHED_MEMBERS_SQL: &str = "SELECT m.file_id FROM members m JOIN nodes n ON n.file_id = m.file_id \
      WHERE m.package = ?1 AND NOT n.cached";
-
-/// An open file of the stage requests, as the stage worker sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OpenStageFile {
-    pub file_id: FileId,
-    /// The file still exists.
-    pub live: bool,
-    pub cached: bool,
-    /// Its first tape copy's package.
-    pub package: Option<crate::Package>,
-}
-
-/// Keeps each file's first row (rows come in package creation order).
-pub(crate) fn first_open(rows: Vec<OpenStageFile>) -> Vec<OpenStageFile> {
-    let mut seen = std::collections::HashSet::new();
-    rows.into_iter().filter(|c| seen.insert(c.file_id)).collect()
-}
 
 /// Keeps each file's first copy (rows come in package creation order).
 pub(crate) fn first_copies(rows: Vec<StageCopy>) -> Vec<StageCopy> {

@@ -119,6 +119,8 @@ both!(
     lost_copies_are_recorded_for_files_on_tape,
     stage_requests_follow_their_files,
     stage_requests_know_their_packages,
+    stage_packages_come_in_windows,
+    open_stage_files_are_bounded_per_user,
     ids_are_never_reused,
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,

@@ -237,6 +237,9 @@ impl Service {
     }
 }
 
+/// How long a purge waits for acknowledged files to settle.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What a purge removed (or, dry, would remove).
 #[derive(Clone, Debug, Default)]
 pub struct PurgeReport {
@@ -247,6 +250,9 @@ pub struct PurgeReport {
     /// Files asked for that may not be purged (not on tape, pinned, not
     /// cached), with the reason.
     pub kept: Vec<(String, String)>,
+    /// With `all`: every file the cache keeps afterwards (or, dry, would
+    /// keep), by reason: (reason, files, bytes).
+    pub kept_by_reason: Vec<(String, u64, u64)>,
 }
 
 impl Service {
@@ -260,6 +266,15 @@ impl Service {
             return Err(Error::BadRequest(
                 "name the files to purge, or ask for all (not both)".into(),
             ));
+        }
+        // Files acknowledged and already on tape may still be settling
+        // (landing: their cache copy not yet durable). Settled first, they
+        // can be purged now rather than at a later purge.
+        if tokio::time::timeout(SETTLE_WAIT, self.committer.settle_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("purge: the settler did not catch up within {SETTLE_WAIT:?}; settling files are kept");
         }
         let now = bale_util::Timestamp::now();
         let mut report = PurgeReport {
@@ -302,11 +317,21 @@ impl Service {
         if dry_run {
             report.files = plan.len();
             report.bytes = plan.iter().map(|n| n.size).sum();
-            return Ok(report);
+        } else {
+            let (files, bytes) =
+                crate::purge::purge_nodes(self.catalog(), &self.cache, &self.stager, &plan, now).await?;
+            report.files = files;
+            report.bytes = bytes;
         }
-        let (files, bytes) = crate::purge::purge_nodes(self.catalog(), &self.cache, &self.stager, &plan, now).await?;
-        report.files = files;
-        report.bytes = bytes;
+        if all {
+            report.kept_by_reason = self
+                .catalog()
+                .cache_kept(now)
+                .await?
+                .into_iter()
+                .filter(|(why, _, _)| !dry_run || why != bale_catalog::kept::PURGEABLE)
+                .collect();
+        }
         Ok(report)
     }
 

@@ -54,6 +54,8 @@ pub(crate) struct Committer {
     tx: mpsc::Sender<Job>,
     /// Writes past their checks that have not reached the committer yet.
     arriving: Arc<AtomicUsize>,
+    /// Barriers: see [`Committer::settle_all`].
+    barriers: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
 /// Counts a write as arriving from its start until it is handed to the
@@ -93,6 +95,7 @@ impl Committer {
         phase: u8,
     ) -> Committer {
         let (tx, rx) = mpsc::channel(config.max_batch * 4);
+        let (barriers, barrier_rx) = mpsc::unbounded_channel();
         let arriving = Arc::new(AtomicUsize::new(0));
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let synced = Synced::default();
@@ -101,6 +104,8 @@ impl Committer {
             phase,
             CommitWorker {
                 rx,
+                barriers: barrier_rx,
+                waiting: Vec::new(),
                 max_batch: config.max_batch,
                 stage: Stage {
                     catalog: catalog.clone(),
@@ -124,7 +129,20 @@ impl Committer {
             phase + 2,
             Settler::new(settle_rx, catalog, cache, synced, config.settle_every),
         );
-        Committer { tx, arriving }
+        Committer { tx, arriving, barriers }
+    }
+
+    /// Returns once every file acknowledged before the call is settled:
+    /// its landing note cleared, its data in `files/` and durable (inline
+    /// files synced by the settler at once, not at its next round). What a
+    /// purge waits for: a landing file is not purged, since recovery
+    /// judges it by its cache copy. `false` if the workers stopped first.
+    pub(crate) async fn settle_all(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.barriers.send(tx).is_err() {
+            return false;
+        }
+        rx.await.is_ok()
     }
 
     /// Marks a write as on its way here; drop the guard when it is handed
@@ -158,6 +176,9 @@ struct Stage {
 /// The group commit, as a background worker: a batch per call.
 struct CommitWorker {
     rx: mpsc::Receiver<Job>,
+    barriers: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    /// Barriers received while waiting, for the next call.
+    waiting: Vec<oneshot::Sender<()>>,
     max_batch: usize,
     stage: Stage,
     arriving: Arc<AtomicUsize>,
@@ -194,6 +215,27 @@ impl Worker for CommitWorker {
             // New files are refused from now on; what is queued is committed.
             self.rx.close();
             self.closing = true;
+        }
+        // A barrier: every file acknowledged so far has been processed (a
+        // batch is answered within a call); their notes are cleared now and
+        // the barrier follows their promotions to the settler.
+        let mut barriers = std::mem::take(&mut self.waiting);
+        while let Ok(b) = self.barriers.try_recv() {
+            barriers.push(b);
+        }
+        if !barriers.is_empty() {
+            let settled = std::mem::take(&mut self.settled);
+            if let Err(e) = self.stage.catalog.settle_files(&settled).await {
+                self.settled.extend(settled);
+                return Err(format!("clearing landing notes failed: {e}"));
+            }
+            for b in barriers {
+                let p = Promotion {
+                    barrier: Some(b),
+                    ..Promotion::default()
+                };
+                let _ = self.stage.promote.send(p).await;
+            }
         }
         if self.batch.is_empty() {
             if self.closing {
@@ -233,21 +275,27 @@ impl Worker for CommitWorker {
     }
 
     async fn wait_for_work(&mut self) -> WorkerState {
-        if !self.settled.is_empty() {
-            tokio::select! {
-                n = self.rx.recv_many(&mut self.batch, self.max_batch) => {
-                    return if n == 0 { WorkerState::Done } else { WorkerState::Busy };
-                }
-                _ = tokio::time::sleep(self.settle_after) => {
-                    self.settle_due = true;
-                    return WorkerState::Busy;
-                }
+        let (none_to_settle, after) = (self.settled.is_empty(), self.settle_after);
+        let settle = async move {
+            match none_to_settle {
+                true => std::future::pending().await,
+                false => tokio::time::sleep(after).await,
             }
-        }
-        match self.rx.recv_many(&mut self.batch, self.max_batch).await {
-            // Every sender is gone: the service was dropped without a shutdown.
-            0 => WorkerState::Done,
-            _ => WorkerState::Busy,
+        };
+        tokio::select! {
+            n = self.rx.recv_many(&mut self.batch, self.max_batch) => match n {
+                // Every sender is gone: the service was dropped without a shutdown.
+                0 => WorkerState::Done,
+                _ => WorkerState::Busy,
+            },
+            _ = settle => {
+                self.settle_due = true;
+                WorkerState::Busy
+            }
+            Some(b) = self.barriers.recv() => {
+                self.waiting.push(b);
+                WorkerState::Busy
+            }
         }
     }
 }

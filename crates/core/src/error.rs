@@ -39,6 +39,11 @@ pub enum Error {
     /// was kept; the same request can succeed once space is freed.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// A per-user limit would be passed (open stage files): nothing was
+    /// done; the same request can succeed once some of the user's work
+    /// finished.
+    #[error("{0}")]
+    TooMany(String),
     /// A failure on our side that retrying will not fix.
     #[error("{0}")]
     Internal(String),
@@ -47,7 +52,10 @@ pub enum Error {
 impl Error {
     /// Whether the same request may succeed if retried unchanged.
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::InsufficientStorage(_))
+        matches!(
+            self,
+            Error::Unavailable(_) | Error::InsufficientStorage(_) | Error::TooMany(_)
+        )
     }
 }
 
@@ -61,6 +69,7 @@ impl From<CatalogError> for Error {
             CatalogError::NotEmpty(m) => Error::Conflict(format!("directory {m} is not empty")),
             CatalogError::Invalid(m) => Error::Conflict(m),
             CatalogError::TooLong(m) => Error::BadRequest(m),
+            CatalogError::Limit(m) => Error::TooMany(m),
             CatalogError::PermissionDenied(m) => Error::Forbidden(format!("permission denied: {m}")),
             CatalogError::Backend {
                 message,

@@ -10,7 +10,7 @@ use bale_util::background::{State as WorkerState, Status, Worker};
 use bale_util::FileId;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What a batch hands to the promoter once answered.
 #[derive(Default)]
@@ -21,6 +21,16 @@ pub(crate) struct Promotion {
     pub landed: Vec<(FileId, InlineShare)>,
     /// Replaced versions, removed.
     pub obsolete: Vec<FileId>,
+    /// A barrier ([`crate::committer::Committer::settle_all`]): answered
+    /// once everything handed over before it is promoted and settled.
+    pub barrier: Option<oneshot::Sender<()>>,
+}
+
+/// What the promoter hands to the settler: inline files promoted, or a
+/// barrier to answer once everything before it is settled.
+pub(crate) enum ToSettle {
+    Landed(Vec<(FileId, InlineShare)>),
+    Barrier(oneshot::Sender<()>),
 }
 
 /// Inline files whose cache copies are durable, waiting for a transaction
@@ -36,6 +46,9 @@ pub(crate) const SETTLE_PER_BATCH: usize = 32;
 /// Committed files move to `files/`; replaced versions go. Returns the
 /// inline files, for the settler.
 async fn promote(cache: &Cache, p: Promotion) -> Option<Vec<(FileId, InlineShare)>> {
+    if p.durable.is_empty() && p.landed.is_empty() && p.obsolete.is_empty() {
+        return None;
+    }
     let c = cache.clone();
     let landed: Vec<FileId> = p.landed.iter().map(|(id, _)| *id).collect();
     let (durable, obsolete) = (p.durable, p.obsolete);
@@ -59,17 +72,13 @@ async fn promote(cache: &Cache, p: Promotion) -> Option<Vec<(FileId, InlineShare
 pub(crate) struct Promoter {
     rx: mpsc::Receiver<Promotion>,
     cache: Cache,
-    settle: mpsc::UnboundedSender<Vec<(FileId, InlineShare)>>,
+    settle: mpsc::UnboundedSender<ToSettle>,
     next: Option<Promotion>,
     files: u64,
 }
 
 impl Promoter {
-    pub fn new(
-        rx: mpsc::Receiver<Promotion>,
-        cache: Cache,
-        settle: mpsc::UnboundedSender<Vec<(FileId, InlineShare)>>,
-    ) -> Promoter {
+    pub fn new(rx: mpsc::Receiver<Promotion>, cache: Cache, settle: mpsc::UnboundedSender<ToSettle>) -> Promoter {
         Promoter {
             rx,
             cache,
@@ -79,10 +88,15 @@ impl Promoter {
         }
     }
 
-    async fn promote(&mut self, p: Promotion) {
+    async fn promote(&mut self, mut p: Promotion) {
         self.files += (p.durable.len() + p.landed.len()) as u64;
+        let barrier = p.barrier.take();
         if let Some(landed) = promote(&self.cache, p).await {
-            let _ = self.settle.send(landed);
+            let _ = self.settle.send(ToSettle::Landed(landed));
+        }
+        // After what came before it: the settler answers it.
+        if let Some(b) = barrier {
+            let _ = self.settle.send(ToSettle::Barrier(b));
         }
     }
 }
@@ -138,12 +152,15 @@ impl Worker for Promoter {
 /// settled file gives its share of the inline budget back. What cannot be
 /// settled stays landing, and recovery rewrites it from the catalog.
 pub(crate) struct Settler {
-    rx: mpsc::UnboundedReceiver<Vec<(FileId, InlineShare)>>,
+    rx: mpsc::UnboundedReceiver<ToSettle>,
     catalog: DynCatalog,
     cache: Cache,
     synced: Synced,
     every: Duration,
     pending: Vec<(FileId, InlineShare)>,
+    /// Barriers to answer at the end of this round, which then settles
+    /// everything at once.
+    barriers: Vec<oneshot::Sender<()>>,
     /// The promoter still hands over files.
     open: bool,
     settled: u64,
@@ -151,7 +168,7 @@ pub(crate) struct Settler {
 
 impl Settler {
     pub fn new(
-        rx: mpsc::UnboundedReceiver<Vec<(FileId, InlineShare)>>,
+        rx: mpsc::UnboundedReceiver<ToSettle>,
         catalog: DynCatalog,
         cache: Cache,
         synced: Synced,
@@ -164,6 +181,7 @@ impl Settler {
             synced,
             every,
             pending: Vec::new(),
+            barriers: Vec::new(),
             open: true,
             settled: 0,
         }
@@ -188,17 +206,17 @@ impl Worker for Settler {
     async fn work(&mut self, stop: &watch::Receiver<bool>) -> Result<WorkerState, String> {
         if *stop.borrow() && self.open {
             // The promoter has stopped: take everything it handed over.
-            while let Some(v) = self.rx.recv().await {
-                self.pending.extend(v);
+            while let Some(m) = self.rx.recv().await {
+                self.take(m);
             }
             self.open = false;
         }
-        // Let a round gather (none at shutdown).
+        // Let a round gather (none at shutdown, nor for a barrier).
         let deadline = tokio::time::Instant::now() + self.every;
-        while self.open && !self.pending.is_empty() {
+        while self.open && !self.pending.is_empty() && self.barriers.is_empty() {
             tokio::select! {
                 m = self.rx.recv() => match m {
-                    Some(v) => self.pending.extend(v),
+                    Some(m) => self.take(m),
                     None => self.open = false,
                 },
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -224,9 +242,9 @@ impl Worker for Settler {
             bale_util::crash::point("settle.synced");
         }
         // What the batches did not take since the last round, and at
-        // shutdown everything, is settled here.
+        // shutdown or for a barrier everything, is settled here.
         let mut left: Vec<(FileId, InlineShare)> = std::mem::take(&mut *self.synced.lock().expect("synced"));
-        if self.open {
+        if self.open && self.barriers.is_empty() {
             self.synced.lock().expect("synced").extend(round);
         } else {
             left.extend(round);
@@ -237,13 +255,19 @@ impl Worker for Settler {
             WorkerState::Done
         };
         if left.is_empty() {
+            self.barriers.drain(..).for_each(|b| {
+                let _ = b.send(());
+            });
             return Ok(done);
         }
         let ids: Vec<FileId> = left.iter().map(|(id, _)| *id).collect();
         match self.catalog.settle_files(&ids).await {
             Ok(()) => {
                 self.settled += ids.len() as u64;
-                metrics::counter!("bale_inline_settled_total").increment(ids.len() as u64)
+                metrics::counter!("bale_inline_settled_total").increment(ids.len() as u64);
+                self.barriers.drain(..).for_each(|b| {
+                    let _ = b.send(());
+                });
             }
             Err(e) if self.open => {
                 self.synced.lock().expect("synced").extend(left);
@@ -268,10 +292,19 @@ impl Worker for Settler {
             false => Some(self.rx.recv().await),
         };
         match next {
-            Some(Some(v)) => self.pending.extend(v),
+            Some(Some(m)) => self.take(m),
             Some(None) => self.open = false,
             None => {}
         }
         WorkerState::Busy
+    }
+}
+
+impl Settler {
+    fn take(&mut self, m: ToSettle) {
+        match m {
+            ToSettle::Landed(v) => self.pending.extend(v),
+            ToSettle::Barrier(b) => self.barriers.push(b),
+        }
     }
 }

@@ -24,7 +24,7 @@ use bale_tape::{MemberSink, TapeSystem};
 use bale_util::background::{State, Status, Worker};
 use bale_util::{FileId, Timestamp};
 use std::collections::HashMap;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,11 @@ impl MemberSink for CacheSink {
 }
 
 type Outcome = Option<std::result::Result<usize, String>>;
+
+/// Package stages the stage worker keeps under way for stage requests at
+/// once. A drive reads the queued packages of its volume in tape order;
+/// when half the window is done the worker queues the next ones.
+pub(crate) const STAGE_WINDOW: usize = 256;
 
 /// What a stage's waiters see when it was cancelled.
 const CANCELLED: &str = "the stage was cancelled";
@@ -277,11 +282,16 @@ impl Stager {
                     }
                 };
                 let cancelled = outcome.as_ref().is_err_and(|e| e == CANCELLED);
-                me.inflight.lock().unwrap().remove(&id);
+                let left = {
+                    let mut inflight = me.inflight.lock().unwrap();
+                    inflight.remove(&id);
+                    inflight.len()
+                };
                 let _ = tx.send(Some(outcome));
-                if cancelled {
-                    // A request that asked for the package meanwhile
-                    // gets a fresh stage of it.
+                if cancelled || left == STAGE_WINDOW / 2 || left == 0 {
+                    // A request that asked for the package meanwhile gets
+                    // a fresh stage of it; half the window done, the
+                    // worker queues the next packages.
                     me.wake.notify_one();
                 }
             });
@@ -293,23 +303,37 @@ impl Stager {
     /// asked for whose members have no open file in any stage request.
     /// Returns how many it cancelled.
     pub(crate) async fn cancel_unneeded(&self) -> Result<usize> {
-        let open: HashSet<FileId> = self
+        let candidates: Vec<String> = {
+            let inflight = self.inflight.lock().unwrap();
+            inflight
+                .iter()
+                .filter(|(_, f)| !f.for_reader && f.members.is_some())
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let wanted: HashSet<String> = self
             .catalog
-            .open_stage_files()
+            .stage_packages_wanted(&candidates)
             .await?
             .into_iter()
-            .map(|(_, id)| id)
             .collect();
         let inflight = self.inflight.lock().unwrap();
         let mut n = 0;
-        for f in inflight.values() {
-            let Some(members) = &f.members else { continue };
-            if !f.for_reader && !members.iter().any(|m| open.contains(m)) {
+        for id in candidates.iter().filter(|id| !wanted.contains(*id)) {
+            if let Some(f) = inflight.get(id).filter(|f| !f.for_reader) {
                 f.cancel.notify_one();
                 n += 1;
             }
         }
         Ok(n)
+    }
+
+    /// The packages whose stages are under way.
+    pub(crate) fn inflight_ids(&self) -> HashSet<String> {
+        self.inflight.lock().unwrap().keys().cloned().collect()
     }
 
     /// After a package's tape read: promotion and the catalog's marks, or
@@ -469,47 +493,28 @@ pub(crate) struct StageWorker {
 
 impl StageWorker {
     async fn round(&mut self) -> Result<()> {
-        // One query: every open file, live or not, cached or not, and the
-        // package of its first tape copy.
-        let open = self.catalog.open_stage_work().await?;
-        if open.is_empty() {
+        // Files that need no stage (deleted, cached, no good copy) are
+        // finished in the catalog, set-based: none of them comes here.
+        self.catalog.settle_open_stage_files(Timestamp::now()).await?;
+        // Then a window of the packages the open files need, the volumes
+        // in turn and each in tape order: what is held here is bounded by
+        // the window, not by the number of open files.
+        let inflight = self.stager.inflight_ids();
+        if inflight.len() >= STAGE_WINDOW {
             return Ok(());
         }
-        let now = Timestamp::now();
-        let gone: Vec<FileId> = open.iter().filter(|f| !f.live).map(|f| f.file_id).collect();
-        if !gone.is_empty() {
-            self.catalog
-                .stage_files_finished(&gone, now, Some("the file was deleted"))
-                .await?;
-        }
-        let cached: Vec<FileId> = open.iter().filter(|f| f.live && f.cached).map(|f| f.file_id).collect();
-        if !cached.is_empty() {
-            self.catalog.stage_files_finished(&cached, now, None).await?;
-        }
-        // The packages behind the rest, once each.
-        let mut packages: BTreeMap<String, Package> = BTreeMap::new();
-        let mut no_copy = Vec::new();
-        for f in open.into_iter().filter(|f| f.live && !f.cached) {
-            match f.package {
-                Some(p) => {
-                    packages.entry(p.id.clone()).or_insert(p);
-                }
-                None => no_copy.push(f.file_id),
-            }
-        }
-        if !no_copy.is_empty() {
-            self.catalog
-                .stage_files_finished(&no_copy, now, Some("the file is not cached and has no tape copy"))
-                .await?;
-        }
-        // Those under way already are joined, not read again.
-        let new = {
-            let inflight = self.stager.inflight.lock().unwrap();
-            packages.values().filter(|p| !inflight.contains_key(&p.id)).count()
-        };
-        self.submitted += new as u64;
+        let room = STAGE_WINDOW - inflight.len();
+        let new: Vec<Package> = self
+            .catalog
+            .open_stage_packages(STAGE_WINDOW + inflight.len())
+            .await?
+            .into_iter()
+            .filter(|p| !inflight.contains(&p.id))
+            .take(room)
+            .collect();
+        self.submitted += new.len() as u64;
         // Queued in one step; the stages finish the requests' files.
-        self.stager.stage_packages(packages.into_values().collect()).await;
+        self.stager.stage_packages(new).await;
         Ok(())
     }
 }

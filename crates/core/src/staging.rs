@@ -19,9 +19,52 @@ use std::time::Duration;
 /// The default lifetime of a request's holds on its files.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
+/// Paths resolved at a time at a stage request's intake.
+const INTAKE_SLICE: usize = 10_000;
+
+/// The longest path kept of a file that failed at intake because its path
+/// is not valid: the request shows the start of it with its error.
+const KEPT_PATH: usize = bale_util::path::MAX_PATH_LEN;
+
+/// A file of a new request from its path as sent and what it resolved to:
+/// cached (completed at once), to stage (submitted), or failed with its
+/// reason (a path that is not valid, missing, not readable).
+fn new_stage_file(path: String, resolved: Result<bale_catalog::Node>) -> NewStageFile {
+    match resolved {
+        Ok(node) => NewStageFile {
+            path,
+            file_id: node.file_id,
+            state: if node.cached {
+                StageState::Completed
+            } else {
+                StageState::Submitted
+            },
+            error: None,
+        },
+        Err(e) => {
+            let mut path = path;
+            if path.len() > KEPT_PATH {
+                let mut end = KEPT_PATH;
+                while !path.is_char_boundary(end) {
+                    end -= 1;
+                }
+                path.truncate(end);
+                path.push_str("...");
+                path.shrink_to_fit();
+            }
+            NewStageFile {
+                path,
+                file_id: None,
+                state: StageState::Failed,
+                error: Some(e.to_string()),
+            }
+        }
+    }
+}
+
 impl Service {
     /// Records a stage request for `paths` (as sent) by `who`; returns its id.
-    pub async fn stage(&self, who: &Principal, paths: &[String], lifetime: Option<Duration>) -> Result<i64> {
+    pub async fn stage(&self, who: &Principal, paths: Vec<String>, lifetime: Option<Duration>) -> Result<i64> {
         if paths.is_empty() {
             return Err(Error::BadRequest("a stage request names at least one file".into()));
         }
@@ -32,37 +75,35 @@ impl Service {
             ));
         }
         let t = std::time::Instant::now();
+        // Resolved a slice at a time, each path moved into its file: what
+        // the intake holds beyond the request's own rows is one slice's
+        // walks, whatever the request's size.
         let mut files = Vec::with_capacity(paths.len());
-        for (p, resolved) in paths.iter().zip(self.readable_many(who, paths).await?) {
-            files.push(match resolved {
-                Ok(node) => NewStageFile {
-                    path: p.clone(),
-                    file_id: node.file_id,
-                    state: if node.cached {
-                        StageState::Completed
-                    } else {
-                        StageState::Submitted
-                    },
-                    error: None,
-                },
-                Err(e) => NewStageFile {
-                    path: p.clone(),
-                    file_id: None,
-                    state: StageState::Failed,
-                    error: Some(e.to_string()),
-                },
-            });
+        let mut paths = paths.into_iter();
+        loop {
+            let chunk: Vec<String> = paths.by_ref().take(INTAKE_SLICE).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let resolved = self.readable_many(who, &chunk).await?;
+            files.extend(chunk.into_iter().zip(resolved).map(|(p, r)| new_stage_file(p, r)));
         }
         let resolved = t.elapsed();
         let now = Timestamp::now();
+        let n = files.len();
         let id = self
             .catalog()
-            .create_stage_request(&who.user, now, lifetime.as_secs(), &files)
+            .create_stage_request(
+                &who.user,
+                now,
+                lifetime.as_secs(),
+                files,
+                self.config.server.max_stage_files_per_user,
+            )
             .await?;
         bale_util::crash::point("stage.accepted");
         tracing::debug!(
-            "stage request {id}: {} files resolved in {:.3} s, recorded in {:.3} s",
-            files.len(),
+            "stage request {id}: {n} files resolved in {:.3} s, recorded in {:.3} s",
             resolved.as_secs_f64(),
             (t.elapsed() - resolved).as_secs_f64()
         );

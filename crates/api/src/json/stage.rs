@@ -39,7 +39,7 @@ async fn create(
     BulkObject(b): BulkObject<StageBody>,
 ) -> Result<Response, ApiError> {
     let lifetime = b.lifetime_s.map(std::time::Duration::from_secs);
-    let id = st.svc.stage(&who, &b.paths, lifetime).await?;
+    let id = st.svc.stage(&who, b.paths, lifetime).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/stage/{id}"))],

@@ -428,6 +428,15 @@ pub struct PurgeJson {
     pub bytes: u64,
     /// Files asked for and kept, with the reason.
     pub kept: Vec<KeptJson>,
+    /// With `all`: every file still cached (dry: that would be), by reason.
+    pub kept_by_reason: Vec<KeptCountJson>,
+}
+
+#[derive(Serialize)]
+pub struct KeptCountJson {
+    pub reason: String,
+    pub files: u64,
+    pub bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -448,6 +457,15 @@ impl From<&bale_core::admin::PurgeReport> for PurgeJson {
                 .map(|(p, why)| KeptJson {
                     path: p.clone(),
                     reason: why.clone(),
+                })
+                .collect(),
+            kept_by_reason: r
+                .kept_by_reason
+                .iter()
+                .map(|(reason, files, bytes)| KeptCountJson {
+                    reason: reason.clone(),
+                    files: *files,
+                    bytes: *bytes,
                 })
                 .collect(),
         }

@@ -9,3 +9,5 @@ mod common;
 mod connections;
 mod one_server;
 mod path_limit;
+mod purge;
+mod stage_limits;

@@ -155,7 +155,8 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
             "alice",
             t(100),
             100,
-            &[sf(0, StageState::Completed), sf(1, StageState::Completed), missing],
+            vec![sf(0, StageState::Completed), sf(1, StageState::Completed), missing],
+            u64::MAX,
         )
         .await
         .unwrap();
@@ -198,11 +199,11 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
     // Two requests hold f0; a release by file (whichever request) ends both;
     // a user's pin is not a request's hold and stays.
     let r2 = c
-        .create_stage_request("bob", t(150), 3600, &[sf(0, StageState::Completed)])
+        .create_stage_request("bob", t(150), 3600, vec![sf(0, StageState::Completed)], u64::MAX)
         .await
         .unwrap();
     let r3 = c
-        .create_stage_request("carol", t(150), 3600, &[sf(0, StageState::Completed)])
+        .create_stage_request("carol", t(150), 3600, vec![sf(0, StageState::Completed)], u64::MAX)
         .await
         .unwrap();
     c.pin(&[ids[0]], "sam", t(150), t(9_000)).await.unwrap();
@@ -220,7 +221,7 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
     assert_eq!(owners, ["sam"]);
     // Deleting a request ends its holds.
     let r4 = c
-        .create_stage_request("dave", t(150), 3600, &[sf(1, StageState::Completed)])
+        .create_stage_request("dave", t(150), 3600, vec![sf(1, StageState::Completed)], u64::MAX)
         .await
         .unwrap();
     assert!(
@@ -237,7 +238,8 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
             "erin",
             t(170),
             3600,
-            &[sf(2, StageState::Completed), sf(1, StageState::Completed)],
+            vec![sf(2, StageState::Completed), sf(1, StageState::Completed)],
+            u64::MAX,
         )
         .await
         .unwrap();

@@ -21,17 +21,24 @@ pub async fn stage_requests_follow_their_files(c: &dyn Catalog) {
             "alice",
             t(10),
             3600,
-            &[
+            vec![
                 sf("/d/a", Some(a), StageState::Submitted, None),
                 sf("//d/b", Some(b), StageState::Submitted, None),
                 sf("/d/cached", Some(x), StageState::Completed, None),
                 sf("/nope", None, StageState::Failed, Some("no such file")),
             ],
+            u64::MAX,
         )
         .await
         .unwrap();
     let r2 = c
-        .create_stage_request("bob", t(11), 60, &[sf("/d/a", Some(a), StageState::Submitted, None)])
+        .create_stage_request(
+            "bob",
+            t(11),
+            60,
+            vec![sf("/d/a", Some(a), StageState::Submitted, None)],
+            u64::MAX,
+        )
         .await
         .unwrap();
     assert!(r2 > r1);
@@ -89,10 +96,11 @@ pub async fn stage_requests_follow_their_files(c: &dyn Catalog) {
             "alice",
             t(60),
             60,
-            &[
+            vec![
                 sf("/d/a", Some(a), StageState::Submitted, None),
                 sf("/d/b", Some(b), StageState::Submitted, None),
             ],
+            u64::MAX,
         )
         .await
         .unwrap();
@@ -115,7 +123,10 @@ pub async fn stage_requests_follow_their_files(c: &dyn Catalog) {
     assert!(c.delete_stage_request(r3).await.unwrap());
     assert!(!c.delete_stage_request(r3).await.unwrap());
     assert!(c.stage_request(r3).await.unwrap().is_none());
-    let r4 = c.create_stage_request("alice", t(70), 60, &[]).await.unwrap();
+    let r4 = c
+        .create_stage_request("alice", t(70), 60, vec![], u64::MAX)
+        .await
+        .unwrap();
     assert!(r4 > r3);
     assert_eq!(
         c.stage_request(r4).await.unwrap().unwrap().completed,
@@ -136,7 +147,10 @@ pub async fn stage_requests_complete_under_concurrency(c: std::sync::Arc<dyn Cat
             .enumerate()
             .map(|(i, id)| sf(&format!("/r{round}/f{i}"), Some(*id), StageState::Submitted, None))
             .collect();
-        let r = c.create_stage_request("alice", t(10), 60, &files).await.unwrap();
+        let r = c
+            .create_stage_request("alice", t(10), 60, files.clone(), u64::MAX)
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for (i, id) in ids.into_iter().enumerate() {
             let c = c.clone();
@@ -194,12 +208,13 @@ pub async fn stage_requests_know_their_packages(c: &dyn Catalog) {
             "alice",
             t(10),
             60,
-            &[
+            vec![
                 sf("/raw/f0", Some(ids[0]), StageState::Submitted, None),
                 sf("/raw/f1", Some(ids[1]), StageState::Submitted, None),
                 sf("/raw/f2", Some(ids[2]), StageState::Submitted, None),
                 sf("/raw/nope", None, StageState::Failed, Some("no such file")),
             ],
+            u64::MAX,
         )
         .await
         .unwrap();
@@ -230,35 +245,165 @@ pub async fn stage_requests_know_their_packages(c: &dyn Catalog) {
     want.sort();
     assert_eq!(vols, want);
 
-    // The stage worker's view of the open files: f0 with its first copy,
-    // f2 with none, f1 finished and gone from it; f2 deleted: not live.
-    let f2 = c.lookup(&p("/raw/f2")).await.unwrap().unwrap();
-    c.mark_purged(&[ids[0]], t(30)).await.unwrap();
-    let mut open = c.open_stage_work().await.unwrap();
-    open.sort_by_key(|f| f.file_id);
-    let mut want = vec![
-        OpenStageFile {
-            file_id: ids[0],
-            live: true,
-            cached: true,
-            package: Some(copies[0].package.clone()),
-        },
-        OpenStageFile {
-            file_id: ids[2],
-            live: true,
-            cached: true,
-            package: None,
-        },
-    ];
-    want.sort_by_key(|f| f.file_id);
-    let cached_f0 = open.iter().find(|f| f.file_id == ids[0]).unwrap().cached;
-    // (f0 is purged only if it was settled; either way its row is right.)
-    want.iter_mut()
-        .filter(|f| f.file_id == ids[0])
-        .for_each(|f| f.cached = cached_f0);
-    assert_eq!(open, want);
-    c.remove(f2.id, false, None).await.unwrap();
-    let open = c.open_stage_work().await.unwrap();
-    let f2 = open.iter().find(|f| f.file_id == ids[2]).unwrap();
-    assert!(!f2.live && !f2.cached && f2.package.is_none(), "{f2:?}");
+    // What the stage worker takes: f0's first copy (f1 is finished). The
+    // settling finishes f2, which is cached.
+    let f0_first = copies[0].package.clone();
+    c.settle_files(&ids).await.unwrap();
+    // After the request's holds ran out (60 s from t(10)).
+    c.mark_purged(&[ids[0]], t(80)).await.unwrap();
+    assert_eq!(
+        c.open_stage_packages(10).await.unwrap(),
+        vec![f0_first.clone()],
+        "each package once, the first copy"
+    );
+    assert_eq!(c.settle_open_stage_files(t(81)).await.unwrap(), 1);
+    let req = c.stage_request(r).await.unwrap().unwrap();
+    assert_eq!(
+        (req.files[2].state, req.files[0].state),
+        (StageState::Completed, StageState::Submitted)
+    );
+    assert_eq!(c.settle_open_stage_files(t(82)).await.unwrap(), 0, "nothing more");
+    // f0's copies found bad: nothing to stage it from, it fails.
+    c.mark_package_bad(&f0_first.id, "bad", t(83)).await.unwrap();
+    c.mark_package_bad("pkg-second-copy", "bad", t(83)).await.unwrap();
+    assert!(c.open_stage_packages(10).await.unwrap().is_empty());
+    assert_eq!(c.settle_open_stage_files(t(84)).await.unwrap(), 1);
+    let req = c.stage_request(r).await.unwrap().unwrap();
+    assert_eq!(
+        (req.files[0].state, req.files[0].error.as_deref()),
+        (
+            StageState::Failed,
+            Some("the file is not cached and has no good tape copy")
+        )
+    );
+    assert!(req.completed.is_some(), "no open file left: the request is complete");
+    // A file deleted while open fails.
+    let r2 = c
+        .create_stage_request(
+            "bob",
+            t(85),
+            60,
+            vec![sf("/raw/f1", Some(ids[1]), StageState::Submitted, None)],
+            u64::MAX,
+        )
+        .await
+        .unwrap();
+    let f1 = c.lookup(&p("/raw/f1")).await.unwrap().unwrap();
+    c.remove(f1.id, false, None).await.unwrap();
+    assert_eq!(c.settle_open_stage_files(t(86)).await.unwrap(), 1);
+    let req = c.stage_request(r2).await.unwrap().unwrap();
+    assert_eq!(req.files[0].error.as_deref(), Some("the file was deleted"));
+    assert_eq!(req.completed, Some(t(86)));
+}
+
+/// The stage worker's window: the packages of the open files each once,
+/// the volumes in turn and each volume's packages in tape order, at most
+/// the limit; which in-flight packages an open file still needs.
+pub async fn stage_packages_come_in_windows(c: &dyn Catalog) {
+    c.add_volumes(&[super::tape::new_volume("VL0001"), super::tape::new_volume("VL0002")])
+        .await
+        .unwrap();
+    let d = mkdir(c, ROOT_ID, "raw").await;
+    let files: Vec<NewFile> = (0..6).map(|i| new_file(d.id, &format!("f{i}"), 10)).collect();
+    c.commit_files("n1", &files, &[]).await.unwrap();
+    // f0..f3 on VL0001 at 0..3, f4 and f5 on VL0002 at 0, 1.
+    let on = |range: std::ops::Range<usize>| -> Vec<NewPackage> {
+        range
+            .enumerate()
+            .map(|(seq, i)| super::tape::one_member_package(&files[i], None, seq as u32))
+            .collect()
+    };
+    c.commit_tape_files(&super::tape::volume_write("VL0001"), &on(0..4))
+        .await
+        .unwrap();
+    c.commit_tape_files(&super::tape::volume_write("VL0002"), &on(4..6))
+        .await
+        .unwrap();
+    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
+    c.settle_files(&ids).await.unwrap();
+    c.mark_purged(&ids, t(30)).await.unwrap();
+    // Two requests share f1: its package comes once.
+    let sf_of = |i: usize| sf(&format!("/raw/f{i}"), Some(ids[i]), StageState::Submitted, None);
+    c.create_stage_request("alice", t(40), 60, (0..6).map(sf_of).collect(), u64::MAX)
+        .await
+        .unwrap();
+    c.create_stage_request("bob", t(40), 60, vec![sf_of(1)], u64::MAX)
+        .await
+        .unwrap();
+    let order: Vec<(String, u32)> = c
+        .open_stage_packages(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.volume, p.seq))
+        .collect();
+    let want: Vec<(String, u32)> = [
+        ("VL0001", 0),
+        ("VL0002", 0),
+        ("VL0001", 1),
+        ("VL0002", 1),
+        ("VL0001", 2),
+        ("VL0001", 3),
+    ]
+    .into_iter()
+    .map(|(v, s)| (v.to_string(), s))
+    .collect();
+    assert_eq!(order, want, "volumes in turn, each in tape order");
+    assert_eq!(c.open_stage_packages(3).await.unwrap().len(), 3, "the limit");
+    // f0's and f5's requests are finished: only f1..f4 are wanted.
+    c.stage_files_finished(&[ids[0], ids[5]], t(50), None).await.unwrap();
+    let all: Vec<String> = ids.iter().map(|i| format!("pkg-{i}")).collect();
+    let mut wanted = c.stage_packages_wanted(&all).await.unwrap();
+    wanted.sort();
+    let mut want: Vec<String> = all[1..5].to_vec();
+    want.sort();
+    assert_eq!(wanted, want);
+    assert!(c.stage_packages_wanted(&[]).await.unwrap().is_empty());
+}
+
+/// A user's open stage files are bounded: a request that would pass the
+/// limit is refused whole (`Limit`, nothing recorded); files completed or
+/// failed at intake do not count; finished files make room again.
+pub async fn open_stage_files_are_bounded_per_user(c: &dyn Catalog) {
+    let ids: Vec<FileId> = (0..5).map(|_| FileId::generate()).collect();
+    let open = |i: usize| sf(&format!("/f{i}"), Some(ids[i]), StageState::Submitted, None);
+    let r1 = c
+        .create_stage_request("alice", t(10), 60, vec![open(0), open(1), open(2)], 4)
+        .await
+        .unwrap();
+    let e = c
+        .create_stage_request("alice", t(11), 60, vec![open(3), open(4)], 4)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, CatalogError::Limit(m) if m.contains("3") && m.contains("4")),
+        "{e}"
+    );
+    assert!(c.stage_request(r1 + 1).await.unwrap().is_none(), "nothing recorded");
+    // Another user has a limit of their own; failed and completed files
+    // do not count.
+    c.create_stage_request("bob", t(11), 60, vec![open(3), open(4)], 4)
+        .await
+        .unwrap();
+    c.create_stage_request(
+        "alice",
+        t(12),
+        60,
+        vec![
+            open(3),
+            sf("/x", None, StageState::Failed, Some("no such file")),
+            sf("/y", Some(ids[0]), StageState::Completed, None),
+        ],
+        4,
+    )
+    .await
+    .unwrap();
+    assert!(c
+        .create_stage_request("alice", t(13), 60, vec![open(4)], 4)
+        .await
+        .is_err());
+    c.stage_files_finished(&[ids[0]], t(14), None).await.unwrap();
+    c.create_stage_request("alice", t(15), 60, vec![open(4)], 4)
+        .await
+        .unwrap();
 }

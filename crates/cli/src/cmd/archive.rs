@@ -189,7 +189,7 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
             println!(
                 "job {} queued again: {}, {}",
                 n(j, "job"),
-                plural(n(j, "files"), "file"),
+                crate::cmd::plural(n(j, "files"), "file"),
                 DecimalBytes(n(j, "bytes"))
             );
         }
@@ -316,14 +316,6 @@ fn print_jobs(jobs: &[&Value]) {
             n(j, "attempts"),
             j["error"].as_str().or(j["pool"].as_str()).unwrap_or("direct")
         );
-    }
-}
-
-/// "1 file", "2 files".
-pub(crate) fn plural(n: u64, word: &str) -> String {
-    match n {
-        1 => format!("1 {word}"),
-        n => format!("{n} {word}s"),
     }
 }
 

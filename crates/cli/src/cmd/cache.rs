@@ -83,6 +83,15 @@ pub async fn purge(c: &Client, a: &PurgeArgs) -> Result<ExitCode> {
         if n(&r, "files") == 1 { "y" } else { "ies" },
         DecimalBytes(n(&r, "bytes"))
     );
+    for k in r["kept_by_reason"].as_array().into_iter().flatten() {
+        println!(
+            "{} {} ({}): {}",
+            if a.dry_run { "would keep" } else { "kept" },
+            crate::cmd::plural(n(k, "files"), "file"),
+            DecimalBytes(n(k, "bytes")),
+            k["reason"].as_str().unwrap_or("?")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,3 +10,5 @@ pub mod stage;
 pub mod tape;
 pub mod token;
 pub mod transfer;
+
+pub(crate) use bale_util::human::plural;
