@@ -36,6 +36,16 @@ pub fn rfc3339(t: Timestamp) -> String {
         .unwrap_or_default()
 }
 
+/// A time as a person reads it in a table: UTC to the second,
+/// "2026-12-07 15:39:07Z".
+pub fn utc_seconds(t: Timestamp) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(t.0.div_euclid(1_000_000_000))
+        .ok()
+        .and_then(|d| d.format(&f).ok())
+        .unwrap_or_default()
+}
+
 impl Entry {
     pub fn from_node(path: &NsPath, n: &Node) -> Entry {
         Entry {
@@ -242,9 +252,10 @@ pub struct AddVolumes {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<String>,
     pub count: u32,
-    /// Bytes, or a size such as "10 GB"; the library's default if absent.
+    /// Bytes (an integer: sizes travel as exact byte counts, never as
+    /// rounded text); the library's default if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<bytesize::ByteSize>,
+    pub capacity: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
 }

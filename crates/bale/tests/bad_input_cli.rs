@@ -146,7 +146,11 @@ fn bad_commands_and_starts(catalog: Catalog) {
     }
     // No server, a bad server URL, a bad token.
     for (env, value, words) in [
-        ("BALE_SERVER", "http://127.0.0.1:1", "request failed"),
+        (
+            "BALE_SERVER",
+            "http://127.0.0.1:1",
+            "is the server running at http://127.0.0.1:1?",
+        ),
         ("BALE_SERVER", "notaurl", "must be an http:// or https:// URL"),
         ("BALE_TOKEN", "wrong", "invalid or revoked token"),
     ] {

@@ -126,11 +126,14 @@ impl Cache {
         self.inline.pending.load(Ordering::Acquire)
     }
 
-    /// Bytes an unprivileged writer may still put on the cache's
-    /// filesystem (statvfs `f_bavail`).
-    pub fn free_bytes(&self) -> io::Result<u64> {
+    /// The cache filesystem's bytes an unprivileged writer may still use
+    /// (statvfs `f_bavail`) and its size.
+    pub fn space(&self) -> io::Result<(u64, u64)> {
         let s = rustix::fs::statvfs(&self.tmp).map_err(io::Error::from)?;
-        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+        Ok((
+            s.f_bavail.saturating_mul(s.f_frsize),
+            s.f_blocks.saturating_mul(s.f_frsize),
+        ))
     }
 
     pub fn tmp_path(&self, id: FileId) -> PathBuf {

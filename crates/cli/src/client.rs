@@ -66,7 +66,7 @@ impl Client {
             .query(&[("path", path)])
             .send()
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+            .map_err(|e| transport_error(&e, path))?;
         if r.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -100,7 +100,7 @@ impl Client {
 
 /// Turns a transport error or a non-2xx answer into a readable error.
 pub async fn check(r: reqwest::Result<Response>, what: &str) -> Result<Response> {
-    let r = r.map_err(|e| anyhow!("{what}: request failed: {e}"))?;
+    let r = r.map_err(|e| transport_error(&e, what))?;
     if r.status().is_success() {
         return Ok(r);
     }
@@ -111,6 +111,27 @@ pub async fn check(r: reqwest::Result<Response>, what: &str) -> Result<Response>
         .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
         .unwrap_or(text);
     bail!("{what}: {} ({})", detail.trim(), status)
+}
+
+/// A request that did not get an answer: a refused connection names the
+/// server it tried.
+pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> anyhow::Error {
+    let server = e
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "the server".into());
+    // The innermost cause says why (connection refused, no route, ...).
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    if e.is_connect() {
+        return anyhow!("{what}: cannot connect to {server} ({cause}): is the server running at {server}?");
+    }
+    if e.is_timeout() {
+        return anyhow!("{what}: {server} did not answer in time ({cause})");
+    }
+    anyhow!("{what}: the request to {server} failed: {e} ({cause})")
 }
 
 async fn decode<T: DeserializeOwned>(r: Response) -> Result<T> {

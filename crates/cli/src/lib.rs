@@ -6,7 +6,7 @@ mod client;
 mod cmd;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,14 +16,36 @@ pub use client::Client;
 #[derive(Parser, Debug)]
 #[command(name = "bale", version, about, propagate_version = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the server is and who you are: the options of every command
+/// that talks to a server.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Conn {
     /// The bale server to talk to.
     #[arg(long, global = true, env = "BALE_SERVER", default_value = "http://127.0.0.1:8742")]
     server: String,
     /// API token. Defaults to the admin token in ./bale-data/admin.token.
     #[arg(long, global = true, env = "BALE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+/// A client command's own arguments and the connection options.
+#[derive(Args, Debug)]
+pub(crate) struct On<T: Args> {
+    #[command(flatten)]
+    args: T,
+    #[command(flatten)]
+    conn: Conn,
+}
+
+/// A command group (`bale token create ...`) as arguments.
+#[derive(Args, Debug)]
+pub(crate) struct Group<S: Subcommand> {
     #[command(subcommand)]
-    command: Command,
+    cmd: S,
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,95 +56,94 @@ enum Command {
     #[command(subcommand)]
     Config(cmd::serve::ConfigCmd),
     /// Manage API tokens (administrators).
-    #[command(subcommand)]
-    Token(cmd::token::TokenCmd),
+    Token(On<Group<cmd::token::TokenCmd>>),
     /// Upload files and directory trees into a remote directory.
-    Put(cmd::transfer::PutArgs),
+    Put(On<cmd::transfer::PutArgs>),
     /// Download files (and with -r directory trees) into a local directory.
-    Get(cmd::transfer::GetArgs),
+    Get(On<cmd::transfer::GetArgs>),
     /// List directories.
-    Ls(cmd::fs::LsArgs),
+    Ls(On<cmd::fs::LsArgs>),
     /// Show a file's or directory's metadata.
-    Stat(cmd::fs::StatArgs),
+    Stat(On<cmd::fs::StatArgs>),
     /// Remove files (and with -r directories).
-    Rm(cmd::fs::RmArgs),
+    Rm(On<cmd::fs::RmArgs>),
     /// Move or rename a file or directory.
-    Mv(cmd::fs::MvArgs),
+    Mv(On<cmd::fs::MvArgs>),
     /// Create directories.
-    Mkdir(cmd::fs::MkdirArgs),
+    Mkdir(On<cmd::fs::MkdirArgs>),
     /// Change permission bits.
-    Chmod(cmd::fs::ChmodArgs),
+    Chmod(On<cmd::fs::ChmodArgs>),
     /// Change owner and group (administrators).
-    Chown(cmd::fs::ChownArgs),
+    Chown(On<cmd::fs::ChownArgs>),
     /// Set and show directory tags (storage_group, file_family, ...).
-    #[command(subcommand)]
-    Tag(cmd::fs::TagCmd),
+    Tag(On<Group<cmd::fs::TagCmd>>),
     /// List tape volumes, or add blank ones (`volumes add`).
-    Volumes(cmd::tape::VolumesArgs),
+    Volumes(On<cmd::tape::VolumesArgs>),
     /// Show a volume and its tape files, or set its state.
-    #[command(subcommand)]
-    Volume(cmd::tape::VolumeCmd),
+    Volume(On<Group<cmd::tape::VolumeCmd>>),
     /// List tape drives and what they are doing.
-    Drives(cmd::tape::ListArgs),
+    Drives(On<cmd::tape::ListArgs>),
     /// Take a drive offline or bring it online (administrators).
-    #[command(subcommand)]
-    Drive(cmd::tape::DriveCmd),
+    Drive(On<Group<cmd::tape::DriveCmd>>),
     /// Show the alarms not yet acknowledged (failed writes and reads, bad
     /// checksums, worn volumes, failed drives, dead workers); `--all` too
     /// the acknowledged ones (administrators).
-    Alarms(cmd::tape::AlarmsArgs),
+    Alarms(On<cmd::tape::AlarmsArgs>),
     /// Acknowledge an alarm (`alarm ack ID`; administrators).
-    #[command(subcommand)]
-    Alarm(cmd::tape::AlarmCmd),
+    Alarm(On<Group<cmd::tape::AlarmCmd>>),
     /// List the server's background workers: state, counters, last error
     /// (administrators).
-    Workers(cmd::tape::ListArgs),
+    Workers(On<cmd::tape::ListArgs>),
     /// Show, load or try the aggregation policy.
-    #[command(subcommand)]
-    Policy(cmd::archive::PolicyCmd),
-    /// Open pools and archive jobs; `queue flush` closes pools now.
-    Queue(cmd::archive::QueueArgs),
+    Policy(On<Group<cmd::archive::PolicyCmd>>),
+    /// Open pools and a summary of the archive jobs; `queue flush` closes
+    /// pools now, `queue retry` sends failed jobs again.
+    Queue(On<cmd::archive::QueueArgs>),
     /// What the cache holds: cached, pinned and purgeable files and bytes.
-    Cache(cmd::cache::CacheArgs),
+    Cache(On<cmd::cache::CacheArgs>),
     /// Remove the cache copies of files that are on tape and not pinned
     /// (administrators); a later read stages them back.
-    Purge(cmd::cache::PurgeArgs),
+    Purge(On<cmd::cache::PurgeArgs>),
     /// Bring files back from tape in one request (`bale stage status ID`,
     /// `bale stage cancel ID`).
-    Stage(cmd::stage::StageArgs),
+    Stage(On<cmd::stage::StageArgs>),
     /// Check the catalog against the cache (missing, short or damaged data,
     /// orphans); `--repair` repairs what can be (administrators).
-    Fsck(cmd::cache::FsckArgs),
+    Fsck(On<cmd::cache::FsckArgs>),
     /// Re-read and re-checksum copies: a volume's packages, one package,
     /// or the cache; a bad tape copy is marked bad, raises an alarm and is
     /// rewritten from a good copy (administrators).
-    Verify(cmd::tape::VerifyArgs),
+    Verify(On<cmd::tape::VerifyArgs>),
     /// Rebuild catalog entries from the manifests on tape, offline (the
     /// server stopped): one volume the catalog does not know, or a whole
     /// catalog into an empty data directory or database.
     Recover(cmd::serve::RecoverArgs),
     /// Where files' data is: DISK, TAPE, DISK_AND_TAPE, NONE (empty), LOST, UNAVAILABLE.
-    Archiveinfo(cmd::cache::ArchiveInfoArgs),
+    Archiveinfo(On<cmd::cache::ArchiveInfoArgs>),
     /// Keep files in the cache for a while (a named, expiring pin).
-    Pin(cmd::cache::PinArgs),
+    Pin(On<cmd::cache::PinArgs>),
     /// Release pins.
-    Unpin(cmd::cache::UnpinArgs),
+    Unpin(On<cmd::cache::UnpinArgs>),
     /// Show a file's live pins.
-    Pins(cmd::cache::PinsArgs),
+    Pins(On<cmd::cache::PinsArgs>),
     /// List recorded packages (tape files).
-    Packages(cmd::archive::PackagesArgs),
+    Packages(On<cmd::archive::PackagesArgs>),
     /// Show a package and its members.
-    #[command(subcommand)]
-    Package(cmd::archive::PackageCmd),
+    Package(On<Group<cmd::archive::PackageCmd>>),
     /// Benchmarks against an embedded server.
     #[command(subcommand)]
     Bench(cmd::bench::BenchCmd),
     /// The whole cycle on a throwaway server: write, pack, tape, purge,
     /// stage back, verify, and a report. Start here.
     Demo(cmd::demo::DemoArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell): `bale completions bash > /etc/bash_completion.d/bale`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff): `bale man | man -l -`.
+    Man,
 }
 
-impl Cli {
+impl Conn {
     /// A client for the configured server and token.
     fn client(&self) -> Result<Client> {
         let token = match &self.token {
@@ -142,6 +163,12 @@ impl Cli {
         };
         Client::new(&self.server, token)
     }
+}
+
+/// Whether stderr is a terminal: colours and progress bars only then.
+pub(crate) fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
 }
 
 /// A client command writing into a closed pipe (`bale ls -l / | head`) ends
@@ -190,6 +217,7 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BALE_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(stderr_is_terminal())
         .init();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -220,36 +248,46 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Recover(a) => cmd::serve::recover(a).await,
         Bench(b) => cmd::bench::run(b).await,
         Demo(a) => cmd::demo::run(a).await,
-        Token(t) => cmd::token::run(&cli.client()?, t).await,
-        Put(a) => cmd::transfer::put(&cli.client()?, a).await,
-        Get(a) => cmd::transfer::get(&cli.client()?, a).await,
-        Ls(a) => cmd::fs::ls(&cli.client()?, a).await,
-        Stat(a) => cmd::fs::stat(&cli.client()?, a).await,
-        Rm(a) => cmd::fs::rm(&cli.client()?, a).await,
-        Mv(a) => cmd::fs::mv(&cli.client()?, a).await,
-        Mkdir(a) => cmd::fs::mkdir(&cli.client()?, a).await,
-        Chmod(a) => cmd::fs::chmod(&cli.client()?, a).await,
-        Chown(a) => cmd::fs::chown(&cli.client()?, a).await,
-        Tag(t) => cmd::fs::tag(&cli.client()?, t).await,
-        Volumes(a) => cmd::tape::volumes(&cli.client()?, a).await,
-        Volume(v) => cmd::tape::volume(&cli.client()?, v).await,
-        Drives(a) => cmd::tape::drives(&cli.client()?, a).await,
-        Drive(d) => cmd::tape::drive(&cli.client()?, d).await,
-        Alarms(a) => cmd::tape::alarms(&cli.client()?, a).await,
-        Alarm(a) => cmd::tape::alarm(&cli.client()?, a).await,
-        Fsck(a) => cmd::cache::fsck(&cli.client()?, a).await,
-        Verify(a) => cmd::tape::verify(&cli.client()?, a).await,
-        Workers(a) => cmd::tape::workers(&cli.client()?, a).await,
-        Policy(p) => cmd::archive::policy(&cli.client()?, p).await,
-        Queue(a) => cmd::archive::queue(&cli.client()?, a).await,
-        Packages(a) => cmd::archive::packages(&cli.client()?, a).await,
-        Cache(a) => cmd::cache::cache(&cli.client()?, a).await,
-        Purge(a) => cmd::cache::purge(&cli.client()?, a).await,
-        Archiveinfo(a) => cmd::cache::archive_info(&cli.client()?, a).await,
-        Stage(a) => cmd::stage::run(&cli.client()?, a).await,
-        Pin(a) => cmd::cache::pin(&cli.client()?, a).await,
-        Unpin(a) => cmd::cache::unpin(&cli.client()?, a).await,
-        Pins(a) => cmd::cache::pins(&cli.client()?, a).await,
-        Package(p) => cmd::archive::package(&cli.client()?, p).await,
+        Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "bale", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Token(o) => cmd::token::run(&o.conn.client()?, &o.args.cmd).await,
+        Put(o) => cmd::transfer::put(&o.conn.client()?, &o.args).await,
+        Get(o) => cmd::transfer::get(&o.conn.client()?, &o.args).await,
+        Ls(o) => cmd::fs::ls(&o.conn.client()?, &o.args).await,
+        Stat(o) => cmd::fs::stat(&o.conn.client()?, &o.args).await,
+        Rm(o) => cmd::fs::rm(&o.conn.client()?, &o.args).await,
+        Mv(o) => cmd::fs::mv(&o.conn.client()?, &o.args).await,
+        Mkdir(o) => cmd::fs::mkdir(&o.conn.client()?, &o.args).await,
+        Chmod(o) => cmd::fs::chmod(&o.conn.client()?, &o.args).await,
+        Chown(o) => cmd::fs::chown(&o.conn.client()?, &o.args).await,
+        Tag(o) => cmd::fs::tag(&o.conn.client()?, &o.args.cmd).await,
+        Volumes(o) => cmd::tape::volumes(&o.conn.client()?, &o.args).await,
+        Volume(o) => cmd::tape::volume(&o.conn.client()?, &o.args.cmd).await,
+        Drives(o) => cmd::tape::drives(&o.conn.client()?, &o.args).await,
+        Drive(o) => cmd::tape::drive(&o.conn.client()?, &o.args.cmd).await,
+        Alarms(o) => cmd::tape::alarms(&o.conn.client()?, &o.args).await,
+        Alarm(o) => cmd::tape::alarm(&o.conn.client()?, &o.args.cmd).await,
+        Fsck(o) => cmd::cache::fsck(&o.conn.client()?, &o.args).await,
+        Verify(o) => cmd::tape::verify(&o.conn.client()?, &o.args).await,
+        Workers(o) => cmd::tape::workers(&o.conn.client()?, &o.args).await,
+        Policy(o) => cmd::archive::policy(&o.conn.client()?, &o.args.cmd).await,
+        Queue(o) => cmd::archive::queue(&o.conn.client()?, &o.args).await,
+        Packages(o) => cmd::archive::packages(&o.conn.client()?, &o.args).await,
+        Cache(o) => cmd::cache::cache(&o.conn.client()?, &o.args).await,
+        Purge(o) => cmd::cache::purge(&o.conn.client()?, &o.args).await,
+        Archiveinfo(o) => cmd::cache::archive_info(&o.conn.client()?, &o.args).await,
+        Stage(o) => cmd::stage::run(&o.conn.client()?, &o.args).await,
+        Pin(o) => cmd::cache::pin(&o.conn.client()?, &o.args).await,
+        Unpin(o) => cmd::cache::unpin(&o.conn.client()?, &o.args).await,
+        Pins(o) => cmd::cache::pins(&o.conn.client()?, &o.args).await,
+        Package(o) => cmd::archive::package(&o.conn.client()?, &o.args.cmd).await,
     }
 }

@@ -40,6 +40,11 @@ pub struct FsckReport {
     pub files_checked: u64,
     /// Of them, whose data was read and checksummed.
     pub files_checksummed: u64,
+    /// Of them, not judged: their data changed within `settle_s` (a write
+    /// or a stage may still be under way).
+    pub files_too_young: u64,
+    /// `cache.fsck_settle_s`: how old data must be to be judged.
+    pub settle_s: u64,
     /// Data files found in the cache.
     pub data_files: u64,
     /// Volumes whose media were checked against the catalog.
@@ -92,6 +97,7 @@ impl Service {
         crate::admin::allow(who, crate::admin::Who::Admin, "check the catalog against the cache")?;
         let settle = self.config.cache.fsck_settle_s as i64 * 1_000_000_000;
         let mut report = self.check_cache(repair, checksums, Timestamp::now().0 - settle).await?;
+        report.settle_s = self.config.cache.fsck_settle_s;
         self.check_volumes(repair, &mut report).await?;
         Ok(report)
     }
@@ -197,6 +203,9 @@ impl Service {
                 report.files_checked += 1;
                 if checksums && !matches!(d, Data::Missing | Data::InFlight) {
                     report.files_checksummed += 1;
+                }
+                if matches!(d, Data::InFlight) {
+                    report.files_too_young += 1;
                 }
                 if !matches!(d, Data::Good | Data::InFlight) && !landing.contains(&n.file_id.expect("a file")) {
                     bad.push((n, d));

@@ -9,6 +9,7 @@ use crate::{Error, Result};
 use bale_cache::IngestError;
 use bale_catalog::{ArchiveJob, ArchiveRoute, JobState, NewFile, Node};
 use bale_policy::FileFacts;
+use bale_util::human::Bytes as Size;
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
 use bytes::Bytes;
 use std::task::Poll;
@@ -53,20 +54,35 @@ impl Service {
     }
 
     /// Whether a body of `len` bytes fits on the cache's filesystem now
-    /// (507 otherwise, naming both).
-    pub(crate) fn room_for(&self, len: u64) -> Result<()> {
-        let free = self
+    /// (507 otherwise, naming both). A body that would fit an empty cache
+    /// means the cache is full, which raises the cache-full alarm; one
+    /// larger than the whole filesystem is only the request's problem.
+    pub async fn room_for(&self, len: u64) -> Result<()> {
+        let (free, total) = self
             .cache
-            .free_bytes()
+            .space()
             .map_err(|e| Error::Internal(format!("cannot read the cache filesystem's free space: {e}")))?;
-        if len > free {
+        if len <= free {
+            return Ok(());
+        }
+        let (free, len_h, total_h) = (Size(free), Size(len), Size(total));
+        if len > total {
             return Err(Error::InsufficientStorage(format!(
-                "the cache has {} free and this body is {}: nothing was received; retry once space is freed",
-                bale_util::human::Bytes(free),
-                bale_util::human::Bytes(len)
+                "this body is {len_h}, more than the whole cache filesystem ({total_h}) holds: nothing was received"
             )));
         }
-        Ok(())
+        self.cache_full_alarm().await;
+        Err(Error::InsufficientStorage(format!(
+            "the cache is full: it has {free} free and this body is {len_h}; nothing was received; \
+             retry once space is freed"
+        )))
+    }
+
+    async fn cache_full_alarm(&self) {
+        let msg = "the cache filesystem is full: writes are refused (507) until space is freed";
+        if let Err(e) = self.catalog.raise_alarm("error", "cache", msg).await {
+            tracing::error!("{msg}; raising the alarm failed too: {e}");
+        }
     }
 
     /// Receives a file. Returns only once its data and catalog row are durable.
@@ -81,14 +97,11 @@ impl Service {
         // (with `Expect: 100-continue` the client never sends it); the
         // cache is not full for that, so no alarm.
         if let Some(n) = opts.declared_len {
-            self.room_for(n)?;
+            self.room_for(n).await?;
         }
         let r = self.put_file(who, path, opts, body).await;
         if let Err(Error::InsufficientStorage(_)) = &r {
-            let msg = "the cache filesystem is full: writes are refused (507) until space is freed";
-            if let Err(e) = self.catalog.raise_alarm("error", "cache", msg).await {
-                tracing::error!("{msg}; raising the alarm failed too: {e}");
-            }
+            self.cache_full_alarm().await;
         }
         r
     }

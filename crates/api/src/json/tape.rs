@@ -41,7 +41,8 @@ struct VerifyRequest {
     package: Option<String>,
     #[serde(default)]
     cache: bool,
-    rate: Option<String>,
+    /// Bytes a second (0: no limit).
+    rate: Option<u64>,
 }
 
 async fn verify(
@@ -60,15 +61,7 @@ async fn verify(
             ))
         }
     };
-    let rate = match r.rate {
-        None => None,
-        Some(s) => Some(
-            s.parse::<bytesize::ByteSize>()
-                .map_err(|e| ApiError::bad_request(format!("rate {s:?} is not a byte size (\"50 MB\"): {e}")))?
-                .as_u64(),
-        ),
-    };
-    Ok(Json(st.svc.verify(&who, target, rate).await?))
+    Ok(Json(st.svc.verify(&who, target, r.rate).await?))
 }
 
 async fn volumes(State(st): State<AppState>, Extension(who): Extension<Principal>) -> Result<Response, ApiError> {
@@ -87,7 +80,7 @@ async fn add_volumes(
             &req.library,
             req.media.as_deref(),
             req.count,
-            req.capacity.map(|c| c.0),
+            req.capacity,
             req.prefix.as_deref(),
         )
         .await?;

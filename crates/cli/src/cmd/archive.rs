@@ -15,10 +15,14 @@ pub enum PolicyCmd {
     Show,
     /// Replace the policy with FILE (administrators). An invalid file is
     /// refused with its line and column; the old policy stays.
-    Load { file: PathBuf },
+    Load {
+        /// The policy file (TOML [[rule]]s; see examples/mu2e-sfa.toml).
+        file: PathBuf,
+    },
     /// Show which rule a file would get and why every earlier rule did not
     /// match. The file need not exist.
     Check {
+        /// The file's path (it need not exist).
         path: String,
         /// The file's size, e.g. 12345 or "5 MB".
         #[arg(long)]
@@ -29,6 +33,7 @@ pub enum PolicyCmd {
         /// The group (default: yours).
         #[arg(long)]
         group: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -62,6 +67,7 @@ pub enum QueueCmd {
         /// Every failed job.
         #[arg(long, group = "which")]
         failed: bool,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -81,7 +87,9 @@ pub enum PackageCmd {
     /// A package's location and its members with path, size, adler32 and
     /// offset (Enstore's --pkginfo).
     Show {
+        /// The package's id (`bale packages` lists them).
         id: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -117,7 +125,11 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
                 .flatten()
                 .filter_map(|r| r.as_str())
                 .collect();
-            println!("policy loaded: {} rule(s): {}", rules.len(), rules.join(", "));
+            println!(
+                "policy loaded: {}: {}",
+                crate::cmd::plural(rules.len() as u64, "rule"),
+                rules.join(", ")
+            );
         }
         PolicyCmd::Check {
             path,
@@ -126,15 +138,7 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
             group,
             json,
         } => {
-            let size: u64 = match size.parse() {
-                Ok(n) => n,
-                Err(_) => {
-                    size.parse::<bytesize::ByteSize>()
-                        .map_err(anyhow::Error::msg)
-                        .with_context(|| format!("--size takes bytes or a size such as \"5 MB\", not {size:?}"))?
-                        .0
-                }
-            };
+            let size = crate::cmd::parse_size(size).with_context(|| format!("--size {size:?}"))?;
             let size = size.to_string();
             let mut q = vec![("path", path.as_str()), ("size", size.as_str())];
             if let Some(o) = owner {
@@ -206,10 +210,10 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
         let jobs = closed.as_array().cloned().unwrap_or_default();
         for j in &jobs {
             println!(
-                "closed {}: job {} with {} file(s), {}",
+                "closed {}: job {} with {}, {}",
                 s(j, "pool"),
                 n(j, "job"),
-                n(j, "files"),
+                crate::cmd::plural(n(j, "files"), "file"),
                 DecimalBytes(n(j, "bytes"))
             );
         }
@@ -364,12 +368,12 @@ pub async fn package(c: &Client, cmd: &PackageCmd) -> Result<ExitCode> {
         n(&p, "position")
     );
     println!(
-        "  size: {}  adler32: {}  members: {}  dead: {} member(s), {} bytes",
+        "  size: {}  adler32: {}  members: {}  dead: {}, {}",
         n(&p, "size"),
         s(&p, "adler32"),
         n(&p, "member_count"),
-        n(&p, "dead_members"),
-        n(&p, "dead_bytes")
+        crate::cmd::plural(n(&p, "dead_members"), "member"),
+        crate::cmd::plural(n(&p, "dead_bytes"), "byte")
     );
     println!("\n  {:>14} {:>12} {:>9}  PATH", "OFFSET", "SIZE", "ADLER32");
     for m in p["members"].as_array().into_iter().flatten() {

@@ -110,6 +110,7 @@ pub struct PinArgs {
 
 #[derive(Args, Debug)]
 pub struct UnpinArgs {
+    /// Files whose pins to release.
     #[arg(required = true)]
     paths: Vec<String>,
     /// Whose pins to release (default: yours).
@@ -119,7 +120,9 @@ pub struct UnpinArgs {
 
 #[derive(Args, Debug)]
 pub struct PinsArgs {
+    /// The file.
     path: String,
+    /// Print JSON.
     #[arg(long)]
     json: bool,
 }
@@ -132,8 +135,8 @@ pub async fn pin(c: &Client, a: &PinArgs) -> Result<ExitCode> {
         )
         .await?;
     println!(
-        "pinned {} file(s) for {}",
-        n(&r, "pinned"),
+        "pinned {} for {}",
+        crate::cmd::plural(n(&r, "pinned"), "file"),
         humantime::format_duration(a.lifetime)
     );
     Ok(ExitCode::SUCCESS)
@@ -143,7 +146,7 @@ pub async fn unpin(c: &Client, a: &UnpinArgs) -> Result<ExitCode> {
     let r: Value = c
         .post_json("pins/release", &json!({"paths": a.paths, "owner": a.owner}))
         .await?;
-    println!("released {} pin(s)", n(&r, "released"));
+    println!("released {}", crate::cmd::plural(n(&r, "released"), "pin"));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -165,8 +168,10 @@ pub async fn pins(c: &Client, a: &PinsArgs) -> Result<ExitCode> {
 
 #[derive(Args, Debug)]
 pub struct ArchiveInfoArgs {
+    /// Files.
     #[arg(required = true)]
     paths: Vec<String>,
+    /// Print JSON.
     #[arg(long)]
     json: bool,
 }
@@ -218,16 +223,26 @@ pub async fn fsck(c: &Client, a: &FsckArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "checked {} cached file(s){} and {} data file(s): {} problem(s)",
-            r["files_checked"],
+            "checked {}{} and {}: {}",
+            crate::cmd::plural(n(&r, "files_checked"), "cached file"),
             if a.checksums {
                 format!(" ({} checksummed)", r["files_checksummed"])
             } else {
                 String::new()
             },
-            r["data_files"],
-            problems.len()
+            crate::cmd::plural(n(&r, "data_files"), "data file"),
+            crate::cmd::plural(problems.len() as u64, "problem")
         );
+        let young = r["files_too_young"].as_u64().unwrap_or(0);
+        if young > 0 {
+            println!(
+                "  {} not judged{}: changed in the last {} s (cache.fsck_settle_s), a write or a stage \
+                 may still be under way; run it again later to judge them",
+                crate::cmd::plural(young, "file"),
+                if a.checksums { " nor checksummed" } else { "" },
+                r["settle_s"].as_u64().unwrap_or(0)
+            );
+        }
         for p in &problems {
             let what = p["path"].as_str().or(p["file_id"].as_str()).unwrap_or("");
             let done = match (a.repair, p["repaired"] == true) {

@@ -12,7 +12,6 @@ use crate::client::{check, Client};
 use anyhow::{bail, Context, Result};
 use bale_util::Adler32;
 use bytes::Bytes;
-use bytesize::ByteSize;
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use rand::{RngCore, SeedableRng};
@@ -138,7 +137,7 @@ async fn demo(a: &DemoArgs, dir: PathBuf) -> Result<ExitCode> {
             "writing {} small and {} large files ({})",
             a.files,
             a.large,
-            ByteSize(bytes)
+            indicatif::DecimalBytes(bytes)
         ),
     );
     for d in ["/demo", "/demo/run1", "/demo/run1/small", "/demo/run1/large"] {
@@ -186,10 +185,10 @@ async fn demo(a: &DemoArgs, dir: PathBuf) -> Result<ExitCode> {
     let packages = packages.as_array().context("packages")?.clone();
     let volumes: std::collections::BTreeSet<&str> = packages.iter().filter_map(|p| p["volume"].as_str()).collect();
     println!(
-        "   {} files in {} package(s) on {} volume(s)",
+        "   {} files in {} on {}",
         list.len(),
-        packages.len(),
-        volumes.len()
+        crate::cmd::plural(packages.len() as u64, "package"),
+        crate::cmd::plural(volumes.len() as u64, "volume")
     );
 
     step(3, "purging them from the cache (they are safe on tape)");
@@ -249,7 +248,11 @@ async fn demo(a: &DemoArgs, dir: PathBuf) -> Result<ExitCode> {
     .try_collect::<()>()
     .await?;
     bar.finish_and_clear();
-    println!("   {} files, {} byte-identical", list.len(), ByteSize(bytes));
+    println!(
+        "   {} files, {} byte-identical",
+        list.len(),
+        indicatif::DecimalBytes(bytes)
+    );
     server.stop()?;
 
     report(&list, &write_start, &written, &read, packages.len(), volumes.len());
@@ -296,18 +299,27 @@ fn report(list: &[DemoFile], before: &Value, written: &Value, read: &Value, pack
         "report ({} media, modelled tape time)",
         read["media"].as_str().unwrap_or("?")
     );
-    println!("  {} files -> {packages} package(s) on {volumes} volume(s)", list.len());
+    let plural = crate::cmd::plural;
     println!(
-        "  write: {} ({} mount(s), {} file mark(s)); one by one: {}",
+        "  {} files -> {} on {}",
+        list.len(),
+        plural(packages as u64, "package"),
+        plural(volumes as u64, "volume")
+    );
+    println!(
+        "  write: {} ({}, {}); one by one: {}",
         h(write_s),
-        mounts(s0, s1),
-        s1["file_marks"].as_u64().unwrap_or(0) - s0["file_marks"].as_u64().unwrap_or(0),
+        plural(mounts(s0, s1), "mount"),
+        plural(
+            s1["file_marks"].as_u64().unwrap_or(0) - s0["file_marks"].as_u64().unwrap_or(0),
+            "file mark"
+        ),
         h(w1)
     );
     println!(
-        "  read back: {} ({} mount(s), one request); one by one: {}",
+        "  read back: {} ({}, one request); one by one: {}",
         h(read_s),
-        mounts(s1, s2),
+        plural(mounts(s1, s2), "mount"),
         h(r1)
     );
 }

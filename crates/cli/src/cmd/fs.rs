@@ -23,13 +23,16 @@ pub struct LsArgs {
 
 #[derive(Args, Debug)]
 pub struct StatArgs {
+    /// Files or directories (default: /).
     paths: Vec<String>,
+    /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct RmArgs {
+    /// Files (with -r also directories) to remove.
     #[arg(required = true)]
     paths: Vec<String>,
     /// Remove directories and everything beneath them.
@@ -39,6 +42,7 @@ pub struct RmArgs {
 
 #[derive(Args, Debug)]
 pub struct MvArgs {
+    /// The file or directory to move.
     from: String,
     /// Destination path; an existing directory receives FROM inside it.
     to: String,
@@ -49,6 +53,7 @@ pub struct MvArgs {
 
 #[derive(Args, Debug)]
 pub struct MkdirArgs {
+    /// Directories to create.
     #[arg(required = true)]
     paths: Vec<String>,
     /// Create missing parents; no error if the directory exists.
@@ -69,6 +74,7 @@ pub struct MkdirArgs {
 pub struct ChmodArgs {
     /// Octal permission bits, e.g. 0750.
     mode: String,
+    /// Files and directories.
     #[arg(required = true)]
     paths: Vec<String>,
 }
@@ -77,6 +83,7 @@ pub struct ChmodArgs {
 pub struct ChownArgs {
     /// USER or USER:GROUP.
     owner: String,
+    /// Files and directories.
     #[arg(required = true)]
     paths: Vec<String>,
 }
@@ -86,13 +93,17 @@ pub enum TagCmd {
     /// Set tags on a directory: KEY=VALUE, or KEY= to clear. New
     /// subdirectories inherit them; files record those in force when written.
     Set {
+        /// The directory.
         path: String,
+        /// KEY=VALUE (or KEY= to clear), e.g. file_family=raw.
         #[arg(required = true)]
         tags: Vec<String>,
     },
     /// Show a directory's (or file's) tags.
     Show {
+        /// The directory or file.
         path: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -199,11 +210,11 @@ pub async fn stat(c: &Client, a: &StatArgs) -> Result<ExitCode> {
             }
             for cp in &ar.copies {
                 println!(
-                    "  tape copy: volume {} tape file {} (package {}, {} member(s), data at byte {}){}",
+                    "  tape copy: volume {} tape file {} (package {}, {}, data at byte {}){}",
                     cp.volume,
                     cp.tape_file,
                     cp.package,
-                    cp.members,
+                    crate::cmd::plural(cp.members as u64, "member"),
                     cp.offset,
                     cp.bad.as_deref().map(|b| format!(" BAD: {b}")).unwrap_or_default()
                 );

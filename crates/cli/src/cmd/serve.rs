@@ -32,7 +32,10 @@ pub enum ConfigCmd {
     /// Print a commented example configuration with every default.
     Example,
     /// Check a configuration file and print it as bale reads it.
-    Check { file: PathBuf },
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+    },
 }
 
 pub fn config(c: &ConfigCmd) -> Result<ExitCode> {
@@ -153,11 +156,11 @@ pub async fn recover(a: &RecoverArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "read {} volume(s), {} tape file(s): {} package(s); recorded {} file(s) ({}) in {} new director{}",
-            r.volumes.len(),
-            r.tape_files,
-            r.packages,
-            r.files,
+            "read {}, {}: {}; recorded {} ({}) in {} new director{}",
+            crate::cmd::plural(r.volumes.len() as u64, "volume"),
+            crate::cmd::plural(r.tape_files, "tape file"),
+            crate::cmd::plural(r.packages, "package"),
+            crate::cmd::plural(r.files, "file"),
             indicatif::DecimalBytes(r.bytes),
             r.directories,
             if r.directories == 1 { "y" } else { "ies" }

@@ -3,6 +3,7 @@
 use crate::client::Client;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use indicatif::DecimalBytes;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,12 +31,19 @@ pub struct StageArgs {
 enum StageCmd {
     /// A request's progress, per file.
     Status {
+        /// The request's id (printed when it was made).
         id: i64,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Cancel a request's open files (or only PATHs of it).
-    Cancel { id: i64, paths: Vec<String> },
+    Cancel {
+        /// The request's id.
+        id: i64,
+        /// Only these of its files (default: all of its open files).
+        paths: Vec<String>,
+    },
 }
 
 fn count(v: &Value, s: &str) -> u64 {
@@ -45,9 +53,11 @@ fn count(v: &Value, s: &str) -> u64 {
 /// Polls a request with a progress bar: files and bytes staged, volumes
 /// done, the modelled time left; returns the request when it is complete.
 pub(crate) async fn wait(c: &Client, id: i64) -> Result<Value> {
-    let bar = indicatif::ProgressBar::new(0);
+    // Drawn only once the first answer filled it in: never a line with
+    // empty fields.
+    let bar = indicatif::ProgressBar::hidden();
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} ({elapsed}, about {prefix} left)")
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} ({elapsed}, {prefix})")
             .expect("template"),
     );
     loop {
@@ -58,13 +68,16 @@ pub(crate) async fn wait(c: &Client, id: i64) -> Result<Value> {
         bar.set_position(n("files_done") + n("files_failed") + n("files_cancelled"));
         bar.set_message(format!(
             "{} of {}, {}/{} volumes, {} failed",
-            bytesize::ByteSize(n("bytes_done")),
-            bytesize::ByteSize(n("bytes")),
+            DecimalBytes(n("bytes_done")),
+            DecimalBytes(n("bytes")),
             n("volumes_done"),
             n("volumes"),
             n("files_failed")
         ));
-        bar.set_prefix(time_left(&p));
+        bar.set_prefix(format!("about {} left", time_left(&p)));
+        if bar.is_hidden() && crate::stderr_is_terminal() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
         if !v["completedAt"].is_null() {
             bar.finish();
             return Ok(v);
@@ -110,7 +123,10 @@ pub async fn run(c: &Client, a: &StageArgs) -> Result<ExitCode> {
                 false => json!({ "paths": paths }),
             };
             let v: Value = c.post_json(&format!("stage/{id}/cancel"), &body).await?;
-            println!("cancelled {} file(s)", v["cancelled"]);
+            println!(
+                "cancelled {}",
+                crate::cmd::plural(v["cancelled"].as_u64().unwrap_or(0), "file")
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => {
@@ -129,8 +145,19 @@ pub async fn run(c: &Client, a: &StageArgs) -> Result<ExitCode> {
             let v: Value = c.post_json("stage", &body).await?;
             let id = v["id"].as_i64().context("no request id in the answer")?;
             if !a.wait {
-                println!("stage request {id}: {} file(s); bale stage status {id}", paths.len());
-                return Ok(ExitCode::SUCCESS);
+                // Files refused at intake (missing, not readable, a bad
+                // path) are failed already: said, and the exit status says
+                // the request was refused in part.
+                let v: Value = c.get_json(&format!("stage/{id}"), &[]).await?;
+                println!(
+                    "stage request {id}: {}; bale stage status {id}",
+                    crate::cmd::plural(paths.len() as u64, "file")
+                );
+                print_failed(&v);
+                return Ok(match count(&v, "FAILED") {
+                    0 => ExitCode::SUCCESS,
+                    _ => ExitCode::FAILURE,
+                });
             }
             let v = wait(c, id).await?;
             print_status(&v);
@@ -153,6 +180,11 @@ fn print_status(v: &Value) {
         count(v, "SUBMITTED") + count(v, "STARTED"),
         if v["completedAt"].is_null() { "" } else { " (done)" }
     );
+    print_failed(v);
+}
+
+/// Every file of a request that has an error, with it.
+fn print_failed(v: &Value) {
     for f in v["files"].as_array().into_iter().flatten() {
         if let Some(e) = f["error"].as_str() {
             println!(
@@ -167,14 +199,14 @@ fn print_status(v: &Value) {
 fn print_progress(p: &Value) {
     let n = |k: &str| p[k].as_u64().unwrap_or(0);
     println!(
-        "  {} of {} staged; {}/{} packages and {}/{} volumes done; {} mount(s) and about {} left",
-        bytesize::ByteSize(n("bytes_done")),
-        bytesize::ByteSize(n("bytes")),
+        "  {} of {} staged; {}/{} packages and {}/{} volumes done; {} and about {} left",
+        DecimalBytes(n("bytes_done")),
+        DecimalBytes(n("bytes")),
         n("packages_done"),
         n("packages"),
         n("volumes_done"),
         n("volumes"),
-        n("mounts_left"),
+        crate::cmd::plural(n("mounts_left"), "mount"),
         time_left(p)
     );
 }

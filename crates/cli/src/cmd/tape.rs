@@ -25,11 +25,13 @@ pub enum VolumesCmd {
 
 #[derive(Args, Debug)]
 pub struct AddArgs {
+    /// The library they go into (`bale drives` shows the libraries).
     #[arg(long)]
     library: String,
     /// The media; must be the library's.
     #[arg(long)]
     media: Option<String>,
+    /// How many.
     #[arg(long)]
     count: u32,
     /// Capacity of each volume, e.g. "10 GB"; the library's default if absent.
@@ -44,12 +46,19 @@ pub struct AddArgs {
 pub enum VolumeCmd {
     /// A volume's details and its tape files in order.
     Show {
+        /// The volume's label (`bale volumes` lists them).
         label: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Set a volume's state: blank, appendable, full, readonly, noaccess, shelf.
-    Set { label: String, state: String },
+    /// Set a volume's state (administrators).
+    Set {
+        /// The volume's label.
+        label: String,
+        /// blank, appendable, full, readonly, noaccess or shelf.
+        state: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -62,9 +71,15 @@ pub struct ListArgs {
 #[derive(Subcommand, Debug)]
 pub enum DriveCmd {
     /// Take a drive out of service (its volume is unloaded).
-    Offline { name: String },
+    Offline {
+        /// The drive's name (`bale drives` lists them).
+        name: String,
+    },
     /// Put a drive back in service.
-    Online { name: String },
+    Online {
+        /// The drive's name.
+        name: String,
+    },
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -100,9 +115,8 @@ pub async fn volumes(c: &Client, a: &VolumesArgs) -> Result<ExitCode> {
         let capacity = add
             .capacity
             .as_deref()
-            .map(|c| c.parse::<bytesize::ByteSize>().map_err(anyhow::Error::msg))
-            .transpose()
-            .context("--capacity takes a size such as \"10 GB\" or \"500 MiB\"")?;
+            .map(|c| crate::cmd::parse_size(c).with_context(|| format!("--capacity {c:?}")))
+            .transpose()?;
         let req = AddVolumes {
             library: add.library.clone(),
             media: add.media.clone(),
@@ -286,9 +300,10 @@ pub async fn alarms(c: &Client, a: &AlarmsArgs) -> Result<ExitCode> {
         println!("no alarms{}", if a.all { "" } else { " to acknowledge" });
         return Ok(ExitCode::SUCCESS);
     }
-    let time = |v: &Value| bale_api::model::rfc3339(bale_util::Timestamp(v.as_i64().unwrap_or(0)));
+    let time = |v: &Value| bale_api::model::utc_seconds(bale_util::Timestamp(v.as_i64().unwrap_or(0)));
+    let width = list.iter().map(|al| s(al, "source").len()).max().unwrap_or(0).max(9);
     println!(
-        "{:>5}  {:<8}  {:<24}  {:>5}  {:<30}  {:<30}  MESSAGE",
+        "{:>5}  {:<8}  {:<width$}  {:>5}  {:<20}  {:<20}  MESSAGE",
         "ID", "SEVERITY", "COMPONENT", "COUNT", "FIRST", "LAST"
     );
     for al in &list {
@@ -301,11 +316,11 @@ pub async fn alarms(c: &Client, a: &AlarmsArgs) -> Result<ExitCode> {
             None => String::new(),
         };
         println!(
-            "{:>5}  {:<8}  {:<24}  {:>5}  {:<30}  {:<30}  {}{acked}",
-            al["id"],
+            "{:>5}  {:<8}  {:<width$}  {:>5}  {:<20}  {:<20}  {}{acked}",
+            n(al, "id"),
             s(al, "severity"),
             s(al, "source"),
-            al["count"],
+            n(al, "count"),
             time(&al["time"]),
             time(&al["last"]),
             s(al, "message")
@@ -387,15 +402,16 @@ pub struct VerifyArgs {
 
 /// `bale verify`: exits 1 when a copy was found bad or could not be read.
 pub async fn verify(c: &Client, a: &VerifyArgs) -> Result<ExitCode> {
-    if let Some(r) = &a.rate {
-        r.parse::<bytesize::ByteSize>()
-            .map_err(|e| anyhow::anyhow!("--rate {r:?} is not a byte size (\"50 MB\"): {e}"))?;
-    }
+    let rate = a
+        .rate
+        .as_deref()
+        .map(|r| crate::cmd::parse_size(r).with_context(|| format!("--rate {r:?}")))
+        .transpose()?;
     let body = serde_json::json!({
         "volume": a.volume,
         "package": a.package,
         "cache": a.cache,
-        "rate": a.rate,
+        "rate": rate,
     });
     let r: Value = c.post_json("verify", &body).await?;
     let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
@@ -405,11 +421,11 @@ pub async fn verify(c: &Client, a: &VerifyArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else if a.cache {
         println!(
-            "checksummed {} of {} cached file(s) in {:.1} s: {} problem(s)",
+            "checksummed {} of {} in {:.1} s: {}",
             r["cache"]["files_checksummed"],
-            r["cache"]["files_checked"],
+            crate::cmd::plural(r["cache"]["files_checked"].as_u64().unwrap_or(0), "cached file"),
             r["seconds"].as_f64().unwrap_or(0.0),
-            cache_problems
+            crate::cmd::plural(cache_problems as u64, "problem")
         );
         for p in r["cache"]["problems"].as_array().into_iter().flatten() {
             let what = p["path"].as_str().or(p["file_id"].as_str()).unwrap_or("");
@@ -427,8 +443,8 @@ pub async fn verify(c: &Client, a: &VerifyArgs) -> Result<ExitCode> {
         }
     } else {
         println!(
-            "read {} package(s), {} in {:.1} s: {} good, {} bad, {} unreadable{}",
-            r["packages"],
+            "read {}, {} in {:.1} s: {} good, {} bad, {} unreadable{}",
+            crate::cmd::plural(r["packages"].as_u64().unwrap_or(0), "package"),
             DecimalBytes(r["bytes"].as_u64().unwrap_or(0)),
             r["seconds"].as_f64().unwrap_or(0.0),
             r["good"],

@@ -12,9 +12,13 @@ pub enum TokenCmd {
     /// Issue a token; the secret is printed once.
     Create(CreateArgs),
     /// Revoke a token by its id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (`bale token list` shows it; the secret is not needed).
+        id: String,
+    },
     /// List tokens.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -22,8 +26,10 @@ pub enum TokenCmd {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
+    /// The user the token acts as (owner of what it creates).
     #[arg(long)]
     user: String,
+    /// The user's group (for the group permission bits).
     #[arg(long)]
     group: String,
     /// The token may administer bale (bypasses permissions).

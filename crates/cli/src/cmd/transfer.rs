@@ -29,9 +29,12 @@ const INLINE_LIMIT: u64 = 64 << 20;
 
 #[derive(Args, Debug)]
 pub struct PutArgs {
-    /// Local files or directories, then the remote directory to put them in.
-    #[arg(required = true, num_args = 2.., value_name = "LOCAL... REMOTE_DIR")]
-    args: Vec<String>,
+    /// Local files or directories to upload.
+    #[arg(required = true, value_name = "LOCAL")]
+    locals: Vec<String>,
+    /// The remote directory to put them in.
+    #[arg(value_name = "REMOTE_DIR")]
+    remote_dir: String,
     /// Parallel transfers.
     #[arg(short = 'j', long, default_value_t = 4)]
     jobs: usize,
@@ -42,9 +45,12 @@ pub struct PutArgs {
 
 #[derive(Args, Debug)]
 pub struct GetArgs {
-    /// Remote files (or with -r directories), then the local directory.
-    #[arg(required = true, num_args = 2.., value_name = "REMOTE... LOCAL_DIR")]
-    args: Vec<String>,
+    /// Remote files (or with -r directories) to download.
+    #[arg(required = true, value_name = "REMOTE")]
+    remotes: Vec<String>,
+    /// The local directory to put them in (created for a single remote).
+    #[arg(value_name = "LOCAL_DIR")]
+    local_dir: String,
     /// Parallel transfers.
     #[arg(short = 'j', long, default_value_t = 4)]
     jobs: usize,
@@ -68,10 +74,15 @@ struct Progress {
 
 impl Progress {
     fn new(bytes: u64, files: usize) -> Arc<Progress> {
-        let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
+        // A bar only on a terminal; the summary line always.
+        let target = match crate::stderr_is_terminal() {
+            true => ProgressDrawTarget::stderr(),
+            false => ProgressDrawTarget::hidden(),
+        };
+        let bar = ProgressBar::with_draw_target(Some(bytes), target);
         bar.set_style(
             ProgressStyle::with_template(
-                "[{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+                "[{elapsed_precise}] {wide_bar} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {msg}",
             )
             .expect("valid template"),
         );
@@ -98,9 +109,10 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-6);
         let done = *self.files_done.lock().unwrap();
         eprintln!(
-            "{verb} {done} files, {} in {secs:.2} s: {:.1} MiB/s, {:.0} files/s{}",
-            indicatif::BinaryBytes(bytes),
-            bytes as f64 / secs / (1 << 20) as f64,
+            "{verb} {}, {} in {secs:.2} s: {}/s, {:.0} files/s{}",
+            crate::cmd::plural(done as u64, "file"),
+            indicatif::DecimalBytes(bytes),
+            indicatif::DecimalBytes((bytes as f64 / secs) as u64),
             done as f64 / secs,
             if failed > 0 {
                 format!(", {failed} FAILED")
@@ -173,8 +185,7 @@ fn plan_put(locals: &[String], remote_dir: &str) -> Result<(Vec<String>, Vec<Tra
 }
 
 pub async fn put(c: &Client, a: &PutArgs) -> Result<ExitCode> {
-    let (locals, remote_dir) = a.args.split_at(a.args.len() - 1);
-    let remote_dir = &remote_dir[0];
+    let (locals, remote_dir) = (&a.locals[..], &a.remote_dir);
     let target = c.stat(remote_dir).await?;
     if !target.is_dir() {
         bail!("{remote_dir} is not a directory");
@@ -330,8 +341,7 @@ async fn plan_get(
 }
 
 pub async fn get(c: &Client, a: &GetArgs) -> Result<ExitCode> {
-    let (remotes, local_dir) = a.args.split_at(a.args.len() - 1);
-    let local_dir = PathBuf::from(&local_dir[0]);
+    let (remotes, local_dir) = (&a.remotes[..], PathBuf::from(&a.local_dir));
     // As cp, scp and rclone: a target that does not exist is created; one
     // remote is copied to it under the target's name, several into it.
     if local_dir.exists() && !local_dir.is_dir() {

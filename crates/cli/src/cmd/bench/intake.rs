@@ -38,6 +38,16 @@ pub struct IntakeArgs {
     /// Keep the scratch directory.
     #[arg(long)]
     keep: bool,
+    /// Measure the server's memory instead of times: one stage request of
+    /// every file (and --missing paths more) against the server's resident
+    /// set before, at its peak, and a minute after the request ended.
+    #[arg(long)]
+    memory: bool,
+    /// Paths of files that do not exist, added to the measured request
+    /// (each is walked and fails on its own): a million-path intake
+    /// without writing a million files.
+    #[arg(long, default_value_t = 0)]
+    missing: usize,
 }
 
 pub async fn run(a: &IntakeArgs) -> Result<ExitCode> {
@@ -88,6 +98,14 @@ async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
     let _: Value = c
         .post_json("cache/purge", &json!({"paths": [], "all": true, "dry_run": false}))
         .await?;
+
+    if a.memory {
+        let mut all = paths.clone();
+        all.extend((0..a.missing).map(|i| format!("/intake/d{:03}/missing-{i:07}.dat", i % dirs)));
+        memory(&c, server.pid(), &all, a.files).await?;
+        server.stop()?;
+        return Ok(ExitCode::SUCCESS);
+    }
 
     // archiveinfo of N paths, spread over the directories.
     let step = (a.files / a.archiveinfo.max(1)).max(1);
@@ -178,4 +196,81 @@ async fn bench(a: &IntakeArgs) -> Result<ExitCode> {
         median(info_s)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resident set and its peak (`VmRSS`, `VmHWM`) of process `pid`, bytes.
+fn rss(pid: u32) -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| -> Result<u64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
+        let n: u64 = line[key.len()..].trim().trim_end_matches("kB").trim().parse()?;
+        Ok(n * 1024)
+    };
+    Ok((kb("VmRSS:")?, kb("VmHWM:")?))
+}
+
+/// One stage request of `paths` (the first `real` of them on tape only),
+/// the server's memory around it: before, at the peak (the kernel's
+/// high-water mark, reset just before), and a minute after the request was
+/// done, released and deleted.
+async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> Result<()> {
+    let mb = |b: u64| b as f64 / 1e6;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (before, _) = rss(pid)?;
+    // Resets the peak to the current resident set (Linux 4.0+).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting the peak RSS")?;
+    let body = serde_json::to_vec(&json!({ "paths": paths }))?;
+    eprintln!(
+        "  one stage request of {} paths ({:.1} MB of JSON)",
+        paths.len(),
+        mb(body.len() as u64)
+    );
+    let t = Instant::now();
+    let r = c
+        .request(Method::POST, &c.api("stage"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    let v: Value = check(r, "stage").await?.json().await?;
+    let accepted = t.elapsed().as_secs_f64();
+    let id = v["id"].as_i64().context("no request id")?;
+    loop {
+        let v: Value = c.get_json(&format!("stage/{id}/progress"), &[]).await?;
+        if v["files_done"].as_u64() == Some(real as u64) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let done = t.elapsed().as_secs_f64();
+    let (_, peak) = rss(pid)?;
+    let _: Value = c.post_json(&format!("stage/{id}/release"), &json!({})).await?;
+    check(
+        c.request(Method::DELETE, &c.api(&format!("stage/{id}"))).send().await,
+        "delete",
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (after, _) = rss(pid)?;
+    println!(
+        "intake memory: one stage request of {} paths ({real} files on tape only)",
+        paths.len()
+    );
+    println!("  accepted in {accepted:.2} s; every file on disk after {done:.1} s");
+    println!("  server RSS before:                  {:8.1} MB", mb(before));
+    println!(
+        "  peak while taking it in and staging: {:8.1} MB (+{:.1} MB, {:.0} bytes a path)",
+        mb(peak),
+        mb(peak.saturating_sub(before)),
+        peak.saturating_sub(before) as f64 / paths.len() as f64
+    );
+    println!(
+        "  a minute after it ended:            {:8.1} MB ({:+.1}% of before)",
+        mb(after),
+        (after as f64 / before as f64 - 1.0) * 100.0
+    );
+    Ok(())
 }
