@@ -68,6 +68,7 @@ async fn read<T: DeserializeOwned>(req: Request, limit: u64, key: &str) -> Resul
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
+        drain_refused(req).await;
         return Err(too_large(limit, key));
     }
     let bytes = axum::body::to_bytes(req.into_body(), limit as usize)
@@ -82,6 +83,34 @@ async fn read<T: DeserializeOwned>(req: Request, limit: u64, key: &str) -> Resul
             }
         })?;
     parse(&bytes)
+}
+
+/// The most of a refused request's body read (and dropped) so that its
+/// client sees the answer.
+const DRAIN_MAX: u64 = 64 << 20;
+
+/// Before a request is refused unread: a client that asked `Expect:
+/// 100-continue` sends no body (reading would tell it to); one that did
+/// not is sending it already and would not see the answer if the
+/// connection closed under it, so up to [`DRAIN_MAX`] of the body is read
+/// and dropped (a client that sends more is cut off).
+pub(crate) async fn drain_refused(req: Request) {
+    use futures::StreamExt;
+    let expects = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects {
+        return;
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut n = 0u64;
+    while n < DRAIN_MAX {
+        match stream.next().await {
+            Some(Ok(b)) => n += b.len() as u64,
+            _ => return,
+        }
+    }
 }
 
 /// A JSON object into `T`; anything else is a 400 that says what it was.

@@ -268,9 +268,9 @@ fn the_demo_runs_the_whole_cycle() {
         "every file is on tape only (archiveinfo: TAPE)",
         "301 files, ",
         "byte-identical",
-        "301 files -> 1 package(s) on 1 volume(s)",
+        "301 files -> 1 package on 1 volume",
         "read back: ",
-        "(1 mount(s), one request); one by one: ",
+        "(1 mount, one request); one by one: ",
     ] {
         assert!(stdout.contains(want), "{want:?} missing:\n{stdout}");
     }

@@ -298,7 +298,7 @@ fn pins_hold_files_against_purges(catalog: Catalog) {
         .output()
         .unwrap();
     common::assert_ok(&out, "pin");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 1 file(s) for 1h"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 1 file for 1h"));
     // A user pins under their own name only.
     let out = s
         .bale_as(&alice)
@@ -322,7 +322,7 @@ fn pins_hold_files_against_purges(catalog: Catalog) {
     // A released pin too.
     let out = s.bale_as(&alice).args(["unpin", f00]).output().unwrap();
     common::assert_ok(&out, "unpin");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("released 1 pin(s)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("released 1 pin"));
     let done = s.run(&["purge", "--all"]);
     assert!(done.contains("purged 1 cache copy"), "{done}");
     // Bad input changes nothing.

@@ -279,16 +279,11 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
         declared_len,
         digest,
     };
-    // A body that cannot fit is refused before it is read: a client that
-    // asked `Expect: 100-continue` never sends it; one that did not is
-    // already sending it and would not see the answer if the connection
-    // closed under it, so up to DRAIN_MAX of it is read and dropped.
+    // A body that cannot fit is refused before it is read (a client of
+    // `Expect: 100-continue` never sends it).
     if let Some(n) = declared_len {
         if let Err(e) = st.svc.room_for(n).await {
-            let expects = header_str(h, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-            if !expects {
-                drain(req.into_body(), DRAIN_MAX).await;
-            }
+            crate::body::drain_refused(req).await;
             return Err(e.into());
         }
     }
@@ -307,23 +302,6 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
         hm.insert(header::ETAG, HeaderValue::from_str(&format!("\"{id}\"")).unwrap());
     }
     Ok(resp)
-}
-
-/// The most of a refused request's body read (and dropped) so that its
-/// client sees the answer.
-const DRAIN_MAX: u64 = 64 << 20;
-
-/// Reads and drops up to `max` bytes of `body`.
-async fn drain(body: Body, max: u64) {
-    use futures::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut n = 0u64;
-    while n < max {
-        match stream.next().await {
-            Some(Ok(b)) => n += b.len() as u64,
-            _ => return,
-        }
-    }
 }
 
 async fn delete(st: &AppState, who: &Principal, path: &NsPath, headers: &HeaderMap) -> Result<Response, ApiError> {
