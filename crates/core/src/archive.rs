@@ -39,6 +39,8 @@ pub struct LoadedPolicy {
     /// "built-in", the configured file, or who loaded it.
     pub origin: String,
     pub loaded: Timestamp,
+    /// What is wasteful in it (direct rules that take small files).
+    pub warnings: Vec<String>,
 }
 
 /// What [`Archiver::check_on_way`] found and repaired.
@@ -71,6 +73,8 @@ pub struct Explanation {
     pub why: String,
     /// Every earlier rule and why it did not match.
     pub skipped: Vec<Skipped>,
+    /// What is wasteful about this route (a small file written alone).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -179,6 +183,16 @@ pub fn check_copy_libraries(policy: &Policy, libraries: &[String]) -> std::resul
     }
 }
 
+/// What is wasteful in a policy: its direct rules that take files below
+/// `direct_min` (each costs a tape file and a file mark).
+fn small_direct_warnings(policy: &Policy, direct_min: u64) -> Vec<String> {
+    policy
+        .rules
+        .iter()
+        .filter_map(|r| r.small_direct_warning(direct_min))
+        .collect()
+}
+
 impl Archiver {
     /// Reads the policy a start uses: the configured file, else the one
     /// last loaded at run time, else the built-in one. An invalid
@@ -200,6 +214,7 @@ impl Archiver {
             policy,
             origin,
             loaded: Timestamp::now(),
+            warnings: Vec::new(),
         })
     }
 
@@ -210,6 +225,11 @@ impl Archiver {
             policy.origin,
             policy.policy.rules.len()
         );
+        let mut policy = policy;
+        policy.warnings = small_direct_warnings(&policy.policy, tape.direct_min_size());
+        for w in &policy.warnings {
+            tracing::warn!("aggregation policy: {w}");
+        }
         Archiver {
             catalog,
             tape,
@@ -230,10 +250,12 @@ impl Archiver {
             .map_err(|e| Error::BadRequest(format!("invalid policy (rejected, the old policy stays): {e}")))?;
         write_file_durable(&self.saved, text.as_bytes(), 0o644)
             .map_err(|e| Error::Internal(format!("cannot keep the policy in {}: {e}", self.saved.display())))?;
+        let warnings = self.warnings(&policy);
         let loaded = Arc::new(LoadedPolicy {
             policy,
             origin: origin.to_string(),
             loaded: Timestamp::now(),
+            warnings,
         });
         *self.policy.write().expect("policy lock") = loaded.clone();
         tracing::info!(
@@ -325,7 +347,19 @@ impl Archiver {
                     why: w.clone(),
                 })
                 .collect(),
+            warnings: match (route, size < self.tape.direct_min_size()) {
+                ("direct", true) => d
+                    .rule
+                    .small_direct_warning(self.tape.direct_min_size())
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
+    }
+
+    fn warnings(&self, policy: &Policy) -> Vec<String> {
+        small_direct_warnings(policy, self.tape.direct_min_size())
     }
 
     /// Closes pools and queues their jobs for tape: the due ones one

@@ -121,7 +121,13 @@ pub async fn recover(config: &Config, target: RecoverTarget) -> Result<RecoverRe
     let labels = tokio::task::spawn_blocking(move || scan::labels(&tape, &dir))
         .await
         .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::BadRequest(format!("cannot read the libraries: {e}")))?;
+        .map_err(|e| {
+            Error::BadRequest(format!(
+                "cannot read the libraries: {e} (recover reads the tapes of every configured library: \
+                 an emulated library is the directory `library` under the data directory unless its \
+                 path says otherwise; copy or mount it there first)"
+            ))
+        })?;
     let chosen: Vec<_> = match &target {
         RecoverTarget::All => labels,
         RecoverTarget::Volume(l) => {

@@ -153,6 +153,32 @@ pub struct Rule {
     pub line: usize,
 }
 
+impl Rule {
+    /// A direct rule that takes files smaller than `direct_min` (the size
+    /// from which every file is written alone anyway): each such file costs
+    /// a tape file and a synchronous file mark. The warning, if so.
+    pub fn small_direct_warning(&self, direct_min: u64) -> Option<String> {
+        if !matches!(self.action, Action::Direct) {
+            return None;
+        }
+        let from = self.matches.min_size.map_or(0, |s| s.0);
+        if from >= direct_min {
+            return None;
+        }
+        Some(format!(
+            "rule {:?} (line {}) writes files {} to tape one by one: each file below tape.direct_min_size \
+             ({direct_min} bytes) costs a tape file and a file mark of seconds; give it min_size = {direct_min} \
+             and an aggregate rule for the smaller ones",
+            self.name,
+            self.line,
+            match from {
+                0 => "of any size".to_string(),
+                n => format!("from {n} bytes"),
+            }
+        ))
+    }
+}
+
 /// A loaded policy: its rules and the text they came from.
 #[derive(Clone, Debug)]
 pub struct Policy {

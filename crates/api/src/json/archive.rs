@@ -32,6 +32,8 @@ struct PolicyView {
     loaded: bale_util::Timestamp,
     rules: Vec<String>,
     source: String,
+    /// What is wasteful in it.
+    warnings: Vec<String>,
 }
 
 fn policy_view(p: &bale_core::archive::LoadedPolicy) -> PolicyView {
@@ -40,6 +42,7 @@ fn policy_view(p: &bale_core::archive::LoadedPolicy) -> PolicyView {
         loaded: p.loaded,
         rules: p.policy.rules.iter().map(|r| r.name.clone()).collect(),
         source: p.policy.source.clone(),
+        warnings: p.warnings.clone(),
     }
 }
 

@@ -6,8 +6,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cli_output;
 mod connections;
 mod one_server;
 mod path_limit;
 mod purge;
 mod stage_limits;
+mod tour;

@@ -56,7 +56,14 @@ pub struct QueueArgs {
 pub enum QueueCmd {
     /// Close a pool now (all of them without POOL) and queue its packages
     /// for tape (administrators).
-    Flush { pool: Option<String> },
+    Flush {
+        /// The pool's key (`bale queue` lists them); none: every pool.
+        pool: Option<String>,
+        /// Then wait until no archive job is queued: every package (and
+        /// direct file) on tape. Exits 1 if a job failed.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Put a failed archive job back in the queue, or every failed job with
     /// --failed, once the cause of the failure is fixed (administrators).
     #[command(group = clap::ArgGroup::new("which").required(true).multiple(false))]
@@ -87,7 +94,8 @@ pub enum PackageCmd {
     /// A package's location and its members with path, size, adler32 and
     /// offset (Enstore's --pkginfo).
     Show {
-        /// The package's id (`bale packages` lists them).
+        /// The package's id (`bale packages` lists them), or the path of a
+        /// file: the package of its first tape copy.
         id: String,
         /// Print JSON.
         #[arg(long)]
@@ -113,6 +121,9 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
         PolicyCmd::Show => {
             let p: Value = c.get_json("policy", &[]).await?;
             println!("# policy in force: {}", s(&p, "origin"));
+            for w in p["warnings"].as_array().into_iter().flatten() {
+                println!("# warning: {}", w.as_str().unwrap_or(""));
+            }
             print!("{}", s(&p, "source"));
         }
         PolicyCmd::Load { file } => {
@@ -130,6 +141,9 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
                 crate::cmd::plural(rules.len() as u64, "rule"),
                 rules.join(", ")
             );
+            for w in p["warnings"].as_array().into_iter().flatten() {
+                eprintln!("warning: {}", w.as_str().unwrap_or(""));
+            }
         }
         PolicyCmd::Check {
             path,
@@ -162,6 +176,9 @@ pub async fn policy(c: &Client, cmd: &PolicyCmd) -> Result<ExitCode> {
                 s(&e, "route")
             );
             println!("  why: {}", s(&e, "why"));
+            for w in e["warnings"].as_array().into_iter().flatten() {
+                println!("  warning: {}", w.as_str().unwrap_or(""));
+            }
             if let Some(pool) = e["pool"].as_str() {
                 println!("  pool: {pool}");
             }
@@ -202,7 +219,7 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(QueueCmd::Flush { pool }) = &a.cmd {
+    if let Some(QueueCmd::Flush { pool, wait }) = &a.cmd {
         let closed: Value = c.post_json("queue/flush", &serde_json::json!({ "pool": pool })).await?;
         if a.json {
             return print_json(&closed);
@@ -219,6 +236,9 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
         }
         if jobs.is_empty() {
             println!("no open pool to close");
+        }
+        if *wait {
+            return wait_for_tape(c).await;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -303,6 +323,46 @@ pub async fn queue(c: &Client, a: &QueueArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits until no archive job is queued; a failed job ends the wait with
+/// exit status 1 (it waits for `bale queue retry`).
+async fn wait_for_tape(c: &Client) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::hidden();
+    if crate::stderr_is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
+    loop {
+        let q: Value = c.get_json("queue", &[]).await?;
+        let jobs: Vec<&Value> = q["jobs"].as_array().into_iter().flatten().collect();
+        let queued: Vec<&&Value> = jobs.iter().filter(|j| s(j, "state") == "queued").collect();
+        let failed: Vec<&Value> = jobs.iter().copied().filter(|j| s(j, "state") == "failed").collect();
+        if queued.is_empty() {
+            bar.finish_and_clear();
+            if !failed.is_empty() {
+                println!("FAILED JOBS (bale queue retry JOB, or --failed, once the cause is fixed)");
+                print_jobs(&failed);
+                return Ok(ExitCode::FAILURE);
+            }
+            println!(
+                "every archive job is on tape ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        let files: u64 = queued.iter().map(|j| n(j, "files")).sum();
+        let bytes: u64 = queued.iter().map(|j| n(j, "bytes")).sum();
+        bar.set_message(format!(
+            "waiting for {} ({}, {}) to reach tape",
+            crate::cmd::plural(queued.len() as u64, "archive job"),
+            crate::cmd::plural(files, "file"),
+            DecimalBytes(bytes)
+        ));
+        bar.tick();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 fn print_jobs(jobs: &[&Value]) {
     println!(
         "  {:>6} {:<7} {:<28} {:>6} {:>11} {:>8} {:>4}  POOL / ERROR",
@@ -353,6 +413,18 @@ pub async fn packages(c: &Client, a: &PackagesArgs) -> Result<ExitCode> {
 
 pub async fn package(c: &Client, cmd: &PackageCmd) -> Result<ExitCode> {
     let PackageCmd::Show { id, json } = cmd;
+    // A path names the package of the file's first tape copy.
+    let id = match id.starts_with('/') {
+        false => id.clone(),
+        true => {
+            let st: Value = serde_json::to_value(c.stat_full(id).await?)?;
+            match st["archive"]["copies"][0]["package"].as_str() {
+                Some(p) => p.to_string(),
+                None => anyhow::bail!("{id} has no tape copy yet (bale stat {id} says where it is)"),
+            }
+        }
+    };
+    let id = &id;
     if id.contains('/') {
         anyhow::bail!("invalid package id {id:?}");
     }
