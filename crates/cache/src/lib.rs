@@ -39,6 +39,11 @@ pub enum SyncMode {
     Syncfs,
 }
 
+/// Most threads that fsync a settler round's files, and the fewest files
+/// worth a thread of their own.
+const SYNC_THREADS: usize = 8;
+const SYNC_PER_THREAD: usize = 32;
+
 /// Handle on the cache directory. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -269,16 +274,38 @@ impl Cache {
         match self.sync {
             SyncMode::Syncfs => syncfs(&self.files),
             SyncMode::Fsync => {
-                let mut dirs = std::collections::BTreeSet::new();
-                for &id in ids {
+                // The files' fsyncs run on several threads at once: one
+                // after the other, a round of a few thousand files took
+                // seconds on a disk of millisecond flushes, and the settler
+                // fell behind the writes it follows (issue 21).
+                let sync_one = |id: FileId| -> io::Result<Option<PathBuf>> {
                     let path = self.file_path(id);
                     match std::fs::File::open(&path) {
                         Ok(f) => f.sync_data()?,
                         // Deleted or overwritten meanwhile: nothing to keep.
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                         Err(e) => return Err(e),
                     }
-                    dirs.insert(path.parent().expect("fan-out directory").to_path_buf());
+                    Ok(Some(path.parent().expect("fan-out directory").to_path_buf()))
+                };
+                let threads = SYNC_THREADS.min(ids.len().div_ceil(SYNC_PER_THREAD)).max(1);
+                let chunk = ids.len().div_ceil(threads).max(1);
+                let synced: Vec<io::Result<Vec<PathBuf>>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = ids
+                        .chunks(chunk)
+                        .map(|part| s.spawn(move || part.iter().filter_map(|&id| sync_one(id).transpose()).collect()))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| {
+                            h.join()
+                                .unwrap_or_else(|_| Err(io::Error::other("an fsync thread panicked")))
+                        })
+                        .collect()
+                });
+                let mut dirs = std::collections::BTreeSet::new();
+                for part in synced {
+                    dirs.extend(part?);
                 }
                 dirs.iter().try_for_each(|d| fsync_dir(d))?;
                 fsync_dir(&self.tmp)

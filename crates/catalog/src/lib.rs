@@ -51,7 +51,7 @@ pub mod kept {
     pub use crate::residency::{BEING_REPAIRED, NOT_ON_TAPE, PINNED, PURGEABLE, SETTLING};
 }
 pub use sqlite::SqliteCatalog;
-pub use stage::{NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState, STAGE_PIN_OWNER};
+pub use stage::{NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState, STAGE_PIN_OWNER};
 pub use tape::*;
 
 use async_trait::async_trait;
@@ -67,6 +67,12 @@ pub trait Catalog:
 {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;
+
+    /// Gives back memory the backend holds in this process beyond what it
+    /// needs now (SQLite: its connections' page caches, which a large
+    /// transaction fills; the kernel's page cache keeps the file anyway).
+    /// Connections busy at the moment are left alone.
+    async fn release_memory(&self) {}
 
     /// The nodes along `path`: the root, then the node of each component
     /// in order, as far as they exist (the walk a lookup does anyway; its

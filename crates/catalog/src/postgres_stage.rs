@@ -1,8 +1,8 @@
 //! Stage requests in the PostgreSQL catalog.
 
-use crate::rows::{open_stage_packages_sql, stage_copies_sql, SETTLE_OPEN_SQL};
+use crate::rows::{open_stage_packages_sql, stage_packages_sql, SETTLE_OPEN_SQL};
 use crate::stage::{
-    first_copies, within_open_limit, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+    within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
     OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, PostgresCatalog, Result};
@@ -169,6 +169,15 @@ impl StageCatalog for PostgresCatalog {
         release_holds(&c, request, ids).await
     }
 
+    async fn release_request(&self, id: i64) -> Result<usize> {
+        let c = self.pool.get().await?;
+        Ok(c.execute(
+            "UPDATE stage_files SET held_until = NULL WHERE request = $1 AND held_until IS NOT NULL",
+            &[&id],
+        )
+        .await? as usize)
+    }
+
     async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>> {
         let c = self.pool.get().await?;
         let Some(h) = c
@@ -298,13 +307,33 @@ impl StageCatalog for PostgresCatalog {
         Ok(n == 1)
     }
 
-    async fn stage_request_copies(&self, id: i64) -> Result<Vec<StageCopy>> {
+    async fn stage_request_packages(&self, id: i64) -> Result<Vec<StagePackage>> {
         let c = self.pool.get().await?;
-        let rows = c.query(&stage_copies_sql("$1"), &[&id]).await?;
-        let copies = rows.iter().map(crate::rows::stage_copy).collect::<Result<Vec<_>>>()?;
-        Ok(first_copies(copies))
+        let rows = c.query(&stage_packages_sql().replace("?1", "$1"), &[&id]).await?;
+        rows.iter().map(crate::rows::stage_package).collect()
     }
 
+    async fn stage_request_counts(&self, id: i64) -> Result<Option<(String, Vec<(StageState, u64)>)>> {
+        let c = self.pool.get().await?;
+        let Some(owner) = c
+            .query_opt("SELECT owner FROM stage_requests WHERE id = $1", &[&id])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let rows = c
+            .query(
+                "SELECT state, COUNT(*) FROM stage_files WHERE request = $1 GROUP BY state",
+                &[&id],
+            )
+            .await?;
+        let mut counts = Vec::new();
+        for r in &rows {
+            let state: String = r.get(0);
+            counts.push((state.parse().map_err(CatalogError::Invalid)?, r.get::<_, i64>(1) as u64));
+        }
+        Ok(Some((owner.get(0), counts)))
+    }
     async fn settle_open_stage_files(&self, at: Timestamp) -> Result<u64> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;

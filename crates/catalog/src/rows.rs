@@ -29,14 +29,21 @@ pub(crate) const COPY_ORDER: &str = "p.bad IS NOT NULL, \
      (SELECT v.state FROM volumes v WHERE v.label = p.volume) NOT IN ('appendable', 'full', 'readonly'), \
      p.created, p.id";
 
-/// The query both backends run (placeholders differ only by name): the
-/// good copies of a request's files, each file's first copy first.
-pub(crate) fn stage_copies_sql(placeholder: &str) -> String {
+/// The query of [`crate::StageCatalog::stage_request_packages`] (`?1`:
+/// the request): each file's first good copy ([`COPY_ORDER`]), summed per
+/// package.
+pub(crate) fn stage_packages_sql() -> String {
     format!(
-        "SELECT {}, f.file_id, f.state, m.size FROM stage_files f \
-         JOIN members m ON m.file_id = f.file_id JOIN packages p ON p.id = m.package AND p.bad IS NULL \
-         WHERE f.request = {placeholder} ORDER BY {COPY_ORDER}",
-        PACKAGE_COLS
+        "WITH c AS (SELECT f.state, m.size, p.id AS pkg, \
+               ROW_NUMBER() OVER (PARTITION BY f.file_id ORDER BY {COPY_ORDER}) AS rk \
+               FROM stage_files f JOIN members m ON m.file_id = f.file_id \
+               JOIN packages p ON p.id = m.package AND p.bad IS NULL WHERE f.request = ?1), \
+         d AS (SELECT pkg, CAST(SUM(size) AS BIGINT) AS bytes, \
+               CAST(SUM(CASE WHEN state = 'COMPLETED' THEN size ELSE 0 END) AS BIGINT) AS done, \
+               MAX(CASE WHEN state IN ('SUBMITTED', 'STARTED') THEN 1 ELSE 0 END) AS open \
+               FROM c WHERE rk = 1 GROUP BY pkg) \
+         SELECT {PACKAGE_COLS}, d.bytes, d.done, d.open FROM d JOIN packages p ON p.id = d.pkg \
+         ORDER BY p.volume, p.seq"
     )
 }
 
@@ -264,14 +271,14 @@ pub(crate) fn package<R: Columns>(r: &R) -> Result<Package, R::Error> {
     })
 }
 
-/// A row of [`stage_copies_sql`]: the package, then the file.
-pub(crate) fn stage_copy<R: Columns>(r: &R) -> Result<crate::stage::StageCopy, R::Error> {
+/// A row of [`stage_packages_sql`]: the package, then its sums.
+pub(crate) fn stage_package<R: Columns>(r: &R) -> Result<crate::stage::StagePackage, R::Error> {
     const N: usize = PACKAGE_NCOLS;
-    Ok(crate::stage::StageCopy {
+    Ok(crate::stage::StagePackage {
         package: package(r)?,
-        file_id: FileId::parse(&r.text(N)?).ok_or_else(|| r.invalid(N, "not a file id".into()))?,
-        state: r.text(N + 1)?.parse().map_err(|e: String| r.invalid(N + 1, e))?,
-        size: r.int(N + 2)? as u64,
+        bytes: r.int(N)? as u64,
+        bytes_done: r.int(N + 1)? as u64,
+        open: r.int(N + 2)? != 0,
     })
 }
 

@@ -156,6 +156,19 @@ impl Catalog for SqliteCatalog {
         "sqlite"
     }
 
+    async fn release_memory(&self) {
+        let (writer, readers) = (self.writer.clone(), self.readers.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let conns = std::iter::once(&*writer).chain(readers.iter());
+            for c in conns {
+                if let Ok(c) = c.try_lock() {
+                    let _ = c.execute_batch("PRAGMA shrink_memory");
+                }
+            }
+        })
+        .await;
+    }
+
     async fn walk(&self, path: &NsPath) -> Result<Vec<Node>> {
         let path = path.clone();
         self.read(move |c| {

@@ -1,9 +1,9 @@
 //! Stage requests in the SQLite catalog.
 
-use crate::rows::{open_stage_packages_sql, stage_copies_sql, PACKAGE_WANTED_SQL, SETTLE_OPEN_SQL};
+use crate::rows::{open_stage_packages_sql, stage_packages_sql, PACKAGE_WANTED_SQL, SETTLE_OPEN_SQL};
 use crate::sqlite_common::next_id;
 use crate::stage::{
-    first_copies, within_open_limit, NewStageFile, StageCatalog, StageCopy, StageFile, StageRequest, StageState,
+    within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
     OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
@@ -111,6 +111,16 @@ impl StageCatalog for SqliteCatalog {
     async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
         let ids = ids.to_vec();
         self.write(move |tx| release_holds(tx, request, &ids)).await
+    }
+
+    async fn release_request(&self, id: i64) -> Result<usize> {
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "UPDATE stage_files SET held_until = NULL WHERE request = ?1 AND held_until IS NOT NULL",
+                [id],
+            )?)
+        })
+        .await
     }
 
     async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>> {
@@ -266,15 +276,34 @@ impl StageCatalog for SqliteCatalog {
         .await
     }
 
-    async fn stage_request_copies(&self, id: i64) -> Result<Vec<StageCopy>> {
+    async fn stage_request_packages(&self, id: i64) -> Result<Vec<StagePackage>> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(&stage_copies_sql("?1"))?;
-            let rows = st.query_map([id], |r| crate::rows::stage_copy(r))?;
-            Ok(first_copies(rows.collect::<rusqlite::Result<_>>()?))
+            let mut st = c.prepare_cached(&stage_packages_sql())?;
+            let rows = st.query_map([id], |r| crate::rows::stage_package(r))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
 
+    async fn stage_request_counts(&self, id: i64) -> Result<Option<(String, Vec<(StageState, u64)>)>> {
+        self.read(move |c| {
+            let owner: Option<String> = c
+                .prepare_cached("SELECT owner FROM stage_requests WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            let Some(owner) = owner else { return Ok(None) };
+            let mut st =
+                c.prepare_cached("SELECT state, COUNT(*) FROM stage_files WHERE request = ?1 GROUP BY state")?;
+            let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut counts = Vec::new();
+            for r in rows {
+                let (state, n) = r?;
+                counts.push((state.parse().map_err(CatalogError::Invalid)?, n as u64));
+            }
+            Ok(Some((owner, counts)))
+        })
+        .await
+    }
     async fn settle_open_stage_files(&self, at: Timestamp) -> Result<u64> {
         self.write(move |tx| {
             let mut requests = Vec::new();

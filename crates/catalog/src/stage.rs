@@ -139,6 +139,9 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// on the files `ids`; returns how many holds ended.
     async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize>;
 
+    /// Ends every hold of request `id` on its files; returns how many.
+    async fn release_request(&self, id: i64) -> Result<usize>;
+
     /// A request with its files.
     async fn stage_request(&self, id: i64) -> Result<Option<StageRequest>>;
 
@@ -182,27 +185,28 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// members is open in some request).
     async fn stage_packages_wanted(&self, packages: &[String]) -> Result<Vec<String>>;
 
-    /// The tape copies behind request `id`'s files, for its progress: per
-    /// file (with a file id) its state, size and FIRST tape copy's package
-    /// (files with none are left out). One query, any number of files.
-    async fn stage_request_copies(&self, id: i64) -> Result<Vec<StageCopy>>;
+    /// The packages behind request `id`'s files, for its progress: each
+    /// file's FIRST good tape copy (files with none are left out), summed
+    /// per package in the catalog (a request of a million files comes back
+    /// as its packages, not its files), in volume and tape order.
+    async fn stage_request_packages(&self, id: i64) -> Result<Vec<StagePackage>>;
+
+    /// Request `id`'s owner and how many of its files are in each state,
+    /// counted in the catalog; `None` if there is no such request.
+    async fn stage_request_counts(&self, id: i64) -> Result<Option<(String, Vec<(StageState, u64)>)>>;
 }
 
-/// A file of a stage request and the package its first tape copy is in.
+/// A package behind a stage request's files: how many bytes of the
+/// request's files its copies hold, of them COMPLETED, and whether one of
+/// those files is still open.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StageCopy {
-    pub file_id: FileId,
-    pub state: StageState,
-    pub size: u64,
+pub struct StagePackage {
     pub package: crate::Package,
+    pub bytes: u64,
+    pub bytes_done: u64,
+    pub open: bool,
 }
 
 /// The query of [`StageCatalog::uncached_members`] (`?1`: the package).
 pub(crate) const UNCACHED_MEMBERS_SQL: &str = "SELECT m.file_id FROM members m JOIN nodes n ON n.file_id = m.file_id \
      WHERE m.package = ?1 AND NOT n.cached";
-
-/// Keeps each file's first copy (rows come in package creation order).
-pub(crate) fn first_copies(rows: Vec<StageCopy>) -> Vec<StageCopy> {
-    let mut seen = std::collections::HashSet::new();
-    rows.into_iter().filter(|c| seen.insert(c.file_id)).collect()
-}

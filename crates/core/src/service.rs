@@ -244,6 +244,7 @@ impl Service {
                 catalog: catalog.clone(),
                 node: node.clone(),
                 instance,
+                beats: 0,
                 every: CATALOG_STALE / 6,
             },
         );

@@ -11,7 +11,7 @@
 use crate::auth::Principal;
 use crate::service::Service;
 use crate::{Error, Result};
-use bale_catalog::{NewStageFile, StageRequest, StageState};
+use bale_catalog::{NewStageFile, StageFile, StageRequest, StageState};
 use bale_util::{FileId, NsPath, Timestamp};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -42,6 +42,13 @@ fn new_stage_file(path: String, resolved: Result<bale_catalog::Node>) -> NewStag
             error: None,
         },
         Err(e) => {
+            // The row has the path: the reason need not say it again (a
+            // million missing files, a million copies of their paths).
+            let msg = e.to_string();
+            let error = match msg.strip_prefix(path.as_str()) {
+                Some(rest) if !path.is_empty() => rest.trim_start().to_string(),
+                _ => msg,
+            };
             let mut path = path;
             if path.len() > KEPT_PATH {
                 let mut end = KEPT_PATH;
@@ -56,7 +63,7 @@ fn new_stage_file(path: String, resolved: Result<bale_catalog::Node>) -> NewStag
                 path,
                 file_id: None,
                 state: StageState::Failed,
-                error: Some(e.to_string()),
+                error: Some(error),
             }
         }
     }
@@ -102,6 +109,11 @@ impl Service {
             )
             .await?;
         bale_util::crash::point("stage.accepted");
+        if n >= INTAKE_SLICE {
+            // What the intake held is free now: given back, not kept.
+            self.catalog().release_memory().await;
+            bale_util::mem::trim_later().await;
+        }
         tracing::debug!(
             "stage request {id}: {n} files resolved in {:.3} s, recorded in {:.3} s",
             resolved.as_secs_f64(),
@@ -118,25 +130,39 @@ impl Service {
             .stage_request(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
-        if req.owner != who.user && !crate::perms::sees_everything(who) {
-            return Err(Error::Forbidden(format!(
-                "stage request {id} is {}'s: only its requester or an administrator may see or change it",
-                req.owner
-            )));
-        }
+        self.may_see_request(who, id, &req.owner)?;
         Ok(req)
     }
 
-    /// `paths` of request `id`, each required to be in it (else nothing changes).
-    async fn request_paths(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<StageRequest> {
-        let req = self.stage_status(who, id).await?;
-        if let Some(paths) = paths {
-            let known: HashSet<&str> = req.files.iter().map(|f| f.path.as_str()).collect();
-            if let Some(p) = paths.iter().find(|p| !known.contains(p.as_str())) {
-                return Err(Error::BadRequest(format!("{p} is not in stage request {id}")));
-            }
+    /// Only a request's requester or an administrator sees or changes it.
+    fn may_see_request(&self, who: &Principal, id: i64, owner: &str) -> Result<()> {
+        if owner != who.user && !crate::perms::sees_everything(who) {
+            return Err(Error::Forbidden(format!(
+                "stage request {id} is {owner}'s: only its requester or an administrator may see or change it"
+            )));
         }
-        Ok(req)
+        Ok(())
+    }
+
+    /// `paths` of request `id`, each required to be in it (else nothing
+    /// changes); the request's files for that check (none without paths:
+    /// then only the owner is checked, not a million rows read).
+    async fn request_paths(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<Vec<StageFile>> {
+        let Some(paths) = paths else {
+            let (owner, _) = self
+                .catalog()
+                .stage_request_counts(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
+            self.may_see_request(who, id, &owner)?;
+            return Ok(Vec::new());
+        };
+        let req = self.stage_status(who, id).await?;
+        let known: HashSet<&str> = req.files.iter().map(|f| f.path.as_str()).collect();
+        if let Some(p) = paths.iter().find(|p| !known.contains(p.as_str())) {
+            return Err(Error::BadRequest(format!("{p} is not in stage request {id}")));
+        }
+        Ok(req.files)
     }
 
     /// Cancels the open files of a request (`paths` of it, or all). The
@@ -158,11 +184,13 @@ impl Service {
     /// Releases the request's holds (on `paths`, or all): those files may
     /// be purged again. Pins and other requests' holds stay.
     pub async fn release_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
-        let req = self.request_paths(who, id, paths).await?;
-        let ids: Vec<FileId> = req
-            .files
+        let files = self.request_paths(who, id, paths).await?;
+        let Some(paths) = paths else {
+            return Ok(self.catalog().release_request(id).await?);
+        };
+        let ids: Vec<FileId> = files
             .iter()
-            .filter(|f| paths.is_none_or(|p| p.contains(&f.path)))
+            .filter(|f| paths.contains(&f.path))
             .filter_map(|f| f.file_id)
             .collect();
         Ok(self.catalog().release_holds(Some(id), &ids).await?)
@@ -173,6 +201,10 @@ impl Service {
         self.cancel_stage(who, id, None).await?;
         self.release_stage(who, id, None).await?;
         self.catalog().delete_stage_request(id).await?;
+        // A large request's rows leave memory behind in the catalog's
+        // caches and the allocator: given back now.
+        self.catalog().release_memory().await;
+        bale_util::mem::trim_later().await;
         Ok(())
     }
 }
@@ -204,33 +236,33 @@ pub struct StageProgress {
 impl Service {
     /// A request's progress (for its requester or an administrator).
     pub async fn stage_progress(&self, who: &Principal, id: i64) -> Result<StageProgress> {
-        let req = self.stage_status(who, id).await?;
-        let copies = self.catalog().stage_request_copies(id).await?;
-        let mut p = StageProgress {
-            files: req.files.len() as u64,
-            ..Default::default()
-        };
-        for f in &req.files {
-            match f.state {
-                StageState::Completed => p.files_done += 1,
-                StageState::Failed => p.files_failed += 1,
-                StageState::Cancelled => p.files_cancelled += 1,
+        // Counted and summed in the catalog: a poll of a request of a
+        // million files costs its packages, not its files.
+        let (owner, counts) = self
+            .catalog()
+            .stage_request_counts(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
+        self.may_see_request(who, id, &owner)?;
+        let mut p = StageProgress::default();
+        for (state, n) in counts {
+            p.files += n;
+            match state {
+                StageState::Completed => p.files_done += n,
+                StageState::Failed => p.files_failed += n,
+                StageState::Cancelled => p.files_cancelled += n,
                 _ => {}
             }
         }
-        // Per package: open or not; per volume: any package open.
-        let mut packages: std::collections::HashMap<&str, (&bale_catalog::Package, bool)> = Default::default();
-        for c in &copies {
-            p.bytes += c.size;
-            if c.state == StageState::Completed {
-                p.bytes_done += c.size;
-            }
-            let e = packages.entry(c.package.id.as_str()).or_insert((&c.package, false));
-            e.1 |= c.state.is_open();
+        let packages = self.catalog().stage_request_packages(id).await?;
+        for sp in &packages {
+            p.bytes += sp.bytes;
+            p.bytes_done += sp.bytes_done;
         }
         let mut volumes: std::collections::HashMap<&str, bool> = Default::default();
         let mut left = Vec::new();
-        for (pkg, open) in packages.values() {
+        for sp in &packages {
+            let (pkg, open) = (&sp.package, &sp.open);
             *volumes.entry(pkg.volume.as_str()).or_default() |= *open;
             if *open {
                 left.push(bale_tape::PendingPackage {

@@ -138,6 +138,7 @@ pub(crate) struct Heartbeat {
     pub node: String,
     /// This start of the node.
     pub instance: String,
+    pub beats: u64,
     pub every: Duration,
 }
 
@@ -159,6 +160,14 @@ impl Worker for Heartbeat {
             .heartbeat(&self.node, &self.instance, Timestamp::now())
             .await
             .map_err(|e| format!("cannot record this node's heartbeat in the catalog: {e}"))?;
+        // Now and then, what bursts of work freed goes back to the system:
+        // the catalog's caches beyond their working set, the allocator's
+        // free pages.
+        self.beats += 1;
+        if self.beats.is_multiple_of(3) {
+            self.catalog.release_memory().await;
+            bale_util::mem::trim_later().await;
+        }
         if !held {
             // Silent too long (a frozen process), and another process
             // claimed the catalog meanwhile. Fencing its work is the

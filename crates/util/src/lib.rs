@@ -12,6 +12,7 @@ pub mod dirlock;
 pub mod durable;
 pub mod fileid;
 pub mod human;
+pub mod mem;
 pub mod path;
 pub mod throttle;
 pub mod time;

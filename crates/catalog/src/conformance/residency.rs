@@ -228,6 +228,10 @@ pub async fn stage_requests_hold_their_files(c: &dyn Catalog) {
         c.purge_candidates(t(160), 10).await.unwrap().is_empty(),
         "f0 pinned, f1 held"
     );
+    // A whole request's holds end at once; a second release finds none.
+    assert_eq!(c.release_request(r4).await.unwrap(), 1);
+    assert_eq!(c.release_request(r4).await.unwrap(), 0);
+    assert_eq!(names(c.purge_candidates(t(160), 10).await.unwrap()), ["f1"]);
     assert!(c.delete_stage_request(r4).await.unwrap());
     assert_eq!(names(c.purge_candidates(t(160), 10).await.unwrap()), ["f1"]);
 

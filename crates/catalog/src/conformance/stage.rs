@@ -219,21 +219,32 @@ pub async fn stage_requests_know_their_packages(c: &dyn Catalog) {
         .await
         .unwrap();
     c.stage_files_finished(&[ids[1]], t(20), None).await.unwrap();
-    let mut copies = c.stage_request_copies(r).await.unwrap();
-    copies.sort_by_key(|c| c.size);
-    let got: Vec<(FileId, StageState, u64, &str, u32)> = copies
+    let packages = c.stage_request_packages(r).await.unwrap();
+    let got: Vec<(&str, u32, u64, u64, bool)> = packages
         .iter()
-        .map(|c| (c.file_id, c.state, c.size, c.package.volume.as_str(), c.package.seq))
+        .map(|p| (p.package.volume.as_str(), p.package.seq, p.bytes, p.bytes_done, p.open))
         .collect();
     assert_eq!(
         got,
+        [("VL0001", 0, 100, 0, true), ("VL0001", 1, 200, 200, false)],
+        "f0's first copy only, f1's done, f2 (no copy) left out"
+    );
+    assert_eq!(packages[0].package.id, format!("pkg-{}", ids[0]), "the first copy");
+    assert!(c.stage_request_packages(r + 1000).await.unwrap().is_empty());
+    let (owner, mut counts) = c.stage_request_counts(r).await.unwrap().unwrap();
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(owner, "alice");
+    assert_eq!(
+        counts,
         [
-            (ids[0], StageState::Submitted, 100, "VL0001", 0),
-            (ids[1], StageState::Completed, 200, "VL0001", 1),
+            (StageState::Completed, 1),
+            (StageState::Failed, 1),
+            (StageState::Submitted, 2)
         ]
     );
-    assert_eq!(copies[0].package.id, format!("pkg-{}", ids[0]), "the first copy");
-    assert!(c.stage_request_copies(r + 1000).await.unwrap().is_empty());
+    assert!(c.stage_request_counts(r + 1000).await.unwrap().is_none());
+    let copies = packages;
+
     // Every copy's volume, in bulk: f0 has two, f1 one, f2 none.
     let mut vols = c.copy_volumes(&ids).await.unwrap();
     vols.sort();

@@ -218,7 +218,9 @@ fn rss(pid: u32) -> Result<(u64, u64)> {
 /// done, released and deleted.
 async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> Result<()> {
     let mb = |b: u64| b as f64 / 1e6;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Measured idle, a minute after the setup's work (the server gives
+    // freed memory back once a minute), as the "after" is.
+    tokio::time::sleep(Duration::from_secs(65)).await;
     let (before, _) = rss(pid)?;
     // Resets the peak to the current resident set (Linux 4.0+).
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting the peak RSS")?;
@@ -237,6 +239,9 @@ async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> R
         .await;
     let v: Value = check(r, "stage").await?.json().await?;
     let accepted = t.elapsed().as_secs_f64();
+    // The intake's own peak, apart from the staging's.
+    let (_, intake_peak) = rss(pid)?;
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting the peak RSS")?;
     let id = v["id"].as_i64().context("no request id")?;
     loop {
         let v: Value = c.get_json(&format!("stage/{id}/progress"), &[]).await?;
@@ -246,7 +251,8 @@ async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> R
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let done = t.elapsed().as_secs_f64();
-    let (_, peak) = rss(pid)?;
+    let (_, stage_peak) = rss(pid)?;
+    let peak = intake_peak.max(stage_peak);
     let _: Value = c.post_json(&format!("stage/{id}/release"), &json!({})).await?;
     check(
         c.request(Method::DELETE, &c.api(&format!("stage/{id}"))).send().await,
@@ -255,6 +261,30 @@ async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> R
     .await?;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (after, _) = rss(pid)?;
+    if std::env::var_os("BALE_BENCH_SMAPS").is_some() {
+        // Where the resident set is: the largest mappings.
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
+        let mut maps: Vec<(u64, String)> = Vec::new();
+        let mut name = String::new();
+        for line in smaps.lines() {
+            if line.contains('-') && line.split_whitespace().count() >= 5 && !line.contains(':')
+                || line
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|f| f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            {
+                name = line.to_string();
+            } else if let Some(kb) = line.strip_prefix("Rss:") {
+                let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                maps.push((kb, name.clone()));
+            }
+        }
+        maps.sort_by(|a, b| b.0.cmp(&a.0));
+        for (kb, m) in maps.iter().take(12) {
+            eprintln!("  {kb:>8} kB {m}");
+        }
+        eprintln!("  threads: {}", std::fs::read_dir(format!("/proc/{pid}/task"))?.count());
+    }
     println!(
         "intake memory: one stage request of {} paths ({real} files on tape only)",
         paths.len()
@@ -262,7 +292,18 @@ async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> R
     println!("  accepted in {accepted:.2} s; every file on disk after {done:.1} s");
     println!("  server RSS before:                  {:8.1} MB", mb(before));
     println!(
-        "  peak while taking it in and staging: {:8.1} MB (+{:.1} MB, {:.0} bytes a path)",
+        "  peak while taking it in:             {:8.1} MB (+{:.1} MB, {:.0} bytes a path)",
+        mb(intake_peak),
+        mb(intake_peak.saturating_sub(before)),
+        intake_peak.saturating_sub(before) as f64 / paths.len() as f64
+    );
+    println!(
+        "  peak while staging its files:        {:8.1} MB (+{:.1} MB)",
+        mb(stage_peak),
+        mb(stage_peak.saturating_sub(before))
+    );
+    println!(
+        "  peak of both:                        {:8.1} MB (+{:.1} MB, {:.0} bytes a path)",
         mb(peak),
         mb(peak.saturating_sub(before)),
         peak.saturating_sub(before) as f64 / paths.len() as f64
