@@ -267,19 +267,16 @@ async fn memory(c: &crate::Client, pid: u32, paths: &[String], real: usize) -> R
         let mut maps: Vec<(u64, String)> = Vec::new();
         let mut name = String::new();
         for line in smaps.lines() {
-            if line.contains('-') && line.split_whitespace().count() >= 5 && !line.contains(':')
-                || line
-                    .split_whitespace()
-                    .next()
-                    .is_some_and(|f| f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
-            {
+            // A mapping's header starts with its address range ("7f..-7f..").
+            let first = line.split_whitespace().next().unwrap_or("");
+            if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
                 name = line.to_string();
             } else if let Some(kb) = line.strip_prefix("Rss:") {
                 let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
                 maps.push((kb, name.clone()));
             }
         }
-        maps.sort_by(|a, b| b.0.cmp(&a.0));
+        maps.sort_by_key(|m| std::cmp::Reverse(m.0));
         for (kb, m) in maps.iter().take(12) {
             eprintln!("  {kb:>8} kB {m}");
         }
