@@ -18,6 +18,34 @@ pub(crate) struct JsonObject<T>(pub T);
 /// (`[server] bulk_body_limit`).
 pub(crate) struct BulkObject<T>(pub T);
 
+/// The body of a request that takes none (a drive's state, an alarm's
+/// acknowledgement): empty, or the empty JSON object `{}`; anything else is
+/// refused (400), not ignored.
+pub(crate) struct NoBody;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+impl FromRequest<AppState> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, ApiError> {
+        let has_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+            || req.headers().contains_key(header::TRANSFER_ENCODING);
+        if !has_body {
+            return Ok(NoBody);
+        }
+        read::<Empty>(req, 1024, "json_body_limit")
+            .await
+            .map(|_| NoBody)
+            .map_err(|e| ApiError::bad_request(format!("this request takes no body (or {{}}): {}", e.detail)))
+    }
+}
+
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonObject<T> {
     type Rejection = ApiError;
 

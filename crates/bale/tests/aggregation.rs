@@ -394,7 +394,7 @@ fn policy_administration_queue_flush_and_deletes_before_and_after_packing() {
     assert_eq!(shown["members"].as_array().unwrap().len(), 5);
     let text = s.run(&["package", "show", &id]);
     assert!(
-        text.contains("(deleted)") && text.contains("dead: 1 member, 1003 bytes"),
+        text.contains("(deleted)") && text.contains("dead: 1 member, 1.00 kB"),
         "{text}"
     );
 

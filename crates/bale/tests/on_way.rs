@@ -233,7 +233,7 @@ fn stranded_files_found_alarmed_and_queued(catalog: Catalog) {
     let alarms = s.api_get("alarms");
     let msg = alarms[0]["message"].as_str().unwrap();
     assert!(
-        msg.contains("2 file(s) were on no way to tape") && msg.contains("/s/pooled") && msg.contains("/s/direct"),
+        msg.contains("2 files on no way to tape") && msg.contains("/s/pooled") && msg.contains("/s/direct"),
         "{alarms}"
     );
     assert_eq!(stat(&s, "/s/pooled")["archive"]["state"], "pooled");

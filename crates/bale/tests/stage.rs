@@ -298,7 +298,7 @@ fn pins_hold_files_against_purges(catalog: Catalog) {
         .output()
         .unwrap();
     common::assert_ok(&out, "pin");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 1 file for 1h"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pinned 1 file for 1 hour"));
     // A user pins under their own name only.
     let out = s
         .bale_as(&alice)

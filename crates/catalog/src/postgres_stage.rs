@@ -2,8 +2,8 @@
 
 use crate::rows::{open_stage_packages_sql, stage_packages_sql, SETTLE_OPEN_SQL};
 use crate::stage::{
-    within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
-    OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
+    new_open, within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
+    FORGET_SQL, OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -89,7 +89,7 @@ impl StageCatalog for PostgresCatalog {
                 .query_one(&OPEN_OF_OWNER_SQL.replace("?1", "$1"), &[&owner])
                 .await?
                 .get(0);
-            let new = files.iter().filter(|f| f.state.is_open()).count() as u64;
+            let new = new_open(&files);
             within_open_limit(owner, open as u64, new, max_open)?;
         }
         let id: i64 = tx
@@ -167,6 +167,27 @@ impl StageCatalog for PostgresCatalog {
     async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
         let c = self.pool.get().await?;
         release_holds(&c, request, ids).await
+    }
+
+    async fn forget_finished_stage_requests(&self, before: Timestamp, now: Timestamp) -> Result<u64> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let ids: Vec<i64> = tx
+            .query(
+                &FORGET_SQL.replace("?1", "$1").replace("?2", "$2"),
+                &[&before.0, &now.0],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        lock_requests(&tx, &ids).await?;
+        tx.execute("DELETE FROM stage_files WHERE request = ANY($1)", &[&ids])
+            .await?;
+        tx.execute("DELETE FROM stage_requests WHERE id = ANY($1)", &[&ids])
+            .await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
     }
 
     async fn release_request(&self, id: i64) -> Result<usize> {

@@ -3,8 +3,8 @@
 use crate::rows::{open_stage_packages_sql, stage_packages_sql, PACKAGE_WANTED_SQL, SETTLE_OPEN_SQL};
 use crate::sqlite_common::next_id;
 use crate::stage::{
-    within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
-    OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
+    new_open, within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
+    FORGET_SQL, OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -69,7 +69,7 @@ impl StageCatalog for SqliteCatalog {
                 let open: i64 = tx
                     .prepare_cached(OPEN_OF_OWNER_SQL)?
                     .query_row([&owner], |r| r.get(0))?;
-                let new = files.iter().filter(|f| f.state.is_open()).count() as u64;
+                let new = new_open(&files);
                 within_open_limit(&owner, open as u64, new, max_open)?;
             }
             let id = next_id(tx, "stage_requests")?;
@@ -111,6 +111,23 @@ impl StageCatalog for SqliteCatalog {
     async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
         let ids = ids.to_vec();
         self.write(move |tx| release_holds(tx, request, &ids)).await
+    }
+
+    async fn forget_finished_stage_requests(&self, before: Timestamp, now: Timestamp) -> Result<u64> {
+        self.write(move |tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached(FORGET_SQL)?
+                .query_map(params![before.0, now.0], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut files = tx.prepare_cached("DELETE FROM stage_files WHERE request = ?1")?;
+            let mut reqs = tx.prepare_cached("DELETE FROM stage_requests WHERE id = ?1")?;
+            for id in &ids {
+                files.execute([id])?;
+                reqs.execute([id])?;
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
     }
 
     async fn release_request(&self, id: i64) -> Result<usize> {

@@ -66,15 +66,33 @@ impl fmt::Display for StageState {
 
 /// The files a user has open in stage requests (the query both backends
 /// run; `?1`: the owner).
-pub(crate) const OPEN_OF_OWNER_SQL: &str = "SELECT COUNT(*) FROM stage_files f JOIN stage_requests r \
+pub(crate) const OPEN_OF_OWNER_SQL: &str = "SELECT COUNT(DISTINCT f.file_id) FROM stage_files f JOIN stage_requests r \
      ON r.id = f.request WHERE r.owner = ?1 AND f.state IN ('SUBMITTED', 'STARTED')";
+
+/// The open files a new request adds: each file once, however often it
+/// is named.
+pub(crate) fn new_open(files: &[NewStageFile]) -> u64 {
+    let open: std::collections::HashSet<_> = files
+        .iter()
+        .filter(|f| f.state.is_open())
+        .filter_map(|f| f.file_id)
+        .collect();
+    open.len() as u64
+}
+
+/// Finished requests whose holds have all ended, completed before `?1`,
+/// at most 1,000 of them (`?2`: now): what the stage worker forgets.
+pub(crate) const FORGET_SQL: &str = "SELECT id FROM stage_requests r WHERE r.completed IS NOT NULL \
+     AND r.completed < ?1 AND NOT EXISTS (SELECT 1 FROM stage_files f WHERE f.request = r.id AND f.held_until > ?2) \
+     ORDER BY r.id LIMIT 1000";
 
 /// Whether `new` more open files fit beside the `open` ones of `owner`.
 pub(crate) fn within_open_limit(owner: &str, open: u64, new: u64, max: u64) -> Result<()> {
     if new > 0 && open.saturating_add(new) > max {
         return Err(crate::CatalogError::Limit(format!(
-            "{owner} has {open} file(s) open in stage requests and this request would add {new}: \
-             at most {max} may be open at once; wait for some to finish (or cancel some) and send it again"
+            "{owner} has {} open in stage requests and this request would add {new}: \
+             at most {max} may be open at once; wait for some to finish (or cancel some) and send it again",
+            bale_util::human::plural(open, "file")
         )));
     }
     Ok(())
@@ -160,6 +178,11 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// Cancels the open files of request `id` (those whose path is in
     /// `paths`, or all). Returns how many were cancelled.
     async fn cancel_stage_files(&self, id: i64, paths: Option<&[String]>, at: Timestamp) -> Result<usize>;
+
+    /// Forgets requests finished before `before` whose holds have all
+    /// ended at `now` (a bounded batch); returns how many. Clients that
+    /// never delete their requests do not grow the catalog for ever.
+    async fn forget_finished_stage_requests(&self, before: Timestamp, now: Timestamp) -> Result<u64>;
 
     /// Deletes a request and its files. False if there was none.
     async fn delete_stage_request(&self, id: i64) -> Result<bool>;

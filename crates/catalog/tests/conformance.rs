@@ -121,6 +121,7 @@ both!(
     stage_requests_know_their_packages,
     stage_packages_come_in_windows,
     open_stage_files_are_bounded_per_user,
+    stage_requests_are_counted_once_and_forgotten,
     ids_are_never_reused,
     tape_commit_removes_exactly_its_files,
     stranded_files_are_rerouted,

@@ -86,8 +86,8 @@ enum Command {
     /// Take a drive offline or bring it online (administrators).
     Drive(On<Group<cmd::tape::DriveCmd>>),
     /// Show the alarms not yet acknowledged (failed writes and reads, bad
-    /// checksums, worn volumes, failed drives, dead workers); `--all` too
-    /// the acknowledged ones (administrators).
+    /// checksums, worn volumes, failed drives, dead workers); with `--all`
+    /// the acknowledged ones too (administrators).
     Alarms(On<cmd::tape::AlarmsArgs>),
     /// Acknowledge an alarm (`alarm ack ID`; administrators).
     Alarm(On<Group<cmd::tape::AlarmCmd>>),
@@ -139,8 +139,13 @@ enum Command {
     /// Print a completion script for a shell (bash, zsh, fish, elvish,
     /// powershell): `bale completions bash > /etc/bash_completion.d/bale`.
     Completions { shell: clap_complete::Shell },
-    /// Print the manual page (roff): `bale man | man -l -`.
-    Man,
+    /// Print the manual page (roff): `bale man | man -l -`; with `--dir`
+    /// write it and one page per command (bale-serve.1, ...) there.
+    Man {
+        /// Write bale.1 and a page per command into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 impl Conn {
@@ -272,9 +277,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(*shell, &mut cmd, "bale", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Man => {
+        Man { dir } => {
             let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            match dir {
+                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                    clap_mangen::generate_to(cmd, dir).with_context(|| format!("cannot write to {}", dir.display()))?;
+                    println!("manual pages written to {}", dir.display());
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Token(o) => cmd::token::run(&o.conn.client()?, &o.args.cmd).await,

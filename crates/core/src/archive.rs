@@ -221,9 +221,9 @@ impl Archiver {
     /// The archiver, with the policy [`Archiver::read_policy`] read.
     pub fn new(policy: LoadedPolicy, data_dir: &Path, catalog: DynCatalog, tape: TapeSystem) -> Archiver {
         tracing::info!(
-            "aggregation policy: {}, {} rule(s)",
+            "aggregation policy: {}, {}",
             policy.origin,
-            policy.policy.rules.len()
+            bale_util::human::plural(policy.policy.rules.len() as u64, "rule")
         );
         let mut policy = policy;
         policy.warnings = small_direct_warnings(&policy.policy, tape.direct_min_size());
@@ -259,8 +259,8 @@ impl Archiver {
         });
         *self.policy.write().expect("policy lock") = loaded.clone();
         tracing::info!(
-            "aggregation policy replaced: {origin}, {} rule(s)",
-            loaded.policy.rules.len()
+            "aggregation policy replaced: {origin}, {}",
+            bale_util::human::plural(loaded.policy.rules.len() as u64, "rule")
         );
         Ok(loaded)
     }
@@ -462,12 +462,15 @@ impl Archiver {
         }
         if !report.files_rerouted.is_empty() {
             let first: Vec<&str> = report.files_rerouted.iter().take(10).map(String::as_str).collect();
-            let msg =
-                format!(
-                "{} file(s) were on no way to tape (no pool, no archive job, no tape copy) and were routed again: {}{}",
-                report.files_rerouted.len(),
+            let msg = format!(
+                "{} on no way to tape (no pool, no archive job, no tape copy), routed again: {}{}",
+                bale_util::human::plural(report.files_rerouted.len() as u64, "file"),
                 first.join(", "),
-                if report.files_rerouted.len() > first.len() { ", ..." } else { "" }
+                if report.files_rerouted.len() > first.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
             );
             tracing::error!("{msg}");
             self.catalog.raise_alarm("error", "archive", &msg).await?;

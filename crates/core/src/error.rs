@@ -39,6 +39,10 @@ pub enum Error {
     /// was kept; the same request can succeed once space is freed.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// The request is larger than bale can ever take (a body larger than
+    /// the whole cache): retrying does not help.
+    #[error("{0}")]
+    TooLarge(String),
     /// A per-user limit would be passed (open stage files): nothing was
     /// done; the same request can succeed once some of the user's work
     /// finished.

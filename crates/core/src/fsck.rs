@@ -132,11 +132,13 @@ impl Service {
                 path: None,
                 file_id: None,
                 detail: format!(
-                    "volume {} holds {media} tape file(s); the catalog records {}",
-                    v.label, v.tape_files
+                    "volume {} holds {}; the catalog records {}",
+                    v.label,
+                    bale_util::human::plural(media as u64, "tape file"),
+                    v.tape_files
                 ),
                 repair: format!(
-                    "mark the {} package(s) of the missing tape files bad: their files are rewritten from good copies",
+                    "mark the packages of the missing tape files bad ({}): their files are rewritten from good copies",
                     lost.len()
                 ),
                 repaired: false,

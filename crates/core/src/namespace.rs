@@ -335,6 +335,9 @@ impl Service {
                 "cannot move {from} onto itself: source and destination are the same"
             )));
         }
+        if to.is_root() {
+            return Err(Error::Forbidden(format!("cannot move {from} onto the root directory")));
+        }
         check_reserved(to)?;
         let node = self.entry(who, Op::Remove, from).await?;
         let target = self.authorize(who, Op::Create, to).await?;
@@ -378,6 +381,9 @@ impl Service {
     ) -> Result<bool> {
         if from == to {
             return Err(Error::Forbidden(format!("cannot copy {from} onto itself")));
+        }
+        if to.is_root() {
+            return Err(Error::Forbidden(format!("cannot copy {from} onto the root directory")));
         }
         check_reserved(to)?;
         let src = self.stat(who, from).await?;
@@ -457,6 +463,7 @@ impl Service {
                 overwrite: replaced && rel.is_empty() && !src.is_dir(),
                 declared_len: Some(node.size),
                 digest: node.adler32,
+                expects_continue: false,
             };
             self.put(who, &at(rel)?, &opts, tokio_util::io::ReaderStream::new(file))
                 .await?;

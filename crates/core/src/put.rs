@@ -27,6 +27,10 @@ pub struct PutOptions {
     pub declared_len: Option<u64>,
     /// The adler32 the client declared (`Digest: adler32=...`).
     pub digest: Option<Adler32>,
+    /// The client waits for `100 Continue` before it sends the body: no
+    /// byte of it is read before every check passed (a small body is
+    /// otherwise written while the checks run).
+    pub expects_continue: bool,
 }
 
 impl Service {
@@ -54,9 +58,10 @@ impl Service {
     }
 
     /// Whether a body of `len` bytes fits on the cache's filesystem now
-    /// (507 otherwise, naming both). A body that would fit an empty cache
-    /// means the cache is full, which raises the cache-full alarm; one
-    /// larger than the whole filesystem is only the request's problem.
+    /// (507 otherwise, naming both; 413 for a body larger than the whole
+    /// filesystem, which no retry helps). The cache-full alarm is raised
+    /// only when the filesystem is nearly full (less than a tenth free): a
+    /// user cannot raise it by announcing a large body.
     pub async fn room_for(&self, len: u64) -> Result<()> {
         let (free, total) = self
             .cache
@@ -67,14 +72,19 @@ impl Service {
         }
         let (free, len_h, total_h) = (Size(free), Size(len), Size(total));
         if len > total {
-            return Err(Error::InsufficientStorage(format!(
+            return Err(Error::TooLarge(format!(
                 "this body is {len_h}, more than the whole cache filesystem ({total_h}) holds: nothing was received"
             )));
         }
-        self.cache_full_alarm().await;
+        if free.0 < total / 10 {
+            self.cache_full_alarm().await;
+            return Err(Error::InsufficientStorage(format!(
+                "the cache is full: it has {free} free and this body is {len_h}; nothing was received; \
+                 retry once space is freed"
+            )));
+        }
         Err(Error::InsufficientStorage(format!(
-            "the cache is full: it has {free} free and this body is {len_h}; nothing was received; \
-             retry once space is freed"
+            "the cache has {free} free and this body is {len_h}: nothing was received; retry once space is freed"
         )))
     }
 
@@ -133,7 +143,7 @@ impl Service {
         // checks run: they cost as much as the write, and a refused file's
         // staged data is removed again when dropped. A large body is
         // received only after the checks passed.
-        let small = opts.declared_len.is_some_and(|n| n <= SMALL_BODY);
+        let small = opts.declared_len.is_some_and(|n| n <= SMALL_BODY) && !opts.expects_continue;
         let mut ingest = std::pin::pin!(ingest);
         let early = if small {
             futures::poll!(ingest.as_mut())

@@ -170,9 +170,9 @@ async fn rebuild(
             let entries = catalog.list(ROOT_ID, None, 1).await?;
             if !known.is_empty() || !entries.is_empty() {
                 return Err(Error::Conflict(format!(
-                    "recover --all rebuilds into an empty catalog; this one has {} volume(s) and {} \
+                    "recover --all rebuilds into an empty catalog; this one has {} and {} \
                      (use an empty data directory or database, or recover --volume)",
-                    known.len(),
+                    bale_util::human::plural(known.len() as u64, "volume"),
                     if entries.is_empty() { "no entries" } else { "entries" }
                 )));
             }
@@ -181,9 +181,9 @@ async fn rebuild(
             if let Some(v) = known.iter().find(|v| &v.label == l) {
                 if v.tape_files > 0 {
                     return Err(Error::Conflict(format!(
-                        "volume {l} has {} tape file(s) in the catalog already; recover reads volumes the \
+                        "volume {l} has {} in the catalog already; recover reads volumes the \
                          catalog does not know",
-                        v.tape_files
+                        bale_util::human::plural(v.tape_files as u64, "tape file")
                     )));
                 }
             }

@@ -256,6 +256,8 @@ impl Service {
                 stager: stager.clone(),
                 every: Duration::from_secs(10),
                 submitted: 0,
+                keep_finished: Duration::from_secs(config.stage.keep_finished_s),
+                forgot_at: None,
             },
         );
         workers.spawn(

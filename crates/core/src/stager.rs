@@ -489,13 +489,27 @@ pub(crate) struct StageWorker {
     pub stager: Arc<Stager>,
     pub every: Duration,
     pub submitted: u64,
+    /// How long finished requests are kept.
+    pub keep_finished: Duration,
+    pub forgot_at: Option<std::time::Instant>,
 }
 
 impl StageWorker {
     async fn round(&mut self) -> Result<()> {
         // Files that need no stage (deleted, cached, no good copy) are
         // finished in the catalog, set-based: none of them comes here.
-        self.catalog.settle_open_stage_files(Timestamp::now()).await?;
+        let now = Timestamp::now();
+        self.catalog.settle_open_stage_files(now).await?;
+        // Requests finished long ago, their holds ended, are forgotten (a
+        // batch a minute).
+        if self.forgot_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            self.forgot_at = Some(std::time::Instant::now());
+            let before = Timestamp(now.0 - self.keep_finished.as_nanos() as i64);
+            let n = self.catalog.forget_finished_stage_requests(before, now).await?;
+            if n > 0 {
+                tracing::info!("forgot {n} stage request(s) finished over {:?} ago", self.keep_finished);
+            }
+        }
         // Then a window of the packages the open files need, the volumes
         // in turn and each in tape order: what is held here is bounded by
         // the window, not by the number of open files.

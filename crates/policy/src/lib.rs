@@ -32,6 +32,7 @@
 //! ```
 
 use bale_catalog::{Family, JobTarget, Tags};
+use bale_util::human::Bytes;
 use bytesize::ByteSize;
 use serde::Deserialize;
 use std::fmt;
@@ -167,14 +168,15 @@ impl Rule {
         }
         Some(format!(
             "rule {:?} (line {}) writes files {} to tape one by one: each file below tape.direct_min_size \
-             ({direct_min} bytes) costs a tape file and a file mark of seconds; give it min_size = {direct_min} \
+             ({}) costs a tape file and a file mark of seconds; give it min_size = {direct_min} \
              and an aggregate rule for the smaller ones",
             self.name,
             self.line,
             match from {
                 0 => "of any size".to_string(),
-                n => format!("from {n} bytes"),
-            }
+                n => format!("from {}", Bytes(n)),
+            },
+            Bytes(direct_min)
         ))
     }
 }
@@ -448,7 +450,8 @@ impl Policy {
                             Route::Direct,
                             format!(
                                 "size {} is at or above max_member_size {}: direct",
-                                f.size, a.max_member_size
+                                Bytes(f.size),
+                                Bytes(a.max_member_size)
                             ),
                         ),
                         Action::Aggregate(a) => (
@@ -457,7 +460,8 @@ impl Policy {
                             },
                             format!(
                                 "size {} is below max_member_size {}: aggregated",
-                                f.size, a.max_member_size
+                                Bytes(f.size),
+                                Bytes(a.max_member_size)
                             ),
                         ),
                     };
@@ -561,11 +565,11 @@ impl Rule {
             })
             .or_else(|| {
                 let lo = m.min_size?;
-                (f.size < lo.0).then(|| format!("size {} is below min_size {}", f.size, lo.0))
+                (f.size < lo.0).then(|| format!("size {} is below min_size {}", Bytes(f.size), Bytes(lo.0)))
             })
             .or_else(|| {
                 let hi = m.max_size?;
-                (f.size >= hi.0).then(|| format!("size {} is not below max_size {}", f.size, hi.0))
+                (f.size >= hi.0).then(|| format!("size {} is not below max_size {}", Bytes(f.size), Bytes(hi.0)))
             })
     }
 }

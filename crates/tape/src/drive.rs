@@ -182,9 +182,28 @@ impl Worker for DriveTask {
         }
         let max_wait = Duration::from_secs_f64(self.sys.cfg.max_wait_s.max(0.0));
         let mut full = Vec::new();
-        let work = self.lock().assign(&self.name, Instant::now(), max_wait, &mut full);
+        let (work, starved) = {
+            let mut st = self.lock();
+            let work = st.assign(&self.name, Instant::now(), max_wait, &mut full);
+            (work, std::mem::take(&mut st.newly_starved))
+        };
         for label in full {
             self.mark_full(&label, "cannot hold the next tape file").await;
+        }
+        for key in starved {
+            // The operator must act: nothing is written for the family
+            // until a volume is added (or one made writable).
+            let msg = format!(
+                "archive jobs of family {} wait: library {} has no appendable volume of the family with \
+                 room and no blank volume (bale volumes add --library {} --count N)",
+                key.family, key.library, key.library
+            );
+            tracing::error!("{msg}");
+            let _ = self
+                .sys
+                .catalog
+                .raise_alarm("error", &format!("library {}", key.library), &msg)
+                .await;
         }
         match work {
             Work::Write { volume, job } => {
@@ -194,7 +213,10 @@ impl Worker for DriveTask {
                 self.writing = None;
             }
             Work::Read { volume, reqs } => {
-                self.doing = Some(format!("reading {} tape file(s) of {volume}", reqs.len()));
+                self.doing = Some(format!(
+                    "reading {} of {volume}",
+                    bale_util::human::plural(reqs.len() as u64, "tape file")
+                ));
                 self.read(&volume, reqs).await;
             }
             Work::Fail { job, reason } => self.fail_job(job, &reason).await,

@@ -102,6 +102,11 @@ pub(crate) struct Schedule<R> {
     pub reads: BTreeMap<String, Vec<R>>,
     /// Jobs queued or being written, to refuse duplicates.
     pub known_jobs: HashSet<i64>,
+    /// Write queues that wait for a volume none of the library has (no
+    /// appendable volume of the family with room, no blank one): said once
+    /// each (`newly_starved`), forgotten once they write again.
+    pub starved: HashSet<QueueKey>,
+    pub newly_starved: Vec<QueueKey>,
 }
 
 impl<R> Default for Schedule<R> {
@@ -112,6 +117,8 @@ impl<R> Default for Schedule<R> {
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             known_jobs: HashSet::new(),
+            starved: HashSet::new(),
+            newly_starved: Vec::new(),
         }
     }
 }
@@ -322,8 +329,21 @@ impl<R: TapeRead> Schedule<R> {
                     let need = estimate(&self.writes[&key].front().expect("candidate").job);
                     if let Some(vol) = self.pick_volume(&key, need, drive, full) {
                         let job = self.writes.get_mut(&key).and_then(|q| q.pop_front()).expect("front");
+                        self.starved.remove(&key);
                         self.claim(drive, &vol, Some(key));
                         return Work::Write { volume: vol, job };
+                    }
+                    // No volume at all (not only none free now): said once.
+                    let any = self.volumes.values().any(|v| {
+                        v.library == key.library
+                            && match (v.state, &v.family) {
+                                (VolumeState::Appendable, Some(f)) => *f == key.family && v.remaining() >= need,
+                                (VolumeState::Blank, _) => v.capacity >= need,
+                                _ => false,
+                            }
+                    });
+                    if !any && self.starved.insert(key.clone()) {
+                        self.newly_starved.push(key.clone());
                     }
                     let largest = self
                         .volumes

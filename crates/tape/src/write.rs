@@ -302,7 +302,13 @@ impl DriveTask {
         self.vol = Some(vol);
         self.charge(&label, Charge::Mark, self.lib.profile.file_mark_s, t0.elapsed())
             .await;
-        self.event(&label, "flush", None, 0, format!("{} tape file(s)", self.pending.len()));
+        self.event(
+            &label,
+            "flush",
+            None,
+            0,
+            bale_util::human::plural(self.pending.len() as u64, "tape file"),
+        );
         let pending = std::mem::take(&mut self.pending);
         if let Err(e) = r {
             let e = OpError::from_io("flush failed", e);

@@ -33,6 +33,25 @@ pub fn plural(n: u64, word: &str) -> String {
     }
 }
 
+/// A span of time in words, its two largest units: "2 days", "1 day 3
+/// hours", "30 minutes", "5 seconds".
+pub fn duration(d: std::time::Duration) -> String {
+    let mut left = d.as_secs();
+    let mut parts = Vec::new();
+    for (size, word) in [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")] {
+        if left >= size && parts.len() < 2 {
+            parts.push(plural(left / size, word));
+            left %= size;
+        } else if !parts.is_empty() {
+            break;
+        }
+    }
+    match parts.is_empty() {
+        true => "0 seconds".into(),
+        false => parts.join(" "),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +64,10 @@ mod tests {
         assert_eq!(Bytes(10_000_000_000_000).to_string(), "10.00 TB");
         assert_eq!(plural(1, "file"), "1 file");
         assert_eq!(plural(3, "volume"), "3 volumes");
+        let d = std::time::Duration::from_secs;
+        assert_eq!(duration(d(2 * 86_400)), "2 days");
+        assert_eq!(duration(d(86_400 + 3 * 3_600 + 5)), "1 day 3 hours");
+        assert_eq!(duration(d(1_800)), "30 minutes");
+        assert_eq!(duration(d(1)), "1 second");
     }
 }

@@ -3,7 +3,7 @@
 //! the core (`bale_core::admin`); this only translates HTTP.
 
 use super::wire::{self, AlarmJson, DriveJson, EventJson, LibraryJson, TapeFileJson, VolumeJson, VolumeStatus};
-use crate::body::JsonObject;
+use crate::body::{JsonObject, NoBody};
 use crate::error::ApiError;
 use crate::model::{AddVolumes, SetState};
 use crate::AppState;
@@ -126,6 +126,7 @@ async fn drive_action(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path((name, action)): Path<(String, String)>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let online = match action.as_str() {
         "online" => true,
@@ -188,6 +189,7 @@ async fn ack_alarm(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    _: NoBody,
 ) -> Result<Response, ApiError> {
     let id: i64 = id
         .parse()

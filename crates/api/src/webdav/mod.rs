@@ -278,6 +278,7 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
         overwrite: overwrite_header(h, false)? || put_query(req.uri())?.overwrite,
         declared_len,
         digest,
+        expects_continue: header_str(h, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
     };
     // A body that cannot fit is refused before it is read (a client of
     // `Expect: 100-continue` never sends it).

@@ -65,6 +65,17 @@ fn sizes_are_exact_and_partial_refusals_say_so() {
         "{stderr}"
     );
 
+    // A policy whose direct rule takes small files is loaded with a
+    // warning, and a check of a small file it sends to tape alone says so.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/mu2e-sfa.toml");
+    let (ok, _, err) = out(s.bale().args(["policy", "load", example]));
+    assert!(ok && err.contains("warning") && err.contains("\"default\""), "{err}");
+    let check = s.run(&["policy", "check", "/d/small.root", "--size", "5 MB"]);
+    assert!(check.contains("rule default") && check.contains("warning"), "{check}");
+    let big = s.run(&["policy", "check", "/d/big.root", "--size", "300 MB"]);
+    assert!(!big.contains("warning"), "{big}");
+    assert!(s.run(&["policy", "show"]).contains("# warning"));
+
     // fsck says why files were not judged.
     let (_, stdout, _) = out(s.bale().args(["fsck", "--checksums"]));
     assert!(
@@ -178,4 +189,56 @@ fn regex_like_stamp(line: &str) -> bool {
             && b[16] == b':'
             && b[19] == b'Z'
     })
+}
+
+/// A family with no volume to write to: an alarm says so (once), and
+/// `queue flush --wait` shows it instead of waiting in silence.
+#[test]
+fn a_family_with_no_volume_is_said() {
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(
+        cfg.path(),
+        "bale.toml",
+        "[[tape.libraries]]\nname = \"lib1\"\ndrives = 1\ninitial_volumes = 1\nvolume_capacity = \"100 MB\"\n",
+    );
+    let s = Server::start_with(Catalog::Sqlite, &["--config", &config]);
+    for ff in ["one", "two"] {
+        s.run(&["mkdir", &format!("/{ff}")]);
+        s.run(&["tag", "set", &format!("/{ff}"), &format!("file_family={ff}")]);
+        let (code, _) = s.put_data(&format!("/{ff}/f.dat"), b"data");
+        assert_eq!(code, 201);
+    }
+    let mut wait = s
+        .bale()
+        .args(["queue", "flush", "--wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    s.wait_for(30, "the alarm", |s| {
+        s.api_get("alarms")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["message"].as_str().unwrap_or("").contains("no blank volume"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    wait.kill().unwrap();
+    let o = wait.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("alarm:") && err.contains("bale volumes add"), "{err}");
+    // One alarm, however often the drive looked.
+    let alarms = s.api_get("alarms");
+    let ours: Vec<_> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["message"].as_str().unwrap_or("").contains("no blank volume"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{alarms}");
+    assert_eq!(ours[0]["count"], 1, "{alarms}");
+    // A volume added: the family is written.
+    s.run(&["volumes", "add", "--library", "lib1", "--count", "1"]);
+    let out = s.run(&["queue", "flush", "--wait"]);
+    assert!(out.contains("every archive job is on tape"), "{out}");
 }

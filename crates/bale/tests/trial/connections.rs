@@ -99,7 +99,7 @@ fn a_body_too_large_for_the_cache_is_refused_before_100_continue() {
     t.write_all(head.as_bytes()).unwrap();
     let mut status = [0u8; 12];
     t.read_exact(&mut status).unwrap();
-    assert_eq!(&status, b"HTTP/1.1 507", "no 100 Continue first");
+    assert_eq!(&status, b"HTTP/1.1 413", "no 100 Continue first");
     let (_, rest) = until_closed(&mut t);
     let rest = String::from_utf8_lossy(&rest);
     assert!(
@@ -114,6 +114,29 @@ fn a_body_too_large_for_the_cache_is_refused_before_100_continue() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     assert_eq!(s.tmp_entries(), 0);
+    // A body that fits the filesystem but not its free space: 507, before
+    // the body too, and no cache-full alarm (the cache is not nearly full:
+    // a user cannot raise it by announcing a large body).
+    let free = rustix::fs::statvfs(s.data_dir()).unwrap();
+    let (avail, size) = (free.f_bavail * free.f_frsize, free.f_blocks * free.f_frsize);
+    if avail > size / 10 && avail + (1 << 30) < size {
+        let mut t = connect(&s);
+        let head = format!(
+            "PUT /d/big.dat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\
+             Expect: 100-continue\r\n\r\n",
+            s.token,
+            avail + (1 << 30)
+        );
+        t.write_all(head.as_bytes()).unwrap();
+        let mut status = [0u8; 12];
+        t.read_exact(&mut status).unwrap();
+        assert_eq!(&status, b"HTTP/1.1 507");
+        assert!(
+            s.api_get("alarms").as_array().unwrap().is_empty(),
+            "{}",
+            s.api_get("alarms")
+        );
+    }
 }
 
 #[test]
@@ -157,4 +180,22 @@ fn connections_past_the_cap_are_answered_503() {
             .send()
             .is_ok_and(|r| r.status() == 200)
     });
+}
+
+#[test]
+fn a_put_that_is_refused_reads_no_body_first() {
+    let s = server(LIMITS);
+    s.run(&["mkdir", "/d"]);
+    let bob = s.token_for("bob", "other");
+    // Small, with Expect: refused (403) before 100 Continue, as a large one is.
+    let mut t = connect(&s);
+    let head = format!(
+        "PUT /d/x.dat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bob}\r\nContent-Length: 1000\r\n\
+         Expect: 100-continue\r\n\r\n"
+    );
+    t.write_all(head.as_bytes()).unwrap();
+    let mut status = [0u8; 12];
+    t.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 403", "no 100 Continue first");
+    assert_eq!(s.tmp_entries(), 0);
 }

@@ -418,3 +418,59 @@ pub async fn open_stage_files_are_bounded_per_user(c: &dyn Catalog) {
         .await
         .unwrap();
 }
+
+/// A file named twice in one request counts once against the cap; requests
+/// finished long enough ago whose holds have ended are forgotten, the rest
+/// kept.
+pub async fn stage_requests_are_counted_once_and_forgotten(c: &dyn Catalog) {
+    let a = FileId::generate();
+    let open = || sf("/a", Some(a), StageState::Submitted, None);
+    // Three times the same file: one open file against a limit of one.
+    let r1 = c
+        .create_stage_request("alice", t(10), 60, vec![open(), open(), open()], 1)
+        .await
+        .unwrap();
+    assert!(c
+        .create_stage_request(
+            "alice",
+            t(11),
+            60,
+            vec![sf("/b", Some(FileId::generate()), StageState::Submitted, None)],
+            1
+        )
+        .await
+        .is_err());
+    // Finished at t(20), held until t(70).
+    c.stage_files_finished(&[a], t(20), None).await.unwrap();
+    let r2 = c
+        .create_stage_request(
+            "bob",
+            t(30),
+            600,
+            vec![sf("/c", None, StageState::Failed, Some("no such file"))],
+            u64::MAX,
+        )
+        .await
+        .unwrap();
+    let r3 = c
+        .create_stage_request("bob", t(40), 60, vec![open()], u64::MAX)
+        .await
+        .unwrap();
+    // Before t(50), at t(60): r1 is still held (until t(70)); r2 (failed
+    // at once, nothing held) is forgotten; r3 is open.
+    assert_eq!(c.forget_finished_stage_requests(t(50), t(60)).await.unwrap(), 1);
+    assert!(c.stage_request(r2).await.unwrap().is_none());
+    assert!(c.stage_request(r1).await.unwrap().is_some());
+    assert!(c.stage_request(r3).await.unwrap().is_some());
+    // Its holds ended, r1 goes too; r3 stays while open.
+    assert_eq!(c.forget_finished_stage_requests(t(50), t(80)).await.unwrap(), 1);
+    assert!(c.stage_request(r1).await.unwrap().is_none());
+    assert!(c.stage_request(r3).await.unwrap().is_some());
+    assert_eq!(c.forget_finished_stage_requests(t(100), t(100)).await.unwrap(), 0);
+    // Ids are not handed out again.
+    let r4 = c
+        .create_stage_request("bob", t(90), 60, vec![open()], u64::MAX)
+        .await
+        .unwrap();
+    assert!(r4 > r3);
+}

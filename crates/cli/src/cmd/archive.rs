@@ -332,7 +332,17 @@ async fn wait_for_tape(c: &Client) -> Result<ExitCode> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
+    // Alarms raised while waiting say why the wait may be long (no volume
+    // for a family, a failed drive): shown once each.
+    let since = bale_util::Timestamp::now().0 - 5_000_000_000;
+    let mut told = std::collections::HashSet::new();
     loop {
+        let alarms: Value = c.get_json("alarms", &[]).await.unwrap_or(Value::Null);
+        for a in alarms.as_array().into_iter().flatten() {
+            if a["last"].as_i64().unwrap_or(0) >= since && told.insert(a["id"].as_i64().unwrap_or(0)) {
+                bar.suspend(|| eprintln!("alarm: {}", s(a, "message")));
+            }
+        }
         let q: Value = c.get_json("queue", &[]).await?;
         let jobs: Vec<&Value> = q["jobs"].as_array().into_iter().flatten().collect();
         let queued: Vec<&&Value> = jobs.iter().filter(|j| s(j, "state") == "queued").collect();
@@ -393,19 +403,19 @@ pub async fn packages(c: &Client, a: &PackagesArgs) -> Result<ExitCode> {
         return print_json(&pkgs);
     }
     println!(
-        "{:<36} {:<10} {:>5} {:>14} {:>9} {:>8} {:>12}",
-        "PACKAGE", "VOLUME", "FILE", "SIZE", "ADLER32", "MEMBERS", "DEAD BYTES"
+        "{:<36} {:<10} {:>5} {:>11} {:>9} {:>8} {:>11}",
+        "PACKAGE", "VOLUME", "FILE", "SIZE", "ADLER32", "MEMBERS", "DEAD"
     );
     for p in pkgs.as_array().into_iter().flatten() {
         println!(
-            "{:<36} {:<10} {:>5} {:>14} {:>9} {:>8} {:>12}",
+            "{:<36} {:<10} {:>5} {:>11} {:>9} {:>8} {:>11}",
             s(p, "id"),
             s(p, "volume"),
             n(p, "seq"),
-            n(p, "size"),
+            DecimalBytes(n(p, "size")).to_string(),
             s(p, "adler32"),
             n(p, "members"),
-            n(p, "dead_bytes")
+            DecimalBytes(n(p, "dead_bytes")).to_string()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -440,12 +450,13 @@ pub async fn package(c: &Client, cmd: &PackageCmd) -> Result<ExitCode> {
         n(&p, "position")
     );
     println!(
-        "  size: {}  adler32: {}  members: {}  dead: {}, {}",
+        "  size: {} ({} bytes)  adler32: {}  members: {}  dead: {}, {}",
+        DecimalBytes(n(&p, "size")),
         n(&p, "size"),
         s(&p, "adler32"),
         n(&p, "member_count"),
         crate::cmd::plural(n(&p, "dead_members"), "member"),
-        crate::cmd::plural(n(&p, "dead_bytes"), "byte")
+        DecimalBytes(n(&p, "dead_bytes"))
     );
     println!("\n  {:>14} {:>12} {:>9}  PATH", "OFFSET", "SIZE", "ADLER32");
     for m in p["members"].as_array().into_iter().flatten() {

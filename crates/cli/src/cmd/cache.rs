@@ -41,13 +41,14 @@ pub async fn cache(c: &Client, a: &CacheArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&u)?);
         return Ok(ExitCode::SUCCESS);
     }
+    println!("{:<10} {:>10} {:>12}", "", "FILES", "BYTES");
     for (what, files, bytes) in [
         ("cached", "cached_files", "cached_bytes"),
         ("pinned", "pinned_files", "pinned_bytes"),
         ("purgeable", "purgeable_files", "purgeable_bytes"),
     ] {
         println!(
-            "{what:<10} {:>10} files {:>12}",
+            "{what:<10} {:>10} {:>12}",
             n(&u, files),
             DecimalBytes(n(&u, bytes)).to_string()
         );
@@ -137,7 +138,7 @@ pub async fn pin(c: &Client, a: &PinArgs) -> Result<ExitCode> {
     println!(
         "pinned {} for {}",
         crate::cmd::plural(n(&r, "pinned"), "file"),
-        humantime::format_duration(a.lifetime)
+        bale_util::human::duration(a.lifetime)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -160,7 +161,7 @@ pub async fn pins(c: &Client, a: &PinsArgs) -> Result<ExitCode> {
         println!(
             "{:<20} until {}",
             p["owner"].as_str().unwrap_or("?"),
-            bale_api::model::rfc3339(bale_util::Timestamp(p["expires"].as_i64().unwrap_or(0)))
+            bale_api::model::utc_seconds(bale_util::Timestamp(p["expires"].as_i64().unwrap_or(0)))
         );
     }
     Ok(ExitCode::SUCCESS)

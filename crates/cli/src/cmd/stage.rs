@@ -138,6 +138,11 @@ pub async fn run(c: &Client, a: &StageArgs) -> Result<ExitCode> {
             if paths.is_empty() {
                 anyhow::bail!("name the files to stage (or --from-file LIST)");
             }
+            if let Some(p) = paths.iter().find(|p| !p.starts_with('/')) {
+                anyhow::bail!(
+                    "{p:?} is not a path in bale (they start with /); to see a request, bale stage status ID"
+                );
+            }
             let mut body = json!({ "paths": paths });
             if let Some(l) = a.lifetime {
                 body["lifetime_s"] = json!(l.as_secs().max(1));

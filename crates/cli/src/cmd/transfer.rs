@@ -109,11 +109,14 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-6);
         let done = *self.files_done.lock().unwrap();
         eprintln!(
-            "{verb} {}, {} in {secs:.2} s: {}/s, {:.0} files/s{}",
+            "{verb} {}, {} in {secs:.2} s: {}/s, {} files/s{}",
             crate::cmd::plural(done as u64, "file"),
             indicatif::DecimalBytes(bytes),
             indicatif::DecimalBytes((bytes as f64 / secs) as u64),
-            done as f64 / secs,
+            match done as f64 / secs {
+                r if r < 10.0 => format!("{r:.2}"),
+                r => format!("{r:.0}"),
+            },
             if failed > 0 {
                 format!(", {failed} FAILED")
             } else {

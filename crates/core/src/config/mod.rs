@@ -175,6 +175,10 @@ pub struct StageConfig {
     pub on_read_miss: OnReadMiss,
     /// How long a read-through GET waits for its stage, in seconds.
     pub read_wait_s: u64,
+    /// A stage request finished this many seconds ago, whose holds have
+    /// all ended, is forgotten (its status then answers 404): clients that
+    /// never delete their requests do not grow the catalog for ever.
+    pub keep_finished_s: u64,
 }
 
 impl Default for StageConfig {
@@ -182,6 +186,7 @@ impl Default for StageConfig {
         StageConfig {
             on_read_miss: OnReadMiss::Stage,
             read_wait_s: 60,
+            keep_finished_s: 7 * 86_400,
         }
     }
 }
@@ -342,6 +347,9 @@ impl Config {
         }
         if self.shutdown_deadline_s == 0 {
             return Err(ConfigError::Invalid("shutdown_deadline_s must be at least 1".into()));
+        }
+        if self.stage.keep_finished_s == 0 {
+            return Err(ConfigError::Invalid("stage.keep_finished_s must be at least 1".into()));
         }
         if self.archive.check_ms == 0 {
             return Err(ConfigError::Invalid("archive.check_ms must be at least 1".into()));
