@@ -23,8 +23,10 @@ mod error;
 
 mod json;
 pub mod model;
+mod origin;
 mod server;
 mod taperest;
+pub mod tls;
 #[doc(hidden)]
 pub use taperest::parse_bodies as tape_rest_bodies;
 mod webdav;
@@ -44,6 +46,7 @@ use std::sync::{Arc, OnceLock};
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub svc: Arc<Service>,
+    pub trust: Arc<origin::Trust>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -62,8 +65,15 @@ fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
 
 /// The complete router for a service.
 pub fn router(svc: Arc<Service>) -> Router {
+    let c = &svc.config().server;
+    let trust = origin::Trust {
+        public: c.public_origin(),
+        // Validated with the configuration.
+        proxies: c.trusted_proxy_nets().unwrap_or_default(),
+    };
     let state = AppState {
         svc,
+        trust: Arc::new(trust),
         metrics: metrics_handle(),
     };
     Router::new()
@@ -79,6 +89,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/metrics", get(metrics_page))
         .fallback(webdav::handle)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), set_origin))
         .layer(middleware::from_fn(protocol))
         .with_state(state)
 }
@@ -148,7 +159,18 @@ pub async fn serve(
         body_timeout: std::time::Duration::from_secs(c.body_timeout_s),
         max_connections: c.max_connections,
     };
-    server::serve(listener, router(svc), limits, shutdown).await
+    let tls = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Tls::load(cert, key).map_err(std::io::Error::other)?),
+        _ => None,
+    };
+    server::serve(listener, router(svc.clone()), limits, tls, shutdown).await
+}
+
+/// Puts the request's [`origin::Origin`] into its extensions.
+async fn set_origin(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let o = origin::of(&req, &st.trust);
+    req.extensions_mut().insert(o);
+    next.run(req).await
 }
 
 fn is_public(path: &str) -> bool {

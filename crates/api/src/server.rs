@@ -30,10 +30,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use crate::tls::Tls;
+use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+/// Where a request came from, in its extensions: the peer's address (a
+/// proxy's, when there is one in front) and whether TLS carried it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
 
 /// The bounds of every connection (`[server]` in the configuration).
 #[derive(Clone, Debug)]
@@ -239,6 +249,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cap = connection_cap(limits.max_connections);
@@ -252,8 +263,11 @@ pub async fn serve(
     let tracker = TaskTracker::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
+    if let Some(t) = &tls {
+        tracker.spawn(t.clone().watch(stop_rx.clone()));
+    }
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -273,8 +287,36 @@ pub async fn serve(
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 let (router, limits, stop) = (router.clone(), limits.clone(), stop_rx.clone());
+                let acceptor = tls.as_ref().map(|t| t.acceptor());
                 tracker.spawn(async move {
-                    connection(tcp, router, limits, stop).await;
+                    let watch = Arc::new(ConnWatch::new());
+                    let tcp = Watched {
+                        inner: tcp,
+                        watch: watch.clone(),
+                    };
+                    match acceptor {
+                        None => {
+                            let info = ConnInfo { peer, tls: false };
+                            connection(tcp, watch, info, router, limits, stop).await
+                        }
+                        Some(acceptor) => {
+                            // The handshake is bounded like a request's headers.
+                            match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                                Ok(Ok(stream)) => {
+                                    let info = ConnInfo { peer, tls: true };
+                                    connection(stream, watch, info, router, limits, stop).await
+                                }
+                                Ok(Err(e)) => {
+                                    metrics::counter!("bale_tls_handshakes_failed_total").increment(1);
+                                    tracing::debug!("TLS handshake with {peer} failed: {e}");
+                                }
+                                Err(_) => {
+                                    metrics::counter!("bale_tls_handshakes_failed_total").increment(1);
+                                    tracing::debug!("TLS handshake with {peer} did not finish in time");
+                                }
+                            }
+                        }
+                    }
                     drop(permit);
                 });
             }
@@ -294,12 +336,19 @@ async fn refuse(mut tcp: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(5), tcp.write_all(&busy())).await;
 }
 
-async fn connection(tcp: TcpStream, router: Router, limits: Limits, mut stop: watch::Receiver<bool>) {
-    let watch = Arc::new(ConnWatch::new());
-    let io = TokioIo::new(Watched {
-        inner: tcp,
-        watch: watch.clone(),
-    });
+/// Serves one connection, HTTP/1.1 or HTTP/2 (by its preface: ALPN on
+/// TLS, prior knowledge in clear).
+async fn connection<T>(
+    stream: T,
+    watch: Arc<ConnWatch>,
+    info: ConnInfo,
+    router: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let body_timeout = limits.body_timeout;
     let w = watch.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -307,15 +356,18 @@ async fn connection(tcp: TcpStream, router: Router, limits: Limits, mut stop: wa
         watch.request_started();
         // A body that stops delivering fails its request (a PUT keeps
         // nothing); the response body reports when the request is over.
-        let req = req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, b)));
+        let mut req = req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, b)));
+        req.extensions_mut().insert(info);
         async move {
             let resp = router.oneshot(req).await.unwrap_or_else(|e: Infallible| match e {});
             Ok::<_, Infallible>(resp.map(|inner| Body::new(Tracked { inner, watch })))
         }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(io, service);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.http1().keep_alive(true);
+    // hyper's defaults (200 streams, 16 KiB of headers) bound a connection.
+    builder.http2().max_concurrent_streams(200);
+    let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let mut stopping = *stop.borrow();
     if stopping {

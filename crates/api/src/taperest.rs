@@ -8,9 +8,10 @@
 
 use crate::body::BulkObject;
 use crate::error::ApiError;
+use crate::origin::Origin;
 use crate::AppState;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -37,16 +38,14 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `GET /.well-known/wlcg-tape-rest-api`: the endpoint at this host.
-pub(crate) async fn discovery(State(st): State<AppState>, headers: HeaderMap) -> Json<Value> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+/// The URL is the one clients reach bale by (`server.public_url`, or what
+/// a trusted proxy says, or this connection's scheme and Host).
+pub(crate) async fn discovery(State(st): State<AppState>, Extension(o): Extension<Origin>) -> Json<Value> {
     let c = &st.svc.config().tape_rest;
     Json(json!({
         "sitename": c.sitename,
         "description": c.description,
-        "endpoints": [{"uri": format!("http://{host}{BASE}"), "version": "v1", "metadata": {}}],
+        "endpoints": [{"uri": format!("{}{BASE}", o.base()), "version": "v1", "metadata": {}}],
     }))
 }
 
@@ -125,13 +124,14 @@ pub fn parse_bodies(body: &[u8]) -> (Result<StagePaths, String>, Result<Vec<Stri
 async fn stage(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
+    Extension(o): Extension<Origin>,
     BulkObject(b): BulkObject<StageBody>,
 ) -> Result<Response, ApiError> {
     let (paths, lifetime) = stage_paths(b)?;
     let id = st.svc.stage(&who, paths, lifetime).await?;
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, format!("{BASE}/stage/{id}"))],
+        [(header::LOCATION, format!("{}{BASE}/stage/{id}", o.base()))],
         Json(json!({ "requestId": id.to_string() })),
     )
         .into_response())

@@ -16,14 +16,33 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &str, token: String) -> Result<Client> {
+        Client::with_ca(server, token, None)
+    }
+
+    /// A client that also trusts the CA certificates in the PEM file `ca`
+    /// (an https server's certificate is checked against the system's
+    /// roots and these).
+    pub fn with_ca(server: &str, token: String, ca: Option<&std::path::Path>) -> Result<Client> {
         let base = server.trim_end_matches('/').to_string();
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("server must be an http:// or https:// URL, not {server:?}");
         }
-        let http = reqwest::Client::builder()
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
             .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .build()?;
+            .tcp_nodelay(true);
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM file of certificates", ca.display()))?;
+            if certs.is_empty() {
+                bail!("{} holds no PEM certificate", ca.display());
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b.build()?;
         Ok(Client { http, base, token })
     }
 
@@ -124,6 +143,18 @@ pub(crate) fn transport_error(e: &reqwest::Error, what: &str) -> anyhow::Error {
     let mut cause: &dyn std::error::Error = e;
     while let Some(next) = cause.source() {
         cause = next;
+    }
+    let why = cause.to_string();
+    if why.contains("certificate") || why.contains("UnknownIssuer") {
+        return anyhow!(
+            "{what}: {server} is not trusted ({cause}); if it uses a site or test CA, pass --ca FILE or set BALE_CA"
+        );
+    }
+    if why.contains("InvalidContentType") || why.contains("corrupt message") {
+        return anyhow!("{what}: {server} does not speak TLS ({cause}); try http:// instead of https://");
+    }
+    if why.contains("invalid HTTP version") && server.starts_with("http://") {
+        return anyhow!("{what}: {server} did not answer in HTTP ({cause}); if it speaks TLS, use https://");
     }
     if e.is_connect() {
         return anyhow!("{what}: cannot connect to {server} ({cause}): is the server running at {server}?");

@@ -30,6 +30,10 @@ pub(crate) struct Conn {
     /// API token. Defaults to the admin token in ./bale-data/admin.token.
     #[arg(long, global = true, env = "BALE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A PEM file of CA certificates to trust for an https server, besides
+    /// the system's roots (a site or test CA).
+    #[arg(long, global = true, env = "BALE_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
 }
 
 /// A client command's own arguments and the connection options.
@@ -166,7 +170,7 @@ impl Conn {
                     .to_string()
             }
         };
-        Client::new(&self.server, token)
+        Client::with_ca(&self.server, token, self.ca.as_deref())
     }
 }
 

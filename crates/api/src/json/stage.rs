@@ -36,13 +36,14 @@ struct StageBody {
 async fn create(
     State(st): State<AppState>,
     Extension(who): Extension<Principal>,
+    Extension(o): Extension<crate::origin::Origin>,
     BulkObject(b): BulkObject<StageBody>,
 ) -> Result<Response, ApiError> {
     let lifetime = b.lifetime_s.map(std::time::Duration::from_secs);
     let id = st.svc.stage(&who, b.paths, lifetime).await?;
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/v1/stage/{id}"))],
+        [(header::LOCATION, format!("{}/api/v1/stage/{id}", o.base()))],
         Json(json!({ "id": id })),
     )
         .into_response())

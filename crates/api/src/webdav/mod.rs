@@ -6,6 +6,7 @@ mod propfind;
 
 use crate::error::ApiError;
 use crate::model::Entry;
+use crate::origin::Origin;
 use crate::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -114,8 +115,8 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             "PUT" => put(&st, &who, &path, req).await,
             "DELETE" => delete(&st, &who, &path, req.headers()).await,
             "MKCOL" => mkcol(&st, &who, &path, req).await,
-            "MOVE" => do_move(&st, &who, &path, req.headers()).await,
-            "COPY" => do_copy(&st, &who, &path, req.headers()).await,
+            "MOVE" => do_move(&st, &who, &path, req.headers(), origin_of(&req)?).await,
+            "COPY" => do_copy(&st, &who, &path, req.headers(), origin_of(&req)?).await,
             "PROPFIND" => {
                 let (parts, body) = req.into_parts();
                 propfind::check_propfind_body(body).await?;
@@ -358,10 +359,11 @@ fn put_query(uri: &axum::http::Uri) -> Result<PutQuery, ApiError> {
 }
 
 /// The namespace path named by a `Destination` header (an absolute URL or
-/// path). An absolute URL must name this server: the scheme it is reached
-/// by and the authority of the request's Host; anything else is another
-/// server, which bale does not move to (502, RFC 4918 section 9.9.4).
-fn destination(h: &HeaderMap, method: &str) -> Result<NsPath, ApiError> {
+/// path). An absolute URL must name this server, by its public URL or by
+/// the scheme and Host of this connection ([`Origin`]); anything else is
+/// another server, which bale does not move to (502, RFC 4918 section
+/// 9.9.4).
+fn destination(h: &HeaderMap, o: &Origin, method: &str) -> Result<NsPath, ApiError> {
     let d = header_str(h, "destination")
         .ok_or_else(|| ApiError::bad_request(format!("{method} needs a Destination header")))?;
     let uri: axum::http::Uri = d
@@ -369,20 +371,29 @@ fn destination(h: &HeaderMap, method: &str) -> Result<NsPath, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("Destination is not a URL or path: {d:?}")))?;
     if let Some(authority) = uri.authority() {
         let scheme = uri.scheme_str().unwrap_or("");
-        let ours = header_str(h, "x-forwarded-proto").unwrap_or("http");
-        let host = header_str(h, "host").unwrap_or("");
-        if !scheme.eq_ignore_ascii_case(ours) || !authority.as_str().eq_ignore_ascii_case(host) {
+        if !o.is_ours(scheme, authority.as_str()) {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                format!("Destination {d:?} is on another server ({ours}://{host} is this one); bale moves within its own namespace only"),
+                format!(
+                    "Destination {d:?} is on another server ({} is this one); bale moves within its own namespace only",
+                    o.base()
+                ),
             ));
         }
     }
     ns_path(uri.path())
 }
 
-async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {
-    let dest = destination(h, "MOVE")?;
+/// The request's origin (set by the router's middleware).
+fn origin_of(req: &Request) -> Result<Origin, ApiError> {
+    req.extensions()
+        .get::<Origin>()
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request has no origin"))
+}
+
+async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, o: Origin) -> Result<Response, ApiError> {
+    let dest = destination(h, &o, "MOVE")?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
     let moved = st
@@ -413,8 +424,8 @@ fn moved_or_copied(r: bale_core::Result<bool>, overwrite: bool) -> Result<Respon
 
 /// RFC 4918 9.8: COPY of a file, or of a collection with `Depth:
 /// infinity` (the default) or `0` (the collection alone).
-async fn do_copy(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap) -> Result<Response, ApiError> {
-    let dest = destination(h, "COPY")?;
+async fn do_copy(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, o: Origin) -> Result<Response, ApiError> {
+    let dest = destination(h, &o, "COPY")?;
     let overwrite = overwrite_header(h, true)?;
     let recursive = match header_str(h, "depth").map(|d| d.trim().to_ascii_lowercase()) {
         None => true,
@@ -445,13 +456,18 @@ mod tests {
     #[test]
     fn destination_header_forms() {
         let mut h = HeaderMap::new();
-        h.insert("host", HeaderValue::from_static("host:1"));
+        let o = Origin {
+            scheme: "http".into(),
+            authority: "host:1".into(),
+            direct: ("http".into(), "host:1".into()),
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
+        };
         h.insert("destination", HeaderValue::from_static("http://host:1/x/y%20z"));
-        assert_eq!(destination(&h, "MOVE").unwrap().as_str(), "/x/y z");
+        assert_eq!(destination(&h, &o, "MOVE").unwrap().as_str(), "/x/y z");
         h.insert("destination", HeaderValue::from_static("/p/q"));
-        assert_eq!(destination(&h, "MOVE").unwrap().as_str(), "/p/q");
+        assert_eq!(destination(&h, &o, "MOVE").unwrap().as_str(), "/p/q");
         h.insert("destination", HeaderValue::from_static("http://HOST:1"));
-        assert_eq!(destination(&h, "MOVE").unwrap().as_str(), "/");
+        assert_eq!(destination(&h, &o, "MOVE").unwrap().as_str(), "/");
         for other in [
             "http://elsewhere:1/x",
             "https://host:1/x",
@@ -460,7 +476,7 @@ mod tests {
         ] {
             h.insert("destination", HeaderValue::from_static(other));
             assert_eq!(
-                destination(&h, "MOVE").unwrap_err().status,
+                destination(&h, &o, "MOVE").unwrap_err().status,
                 StatusCode::BAD_GATEWAY,
                 "{other}"
             );

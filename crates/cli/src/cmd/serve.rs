@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// examples/mu2e-sfa.toml.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// TLS: the server's PEM certificate chain (with --tls-key; overrides
+    /// the config file). Replaced on disk, it is served without a restart.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the server's PEM private key (with --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -74,12 +81,21 @@ pub fn effective_config(a: &ServeArgs) -> Result<Config> {
     if let Some(p) = &a.policy {
         cfg.archive.policy = p.clone();
     }
+    if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
+        cfg.server.tls_cert = Some(c.clone());
+        cfg.server.tls_key = Some(k.clone());
+    }
     cfg.validate()?;
     Ok(cfg)
 }
 
 pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let cfg = effective_config(a)?;
+    // The certificate is checked before anything starts: a typo in a path
+    // is a clear error, not a server nobody can reach.
+    if let (Some(c), Some(k)) = (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        bale_api::tls::Tls::load(c, k).map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
@@ -89,8 +105,18 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let mut cfg = cfg;
     cfg.server.listen = addr.to_string();
     let svc = Service::start(cfg.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scheme = if cfg.server.tls() { "https" } else { "http" };
+    if !cfg.server.tls() && !addr.ip().is_loopback() {
+        let warning = format!(
+            "bale: WARNING: listening on {addr} in plain HTTP: every token and every byte crosses the \
+             network readable by anyone on the path. Set [server] tls_cert and tls_key (or --tls-cert and \
+             --tls-key), or put a TLS proxy in front and listen on loopback."
+        );
+        eprintln!("{warning}");
+        tracing::warn!("{warning}");
+    }
     // Tests and scripts read this line to find the port.
-    println!("bale listening on http://{addr}");
+    println!("bale listening on {scheme}://{addr}");
     eprintln!(
         "bale: catalog {}, data in {}, admin token in {}",
         svc.catalog_backend(),

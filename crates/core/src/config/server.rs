@@ -4,6 +4,7 @@
 
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// The HTTP server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +32,20 @@ pub struct ServerConfig {
     /// Most files one user may have open in stage requests (submitted or
     /// being read); a request past it is answered 429.
     pub max_stage_files_per_user: u64,
+    /// TLS: the PEM certificate chain (the server's first). With
+    /// `tls_key`, the server speaks https only; either file replaced on
+    /// disk is loaded again without a restart.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// The URL clients reach this server by (`https://tape.example.org`),
+    /// when it is not the one they connect to (a proxy in front): every
+    /// absolute URL bale emits starts with it. No path, query or fragment.
+    pub public_url: Option<String>,
+    /// Addresses or networks (`10.0.0.5`, `10.1.0.0/16`) of proxies whose
+    /// `Forwarded`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
+    /// `X-Forwarded-For` are believed; from anyone else they are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +59,10 @@ impl Default for ServerConfig {
             json_body_limit: ByteSize::mib(2),
             bulk_body_limit: ByteSize::mib(64),
             max_stage_files_per_user: 1_000_000,
+            tls_cert: None,
+            tls_key: None,
+            public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -72,6 +91,69 @@ impl ServerConfig {
                 return Err(format!("server.{key} is {v}; it can be at most 1 GiB"));
             }
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err("server.tls_cert is set but server.tls_key is not; TLS needs both".into()),
+            (None, Some(_)) => return Err("server.tls_key is set but server.tls_cert is not; TLS needs both".into()),
+            _ => {}
+        }
+        if let Some(u) = &self.public_url {
+            public_origin(u)?;
+        }
+        self.trusted_proxy_nets()?;
         Ok(())
     }
+
+    /// The scheme and authority of `public_url`, if set.
+    pub fn public_origin(&self) -> Option<(String, String)> {
+        self.public_url.as_deref().and_then(|u| public_origin(u).ok())
+    }
+
+    /// `trusted_proxies` as networks (an address is a network of one).
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("server.trusted_proxies: {p:?} is not an IP address or network (10.0.0.5, 10.1.0.0/16, ::1)")
+                    })
+            })
+            .collect()
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+}
+
+/// `https://host[:port]` into its scheme and authority (lower case).
+fn public_origin(u: &str) -> Result<(String, String), String> {
+    let bad = |why: &str| format!("server.public_url {u:?} {why}; write it as https://host or https://host:port");
+    let (scheme, rest) = u.split_once("://").ok_or_else(|| bad("has no scheme"))?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("is not http or https"));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() {
+        return Err(bad("has no host"));
+    }
+    if authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(bad("has a path, query, user or space (bale is served at the root)"));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, _)) if h.contains(':') && !h.starts_with('[') => return Err(bad("has an IPv6 address without [ ]")),
+        Some((h, p)) if !authority.ends_with(']') => (h, Some(p)),
+        Some(_) => (authority, None),
+        None => (authority, None),
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(bad("has a port that is not a number up to 65535"));
+    }
+    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || "-.[]:".contains(c)) {
+        return Err(bad("does not have a valid host"));
+    }
+    Ok((scheme, authority.to_ascii_lowercase()))
 }

@@ -1,0 +1,115 @@
+//! TLS for the accept loop: rustls with the ring provider, HTTP/2 and
+//! HTTP/1.1 offered by ALPN, the certificate and key read from PEM files
+//! and read again when either file changes on disk, without a restart
+//! (a renewal by certbot or the site's tooling is picked up within
+//! seconds; a pair that does not load is logged and the old one kept).
+//! No client certificate is asked for: gfal2 presents a grid proxy
+//! whenever one exists, and a stock verifier rejects RFC 3820 proxies and
+//! aborts the handshake.
+
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio_rustls::TlsAcceptor;
+
+/// How often the certificate files are looked at.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// The server's TLS setup: the files and what was last loaded from them.
+pub struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    current: RwLock<Arc<ServerConfig>>,
+    /// The files' modification times and sizes when last loaded.
+    stamp: Mutex<Option<(Stamp, Stamp)>>,
+}
+
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A server configuration from a PEM certificate chain and a PEM key.
+fn build(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} is not a PEM certificate chain: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read a PEM private key from {}: {e}", key.display()))?;
+    // ring, not aws-lc-rs: no C build toolchain (cmake, a C compiler
+    // with assembler) on the build hosts. rustls 0.23.48 deprecates it for
+    // its lack of post-quantum key exchange, which no grid client offers
+    // yet; X25519 and the NIST curves remain.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and the key do not make a server identity: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+impl Tls {
+    /// Loads the pair; an error names the file and what is wrong.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Tls>, String> {
+        let stamps = (stamp(cert), stamp(key));
+        let cfg = build(cert, key)?;
+        Ok(Arc::new(Tls {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: RwLock::new(Arc::new(cfg)),
+            stamp: Mutex::new(stamps.0.zip(stamps.1)),
+        }))
+    }
+
+    /// An acceptor with the pair in force now.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.read().expect("tls config").clone())
+    }
+
+    /// Loads the pair again if either file changed; keeps the old one if
+    /// the new one does not load (a renewal half written, a key that does
+    /// not match), and says so.
+    pub(crate) fn reload_if_changed(&self) {
+        let now = stamp(&self.cert).zip(stamp(&self.key));
+        let mut last = self.stamp.lock().expect("tls stamp");
+        if now.is_none() || now == *last {
+            return;
+        }
+        match build(&self.cert, &self.key) {
+            Ok(cfg) => {
+                *self.current.write().expect("tls config") = Arc::new(cfg);
+                *last = now;
+                tracing::info!("TLS certificate reloaded from {}", self.cert.display());
+            }
+            Err(e) => {
+                // Tried again at the next change (or the next look).
+                tracing::error!("TLS certificate not reloaded, the previous one stays: {e}");
+            }
+        }
+    }
+
+    /// Looks at the files every few seconds until `stop` says so.
+    pub(crate) async fn watch(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(WATCH_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.reload_if_changed()).await;
+        }
+    }
+}
