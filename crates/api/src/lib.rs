@@ -181,20 +181,52 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
+    let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
+    let request = format!("{} {}", req.method(), req.uri().path());
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("<not text>"));
+    let presented = header.is_some();
+    // gfal2 without a token asks for one (a macaroon request): bale issues
+    // none, and says so.
+    let macaroon = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/macaroon-request"));
+    if macaroon && !presented {
+        return ApiError::from(bale_core::Error::Unauthorized(format!(
+            "bale issues no macaroons or other tokens: {}",
+            bale_core::auth::HOW_TO_AUTHENTICATE
+        )))
+        .into_response();
+    }
     match st.svc.authenticate(header).await {
-        Ok(p) => {
-            req.extensions_mut().insert(p);
-            next.run(req).await
+        Ok(mut p) => {
+            p.from = client;
+            req.extensions_mut().insert(p.clone());
+            let resp = next.run(req).await;
+            if let Some(error::Refusal(detail)) = resp.extensions().get::<error::Refusal>() {
+                st.svc.audit().refused(Some(&p), client, &request, detail);
+            }
+            resp
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => {
+            if presented {
+                st.svc.audit().refused(None, client, &request, &e.to_string());
+            }
+            ApiError::from(e).into_response()
+        }
     }
 }
 
-async fn metrics_page(State(st): State<AppState>) -> Response {
+async fn metrics_page(
+    State(st): State<AppState>,
+    axum::Extension(who): axum::Extension<bale_core::Principal>,
+) -> Response {
+    if let Err(e) = bale_core::authz::allow(&who, bale_core::authz::Action::Metrics) {
+        return ApiError::from(e).into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

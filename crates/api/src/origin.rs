@@ -61,7 +61,10 @@ fn normal(scheme: &str, authority: &str) -> (String, String) {
 }
 
 fn header<'a>(h: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// The last element of a comma-separated header (the one the nearest proxy
@@ -146,7 +149,9 @@ pub(crate) fn of(req: &Request, trust: &Trust) -> Origin {
         let proto = proto
             .or_else(|| last_element(h, "x-forwarded-proto"))
             .and_then(|p| scheme(&p));
-        let fhost = fhost.or_else(|| last_element(h, "x-forwarded-host")).and_then(|x| host(&x));
+        let fhost = fhost
+            .or_else(|| last_element(h, "x-forwarded-host"))
+            .and_then(|x| host(&x));
         if let Some(p) = proto {
             origin.scheme = p;
         }
@@ -204,7 +209,10 @@ mod tests {
             public: public.map(|(s, a)| (s.into(), a.into())),
             proxies: proxies
                 .iter()
-                .map(|p| p.parse().unwrap_or_else(|_| ipnet::IpNet::from(p.parse::<IpAddr>().unwrap())))
+                .map(|p| {
+                    p.parse()
+                        .unwrap_or_else(|_| ipnet::IpNet::from(p.parse::<IpAddr>().unwrap()))
+                })
                 .collect(),
         }
     }
@@ -219,9 +227,15 @@ mod tests {
         ];
         let t = trust(&["10.0.0.0/8"], None);
         let o = of(&req("198.51.100.1:5000", false, &h), &t);
-        assert_eq!((o.base(), o.client.to_string()), ("http://bale:8742".into(), "198.51.100.1".into()));
+        assert_eq!(
+            (o.base(), o.client.to_string()),
+            ("http://bale:8742".into(), "198.51.100.1".into())
+        );
         let o = of(&req("10.1.2.3:5000", false, &h), &t);
-        assert_eq!((o.base(), o.client.to_string()), ("https://tape.example.org".into(), "192.0.2.9".into()));
+        assert_eq!(
+            (o.base(), o.client.to_string()),
+            ("https://tape.example.org".into(), "192.0.2.9".into())
+        );
         assert!(o.is_ours("HTTPS", "tape.example.org:443") && o.is_ours("http", "bale:8742"));
         assert!(!o.is_ours("http", "tape.example.org"));
     }
@@ -230,14 +244,30 @@ mod tests {
     fn forwarded_takes_the_nearest_element_and_public_url_wins() {
         let h = [
             ("host", "bale"),
-            ("forwarded", "for=203.0.113.1;proto=http, for=\"[2001:db8::7]:99\";proto=https;host=a.example"),
+            (
+                "forwarded",
+                "for=203.0.113.1;proto=http, for=\"[2001:db8::7]:99\";proto=https;host=a.example",
+            ),
         ];
         let o = of(&req("10.0.0.1:1", false, &h), &trust(&["10.0.0.1"], None));
-        assert_eq!((o.base(), o.client.to_string()), ("https://a.example".into(), "2001:db8::7".into()));
-        let o = of(&req("10.0.0.1:1", true, &h), &trust(&[], Some(("https", "pub.example:8443"))));
-        assert_eq!((o.base(), o.direct.0.as_str()), ("https://pub.example:8443".into(), "https"));
+        assert_eq!(
+            (o.base(), o.client.to_string()),
+            ("https://a.example".into(), "2001:db8::7".into())
+        );
+        let o = of(
+            &req("10.0.0.1:1", true, &h),
+            &trust(&[], Some(("https", "pub.example:8443"))),
+        );
+        assert_eq!(
+            (o.base(), o.direct.0.as_str()),
+            ("https://pub.example:8443".into(), "https")
+        );
         // A proxy naming a scheme or host that is not one is not believed.
-        let h = [("host", "bale"), ("x-forwarded-proto", "javascript"), ("x-forwarded-host", "a/b")];
+        let h = [
+            ("host", "bale"),
+            ("x-forwarded-proto", "javascript"),
+            ("x-forwarded-host", "a/b"),
+        ];
         let o = of(&req("10.0.0.1:1", false, &h), &trust(&["10.0.0.1"], None));
         assert_eq!(o.base(), "http://bale");
     }

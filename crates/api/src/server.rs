@@ -15,6 +15,7 @@
 //! A connection is a byte stream (`AsyncRead + AsyncWrite`): TLS goes in
 //! front of [`Watched`] without changing any of this.
 
+use crate::tls::Tls;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::Router;
@@ -24,14 +25,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use crate::tls::Tls;
-use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;

@@ -1,11 +1,11 @@
 //! Administration as operations of the service: the tape library, the
-//! aggregation policy and queue, tokens and alarms. Each operation declares
-//! who may do it ([`Who`]); [`allow`] is the one place that checks, so the
-//! HTTP layer only translates. Namespace operations declare a `perms::Op`
-//! instead (see `perms`).
+//! aggregation policy and queue, tokens and alarms. Each operation is an
+//! [`Action`] of the authorization table (`authz`), checked first; the
+//! HTTP layer only translates.
 
 use crate::archive::{Closing, LoadedPolicy, QueueView};
 use crate::auth::Principal;
+use crate::authz::{allow, Action};
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::{Alarm, ArchiveJob, Package, TokenInfo, Volume, VolumeState};
@@ -30,30 +30,24 @@ pub enum FaultPoint {
     WorkerPanic { worker: String },
 }
 
-/// Who may do an administrative operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Who {
-    /// Every authenticated user: views without namespace paths.
-    Anyone,
-    /// Administrators: every change, and views that may name any path.
-    Admin,
-}
-
-/// The one check of administrative operations.
-pub fn allow(who: &Principal, need: Who, what: &str) -> Result<()> {
-    match need {
-        Who::Anyone => Ok(()),
-        Who::Admin if who.admin => Ok(()),
-        Who::Admin => Err(Error::Forbidden(format!(
-            "user {} is not an administrator: only administrators may {what}",
-            who.user
-        ))),
-    }
-}
-
 impl Service {
+    /// Runs an administrative action (already allowed) and records it,
+    /// with its result, in the audit log.
+    pub(crate) async fn audited<T>(
+        &self,
+        who: &Principal,
+        action: Action,
+        target: &str,
+        run: impl std::future::Future<Output = Result<T>>,
+        detail: impl FnOnce(&T) -> String,
+    ) -> Result<T> {
+        let r = run.await;
+        self.audit.action(who, action, target, &r, detail);
+        r
+    }
+
     pub fn volumes(&self, who: &Principal) -> Result<Vec<VolumeView>> {
-        allow(who, Who::Anyone, "list volumes")?;
+        allow(who, Action::Volumes)?;
         Ok(self.tape().volumes())
     }
 
@@ -68,7 +62,31 @@ impl Service {
         capacity: Option<u64>,
         prefix: Option<&str>,
     ) -> Result<Vec<Volume>> {
-        allow(who, Who::Admin, "add volumes")?;
+        allow(who, Action::VolumesAdd)?;
+        let target = format!("{count} on library {library}");
+        self.audited(
+            who,
+            Action::VolumesAdd,
+            &target,
+            self.add_volumes_now(library, media, count, capacity, prefix),
+            |v| {
+                format!(
+                    "added {}",
+                    v.iter().map(|v| v.label.as_str()).collect::<Vec<_>>().join(" ")
+                )
+            },
+        )
+        .await
+    }
+
+    async fn add_volumes_now(
+        &self,
+        library: &str,
+        media: Option<&str>,
+        count: u32,
+        capacity: Option<u64>,
+        prefix: Option<&str>,
+    ) -> Result<Vec<Volume>> {
         if let Some(media) = media {
             let lib = self
                 .tape()
@@ -87,37 +105,50 @@ impl Service {
     }
 
     pub async fn volume(&self, who: &Principal, label: &str) -> Result<(VolumeView, Vec<Package>)> {
-        allow(who, Who::Anyone, "show volumes")?;
+        allow(who, Action::Volumes)?;
         Ok(self.tape().volume(label).await?)
     }
 
     pub async fn set_volume_state(&self, who: &Principal, label: &str, state: VolumeState) -> Result<Volume> {
-        allow(who, Who::Admin, "change a volume's state")?;
-        Ok(self.tape().set_volume_state(label, state).await?)
+        allow(who, Action::VolumeState)?;
+        let target = format!("{label} to {state:?}");
+        let run = async { Ok(self.tape().set_volume_state(label, state).await?) };
+        self.audited(who, Action::VolumeState, &target, run, |_| String::new())
+            .await
     }
 
     pub fn drives(&self, who: &Principal) -> Result<Vec<DriveView>> {
-        allow(who, Who::Anyone, "list drives")?;
+        allow(who, Action::Drives)?;
         Ok(self.tape().drives())
     }
 
     pub async fn set_drive_online(&self, who: &Principal, name: &str, online: bool) -> Result<DriveView> {
-        allow(who, Who::Admin, "take drives online or offline")?;
-        Ok(self.tape().set_drive_online(name, online).await?)
+        allow(who, Action::DriveState)?;
+        let target = format!("{name} {}", if online { "online" } else { "offline" });
+        let run = async { Ok(self.tape().set_drive_online(name, online).await?) };
+        self.audited(who, Action::DriveState, &target, run, |_| String::new())
+            .await
     }
 
     pub fn libraries(&self, who: &Principal) -> Result<Vec<LibraryView>> {
-        allow(who, Who::Anyone, "list libraries")?;
+        allow(who, Action::Libraries)?;
         Ok(self.tape().libraries())
     }
 
     pub fn tape_events(&self, who: &Principal, after: u64) -> Result<Vec<Event>> {
-        allow(who, Who::Anyone, "read the tape event log")?;
+        allow(who, Action::TapeEvents)?;
         Ok(self.tape().events(after))
     }
 
     pub fn inject_fault(&self, who: &Principal, fault: FaultPoint) -> Result<()> {
-        allow(who, Who::Admin, "inject faults")?;
+        allow(who, Action::Faults)?;
+        let target = format!("{fault:?}");
+        let r = self.inject_fault_now(fault);
+        self.audit.action(who, Action::Faults, &target, &r, |_| String::new());
+        r
+    }
+
+    fn inject_fault_now(&self, fault: FaultPoint) -> Result<()> {
         let tape = match fault {
             FaultPoint::WorkerPanic { worker } => {
                 return match self.background().kill(&worker) {
@@ -135,58 +166,82 @@ impl Service {
     /// Every background worker with its state, counters and last error.
     /// Errors may name paths: for administrators.
     pub fn workers(&self, who: &Principal) -> Result<Vec<WorkerInfo>> {
-        allow(who, Who::Admin, "list background workers")?;
+        allow(who, Action::Workers)?;
         Ok(self.background().workers())
     }
 
     /// Alarms name paths and volumes: for administrators. Those not yet
     /// acknowledged, or every one.
     pub async fn alarms(&self, who: &Principal, all: bool) -> Result<Vec<Alarm>> {
-        allow(who, Who::Admin, "read alarms")?;
+        allow(who, Action::Alarms)?;
         Ok(self.catalog().alarms(all).await?)
     }
 
     /// Acknowledges an alarm: it leaves the list of open alarms, and a
     /// later repeat raises a new one.
     pub async fn ack_alarm(&self, who: &Principal, id: i64) -> Result<Alarm> {
-        allow(who, Who::Admin, "acknowledge alarms")?;
-        self.catalog()
-            .ack_alarm(id, &who.user, Timestamp::now())
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("no alarm {id}")))
+        allow(who, Action::AlarmAck)?;
+        let run = async {
+            self.catalog()
+                .ack_alarm(id, &who.user, Timestamp::now())
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no alarm {id}")))
+        };
+        self.audited(who, Action::AlarmAck, &format!("alarm {id}"), run, |_| String::new())
+            .await
     }
 
     pub fn policy(&self, who: &Principal) -> Result<Arc<LoadedPolicy>> {
-        allow(who, Who::Anyone, "read the policy")?;
+        allow(who, Action::PolicyShow)?;
         Ok(self.archiver().policy())
     }
 
     pub fn load_policy(&self, who: &Principal, text: &str) -> Result<Arc<LoadedPolicy>> {
-        allow(who, Who::Admin, "load a policy")?;
+        allow(who, Action::PolicyLoad)?;
         let origin = format!("loaded by {} with bale policy load", who.user);
-        self.archiver().load(text, &origin)
+        let r = self.archiver().load(text, &origin);
+        self.audit
+            .action(who, Action::PolicyLoad, &format!("{} bytes", text.len()), &r, |p| {
+                format!("{} rule(s)", p.policy.rules.len())
+            });
+        r
     }
 
     pub async fn queue(&self, who: &Principal) -> Result<QueueView> {
-        allow(who, Who::Anyone, "read the queue")?;
+        allow(who, Action::QueueShow)?;
         self.archiver().queue().await
     }
 
     /// Closes one open pool, or all of them, whole.
     pub async fn flush(&self, who: &Principal, pool: Option<&str>) -> Result<Vec<ArchiveJob>> {
-        allow(who, Who::Admin, "flush pools")?;
+        allow(who, Action::QueueFlush)?;
         let which = match pool {
             Some(key) => Closing::Pool(key),
             None => Closing::All,
         };
-        self.archiver().close_pools(which).await
+        let run = self.archiver().close_pools(which);
+        self.audited(who, Action::QueueFlush, pool.unwrap_or("every pool"), run, |jobs| {
+            format!("{} archive job(s)", jobs.len())
+        })
+        .await
     }
 
     /// Puts failed archive jobs back in the queue, attempts reset: one
     /// (which must be failed), or every failed job. For after the cause is
     /// fixed; the tape system takes them at once.
     pub async fn retry_jobs(&self, who: &Principal, job: Option<i64>) -> Result<Vec<ArchiveJob>> {
-        allow(who, Who::Admin, "retry archive jobs")?;
+        allow(who, Action::QueueRetry)?;
+        let target = job
+            .map(|j| format!("job {j}"))
+            .unwrap_or_else(|| "every failed job".into());
+        let run = self.retry_jobs_now(who, job);
+        self.audited(who, Action::QueueRetry, &target, run, |jobs| {
+            format!("{} job(s) retried", jobs.len())
+        })
+        .await
+    }
+
+    async fn retry_jobs_now(&self, who: &Principal, job: Option<i64>) -> Result<Vec<ArchiveJob>> {
         let jobs = self.catalog().retry_jobs(job).await.map_err(|e| match e {
             bale_catalog::CatalogError::NotFound(m) => Error::NotFound(format!("no {m}; bale queue --all lists them")),
             e => e.into(),
@@ -204,7 +259,7 @@ impl Service {
     }
 
     pub async fn tokens(&self, who: &Principal) -> Result<Vec<TokenInfo>> {
-        allow(who, Who::Admin, "list tokens")?;
+        allow(who, Action::Tokens)?;
         self.auth().list().await
     }
 
@@ -217,13 +272,24 @@ impl Service {
         admin: bool,
         comment: &str,
     ) -> Result<(String, TokenInfo)> {
-        allow(who, Who::Admin, "create tokens")?;
-        self.auth().create(user, group, admin, comment).await
+        allow(who, Action::TokenCreate)?;
+        let target = format!(
+            "user {user}, group {group}{}",
+            if admin { ", administrator" } else { "" }
+        );
+        // The secret is never in the line: the token's id names it.
+        let run = self.auth().create(user, group, admin, comment);
+        self.audited(who, Action::TokenCreate, &target, run, |(_, info)| {
+            format!("token {}", info.id)
+        })
+        .await
     }
 
     pub async fn revoke_token(&self, who: &Principal, id: &str) -> Result<()> {
-        allow(who, Who::Admin, "revoke tokens")?;
-        self.auth().revoke(id).await
+        allow(who, Action::TokenRevoke)?;
+        let run = self.auth().revoke(id);
+        self.audited(who, Action::TokenRevoke, &format!("token {id}"), run, |_| String::new())
+            .await
     }
 
     /// Who sends this `Authorization` header value.
@@ -261,7 +327,20 @@ impl Service {
     /// first; the catalog re-checks each file in the transaction that marks
     /// it purged, and the data goes only after that. Administrators.
     pub async fn purge(&self, who: &Principal, paths: &[NsPath], all: bool, dry_run: bool) -> Result<PurgeReport> {
-        allow(who, Who::Admin, "purge the cache")?;
+        allow(who, Action::Purge)?;
+        let target = if all {
+            "every purgeable file".to_string()
+        } else {
+            format!("{} path(s)", paths.len())
+        } + if dry_run { " (dry run)" } else { "" };
+        let run = self.purge_now(who, paths, all, dry_run);
+        self.audited(who, Action::Purge, &target, run, |r| {
+            format!("{} file(s), {} bytes", r.files, r.bytes)
+        })
+        .await
+    }
+
+    async fn purge_now(&self, who: &Principal, paths: &[NsPath], all: bool, dry_run: bool) -> Result<PurgeReport> {
         if all != paths.is_empty() {
             return Err(Error::BadRequest(
                 "name the files to purge, or ask for all (not both)".into(),
@@ -337,7 +416,7 @@ impl Service {
 
     /// What the cache holds: cached, pinned and purgeable files and bytes.
     pub async fn cache_usage(&self, who: &Principal) -> Result<bale_catalog::CacheUsage> {
-        allow(who, Who::Anyone, "read the cache's usage")?;
+        allow(who, Action::CacheUsage)?;
         Ok(self.catalog().cache_usage(bale_util::Timestamp::now()).await?)
     }
 }

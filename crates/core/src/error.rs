@@ -8,12 +8,20 @@ pub enum Error {
     /// The request is malformed: a bad path, an unknown tag, a short body.
     #[error("{0}")]
     BadRequest(String),
-    /// No valid credentials.
+    /// No credentials, or credentials in a form bale does not take.
     #[error("{0}")]
     Unauthorized(String),
+    /// Credentials that do not authenticate: an unknown or revoked token,
+    /// a JWT that does not verify (RFC 6750 `invalid_token`).
+    #[error("{0}")]
+    InvalidToken(String),
     /// Valid credentials, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// A capability token without the scope an operation needs (RFC 6750
+    /// `insufficient_scope`): `scope` is the one that would do.
+    #[error("{detail}")]
+    InsufficientScope { scope: String, detail: String },
     #[error("{0}")]
     NotFound(String),
     /// The target already exists.

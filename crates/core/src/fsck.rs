@@ -94,12 +94,23 @@ fn changed_ns(meta: &std::fs::Metadata) -> i64 {
 
 impl Service {
     pub async fn fsck(&self, who: &Principal, repair: bool, checksums: bool) -> Result<FsckReport> {
-        crate::admin::allow(who, crate::admin::Who::Admin, "check the catalog against the cache")?;
-        let settle = self.config.cache.fsck_settle_s as i64 * 1_000_000_000;
-        let mut report = self.check_cache(repair, checksums, Timestamp::now().0 - settle).await?;
-        report.settle_s = self.config.cache.fsck_settle_s;
-        self.check_volumes(repair, &mut report).await?;
-        Ok(report)
+        crate::authz::allow(who, crate::authz::Action::Fsck)?;
+        let target = format!(
+            "{}{}",
+            if repair { "repair" } else { "check" },
+            if checksums { ", checksums" } else { "" }
+        );
+        let run = async {
+            let settle = self.config.cache.fsck_settle_s as i64 * 1_000_000_000;
+            let mut report = self.check_cache(repair, checksums, Timestamp::now().0 - settle).await?;
+            report.settle_s = self.config.cache.fsck_settle_s;
+            self.check_volumes(repair, &mut report).await?;
+            Ok(report)
+        };
+        self.audited(who, crate::authz::Action::Fsck, &target, run, |r| {
+            format!("{} problem(s)", r.problems.len())
+        })
+        .await
     }
 
     /// Every volume's media against the catalog: tape files the catalog

@@ -131,7 +131,8 @@ impl Service {
     }
 
     /// Recorded packages, all or on one volume.
-    pub async fn packages(&self, volume: Option<&str>) -> Result<Vec<Package>> {
+    pub async fn packages(&self, who: &Principal, volume: Option<&str>) -> Result<Vec<Package>> {
+        crate::authz::allow(who, crate::authz::Action::Packages)?;
         if let Some(v) = volume {
             if self.catalog.volume(v).await?.is_none() {
                 return Err(Error::NotFound(format!("no volume {v:?}")));
@@ -142,6 +143,7 @@ impl Service {
 
     /// A package with its members and their paths.
     pub async fn package(&self, who: &Principal, id: &str) -> Result<PackageView> {
+        crate::authz::allow(who, crate::authz::Action::Packages)?;
         let (package, members) = self
             .catalog
             .package(id)

@@ -8,7 +8,9 @@
 mod access;
 pub mod admin;
 pub mod archive;
+pub mod audit;
 pub mod auth;
+pub mod authz;
 mod committer;
 pub mod config;
 mod error;

@@ -144,17 +144,23 @@ impl Service {
     /// from (it never stages).
     pub async fn readable(&self, who: &Principal, path: &NsPath) -> Result<Node> {
         let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
-        readable_in(who, r)
+        file_for(who, r, Op::Read)
     }
 
-    /// [`Service::readable`] of each of `paths` (as sent: each parsed,
-    /// walked and checked on its own, the catalog asked in bulk), in order.
-    pub async fn readable_many(&self, who: &Principal, paths: &[String]) -> Result<Vec<Result<Node>>> {
+    /// The file at `path` if `who` may stage or pin it (`Op::Stage`).
+    pub async fn stageable(&self, who: &Principal, path: &NsPath) -> Result<Node> {
+        let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
+        file_for(who, r, Op::Stage)
+    }
+
+    /// The file at each of `paths` (as sent: each parsed, walked and
+    /// checked for `op` on its own, the catalog asked in bulk), in order.
+    pub async fn files_for(&self, who: &Principal, paths: &[String], op: Op) -> Result<Vec<Result<Node>>> {
         Ok(self
             .resolve_many(paths)
             .await?
             .into_iter()
-            .map(|r| readable_in(who, r?))
+            .map(|r| file_for(who, r?, op))
             .collect())
     }
 
@@ -172,9 +178,9 @@ impl Service {
     }
 }
 
-/// The file `r` resolves to, if `who` may read it (stat on the path, then
-/// read on the file; a directory is refused).
-fn readable_in(who: &Principal, r: Resolved) -> Result<Node> {
+/// The file `r` resolves to, if `who` may do `op` (read, stage) on it
+/// (stat on the path, then `op` on the file; a directory is refused).
+fn file_for(who: &Principal, r: Resolved, op: Op) -> Result<Node> {
     check(who, Op::Stat, &r)?;
     if r.node().expect("checked").is_dir() {
         let path = &r.path;
@@ -182,7 +188,7 @@ fn readable_in(who: &Principal, r: Resolved) -> Result<Node> {
             "{path} is a directory: list it with PROPFIND or GET /api/v1/list{path}"
         )));
     }
-    check(who, Op::Read, &r)?;
+    check(who, op, &r)?;
     Ok(r.into_node().expect("checked"))
 }
 

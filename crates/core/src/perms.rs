@@ -7,7 +7,8 @@
 //! | operation | on every directory above the path | on the parent | on the entry |
 //! | --- | --- | --- | --- |
 //! | stat, PROPFIND depth 0, archive state, policy check | `x` | | |
-//! | read data (GET), and later stage, pin | `x` | | `r` |
+//! | read data (GET) | `x` | | `r` |
+//! | stage, pin (the data is read from tape) | `x` | | `r` |
 //! | list (PROPFIND depth 1, `ls`) | `x` | | `r` and `x` (names and attributes, as `ls -l`) |
 //! | create a file or directory | `x` | `w` and `x` | |
 //! | overwrite a file (PUT with Overwrite) | `x` | | `w`; owner, group and mode are kept |
@@ -20,7 +21,12 @@
 //! group's if the user's group is the node's, else the others'. A path
 //! below a directory the user may not search is refused with 403 naming
 //! that directory, whether or not the path exists (nothing is disclosed).
+//!
+//! A WLCG capability token is judged on its scopes instead of the mode
+//! bits (Common JWT Profile; see `auth::scope`): the operation needs the
+//! scope [`Op::scopes`] names, covering the path; nothing else is read.
 
+use crate::auth::scope::{Authz, Capabilities};
 use crate::auth::Principal;
 use crate::{Error, Result};
 use bale_catalog::Node;
@@ -47,10 +53,13 @@ pub enum Op {
     Tag,
     Chmod,
     Chown,
+    /// Staging or pinning a file: its data is brought to (or kept in) the
+    /// cache, not read.
+    Stage,
 }
 
 impl Op {
-    pub const ALL: [Op; 11] = [
+    pub const ALL: [Op; 12] = [
         Op::Stat,
         Op::Read,
         Op::List,
@@ -62,7 +71,22 @@ impl Op {
         Op::Tag,
         Op::Chmod,
         Op::Chown,
+        Op::Stage,
     ];
+
+    /// The capability scopes that allow the operation (any one of them,
+    /// covering the path); none for what only an administrator may do.
+    pub fn scopes(self) -> &'static [Authz] {
+        const ANY: &[Authz] = &[Authz::Read, Authz::Create, Authz::Modify, Authz::Stage, Authz::Poll];
+        match self {
+            Op::Stat => ANY,
+            Op::Read | Op::List => &[Authz::Read],
+            Op::Create => &[Authz::Create, Authz::Modify],
+            Op::Overwrite | Op::Remove | Op::Replace | Op::Tag | Op::Chmod => &[Authz::Modify],
+            Op::Stage => &[Authz::Stage],
+            Op::CreateAs | Op::Chown => &[],
+        }
+    }
 
     /// The verb of an error message: "user bob may not {verb} /a/b".
     fn verb(self) -> &'static str {
@@ -77,6 +101,7 @@ impl Op {
             Op::Tag => "tag",
             Op::Chmod => "change the mode of",
             Op::Chown => "change the owner of",
+            Op::Stage => "stage",
         }
     }
 
@@ -173,6 +198,9 @@ fn require_owner(who: &Principal, node: &Node, what: &str, path: &str) -> Result
 /// Also turns a missing entry or parent into the right error, after the
 /// search check (so a hidden path's existence is never disclosed).
 pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
+    if let Some(caps) = &who.caps {
+        return check_scopes(caps, op, r);
+    }
     let path = r.path.as_str();
     let depth = r.depth();
     // Search on every directory above the entry, top down: the first one
@@ -210,7 +238,7 @@ pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
         .ok_or_else(|| Error::NotFound(format!("{path} does not exist")))?;
     match op {
         Op::Stat | Op::Chown => Ok(()),
-        Op::Read => require(who, node, R, op.verb(), path),
+        Op::Read | Op::Stage => require(who, node, R, op.verb(), path),
         Op::List if node.is_dir() => require(who, node, R | X, op.verb(), path),
         Op::List => Ok(()),
         Op::Overwrite => require(who, node, W, op.verb(), path),
@@ -223,6 +251,89 @@ pub fn check(who: &Principal, op: Op, r: &Resolved) -> Result<()> {
         Op::Tag | Op::Chmod => require_owner(who, node, op.verb(), path),
         Op::Create | Op::CreateAs => unreachable!("handled above"),
     }
+}
+
+/// What the mode bits must allow for `op`, in words (the docs' table).
+pub fn describe(op: Op) -> &'static str {
+    match op {
+        Op::Stat => "x on every directory above",
+        Op::Read | Op::Stage => "x above; r on the file",
+        Op::List => "x above; r and x on the directory",
+        Op::Create => "x above; w and x on the parent",
+        Op::CreateAs | Op::Chown => "an administrator",
+        Op::Overwrite => "x above; w on the file",
+        Op::Remove => "x above; w and x on the parent; the entry's owner",
+        Op::Replace => "x above; w and x on the parent; the replaced entry's owner",
+        Op::Tag | Op::Chmod => "x above; the entry's owner",
+    }
+}
+
+/// The check of a capability token: a scope that covers the path (for a
+/// stat, also a directory on the way to one), then what the namespace
+/// itself requires (an entry, a parent).
+fn check_scopes(caps: &Capabilities, op: Op, r: &Resolved) -> Result<()> {
+    let path = &r.path;
+    let kinds = op.scopes();
+    let granted = caps.grants(kinds, path) || (op == Op::Stat && caps.leads_to(kinds, path));
+    if !granted {
+        let Some(first) = kinds.first() else {
+            return Err(Error::Forbidden(format!(
+                "only an administrator may {} {path}; a WLCG token never may",
+                op.verb()
+            )));
+        };
+        let held: Vec<String> = caps.scopes.iter().map(|s| s.to_string()).collect();
+        let held = if held.is_empty() {
+            "none".to_string()
+        } else {
+            held.join(" ")
+        };
+        let (scope, detail) = match path.as_str().strip_prefix(caps.prefix.as_str().trim_end_matches('/')) {
+            Some(rel) if crate::auth::scope::covers(&caps.prefix, path) => {
+                let rel = if rel.is_empty() { "/" } else { rel };
+                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                let scope = format!("{}:{rel}", first.name());
+                let detail = format!(
+                    "the token may not {} {path}: that needs {} (its storage scopes: {held})",
+                    op.verb(),
+                    names
+                        .iter()
+                        .map(|n| format!("{n}:{rel}"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                );
+                (scope, detail)
+            }
+            _ => (
+                format!("{}:/", first.name()),
+                format!(
+                    "the token may not {} {path}: its issuer's scopes are read under {} (its storage scopes: {held})",
+                    op.verb(),
+                    caps.prefix
+                ),
+            ),
+        };
+        return Err(Error::InsufficientScope { scope, detail });
+    }
+    let p = path.as_str();
+    for (i, n) in r.chain.iter().enumerate().take(r.depth()) {
+        if !n.is_dir() {
+            let at = r.path_at(i);
+            return Err(if op.needs_entry() {
+                Error::NotFound(format!("{p} does not exist: {at} is a file"))
+            } else {
+                Error::Conflict(format!("{at} is not a directory"))
+            });
+        }
+    }
+    if op == Op::Create {
+        let parent_path = path.parent().unwrap_or_else(NsPath::root);
+        r.parent()
+            .ok_or_else(|| Error::Conflict(format!("parent directory {parent_path} does not exist")))?;
+        return Ok(());
+    }
+    r.node().ok_or_else(|| Error::NotFound(format!("{p} does not exist")))?;
+    Ok(())
 }
 
 /// Whether `who` may see the path at all (search on every directory above
@@ -241,7 +352,9 @@ pub fn sees_everything(who: &Principal) -> bool {
 /// name (sticky-directory semantics, checked by the catalog inside its
 /// transaction for the whole subtree); none for administrators.
 pub fn owner_bound(who: &Principal) -> Option<&str> {
-    (!who.admin).then_some(who.user.as_str())
+    // A capability token's modify scope replaces the sticky rule: what
+    // the scope covers, it may remove, whoever owns it.
+    (!who.admin && who.caps.is_none()).then_some(who.user.as_str())
 }
 
 #[cfg(test)]
@@ -271,12 +384,7 @@ mod tests {
     }
 
     fn who(user: &str, group: &str, admin: bool) -> Principal {
-        Principal {
-            user: user.into(),
-            group: group.into(),
-            admin,
-            token_id: "t".into(),
-        }
+        Principal::with_token(user, group, admin, "t")
     }
 
     /// /alice (0755) /alice/priv (0700) /alice/priv/open (0777) /alice/priv/open/f (0666)

@@ -30,14 +30,14 @@ impl Service {
         }
     }
 
-    /// The file ids of `paths`, each a file `who` may read.
+    /// The file ids of `paths`, each a file `who` may stage (`Op::Stage`).
     async fn readable_ids(&self, who: &Principal, paths: &[NsPath]) -> Result<Vec<FileId>> {
         if paths.is_empty() {
             return Err(Error::BadRequest("name at least one file".into()));
         }
         let mut ids = Vec::with_capacity(paths.len());
         for p in paths {
-            let node = self.readable(who, p).await?;
+            let node = self.stageable(who, p).await?;
             ids.push(node.file_id.expect("a file"));
         }
         Ok(ids)

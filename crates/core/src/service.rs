@@ -29,6 +29,7 @@ pub struct Service {
     pub(crate) catalog: DynCatalog,
     pub(crate) cache: Cache,
     pub(crate) auth: Auth,
+    pub(crate) audit: crate::audit::AuditLog,
     pub(crate) committer: Committer,
     pub(crate) tape: TapeSystem,
     pub(crate) archiver: Arc<Archiver>,
@@ -115,6 +116,9 @@ impl Service {
         let libraries: Vec<String> = config.tape.libraries.iter().map(|l| l.name.clone()).collect();
         crate::archive::check_copy_libraries(&policy.policy, &libraries)
             .map_err(|e| Error::BadRequest(format!("invalid policy {}: {e}", policy.origin)))?;
+        // So does an issuer whose keys do not read.
+        let issuers =
+            crate::auth::jwt::Issuers::load(&config.auth).map_err(|e| Error::BadRequest(format!("[auth]: {e}")))?;
         create_dir_all_durable(&config.data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data dir {}: {e}", config.data_dir.display())))?;
         // One process per data directory, before anything in it is read
@@ -132,6 +136,8 @@ impl Service {
             LockError::Held { .. } => Error::Conflict(e.to_string()),
             e => Error::Internal(e.to_string()),
         })?;
+        let audit = crate::audit::AuditLog::open(config.audit_log_path().as_deref())
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let catalog = bale_catalog::open(&config.catalog_spec()).await?;
         let sync = match config.ingest.sync {
             SyncModeConfig::Fsync => SyncMode::Fsync,
@@ -305,7 +311,8 @@ impl Service {
         let svc = Arc::new(Service {
             _lock: lock,
             stager,
-            auth: Auth::new(catalog.clone()),
+            auth: Auth::new(catalog.clone(), issuers),
+            audit,
             config,
             catalog,
             cache,
@@ -373,6 +380,11 @@ impl Service {
 
     pub(crate) fn auth(&self) -> &Auth {
         &self.auth
+    }
+
+    /// The audit log (the HTTP layer records refusals in it).
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     /// Writes `<data_dir>/admin.token` (mode 0600) unless it holds a live token.

@@ -9,6 +9,7 @@
 //! A restart resumes every open file: nothing stays STARTED.
 
 use crate::auth::Principal;
+use crate::authz::Action;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::{NewStageFile, StageFile, StageRequest, StageState};
@@ -92,7 +93,7 @@ impl Service {
             if chunk.is_empty() {
                 break;
             }
-            let resolved = self.readable_many(who, &chunk).await?;
+            let resolved = self.files_for(who, &chunk, crate::perms::Op::Stage).await?;
             files.extend(chunk.into_iter().zip(resolved).map(|(p, r)| new_stage_file(p, r)));
         }
         let resolved = t.elapsed();
@@ -130,34 +131,30 @@ impl Service {
             .stage_request(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
-        self.may_see_request(who, id, &req.owner)?;
+        crate::authz::allow_request(who, Action::StageStatus, id, &req.owner)?;
         Ok(req)
-    }
-
-    /// Only a request's requester or an administrator sees or changes it.
-    fn may_see_request(&self, who: &Principal, id: i64, owner: &str) -> Result<()> {
-        if owner != who.user && !crate::perms::sees_everything(who) {
-            return Err(Error::Forbidden(format!(
-                "stage request {id} is {owner}'s: only its requester or an administrator may see or change it"
-            )));
-        }
-        Ok(())
     }
 
     /// `paths` of request `id`, each required to be in it (else nothing
     /// changes); the request's files for that check (none without paths:
     /// then only the owner is checked, not a million rows read).
-    async fn request_paths(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<Vec<StageFile>> {
+    async fn request_paths(
+        &self,
+        who: &Principal,
+        action: Action,
+        id: i64,
+        paths: Option<&[String]>,
+    ) -> Result<Vec<StageFile>> {
         let Some(paths) = paths else {
-            let (owner, _) = self
-                .catalog()
-                .stage_request_counts(id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
-            self.may_see_request(who, id, &owner)?;
+            self.request_owner_allows(who, action, id).await?;
             return Ok(Vec::new());
         };
-        let req = self.stage_status(who, id).await?;
+        let req = self
+            .catalog()
+            .stage_request(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
+        crate::authz::allow_request(who, action, id, &req.owner)?;
         let known: HashSet<&str> = req.files.iter().map(|f| f.path.as_str()).collect();
         if let Some(p) = paths.iter().find(|p| !known.contains(p.as_str())) {
             return Err(Error::BadRequest(format!("{p} is not in stage request {id}")));
@@ -170,7 +167,7 @@ impl Service {
     /// more stop: a queued tape read is dropped before its mount, one under
     /// way stops at its next member.
     pub async fn cancel_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
-        self.request_paths(who, id, paths).await?;
+        self.request_paths(who, Action::StageCancel, id, paths).await?;
         let n = self.catalog().cancel_stage_files(id, paths, Timestamp::now()).await?;
         if n > 0 {
             let stopped = self.stager.cancel_unneeded().await?;
@@ -184,7 +181,7 @@ impl Service {
     /// Releases the request's holds (on `paths`, or all): those files may
     /// be purged again. Pins and other requests' holds stay.
     pub async fn release_stage(&self, who: &Principal, id: i64, paths: Option<&[String]>) -> Result<usize> {
-        let files = self.request_paths(who, id, paths).await?;
+        let files = self.request_paths(who, Action::StageRelease, id, paths).await?;
         let Some(paths) = paths else {
             return Ok(self.catalog().release_request(id).await?);
         };
@@ -196,8 +193,20 @@ impl Service {
         Ok(self.catalog().release_holds(Some(id), &ids).await?)
     }
 
+    /// Whether `who` may do `action` on request `id` (its owner read
+    /// without its files).
+    async fn request_owner_allows(&self, who: &Principal, action: Action, id: i64) -> Result<()> {
+        let (owner, _) = self
+            .catalog()
+            .stage_request_counts(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
+        crate::authz::allow_request(who, action, id, &owner)
+    }
+
     /// Cancels what is open, releases the holds and forgets the request.
     pub async fn delete_stage(&self, who: &Principal, id: i64) -> Result<()> {
+        self.request_owner_allows(who, Action::StageDelete, id).await?;
         self.cancel_stage(who, id, None).await?;
         self.release_stage(who, id, None).await?;
         self.catalog().delete_stage_request(id).await?;
@@ -243,7 +252,7 @@ impl Service {
             .stage_request_counts(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
-        self.may_see_request(who, id, &owner)?;
+        crate::authz::allow_request(who, Action::StageStatus, id, &owner)?;
         let mut p = StageProgress::default();
         for (state, n) in counts {
             p.files += n;
@@ -293,7 +302,7 @@ impl Service {
     pub async fn release_paths(&self, who: &Principal, paths: &[String]) -> Result<usize> {
         let mut ids = Vec::with_capacity(paths.len());
         for p in paths {
-            let node = self.readable(who, &NsPath::parse(p)?).await?;
+            let node = self.stageable(who, &NsPath::parse(p)?).await?;
             ids.push(node.file_id.expect("a file"));
         }
         Ok(self.catalog().release_holds(None, &ids).await?)

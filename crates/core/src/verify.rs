@@ -68,7 +68,16 @@ impl Service {
     /// `rate` (bytes a second) holds the reads back; `None`: the
     /// configured scrub rate.
     pub async fn verify(&self, who: &Principal, target: VerifyTarget, rate: Option<u64>) -> Result<VerifyReport> {
-        crate::admin::allow(who, crate::admin::Who::Admin, "verify copies")?;
+        crate::authz::allow(who, crate::authz::Action::Verify)?;
+        let what = format!("{target:?}");
+        let run = self.verify_now(target, rate);
+        self.audited(who, crate::authz::Action::Verify, &what, run, |r| {
+            format!("{} problem(s)", r.problems())
+        })
+        .await
+    }
+
+    async fn verify_now(&self, target: VerifyTarget, rate: Option<u64>) -> Result<VerifyReport> {
         let rate = rate.or(Some(self.config.verify.scrub_rate.as_u64())).filter(|r| *r > 0);
         let t0 = Instant::now();
         let pkgs = match &target {

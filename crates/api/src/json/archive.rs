@@ -167,9 +167,13 @@ struct PackagesQuery {
     volume: Option<String>,
 }
 
-async fn packages(State(st): State<AppState>, Query(q): Query<PackagesQuery>) -> Result<Response, ApiError> {
+async fn packages(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<PackagesQuery>,
+) -> Result<Response, ApiError> {
     Ok(Json(wire::all::<_, TapeFileJson>(
-        &st.svc.packages(q.volume.as_deref()).await?,
+        &st.svc.packages(&who, q.volume.as_deref()).await?,
     ))
     .into_response())
 }

@@ -72,13 +72,14 @@ async fn health(State(st): State<AppState>) -> Response {
     Json(serde_json::json!({"status": "ok", "catalog": st.svc.catalog_backend()})).into_response()
 }
 
-async fn whoami(Extension(who): Extension<Principal>) -> Json<WhoAmI> {
-    Json(WhoAmI {
+async fn whoami(Extension(who): Extension<Principal>) -> Result<Json<WhoAmI>, ApiError> {
+    bale_core::authz::allow(&who, bale_core::authz::Action::WhoAmI)?;
+    Ok(Json(WhoAmI {
         user: who.user,
         group: who.group,
         admin: who.admin,
         token_id: who.token_id,
-    })
+    }))
 }
 
 async fn stat(

@@ -392,7 +392,13 @@ fn origin_of(req: &Request) -> Result<Origin, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the request has no origin"))
 }
 
-async fn do_move(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, o: Origin) -> Result<Response, ApiError> {
+async fn do_move(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    h: &HeaderMap,
+    o: Origin,
+) -> Result<Response, ApiError> {
     let dest = destination(h, &o, "MOVE")?;
     // RFC 4918: Overwrite defaults to T.
     let overwrite = overwrite_header(h, true)?;
@@ -424,7 +430,13 @@ fn moved_or_copied(r: bale_core::Result<bool>, overwrite: bool) -> Result<Respon
 
 /// RFC 4918 9.8: COPY of a file, or of a collection with `Depth:
 /// infinity` (the default) or `0` (the collection alone).
-async fn do_copy(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, o: Origin) -> Result<Response, ApiError> {
+async fn do_copy(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    h: &HeaderMap,
+    o: Origin,
+) -> Result<Response, ApiError> {
     let dest = destination(h, &o, "COPY")?;
     let overwrite = overwrite_header(h, true)?;
     let recursive = match header_str(h, "depth").map(|d| d.trim().to_ascii_lowercase()) {

@@ -175,9 +175,28 @@ pub async fn recover(a: &RecoverArgs) -> Result<ExitCode> {
         Some(v) => bale_core::recover::RecoverTarget::Volume(v.clone()),
         None => bale_core::recover::RecoverTarget::All,
     };
-    let r = bale_core::recover::recover(&cfg, target)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let what = format!("{target:?}");
+    let r = bale_core::recover::recover(&cfg, target).await;
+    // Recorded in the data directory's audit log, as the server's
+    // administrative actions are.
+    match bale_core::audit::AuditLog::open(cfg.audit_log_path().as_deref()) {
+        Ok(log) => match &r {
+            Ok(r) => log.local(
+                "recover",
+                &what,
+                "ok",
+                &format!(
+                    "{} files, {} packages, {} skipped",
+                    r.files,
+                    r.packages,
+                    r.skipped.len()
+                ),
+            ),
+            Err(e) => log.local("recover", &what, "failed", &e.to_string()),
+        },
+        Err(e) => eprintln!("bale: {e}"),
+    }
+    let r = r.map_err(|e| anyhow::anyhow!("{e}"))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {

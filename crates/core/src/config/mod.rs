@@ -1,8 +1,10 @@
 //! bale's configuration: one TOML file, one serde struct. Every key has a
 //! default in code; unknown keys are an error naming the key.
 
+mod auth;
 mod server;
 
+pub use auth::{AuthConfig, GroupMapping, IssuerConfig, ANY_AUDIENCE};
 pub use server::ServerConfig;
 
 use bytesize::ByteSize;
@@ -23,6 +25,8 @@ pub struct Config {
     pub listen: Option<String>,
     /// The HTTP server: where it listens, and the bounds of requests.
     pub server: ServerConfig,
+    /// WLCG token issuers and the audit log.
+    pub auth: AuthConfig,
     /// The catalog: "sqlite" (a file in data_dir), or a PostgreSQL URL
     /// (postgres://user:password@host:port/database) shared by several nodes.
     pub catalog: String,
@@ -235,6 +239,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./bale-data"),
             listen: None,
             server: ServerConfig::default(),
+            auth: AuthConfig::default(),
             catalog: "sqlite".to_string(),
             shutdown_deadline_s: 60,
             ingest: IngestConfig::default(),
@@ -313,6 +318,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate().map_err(ConfigError::Invalid)?;
+        self.auth.validate().map_err(ConfigError::Invalid)?;
         if self.ingest.max_batch == 0 {
             return Err(ConfigError::Invalid("ingest.max_batch must be at least 1".into()));
         }
@@ -388,6 +394,14 @@ impl Config {
     pub fn admin_token_path(&self) -> PathBuf {
         self.data_dir.join("admin.token")
     }
+
+    /// The audit log's file, or `None` for the server's log.
+    pub fn audit_log_path(&self) -> Option<PathBuf> {
+        match self.auth.audit_log.as_str() {
+            "-" => None,
+            p => Some(self.data_dir.join(p)),
+        }
+    }
 }
 
 /// Hides the password of a URL (`postgres://u:secret@h` → `postgres://u:***@h`).
@@ -407,6 +421,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
             .field("server", &self.server)
+            .field("auth", &self.auth)
             .field("catalog", &redact_url(&self.catalog))
             .field("shutdown_deadline_s", &self.shutdown_deadline_s)
             .field("ingest", &self.ingest)
