@@ -60,7 +60,7 @@ fn normal(scheme: &str, authority: &str) -> (String, String) {
     (scheme, a)
 }
 
-fn header<'a>(h: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+fn header(h: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -75,8 +75,7 @@ fn last_element(h: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .last()
+        .rfind(|v| !v.is_empty())
         .map(str::to_string)
 }
 

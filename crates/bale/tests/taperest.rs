@@ -112,7 +112,11 @@ fn the_tape_rest_api_stages_and_reports(catalog: Catalog) {
     let (code, loc, v) = post(&s, &s.token, "/api/tape/v1/stage/", &body);
     assert_eq!(code, 201, "{v}");
     let id = v["requestId"].as_str().unwrap().to_string();
-    assert_eq!(loc.as_deref(), Some(format!("/api/tape/v1/stage/{id}").as_str()));
+    // Absolute, on the URL the client came in by.
+    assert_eq!(
+        loc.as_deref(),
+        Some(format!("{}/api/tape/v1/stage/{id}", s.url).as_str())
+    );
     s.wait_for(60, "the request done", |s| {
         get(s, &s.token, &format!("/api/tape/v1/stage/{id}")).1["completedAt"].is_number()
     });

@@ -101,6 +101,9 @@ pub struct Server {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub token: String,
+    /// The CA that signed the server's certificate (over https): trusted
+    /// by `http()` and given to the CLI as `BALE_CA`.
+    pub ca: Option<PathBuf>,
     catalog_arg: Option<String>,
     schema: Option<String>,
     extra: Vec<String>,
@@ -138,6 +141,7 @@ impl Server {
             url: String::new(),
             dir,
             token: String::new(),
+            ca: None,
             catalog_arg,
             schema,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -354,6 +358,10 @@ impl Server {
         c.env("BALE_SERVER", &self.url)
             .env("BALE_TOKEN", token)
             .env("BALE_LOG", "warn");
+        match &self.ca {
+            Some(ca) => c.env("BALE_CA", ca),
+            None => c.env_remove("BALE_CA"),
+        };
         c
     }
 
@@ -371,10 +379,12 @@ impl Server {
     }
 
     pub fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap()
+        let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120));
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).unwrap();
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
     }
 
     pub fn url_of(&self, path: &str) -> String {
