@@ -6,30 +6,11 @@
 
 mod common;
 
-use common::{bytes, Catalog, Server, SMALL_LIBRARY};
+use common::{bytes, gfal2_available, Catalog, Server, PYTHON, SMALL_LIBRARY};
 use serde_json::Value;
 use std::process::Command;
 
-const PYTHON: &str = "/usr/bin/python3";
 const CLIENT: &str = include_str!("gfal2_client.py");
-
-/// Whether Debian's python can load gfal2 (CI installs it; a developer
-/// machine without it skips, CI never does).
-fn gfal2_available() -> bool {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import gfal2"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "gfal2 must be installed in CI (gfal2 gfal2-plugin-http python3-gfal2-util)"
-        );
-        eprintln!("skipping the gfal2 test: {PYTHON} cannot import gfal2");
-    }
-    ok
-}
 
 struct Gfal2<'a> {
     s: &'a Server,

@@ -11,18 +11,8 @@ fn method(m: &str) -> Method {
 }
 
 /// A client tool, required in CI (where .ci/run installs it), optional elsewhere.
-fn tool(name: &str) -> Option<&'static str> {
-    let found = Command::new("which")
-        .arg(name)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(std::env::var("CI").is_err(), "{name} must be installed in CI");
-        eprintln!("skipping the {name} check: not installed");
-        return None;
-    }
-    Some(Box::leak(name.to_string().into_boxed_str()))
+fn tool(name: &'static str) -> Option<&'static str> {
+    common::installed(name).then_some(name)
 }
 
 fn setup() -> Server {

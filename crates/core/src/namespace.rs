@@ -181,7 +181,15 @@ impl Service {
 /// The file `r` resolves to, if `who` may do `op` (read, stage) on it
 /// (stat on the path, then `op` on the file; a directory is refused).
 fn file_for(who: &Principal, r: Resolved, op: Op) -> Result<Node> {
-    check(who, Op::Stat, &r)?;
+    if let Err(e) = check(who, Op::Stat, &r) {
+        // A capability token that may not even stat the path is told the
+        // scope the operation needs (storage.stage), not the first scope
+        // that would allow a stat.
+        if let (Error::InsufficientScope { .. }, Err(needed)) = (&e, check(who, op, &r)) {
+            return Err(needed);
+        }
+        return Err(e);
+    }
     if r.node().expect("checked").is_dir() {
         let path = &r.path;
         return Err(Error::IsADirectory(format!(

@@ -1,7 +1,8 @@
 //! Stage requests: bulk staging as durable catalog rows. A request names
 //! any number of files; each is resolved (a missing file, a directory or
-//! one the user may not read fails at once with its reason; a cached one
-//! completes at once), the request holds its files in the cache for its
+//! one the user may not stage fails at once with its reason; a cached one
+//! completes at once; a request whose every file is refused to its caller
+//! is refused whole, and nothing is recorded), the request holds its files in the cache for its
 //! lifetime (its own rows do: shown as pins of owner `stage-request-ID`),
 //! and the stage worker turns the open files of every request into the
 //! set of packages behind them and queues them to the tape system in one
@@ -70,6 +71,23 @@ fn new_stage_file(path: String, resolved: Result<bale_catalog::Node>) -> NewStag
     }
 }
 
+/// The refusal of a stage request none of whose `n` files its caller may
+/// stage: the first file's reason.
+fn all_refused(e: Error, n: usize) -> Error {
+    if n == 1 {
+        return e;
+    }
+    let say = |m: &str| format!("none of the {n} files of the request may be staged by its caller; the first: {m}");
+    match e {
+        Error::Forbidden(m) => Error::Forbidden(say(&m)),
+        Error::InsufficientScope { scope, detail } => Error::InsufficientScope {
+            scope,
+            detail: say(&detail),
+        },
+        e => e,
+    }
+}
+
 impl Service {
     /// Records a stage request for `paths` (as sent) by `who`; returns its id.
     pub async fn stage(&self, who: &Principal, paths: Vec<String>, lifetime: Option<Duration>) -> Result<i64> {
@@ -88,13 +106,30 @@ impl Service {
         // walks, whatever the request's size.
         let mut files = Vec::with_capacity(paths.len());
         let mut paths = paths.into_iter();
+        // The first path refused to the caller, and whether any was not.
+        let mut refusal: Option<Error> = None;
+        let mut any_allowed = false;
         loop {
             let chunk: Vec<String> = paths.by_ref().take(INTAKE_SLICE).collect();
             if chunk.is_empty() {
                 break;
             }
             let resolved = self.files_for(who, &chunk, crate::perms::Op::Stage).await?;
-            files.extend(chunk.into_iter().zip(resolved).map(|(p, r)| new_stage_file(p, r)));
+            for (p, r) in chunk.into_iter().zip(resolved) {
+                match &r {
+                    Err(e @ (Error::Forbidden(_) | Error::InsufficientScope { .. })) => {
+                        refusal.get_or_insert_with(|| e.clone());
+                    }
+                    _ => any_allowed = true,
+                }
+                files.push(new_stage_file(p, r));
+            }
+        }
+        // A request every file of which is refused to its caller is refused
+        // whole (403, nothing recorded): authorization comes before the
+        // operation, and a refusal changes nothing.
+        if let (false, Some(e)) = (any_allowed, refusal) {
+            return Err(all_refused(e, files.len()));
         }
         let resolved = t.elapsed();
         let now = Timestamp::now();

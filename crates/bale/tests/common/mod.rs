@@ -458,6 +458,43 @@ fn status_and_body(r: reqwest::blocking::Response) -> (u16, serde_json::Value) {
     )
 }
 
+/// Whether a client program is installed; outside CI a missing one skips
+/// its test (said on stderr), in CI it fails (CI installs them all).
+pub fn installed(name: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(std::env::var("CI").is_err(), "{name} must be installed in CI");
+        eprintln!("skipping the {name} check: not installed");
+    }
+    found
+}
+
+/// Debian's python, which loads gfal2's bindings.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// Whether Debian's python can load gfal2 (CI installs it; a developer
+/// machine without it skips, CI never does).
+pub fn gfal2_available() -> bool {
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import gfal2"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "gfal2 must be installed in CI (gfal2 gfal2-plugin-http python3-gfal2-util)"
+        );
+        eprintln!("skipping the gfal2 check: {PYTHON} cannot import gfal2");
+    }
+    ok
+}
+
 pub fn assert_ok(out: &Output, what: &str) {
     assert!(
         out.status.success(),

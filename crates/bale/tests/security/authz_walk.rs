@@ -118,8 +118,8 @@ struct Try {
     probe: Probe,
     /// With bob's token (none for actions open to anyone authenticated).
     other: Option<Expect>,
-    /// With this WLCG token, which lacks the scope.
-    scope: Option<(String, Expect)>,
+    /// With a WLCG token of these scopes (which lack the one needed).
+    scope: Option<(String, String, Expect)>,
 }
 
 /// An action's case: the requests refused, and the requests that succeed
@@ -403,7 +403,7 @@ fn case(w: &World, a: Action) -> Case {
     let refused = |probe: Probe, lacking: &str| Try {
         probe,
         other: Some(Expect::Status(403)),
-        scope: Some((w.jwt(lacking), Expect::Status(403))),
+        scope: Some((lacking.to_string(), w.jwt(lacking), Expect::Status(403))),
     };
     let admin_only = |probe: Probe| refused(probe, ALL_SCOPES);
     let ok = |token: &str, p: Probe, status: u16| (token.to_string(), p, Expect::Status(status));
@@ -617,7 +617,7 @@ fn case(w: &World, a: Action) -> Case {
             let per_path = |probe: Probe| Try {
                 probe,
                 other: Some(Expect::PathsRefused(200)),
-                scope: Some((w.jwt(lacking), Expect::PathsRefused(200))),
+                scope: Some((lacking.to_string(), w.jwt(lacking), Expect::PathsRefused(200))),
             };
             Case {
                 tries: vec![
@@ -708,7 +708,10 @@ fn case(w: &World, a: Action) -> Case {
         }
         Action::StageCancel => {
             let (r1, r2) = (w.alice_stage(&[C]), w.alice_stage(&[C]));
-            let cancel = |id: i64| w.post(&format!("/api/v1/stage/{id}/cancel"), json!({}));
+            let cancel = |id: i64| {
+                w.post(&format!("/api/v1/stage/{id}/cancel"), json!({}))
+                    .label(&format!("POST /api/v1/stage/{id}/cancel {{}}"))
+            };
             let tape = |id: i64, p: &str| {
                 w.post(&format!("/api/tape/v1/stage/{id}/cancel"), json!({ "paths": [p] }))
                     .label(&format!("POST /api/tape/v1/stage/{id}/cancel {{\"paths\": [\"{p}\"]}}"))
@@ -723,7 +726,10 @@ fn case(w: &World, a: Action) -> Case {
         }
         Action::StageRelease => {
             let (r1, r2) = (w.alice_stage(&[A]), w.alice_stage(&[A]));
-            let release = |id: i64| w.post(&format!("/api/v1/stage/{id}/release"), json!({}));
+            let release = |id: i64| {
+                w.post(&format!("/api/v1/stage/{id}/release"), json!({}))
+                    .label(&format!("POST /api/v1/stage/{id}/release {{}}"))
+            };
             let tape = |id: i64, p: &str| {
                 w.post(&format!("/api/tape/v1/release/{id}"), json!({ "paths": [p] }))
                     .label(&format!("POST /api/tape/v1/release/{id} {{\"paths\": [\"{p}\"]}}"))
@@ -965,7 +971,7 @@ fn admin_get(w: &World, path: &str) -> Case {
         tries: vec![Try {
             probe: p.clone(),
             other: Some(Expect::Status(403)),
-            scope: Some((w.jwt(ALL_SCOPES), Expect::Status(403))),
+            scope: Some((ALL_SCOPES.to_string(), w.jwt(ALL_SCOPES), Expect::Status(403))),
         }],
         ok: vec![(w.s.token.clone(), p, Expect::Status(200))],
     }
@@ -1000,7 +1006,7 @@ fn catalog_dump(s: &Server) -> Value {
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
-    let volatile = ["nodes.atime", "volumes.stats", "drives.stats"];
+    let volatile = ["nodes.atime", "volumes.stats", "drives.stats", "catalog_users.seen"];
     let mut out = serde_json::Map::new();
     for t in tables {
         let mut st = c.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
@@ -1079,6 +1085,25 @@ fn snapshot(w: &World) -> BTreeMap<&'static str, Value> {
     ])
 }
 
+/// A snapshot once the server is quiet: the files written before have
+/// settled (their landing notes are gone) and two snapshots agree.
+fn quiet(w: &World) -> BTreeMap<&'static str, Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    loop {
+        let landing = w.s.catalog_query("SELECT CAST(count(*) AS TEXT) FROM landing");
+        if landing[0] == "0" {
+            let now = snapshot(w);
+            if last.as_ref() == Some(&now) {
+                return now;
+            }
+            last = Some(now);
+        }
+        assert!(Instant::now() < deadline, "the server did not come to rest");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// What differs between two snapshots, briefly.
 fn diff(before: &BTreeMap<&'static str, Value>, after: &BTreeMap<&'static str, Value>) -> Option<String> {
     let mut out = Vec::new();
@@ -1125,12 +1150,12 @@ fn every_action_is_refused_without_its_requirement_and_changes_nothing() {
     let mut failures: Vec<String> = Vec::new();
     let mut exercised: HashSet<Action> = HashSet::new();
     let mut table = String::from(
-        "| action | requests | no token | another user's token | a token lacking the scope |\n\
-         | --- | --- | --- | --- | --- |\n",
+        "| action | requests | no token | another user's token | a WLCG token lacking the scope | that token's scopes |\n\
+         | --- | --- | --- | --- | --- | --- |\n",
     );
     for &a in Action::ALL {
         let c = case(&w, a);
-        let mut before = snapshot(&w);
+        let mut before = quiet(&w);
         let (mut none, mut other, mut scope) = (Vec::new(), Vec::new(), Vec::new());
         let mut refusals = 0;
         for t in &c.tries {
@@ -1139,7 +1164,7 @@ fn every_action_is_refused_without_its_requirement_and_changes_nothing() {
             if let Some(e) = t.other {
                 attempts.push(("bob's token", Some(w.bob.as_str()), e, &mut other));
             }
-            if let Some((jwt, e)) = &t.scope {
+            if let Some((_, jwt, e)) = &t.scope {
                 attempts.push(("a token lacking the scope", Some(jwt.as_str()), *e, &mut scope));
             }
             for (who, token, e, column) in attempts {
@@ -1181,13 +1206,19 @@ fn every_action_is_refused_without_its_requirement_and_changes_nothing() {
         assert_eq!(!scope.is_empty(), need_refusers, "{}", a.name());
         exercised.insert(a);
         let requests: Vec<&str> = c.tries.iter().map(|t| t.probe.label.as_str()).collect();
+        let scopes: Vec<String> = c
+            .tries
+            .iter()
+            .filter_map(|t| t.scope.as_ref().map(|(s, _, _)| format!("`{s}`")))
+            .collect();
         table.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} | {} |\n",
             a.name(),
             requests.join("; ").replace('|', "\\|"),
             cells(&none),
             cells(&other),
             cells(&scope),
+            cells(&scopes),
         ));
     }
     let missed: Vec<&str> = Action::ALL

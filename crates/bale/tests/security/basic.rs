@@ -1,22 +1,8 @@
 //! HTTP Basic for DAV clients that know only a user name and a password:
 //! the password is a bale token, the user name must be its user's.
 
-use crate::common::{assert_ok, bytes, Server};
+use crate::common::{assert_ok, bytes, installed, Server};
 use std::process::{Command, Stdio};
-
-fn installed(name: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(std::env::var("CI").is_err(), "{name} must be installed in CI");
-        eprintln!("skipping: {name} is not installed");
-    }
-    ok
-}
 
 /// A server where alice owns /home/alice.
 fn setup() -> (Server, String) {

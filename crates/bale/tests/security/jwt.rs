@@ -123,23 +123,31 @@ fn tokens_grant_exactly_their_scopes() {
     let id = id["requestId"].as_str().unwrap().to_string();
     assert_eq!(status(&s, "GET", &format!("/api/tape/v1/stage/{id}"), &stage), 200);
     assert_eq!(status(&s, "GET", "/wlcg/a/f", &stage), 403, "stage is not read");
-    let r = s
-        .http()
-        .post(s.url_of("/api/tape/v1/stage"))
-        .bearer_auth(&stage)
-        .json(&json!({"files": [{"path": "/wlcg/ab/f"}]}))
-        .send()
-        .unwrap();
-    // A Tape REST request takes the files it may and fails the others,
-    // each with its reason (as dCache and EOS answer).
+    let stage_files = |paths: &[&str]| {
+        let files: Vec<serde_json::Value> = paths.iter().map(|p| json!({"path": p})).collect();
+        s.http()
+            .post(s.url_of("/api/tape/v1/stage"))
+            .bearer_auth(&stage)
+            .json(&json!({ "files": files }))
+            .send()
+            .unwrap()
+    };
+    // Every file refused: the request is refused whole, nothing recorded.
+    let r = stage_files(&["/wlcg/ab/f"]);
+    assert_eq!(r.status(), 403, "stage:/a does not stage /ab");
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.contains("scope=\"storage.stage:/ab/f\""), "{challenge}");
+    // Some refused: the request takes the files it may and fails the
+    // others, each with its reason (as dCache and EOS answer).
+    let r = stage_files(&["/wlcg/a/f", "/wlcg/ab/f"]);
     assert_eq!(r.status(), 201);
     let other: serde_json::Value = r.json().unwrap();
     let other = other["requestId"].as_str().unwrap().to_string();
     let st: serde_json::Value = send(&s, "GET", &format!("/api/tape/v1/stage/{other}"), &stage, None)
         .json()
         .unwrap();
-    let f = &st["files"][0];
-    assert_eq!(f["state"], "FAILED", "stage:/a does not stage /ab: {st}");
+    let f = &st["files"][1];
+    assert_eq!(f["state"], "FAILED", "{st}");
     assert!(f["error"].as_str().unwrap().contains("storage.stage:/ab"), "{st}");
     let info = s
         .http()

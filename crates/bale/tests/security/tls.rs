@@ -5,42 +5,16 @@
 //! calls succeed; forwarded headers from an address that is not a trusted
 //! proxy change nothing.
 
-use crate::common::{assert_ok, bytes, write_file, Catalog, Server, SMALL_LIBRARY};
+use crate::common::{assert_ok, bytes, gfal2_available, write_file, Catalog, Server, PYTHON, SMALL_LIBRARY};
 use crate::pki::Ca;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const PYTHON: &str = "/usr/bin/python3";
 const GFAL2_CLIENT: &str = include_str!("../gfal2_client.py");
 
-/// A client program, or `None` to skip outside CI (CI installs them all).
-fn tool(name: &str) -> Option<&str> {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(std::env::var("CI").is_err(), "{name} must be installed in CI");
-        eprintln!("skipping: {name} is not installed");
-        return None;
-    }
-    Some(name)
-}
-
-fn gfal2_available() -> bool {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import gfal2"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(std::env::var("CI").is_err(), "gfal2 must be installed in CI");
-        eprintln!("skipping: {PYTHON} cannot import gfal2");
-    }
-    ok
+fn tool(name: &'static str) -> Option<&'static str> {
+    crate::common::installed(name).then_some(name)
 }
 
 /// A TLS server whose certificate the test CA signed, and the CA's files.
