@@ -5,6 +5,9 @@ gfal2 HTTP plugin, as FTS and the gfal-* tools use them. One step per
 call; prints what the Rust side asserts on; exits non-zero on failure.
 
     gfal2_client.py BASE TOKEN STEP ARGS...
+
+A TOKEN of "-" sets no credential on the context: gfal2 then reads one
+from BEARER_TOKEN (as FTS hands a WLCG token to it), or has none.
 """
 
 import sys
@@ -16,7 +19,8 @@ import gfal2
 def main():
     base, token, step, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     ctx = gfal2.creat_context()
-    ctx.cred_set(base, ctx.cred_new("BEARER", token))
+    if token != "-":
+        ctx.cred_set(base, ctx.cred_new("BEARER", token))
 
     def params():
         p = ctx.transfer_parameters()

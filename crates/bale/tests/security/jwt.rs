@@ -3,8 +3,9 @@
 //! nothing; a rotated key is picked up; a token without capabilities
 //! falls back to its groups.
 
-use crate::common::{write_file, Catalog, Server};
+use crate::common::{bytes, gfal2_available, write_file, Catalog, Server};
 use crate::pki::{b64url, now, Issuer};
+use crate::tls::{Gfal2, GFAL2_CLIENT};
 use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::json;
@@ -382,4 +383,54 @@ fn a_request_for_a_server_issued_token_gets_a_clean_4xx() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.text().unwrap().contains("issues no macaroons"));
+}
+
+#[test]
+fn gfal2_sends_a_wlcg_token_from_bearer_token() {
+    if !gfal2_available() {
+        return;
+    }
+    let Setup { s, issuer, _dir } = setup();
+    s.run(&["mkdir", "-p", "/wlcg/gfal"]);
+    let dir = _dir.path();
+    let script = dir.join("gfal2_client.py");
+    std::fs::write(&script, GFAL2_CLIENT).unwrap();
+    let token = issuer.token("storage.create:/gfal storage.read:/gfal storage.stage:/gfal");
+    // As FTS runs it: the token in BEARER_TOKEN, none on the context.
+    let g = Gfal2 {
+        script: script.clone(),
+        base: s.url.clone(),
+        token: "-".into(),
+        env: vec![("BEARER_TOKEN".into(), token)],
+    };
+    let data = bytes(11, 30_000);
+    std::fs::write(dir.join("x.dat"), &data).unwrap();
+    let remote = g.url("/wlcg/gfal/x.dat");
+    g.step(&["copy", &format!("file://{}", dir.join("x.dat").display()), &remote]);
+    assert_eq!(
+        g.step(&["checksum", &remote]),
+        format!("{}", bale_util::Adler32::of(&data))
+    );
+    assert_eq!(owner(&s, "/wlcg/gfal/x.dat"), "capuser");
+    // Tape REST with the same token: archive poll, bring online, poll.
+    assert!(g.step(&["archive-poll", &remote]).starts_with("pending:"));
+    let req = g.step(&["bring-online", &remote]);
+    assert_eq!(g.step(&["poll", &req, &remote]), "online");
+
+    // With no token gfal2 asks the server for one: a clean refusal, and
+    // nothing written.
+    let none = Gfal2 {
+        script,
+        base: s.url.clone(),
+        token: "-".into(),
+        env: Vec::new(),
+    };
+    let before = s.tree();
+    let out = none.try_step(&[
+        "copy",
+        &format!("file://{}", dir.join("x.dat").display()),
+        &none.url("/wlcg/gfal/y.dat"),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(s.tree(), before);
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const GFAL2_CLIENT: &str = include_str!("../gfal2_client.py");
+pub(crate) const GFAL2_CLIENT: &str = include_str!("../gfal2_client.py");
 
 fn tool(name: &'static str) -> Option<&'static str> {
     crate::common::installed(name).then_some(name)
@@ -45,11 +45,13 @@ fn curl(args: &[&str]) -> Output {
         .unwrap()
 }
 
-struct Gfal2 {
-    script: std::path::PathBuf,
-    base: String,
-    token: String,
-    env: Vec<(String, String)>,
+/// gfal2's steps (tests/gfal2_client.py) against `base`; a `token` of
+/// "-" sets none on the context (gfal2 reads BEARER_TOKEN, if `env` has it).
+pub(crate) struct Gfal2 {
+    pub script: std::path::PathBuf,
+    pub base: String,
+    pub token: String,
+    pub env: Vec<(String, String)>,
 }
 
 impl Gfal2 {
@@ -69,7 +71,7 @@ impl Gfal2 {
         }
     }
 
-    fn try_step(&self, args: &[&str]) -> Output {
+    pub fn try_step(&self, args: &[&str]) -> Output {
         Command::new(PYTHON)
             .arg(&self.script)
             .arg(&self.base)
@@ -80,7 +82,7 @@ impl Gfal2 {
             .unwrap()
     }
 
-    fn step(&self, args: &[&str]) -> String {
+    pub fn step(&self, args: &[&str]) -> String {
         let out = self.try_step(args);
         assert!(
             out.status.success(),
@@ -91,7 +93,7 @@ impl Gfal2 {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 }
