@@ -4,10 +4,10 @@
 //! completes at once; a request whose every file is refused to its caller
 //! is refused whole, and nothing is recorded), the request holds its files
 //! in the cache for its lifetime (its own rows do: shown as pins of owner
-//! `stage-request-ID`),
-//! and the stage worker turns the open files of every request into the
-//! set of packages behind them and queues them to the tape system in one
-//! step (each volume mounted once, its packages read in position order).
+//! `stage-request-ID`), and the stage worker turns the open files of
+//! every request into the set of packages behind them and queues them to
+//! the tape system in one step (each volume mounted once, its packages
+//! read in position order).
 //! A restart resumes every open file: nothing stays STARTED.
 
 use crate::auth::Principal;
