@@ -23,6 +23,8 @@ pub struct Tls {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<ServerConfig>>,
+    /// Session resumption, kept across certificate reloads.
+    resume: Resume,
     /// The files' modification times and sizes when last loaded.
     stamp: Mutex<Option<(Stamp, Stamp)>>,
 }
@@ -34,8 +36,29 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((m.modified().ok()?, m.len()))
 }
 
+/// Session resumption: TLS 1.3 tickets (stateless, the ticket key
+/// rotated every 6 hours by rustls) and TLS 1.2 session ids (a cache of
+/// 1024), so a client that reconnects (wrk, a file manager, gfal2 per
+/// file) skips the full handshake, as nginx's defaults do.
+#[derive(Clone)]
+struct Resume {
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    cache: Arc<dyn rustls::server::StoresServerSessions>,
+}
+
+impl Resume {
+    fn new() -> Result<Resume, String> {
+        #[allow(deprecated)] // ring: see `build`
+        let ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("no TLS ticket key: {e}"))?;
+        Ok(Resume {
+            ticketer,
+            cache: rustls::server::ServerSessionMemoryCache::new(1024),
+        })
+    }
+}
+
 /// A server configuration from a PEM certificate chain and a PEM key.
-fn build(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
+fn build(cert: &Path, key: &Path, resume: &Resume) -> Result<ServerConfig, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -58,6 +81,8 @@ fn build(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
         .with_single_cert(chain, key)
         .map_err(|e| format!("the certificate and the key do not make a server identity: {e}"))?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.ticketer = resume.ticketer.clone();
+    cfg.session_storage = resume.cache.clone();
     Ok(cfg)
 }
 
@@ -65,11 +90,13 @@ impl Tls {
     /// Loads the pair; an error names the file and what is wrong.
     pub fn load(cert: &Path, key: &Path) -> Result<Arc<Tls>, String> {
         let stamps = (stamp(cert), stamp(key));
-        let cfg = build(cert, key)?;
+        let resume = Resume::new()?;
+        let cfg = build(cert, key, &resume)?;
         Ok(Arc::new(Tls {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             current: RwLock::new(Arc::new(cfg)),
+            resume,
             stamp: Mutex::new(stamps.0.zip(stamps.1)),
         }))
     }
@@ -88,7 +115,7 @@ impl Tls {
         if now.is_none() || now == *last {
             return;
         }
-        match build(&self.cert, &self.key) {
+        match build(&self.cert, &self.key, &self.resume) {
             Ok(cfg) => {
                 *self.current.write().expect("tls config") = Arc::new(cfg);
                 *last = now;

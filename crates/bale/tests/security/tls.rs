@@ -545,3 +545,33 @@ fn forwarded_headers_from_untrusted_addresses_change_nothing() {
     assert!(!audit.contains("10.9.8.7"), "{audit}");
     assert!(audit.contains("127.0.0.1"), "{audit}");
 }
+
+#[test]
+fn a_reconnecting_client_resumes_its_session() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("bale test CA");
+    let s = tls_server(dir.path(), &ca, "");
+    let host = s.url.trim_start_matches("https://").to_string();
+    let sess = dir.path().join("session.pem");
+    // openssl s_client: the first connection keeps its TLS 1.3 ticket
+    // (stdin held open a moment so the ticket is read), the second offers it.
+    let connect = |arg: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "(sleep 0.5; echo) | openssl s_client -connect {host} -tls1_3 -CAfile {ca} {arg} {sess}",
+                ca = s.ca.as_ref().unwrap().display(),
+                sess = sess.display()
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = connect("-sess_out");
+    assert!(first.contains("\nNew, TLSv1.3"), "{first}");
+    let second = connect("-sess_in");
+    assert!(second.contains("\nReused, TLSv1.3"), "{second}");
+}
