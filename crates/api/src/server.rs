@@ -10,7 +10,11 @@
 //!   fails (the handler sees an error, so a PUT keeps nothing), and a
 //!   client that takes no byte of a response for as long is dropped.
 //! - Count: at most `max_connections` at once; one more is answered 503
-//!   at once and closed.
+//!   at once and closed (over TLS closed: a TLS client cannot read a
+//!   plain answer).
+//! - TLS handshakes: done within 5 s (or `header_timeout`, if less), and
+//!   at most 32 at once from one address, so that half-open handshakes
+//!   from one client cannot hold every slot.
 //!
 //! A connection is a byte stream (`AsyncRead + AsyncWrite`): TLS goes in
 //! front of [`Watched`] without changing any of this.
@@ -23,9 +27,10 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -213,6 +218,43 @@ impl Drop for Tracked {
     }
 }
 
+/// The longest a TLS handshake may take (or the header timeout, if less):
+/// two round trips and a signature take well under a second.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most TLS handshakes in progress from one address.
+const HANDSHAKES_PER_ADDRESS: usize = 32;
+
+/// A handshake in progress from an address, counted while it lives.
+struct Pending {
+    map: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Pending {
+    fn enter(map: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<Pending> {
+        let mut m = map.lock().expect("handshakes");
+        let n = m.entry(ip).or_insert(0);
+        if *n >= HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(Pending { map: map.clone(), ip })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().expect("handshakes");
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// The answer to a connection past `max_connections`.
 fn busy() -> Vec<u8> {
     let body = serde_json::json!({
@@ -260,6 +302,7 @@ pub async fn serve(
         );
     }
     let permits = Arc::new(Semaphore::new(cap));
+    let handshakes: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let tracker = TaskTracker::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -287,6 +330,7 @@ pub async fn serve(
         match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 let (router, limits, stop) = (router.clone(), limits.clone(), stop_rx.clone());
+                let handshakes = handshakes.clone();
                 let acceptor = tls.as_ref().map(|t| t.acceptor());
                 tracker.spawn(async move {
                     let watch = Arc::new(ConnWatch::new());
@@ -300,9 +344,20 @@ pub async fn serve(
                             connection(tcp, watch, info, router, limits, stop).await
                         }
                         Some(acceptor) => {
-                            // The handshake is bounded like a request's headers.
-                            match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                            // A client may hold only so many handshakes
+                            // open at once, each for a few seconds: half-open
+                            // handshakes from one address do not take every
+                            // connection slot.
+                            let Some(_pending) = Pending::enter(&handshakes, peer.ip()) else {
+                                metrics::counter!("bale_tls_handshakes_failed_total").increment(1);
+                                tracing::debug!("{peer}: too many TLS handshakes in progress from its address");
+                                drop(permit);
+                                return;
+                            };
+                            let bound = limits.header_timeout.min(HANDSHAKE_TIMEOUT);
+                            match tokio::time::timeout(bound, acceptor.accept(tcp)).await {
                                 Ok(Ok(stream)) => {
+                                    drop(_pending);
                                     let info = ConnInfo { peer, tls: true };
                                     connection(stream, watch, info, router, limits, stop).await
                                 }
@@ -322,7 +377,10 @@ pub async fn serve(
             }
             Err(_) => {
                 metrics::counter!("bale_http_connections_refused_total").increment(1);
-                tracker.spawn(refuse(tcp));
+                // A TLS client could not read a plain 503: it is closed.
+                if tls.is_none() {
+                    tracker.spawn(refuse(tcp));
+                }
             }
         }
     }

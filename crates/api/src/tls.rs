@@ -27,6 +27,8 @@ pub struct Tls {
     resume: Resume,
     /// The files' modification times and sizes when last loaded.
     stamp: Mutex<Option<(Stamp, Stamp)>>,
+    /// The pair last found broken or missing, so it is said once.
+    said: Mutex<Option<Option<(Stamp, Stamp)>>>,
 }
 
 type Stamp = (SystemTime, u64);
@@ -98,6 +100,7 @@ impl Tls {
             current: RwLock::new(Arc::new(cfg)),
             resume,
             stamp: Mutex::new(stamps.0.zip(stamps.1)),
+            said: Mutex::new(None),
         }))
     }
 
@@ -112,17 +115,33 @@ impl Tls {
     pub(crate) fn reload_if_changed(&self) {
         let now = stamp(&self.cert).zip(stamp(&self.key));
         let mut last = self.stamp.lock().expect("tls stamp");
-        if now.is_none() || now == *last {
+        if now == *last {
+            return;
+        }
+        // A state of the files that failed is said once, not at every look.
+        let mut said = self.said.lock().expect("tls said");
+        if *said == Some(now) {
+            return;
+        }
+        if now.is_none() {
+            *said = Some(now);
+            tracing::warn!(
+                "TLS certificate {} or key {} is missing: the loaded pair stays in use",
+                self.cert.display(),
+                self.key.display()
+            );
             return;
         }
         match build(&self.cert, &self.key, &self.resume) {
             Ok(cfg) => {
                 *self.current.write().expect("tls config") = Arc::new(cfg);
                 *last = now;
+                *said = None;
                 tracing::info!("TLS certificate reloaded from {}", self.cert.display());
             }
             Err(e) => {
-                // Tried again at the next change (or the next look).
+                // Tried again when the files change again.
+                *said = Some(now);
                 tracing::error!("TLS certificate not reloaded, the previous one stays: {e}");
             }
         }

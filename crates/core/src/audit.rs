@@ -38,6 +38,50 @@ pub struct Entry<'a> {
     /// "ok", "failed", "refused" or "unauthenticated".
     pub result: &'a str,
     pub detail: &'a str,
+    /// Refusals of the same client left out since its last line (see
+    /// [`AuditLog::refused`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The longest a field of a line may be: what a client sends (a path, a
+/// user name, a key id echoed in a reason) is cut there.
+const FIELD_MAX: usize = 512;
+
+/// `s` cut so that it takes at most `max` bytes in the line (as JSON
+/// escapes it: a control character takes six), marked "…".
+fn clip(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let width = |c: char| match c {
+        '"' | '\\' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    };
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        used += width(c);
+        if used > max {
+            return format!("{}… ({} bytes)", &s[..i], s.len()).into();
+        }
+    }
+    s.into()
+}
+
+/// Refusals and failed logins: each client address may write a burst of
+/// `BURST` lines, then `PER_SECOND` a second; what is over is counted and
+/// said in its next line, so a flood cannot fill the disk.
+const BURST: f64 = 20.0;
+const PER_SECOND: f64 = 5.0;
+/// Addresses remembered at most (idle ones are forgotten first).
+const CLIENTS_MAX: usize = 10_000;
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    suppressed: u64,
 }
 
 struct Open {
@@ -53,6 +97,7 @@ enum Sink {
 
 pub struct AuditLog {
     sink: Sink,
+    clients: Mutex<std::collections::HashMap<Option<IpAddr>, Bucket>>,
 }
 
 fn open_file(path: &Path) -> std::io::Result<Open> {
@@ -78,6 +123,7 @@ impl AuditLog {
     /// The log at `path` (created if missing), or the server's log.
     pub fn open(path: Option<&Path>) -> std::io::Result<AuditLog> {
         Ok(AuditLog {
+            clients: Mutex::default(),
             sink: match path {
                 None => Sink::Log,
                 Some(p) => Sink::File {
@@ -150,22 +196,58 @@ impl AuditLog {
             action: action.name(),
             target,
             result,
-            detail: &detail,
+            detail: &clip(&detail, FIELD_MAX),
+            suppressed: 0,
         });
     }
 
-    /// A request refused (403) to `who`, or not authenticated (401).
+    /// A request refused (403) to `who`, or not authenticated (401). At
+    /// most a burst of lines per client address, then a few a second; the
+    /// ones left out are counted in the next (`suppressed`).
     pub fn refused(&self, who: Option<&Principal>, client: Option<IpAddr>, request: &str, detail: &str) {
+        let Some(suppressed) = self.admit(client) else {
+            metrics::counter!("bale_audit_suppressed_total").increment(1);
+            return;
+        };
         self.record(&Entry {
             time: now(),
-            who: who.map(|p| p.user.as_str()).unwrap_or("-"),
+            who: &clip(who.map(|p| p.user.as_str()).unwrap_or("-"), FIELD_MAX),
             via: who.map(via).unwrap_or_else(|| "-".into()),
             from: from(client),
-            action: request,
+            action: &clip(request, FIELD_MAX),
             target: "",
             result: if who.is_some() { "refused" } else { "unauthenticated" },
-            detail,
+            detail: &clip(detail, FIELD_MAX),
+            suppressed,
         });
+    }
+
+    /// Whether `client` may write a line now, and how many of its lines
+    /// were left out before this one.
+    fn admit(&self, client: Option<IpAddr>) -> Option<u64> {
+        let mut clients = self.clients.lock().expect("audit clients");
+        let now = Instant::now();
+        if clients.len() >= CLIENTS_MAX && !clients.contains_key(&client) {
+            clients.retain(|_, b| b.suppressed > 0 || now.duration_since(b.last).as_secs() < 60);
+            if clients.len() >= CLIENTS_MAX {
+                let lost: u64 = clients.values().map(|b| b.suppressed).sum();
+                tracing::warn!("audit: {CLIENTS_MAX} client addresses refused at once; {lost} refusals not written");
+                clients.clear();
+            }
+        }
+        let b = clients.entry(client).or_insert(Bucket {
+            tokens: BURST,
+            last: now,
+            suppressed: 0,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * PER_SECOND).min(BURST);
+        b.last = now;
+        if b.tokens < 1.0 {
+            b.suppressed += 1;
+            return None;
+        }
+        b.tokens -= 1.0;
+        Some(std::mem::take(&mut b.suppressed))
     }
 
     /// An action run on the server's machine, not over the network
@@ -180,7 +262,8 @@ impl AuditLog {
             action,
             target,
             result,
-            detail,
+            detail: &clip(detail, FIELD_MAX),
+            suppressed: 0,
         });
     }
 }
@@ -220,5 +303,42 @@ mod tests {
         }
         log.refused(None, None, "GET /y", "no token");
         assert!(std::fs::read_to_string(&path).unwrap().contains("GET /y"));
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_bounded_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(Some(&path)).unwrap();
+        let flood: Option<IpAddr> = Some("192.0.2.9".parse().unwrap());
+        let long = "\u{1}".repeat(10_000);
+        for _ in 0..1000 {
+            log.refused(None, flood, &format!("GET /{long}"), &long);
+        }
+        // Another client is still heard.
+        log.refused(None, Some("192.0.2.10".parse().unwrap()), "GET /z", "bad token");
+        let lines = || -> Vec<serde_json::Value> {
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        };
+        let got = lines();
+        let from_flood = got.iter().filter(|l| l["from"] == "192.0.2.9").count();
+        assert!((20..=22).contains(&from_flood), "{from_flood} lines");
+        assert!(got.iter().any(|l| l["from"] == "192.0.2.10"));
+        for l in &got {
+            assert!(l["action"].as_str().unwrap().len() < 600 && l["detail"].as_str().unwrap().len() < 600);
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() < 40_000, "bounded");
+        // Once the bucket refills, the next line says how many were left out.
+        if let Some(b) = log.clients.lock().unwrap().get_mut(&flood) {
+            b.last = Instant::now() - Duration::from_secs(10);
+        }
+        log.refused(None, flood, "GET /again", "bad token");
+        let last = lines().pop().unwrap();
+        assert_eq!(last["action"], "GET /again");
+        assert!(last["suppressed"].as_u64().unwrap() >= 970, "{last}");
     }
 }

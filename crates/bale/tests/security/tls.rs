@@ -575,3 +575,92 @@ fn a_reconnecting_client_resumes_its_session() {
     let second = connect("-sess_in");
     assert!(second.contains("\nReused, TLSv1.3"), "{second}");
 }
+
+/// Starts `bale serve` on `listen` with `extra` args; returns what it
+/// printed on stderr up to the moment it listened (then stops it).
+fn start_and_read_stderr(listen: &str, extra: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(crate::common::BIN)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--listen")
+        .arg(listen)
+        .args(extra)
+        .env_remove("BALE_CATALOG")
+        .env("BALE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("bale listening on"), "{first}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    err
+}
+
+#[test]
+fn plain_http_off_loopback_is_warned_about() {
+    let err = start_and_read_stderr("0.0.0.0:0", &[]);
+    assert!(
+        err.contains("WARNING") && err.contains("plain HTTP") && err.contains("--tls-cert"),
+        "{err}"
+    );
+    let err = start_and_read_stderr("127.0.0.1:0", &[]);
+    assert!(!err.contains("WARNING"), "loopback is the embedded default: {err}");
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = Ca::new("bale test CA").leaf(dir.path(), "server", "first");
+    let err = start_and_read_stderr(
+        "0.0.0.0:0",
+        &[
+            "--tls-cert",
+            leaf.cert.to_str().unwrap(),
+            "--tls-key",
+            leaf.key.to_str().unwrap(),
+        ],
+    );
+    assert!(!err.contains("WARNING"), "{err}");
+}
+
+#[test]
+fn half_open_handshakes_from_one_address_do_not_lock_others_out() {
+    if tool("curl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("bale test CA");
+    let s = tls_server(dir.path(), &ca, "[server]\nmax_connections = 64\n");
+    let addr = s.url.trim_start_matches("https://").to_string();
+    // 100 connections from 127.0.0.1 that start a handshake and stall.
+    let mut stalled = Vec::new();
+    for _ in 0..100 {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+        stalled.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Another client (127.0.0.2) is served at once.
+    let t = Instant::now();
+    let out = curl(&[
+        "--interface",
+        "127.0.0.2",
+        "--cacert",
+        s.ca.as_ref().unwrap().to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &s.url_of("/api/v1/health"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    drop(stalled);
+}

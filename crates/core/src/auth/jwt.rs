@@ -262,12 +262,14 @@ impl Issuers {
             }
             Some(a) if a.starts_with("HS") => {
                 return Err(format!(
-                    "alg {a} (a shared secret) is refused: tokens are signed with RS256 or ES256"
+                    "alg {} (a shared secret) is refused: tokens are signed with RS256 or ES256",
+                    super::shown(a)
                 ))
             }
             Some(a) => {
                 return Err(format!(
-                    "alg {a:?} is not accepted: tokens are signed with RS256 or ES256"
+                    "alg {} is not accepted: tokens are signed with RS256 or ES256",
+                    super::shown(a)
                 ))
             }
         };
@@ -287,7 +289,7 @@ impl Issuers {
         let issuer = self
             .issuers
             .get(iss)
-            .ok_or_else(|| format!("the token's issuer {iss:?} is not trusted here"))?;
+            .ok_or_else(|| format!("the token's issuer {} is not trusted here", super::shown(iss)))?;
         let has_key = issuer.keys.lock().expect("keys").by_kid.contains_key(&kid);
         if !has_key {
             self.refresh(issuer);
@@ -296,7 +298,7 @@ impl Issuers {
         let key = keys
             .by_kid
             .get(&kid)
-            .ok_or_else(|| format!("issuer {iss:?} has no key {kid:?}"))?;
+            .ok_or_else(|| format!("issuer {iss:?} has no key {}", super::shown(&kid)))?;
         if key.alg != alg {
             return Err(format!("key {kid:?} is an {:?} key; the token says {alg:?}", key.alg));
         }
@@ -329,7 +331,8 @@ impl Issuers {
         let ver = c.ver.ok_or("the token has no wlcg.ver claim: it is not a WLCG token")?;
         match ver.as_str() {
             Some(v) if version_ok(v) => {}
-            _ => return Err(format!("the token's wlcg.ver {ver} is not 1.x")),
+            Some(v) => return Err(format!("the token's wlcg.ver {} is not 1.x", super::shown(v))),
+            None => return Err(format!("the token's wlcg.ver is {ver}, not a string such as \"1.0\"")),
         }
         let subject = c.sub.filter(|s| !s.is_empty()).ok_or("the token has no sub claim")?;
         let caps = scope::parse(c.scope.as_deref().unwrap_or(""), &issuer.prefix)?;

@@ -162,7 +162,8 @@ impl Auth {
         let mut p = self.bale_token(token).await?;
         if p.user != user {
             return Err(Error::InvalidToken(format!(
-                "the user name {user:?} is not the token's user"
+                "the user name {} is not the token's user",
+                shown(user)
             )));
         }
         p.via = Via::Basic;
@@ -283,4 +284,15 @@ impl Auth {
     pub async fn list(&self) -> Result<Vec<TokenInfo>> {
         Ok(self.catalog.list_tokens().await?)
     }
+}
+
+/// A value the client sent, quoted for a message: cut to 64 characters so
+/// that a hostile value does not grow the answer and the audit log.
+pub(crate) fn shown(v: &str) -> String {
+    const MAX: usize = 64;
+    if v.chars().count() <= MAX {
+        return format!("{v:?}");
+    }
+    let cut: String = v.chars().take(MAX).collect();
+    format!("{cut:?}… ({} bytes)", v.len())
 }
