@@ -59,6 +59,21 @@ impl Resume {
     }
 }
 
+/// Why the server certificate is not valid now (expired, or not yet
+/// valid), if it is not: every client would refuse it.
+fn not_valid_now(leaf: &CertificateDer<'_>) -> Option<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let v = c.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now > v.not_after {
+        Some(format!("the certificate expired on {}: renew it", v.not_after))
+    } else if now < v.not_before {
+        Some(format!("the certificate is not valid before {}", v.not_before))
+    } else {
+        None
+    }
+}
+
 /// A server configuration from a PEM certificate chain and a PEM key.
 fn build(cert: &Path, key: &Path, resume: &Resume) -> Result<ServerConfig, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -67,6 +82,9 @@ fn build(cert: &Path, key: &Path, resume: &Resume) -> Result<ServerConfig, Strin
         .map_err(|e| format!("{} is not a PEM certificate chain: {e}", cert.display()))?;
     if chain.is_empty() {
         return Err(format!("{} holds no certificate", cert.display()));
+    }
+    if let Some(why) = not_valid_now(&chain[0]) {
+        return Err(format!("{}: {why}", cert.display()));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("cannot read a PEM private key from {}: {e}", key.display()))?;

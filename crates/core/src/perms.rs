@@ -304,14 +304,15 @@ fn check_scopes(caps: &Capabilities, op: Op, r: &Resolved) -> Result<()> {
                 );
                 (scope, detail)
             }
-            _ => (
-                format!("{}:/", first.name()),
-                format!(
-                    "the token may not {} {path}: its issuer's scopes are read under {} (its storage scopes: {held})",
+            // Outside the issuer's prefix no scope of this issuer grants
+            // anything: a plain 403, not a scope to ask for.
+            _ => {
+                return Err(Error::Forbidden(format!(
+                    "the token may not {} {path}: its issuer's scopes grant only under {} (its storage scopes: {held})",
                     op.verb(),
                     caps.prefix
-                ),
-            ),
+                )))
+            }
         };
         return Err(Error::InsufficientScope { scope, detail });
     }

@@ -434,3 +434,25 @@ fn gfal2_sends_a_wlcg_token_from_bearer_token() {
     assert!(!out.status.success());
     assert_eq!(s.tree(), before);
 }
+
+#[test]
+fn config_check_reads_the_issuers_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = Issuer::new(dir.path(), ISS);
+    let good = write_file(dir.path(), "good.toml", &issuer.config("/wlcg"));
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["config", "check", &good])
+        .output()
+        .unwrap();
+    crate::common::assert_ok(&out, "bale config check");
+    // A key file that is missing or not a key set: said by `config check`,
+    // as `serve` would refuse it at start.
+    std::fs::write(&issuer.jwks, "not json").unwrap();
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["config", "check", &good])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[auth]") && err.contains("is not JSON"), "{err}");
+}

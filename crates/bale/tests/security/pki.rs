@@ -64,8 +64,21 @@ impl Ca {
     /// A server certificate for localhost and 127.0.0.1 (and `extra`
     /// names), written as `dir/<stem>.crt` and `dir/<stem>.key`.
     pub fn leaf(&self, dir: &Path, stem: &str, cn: &str) -> Leaf {
+        self.leaf_with(dir, stem, cn, |_| {})
+    }
+
+    /// A server certificate that expired in 2021.
+    pub fn expired_leaf(&self, dir: &Path, stem: &str) -> Leaf {
+        self.leaf_with(dir, stem, "expired", |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })
+    }
+
+    fn leaf_with(&self, dir: &Path, stem: &str, cn: &str, adjust: impl FnOnce(&mut rcgen::CertificateParams)) -> Leaf {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut p = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        adjust(&mut p);
         p.distinguished_name.push(rcgen::DnType::CommonName, cn);
         p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let cert = p.signed_by(&key, &self.issuer).unwrap();

@@ -328,6 +328,26 @@ fn a_certificate_replaced_on_disk_is_served_without_a_restart() {
     .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     assert!(probe(&second), "a key that does not match the certificate is not taken");
+    // Nor is an expired certificate: every client would refuse it.
+    let expired = second_ca.expired_leaf(dir.path(), "expired");
+    std::fs::copy(&expired.key, dir.path().join("server.key")).unwrap();
+    std::fs::copy(&expired.cert, dir.path().join("server.crt")).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(probe(&second), "an expired certificate is not taken");
+    // At start, an expired certificate is an error that says so.
+    let out = Command::new(crate::common::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("other-data"))
+        .arg("--tls-cert")
+        .arg(&expired.cert)
+        .arg("--tls-key")
+        .arg(&expired.key)
+        .env_remove("BALE_CATALOG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expired on") && err.contains("renew"), "{err}");
 }
 
 /// A free port on loopback (bound, then released for nginx).
@@ -613,8 +633,10 @@ fn plain_http_off_loopback_is_warned_about() {
         err.contains("WARNING") && err.contains("plain HTTP") && err.contains("--tls-cert"),
         "{err}"
     );
+    assert!(err.contains("no [server] public_url"), "{err}");
     let err = start_and_read_stderr("127.0.0.1:0", &[]);
     assert!(!err.contains("WARNING"), "loopback is the embedded default: {err}");
+    assert!(!err.contains("public_url"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let leaf = Ca::new("bale test CA").leaf(dir.path(), "server", "first");
     let err = start_and_read_stderr(

@@ -50,6 +50,8 @@ pub fn config(c: &ConfigCmd) -> Result<ExitCode> {
         ConfigCmd::Example => print!("{}", bale_core::config::EXAMPLE),
         ConfigCmd::Check { file } => {
             let cfg = Config::load(file)?;
+            // What `serve` reads at start besides the file: the issuers' keys.
+            bale_core::auth::jwt::Issuers::load(&cfg.auth).map_err(|e| anyhow::anyhow!("[auth] {e}"))?;
             println!("{cfg:#?}");
         }
     }
@@ -114,6 +116,12 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
         );
         eprintln!("{warning}");
         tracing::warn!("{warning}");
+    }
+    if cfg.server.public_url.is_none() && !addr.ip().is_loopback() {
+        eprintln!(
+            "bale: note: no [server] public_url: the URLs bale hands out (Tape REST discovery, Location) \
+             are built from the Host header each client sends; set public_url to the name clients use."
+        );
     }
     // Tests and scripts read this line to find the port.
     println!("bale listening on {scheme}://{addr}");

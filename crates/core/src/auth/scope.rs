@@ -121,6 +121,16 @@ fn scope_path(written: &str) -> Result<NsPath, String> {
     if lower.contains("%2f") || lower.contains("%00") || written.contains('\0') {
         return Err(format!("the scope path {written:?} holds an encoded '/' or NUL"));
     }
+    let b = written.as_bytes();
+    let broken = b.iter().enumerate().any(|(i, &c)| {
+        c == b'%'
+            && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if broken {
+        return Err(format!(
+            "the scope path {written:?} has a '%' that is not an escape (%XX)"
+        ));
+    }
     let bytes: Vec<u8> = percent_encoding::percent_decode_str(written).collect();
     let decoded =
         String::from_utf8(bytes).map_err(|_| format!("the scope path {written:?} is not UTF-8 once decoded"))?;
@@ -217,6 +227,9 @@ mod tests {
             "storage.read:/a%2Fb",
             "storage.read:/a%00",
             "storage.read:/a\0",
+            "storage.read:/a%2",
+            "storage.read:/a%zz/b",
+            "storage.read:/a%",
         ] {
             assert!(parse(bad, &root).is_err(), "{bad:?}");
         }
