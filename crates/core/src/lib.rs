@@ -6,6 +6,7 @@
 //! API. It knows nothing of HTTP.
 
 mod access;
+mod account;
 pub mod admin;
 pub mod archive;
 pub mod audit;

@@ -1,6 +1,6 @@
 //! `[auth]`: the audit log and the WLCG token issuers bale trusts.
 
-use crate::auth::validate_account_name;
+use crate::account::validate_account_name;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
