@@ -6,36 +6,8 @@
 
 mod common;
 
-use common::{bytes, gfal2_available, Catalog, Server, PYTHON, SMALL_LIBRARY};
+use common::{bytes, gfal2_available, Catalog, Gfal2, Server, SMALL_LIBRARY};
 use serde_json::Value;
-use std::process::Command;
-
-const CLIENT: &str = include_str!("gfal2_client.py");
-
-struct Gfal2<'a> {
-    s: &'a Server,
-    script: std::path::PathBuf,
-}
-
-impl Gfal2<'_> {
-    /// Runs one step; its stdout, trimmed. Panics with stderr on failure.
-    fn step(&self, args: &[&str]) -> String {
-        let out = Command::new(PYTHON)
-            .arg(&self.script)
-            .arg(&self.s.url)
-            .arg(&self.s.token)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "gfal2 {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
 
 fn reads(s: &Server) -> usize {
     s.api_get("tape/events")
@@ -54,9 +26,7 @@ fn gfal2_archives_evicts_brings_online_and_reads_back(catalog: Catalog) {
     let cfg = dir.path().join("bale.toml");
     std::fs::write(&cfg, SMALL_LIBRARY).unwrap();
     let s = Server::start_with(catalog, &["--config", cfg.to_str().unwrap()]);
-    let script = dir.path().join("gfal2_client.py");
-    std::fs::write(&script, CLIENT).unwrap();
-    let g = Gfal2 { s: &s, script };
+    let g = Gfal2::new(dir.path(), &s.url, &s.token, Vec::new());
     let url = |p: &str| format!("{}{p}", s.url);
     let local = |name: &str| format!("file://{}", dir.path().join(name).display());
 

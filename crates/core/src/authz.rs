@@ -252,20 +252,7 @@ mod tests {
     #[test]
     fn the_docs_hold_the_table() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/SECURITY.md");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let (start, end) = ("<!-- authz-table -->\n", "<!-- /authz-table -->");
-        let a = text.find(start).expect("start marker") + start.len();
-        let b = text.find(end).expect("end marker");
-        let table = markdown();
-        if std::env::var_os("BALE_BLESS").is_some() {
-            std::fs::write(&path, format!("{}{}{}", &text[..a], table, &text[b..])).unwrap();
-            return;
-        }
-        assert_eq!(
-            &text[a..b],
-            table,
-            "docs/SECURITY.md is out of date: BALE_BLESS=1 cargo test -p bale-core authz"
-        );
+        bale_util::docs::keep_section(&path, "authz-table", &markdown(), "cargo test -p bale-core authz");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod background;
 pub mod checksum;
 pub mod crash;
 pub mod dirlock;
+pub mod docs;
 pub mod durable;
 pub mod fileid;
 pub mod human;

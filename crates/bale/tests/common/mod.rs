@@ -495,6 +495,57 @@ pub fn gfal2_available() -> bool {
     ok
 }
 
+/// gfal2's steps (tests/gfal2_client.py, one step per run of Debian's
+/// python) against `base`, with `token` on the context ("-": none, gfal2
+/// then reads BEARER_TOKEN if `env` has it) and `env` on top.
+pub struct Gfal2 {
+    pub script: PathBuf,
+    pub base: String,
+    pub token: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Gfal2 {
+    /// Writes the client script into `dir`.
+    pub fn new(dir: &Path, base: &str, token: &str, env: Vec<(String, String)>) -> Gfal2 {
+        let script = dir.join("gfal2_client.py");
+        std::fs::write(&script, include_str!("../gfal2_client.py")).unwrap();
+        Gfal2 {
+            script,
+            base: base.to_string(),
+            token: token.to_string(),
+            env,
+        }
+    }
+
+    pub fn try_step(&self, args: &[&str]) -> Output {
+        Command::new(PYTHON)
+            .arg(&self.script)
+            .arg(&self.base)
+            .arg(&self.token)
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs one step; its stdout, trimmed. Panics with stderr on failure.
+    pub fn step(&self, args: &[&str]) -> String {
+        let out = self.try_step(args);
+        assert!(
+            out.status.success(),
+            "gfal2 {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
 pub fn assert_ok(out: &Output, what: &str) {
     assert!(
         out.status.success(),

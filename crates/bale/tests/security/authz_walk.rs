@@ -1240,17 +1240,10 @@ fn every_action_is_refused_without_its_requirement_and_changes_nothing() {
 /// docs/SECURITY.md holds the table as walked; BALE_BLESS=1 rewrites it.
 fn compare_with_docs(table: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/SECURITY.md");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let (start, end) = ("<!-- unauthorized-table -->\n", "<!-- /unauthorized-table -->");
-    let a = text.find(start).expect("start marker in docs/SECURITY.md") + start.len();
-    let b = text.find(end).expect("end marker in docs/SECURITY.md");
-    if std::env::var_os("BALE_BLESS").is_some() {
-        std::fs::write(&path, format!("{}{}{}", &text[..a], table, &text[b..])).unwrap();
-        return;
-    }
-    assert_eq!(
-        &text[a..b],
+    bale_util::docs::keep_section(
+        &path,
+        "unauthorized-table",
         table,
-        "docs/SECURITY.md is out of date: BALE_BLESS=1 cargo test -p bale --test security authz_walk"
+        "cargo test -p bale --test security authz_walk",
     );
 }

@@ -3,9 +3,8 @@
 //! nothing; a rotated key is picked up; a token without capabilities
 //! falls back to its groups.
 
-use crate::common::{bytes, gfal2_available, write_file, Catalog, Server};
+use crate::common::{bytes, gfal2_available, write_file, Catalog, Gfal2, Server};
 use crate::pki::{b64url, now, Issuer};
-use crate::tls::{Gfal2, GFAL2_CLIENT};
 use reqwest::blocking::Response;
 use reqwest::Method;
 use serde_json::json;
@@ -393,16 +392,9 @@ fn gfal2_sends_a_wlcg_token_from_bearer_token() {
     let Setup { s, issuer, _dir } = setup();
     s.run(&["mkdir", "-p", "/wlcg/gfal"]);
     let dir = _dir.path();
-    let script = dir.join("gfal2_client.py");
-    std::fs::write(&script, GFAL2_CLIENT).unwrap();
     let token = issuer.token("storage.create:/gfal storage.read:/gfal storage.stage:/gfal");
     // As FTS runs it: the token in BEARER_TOKEN, none on the context.
-    let g = Gfal2 {
-        script: script.clone(),
-        base: s.url.clone(),
-        token: "-".into(),
-        env: vec![("BEARER_TOKEN".into(), token)],
-    };
+    let g = Gfal2::new(dir, &s.url, "-", vec![("BEARER_TOKEN".into(), token)]);
     let data = bytes(11, 30_000);
     std::fs::write(dir.join("x.dat"), &data).unwrap();
     let remote = g.url("/wlcg/gfal/x.dat");
@@ -419,12 +411,7 @@ fn gfal2_sends_a_wlcg_token_from_bearer_token() {
 
     // With no token gfal2 asks the server for one: a clean refusal, and
     // nothing written.
-    let none = Gfal2 {
-        script,
-        base: s.url.clone(),
-        token: "-".into(),
-        env: Vec::new(),
-    };
+    let none = Gfal2::new(dir, &s.url, "-", Vec::new());
     let before = s.tree();
     let out = none.try_step(&[
         "copy",

@@ -5,13 +5,11 @@
 //! calls succeed; forwarded headers from an address that is not a trusted
 //! proxy change nothing.
 
-use crate::common::{assert_ok, bytes, gfal2_available, write_file, Catalog, Server, PYTHON, SMALL_LIBRARY};
+use crate::common::{assert_ok, bytes, gfal2_available, write_file, Catalog, Gfal2, Server, SMALL_LIBRARY};
 use crate::pki::Ca;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-pub(crate) const GFAL2_CLIENT: &str = include_str!("../gfal2_client.py");
 
 fn tool(name: &'static str) -> Option<&'static str> {
     crate::common::installed(name).then_some(name)
@@ -45,57 +43,14 @@ fn curl(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// gfal2's steps (tests/gfal2_client.py) against `base`; a `token` of
-/// "-" sets none on the context (gfal2 reads BEARER_TOKEN, if `env` has it).
-pub(crate) struct Gfal2 {
-    pub script: std::path::PathBuf,
-    pub base: String,
-    pub token: String,
-    pub env: Vec<(String, String)>,
-}
-
-impl Gfal2 {
-    fn new(dir: &Path, base: &str, token: &str, cert_dir: &Path) -> Gfal2 {
-        let script = dir.join("gfal2_client.py");
-        std::fs::write(&script, GFAL2_CLIENT).unwrap();
-        Gfal2 {
-            script,
-            base: base.to_string(),
-            token: token.to_string(),
-            env: vec![
-                ("X509_CERT_DIR".into(), cert_dir.display().to_string()),
-                // gfal2 reads a token from BEARER_TOKEN only; the script
-                // also sets it on the context for the base URL.
-                ("BEARER_TOKEN".into(), token.to_string()),
-            ],
-        }
-    }
-
-    pub fn try_step(&self, args: &[&str]) -> Output {
-        Command::new(PYTHON)
-            .arg(&self.script)
-            .arg(&self.base)
-            .arg(&self.token)
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap()
-    }
-
-    pub fn step(&self, args: &[&str]) -> String {
-        let out = self.try_step(args);
-        assert!(
-            out.status.success(),
-            "gfal2 {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
+/// gfal2 against `base` trusting the CA in `cert_dir` (a rehashed
+/// X509_CERT_DIR), the token on the context and in BEARER_TOKEN.
+fn gfal2_tls(dir: &Path, base: &str, token: &str, cert_dir: &Path) -> Gfal2 {
+    let env = vec![
+        ("X509_CERT_DIR".into(), cert_dir.display().to_string()),
+        ("BEARER_TOKEN".into(), token.to_string()),
+    ];
+    Gfal2::new(dir, base, token, env)
 }
 
 /// gfal2's whole round: copy in with ADLER32 checked at both ends, stat,
@@ -239,7 +194,7 @@ fn clients_over_https() {
 
     // gfal2 trusts the CA through a rehashed X509_CERT_DIR.
     if gfal2_available() {
-        let g = Gfal2::new(dir.path(), &s.url, &s.token, &cert_dir);
+        let g = gfal2_tls(dir.path(), &s.url, &s.token, &cert_dir);
         gfal2_round(&s, &g, dir.path(), "gfal2");
     }
 }
@@ -492,7 +447,7 @@ fn behind_a_tls_proxy_with_the_public_url() {
     // release) and WebDAV succeed.
     if gfal2_available() {
         let cert_dir = ca.cert_dir(dir.path());
-        let g = Gfal2::new(dir.path(), &public, &s.token, &cert_dir);
+        let g = gfal2_tls(dir.path(), &public, &s.token, &cert_dir);
         gfal2_round(&s, &g, dir.path(), "proxied");
     }
     // A stage request's Location is the public URL's.
