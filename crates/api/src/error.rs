@@ -70,6 +70,7 @@ impl From<Error> for ApiError {
                 StatusCode::CONFLICT
             }
             Error::ChecksumMismatch(_) => StatusCode::BAD_REQUEST,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Error::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,

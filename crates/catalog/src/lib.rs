@@ -224,8 +224,16 @@ pub trait Catalog:
     /// inherit them; files record the tags in force when they are created.
     async fn set_tags(&self, dir: NodeId, tags: &Tags) -> Result<Node>;
 
-    /// Changes owner, group and/or mode of a node.
+    /// Changes owner, group, mode and/or modification time of a node.
     async fn set_attrs(&self, id: NodeId, attrs: &AttrChange) -> Result<Node>;
+
+    /// The dead properties of these nodes, by node and then namespace and name.
+    async fn dead_props(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, DeadProp)>>;
+
+    /// Applies a PROPPATCH to a node in one transaction: its changes in
+    /// order, then the modification time if given. Nothing changes if any
+    /// part fails (more than [`MAX_DEAD_PROPS`] properties, a node gone).
+    async fn patch_props(&self, id: NodeId, changes: &[PropChange], mtime: Option<Timestamp>) -> Result<Node>;
 
     /// Moves last-access times forward (never back), in one transaction.
     async fn record_access(&self, touches: &[(NodeId, Timestamp)]) -> Result<()>;

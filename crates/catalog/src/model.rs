@@ -41,15 +41,21 @@ pub struct Tags {
     pub wrapper: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<String>,
+    /// Files below the directory are immutable once written: in force
+    /// when the directory or any above it says `true` (not copied to new
+    /// directories, and never a file's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_once: Option<bool>,
 }
 
 /// The tag names bale knows, in display order.
-pub const TAG_NAMES: [&str; 5] = [
+pub const TAG_NAMES: [&str; 6] = [
     "storage_group",
     "file_family",
     "file_family_width",
     "wrapper",
     "library",
+    "write_once",
 ];
 
 /// Longest accepted tag value, in bytes.
@@ -71,6 +77,14 @@ impl Tags {
             "file_family" => self.file_family = text,
             "wrapper" => self.wrapper = text,
             "library" => self.library = text,
+            "write_once" => {
+                self.write_once = match value {
+                    None => None,
+                    Some("true") => Some(true),
+                    Some("false") => Some(false),
+                    Some(v) => return Err(format!("write_once must be true or false, not {v:?}")),
+                }
+            }
             "file_family_width" => {
                 self.file_family_width = match value {
                     None => None,
@@ -102,6 +116,7 @@ impl Tags {
             "file_family_width" => self.file_family_width.map(|w| w.to_string()),
             "wrapper" => self.wrapper.clone(),
             "library" => self.library.clone(),
+            "write_once" => self.write_once.map(|w| w.to_string()),
             _ => None,
         }
     }
@@ -163,8 +178,11 @@ pub struct NewFile {
     pub size: u64,
     pub adler32: Adler32,
     pub time: Timestamp,
-    /// Replace an existing file of the same name (never a directory).
-    pub replace: bool,
+    /// The modification time the client gave (its local file's), else `time`.
+    pub mtime: Option<Timestamp>,
+    /// What may be in the way: an existing file of the same name is
+    /// replaced as this says (a directory never is).
+    pub replace: Replace,
     /// How the file goes to tape: its own archive job or a pool to join,
     /// either recorded in the same transaction as the file's row.
     pub archive: Option<crate::ArchiveRoute>,
@@ -173,6 +191,19 @@ pub struct NewFile {
     /// too, and the cache copy may reach stable storage later. Recovery
     /// rewrites the cache copy from it; settling the note drops it.
     pub inline: Option<bytes::Bytes>,
+}
+
+/// Whether a commit replaces an existing file of the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replace {
+    /// Never: the name must be free.
+    No,
+    /// Whatever file holds the name.
+    Any,
+    /// Only this one: the file the writer checked (permissions, write-once
+    /// areas, `If-Match`); another one in its place is
+    /// [`crate::CatalogError::Changed`], and nothing is written.
+    File(FileId),
 }
 
 /// A file noted as landing on a cache node: its namespace node (`None` if
@@ -200,7 +231,30 @@ pub struct AttrChange {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<u32>,
+    /// The modification time (a client's, e.g. PROPPATCH of getlastmodified).
+    pub mtime: Option<Timestamp>,
 }
+
+/// A dead property (RFC 4918): a client's name and value kept with a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeadProp {
+    /// The namespace URI; empty for a property in no namespace.
+    pub ns: String,
+    pub name: String,
+    /// The whole property element as XML that declares every namespace it
+    /// uses, so that it is returned as it was set.
+    pub xml: String,
+}
+
+/// One change of a PROPPATCH; a patch is applied in order, all or nothing.
+#[derive(Clone, Debug)]
+pub enum PropChange {
+    Set(DeadProp),
+    Remove { ns: String, name: String },
+}
+
+/// Most dead properties one node keeps.
+pub const MAX_DEAD_PROPS: usize = 1000;
 
 /// A token to store. The secret itself is never stored, only its hash.
 #[derive(Clone, Debug)]

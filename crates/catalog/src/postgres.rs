@@ -286,7 +286,7 @@ impl Catalog for PostgresCatalog {
     async fn commit_files(&self, node: &str, files: &[NewFile], settled: &[FileId]) -> Result<Vec<Result<Committed>>> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        if files.iter().any(|f| f.replace) {
+        if files.iter().any(|f| f.replace != Replace::No) {
             crate::postgres_common::lock_for_deletes(&tx).await?;
         }
         lock_for_paths(&tx, false).await?;
@@ -468,7 +468,7 @@ impl Catalog for PostgresCatalog {
         }
         tx.execute(
             "UPDATE nodes SET storage_group = $1, file_family = $2, file_family_width = $3, wrapper = $4, \
-             library = $5 WHERE id = $6",
+             library = $5, write_once = $7 WHERE id = $6",
             &[
                 &t.storage_group,
                 &t.file_family,
@@ -476,6 +476,7 @@ impl Catalog for PostgresCatalog {
                 &t.wrapper,
                 &t.library,
                 &dir,
+                &t.write_once.map(i32::from),
             ],
         )
         .await?;
@@ -491,16 +492,75 @@ impl Catalog for PostgresCatalog {
             .await?
             .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
         tx.execute(
-            "UPDATE nodes SET owner = $1, grp = $2, mode = $3 WHERE id = $4",
+            "UPDATE nodes SET owner = $1, grp = $2, mode = $3, mtime = $4 WHERE id = $5",
             &[
                 &a.owner.clone().unwrap_or(n.owner),
                 &a.group.clone().unwrap_or(n.group),
                 &(a.mode.unwrap_or(n.mode) as i32),
+                &a.mtime.unwrap_or(n.mtime).0,
                 &id,
             ],
         )
         .await?;
         let n = get_node(&tx, id).await?.expect("changed node");
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn dead_props(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, DeadProp)>> {
+        let c = self.pool.get().await?;
+        let st = c
+            .prepare_cached("SELECT node, ns, name, xml FROM dead_props WHERE node = ANY($1) ORDER BY node, ns, name")
+            .await?;
+        let rows = c.query(&st, &[&ids]).await?;
+        let mut out: Vec<(NodeId, DeadProp)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    DeadProp {
+                        ns: r.get(1),
+                        name: r.get(2),
+                        xml: r.get(3),
+                    },
+                )
+            })
+            .collect();
+        // In the order of `ids`, as SQLite answers.
+        let order: std::collections::HashMap<NodeId, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        out.sort_by_key(|(id, _)| order.get(id).copied().unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
+    async fn patch_props(&self, id: NodeId, changes: &[PropChange], mtime: Option<Timestamp>) -> Result<Node> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Locks the node: a concurrent remove waits or has won.
+        tx.query_opt("SELECT id FROM nodes WHERE id = $1 FOR UPDATE", &[&id])
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+        for ch in changes {
+            match ch {
+                PropChange::Set(p) => put_props(&tx, id, std::slice::from_ref(p)).await?,
+                PropChange::Remove { ns, name } => {
+                    tx.execute(
+                        "DELETE FROM dead_props WHERE node = $1 AND ns = $2 AND name = $3",
+                        &[&id, ns, name],
+                    )
+                    .await?;
+                }
+            }
+        }
+        let count: i64 = tx
+            .query_one("SELECT COUNT(*) FROM dead_props WHERE node = $1", &[&id])
+            .await?
+            .get(0);
+        rules::props_fit(count as usize)?;
+        if let Some(t) = mtime {
+            tx.execute("UPDATE nodes SET mtime = $1 WHERE id = $2", &[&t.0, &id])
+                .await?;
+        }
+        let n = get_node(&tx, id).await?.expect("patched node");
         tx.commit().await?;
         Ok(n)
     }

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 pub(crate) const NODE_COLS: &str =
     "n.id, n.parent, n.name, n.kind, n.owner, n.grp, n.mode, n.size, n.ctime, n.mtime, n.atime, \
-     n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library, n.cached";
+     n.file_id, n.adler32, n.storage_group, n.file_family, n.file_family_width, n.wrapper, n.library, n.cached, n.write_once";
 
 pub(crate) fn node_from_row(r: &Row, o: usize) -> Result<Node> {
     rows::node(r, o)

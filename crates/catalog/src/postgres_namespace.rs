@@ -151,6 +151,11 @@ pub(crate) async fn commit_one(
     let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name).await?, f)?
         .into_iter()
         .collect();
+    // An overwrite keeps the dead properties of the file it replaces.
+    let props = match replaced.first() {
+        Some(old) => take_props(tx, old.id).await?,
+        None => Vec::new(),
+    };
     if !replaced.is_empty() {
         delete_nodes(tx, &replaced).await?;
     }
@@ -160,7 +165,7 @@ pub(crate) async fn commit_one(
         .prepare_cached(&format!(
             "INSERT INTO nodes AS n (parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, \
              adler32, storage_group, file_family, file_family_width, wrapper, library) \
-             VALUES ($1, $2, 2, $3, $4, $5, $6, $7, $7, $7, $8, $9, $10, $11, $12, $13, $14) \
+             VALUES ($1, $2, 2, $3, $4, $5, $6, $7, $15, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (parent, name) DO NOTHING RETURNING {NODE_COLS}"
         ))
         .await?;
@@ -182,9 +187,13 @@ pub(crate) async fn commit_one(
                 &t.file_family_width.map(|w| w as i32),
                 &t.wrapper,
                 &t.library,
+                &f.mtime.unwrap_or(f.time).0,
             ],
         )
         .await?;
+    if let Some(r) = &row {
+        put_props(tx, r.get(0), &props).await?;
+    }
     if !replaced.is_empty() {
         crate::postgres_common::release_files(tx, &replaced).await?;
     }
@@ -206,4 +215,38 @@ pub(crate) async fn commit_one(
         // Another node committed the same name since our check.
         None => Err(CatalogError::AlreadyExists(f.name.clone())),
     }
+}
+
+/// Removes and returns a node's dead properties.
+pub(crate) async fn take_props(tx: &impl GenericClient, id: NodeId) -> Result<Vec<DeadProp>> {
+    let st = tx
+        .prepare_cached("DELETE FROM dead_props WHERE node = $1 RETURNING ns, name, xml")
+        .await?;
+    Ok(tx
+        .query(&st, &[&id])
+        .await?
+        .iter()
+        .map(|r| DeadProp {
+            ns: r.get(0),
+            name: r.get(1),
+            xml: r.get(2),
+        })
+        .collect())
+}
+
+/// Sets dead properties of a node (replacing those of the same name).
+pub(crate) async fn put_props(tx: &impl GenericClient, id: NodeId, props: &[DeadProp]) -> Result<()> {
+    if props.is_empty() {
+        return Ok(());
+    }
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO dead_props (node, ns, name, xml) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (node, ns, name) DO UPDATE SET xml = excluded.xml",
+        )
+        .await?;
+    for p in props {
+        tx.execute(&st, &[&id, &p.ns, &p.name, &p.xml]).await?;
+    }
+    Ok(())
 }

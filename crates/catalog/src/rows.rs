@@ -203,6 +203,7 @@ pub(crate) fn node<R: Columns>(r: &R, o: usize) -> Result<Node, R::Error> {
             file_family_width: r.opt_int(o + 15)?.map(|w| w as u32),
             wrapper: r.opt_text(o + 16)?,
             library: r.opt_text(o + 17)?,
+            write_once: r.opt_int(o + 19)?.map(|w| w != 0),
         },
         cached: r.flag(o + 18)?,
     })

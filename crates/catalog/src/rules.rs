@@ -4,7 +4,7 @@
 //! backends read what the rules need in their own SQL, ask the rule, and
 //! write its answer back in their own SQL.
 
-use crate::model::{NewFile, Node, NodeId, ROOT_ID};
+use crate::model::{NewFile, Node, NodeId, Replace, ROOT_ID};
 use crate::tape::{JobTarget, NewPackage};
 use crate::{CatalogError, Result};
 use bale_util::path::MAX_PATH_LEN;
@@ -14,11 +14,23 @@ use bale_util::FileId;
 /// in the way (`None`), or the file it replaces. A directory is never
 /// replaced; a file only by an overwrite.
 pub(crate) fn commit_over(existing: Option<Node>, f: &NewFile) -> Result<Option<Node>> {
-    match existing {
-        None => Ok(None),
-        Some(e) if e.is_dir() => Err(CatalogError::IsADirectory(f.name.clone())),
-        Some(_) if !f.replace => Err(CatalogError::AlreadyExists(f.name.clone())),
-        Some(e) => Ok(Some(e)),
+    match (existing, f.replace) {
+        (None, _) => Ok(None),
+        (Some(e), _) if e.is_dir() => Err(CatalogError::IsADirectory(f.name.clone())),
+        (Some(_), Replace::No) => Err(CatalogError::AlreadyExists(f.name.clone())),
+        (Some(e), Replace::File(id)) if e.file_id != Some(id) => Err(CatalogError::Changed(f.name.clone())),
+        (Some(e), _) => Ok(Some(e)),
+    }
+}
+
+/// Whether a node may keep `count` dead properties.
+pub(crate) fn props_fit(count: usize) -> Result<()> {
+    match count > crate::model::MAX_DEAD_PROPS {
+        true => Err(CatalogError::Limit(format!(
+            "an entry keeps at most {} dead properties",
+            crate::model::MAX_DEAD_PROPS
+        ))),
+        false => Ok(()),
     }
 }
 

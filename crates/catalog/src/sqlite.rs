@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0012_alarm_folding.sql"),
     include_str!("../migrations/sqlite/0013_tape_copies.sql"),
     include_str!("../migrations/sqlite/0014_trial_fixes.sql"),
+    include_str!("../migrations/sqlite/0015_webdav.sql"),
 ];
 
 pub struct SqliteCatalog {
@@ -487,14 +488,15 @@ impl Catalog for SqliteCatalog {
             }
             tx.execute(
                 "UPDATE nodes SET storage_group = ?1, file_family = ?2, file_family_width = ?3, wrapper = ?4, \
-                 library = ?5 WHERE id = ?6",
+                 library = ?5, write_once = ?7 WHERE id = ?6",
                 params![
                     t.storage_group,
                     t.file_family,
                     t.file_family_width.map(|w| w as i64),
                     t.wrapper,
                     t.library,
-                    dir
+                    dir,
+                    t.write_once.map(i64::from)
                 ],
             )?;
             Ok(get_node(tx, dir)?.expect("tagged node"))
@@ -507,15 +509,64 @@ impl Catalog for SqliteCatalog {
         self.write(move |tx| {
             let n = get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
             tx.execute(
-                "UPDATE nodes SET owner = ?1, grp = ?2, mode = ?3 WHERE id = ?4",
+                "UPDATE nodes SET owner = ?1, grp = ?2, mode = ?3, mtime = ?4 WHERE id = ?5",
                 params![
                     a.owner.unwrap_or(n.owner),
                     a.group.unwrap_or(n.group),
                     a.mode.unwrap_or(n.mode) as i64,
+                    a.mtime.unwrap_or(n.mtime).0,
                     id
                 ],
             )?;
             Ok(get_node(tx, id)?.expect("changed node"))
+        })
+        .await
+    }
+
+    async fn dead_props(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, DeadProp)>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT ns, name, xml FROM dead_props WHERE node = ?1 ORDER BY ns, name")?;
+            let mut out = Vec::new();
+            for id in ids {
+                let rows = st.query_map([id], |r| {
+                    Ok((
+                        id,
+                        DeadProp {
+                            ns: r.get(0)?,
+                            name: r.get(1)?,
+                            xml: r.get(2)?,
+                        },
+                    ))
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn patch_props(&self, id: NodeId, changes: &[PropChange], mtime: Option<Timestamp>) -> Result<Node> {
+        let changes = changes.to_vec();
+        self.write(move |tx| {
+            get_node(tx, id)?.ok_or_else(|| CatalogError::NotFound(format!("node {id}")))?;
+            let mut remove = tx.prepare_cached("DELETE FROM dead_props WHERE node = ?1 AND ns = ?2 AND name = ?3")?;
+            for c in &changes {
+                match c {
+                    PropChange::Set(p) => put_props(tx, id, std::slice::from_ref(p))?,
+                    PropChange::Remove { ns, name } => {
+                        remove.execute(params![id, ns, name])?;
+                    }
+                }
+            }
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM dead_props WHERE node = ?1", [id], |r| r.get(0))?;
+            rules::props_fit(count as usize)?;
+            if let Some(t) = mtime {
+                tx.execute("UPDATE nodes SET mtime = ?1 WHERE id = ?2", params![t.0, id])?;
+            }
+            Ok(get_node(tx, id)?.expect("patched node"))
         })
         .await
     }

@@ -17,7 +17,7 @@ pub(crate) fn next_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
 
 pub(crate) const NODE_COLS: &str =
     "id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
-     storage_group, file_family, file_family_width, wrapper, library, cached";
+     storage_group, file_family, file_family_width, wrapper, library, cached, write_once";
 
 pub(crate) fn node_from_row(r: &Row<'_>) -> rusqlite::Result<Node> {
     rows::node(r, 0)

@@ -147,6 +147,11 @@ pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile, lens: &mut rules::Di
     let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name)?, f)?
         .into_iter()
         .collect();
+    // An overwrite keeps the dead properties of the file it replaces.
+    let props = match replaced.first() {
+        Some(old) => take_props(tx, old.id)?,
+        None => Vec::new(),
+    };
     delete_nodes(tx, &replaced)?;
     let (owner, group, mode) = rules::committed_attrs(f, replaced.first());
     let t = &parent.tags;
@@ -154,7 +159,7 @@ pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile, lens: &mut rules::Di
     let mut st = tx.prepare_cached(&format!(
         "INSERT INTO nodes (id, parent, name, kind, owner, grp, mode, size, ctime, mtime, atime, file_id, adler32, \
          storage_group, file_family, file_family_width, wrapper, library) \
-         VALUES (?15, ?1, ?2, 2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {NODE_COLS}"
+         VALUES (?15, ?1, ?2, 2, ?3, ?4, ?5, ?6, ?7, ?16, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING {NODE_COLS}"
     ))?;
     let node = st.query_row(
         params![
@@ -172,10 +177,12 @@ pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile, lens: &mut rules::Di
             t.file_family_width.map(|w| w as i64),
             t.wrapper,
             t.library,
-            id
+            id,
+            f.mtime.unwrap_or(f.time).0
         ],
         node_from_row,
     )?;
+    put_props(tx, id, &props)?;
     let job = match &f.archive {
         Some(ArchiveRoute::Direct(target)) => Some(crate::sqlite_common::create_job(
             tx,
@@ -194,4 +201,32 @@ pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile, lens: &mut rules::Di
         crate::sqlite_common::release_files(tx, &replaced)?;
     }
     Ok(Committed { node, replaced, job })
+}
+
+/// Removes and returns a node's dead properties.
+pub(crate) fn take_props(tx: &Transaction<'_>, id: NodeId) -> Result<Vec<DeadProp>> {
+    let mut st = tx.prepare_cached("DELETE FROM dead_props WHERE node = ?1 RETURNING ns, name, xml")?;
+    let rows = st.query_map([id], |r| {
+        Ok(DeadProp {
+            ns: r.get(0)?,
+            name: r.get(1)?,
+            xml: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Sets dead properties of a node (replacing those of the same name).
+pub(crate) fn put_props(tx: &Transaction<'_>, id: NodeId, props: &[DeadProp]) -> Result<()> {
+    if props.is_empty() {
+        return Ok(());
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO dead_props (node, ns, name, xml) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (node, ns, name) DO UPDATE SET xml = excluded.xml",
+    )?;
+    for p in props {
+        st.execute(params![id, p.ns, p.name, p.xml])?;
+    }
+    Ok(())
 }

@@ -321,7 +321,9 @@ async fn gather(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: u
 async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
     let (catalog, node) = (&stage.catalog, stage.node.as_str());
     metrics::histogram!("bale_commit_batch_files").record(batch.len() as f64);
-    let (mut replacing, mut fresh): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| j.file.replace);
+    let (mut replacing, mut fresh): (Vec<Job>, Vec<Job>) = batch
+        .into_iter()
+        .partition(|j| j.file.replace != bale_catalog::Replace::No);
     // An overwrite is recorded only once its data is durable in the cache.
     replacing.iter_mut().for_each(|j| j.staged.uninline());
     for j in &mut fresh {

@@ -34,6 +34,10 @@ pub enum Error {
     /// callers can say which path without matching message text).
     #[error("{0}")]
     IsADirectory(String),
+    /// A precondition of the request (`If-Match`, create-only) does not
+    /// hold: nothing was done.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The data does not match the checksum the client sent.
     #[error("{0}")]
     ChecksumMismatch(String),
@@ -82,6 +86,9 @@ impl From<CatalogError> for Error {
             CatalogError::Invalid(m) => Error::Conflict(m),
             CatalogError::TooLong(m) => Error::BadRequest(m),
             CatalogError::Limit(m) => Error::TooMany(m),
+            CatalogError::Changed(m) => Error::Conflict(format!(
+                "{m} was changed by another request while this one ran: nothing was changed; retry"
+            )),
             CatalogError::PermissionDenied(m) => Error::Forbidden(format!("permission denied: {m}")),
             CatalogError::Backend {
                 message,

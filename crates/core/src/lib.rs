@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 mod committer;
+pub mod conditions;
 pub mod config;
 mod error;
 pub mod fsck;

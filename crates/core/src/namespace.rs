@@ -8,8 +8,9 @@ use crate::put::PutOptions;
 use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
-use bale_catalog::{AttrChange, CatalogError, NewDir, Node, Tags};
+use bale_catalog::{AttrChange, CatalogError, DeadProp, NewDir, Node, NodeId, PropChange, Tags};
 use bale_util::{FileId, NsPath, Timestamp};
+use std::collections::HashMap;
 
 /// Options of a directory creation.
 #[derive(Clone, Debug, Default)]
@@ -360,6 +361,17 @@ impl Service {
         if let (true, Some(_)) = (overwrite, &dest) {
             check(who, Op::Replace, &target)?;
         }
+        // RFC 4918 9.9.3: a directory in the way is deleted first, with
+        // all it holds (as a recursive DELETE of it would be), unless it
+        // holds the source.
+        if let (true, Some(d)) = (overwrite, &dest) {
+            if d.is_dir() && d.id != node.id {
+                if from.starts_with(to) {
+                    return Err(Error::Conflict(format!("cannot move {from} onto {to}, which holds it")));
+                }
+                self.delete(who, to, true).await?;
+            }
+        }
         let name = to.name().expect("not root");
         let committed = self
             .catalog
@@ -407,10 +419,10 @@ impl Service {
             )));
         }
         // The plan: relative paths of the directories to make and files to copy.
-        let mut dirs: Vec<(String, u32)> = Vec::new();
+        let mut dirs: Vec<(String, u32, NodeId)> = Vec::new();
         let mut files: Vec<String> = Vec::new();
         if src.is_dir() {
-            dirs.push((String::new(), src.mode));
+            dirs.push((String::new(), src.mode, src.id));
             let mut todo = vec![String::new()];
             while recursive && !todo.is_empty() {
                 let rel = todo.pop().expect("not empty");
@@ -421,7 +433,7 @@ impl Service {
                     for n in &page.entries {
                         let child = format!("{rel}/{}", n.name);
                         if n.is_dir() {
-                            dirs.push((child.clone(), n.mode));
+                            dirs.push((child.clone(), n.mode, n.id));
                             todo.push(child);
                         } else {
                             let path = NsPath::parse(&format!("{from}{child}"))?;
@@ -445,7 +457,7 @@ impl Service {
             NsPath::parse(&format!("{to}{rel}"))
                 .map_err(|e| Error::BadRequest(format!("cannot copy {from} to {to}: {to}{rel}: {e}")))
         };
-        for rel in dirs.iter().map(|(r, _)| r).chain(&files) {
+        for rel in dirs.iter().map(|(r, _, _)| r).chain(&files) {
             at(rel)?;
         }
         let target = self.authorize(who, Op::Create, to).await?;
@@ -463,27 +475,76 @@ impl Service {
             }
             None => false,
         };
-        for (rel, mode) in &dirs {
+        for (rel, mode, id) in &dirs {
             let opts = MkdirOptions {
                 mode: Some(*mode),
                 ..MkdirOptions::default()
             };
-            self.mkdir(who, &at(rel)?, &opts).await?;
+            let made = self.mkdir(who, &at(rel)?, &opts).await?;
+            self.copy_props(*id, made.id).await?;
         }
         for rel in &files {
             let source = NsPath::parse(&format!("{from}{rel}"))?;
             let (node, file) = self.open(who, &source).await?;
+            // A copy keeps the data's time, as `cp -p` does.
             let opts = PutOptions {
                 overwrite: replaced && rel.is_empty() && !src.is_dir(),
                 declared_len: Some(node.size),
                 digest: node.adler32,
                 expects_continue: false,
+                mtime: Some(node.mtime),
+                ..PutOptions::default()
             };
-            self.put(who, &at(rel)?, &opts, tokio_util::io::ReaderStream::new(file))
+            let made = self
+                .put(who, &at(rel)?, &opts, tokio_util::io::ReaderStream::new(file))
                 .await?;
             self.record_read(&node);
+            self.copy_props(node.id, made.id).await?;
         }
         Ok(replaced)
+    }
+
+    /// The dead properties of these entries that `who` may see (those of
+    /// entries it may read), by entry.
+    pub async fn dead_props(&self, who: &Principal, nodes: &[Node]) -> Result<HashMap<NodeId, Vec<DeadProp>>> {
+        let ids: Vec<NodeId> = nodes
+            .iter()
+            .filter(|n| perms::allowed(who, n, 0o4))
+            .map(|n| n.id)
+            .collect();
+        let mut out: HashMap<NodeId, Vec<DeadProp>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        for (id, p) in self.catalog.dead_props(&ids).await? {
+            out.entry(id).or_default().push(p);
+        }
+        Ok(out)
+    }
+
+    /// Applies a PROPPATCH to the entry at `path`: dead properties set and
+    /// removed in order, and the modification time, all or nothing. Needs
+    /// write permission on the entry (as a write of its data does).
+    pub async fn patch_props(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        changes: &[PropChange],
+        mtime: Option<Timestamp>,
+    ) -> Result<Node> {
+        let node = self.entry(who, Op::Overwrite, path).await?;
+        Ok(self.catalog.patch_props(node.id, changes, mtime).await?)
+    }
+
+    /// Gives node `to` the dead properties of node `from` (COPY).
+    async fn copy_props(&self, from: NodeId, to: NodeId) -> Result<()> {
+        let props = self.catalog.dead_props(&[from]).await?;
+        if props.is_empty() {
+            return Ok(());
+        }
+        let set: Vec<PropChange> = props.into_iter().map(|(_, p)| PropChange::Set(p)).collect();
+        self.catalog.patch_props(to, &set, None).await?;
+        Ok(())
     }
 
     /// Sets (`Some`) or clears (`None`) tags on a directory.

@@ -146,6 +146,16 @@ impl Resolved {
             .filter(|n| n.is_dir())
     }
 
+    /// The directory whose `write_once=true` tag is in force at the path
+    /// (the path's parent or any directory above it), as a path.
+    pub fn write_once(&self) -> Option<String> {
+        let d = self.depth().min(self.chain.len());
+        (0..d)
+            .rev()
+            .find(|&i| self.chain[i].is_dir() && self.chain[i].tags.write_once == Some(true))
+            .map(|i| self.path_at(i))
+    }
+
     /// The path of the `i`-th node of the chain.
     fn path_at(&self, i: usize) -> String {
         let comps: Vec<&str> = self.path.components().take(i).collect();

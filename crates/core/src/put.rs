@@ -2,12 +2,13 @@
 //! namespace checks run, for small bodies), the group commit, the route to tape.
 
 use crate::auth::Principal;
+use crate::conditions::Conditions;
 use crate::perms::{check, Op, Resolved};
 use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_cache::IngestError;
-use bale_catalog::{ArchiveJob, ArchiveRoute, JobState, NewFile, Node};
+use bale_catalog::{ArchiveJob, ArchiveRoute, JobState, NewFile, Node, Replace};
 use bale_policy::FileFacts;
 use bale_util::human::Bytes as Size;
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
@@ -21,8 +22,16 @@ const SMALL_BODY: u64 = 1 << 20;
 /// Options of a write.
 #[derive(Clone, Debug, Default)]
 pub struct PutOptions {
-    /// Replace an existing file (never a directory).
+    /// Replace an existing file (never a directory), as RFC 9110 says a
+    /// PUT does; `false` creates only (`Overwrite: F`): an existing file
+    /// is a failed precondition.
     pub overwrite: bool,
+    /// The request's preconditions (`If-Match`, `If-None-Match: *`, ...),
+    /// evaluated on the entry the checks find; the commit replaces only
+    /// that one.
+    pub conditions: Conditions,
+    /// The client's modification time of the data (its local file's).
+    pub mtime: Option<Timestamp>,
     /// The Content-Length the client declared; a different byte count is refused.
     pub declared_len: Option<u64>,
     /// The adler32 the client declared (`Digest: adler32=...`).
@@ -34,27 +43,44 @@ pub struct PutOptions {
 }
 
 impl Service {
-    /// Whether `who` may create the file at `path`, or with the overwrite
-    /// option write into the existing one; returns the parent directory.
-    /// One walk of the path finds both (one catalog round trip).
-    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<Node> {
+    /// Whether `who` may create the file at `path`, or write into the
+    /// existing one (not in a write-once tree); the request's
+    /// preconditions. Returns the parent directory and what the commit
+    /// may replace: the file checked here, and no other. One walk of the
+    /// path finds all (one catalog round trip).
+    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<(Node, Replace)> {
         let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
-        match r.node() {
+        let replace = match r.node() {
             Some(existing) if existing.is_dir() => {
                 check(who, Op::Stat, &r)?;
                 return Err(Error::IsADirectory(format!("{path} is a directory")));
             }
-            Some(_) if !opts.overwrite => {
+            Some(existing) => {
                 check(who, Op::Stat, &r)?;
-                return Err(Error::Exists(format!(
-                    "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
-                )));
+                opts.conditions.evaluate(path.as_str(), Some(existing), false)?;
+                if !opts.overwrite {
+                    return Err(Error::PreconditionFailed(format!(
+                        "{path} already exists and the request asks to create it only (Overwrite: F); \
+                         nothing was done (bale put --overwrite replaces it)"
+                    )));
+                }
+                if let Some(dir) = r.write_once() {
+                    return Err(Error::Conflict(format!(
+                        "{path} exists in a write-once area ({dir} has the tag write_once=true): \
+                         its files are never replaced; nothing was done"
+                    )));
+                }
+                // An overwrite is a write into the existing file.
+                check(who, Op::Overwrite, &r)?;
+                Replace::File(existing.file_id.expect("a file has an id"))
             }
-            // An overwrite is a write into the existing file.
-            Some(_) => check(who, Op::Overwrite, &r)?,
-            None => check(who, Op::Create, &r)?,
-        }
-        Ok(r.parent().expect("checked").clone())
+            None => {
+                check(who, Op::Create, &r)?;
+                opts.conditions.evaluate(path.as_str(), None, false)?;
+                Replace::No
+            }
+        };
+        Ok((r.parent().expect("checked").clone(), replace))
     }
 
     /// Whether a body of `len` bytes fits on the cache's filesystem now
@@ -150,8 +176,8 @@ impl Service {
         } else {
             Poll::Pending
         };
-        let parent = match self.put_checks(who, path, opts).await {
-            Ok(parent) => parent,
+        let (parent, replace) = match self.put_checks(who, path, opts).await {
+            Ok(checked) => checked,
             Err(e) => {
                 // Let a write already under way finish, so that dropping it
                 // removes its data.
@@ -201,7 +227,8 @@ impl Service {
             size: staged.size,
             adler32: staged.adler32,
             time: Timestamp::now(),
-            replace: opts.overwrite,
+            mtime: opts.mtime,
+            replace,
             archive: Some(archive.clone()),
             // Filled in by the committer for inline files.
             inline: None,
@@ -212,8 +239,21 @@ impl Service {
             .commit(file, staged, arriving)
             .await
             .map_err(|e| match e {
-                Error::Exists(_) => Error::Exists(format!(
-                    "{path} already exists; send 'Overwrite: T' (bale put --overwrite) to replace it"
+                // Another request made the file meanwhile.
+                Error::Exists(_) if !opts.overwrite || opts.conditions.create_only() => {
+                    Error::PreconditionFailed(format!(
+                        "{path} was created by another request meanwhile and this one asks to create it only; \
+                         nothing was done"
+                    ))
+                }
+                Error::Exists(_) | Error::Conflict(_) if !opts.conditions.is_empty() => {
+                    Error::PreconditionFailed(format!(
+                        "{path} was changed by another request meanwhile, so this one's preconditions no longer \
+                     hold; nothing was done"
+                    ))
+                }
+                Error::Exists(_) | Error::Conflict(_) => Error::Conflict(format!(
+                    "{path} was written by another request while this one was received; nothing was done: retry"
                 )),
                 // The catalog names the entry; the client named a path.
                 Error::IsADirectory(_) => Error::IsADirectory(format!("{path} is a directory")),

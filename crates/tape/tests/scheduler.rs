@@ -126,7 +126,8 @@ impl Rig {
             size: size as u64,
             adler32: Adler32::of(&data),
             time: Timestamp::now(),
-            replace: false,
+            mtime: None,
+            replace: bale_catalog::Replace::No,
             archive: Some(route),
             inline: None,
         };

@@ -178,6 +178,7 @@ async fn set_attrs(
         owner: req.owner,
         group: req.group,
         mode,
+        mtime: None,
     };
     let n = st.svc.set_attrs(&who, &path, &change).await?;
     Ok(Json(Entry::from_node(&path, &n)))

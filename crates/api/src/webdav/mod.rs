@@ -1,8 +1,11 @@
 //! The namespace over HTTP: WebDAV methods on paths at the root (GET and
 //! HEAD with ranges, PUT, DELETE, MKCOL, MOVE, COPY, OPTIONS; PROPFIND in
-//! `propfind`).
+//! `propfind`, PROPPATCH in `proppatch`), each with the conditional
+//! headers of RFC 9110 section 13.
 
 mod propfind;
+mod proppatch;
+mod xml;
 
 use crate::error::ApiError;
 use crate::model::Entry;
@@ -12,8 +15,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bale_core::conditions::{self, Conditions, Outcome, TagList};
 use bale_core::{MkdirOptions, Principal, PutOptions};
-use bale_util::{Adler32, NsPath};
+use bale_util::{Adler32, NsPath, Timestamp};
 use futures::TryStreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -94,11 +98,11 @@ fn wants_adler32(h: &HeaderMap) -> bool {
     })
 }
 
-/// `?overwrite=true` on a PUT, for clients that cannot set headers.
+/// `?overwrite=false` on a PUT (create only), for clients that cannot set headers.
 #[derive(serde::Deserialize, Default)]
 struct PutQuery {
     #[serde(default)]
-    overwrite: bool,
+    overwrite: Option<bool>,
 }
 
 pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response {
@@ -109,19 +113,32 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
             .cloned()
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not authenticated"))?;
         let path = ns_path(req.uri().path())?;
-        match req.method().as_str() {
-            "GET" => get(&st, &who, &path, req.headers(), false).await,
-            "HEAD" => get(&st, &who, &path, req.headers(), true).await,
-            "PUT" => put(&st, &who, &path, req).await,
+        let cond = conditions_of(req.headers())?;
+        let method = req.method().as_str();
+        // Every method but GET, HEAD and PUT (which evaluate them on the
+        // entry they find anyway) checks its preconditions first.
+        if !cond.is_empty() && !matches!(method, "GET" | "HEAD" | "PUT") {
+            let node = match st.svc.stat(&who, &path).await {
+                Ok(n) => Some(n),
+                Err(bale_core::Error::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            cond.evaluate(path.as_str(), node.as_ref(), false)?;
+        }
+        match method {
+            "GET" => get(&st, &who, &path, req.headers(), &cond, false).await,
+            "HEAD" => get(&st, &who, &path, req.headers(), &cond, true).await,
+            "PUT" => put(&st, &who, &path, cond, req).await,
             "DELETE" => delete(&st, &who, &path, req.headers()).await,
             "MKCOL" => mkcol(&st, &who, &path, req).await,
             "MOVE" => do_move(&st, &who, &path, req.headers(), origin_of(&req)?).await,
             "COPY" => do_copy(&st, &who, &path, req.headers(), origin_of(&req)?).await,
             "PROPFIND" => {
                 let (parts, body) = req.into_parts();
-                propfind::check_propfind_body(body).await?;
-                propfind::propfind(&st, &who, &path, &parts.headers).await
+                let asked = propfind::read_propfind(body).await?;
+                propfind::propfind(&st, &who, &path, &parts.headers, asked).await
             }
+            "PROPPATCH" => proppatch::proppatch(&st, &who, &path, req.into_body()).await,
             "OPTIONS" => Ok(options()),
             m => {
                 let mut r = ApiError::new(
@@ -138,20 +155,101 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
     result.unwrap_or_else(|e| e.into_response())
 }
 
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND";
+const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH";
 /// What an existing entry allows: everything but MKCOL.
-const ALLOW_EXISTING: &str = "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND";
+const ALLOW_EXISTING: &str = "OPTIONS, GET, HEAD, PUT, DELETE, COPY, MOVE, PROPFIND, PROPPATCH";
+
+/// The preconditions of a request (RFC 9110 13.1). A malformed entity-tag
+/// list is 400; a date that does not parse is ignored, as 13.1.3 says.
+fn conditions_of(h: &HeaderMap) -> Result<Conditions, ApiError> {
+    let tags = |name: &str| -> Result<Option<TagList>, ApiError> {
+        match h.get(name) {
+            None => Ok(None),
+            Some(v) => {
+                let v = v
+                    .to_str()
+                    .map_err(|_| ApiError::bad_request(format!("{name} is not ASCII text")))?;
+                Ok(Some(TagList::parse(name, v)?))
+            }
+        }
+    };
+    let date = |name: &str| header_str(h, name).and_then(|v| httpdate::parse_http_date(v.trim()).ok());
+    Ok(Conditions {
+        if_match: tags("if-match")?,
+        if_none_match: tags("if-none-match")?,
+        if_modified_since: date("if-modified-since"),
+        if_unmodified_since: date("if-unmodified-since"),
+    })
+}
+
+/// `X-OC-Mtime` (ownCloud's, which rclone's owncloud and nextcloud vendors
+/// send): the client's modification time in seconds since the epoch.
+fn client_mtime(h: &HeaderMap) -> Result<Option<Timestamp>, ApiError> {
+    let Some(v) = header_str(h, "x-oc-mtime") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "X-OC-Mtime must be seconds since 1970 (with a fraction if need be, up to the year 2262), not {v:?}"
+        ))
+    };
+    let (secs, frac) = v.trim().split_once('.').unwrap_or((v.trim(), ""));
+    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(secs) || !(frac.is_empty() || (frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()))) {
+        return Err(bad());
+    }
+    let nanos: i64 = format!("{frac:0<9}").parse().map_err(|_| bad())?;
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    secs.checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(nanos))
+        .map(|n| Some(Timestamp(n)))
+        .ok_or_else(bad)
+}
+
+/// The answer to a GET or HEAD whose representation the client has.
+fn not_modified(node: &bale_catalog::Node) -> Response {
+    let mut r = StatusCode::NOT_MODIFIED.into_response();
+    validators(r.headers_mut(), node);
+    r
+}
+
+/// ETag and Last-Modified of an entry.
+fn validators(hm: &mut HeaderMap, node: &bale_catalog::Node) {
+    hm.insert(
+        header::LAST_MODIFIED,
+        HeaderValue::from_str(&httpdate::fmt_http_date(node.mtime.to_system_time())).unwrap(),
+    );
+    if let Some(id) = node.file_id {
+        hm.insert(header::ETAG, HeaderValue::from_str(&format!("\"{id}\"")).unwrap());
+    }
+}
 
 fn options() -> Response {
     let mut r = StatusCode::OK.into_response();
     let h = r.headers_mut();
-    h.insert("dav", HeaderValue::from_static("1"));
+    // Class 1 and RFC 4918's class 3; not class 2: bale has no LOCK.
+    h.insert("dav", HeaderValue::from_static("1, 3"));
     h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     r
 }
 
-async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head: bool) -> Result<Response, ApiError> {
+async fn get(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    h: &HeaderMap,
+    cond: &Conditions,
+    head: bool,
+) -> Result<Response, ApiError> {
+    // Preconditions are answered from the catalog, before the data is
+    // opened (or staged).
+    if !cond.is_empty() {
+        let node = st.svc.readable(who, path).await?;
+        if cond.evaluate(path.as_str(), Some(&node), true)? == Outcome::NotModified {
+            return Ok(not_modified(&node));
+        }
+    }
     // HEAD answers from the catalog: it never opens (or stages) the data.
     let (node, file) = match head {
         true => (st.svc.readable(who, path).await?, None),
@@ -165,9 +263,11 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
     let (mut start, mut len) = (0u64, size);
     // A Range in a unit other than bytes is ignored: the whole body, 200
     // (RFC 9110, section 14.2).
+    // If-Range with a stale validator: the whole file (RFC 9110 13.1.5).
     let range = header_str(h, "range").filter(|r| {
         r.split_once('=')
             .is_some_and(|(unit, _)| unit.trim().eq_ignore_ascii_case("bytes"))
+            && conditions::range_applies(header_str(h, "if-range"), &node)
     });
     if let Some(range) = range {
         let parsed = http_range_header::parse_range_header(range)
@@ -222,13 +322,7 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
         HeaderValue::from_static("application/octet-stream"),
     );
     hm.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    hm.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(node.mtime.to_system_time())).unwrap(),
-    );
-    if let Some(id) = node.file_id {
-        hm.insert(header::ETAG, HeaderValue::from_str(&format!("\"{id}\"")).unwrap());
-    }
+    validators(hm, &node);
     if status == StatusCode::PARTIAL_CONTENT {
         hm.insert(
             header::CONTENT_RANGE,
@@ -246,7 +340,13 @@ async fn get(st: &AppState, who: &Principal, path: &NsPath, h: &HeaderMap, head:
     Ok(resp)
 }
 
-async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Result<Response, ApiError> {
+async fn put(
+    st: &AppState,
+    who: &Principal,
+    path: &NsPath,
+    cond: Conditions,
+    req: Request,
+) -> Result<Response, ApiError> {
     let h = req.headers();
     // RFC 9110 14.5: a server that does not support partial PUT must
     // refuse one, or it would replace the file with the part.
@@ -275,8 +375,15 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
                 .ok_or_else(|| ApiError::bad_request("Content-Length is not a number"))?,
         ),
     };
+    // RFC 9110 9.3.4: a PUT replaces the file; `Overwrite: F` (RFC 4918's
+    // header, which bale takes on a PUT too) and `If-None-Match: *` ask to
+    // create it only, as `?overwrite=false` does.
+    let by_query = put_query(req.uri())?.overwrite.unwrap_or(true);
+    let mtime = client_mtime(h)?;
     let opts = PutOptions {
-        overwrite: overwrite_header(h, false)? || put_query(req.uri())?.overwrite,
+        overwrite: overwrite_header(h, by_query)?,
+        conditions: cond,
+        mtime,
         declared_len,
         digest,
         expects_continue: header_str(h, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
@@ -300,8 +407,9 @@ async fn put(st: &AppState, who: &Principal, path: &NsPath, req: Request) -> Res
         .into_response();
     let hm = resp.headers_mut();
     hm.insert("digest", HeaderValue::from_str(&adler.digest_header()).unwrap());
-    if let Some(id) = node.file_id {
-        hm.insert(header::ETAG, HeaderValue::from_str(&format!("\"{id}\"")).unwrap());
+    validators(hm, &node);
+    if mtime.is_some() {
+        hm.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
     }
     Ok(resp)
 }

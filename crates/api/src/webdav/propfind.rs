@@ -1,8 +1,11 @@
-//! PROPFIND: the standard DAV properties that WebDAV clients (davix, gfal2,
-//! rclone) use to stat and list. Depth 0 and 1; a listing is streamed page
+//! PROPFIND: the live DAV properties that WebDAV clients (davix, gfal2,
+//! rclone) use to stat and list, and the dead properties PROPPATCH set;
+//! `allprop`, `propname` or the properties named (each answered or 404).
+//! Depth 0 and 1; a listing is streamed page
 //! by page from the catalog, so a directory of 100,000 entries costs no
 //! more memory than one of ten.
 
+use super::xml::{self, DAV};
 use crate::error::ApiError;
 use crate::model::rfc3339;
 use crate::AppState;
@@ -10,10 +13,12 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use bale_catalog::Node;
+use bale_catalog::{DeadProp, NodeId};
 use bale_core::Principal;
 use bale_util::NsPath;
 use bytes::Bytes;
 use quick_xml::escape::escape;
+use std::collections::HashMap;
 
 const PAGE: usize = 1000;
 
@@ -25,36 +30,118 @@ fn href(path: &NsPath, is_dir: bool) -> String {
     s
 }
 
-fn response_xml(path: &NsPath, n: &Node) -> String {
-    let mut props = String::new();
-    let name = if n.name.is_empty() { "/" } else { &n.name };
-    props.push_str(&format!("<D:displayname>{}</D:displayname>", escape(name)));
-    if n.is_dir() {
-        props.push_str("<D:resourcetype><D:collection/></D:resourcetype>");
-    } else {
-        props.push_str("<D:resourcetype/>");
-        props.push_str(&format!("<D:getcontentlength>{}</D:getcontentlength>", n.size));
-        props.push_str("<D:getcontenttype>application/octet-stream</D:getcontenttype>");
-        if let Some(id) = n.file_id {
-            props.push_str(&format!("<D:getetag>\"{id}\"</D:getetag>"));
+/// What a PROPFIND asks for (RFC 4918 9.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Asked {
+    /// `allprop` (or no body): every live and dead property.
+    All,
+    /// `propname`: the names of every property, without values.
+    Names,
+    /// `prop`: these (namespace, name), each answered or 404.
+    Props(Vec<(String, String)>),
+}
+
+impl Asked {
+    /// Whether answering needs the entries' dead properties.
+    fn needs_dead(&self) -> bool {
+        match self {
+            Asked::All | Asked::Names => true,
+            Asked::Props(ps) => ps
+                .iter()
+                .any(|(ns, name)| !(ns == DAV && LIVE.contains(&name.as_str()))),
         }
     }
-    props.push_str(&format!(
-        "<D:getlastmodified>{}</D:getlastmodified><D:creationdate>{}</D:creationdate>",
-        httpdate::fmt_http_date(n.mtime.to_system_time()),
-        rfc3339(n.ctime)
-    ));
-    format!(
-        "<D:response><D:href>{}</D:href><D:propstat><D:prop>{props}</D:prop>\
-         <D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>\n",
-        escape(href(path, n.is_dir()))
-    )
+}
+
+/// The live properties bale keeps, by their name in DAV:.
+const LIVE: [&str; 7] = [
+    "displayname",
+    "resourcetype",
+    "getcontentlength",
+    "getcontenttype",
+    "getetag",
+    "getlastmodified",
+    "creationdate",
+];
+
+/// A live property of an entry as XML, if the entry has it.
+fn live(n: &Node, name: &str) -> Option<String> {
+    let v = match name {
+        "displayname" => escape(if n.name.is_empty() { "/" } else { &n.name }).into_owned(),
+        "resourcetype" if n.is_dir() => "<D:collection/>".into(),
+        "resourcetype" => String::new(),
+        "getcontentlength" if !n.is_dir() => n.size.to_string(),
+        "getcontenttype" if !n.is_dir() => "application/octet-stream".into(),
+        "getetag" => format!("\"{}\"", n.file_id?),
+        "getlastmodified" => httpdate::fmt_http_date(n.mtime.to_system_time()),
+        "creationdate" => rfc3339(n.ctime),
+        _ => return None,
+    };
+    Some(match v.is_empty() {
+        true => format!("<D:{name}/>"),
+        false => format!("<D:{name}>{v}</D:{name}>"),
+    })
+}
+
+/// An empty property element (a name without its value).
+fn name_only(ns: &str, name: &str) -> String {
+    match ns == DAV {
+        true => format!("<D:{name}/>"),
+        false => xml::empty(ns, name),
+    }
+}
+
+fn propstat(out: &mut String, props: &str, status: &str) {
+    if !props.is_empty() {
+        out.push_str(&format!(
+            "<D:propstat><D:prop>{props}</D:prop><D:status>HTTP/1.1 {status}</D:status></D:propstat>"
+        ));
+    }
+}
+
+fn response_xml(path: &NsPath, n: &Node, asked: &Asked, dead: &[DeadProp]) -> String {
+    let (mut found, mut missing) = (String::new(), String::new());
+    match asked {
+        Asked::All => {
+            LIVE.iter().filter_map(|l| live(n, l)).for_each(|x| found.push_str(&x));
+            dead.iter().for_each(|p| found.push_str(&p.xml));
+        }
+        Asked::Names => {
+            for l in LIVE.iter().filter(|l| live(n, l).is_some()) {
+                found.push_str(&format!("<D:{l}/>"));
+            }
+            dead.iter().for_each(|p| found.push_str(&xml::empty(&p.ns, &p.name)));
+        }
+        Asked::Props(ps) => {
+            for (ns, name) in ps {
+                let value = match ns == DAV && LIVE.contains(&name.as_str()) {
+                    true => live(n, name),
+                    false => dead
+                        .iter()
+                        .find(|p| &p.ns == ns && &p.name == name)
+                        .map(|p| p.xml.clone()),
+                };
+                match value {
+                    Some(v) => found.push_str(&v),
+                    None => missing.push_str(&name_only(ns, name)),
+                }
+            }
+        }
+    }
+    let mut out = format!("<D:response><D:href>{}</D:href>", escape(href(path, n.is_dir())));
+    propstat(&mut out, &found, "200 OK");
+    propstat(&mut out, &missing, "404 Not Found");
+    if found.is_empty() && missing.is_empty() {
+        out.push_str("<D:propstat><D:prop/><D:status>HTTP/1.1 200 OK</D:status></D:propstat>");
+    }
+    out.push_str("</D:response>\n");
+    out
 }
 
 /// The response of a directory's entry. An entry whose path is not valid
 /// (an over-long path a catalog of an older version let a MOVE make) is an
 /// error the server logs, never a panic.
-fn child_xml(dir: &NsPath, n: &Node) -> Result<String, ApiError> {
+fn child_xml(dir: &NsPath, n: &Node, asked: &Asked, dead: &HashMap<NodeId, Vec<DeadProp>>) -> Result<String, ApiError> {
     let path = dir.join(&n.name).map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,7 +151,12 @@ fn child_xml(dir: &NsPath, n: &Node) -> Result<String, ApiError> {
             ),
         )
     })?;
-    Ok(response_xml(&path, n))
+    Ok(response_xml(
+        &path,
+        n,
+        asked,
+        dead.get(&n.id).map_or(&[][..], Vec::as_slice),
+    ))
 }
 
 /// The refusal of an infinite-depth PROPFIND (RFC 4918 9.1, 16): 403 whose
@@ -86,14 +178,15 @@ pub(crate) async fn propfind(
     who: &Principal,
     path: &NsPath,
     h: &HeaderMap,
+    asked: Asked,
 ) -> Result<Response, ApiError> {
     // RFC 4918 9.1: a missing Depth means infinity, which a server may
     // refuse on a collection with 403 and the DAV:propfind-finite-depth
     // precondition (on a file, depth changes nothing).
-    let asked = h
+    let depth_header = h
         .get("depth")
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    let depth: Option<u8> = match asked.as_deref() {
+    let depth: Option<u8> = match depth_header.as_deref() {
         Some("0") => Some(0),
         Some("1") => Some(1),
         None | Some("infinity") => None,
@@ -104,13 +197,17 @@ pub(crate) async fn propfind(
         Some(d) => d,
         None if !node.is_dir() => 0,
         None => {
-            return Err(infinite_depth(match asked {
+            return Err(infinite_depth(match depth_header {
                 None => "PROPFIND without a Depth header (which means Depth: infinity, RFC 4918 section 9.1)",
                 Some(_) => "PROPFIND with Depth: infinity",
             }))
         }
     };
-    let first = format!("{HEAD}{}", response_xml(path, &node));
+    let dead = match asked.needs_dead() {
+        true => st.svc.dead_props(who, std::slice::from_ref(&node)).await?,
+        false => HashMap::new(),
+    };
+    let first = format!("{HEAD}{}", child_or_root(path, &node, &asked, &dead));
     let body = if depth == 0 || !node.is_dir() {
         Body::from(format!("{first}{TAIL}"))
     } else {
@@ -120,12 +217,17 @@ pub(crate) async fn propfind(
         let who = who.clone();
         let dir = path.clone();
         let mut chunk = first;
+        let dead = match asked.needs_dead() {
+            true => st.svc.dead_props(&who, &page.entries).await?,
+            false => HashMap::new(),
+        };
         for n in &page.entries {
-            chunk.push_str(&child_xml(&dir, n)?);
+            chunk.push_str(&child_xml(&dir, n, &asked, &dead)?);
         }
+        let asked = std::sync::Arc::new(asked);
         let state = (Some(chunk), page.next, false);
         let stream = futures::stream::unfold(state, move |(pending, after, done)| {
-            let (svc, who, dir) = (svc.clone(), who.clone(), dir.clone());
+            let (svc, who, dir, asked) = (svc.clone(), who.clone(), dir.clone(), asked.clone());
             async move {
                 if let Some(p) = pending {
                     return Some((Ok::<Bytes, std::io::Error>(Bytes::from(p)), (None, after, done)));
@@ -136,11 +238,16 @@ pub(crate) async fn propfind(
                 let Some(cursor) = after else {
                     return Some((Ok(Bytes::from_static(TAIL.as_bytes())), (None, None, true)));
                 };
-                match svc.list(&who, &dir, Some(&cursor), PAGE).await {
-                    Ok(page) => {
+                let listed = match svc.list(&who, &dir, Some(&cursor), PAGE).await {
+                    Ok(page) if asked.needs_dead() => svc.dead_props(&who, &page.entries).await.map(|d| (page, d)),
+                    Ok(page) => Ok((page, HashMap::new())),
+                    Err(e) => Err(e),
+                };
+                match listed {
+                    Ok((page, dead)) => {
                         let mut s = String::new();
                         for n in &page.entries {
-                            match child_xml(&dir, n) {
+                            match child_xml(&dir, n, &asked, &dead) {
                                 Ok(x) => s.push_str(&x),
                                 Err(e) => {
                                     tracing::error!("PROPFIND of {dir}: {}", e.detail);
@@ -166,67 +273,84 @@ pub(crate) async fn propfind(
     Ok(resp)
 }
 
-/// A PROPFIND body, if there is one, must be well-formed XML (RFC 4918
-/// section 9.1: 400 otherwise). bale answers every PROPFIND with all its
-/// properties (allprop), whatever the body asks for.
-pub(crate) async fn check_propfind_body(body: Body) -> Result<(), ApiError> {
-    let bytes = axum::body::to_bytes(body, 1 << 20)
+/// Reads what a PROPFIND asks for from its body (RFC 4918 9.1, 14.20):
+/// none is `allprop`; otherwise a `DAV:propfind` with `allprop`,
+/// `propname` or `prop`. A body that is not well-formed XML with
+/// namespaces, or not a propfind, is 400.
+pub(crate) async fn read_propfind(body: Body) -> Result<Asked, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the PROPFIND body: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("cannot read the PROPFIND body (at most {MAX_BODY} bytes): {e}")))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(Asked::All);
     }
-    well_formed(&bytes).map_err(|e| ApiError::bad_request(format!("the PROPFIND body is not well-formed XML: {e}")))
-}
-
-fn well_formed(xml: &[u8]) -> Result<(), String> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    let (mut depth, mut roots) = (0usize, 0usize);
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_event_into(&mut buf).map_err(|e| e.to_string())? {
-            Event::Start(_) => {
-                if depth == 0 {
-                    roots += 1;
-                }
-                depth += 1;
+    let bad = |m: String| ApiError::bad_request(format!("the PROPFIND body is not valid: {m}"));
+    let root = xml::parse(&bytes).map_err(bad)?;
+    if !root.is(DAV, "propfind") {
+        return Err(bad(format!(
+            "its root element is {}, not {{DAV:}}propfind",
+            root.clark()
+        )));
+    }
+    for el in root.elements().filter(|e| e.ns == DAV) {
+        match el.local.as_str() {
+            "allprop" => return Ok(Asked::All),
+            "propname" => return Ok(Asked::Names),
+            "prop" => {
+                return Ok(Asked::Props(
+                    el.elements().map(|p| (p.ns.clone(), p.local.clone())).collect(),
+                ))
             }
-            Event::End(_) => depth -= 1,
-            Event::Empty(_) if depth == 0 => roots += 1,
-            Event::Text(t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
-                return Err("text outside the root element".into())
-            }
-            Event::Eof => break,
             _ => {}
         }
-        buf.clear();
     }
-    match (depth, roots) {
-        (0, 1) => Ok(()),
-        (0, 0) => Err("no root element".into()),
-        (0, _) => Err("more than one root element".into()),
-        _ => Err("unclosed element at the end".into()),
-    }
+    Err(bad("it asks for none of allprop, propname or prop".into()))
+}
+
+/// Largest PROPFIND or PROPPATCH body read.
+pub(crate) const MAX_BODY: usize = 1 << 20;
+
+fn child_or_root(path: &NsPath, n: &Node, asked: &Asked, dead: &HashMap<NodeId, Vec<DeadProp>>) -> String {
+    response_xml(path, n, asked, dead.get(&n.id).map_or(&[][..], Vec::as_slice))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn propfind_bodies_must_be_well_formed() {
-        let ok = br#"<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>"#;
-        assert!(well_formed(ok).is_ok());
-        assert!(well_formed(b"<propfind/>").is_ok());
+    #[tokio::test]
+    async fn propfind_bodies() {
+        let read = |b: &'static str| read_propfind(Body::from(b));
+        assert_eq!(read("").await.unwrap(), Asked::All);
+        assert_eq!(
+            read(r#"<propfind xmlns="DAV:"><foobar/><allprop/></propfind>"#)
+                .await
+                .unwrap(),
+            Asked::All
+        );
+        assert_eq!(
+            read(r#"<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>"#)
+                .await
+                .unwrap(),
+            Asked::Names
+        );
+        assert_eq!(
+            read(r#"<propfind xmlns="DAV:"><prop><getetag/><x xmlns="urn:x"/><y xmlns=""/></prop></propfind>"#)
+                .await
+                .unwrap(),
+            Asked::Props(vec![
+                ("DAV:".into(), "getetag".into()),
+                ("urn:x".into(), "x".into()),
+                ("".into(), "y".into())
+            ])
+        );
         for bad in [
-            &b"<D:propfind xmlns:D=\"DAV:\"><D:prop>"[..],
-            b"<a></b>",
-            b"not xml at all",
-            b"<a/><b/>",
-            b"<a>",
+            "<foo>",
+            r#"<D:propfind xmlns:D="DAV:"><D:prop><bar:foo xmlns:bar=""/></D:prop></D:propfind>"#,
+            r#"<propfind/>"#,
+            r#"<propfind xmlns="DAV:"/>"#,
         ] {
-            assert!(well_formed(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(read(bad).await.unwrap_err().status, StatusCode::BAD_REQUEST, "{bad}");
         }
     }
 

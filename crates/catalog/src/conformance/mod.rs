@@ -91,7 +91,8 @@ fn new_file(parent: NodeId, name: &str, size: u64) -> NewFile {
         size,
         adler32: Adler32(size as u32 + 1),
         time: t(20),
-        replace: false,
+        mtime: None,
+        replace: Replace::No,
         archive: None,
         inline: None,
     }

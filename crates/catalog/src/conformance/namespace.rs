@@ -69,7 +69,7 @@ pub async fn batch_commit_is_per_file(c: &dyn Catalog) {
     // carol of group phys overwrites alice's group-writable file.
     let mut replace = new_file(d.id, "exists", 7);
     (replace.owner, replace.group, replace.mode) = ("carol".into(), "other".into(), 0o600);
-    replace.replace = true;
+    replace.replace = Replace::Any;
     let batch = vec![
         new_file(d.id, "a", 1),
         new_file(d.id, "a", 2),         // same name later in the same batch
@@ -312,11 +312,13 @@ pub async fn attrs_change(c: &dyn Catalog) {
                 owner: Some("bob".into()),
                 group: None,
                 mode: Some(0o700),
+                mtime: Some(t(77)),
             },
         )
         .await
         .unwrap();
     assert_eq!((n.owner.as_str(), n.group.as_str(), n.mode), ("bob", "phys", 0o700));
+    assert_eq!(n.mtime, t(77));
     let e = c.set_attrs(999_999, &AttrChange::default()).await;
     assert!(matches!(e, Err(CatalogError::NotFound(_))), "{e:?}");
 }
@@ -592,6 +594,7 @@ pub async fn imports_in_bulk(c: &dyn Catalog) {
         file_family_width: Some(2),
         wrapper: Some("cpio_odc".into()),
         library: Some("lib1".into()),
+        write_once: None,
     };
     let entry = |parent, name: &str, file: bool| ImportNode {
         parent,
@@ -709,4 +712,134 @@ pub async fn imports_in_bulk(c: &dyn Catalog) {
     // Ids handed out by an import (even a refused one) are not handed out again.
     let later = mkdir(c, base.id, "later").await;
     assert!(later.id > *ids.iter().max().unwrap());
+}
+
+/// An overwrite replaces only the file its writer checked, and takes the
+/// client's modification time; the replaced file's dead properties go to
+/// the new one.
+pub async fn overwrite_replaces_the_checked_file(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "ow").await;
+    let first = put(c, d.id, "f", 3).await;
+    let prop = DeadProp {
+        ns: "urn:x".into(),
+        name: "k".into(),
+        xml: "<k xmlns=\"urn:x\">v</k>".into(),
+    };
+    c.patch_props(first.id, &[PropChange::Set(prop.clone())], None)
+        .await
+        .unwrap();
+    // Checked against another file: refused, nothing changes.
+    let mut stale = new_file(d.id, "f", 5);
+    stale.replace = Replace::File(FileId::generate());
+    let r = c.commit_files("n1", &[stale], &[]).await.unwrap().remove(0);
+    assert!(matches!(r, Err(CatalogError::Changed(_))), "{r:?}");
+    assert_eq!(c.child(d.id, "f").await.unwrap().unwrap().file_id, first.file_id);
+    // Create-only: refused.
+    let r = c
+        .commit_files("n1", &[new_file(d.id, "f", 5)], &[])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(matches!(r, Err(CatalogError::AlreadyExists(_))), "{r:?}");
+    // Checked against this one: replaced, with the client's time and the props.
+    let mut ok = new_file(d.id, "f", 7);
+    ok.replace = Replace::File(first.file_id.unwrap());
+    ok.mtime = Some(t(3));
+    let n = c.commit_files("n1", &[ok], &[]).await.unwrap().remove(0).unwrap().node;
+    assert_eq!((n.size, n.mtime), (7, t(3)));
+    assert_ne!(n.id, first.id);
+    assert_eq!(c.dead_props(&[n.id]).await.unwrap(), vec![(n.id, prop)]);
+    assert!(c.dead_props(&[first.id]).await.unwrap().is_empty());
+}
+
+/// Dead properties: set and removed in order, all or nothing; they stay
+/// with their node through a rename and go with it.
+pub async fn dead_props_live_with_their_node(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "props").await;
+    let f = put(c, d.id, "f", 1).await;
+    let g = put(c, d.id, "g", 1).await;
+    let prop = |ns: &str, name: &str, v: &str| DeadProp {
+        ns: ns.into(),
+        name: name.into(),
+        xml: format!("<{name} xmlns=\"{ns}\">{v}</{name}>"),
+    };
+    let rm = |ns: &str, name: &str| PropChange::Remove {
+        ns: ns.into(),
+        name: name.into(),
+    };
+    // In order: remove (of nothing), set x, set y: y stays. Same name in two namespaces: two.
+    let n = c
+        .patch_props(
+            f.id,
+            &[
+                rm("urn:a", "p"),
+                PropChange::Set(prop("urn:a", "p", "x")),
+                PropChange::Set(prop("urn:a", "p", "y")),
+                PropChange::Set(prop("urn:b", "p", "z")),
+                PropChange::Set(prop("", "q", "nons")),
+            ],
+            Some(t(42)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n.mtime, t(42));
+    c.patch_props(g.id, &[PropChange::Set(prop("urn:a", "p", "g"))], None)
+        .await
+        .unwrap();
+    let got = c.dead_props(&[g.id, f.id]).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (g.id, prop("urn:a", "p", "g")),
+            (f.id, prop("", "q", "nons")),
+            (f.id, prop("urn:a", "p", "y")),
+            (f.id, prop("urn:b", "p", "z")),
+        ]
+    );
+    // Set then remove: gone.
+    c.patch_props(
+        f.id,
+        &[PropChange::Set(prop("urn:c", "r", "1")), rm("urn:c", "r")],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.dead_props(&[f.id]).await.unwrap().len(), 3);
+    // Past the limit: nothing of the patch is kept.
+    let many: Vec<PropChange> = (0..MAX_DEAD_PROPS)
+        .map(|i| PropChange::Set(prop("urn:m", &format!("m{i}"), "v")))
+        .collect();
+    let e = c.patch_props(f.id, &many, Some(t(99))).await.unwrap_err();
+    assert!(matches!(e, CatalogError::Limit(_)), "{e:?}");
+    assert_eq!(c.dead_props(&[f.id]).await.unwrap().len(), 3);
+    assert_eq!(c.node(f.id).await.unwrap().unwrap().mtime, t(42));
+    // A rename keeps them; a remove takes them.
+    c.rename(f.id, ROOT_ID, "moved", false).await.unwrap();
+    assert_eq!(c.dead_props(&[f.id]).await.unwrap().len(), 3);
+    c.remove(f.id, false, None).await.unwrap();
+    assert!(c.dead_props(&[f.id]).await.unwrap().is_empty());
+    let e = c.patch_props(f.id, &[rm("urn:a", "p")], None).await.unwrap_err();
+    assert!(matches!(e, CatalogError::NotFound(_)), "{e:?}");
+}
+
+/// The write_once tag is kept on the directory that has it and is not
+/// copied to directories made beneath it (it is in force there through
+/// their ancestor).
+pub async fn write_once_tag(c: &dyn Catalog) {
+    let d = mkdir(c, ROOT_ID, "wo").await;
+    let mut tags = d.tags.clone();
+    tags.set("write_once", Some("true")).unwrap();
+    tags.set("storage_group", Some("sg")).unwrap();
+    let n = c.set_tags(d.id, &tags).await.unwrap();
+    assert_eq!(n.tags.write_once, Some(true));
+    let sub = mkdir(c, d.id, "sub").await;
+    assert_eq!(
+        (sub.tags.write_once, sub.tags.storage_group.as_deref()),
+        (None, Some("sg"))
+    );
+    let f = put(c, sub.id, "f", 1).await;
+    assert_eq!(f.tags.write_once, None);
+    tags.set("write_once", Some("false")).unwrap();
+    assert_eq!(c.set_tags(d.id, &tags).await.unwrap().tags.write_once, Some(false));
+    assert!(tags.set("write_once", Some("yes")).is_err());
 }

@@ -107,7 +107,7 @@ pub async fn archive_jobs_follow_their_files(c: &dyn Catalog) {
     assert_eq!(c.archive_jobs().await.unwrap().len(), 1);
     // So does replacing it.
     let mut again = new_file(d.id, "big", 10);
-    again.replace = true;
+    again.replace = Replace::Any;
     c.commit_files("n1", &[again], &[]).await.unwrap().remove(0).unwrap();
     assert!(c.archive_jobs().await.unwrap().is_empty());
 }

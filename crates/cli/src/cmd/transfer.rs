@@ -21,7 +21,7 @@ use reqwest::{header, Method};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 
 /// Files up to this size are read whole before upload.
@@ -63,6 +63,8 @@ struct Transfer {
     local: PathBuf,
     remote: String,
     size: u64,
+    /// The remote file's modification time (a get restores it).
+    mtime: Option<SystemTime>,
 }
 
 struct Progress {
@@ -156,6 +158,7 @@ fn plan_put(locals: &[String], remote_dir: &str) -> Result<(Vec<String>, Vec<Tra
                 local: local.to_path_buf(),
                 remote: target,
                 size: meta.len(),
+                mtime: None,
             });
             continue;
         }
@@ -178,6 +181,7 @@ fn plan_put(locals: &[String], remote_dir: &str) -> Result<(Vec<String>, Vec<Tra
                     local: entry.path().to_path_buf(),
                     remote,
                     size: entry.metadata()?.len(),
+                    mtime: None,
                 });
             } else {
                 eprintln!("bale: skipping {} (not a regular file)", entry.path().display());
@@ -237,10 +241,29 @@ fn report(progress: &Progress, verb: &str, results: Vec<Result<()>>) -> Result<E
     })
 }
 
+/// An RFC 3339 time as the server writes them.
+fn parse_time(s: &str) -> Option<SystemTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
+/// A time as `X-OC-Mtime` carries it: seconds since 1970, with the
+/// nanoseconds as a fraction.
+fn oc_mtime(t: SystemTime) -> Option<String> {
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{}.{:09}", d.as_secs(), d.subsec_nanos()))
+}
+
 async fn upload(c: &Client, f: &Transfer, overwrite: bool, p: &Progress) -> Result<()> {
-    let req = c
+    let mut req = c
         .request(Method::PUT, &c.url(&f.remote))
         .header("Overwrite", if overwrite { "T" } else { "F" });
+    // The local file's time goes with its data, as tar, rsync -t and cp -p keep it.
+    let modified = tokio::fs::metadata(&f.local).await?.modified().ok();
+    if let Some(t) = modified.and_then(oc_mtime) {
+        req = req.header("X-OC-Mtime", t);
+    }
     if f.size <= INLINE_LIMIT {
         let data = tokio::fs::read(&f.local).await?;
         let sum = Adler32::of(&data);
@@ -311,6 +334,7 @@ async fn plan_get(
         if !e.is_dir() {
             files.push(Transfer {
                 local,
+                mtime: parse_time(&e.mtime),
                 remote: e.path,
                 size: e.size,
             });
@@ -330,6 +354,7 @@ async fn plan_get(
                 } else {
                     files.push(Transfer {
                         local: l,
+                        mtime: parse_time(&e.mtime),
                         remote: e.path,
                         size: e.size,
                     });
@@ -398,10 +423,14 @@ async fn download(c: &Client, f: &Transfer, p: &Progress) -> Result<()> {
         p.bar.inc(chunk.len() as u64);
     }
     out.flush().await?;
-    drop(out);
     let got = h.finish();
     if got != expected {
         bail!("checksum mismatch: server says adler32 {expected}, received data has {got}; nothing was written");
+    }
+    if let Some(t) = f.mtime {
+        out.into_std().await.set_modified(t)?;
+    } else {
+        drop(out);
     }
     tokio::fs::rename(&part, &f.local).await?;
     guard.disarm();

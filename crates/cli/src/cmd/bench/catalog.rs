@@ -115,6 +115,7 @@ async fn load(a: &CatalogArgs, spec: &str) -> Result<()> {
         file_family_width: Some(1),
         wrapper: Some("tar".into()),
         library: Some("vault".into()),
+        write_once: None,
     };
     let entry = |parent, name: String, file: Option<(FileId, u64)>| ImportNode {
         parent,
