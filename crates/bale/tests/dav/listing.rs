@@ -1,19 +1,9 @@
 //! WebDAV behaviour: PROPFIND listings checked by real clients (rclone,
 //! davix), ranges, digests, access times, MOVE, DELETE, MKCOL.
 
-mod common;
-use common::*;
-use reqwest::Method;
+use crate::common::*;
+use crate::{method, tool};
 use std::process::Command;
-
-fn method(m: &str) -> Method {
-    Method::from_bytes(m.as_bytes()).unwrap()
-}
-
-/// A client tool, required in CI (where .ci/run installs it), optional elsewhere.
-fn tool(name: &'static str) -> Option<&'static str> {
-    common::installed(name).then_some(name)
-}
 
 fn setup() -> Server {
     let srv = Server::start();
