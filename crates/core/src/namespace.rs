@@ -495,7 +495,7 @@ impl Service {
                 mtime: Some(node.mtime),
                 ..PutOptions::default()
             };
-            let made = self
+            let (made, _) = self
                 .put(who, &at(rel)?, &opts, tokio_util::io::ReaderStream::new(file))
                 .await?;
             self.record_read(&node);

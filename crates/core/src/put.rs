@@ -121,10 +121,11 @@ impl Service {
         }
     }
 
-    /// Receives a file. Returns only once its data and catalog row are durable.
-    /// A full cache filesystem refuses it (507, nothing kept) and raises
-    /// one alarm, its repeats counted.
-    pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
+    /// Receives a file. Returns only once its data and catalog row are
+    /// durable, with whether it replaced a file. A full cache filesystem
+    /// refuses it (507, nothing kept) and raises one alarm, its repeats
+    /// counted.
+    pub async fn put<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<(Node, bool)>
     where
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -142,7 +143,7 @@ impl Service {
         r
     }
 
-    async fn put_file<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<Node>
+    async fn put_file<S, E>(&self, who: &Principal, path: &NsPath, opts: &PutOptions, body: S) -> Result<(Node, bool)>
     where
         S: futures::Stream<Item = std::result::Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -273,6 +274,6 @@ impl Service {
                 files: vec![file_id],
             });
         }
-        Ok(committed.node)
+        Ok((committed.node, !committed.replaced.is_empty()))
     }
 }

@@ -116,14 +116,17 @@ pub(crate) async fn handle(State(st): State<AppState>, req: Request) -> Response
         let cond = conditions_of(req.headers())?;
         let method = req.method().as_str();
         // Every method but GET, HEAD and PUT (which evaluate them on the
-        // entry they find anyway) checks its preconditions first.
+        // entry they find anyway) checks its preconditions first. Where the
+        // answer would be an error without them (a missing entry: 404),
+        // they are ignored (RFC 9110 13.2.1).
         if !cond.is_empty() && !matches!(method, "GET" | "HEAD" | "PUT") {
-            let node = match st.svc.stat(&who, &path).await {
-                Ok(n) => Some(n),
-                Err(bale_core::Error::NotFound(_)) => None,
+            match st.svc.stat(&who, &path).await {
+                Ok(node) => {
+                    cond.evaluate(path.as_str(), Some(&node), false)?;
+                }
+                Err(bale_core::Error::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
-            };
-            cond.evaluate(path.as_str(), node.as_ref(), false)?;
+            }
         }
         match method {
             "GET" => get(&st, &who, &path, req.headers(), &cond, false).await,
@@ -397,10 +400,11 @@ async fn put(
         }
     }
     let body = req.into_body().into_data_stream().map_err(|e| e.to_string());
-    let node = st.svc.put(who, path, &opts, body).await?;
+    let (node, replaced) = st.svc.put(who, path, &opts, body).await?;
     let adler = node.adler32.expect("file has a checksum");
+    // RFC 9110 9.3.4: 201 for a new file, 200 for one replaced.
     let mut resp = (
-        StatusCode::CREATED,
+        if replaced { StatusCode::OK } else { StatusCode::CREATED },
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_string(&Entry::from_node(path, &node)).unwrap(),
     )

@@ -1,7 +1,8 @@
 //! PROPPATCH (RFC 4918 9.2): dead properties set and removed in document
 //! order, all or nothing, kept in the catalog. Live properties are
-//! protected but one: setting `DAV:getlastmodified` (an HTTP date) sets
-//! the entry's modification time, as `touch -m` would.
+//! protected but one: setting `DAV:getlastmodified` (an HTTP date; or
+//! ownCloud's `DAV:lastmodified`, seconds) sets the entry's modification
+//! time, as `touch -m` would.
 
 use super::propfind::MAX_BODY;
 use super::xml::{self, Element, DAV};
@@ -50,9 +51,16 @@ fn read(body: &[u8]) -> Result<(Vec<PropChange>, Option<Timestamp>, Vec<Item>), 
             };
             if p.ns == DAV {
                 match (p.local.as_str(), set) {
-                    ("getlastmodified", true) => match httpdate::parse_http_date(p.text().trim()) {
-                        Ok(t) => mtime = Some(Timestamp::from(t)),
-                        Err(_) => item.refused = Some((409, format!("{:?} is not an HTTP date", p.text().trim()))),
+                    // ownCloud's `lastmodified` (seconds since 1970), which
+                    // rclone's owncloud and nextcloud vendors set, does the same.
+                    ("getlastmodified" | "lastmodified", true) => match modified(&p.text()) {
+                        Some(t) => mtime = Some(t),
+                        None => {
+                            item.refused = Some((
+                                409,
+                                format!("{:?} is not an HTTP date or seconds since 1970", p.text().trim()),
+                            ))
+                        }
                     },
                     _ => {
                         item.refused = Some((
@@ -85,6 +93,17 @@ fn read(body: &[u8]) -> Result<(Vec<PropChange>, Option<Timestamp>, Vec<Item>), 
         return Err(bad("it sets and removes no property".into()));
     }
     Ok((changes, mtime, items))
+}
+
+/// A modification time as PROPPATCH sets it: an HTTP date, or whole
+/// seconds since 1970.
+fn modified(v: &str) -> Option<Timestamp> {
+    let v = v.trim();
+    if let Ok(t) = httpdate::parse_http_date(v) {
+        return Some(Timestamp::from(t));
+    }
+    let secs: i64 = v.parse().ok().filter(|s| (0..=253_402_300_799).contains(s))?;
+    Some(Timestamp(secs.checked_mul(1_000_000_000)?))
 }
 
 pub(crate) async fn proppatch(st: &AppState, who: &Principal, path: &NsPath, body: Body) -> Result<Response, ApiError> {

@@ -31,8 +31,9 @@ fn litmus_passes_basic_copymove_props_http() {
     );
     for suite in ["basic", "copymove", "props", "http"] {
         assert!(
-            text.lines()
-                .any(|l| l.contains(&format!("summary for `{suite}'")) && l.contains("0 failed") && l.contains("100.0%")),
+            text.lines().any(|l| l.contains(&format!("summary for `{suite}'"))
+                && l.contains("0 failed")
+                && l.contains("100.0%")),
             "suite {suite} did not pass whole:\n{text}"
         );
     }
