@@ -113,6 +113,25 @@ fn rebuild_from_tapes(catalog: Catalog) {
     put(&a, "/exp/big.dat", &big);
     want.insert("/exp/big.dat".into(), big);
     a.run(&["chmod", "600", "/exp/run1/f0.dat"]);
+    // A client's modification time and a dead property: the manifest
+    // carries both.
+    let r = a
+        .http()
+        .put(a.url_of("/exp/run1/f4.dat"))
+        .bearer_auth(&a.token)
+        .header("X-OC-Mtime", "1500000000.123456789")
+        .body(want["/exp/run1/f4.dat"].clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = a
+        .http()
+        .request(reqwest::Method::from_bytes(b"PROPPATCH").unwrap(), a.url_of("/exp/run1/f4.dat"))
+        .bearer_auth(&a.token)
+        .body(r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><run xmlns="urn:exp">4<x:n xmlns:x="urn:n"/></run></D:prop></D:set></D:propertyupdate>"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 207);
     let paths: Vec<String> = want.keys().cloned().collect();
     flush_and_wait(&a, &paths.iter().map(String::as_str).collect::<Vec<_>>());
     // After packing: an overwrite (packed again, later), a delete and a
@@ -185,6 +204,24 @@ fn rebuild_from_tapes(catalog: Catalog) {
     for k in ["owner", "group", "mode", "mtime"] {
         assert_eq!(got[k], owner[k], "{k}");
     }
+    // So did the client's time and the dead property.
+    assert_eq!(stat(&b, "/exp/run1/f4.dat")["mtime"], "2017-07-14T02:40:00.123456789Z");
+    let r = b
+        .http()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            b.url_of("/exp/run1/f4.dat"),
+        )
+        .bearer_auth(&b.token)
+        .header("Depth", "0")
+        .body(r#"<propfind xmlns="DAV:"><prop><run xmlns="urn:exp"/></prop></propfind>"#)
+        .send()
+        .unwrap();
+    let text = r.text().unwrap();
+    assert!(
+        text.contains(r#"<run xmlns="urn:exp">4<n xmlns="urn:n"/></run>"#),
+        "{text}"
+    );
     // New files land on the recovered volumes after their tape files.
     put(&b, "/exp/new.dat", b"after the rebuild");
     flush_and_wait(&b, &["/exp/new.dat"]);
@@ -270,6 +307,7 @@ fn package(paths: &[&str]) -> Vec<u8> {
                 mode: 0o644,
                 ctime: bale_util::Timestamp::now(),
                 mtime: bale_util::Timestamp::now(),
+                props: Vec::new(),
             }
         })
         .collect();

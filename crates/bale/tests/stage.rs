@@ -997,3 +997,52 @@ fn the_purger_keeps_use_between_the_marks_and_the_recently_read(catalog: Catalog
     assert!(body == files[10].1);
     assert_eq!(reads(&s).len(), before + 1);
 }
+
+/// Times that belong to the data: `bale put` sends each local file's
+/// modification time, the server keeps it through packing, purge and
+/// stage, and `bale get` restores it, to the nanosecond.
+#[test]
+fn local_mtimes_survive_put_purge_stage_get() {
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(Catalog::Sqlite, &["--config", &config(cfg_dir.path(), "")]);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut want = Vec::new();
+    for i in 0..4u64 {
+        let p = src.join(format!("m{i}.dat"));
+        std::fs::write(&p, bytes(i, 2000 + i as usize)).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_300_000_000 + i * 86_400, 123_456_789 * i as u32);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        want.push((format!("m{i}.dat"), t));
+    }
+    s.run(&["mkdir", "/times"]);
+    let mut args = vec!["put".to_string()];
+    args.extend(want.iter().map(|(n, _)| src.join(n).to_str().unwrap().to_string()));
+    args.push("/times".into());
+    s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v = stat(&s, "/times/m1.dat");
+    assert_eq!(v["mtime"], "2011-03-14T07:06:40.123456789Z", "{v}");
+    s.run(&["queue", "flush"]);
+    s.wait_for(60, "every file on tape", |s| {
+        want.iter()
+            .all(|(n, _)| stat(s, &format!("/times/{n}"))["archive"]["state"] == "archived")
+    });
+    wait_purgeable(&s, want.len());
+    s.run(&["purge", "--all"]);
+    let usage: Value = serde_json::from_str(&s.run(&["cache", "--json"])).unwrap();
+    assert_eq!(usage["cached_files"], 0, "{usage}");
+    // `bale get -r` stages them back and sets each local file's time.
+    let back = local.path().join("back");
+    s.run(&["get", "-r", "/times", back.to_str().unwrap()]);
+    for (n, t) in &want {
+        let m = std::fs::metadata(back.join(n)).unwrap();
+        assert_eq!(m.modified().unwrap(), *t, "{n}");
+    }
+    assert_eq!(stat(&s, "/times/m1.dat")["mtime"], "2011-03-14T07:06:40.123456789Z");
+}

@@ -37,8 +37,8 @@
 use crate::config::Config;
 use crate::{Error, Result};
 use bale_catalog::{
-    CatalogClaim, DynCatalog, Family, ImportNode, ImportParent, NewMember, NewPackage, NewVolume, NodeId, NodeKind,
-    Tags, TapeStats, VolumeState, VolumeWrite, ROOT_ID,
+    CatalogClaim, DeadProp, DynCatalog, Family, ImportNode, ImportParent, NewMember, NewPackage, NewVolume, NodeId,
+    NodeKind, PropChange, Tags, TapeStats, VolumeState, VolumeWrite, ROOT_ID,
 };
 use bale_pack::MemberMeta;
 use bale_tape::scan::{self, ScannedVolume};
@@ -377,7 +377,25 @@ async fn rebuild(
                 cached: false,
             })
             .collect();
-        catalog.import_nodes(&entries).await?;
+        let ids = catalog.import_nodes(&entries).await?;
+        // Dead properties the manifests carry.
+        for ((_, _, m), id) in chunk.iter().zip(&ids) {
+            if m.props.is_empty() {
+                continue;
+            }
+            let set: Vec<PropChange> = m
+                .props
+                .iter()
+                .map(|p| {
+                    PropChange::Set(DeadProp {
+                        ns: p.ns.clone(),
+                        name: p.name.clone(),
+                        xml: p.xml.clone(),
+                    })
+                })
+                .collect();
+            catalog.patch_props(*id, &set, None).await?;
+        }
         report.files += entries.len() as u64;
         report.bytes += chunk.iter().map(|c| c.2.size).sum::<u64>();
     }

@@ -45,7 +45,20 @@ pub struct MemberMeta {
     pub mode: u32,
     /// Nanoseconds since the Unix epoch.
     pub ctime: Timestamp,
+    /// The data's modification time: the client's, when it gave one.
     pub mtime: Timestamp,
+    /// The file's dead properties (WebDAV PROPPATCH) when it was packed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub props: Vec<MemberProp>,
+}
+
+/// A dead property of a member: namespace, name, and the property element
+/// as XML that declares its namespaces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberProp {
+    pub ns: String,
+    pub name: String,
+    pub xml: String,
 }
 
 /// One member as the manifest lists it: what the packer knew of it and

@@ -12,6 +12,7 @@ fn member(path: &str, data: &[u8]) -> MemberMeta {
         mode: 0o640,
         ctime: Timestamp(1_700_000_000_000_000_000),
         mtime: Timestamp(1_700_000_001_000_000_000),
+        props: Vec::new(),
     }
 }
 

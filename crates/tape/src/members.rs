@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use bale_catalog::{DynCatalog, Node};
-use bale_pack::MemberMeta;
+use bale_pack::{MemberMeta, MemberProp};
 use bale_util::{Adler32, FileId, NsPath};
 
 /// The members of a package to write, and their data.
@@ -54,6 +54,7 @@ pub fn member_meta(node: &Node, path: &NsPath) -> MemberMeta {
         mode: node.mode,
         ctime: node.ctime,
         mtime: node.mtime,
+        props: Vec::new(),
     }
 }
 
@@ -72,10 +73,23 @@ where
 {
     async fn members(&self, files: &[FileId]) -> Result<Vec<Result<MemberMeta, BadMember>>, String> {
         let found = self.catalog.files_with_paths(files).await.map_err(|e| e.to_string())?;
+        // The members' dead properties go into the manifest with them.
+        let ids: Vec<_> = found.iter().map(|(n, _)| n.id).collect();
+        let mut props: std::collections::HashMap<_, Vec<MemberProp>> = std::collections::HashMap::new();
+        for (id, p) in self.catalog.dead_props(&ids).await.map_err(|e| e.to_string())? {
+            props.entry(id).or_default().push(MemberProp {
+                ns: p.ns,
+                name: p.name,
+                xml: p.xml,
+            });
+        }
         Ok(found
             .iter()
             .map(|(node, path)| match NsPath::parse(path) {
-                Ok(p) => Ok(member_meta(node, &p)),
+                Ok(p) => Ok(MemberMeta {
+                    props: props.remove(&node.id).unwrap_or_default(),
+                    ..member_meta(node, &p)
+                }),
                 Err(e) => Err(BadMember {
                     file_id: node.file_id.expect("a file"),
                     why: format!("its path in the catalog is not valid ({e}): {path:.200}"),

@@ -235,6 +235,7 @@ pub(crate) async fn fill_cache(
             mode: 0o644,
             ctime: bale_util::Timestamp::now(),
             mtime: bale_util::Timestamp::now(),
+            props: Vec::new(),
         });
         ids.push(staged.keep().0);
     }
