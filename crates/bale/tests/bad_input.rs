@@ -1,5 +1,5 @@
-//! Acceptance: wrong checksum, bad path, missing parent, overwrite without
-//! the flag, missing or invalid token, writing into another user's
+//! Acceptance: wrong checksum, bad path, missing parent, create-only over
+//! an existing file, missing or invalid token, writing into another user's
 //! directory: each a clear 4xx, and nothing changed.
 
 mod common;
@@ -161,30 +161,33 @@ fn missing_parent_is_a_conflict() {
 }
 
 #[test]
-fn overwrite_needs_the_flag() {
+fn create_only_is_refused_over_a_file() {
     let f = fixture();
     let before = f.srv.tree();
     let http = f.srv.http();
-    let r = http
-        .put(f.srv.url_of("/alice/data.txt"))
-        .bearer_auth(&f.alice)
-        .body("replaced!")
-        .send()
-        .unwrap();
-    let (status, detail) = problem(r);
-    assert_eq!(status, 409);
-    assert!(detail.contains("Overwrite"), "{detail}");
-    unchanged(&f, &before);
+    // Asked to create only: 412, and nothing changed.
+    for (k, v) in [("Overwrite", "F"), ("If-None-Match", "*")] {
+        let r = http
+            .put(f.srv.url_of("/alice/data.txt"))
+            .bearer_auth(&f.alice)
+            .header(k, v)
+            .body("replaced!")
+            .send()
+            .unwrap();
+        let (status, detail) = problem(r);
+        assert_eq!(status, 412, "{k}");
+        assert!(detail.contains("create it only"), "{detail}");
+        unchanged(&f, &before);
+    }
 
-    // With the flag it is replaced.
+    // A plain PUT replaces it (RFC 9110): 200.
     let r = http
         .put(f.srv.url_of("/alice/data.txt"))
         .bearer_auth(&f.alice)
-        .header("Overwrite", "T")
         .body("replaced!")
         .send()
         .unwrap();
-    assert_eq!(r.status(), 201);
+    assert_eq!(r.status(), 200);
     let body = http
         .get(f.srv.url_of("/alice/data.txt"))
         .bearer_auth(&f.alice)

@@ -194,7 +194,7 @@ fn overwrite_keeps_owner_group_and_mode() {
     assert_eq!(view(&s, &c, "/alice"), before);
 
     let st = put(&s, &c, &u.carol, "/alice/shared/gw.txt", "carol's", true);
-    assert!(st == 201 || st == 204, "{st}");
+    assert_eq!(st, 200, "replaced: 200 (RFC 9110)");
     let e = s.api_get("stat?path=/alice/shared/gw.txt");
     assert_eq!(
         (&e["owner"], &e["group"], &e["mode"]),
@@ -241,7 +241,7 @@ fn overwrite_keeps_owner_group_and_mode() {
         assert_eq!(view(&s, &c, "/alice"), before);
         let st = put(&s, &c, &u.carol, &file, "carol's", true);
         if grants(*mode, 3, X) {
-            assert!(st == 201 || st == 204, "carol, {mode:o}: {st}");
+            assert_eq!(st, 200, "carol, {mode:o}: replaced");
         } else {
             assert_eq!(st, 403, "carol, {mode:o}");
             assert_eq!(view(&s, &c, "/alice"), before);

@@ -21,6 +21,9 @@ pub enum CatalogError {
     /// A path would be longer than the limit (`bale_util::path::MAX_PATH_LEN`).
     #[error("{0}")]
     TooLong(String),
+    /// A storage group's quota would be passed: nothing was recorded.
+    #[error("{0}")]
+    Quota(String),
     /// The entry a write was checked against was replaced meanwhile.
     #[error("{0} was changed by another request meanwhile")]
     Changed(String),

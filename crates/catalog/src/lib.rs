@@ -227,6 +227,16 @@ pub trait Catalog:
     /// Changes owner, group, mode and/or modification time of a node.
     async fn set_attrs(&self, id: NodeId, attrs: &AttrChange) -> Result<Node>;
 
+    /// Sets a storage group's quota (replacing the one it had); an empty
+    /// quota removes it.
+    async fn set_quota(&self, quota: &Quota) -> Result<()>;
+
+    /// Every quota, by storage group.
+    async fn quotas(&self) -> Result<Vec<Quota>>;
+
+    /// What every storage group holds in the namespace, by storage group.
+    async fn group_usage(&self) -> Result<Vec<GroupUsage>>;
+
     /// The dead properties of these nodes, by node and then namespace and name.
     async fn dead_props(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, DeadProp)>>;
 

@@ -253,6 +253,38 @@ pub enum PropChange {
     Remove { ns: String, name: String },
 }
 
+/// A storage group's quota; `None` (and a library not named) is no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub storage_group: String,
+    /// Logical bytes of its files in the namespace (one count whatever the
+    /// number of tape copies).
+    pub bytes: Option<u64>,
+    pub files: Option<u64>,
+    /// Volumes it may take per library.
+    #[serde(default)]
+    pub volumes: std::collections::BTreeMap<String, u32>,
+}
+
+impl Quota {
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_none() && self.files.is_none() && self.volumes.is_empty()
+    }
+}
+
+/// What a storage group holds in the namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupUsage {
+    pub storage_group: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// The storage group files with these tags count against.
+pub fn group_of(tags: &Tags) -> &str {
+    tags.storage_group.as_deref().unwrap_or("default")
+}
+
 /// Most dead properties one node keeps.
 pub const MAX_DEAD_PROPS: usize = 1000;
 

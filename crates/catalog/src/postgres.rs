@@ -279,6 +279,7 @@ impl Catalog for PostgresCatalog {
             )),
             _ => e.into(),
         })?;
+        apply_usage(&tx, &rules::import_usage(entries)).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -299,8 +300,19 @@ impl Catalog for PostgresCatalog {
             .await?;
         let mut out = Vec::with_capacity(files.len());
         let mut lens = rules::DirLengths::default();
+        let mut tallies = rules::Tallies::new();
+        let mut released = Vec::new();
+        // Commits into storage groups with quotas run one at a time (over
+        // every node): each reads the use the last one left. Taken before
+        // anything else, in one order.
+        tx.query(
+            "SELECT pg_advisory_xact_lock(hashtext('bale quota ' || storage_group)) \
+             FROM (SELECT storage_group FROM quotas ORDER BY storage_group) q",
+            &[],
+        )
+        .await?;
         for f in files {
-            match commit_one(&tx, f, &mut lens).await {
+            match commit_one(&tx, f, &mut lens, &mut tallies, &mut released).await {
                 Err(CatalogError::Backend { message, retryable }) => {
                     return Err(CatalogError::Backend { message, retryable })
                 }
@@ -313,6 +325,15 @@ impl Catalog for PostgresCatalog {
                 }
             }
         }
+        let mut delta: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
+        let added = tallies.iter().map(|(g, t)| (g.clone(), t.added_files, t.added_bytes));
+        for (g, files, bytes) in added.chain(released) {
+            let e = delta.entry(g).or_default();
+            e.0 += files;
+            e.1 += bytes;
+        }
+        let delta: Vec<(String, i64, i64)> = delta.into_iter().map(|(g, (f, b))| (g, f, b)).collect();
+        apply_usage(&tx, &delta).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -375,6 +396,7 @@ impl Catalog for PostgresCatalog {
             }
         }
         crate::postgres_common::release_files(&tx, &nodes).await?;
+        apply_usage(&tx, &rules::usage_of(&nodes, -1)).await?;
         tx.commit().await?;
         Ok(nodes.into_iter().filter(|n| !n.is_dir()).collect())
     }
@@ -449,6 +471,7 @@ impl Catalog for PostgresCatalog {
             }
         }
         let node = get_node(&tx, id).await?.expect("moved node");
+        apply_usage(&tx, &rules::usage_of(&replaced, -1)).await?;
         tx.commit().await?;
         Ok(Committed {
             node,
@@ -505,6 +528,78 @@ impl Catalog for PostgresCatalog {
         let n = get_node(&tx, id).await?.expect("changed node");
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn set_quota(&self, q: &Quota) -> Result<()> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("DELETE FROM quotas WHERE storage_group = $1", &[&q.storage_group])
+            .await?;
+        tx.execute(
+            "DELETE FROM quota_volumes WHERE storage_group = $1",
+            &[&q.storage_group],
+        )
+        .await?;
+        if !q.is_empty() {
+            tx.execute(
+                "INSERT INTO quotas (storage_group, max_bytes, max_files) VALUES ($1, $2, $3)",
+                &[&q.storage_group, &q.bytes.map(|b| b as i64), &q.files.map(|f| f as i64)],
+            )
+            .await?;
+            for (lib, n) in &q.volumes {
+                tx.execute(
+                    "INSERT INTO quota_volumes (storage_group, library, max_volumes) VALUES ($1, $2, $3)",
+                    &[&q.storage_group, lib, &(*n as i32)],
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn quotas(&self) -> Result<Vec<Quota>> {
+        let c = self.pool.get().await?;
+        let mut out: Vec<Quota> = c
+            .query(
+                "SELECT storage_group, max_bytes, max_files FROM quotas ORDER BY storage_group",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| Quota {
+                storage_group: r.get(0),
+                bytes: r.get::<_, Option<i64>>(1).map(|b| b as u64),
+                files: r.get::<_, Option<i64>>(2).map(|f| f as u64),
+                volumes: Default::default(),
+            })
+            .collect();
+        for r in c
+            .query("SELECT storage_group, library, max_volumes FROM quota_volumes", &[])
+            .await?
+        {
+            let g: String = r.get(0);
+            if let Some(q) = out.iter_mut().find(|q| q.storage_group == g) {
+                q.volumes.insert(r.get(1), r.get::<_, i32>(2) as u32);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn group_usage(&self) -> Result<Vec<GroupUsage>> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT storage_group, files, bytes FROM group_usage ORDER BY storage_group",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| GroupUsage {
+            storage_group: r.get(0),
+            files: r.get::<_, i64>(1).max(0) as u64,
+            bytes: r.get::<_, i64>(2).max(0) as u64,
+        })
+        .collect())
     }
 
     async fn dead_props(&self, ids: &[NodeId]) -> Result<Vec<(NodeId, DeadProp)>> {

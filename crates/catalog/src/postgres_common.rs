@@ -179,11 +179,15 @@ pub(crate) async fn create_job(
 /// What removing files means for tape: they leave unfinished archive jobs
 /// (jobs left empty go) and open pools (pools left empty go), and their
 /// members in recorded packages become dead bytes.
+/// The caller takes the files off their storage groups' use at the end of
+/// its transaction ([`crate::postgres_namespace::apply_usage`], last, so
+/// that the use rows are always locked last and in one order).
 pub(crate) async fn release_files(tx: &impl GenericClient, nodes: &[Node]) -> Result<()> {
     let ids: Vec<String> = nodes.iter().filter_map(|n| n.file_id).map(|f| f.to_string()).collect();
     if ids.is_empty() {
         return Ok(());
     }
+
     // Taken at the start of every transaction that may get here; again
     // here (a no-op then) so that no caller can forget it.
     lock_for_deletes(tx).await?;

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0013_tape_copies.sql"),
     include_str!("../migrations/postgres/0014_trial_fixes.sql"),
     include_str!("../migrations/postgres/0015_webdav.sql"),
+    include_str!("../migrations/postgres/0016_quotas.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.

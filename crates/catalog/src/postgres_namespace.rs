@@ -145,12 +145,23 @@ pub(crate) async fn commit_one(
     tx: &impl GenericClient,
     f: &NewFile,
     lens: &mut rules::DirLengths,
+    tallies: &mut rules::Tallies,
+    released: &mut Vec<(String, i64, i64)>,
 ) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent).await?;
     rules::fits(dir_len_cached(tx, lens, f.parent).await?, &f.name, 0)?;
     let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name).await?, f)?
         .into_iter()
         .collect();
+    // The storage group's quota, checked before anything is written.
+    let sg = group_of(&parent.tags).to_string();
+    if !tallies.contains_key(&sg) {
+        let t = load_tally(tx, &sg).await?;
+        tallies.insert(sg.clone(), t);
+    }
+    let tally = tallies.get_mut(&sg).expect("loaded");
+    let same_group = replaced.first().filter(|o| group_of(&o.tags) == sg).map(|o| o.size);
+    tally.admit(&sg, &f.name, f.size, same_group)?;
     // An overwrite keeps the dead properties of the file it replaces.
     let props = match replaced.first() {
         Some(old) => take_props(tx, old.id).await?,
@@ -196,6 +207,7 @@ pub(crate) async fn commit_one(
     }
     if !replaced.is_empty() {
         crate::postgres_common::release_files(tx, &replaced).await?;
+        released.extend(rules::usage_of(&replaced, -1));
     }
     match row {
         Some(r) => Ok(Committed {
@@ -213,7 +225,12 @@ pub(crate) async fn commit_one(
             replaced,
         }),
         // Another node committed the same name since our check.
-        None => Err(CatalogError::AlreadyExists(f.name.clone())),
+        None => {
+            if let Some(t) = tallies.get_mut(&sg) {
+                t.forget(f.size);
+            }
+            Err(CatalogError::AlreadyExists(f.name.clone()))
+        }
     }
 }
 
@@ -247,6 +264,50 @@ pub(crate) async fn put_props(tx: &impl GenericClient, id: NodeId, props: &[Dead
         .await?;
     for p in props {
         tx.execute(&st, &[&id, &p.ns, &p.name, &p.xml]).await?;
+    }
+    Ok(())
+}
+
+/// A storage group's quota and use, for a commit's checks. Commits into
+/// groups with quotas hold their advisory locks (see `commit_files`), so
+/// the use read here is the last such commit's; a removal not yet
+/// committed only makes the check stricter. The use row is never locked
+/// here: transactions change it last, in one order, and never deadlock.
+pub(crate) async fn load_tally(tx: &impl GenericClient, group: &str) -> Result<rules::Tally> {
+    let st = tx
+        .prepare_cached("SELECT max_bytes, max_files FROM quotas WHERE storage_group = $1")
+        .await?;
+    let Some(limits) = tx.query_opt(&st, &[&group]).await? else {
+        return Ok(rules::Tally::default());
+    };
+    let (max_bytes, max_files): (Option<i64>, Option<i64>) = (limits.get(0), limits.get(1));
+    let st = tx
+        .prepare_cached("SELECT files, bytes FROM group_usage WHERE storage_group = $1")
+        .await?;
+    let (files, bytes) = match tx.query_opt(&st, &[&group]).await? {
+        Some(r) => (r.get(0), r.get(1)),
+        None => (0, 0),
+    };
+    Ok(rules::Tally {
+        max_bytes: max_bytes.map(|b| b as u64),
+        max_files: max_files.map(|f| f as u64),
+        files,
+        bytes,
+        ..rules::Tally::default()
+    })
+}
+
+/// Adds files and bytes to storage groups' use.
+pub(crate) async fn apply_usage(tx: &impl GenericClient, deltas: &[(String, i64, i64)]) -> Result<()> {
+    let st = tx
+        .prepare_cached(
+            "INSERT INTO group_usage (storage_group, files, bytes) VALUES ($1, $2, $3) \
+             ON CONFLICT (storage_group) DO UPDATE SET files = group_usage.files + excluded.files, \
+             bytes = group_usage.bytes + excluded.bytes",
+        )
+        .await?;
+    for (g, files, bytes) in deltas.iter().filter(|d| d.1 != 0 || d.2 != 0) {
+        tx.execute(&st, &[g, files, bytes]).await?;
     }
     Ok(())
 }

@@ -291,3 +291,120 @@ mod tests {
         assert!(take_up_to_target(Vec::new(), 1).is_empty());
     }
 }
+
+/// A storage group's quota and use as one commit sees them: its limits,
+/// what the catalog held when the commit first looked, the net change the
+/// commit made since (for the checks), and what it adds (written at its
+/// end; a replaced file's removal is written when it is released).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tally {
+    pub max_bytes: Option<u64>,
+    pub max_files: Option<u64>,
+    pub files: i64,
+    pub bytes: i64,
+    pub net_files: i64,
+    pub net_bytes: i64,
+    pub added_files: i64,
+    pub added_bytes: i64,
+}
+
+/// The storage groups one commit touches.
+pub(crate) type Tallies = std::collections::HashMap<String, Tally>;
+
+impl Tally {
+    /// Admits a file of `size` bytes that replaces one of `replaced` bytes
+    /// of the same group (if any), or says which quota it would pass.
+    pub fn admit(&mut self, group: &str, name: &str, size: u64, replaced: Option<u64>) -> Result<()> {
+        let (files, bytes) = match replaced {
+            Some(old) => (0i64, size as i64 - old as i64),
+            None => (1, size as i64),
+        };
+        let (in_files, in_bytes) = (self.files + self.net_files, self.bytes + self.net_bytes);
+        if let Some(max) = self.max_files {
+            if files > 0 && in_files + files > max as i64 {
+                return Err(CatalogError::Quota(format!(
+                    "storage group {group} is at its quota of {max} files ({in_files} in use): {name} was not \
+                     stored; delete files or ask for a larger quota (bale quota set {group} --files N)"
+                )));
+            }
+        }
+        if let Some(max) = self.max_bytes {
+            if bytes > 0 && in_bytes + bytes > max as i64 {
+                return Err(CatalogError::Quota(format!(
+                    "storage group {group} would pass its quota of {} with {name} ({} in use, {} more): \
+                     nothing was stored; delete files or ask for a larger quota (bale quota set {group} --bytes N)",
+                    bale_util::human::Bytes(max),
+                    bale_util::human::Bytes(in_bytes.max(0) as u64),
+                    bale_util::human::Bytes(bytes as u64)
+                )));
+            }
+        }
+        self.net_files += files;
+        self.net_bytes += bytes;
+        self.added_files += 1;
+        self.added_bytes += size as i64;
+        Ok(())
+    }
+}
+
+impl Tally {
+    /// Takes back a new file admitted but not recorded after all.
+    pub fn forget(&mut self, size: u64) {
+        self.net_files -= 1;
+        self.net_bytes -= size as i64;
+        self.added_files -= 1;
+        self.added_bytes -= size as i64;
+    }
+}
+
+/// Files and bytes by storage group of file nodes leaving the namespace
+/// (negative) or entering it.
+pub(crate) fn usage_of<'a>(nodes: impl IntoIterator<Item = &'a Node>, sign: i64) -> Vec<(String, i64, i64)> {
+    let mut by: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
+    for n in nodes.into_iter().filter(|n| !n.is_dir()) {
+        let e = by.entry(crate::model::group_of(&n.tags).to_string()).or_default();
+        e.0 += sign;
+        e.1 += sign * n.size as i64;
+    }
+    by.into_iter().map(|(g, (f, b))| (g, f, b)).collect()
+}
+
+/// The use imported file entries add, by storage group.
+pub(crate) fn import_usage(entries: &[crate::model::ImportNode]) -> Vec<(String, i64, i64)> {
+    let mut by: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
+    for e in entries.iter().filter(|e| e.kind == crate::model::NodeKind::File) {
+        let t = by.entry(crate::model::group_of(&e.tags).to_string()).or_default();
+        t.0 += 1;
+        t.1 += e.size as i64;
+    }
+    by.into_iter().map(|(g, (f, b))| (g, f, b)).collect()
+}
+
+#[cfg(test)]
+mod tally_tests {
+    use super::*;
+
+    #[test]
+    fn quotas_admit_up_to_the_limit() {
+        let mut t = Tally {
+            max_bytes: Some(100),
+            max_files: Some(3),
+            files: 1,
+            bytes: 40,
+            ..Tally::default()
+        };
+        t.admit("g", "a", 30, None).unwrap();
+        assert!(matches!(t.admit("g", "b", 31, None), Err(CatalogError::Quota(_))));
+        // Replacing a file takes no new file and only the difference in bytes.
+        t.admit("g", "a", 60, Some(30)).unwrap();
+        t.admit("g", "c", 0, None).unwrap();
+        let e = t.admit("g", "d", 0, None).unwrap_err().to_string();
+        assert!(e.contains("quota of 3 files"), "{e}");
+        assert_eq!((t.net_files, t.net_bytes), (2, 60));
+        // What the commit writes: every file it added (the replaced one's
+        // removal is written when it is released).
+        assert_eq!((t.added_files, t.added_bytes), (3, 90));
+        // A smaller replacement always fits.
+        t.admit("g", "a", 1, Some(60)).unwrap();
+    }
+}

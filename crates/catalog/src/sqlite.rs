@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0013_tape_copies.sql"),
     include_str!("../migrations/sqlite/0014_trial_fixes.sql"),
     include_str!("../migrations/sqlite/0015_webdav.sql"),
+    include_str!("../migrations/sqlite/0016_quotas.sql"),
 ];
 
 pub struct SqliteCatalog {
@@ -344,6 +345,7 @@ impl Catalog for SqliteCatalog {
                 })?;
                 ids.push(id);
             }
+            apply_usage(tx, &rules::import_usage(&entries))?;
             Ok(ids)
         })
         .await
@@ -359,8 +361,9 @@ impl Catalog for SqliteCatalog {
                 tx.prepare_cached("INSERT OR REPLACE INTO landing (file_id, node, data) VALUES (?1, ?2, ?3)")?;
             let mut out = Vec::with_capacity(files.len());
             let mut lens = rules::DirLengths::default();
+            let mut tallies = rules::Tallies::new();
             for f in &files {
-                match commit_one(tx, f, &mut lens) {
+                match commit_one(tx, f, &mut lens, &mut tallies) {
                     Err(CatalogError::Backend { message, retryable }) => {
                         return Err(CatalogError::Backend { message, retryable })
                     }
@@ -372,6 +375,7 @@ impl Catalog for SqliteCatalog {
                     }
                 }
             }
+            apply_usage(tx, &tallied(&tallies))?;
             Ok(out)
         })
         .await
@@ -519,6 +523,73 @@ impl Catalog for SqliteCatalog {
                 ],
             )?;
             Ok(get_node(tx, id)?.expect("changed node"))
+        })
+        .await
+    }
+
+    async fn set_quota(&self, q: &Quota) -> Result<()> {
+        let q = q.clone();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM quotas WHERE storage_group = ?1", [&q.storage_group])?;
+            tx.execute("DELETE FROM quota_volumes WHERE storage_group = ?1", [&q.storage_group])?;
+            if q.is_empty() {
+                return Ok(());
+            }
+            tx.execute(
+                "INSERT INTO quotas (storage_group, max_bytes, max_files) VALUES (?1, ?2, ?3)",
+                params![q.storage_group, q.bytes.map(|b| b as i64), q.files.map(|f| f as i64)],
+            )?;
+            for (lib, n) in &q.volumes {
+                tx.execute(
+                    "INSERT INTO quota_volumes (storage_group, library, max_volumes) VALUES (?1, ?2, ?3)",
+                    params![q.storage_group, lib, n],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn quotas(&self) -> Result<Vec<Quota>> {
+        self.read(|c| {
+            let mut out: Vec<Quota> = c
+                .prepare_cached("SELECT storage_group, max_bytes, max_files FROM quotas ORDER BY storage_group")?
+                .query_map([], |r| {
+                    Ok(Quota {
+                        storage_group: r.get(0)?,
+                        bytes: r.get::<_, Option<i64>>(1)?.map(|b| b as u64),
+                        files: r.get::<_, Option<i64>>(2)?.map(|f| f as u64),
+                        volumes: Default::default(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let vols: Vec<(String, String, u32)> = c
+                .prepare_cached("SELECT storage_group, library, max_volumes FROM quota_volumes")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (g, lib, n) in vols {
+                if let Some(q) = out.iter_mut().find(|q| q.storage_group == g) {
+                    q.volumes.insert(lib, n);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn group_usage(&self) -> Result<Vec<GroupUsage>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT storage_group, files, bytes FROM group_usage ORDER BY storage_group")?
+                    .query_map([], |r| {
+                        Ok(GroupUsage {
+                            storage_group: r.get(0)?,
+                            files: r.get::<_, i64>(1)?.max(0) as u64,
+                            bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?,
+            )
         })
         .await
     }

@@ -3,6 +3,7 @@
 //! file's removal releases.
 
 use crate::rows::{self, JOB_COLS};
+use crate::rules;
 use crate::*;
 use bale_util::{FileId, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
@@ -114,6 +115,8 @@ pub(crate) fn create_job(
 /// (jobs left empty go) and open pools (pools left empty go), and their
 /// members in recorded packages become dead bytes.
 pub(crate) fn release_files(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> {
+    // They no longer count against their storage groups' quotas.
+    crate::sqlite_namespace::apply_usage(tx, &rules::usage_of(nodes, -1))?;
     let mut find = tx.prepare_cached("SELECT job FROM job_files WHERE file_id = ?1")?;
     let mut del = tx.prepare_cached("DELETE FROM job_files WHERE file_id = ?1")?;
     let mut drop_empty = tx.prepare_cached(

@@ -141,12 +141,25 @@ pub(crate) fn settle(tx: &Transaction<'_>, ids: &[FileId]) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn commit_one(tx: &Transaction<'_>, f: &NewFile, lens: &mut rules::DirLengths) -> Result<Committed> {
+pub(crate) fn commit_one(
+    tx: &Transaction<'_>,
+    f: &NewFile,
+    lens: &mut rules::DirLengths,
+    tallies: &mut rules::Tallies,
+) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent)?;
     rules::fits(dir_len_cached(tx, lens, f.parent)?, &f.name, 0)?;
     let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name)?, f)?
         .into_iter()
         .collect();
+    // The storage group's quota, checked before anything is written.
+    let sg = group_of(&parent.tags);
+    let tally = match tallies.entry(sg.to_string()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(load_tally(tx, sg)?),
+    };
+    let same_group = replaced.first().filter(|o| group_of(&o.tags) == sg).map(|o| o.size);
+    tally.admit(sg, &f.name, f.size, same_group)?;
     // An overwrite keeps the dead properties of the file it replaces.
     let props = match replaced.first() {
         Some(old) => take_props(tx, old.id)?,
@@ -229,4 +242,47 @@ pub(crate) fn put_props(tx: &Transaction<'_>, id: NodeId, props: &[DeadProp]) ->
         st.execute(params![id, p.ns, p.name, p.xml])?;
     }
     Ok(())
+}
+
+/// A storage group's quota and use, for a commit's checks.
+pub(crate) fn load_tally(tx: &Transaction<'_>, group: &str) -> Result<rules::Tally> {
+    let limits: Option<(Option<i64>, Option<i64>)> = tx
+        .prepare_cached("SELECT max_bytes, max_files FROM quotas WHERE storage_group = ?1")?
+        .query_row([group], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((max_bytes, max_files)) = limits else {
+        return Ok(rules::Tally::default());
+    };
+    let (files, bytes): (i64, i64) = tx
+        .prepare_cached("SELECT files, bytes FROM group_usage WHERE storage_group = ?1")?
+        .query_row([group], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0));
+    Ok(rules::Tally {
+        max_bytes: max_bytes.map(|b| b as u64),
+        max_files: max_files.map(|f| f as u64),
+        files,
+        bytes,
+        ..rules::Tally::default()
+    })
+}
+
+/// Adds files and bytes to storage groups' use.
+pub(crate) fn apply_usage(tx: &Transaction<'_>, deltas: &[(String, i64, i64)]) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO group_usage (storage_group, files, bytes) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (storage_group) DO UPDATE SET files = files + excluded.files, bytes = bytes + excluded.bytes",
+    )?;
+    for (g, files, bytes) in deltas.iter().filter(|d| d.1 != 0 || d.2 != 0) {
+        st.execute(params![g, files, bytes])?;
+    }
+    Ok(())
+}
+
+/// The use a commit adds, from its tallies.
+pub(crate) fn tallied(tallies: &rules::Tallies) -> Vec<(String, i64, i64)> {
+    tallies
+        .iter()
+        .map(|(g, t)| (g.clone(), t.added_files, t.added_bytes))
+        .collect()
 }

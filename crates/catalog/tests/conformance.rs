@@ -58,6 +58,13 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn quotas_hold_under_concurrent_commits() {
+                let f = super::$backend().await;
+                bale_catalog::conformance::quotas_hold_under_concurrent_commits(f.catalog.clone()).await;
+                f.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_commits() {
                 let f = super::$backend().await;
                 bale_catalog::conformance::concurrent_commits(f.catalog.clone()).await;
@@ -108,6 +115,7 @@ both!(
     overwrite_replaces_the_checked_file,
     dead_props_live_with_their_node,
     write_once_tag,
+    quotas_hold_in_the_commit,
     tokens_lifecycle,
     landing_notes,
     deep_paths,

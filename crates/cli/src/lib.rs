@@ -105,6 +105,9 @@ enum Command {
     Queue(On<cmd::archive::QueueArgs>),
     /// What the cache holds: cached, pinned and purgeable files and bytes.
     Cache(On<cmd::cache::CacheArgs>),
+    /// Storage groups' quotas and use (`quota set SG --bytes 10TB --files 1M
+    /// --volumes LIB=N`, administrators).
+    Quota(On<cmd::quota::QuotaArgs>),
     /// Remove the cache copies of files that are on tape and not pinned
     /// (administrators); a later read stages them back.
     Purge(On<cmd::cache::PurgeArgs>),
@@ -317,6 +320,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Queue(o) => cmd::archive::queue(&o.conn.client()?, &o.args).await,
         Packages(o) => cmd::archive::packages(&o.conn.client()?, &o.args).await,
         Cache(o) => cmd::cache::cache(&o.conn.client()?, &o.args).await,
+        Quota(o) => cmd::quota::run(&o.conn.client()?, &o.args).await,
         Purge(o) => cmd::cache::purge(&o.conn.client()?, &o.args).await,
         Archiveinfo(o) => cmd::cache::archive_info(&o.conn.client()?, &o.args).await,
         Stage(o) => cmd::stage::run(&o.conn.client()?, &o.args).await,

@@ -73,6 +73,7 @@ actions! {
     Create "create" Path(&[Op::Create]), "PUT (a new file), MKCOL, POST /api/v1/mkdir", "create a file or directory";
     CreateAs "create-as" Path(&[Op::CreateAs]), "POST /api/v1/mkdir with owner or group", "create a directory for another owner";
     Overwrite "overwrite" Path(&[Op::Overwrite]), "PUT (onto an existing file)", "overwrite a file";
+    Proppatch "proppatch" Path(&[Op::Overwrite]), "PROPPATCH", "set an entry's dead properties or modification time";
     Delete "delete" Path(&[Op::Remove]), "DELETE", "delete an entry";
     Move "move" Path(&[Op::Remove, Op::Create]), "MOVE (the destination: create, or replace if it exists)", "move an entry";
     Copy "copy" Path(&[Op::Read, Op::Create]), "COPY (the destination: create, or replace if it exists)", "copy an entry";
@@ -98,6 +99,7 @@ actions! {
     PolicyShow "policy-show" Anyone, "GET /api/v1/policy", "read the policy";
     QueueShow "queue-show" Anyone, "GET /api/v1/queue", "read the queue";
     CacheUsage "cache-usage" Anyone, "GET /api/v1/cache", "read the cache's usage";
+    Quotas "quotas" Anyone, "GET /api/v1/quotas", "read the storage groups' quotas and use";
     Packages "packages" Anyone, "GET /api/v1/packages, GET /api/v1/packages/{id} (member paths: those the caller may stat)", "list packages";
     // Administration.
     VolumesAdd "volumes-add" Admin, "POST /api/v1/volumes", "add volumes";
@@ -116,6 +118,7 @@ actions! {
     Purge "purge" Admin, "POST /api/v1/cache/purge", "purge the cache";
     Fsck "fsck" Admin, "POST /api/v1/fsck", "check the catalog against the cache";
     Verify "verify" Admin, "POST /api/v1/verify", "verify tape copies";
+    QuotaSet "quota-set" Admin, "POST /api/v1/quotas", "set quotas";
 }
 
 /// The check of the actions that name no path: [`Need::Anyone`] and

@@ -86,6 +86,7 @@ impl From<CatalogError> for Error {
             CatalogError::Invalid(m) => Error::Conflict(m),
             CatalogError::TooLong(m) => Error::BadRequest(m),
             CatalogError::Limit(m) => Error::TooMany(m),
+            CatalogError::Quota(m) => Error::InsufficientStorage(m),
             CatalogError::Changed(m) => Error::Conflict(format!(
                 "{m} was changed by another request while this one ran: nothing was changed; retry"
             )),

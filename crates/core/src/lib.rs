@@ -23,6 +23,7 @@ pub mod perms;
 mod pins;
 mod purge;
 mod put;
+pub mod quota;
 pub mod recover;
 mod recovery;
 mod repair;

@@ -4,6 +4,7 @@
 use crate::auth::Principal;
 use crate::conditions::Conditions;
 use crate::perms::{check, Op, Resolved};
+use crate::quota::Room;
 use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
@@ -13,6 +14,9 @@ use bale_policy::FileFacts;
 use bale_util::human::Bytes as Size;
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
 use bytes::Bytes;
+use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::Poll;
 
 /// Bodies up to this size are written to the cache while the namespace
@@ -48,7 +52,7 @@ impl Service {
     /// preconditions. Returns the parent directory and what the commit
     /// may replace: the file checked here, and no other. One walk of the
     /// path finds all (one catalog round trip).
-    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<(Node, Replace)> {
+    async fn put_checks(&self, who: &Principal, path: &NsPath, opts: &PutOptions) -> Result<(Node, Replace, Room)> {
         let r = Resolved::new(path.clone(), self.catalog.walk(path).await?);
         let replace = match r.node() {
             Some(existing) if existing.is_dir() => {
@@ -80,7 +84,11 @@ impl Service {
                 Replace::No
             }
         };
-        Ok((r.parent().expect("checked").clone(), replace))
+        let parent = r.parent().expect("checked").clone();
+        // The storage group's quota, before a byte of the body is read.
+        let replaced = r.node().map(|n| n.size).filter(|_| replace != Replace::No);
+        let room = self.quota_room(&parent.tags, opts.declared_len, replaced).await?;
+        Ok((parent, replace, room))
     }
 
     /// Whether a body of `len` bytes fits on the cache's filesystem now
@@ -153,6 +161,23 @@ impl Service {
         let arriving = self.committer.arriving();
         check_reserved(path)?;
         let id = FileId::generate();
+        // A body of undeclared length is cut at its storage group's quota
+        // (set once the checks know the room).
+        let limit = Arc::new(AtomicU64::new(u64::MAX));
+        let cut = Arc::new(AtomicBool::new(false));
+        let body = {
+            let (limit, cut) = (limit.clone(), cut.clone());
+            let mut seen = 0u64;
+            body.map(move |chunk| {
+                let chunk = chunk.map_err(|e| e.to_string())?;
+                seen += chunk.len() as u64;
+                if seen > limit.load(Ordering::Relaxed) {
+                    cut.store(true, Ordering::Relaxed);
+                    return Err("the storage group's quota is reached".to_string());
+                }
+                Ok(chunk)
+            })
+        };
         let ingest = async {
             self.cache
                 .ingest(id, body, opts.declared_len)
@@ -177,7 +202,7 @@ impl Service {
         } else {
             Poll::Pending
         };
-        let (parent, replace) = match self.put_checks(who, path, opts).await {
+        let (parent, replace, room) = match self.put_checks(who, path, opts).await {
             Ok(checked) => checked,
             Err(e) => {
                 // Let a write already under way finish, so that dropping it
@@ -188,10 +213,26 @@ impl Service {
                 return Err(e);
             }
         };
+        if let Some(room) = room.bytes {
+            limit.store(room, Ordering::Relaxed);
+        }
         let staged = match early {
             Poll::Ready(staged) => staged,
             Poll::Pending => ingest.await,
-        }?;
+        };
+        let staged = match staged {
+            Err(_) if cut.load(Ordering::Relaxed) => {
+                return Err(Error::InsufficientStorage(format!(
+                    "storage group {} has {} left of its quota of {}, and the body went past it: nothing was \
+                     kept; delete files or ask for a larger quota (bale quota set {} --bytes N)",
+                    room.group,
+                    Size(room.bytes.unwrap_or(0)),
+                    Size(room.quota.unwrap_or(0)),
+                    room.group
+                )))
+            }
+            r => r?,
+        };
         let name = path.name().expect("not root");
         if let Some(declared) = opts.declared_len {
             if staged.size != declared {

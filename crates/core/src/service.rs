@@ -36,6 +36,7 @@ pub struct Service {
     pub(crate) access: Arc<AccessLog>,
     pub(crate) workers: Background,
     pub(crate) stager: Arc<crate::stager::Stager>,
+    pub(crate) quota_cache: std::sync::Mutex<crate::quota::QuotaCache>,
     /// This process's hold on the data directory, until it exits.
     _lock: DirLock,
 }
@@ -321,8 +322,10 @@ impl Service {
             archiver,
             access,
             workers,
+            quota_cache: Default::default(),
         });
         svc.ensure_admin_token().await?;
+        svc.reload_quotas().await?;
         if crashed {
             tracing::warn!("the last run did not stop cleanly: checking the cache against the catalog");
             let target: Arc<dyn crate::workers::CacheCheck> = svc.clone();

@@ -185,19 +185,34 @@ impl Worker for DriveTask {
         let (work, starved) = {
             let mut st = self.lock();
             let work = st.assign(&self.name, Instant::now(), max_wait, &mut full);
-            (work, std::mem::take(&mut st.newly_starved))
+            let starved: Vec<_> = std::mem::take(&mut st.newly_starved)
+                .into_iter()
+                .map(|k| {
+                    let quota = st.at_volume_quota(&k);
+                    (k, quota)
+                })
+                .collect();
+            (work, starved)
         };
         for label in full {
             self.mark_full(&label, "cannot hold the next tape file").await;
         }
-        for key in starved {
+        for (key, quota) in starved {
             // The operator must act: nothing is written for the family
-            // until a volume is added (or one made writable).
-            let msg = format!(
-                "archive jobs of family {} wait: library {} has no appendable volume of the family with \
-                 room and no blank volume (bale volumes add --library {} --count N)",
-                key.family, key.library, key.library
-            );
+            // until a volume is added (or one made writable), or the
+            // storage group's volume quota is raised.
+            let msg = match quota {
+                Some(n) => format!(
+                    "archive jobs of family {} wait: storage group {} has taken its quota of {n} volumes in \
+                     library {} and none of them has room (bale quota set {} --volumes {}=N)",
+                    key.family, key.family.storage_group, key.library, key.family.storage_group, key.library
+                ),
+                None => format!(
+                    "archive jobs of family {} wait: library {} has no appendable volume of the family with \
+                     room and no blank volume (bale volumes add --library {} --count N)",
+                    key.family, key.library, key.library
+                ),
+            };
             tracing::error!("{msg}");
             let _ = self
                 .sys

@@ -19,7 +19,7 @@
 //! - A job larger than every volume of its library fails at once.
 
 use bale_catalog::{ArchiveJob, Family, TapeStats, Volume, VolumeState};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Something waiting for a drive since a moment.
@@ -107,6 +107,9 @@ pub(crate) struct Schedule<R> {
     /// each (`newly_starved`), forgotten once they write again.
     pub starved: HashSet<QueueKey>,
     pub newly_starved: Vec<QueueKey>,
+    /// Volumes each storage group may take per library (its quota), by
+    /// (library, storage group): a family at it takes no blank volume.
+    pub volume_limits: HashMap<(String, String), u32>,
 }
 
 impl<R> Default for Schedule<R> {
@@ -119,6 +122,7 @@ impl<R> Default for Schedule<R> {
             known_jobs: HashSet::new(),
             starved: HashSet::new(),
             newly_starved: Vec::new(),
+            volume_limits: HashMap::new(),
         }
     }
 }
@@ -206,10 +210,24 @@ impl<R: TapeRead> Schedule<R> {
                 .is_some_and(|k| self.writes.get(k).is_some_and(|q| !q.is_empty()))
     }
 
+    /// The volume quota of `key`'s storage group in its library, when the
+    /// group has taken all of it: it may take no blank volume.
+    pub fn at_volume_quota(&self, key: &QueueKey) -> Option<u32> {
+        let group = &key.family.storage_group;
+        let limit = *self.volume_limits.get(&(key.library.clone(), group.clone()))?;
+        let taken = self
+            .volumes
+            .values()
+            .filter(|v| v.library == key.library && v.family.as_ref().is_some_and(|f| &f.storage_group == group))
+            .count();
+        (taken >= limit as usize).then_some(limit)
+    }
+
     /// The best volume for the next job of `key` on drive `drive`; family
     /// volumes too full for it are marked full on the way (`full`).
     fn pick_volume(&mut self, key: &QueueKey, need: u64, drive: &str, full: &mut Vec<String>) -> Option<String> {
         let here = self.drives[drive].mounted.clone();
+        let blank_ok = self.at_volume_quota(key).is_none();
         let mut best: Option<((u8, u64), String)> = None;
         let mut newly_full = Vec::new();
         for v in self.volumes.values() {
@@ -225,7 +243,9 @@ impl<R: TapeRead> Schedule<R> {
                     }
                     (if mounted_here { 0 } else { 1 }, v.remaining())
                 }
-                (VolumeState::Blank, _) if v.capacity >= need => (if mounted_here { 2 } else { 3 }, v.capacity),
+                (VolumeState::Blank, _) if blank_ok && v.capacity >= need => {
+                    (if mounted_here { 2 } else { 3 }, v.capacity)
+                }
                 _ => continue,
             };
             if best.as_ref().is_none_or(|(s, _)| score < *s) {
@@ -334,11 +354,12 @@ impl<R: TapeRead> Schedule<R> {
                         return Work::Write { volume: vol, job };
                     }
                     // No volume at all (not only none free now): said once.
+                    let blank_ok = self.at_volume_quota(&key).is_none();
                     let any = self.volumes.values().any(|v| {
                         v.library == key.library
                             && match (v.state, &v.family) {
                                 (VolumeState::Appendable, Some(f)) => *f == key.family && v.remaining() >= need,
-                                (VolumeState::Blank, _) => v.capacity >= need,
+                                (VolumeState::Blank, _) => blank_ok && v.capacity >= need,
                                 _ => false,
                             }
                     });

@@ -125,6 +125,13 @@ impl TapeSystem {
     }
 
     /// Every volume with its current counters.
+    /// Sets the volume quotas, by (library, storage group), and lets the
+    /// drives look at the queues again.
+    pub fn set_volume_limits(&self, limits: std::collections::HashMap<(String, String), u32>) {
+        self.inner.sched.lock().unwrap().volume_limits = limits;
+        self.inner.wake();
+    }
+
     pub fn volumes(&self) -> Vec<VolumeView> {
         let st = self.inner.sched.lock().unwrap();
         st.volumes

@@ -6,6 +6,7 @@
 
 mod archive;
 mod cache;
+mod quota;
 mod stage;
 mod tape;
 mod wire;
@@ -39,6 +40,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(tape::routes())
         .merge(archive::routes())
         .merge(cache::routes())
+        .merge(quota::routes())
         .merge(stage::routes())
         .fallback(crate::error::not_found)
 }

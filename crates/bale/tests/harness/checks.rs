@@ -34,6 +34,40 @@ pub(super) async fn deep(spec: &str, data_dir: &Path, live: &BTreeMap<String, Co
             None => v.push(format!("{path}: acknowledged, not in the catalog")),
         }
     }
+    // Each storage group's use (kept by every commit and removal) is what
+    // its files in the namespace hold.
+    let mut held: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut dirs = vec![bale_catalog::ROOT_ID];
+    while let Some(d) = dirs.pop() {
+        let mut after: Option<String> = None;
+        loop {
+            let page = cat.list(d, after.as_deref(), 1000).await.unwrap();
+            for n in &page {
+                if n.is_dir() {
+                    dirs.push(n.id);
+                } else {
+                    let e = held.entry(bale_catalog::group_of(&n.tags).to_string()).or_default();
+                    e.0 += 1;
+                    e.1 += n.size;
+                }
+            }
+            match page.last() {
+                Some(n) if page.len() == 1000 => after = Some(n.name.clone()),
+                _ => break,
+            }
+        }
+    }
+    let kept: BTreeMap<String, (u64, u64)> = cat
+        .group_usage()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.files > 0 || u.bytes > 0)
+        .map(|u| (u.storage_group, (u.files, u.bytes)))
+        .collect();
+    if kept != held {
+        v.push(format!("storage group use kept {kept:?}, the namespace holds {held:?}"));
+    }
     // Packages: every member checksums in its tape file; a live member
     // holds its file's bytes; the dead counts are exact.
     let volumes = cat.volumes().await.unwrap();

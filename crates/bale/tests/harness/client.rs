@@ -241,7 +241,8 @@ impl Client {
             .body(data);
         match self.send(rb) {
             Sent::Cut => Ok(false),
-            Sent::Answer(201 | 204, _) => {
+            // 201 for a new file, 200 for one replaced (RFC 9110 9.3.4).
+            Sent::Answer(200 | 201, _) => {
                 m.files.insert(path.to_string(), vec![Some(c)]);
                 Ok(true)
             }

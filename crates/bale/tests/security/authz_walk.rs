@@ -519,12 +519,30 @@ fn case(w: &World, a: Action) -> Case {
                     "storage.create:/",
                 )],
                 ok: vec![
-                    ok(&alice, w.put(&scratch, "overwritten").header("Overwrite", "T"), 201),
+                    ok(&alice, w.put(&scratch, "overwritten").header("Overwrite", "T"), 200),
                     ok(
                         &w.jwt("storage.modify:/alice"),
                         w.put(&scratch2, "overwritten").header("Overwrite", "T"),
-                        201,
+                        200,
                     ),
+                ],
+            }
+        }
+        Action::Proppatch => {
+            let (s1, s2) = (w.scratch(), w.scratch());
+            let patch = |path: &str| {
+                let mut p = w.probe("PROPPATCH", path);
+                p.body = Some(Body::Text(
+                    r#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><k xmlns="urn:walk">v</k></D:prop></D:set></D:propertyupdate>"#
+                        .into(),
+                ));
+                p
+            };
+            Case {
+                tries: vec![refused(patch(A), "storage.create:/")],
+                ok: vec![
+                    ok(&alice, patch(&s1), 207),
+                    ok(&w.jwt("storage.modify:/alice"), patch(&s2), 207),
                 ],
             }
         }
@@ -769,6 +787,16 @@ fn case(w: &World, a: Action) -> Case {
         Action::PolicyShow => anyone(w, vec![w.get("/api/v1/policy")]),
         Action::QueueShow => anyone(w, vec![w.get("/api/v1/queue")]),
         Action::CacheUsage => anyone(w, vec![w.get("/api/v1/cache")]),
+        Action::Quotas => anyone(w, vec![w.get("/api/v1/quotas")]),
+        Action::QuotaSet => {
+            let set = w
+                .post("/api/v1/quotas", json!({"storage_group": "walk", "files": 1000}))
+                .label("POST /api/v1/quotas {\"storage_group\": \"walk\", \"files\": 1000}");
+            Case {
+                tries: vec![admin_only(set.clone())],
+                ok: vec![ok(&admin, set, 200)],
+            }
+        }
         Action::Packages => {
             let one = w
                 .get(&format!("/api/v1/packages/{}", w.package))

@@ -843,3 +843,125 @@ pub async fn write_once_tag(c: &dyn Catalog) {
     assert_eq!(c.set_tags(d.id, &tags).await.unwrap().tags.write_once, Some(false));
     assert!(tags.set("write_once", Some("yes")).is_err());
 }
+
+async fn group_dir(c: &dyn Catalog, name: &str, group: &str) -> Node {
+    let d = mkdir(c, ROOT_ID, name).await;
+    let mut tags = d.tags.clone();
+    tags.set("storage_group", Some(group)).unwrap();
+    c.set_tags(d.id, &tags).await.unwrap()
+}
+
+fn usage_of(all: &[GroupUsage], group: &str) -> (u64, u64) {
+    all.iter()
+        .find(|u| u.storage_group == group)
+        .map_or((0, 0), |u| (u.files, u.bytes))
+}
+
+/// Quotas per storage group hold in the commit: files up to the quota are
+/// recorded, the next is refused and nothing of it is; an overwrite counts
+/// its difference; a remove, a replacing rename and an import keep the use
+/// exact; an empty quota removes it.
+pub async fn quotas_hold_in_the_commit(c: &dyn Catalog) {
+    let d = group_dir(c, "q", "sgq").await;
+    let other = mkdir(c, ROOT_ID, "plain").await;
+    let mut q = Quota {
+        storage_group: "sgq".into(),
+        bytes: Some(100),
+        files: Some(3),
+        volumes: [("lib1".to_string(), 2)].into_iter().collect(),
+    };
+    c.set_quota(&q).await.unwrap();
+    assert_eq!(c.quotas().await.unwrap(), vec![q.clone()]);
+    let a = put(c, d.id, "a", 40).await;
+    put(c, d.id, "b", 40).await;
+    // Bytes: 80 + 30 > 100.
+    let r = c
+        .commit_files("n1", &[new_file(d.id, "c", 30)], &[])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(matches!(&r, Err(CatalogError::Quota(m)) if m.contains("sgq")), "{r:?}");
+    assert!(c.child(d.id, "c").await.unwrap().is_none());
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (2, 80));
+    // Elsewhere no limit.
+    put(c, other.id, "big", 1000).await;
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "default").0, 1);
+    // One batch: the third file fits, the fourth does not (files).
+    let r = c
+        .commit_files("n1", &[new_file(d.id, "c", 10), new_file(d.id, "d", 1)], &[])
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+    assert!(
+        matches!(&r[1], Err(CatalogError::Quota(m)) if m.contains("3 files")),
+        "{r:?}"
+    );
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (3, 90));
+    // An overwrite counts the difference: 40 -> 50 fits, 40 -> 51 does not.
+    let mut over = new_file(d.id, "a", 51);
+    over.replace = Replace::File(a.file_id.unwrap());
+    let r = c.commit_files("n1", &[over], &[]).await.unwrap().remove(0);
+    assert!(matches!(r, Err(CatalogError::Quota(_))), "{r:?}");
+    let mut over = new_file(d.id, "a", 50);
+    over.replace = Replace::File(a.file_id.unwrap());
+    c.commit_files("n1", &[over], &[]).await.unwrap().remove(0).unwrap();
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (3, 100));
+    // A remove frees.
+    let b = c.child(d.id, "b").await.unwrap().unwrap();
+    c.remove(b.id, false, None).await.unwrap();
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (2, 60));
+    put(c, d.id, "e", 40).await;
+    // A rename onto a file frees the replaced one.
+    let e = c.child(d.id, "e").await.unwrap().unwrap();
+    c.rename(e.id, d.id, "c", true).await.unwrap();
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (2, 90));
+    // No quota: no limit; the use is still kept.
+    q.bytes = None;
+    q.files = None;
+    q.volumes.clear();
+    c.set_quota(&q).await.unwrap();
+    assert!(c.quotas().await.unwrap().is_empty());
+    put(c, d.id, "f", 500).await;
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (3, 590));
+    // A whole tree removed.
+    c.remove(d.id, true, None).await.unwrap();
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgq"), (0, 0));
+}
+
+/// Concurrent commits never take more than a quota, on either backend
+/// (PostgreSQL: separate transactions; the group's use row is locked).
+pub async fn quotas_hold_under_concurrent_commits(c: std::sync::Arc<dyn Catalog>) {
+    let d = group_dir(&*c, "cq", "sgc").await;
+    c.set_quota(&Quota {
+        storage_group: "sgc".into(),
+        bytes: None,
+        files: Some(5),
+        volumes: Default::default(),
+    })
+    .await
+    .unwrap();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(12));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (c, start) = (c.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                c.commit_files(&format!("n{i}"), &[new_file(d.id, &format!("f{i}"), 7)], &[])
+                    .await
+                    .unwrap()
+                    .remove(0)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(CatalogError::Quota(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 5);
+    assert_eq!(c.list(d.id, None, 100).await.unwrap().len(), 5);
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgc"), (5, 35));
+}

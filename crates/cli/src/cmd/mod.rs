@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cache;
 pub mod demo;
 pub mod fs;
+pub mod quota;
 pub mod serve;
 pub mod stage;
 pub mod tape;
