@@ -30,13 +30,18 @@ async fn quotas(
 #[serde(deny_unknown_fields)]
 struct QuotaRequest {
     storage_group: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     bytes: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     files: Option<Value>,
     /// Volumes per library; `null` for a library removes its limit.
     #[serde(default)]
     volumes: BTreeMap<String, Value>,
+}
+
+/// A field that is there, null or not (absent: `None` by default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// A limit: a whole number, or null (no limit).

@@ -1,7 +1,7 @@
 //! WebDAV as clients expect it: listings checked by real clients, litmus,
 //! PUT as RFC 9110 says with write-once areas, conditional requests,
-//! PROPPATCH and dead properties, the client's modification times. One
-//! module per part.
+//! PROPPATCH and dead properties, the client's modification times,
+//! quotas per storage group. One module per part.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -11,6 +11,7 @@ mod conditional;
 mod listing;
 mod litmus;
 mod props;
+mod quota;
 mod writes;
 
 use reqwest::Method;
