@@ -127,6 +127,31 @@ impl Service {
     /// its use.
     pub async fn set_quota(&self, who: &Principal, group: &str, change: &QuotaChange) -> Result<QuotaView> {
         authz::allow(who, Action::QuotaSet)?;
+        let target = format!("storage group {group}");
+        self.audited(
+            who,
+            Action::QuotaSet,
+            &target,
+            self.set_quota_now(who, group, change),
+            |v| {
+                let limit = |l: Option<u64>| l.map_or("none".to_string(), |n| n.to_string());
+                let vols: Vec<String> = v
+                    .volumes
+                    .iter()
+                    .filter_map(|q| q.max.map(|m| format!("{}={m}", q.library)))
+                    .collect();
+                format!(
+                    "bytes {} files {} volumes {}",
+                    limit(v.bytes),
+                    limit(v.files),
+                    if vols.is_empty() { "none".into() } else { vols.join(",") }
+                )
+            },
+        )
+        .await
+    }
+
+    async fn set_quota_now(&self, who: &Principal, group: &str, change: &QuotaChange) -> Result<QuotaView> {
         // A storage group is named as its tag is.
         Tags::default()
             .set("storage_group", Some(group))

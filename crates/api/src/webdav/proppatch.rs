@@ -24,9 +24,15 @@ struct Item {
     refused: Option<(u16, String)>,
 }
 
-/// The changes of a PROPPATCH body, with the new modification time if it
-/// sets one; each instruction for the answer.
-fn read(body: &[u8]) -> Result<(Vec<PropChange>, Option<Timestamp>, Vec<Item>), ApiError> {
+/// A PROPPATCH body read: the changes, the new modification time if it
+/// sets one, and each instruction for the answer.
+struct Patch {
+    changes: Vec<PropChange>,
+    mtime: Option<Timestamp>,
+    items: Vec<Item>,
+}
+
+fn read(body: &[u8]) -> Result<Patch, ApiError> {
     let bad = |m: String| ApiError::bad_request(format!("the PROPPATCH body is not valid: {m}"));
     let root = xml::parse(body).map_err(bad)?;
     if !root.is(DAV, "propertyupdate") {
@@ -92,7 +98,7 @@ fn read(body: &[u8]) -> Result<(Vec<PropChange>, Option<Timestamp>, Vec<Item>), 
     if items.is_empty() {
         return Err(bad("it sets and removes no property".into()));
     }
-    Ok((changes, mtime, items))
+    Ok(Patch { changes, mtime, items })
 }
 
 /// A modification time as PROPPATCH sets it: an HTTP date, or whole
@@ -112,7 +118,7 @@ pub(crate) async fn proppatch(st: &AppState, who: &Principal, path: &NsPath, bod
             "cannot read the PROPPATCH body (at most {MAX_BODY} bytes): {e}"
         ))
     })?;
-    let (changes, mtime, items) = read(&bytes)?;
+    let Patch { changes, mtime, items } = read(&bytes)?;
     // All or nothing (RFC 4918 9.2): one refused instruction fails them
     // all, the others with 424.
     let failed = items.iter().any(|i| i.refused.is_some());
@@ -168,13 +174,13 @@ mod tests {
     #[test]
     fn instructions_in_order() {
         let body = br#"<?xml version="1.0" encoding="utf-8" ?><propertyupdate xmlns='DAV:'><remove><prop><removeset xmlns='urn:n'/></prop></remove><set><prop><removeset xmlns='urn:n'>x</removeset></prop></set><set><prop><getlastmodified>Tue, 01 Dec 2026 10:00:00 GMT</getlastmodified></prop></set></propertyupdate>"#;
-        let (changes, mtime, items) = read(body).unwrap();
+        let Patch { changes, mtime, items } = read(body).unwrap();
         assert_eq!(items.len(), 3);
         assert!(items.iter().all(|i| i.refused.is_none()));
         assert!(matches!(&changes[0], PropChange::Remove { ns, name } if ns == "urn:n" && name == "removeset"));
         assert!(matches!(&changes[1], PropChange::Set(p) if p.xml == "<removeset xmlns=\"urn:n\">x</removeset>"));
         assert!(mtime.is_some());
-        let (_, _, items) = read(
+        let Patch { items, .. } = read(
             br#"<D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:getetag>"x"</D:getetag><a xmlns="urn:a">1</a></D:prop></D:set></D:propertyupdate>"#,
         )
         .unwrap();
