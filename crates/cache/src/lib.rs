@@ -233,6 +233,9 @@ impl Cache {
                 Ok(()) => {}
                 // Linked before a crash, or promoted twice: the data is there.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                // Deleted between its commit and now: nothing to promote,
+                // and the rest of the batch goes on.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
             dirs.insert(dest.parent().expect("fan-out directory").to_path_buf());

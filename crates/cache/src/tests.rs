@@ -118,6 +118,31 @@ async fn open_read_finds_committed_file_before_promotion() {
     cache.remove(id).unwrap();
 }
 
+/// A file deleted between its commit and its promotion does not keep the
+/// others of its batch in tmp/ (a DELETE can come right after the answer).
+#[tokio::test]
+async fn promotion_skips_a_file_deleted_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), SyncMode::Fsync).unwrap();
+    let mut ids = Vec::new();
+    for data in [&b"first"[..], b"second", b"third"] {
+        let id = cache
+            .ingest(FileId::generate(), body(vec![data]), None)
+            .await
+            .unwrap()
+            .keep()
+            .0;
+        ids.push(id);
+    }
+    cache.remove(ids[1]).unwrap();
+    cache.promote(&ids).unwrap();
+    for id in [ids[0], ids[2]] {
+        assert!(cache.file_path(id).exists(), "promoted");
+    }
+    assert!(!cache.file_path(ids[1]).exists());
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+}
+
 #[tokio::test]
 async fn inline_files_carry_their_data_and_budget() {
     let dir = tempfile::tempdir().unwrap();

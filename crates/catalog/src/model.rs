@@ -288,6 +288,9 @@ pub fn group_of(tags: &Tags) -> &str {
 /// Most dead properties one node keeps.
 pub const MAX_DEAD_PROPS: usize = 1000;
 
+/// Most bytes of XML one node's dead properties hold together.
+pub const MAX_DEAD_PROP_BYTES: usize = 64 * 1024;
+
 /// A token to store. The secret itself is never stored, only its hash.
 #[derive(Clone, Debug)]
 pub struct NewToken {

@@ -313,9 +313,12 @@ impl Catalog for PostgresCatalog {
         .await?;
         for f in files {
             match commit_one(&tx, f, &mut lens, &mut tallies, &mut released).await {
+                // A failed database or a full disk fails the whole batch: the
+                // transaction may hold part of a file's writes.
                 Err(CatalogError::Backend { message, retryable }) => {
                     return Err(CatalogError::Backend { message, retryable })
                 }
+                Err(e @ CatalogError::Full(_)) => return Err(e),
                 r => {
                     if r.is_ok() {
                         tx.execute(&note, &[&f.file_id.to_string(), &node, &f.inline.as_deref()])
@@ -386,15 +389,21 @@ impl Catalog for PostgresCatalog {
         rules::owned_by(&nodes, only_owner)?;
         let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
         crate::postgres_common::lock_nodes(&tx, &ids).await?;
-        match tx.execute("DELETE FROM nodes WHERE id = ANY($1)", &[&ids]).await {
+        let nodes = match tx
+            .query("DELETE FROM nodes WHERE id = ANY($1) RETURNING id", &[&ids])
+            .await
+        {
             Err(e) if is_code(&e, &SqlState::FOREIGN_KEY_VIOLATION) => {
                 // Something was created inside the directory meanwhile.
                 return Err(CatalogError::NotEmpty(name));
             }
             r => {
-                r?;
+                // Only what this transaction deleted (a concurrent removal
+                // may have taken some first) is released and counted.
+                let gone: std::collections::HashSet<i64> = r?.iter().map(|r| r.get(0)).collect();
+                nodes.into_iter().filter(|n| gone.contains(&n.id)).collect::<Vec<_>>()
             }
-        }
+        };
         crate::postgres_common::release_files(&tx, &nodes).await?;
         apply_usage(&tx, &rules::usage_of(&nodes, -1)).await?;
         tx.commit().await?;
@@ -449,11 +458,10 @@ impl Catalog for PostgresCatalog {
                 })
             }
             rules::Onto::Replace(dest) => {
-                delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
-                crate::postgres_common::release_files(&tx, std::slice::from_ref(&dest)).await?;
-                if !dest.is_dir() {
-                    replaced.push(*dest);
-                }
+                // Only what this transaction deleted is released and counted.
+                let gone = delete_nodes(&tx, std::slice::from_ref(&dest)).await?;
+                crate::postgres_common::release_files(&tx, &gone).await?;
+                replaced.extend(gone.into_iter().filter(|n| !n.is_dir()));
             }
         }
         match tx
@@ -646,11 +654,14 @@ impl Catalog for PostgresCatalog {
                 }
             }
         }
-        let count: i64 = tx
-            .query_one("SELECT COUNT(*) FROM dead_props WHERE node = $1", &[&id])
-            .await?
-            .get(0);
-        rules::props_fit(count as usize)?;
+        let sums = tx
+            .query_one(
+                "SELECT COUNT(*), COALESCE(SUM(octet_length(xml)), 0)::BIGINT FROM dead_props WHERE node = $1",
+                &[&id],
+            )
+            .await?;
+        let (count, bytes): (i64, i64) = (sums.get(0), sums.get(1));
+        rules::props_fit(count as usize, bytes as usize)?;
         if let Some(t) = mtime {
             tx.execute("UPDATE nodes SET mtime = $1 WHERE id = $2", &[&t.0, &id])
                 .await?;

@@ -122,13 +122,17 @@ pub(crate) async fn ancestors(c: &impl GenericClient, id: NodeId) -> Result<Vec<
     Ok(c.query(&st, &[&id]).await?.iter().map(|r| r.get(0)).collect())
 }
 
-pub(crate) async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<()> {
+/// Deletes nodes; returns those it deleted (a concurrent removal may have
+/// taken some first: they are neither released nor counted twice).
+pub(crate) async fn delete_nodes(c: &impl GenericClient, nodes: &[Node]) -> Result<Vec<Node>> {
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
     crate::postgres_common::lock_nodes(c, &ids).await?;
     // One statement: the parent references are checked at its end.
-    let st = c.prepare_cached("DELETE FROM nodes WHERE id = ANY($1)").await?;
-    c.execute(&st, &[&ids]).await?;
-    Ok(())
+    let st = c
+        .prepare_cached("DELETE FROM nodes WHERE id = ANY($1) RETURNING id")
+        .await?;
+    let gone: std::collections::HashSet<i64> = c.query(&st, &[&ids]).await?.iter().map(|r| r.get(0)).collect();
+    Ok(nodes.iter().filter(|n| gone.contains(&n.id)).cloned().collect())
 }
 
 pub(crate) async fn settle(c: &impl GenericClient, ids: &[FileId]) -> Result<()> {
@@ -150,9 +154,15 @@ pub(crate) async fn commit_one(
 ) -> Result<Committed> {
     let parent = dir_for_child(tx, f.parent).await?;
     rules::fits(dir_len_cached(tx, lens, f.parent).await?, &f.name, 0)?;
-    let replaced: Vec<Node> = rules::commit_over(get_child(tx, f.parent, &f.name).await?, f)?
-        .into_iter()
-        .collect();
+    let mut existing = get_child(tx, f.parent, &f.name).await?;
+    if let (Some(e), false) = (&existing, f.replace == Replace::No) {
+        // The file to replace, locked, and read again: a concurrent removal
+        // has won (it is gone) or waits for this commit; a PROPPATCH of it
+        // waits too (both lock the node before its properties).
+        crate::postgres_common::lock_nodes(tx, &[e.id]).await?;
+        existing = get_child(tx, f.parent, &f.name).await?;
+    }
+    let replaced: Vec<Node> = rules::commit_over(existing, f)?.into_iter().collect();
     // The storage group's quota, checked before anything is written.
     let sg = group_of(&parent.tags).to_string();
     if !tallies.contains_key(&sg) {

@@ -23,15 +23,17 @@ pub(crate) fn commit_over(existing: Option<Node>, f: &NewFile) -> Result<Option<
     }
 }
 
-/// Whether a node may keep `count` dead properties.
-pub(crate) fn props_fit(count: usize) -> Result<()> {
-    match count > crate::model::MAX_DEAD_PROPS {
-        true => Err(CatalogError::Limit(format!(
-            "an entry keeps at most {} dead properties",
-            crate::model::MAX_DEAD_PROPS
-        ))),
-        false => Ok(()),
+/// Whether a node may keep `count` dead properties of `bytes` of XML.
+pub(crate) fn props_fit(count: usize, bytes: usize) -> Result<()> {
+    use crate::model::{MAX_DEAD_PROPS, MAX_DEAD_PROP_BYTES};
+    if count > MAX_DEAD_PROPS || bytes > MAX_DEAD_PROP_BYTES {
+        return Err(CatalogError::Limit(format!(
+            "an entry keeps at most {MAX_DEAD_PROPS} dead properties of {} KiB together \
+             ({count} of {bytes} bytes asked for); nothing was changed",
+            MAX_DEAD_PROP_BYTES / 1024
+        )));
     }
+    Ok(())
 }
 
 /// Owner, group and mode of a committed file. An overwrite is a write into

@@ -364,9 +364,12 @@ impl Catalog for SqliteCatalog {
             let mut tallies = rules::Tallies::new();
             for f in &files {
                 match commit_one(tx, f, &mut lens, &mut tallies) {
+                    // A failed database or a full disk fails the whole batch: the
+                    // transaction may hold part of a file's writes.
                     Err(CatalogError::Backend { message, retryable }) => {
                         return Err(CatalogError::Backend { message, retryable })
                     }
+                    Err(e @ CatalogError::Full(_)) => return Err(e),
                     r => {
                         if r.is_ok() {
                             note.execute(params![f.file_id.to_string(), node, f.inline.as_deref()])?;
@@ -632,8 +635,12 @@ impl Catalog for SqliteCatalog {
                     }
                 }
             }
-            let count: i64 = tx.query_row("SELECT COUNT(*) FROM dead_props WHERE node = ?1", [id], |r| r.get(0))?;
-            rules::props_fit(count as usize)?;
+            let (count, bytes): (i64, i64) = tx.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(xml AS BLOB))), 0) FROM dead_props WHERE node = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            rules::props_fit(count as usize, bytes as usize)?;
             if let Some(t) = mtime {
                 tx.execute("UPDATE nodes SET mtime = ?1 WHERE id = ?2", params![t.0, id])?;
             }

@@ -65,6 +65,13 @@ macro_rules! suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn use_is_counted_once_under_concurrent_removals() {
+                let f = super::$backend().await;
+                bale_catalog::conformance::use_is_counted_once_under_concurrent_removals(f.catalog.clone()).await;
+                f.cleanup().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn concurrent_commits() {
                 let f = super::$backend().await;
                 bale_catalog::conformance::concurrent_commits(f.catalog.clone()).await;

@@ -192,21 +192,14 @@ fn shown(node: Option<&Node>) -> String {
     }
 }
 
-/// `If-Range` (RFC 9110 13.1.5): whether a Range applies. A strong entity
-/// tag must equal the file's; a date must equal its modification time (a
-/// weak tag never matches).
+/// `If-Range` (RFC 9110 13.1.5): whether a Range applies: only with the
+/// file's strong entity tag. A date never does: a client may set a file's
+/// modification time (X-OC-Mtime, PROPPATCH), so two versions can share
+/// one, and a range of the new one spliced onto the old would be wrong
+/// data; the whole file is sent instead.
 pub fn range_applies(if_range: Option<&str>, node: &Node) -> bool {
     let Some(v) = if_range.map(str::trim) else { return true };
-    if v.starts_with('"') {
-        return etag(node).is_some_and(|t| v == format!("\"{t}\""));
-    }
-    if v.starts_with("W/") {
-        return false;
-    }
-    match httpdate::parse_http_date(v) {
-        Ok(d) => secs(d) == secs(node.mtime.to_system_time()),
-        Err(_) => false,
-    }
+    v.starts_with('"') && etag(node).is_some_and(|t| v == format!("\"{t}\""))
 }
 
 #[cfg(test)]

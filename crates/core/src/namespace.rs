@@ -358,8 +358,15 @@ impl Service {
         let target = self.authorize(who, Op::Create, to).await?;
         let to_parent = target.parent().expect("checked");
         let dest = target.node().cloned();
-        if let (true, Some(_)) = (overwrite, &dest) {
+        if let (true, Some(d)) = (overwrite, &dest) {
             check(who, Op::Replace, &target)?;
+            // A write-once tree keeps its files: no MOVE replaces one.
+            if let (false, Some(dir)) = (d.is_dir() || d.id == node.id, target.write_once()) {
+                return Err(Error::Conflict(format!(
+                    "{to} exists in a write-once area ({dir} has the tag write_once=true): its files are \
+                     never replaced; nothing was done"
+                )));
+            }
         }
         // RFC 4918 9.9.3: a directory in the way is deleted first, with
         // all it holds (as a recursive DELETE of it would be), unless it
@@ -368,6 +375,11 @@ impl Service {
             if d.is_dir() && d.id != node.id {
                 if from.starts_with(to) {
                     return Err(Error::Conflict(format!("cannot move {from} onto {to}, which holds it")));
+                }
+                if to.starts_with(from) {
+                    return Err(Error::Conflict(format!(
+                        "cannot move directory {from} beneath itself ({to}); nothing was done"
+                    )));
                 }
                 self.delete(who, to, true).await?;
             }
@@ -505,11 +517,21 @@ impl Service {
     }
 
     /// The dead properties of these entries that `who` may see (those of
-    /// entries it may read), by entry.
-    pub async fn dead_props(&self, who: &Principal, nodes: &[Node]) -> Result<HashMap<NodeId, Vec<DeadProp>>> {
+    /// entries it may read), by entry: the entry at `base`, or with
+    /// `children` the entries of the directory `base`.
+    pub async fn dead_props(
+        &self,
+        who: &Principal,
+        base: &NsPath,
+        nodes: &[Node],
+        children: bool,
+    ) -> Result<HashMap<NodeId, Vec<DeadProp>>> {
         let ids: Vec<NodeId> = nodes
             .iter()
-            .filter(|n| perms::allowed(who, n, 0o4))
+            .filter(|n| match children {
+                false => perms::may_read(who, n, base),
+                true => base.join(&n.name).is_ok_and(|p| perms::may_read(who, n, &p)),
+            })
             .map(|n| n.id)
             .collect();
         let mut out: HashMap<NodeId, Vec<DeadProp>> = HashMap::new();
@@ -536,14 +558,26 @@ impl Service {
         Ok(self.catalog.patch_props(node.id, changes, mtime).await?)
     }
 
-    /// Gives node `to` the dead properties of node `from` (COPY).
+    /// Gives node `to` the dead properties of node `from`, and only those
+    /// (COPY: a file written over keeps none of its own, RFC 4918 9.8.4).
     async fn copy_props(&self, from: NodeId, to: NodeId) -> Result<()> {
-        let props = self.catalog.dead_props(&[from]).await?;
+        let props = self.catalog.dead_props(&[from, to]).await?;
         if props.is_empty() {
             return Ok(());
         }
-        let set: Vec<PropChange> = props.into_iter().map(|(_, p)| PropChange::Set(p)).collect();
-        self.catalog.patch_props(to, &set, None).await?;
+        let changes: Vec<PropChange> = props
+            .into_iter()
+            .map(|(id, p)| match id == from {
+                true => PropChange::Set(p),
+                false => PropChange::Remove { ns: p.ns, name: p.name },
+            })
+            .collect();
+        // Removals first, then the source's.
+        let (mut remove, set): (Vec<_>, Vec<_>) = changes
+            .into_iter()
+            .partition(|c| matches!(c, PropChange::Remove { .. }));
+        remove.extend(set);
+        self.catalog.patch_props(to, &remove, None).await?;
         Ok(())
     }
 

@@ -178,6 +178,15 @@ pub fn allowed(who: &Principal, node: &Node, bits: u32) -> bool {
     (node.mode >> shift) & bits == bits
 }
 
+/// Whether `who` may read the entry `node` at `path` (its bits, or a
+/// capability token's read scope), the search above it granted.
+pub fn may_read(who: &Principal, node: &Node, path: &NsPath) -> bool {
+    match &who.caps {
+        Some(caps) => caps.grants(Op::Read.scopes(), path),
+        None => allowed(who, node, R),
+    }
+}
+
 fn denied(who: &Principal, what: &str, path: &str, node: &Node) -> Error {
     Error::Forbidden(format!(
         "permission denied: user {} may not {what} {path} (owner {}, group {}, mode {:04o})",

@@ -273,7 +273,9 @@ impl Service {
                 )));
             }
         }
-        let room = q.bytes.map(|max| (max + replaced.unwrap_or(0)).saturating_sub(u.bytes));
+        let room = q
+            .bytes
+            .map(|max| max.saturating_add(replaced.unwrap_or(0)).saturating_sub(u.bytes));
         if let (Some(room), Some(len)) = (room, len) {
             if len > room {
                 return Err(Error::InsufficientStorage(format!(

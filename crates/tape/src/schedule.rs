@@ -215,12 +215,21 @@ impl<R: TapeRead> Schedule<R> {
     pub fn at_volume_quota(&self, key: &QueueKey) -> Option<u32> {
         let group = &key.family.storage_group;
         let limit = *self.volume_limits.get(&(key.library.clone(), group.clone()))?;
-        let taken = self
+        let bound = self
             .volumes
             .values()
             .filter(|v| v.library == key.library && v.family.as_ref().is_some_and(|f| &f.storage_group == group))
             .count();
-        (taken >= limit as usize).then_some(limit)
+        // A blank volume a drive took for the group counts before its
+        // first tape file binds it.
+        let claimed = self
+            .drives
+            .values()
+            .filter(|d| d.writing.as_ref().is_some_and(|k| &k.family.storage_group == group))
+            .filter_map(|d| d.mounted.as_ref().and_then(|l| self.volumes.get(l)))
+            .filter(|v| v.library == key.library && v.family.is_none())
+            .count();
+        (bound + claimed >= limit as usize).then_some(limit)
     }
 
     /// The best volume for the next job of `key` on drive `drive`; family

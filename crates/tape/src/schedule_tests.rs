@@ -326,3 +326,27 @@ fn reads_nobody_waits_for_are_dropped_before_a_mount() {
     assert!(matches!(s.assign("d1", t0, WAIT, &mut full), Work::Idle));
     assert!(s.reads.is_empty());
 }
+
+#[test]
+fn a_storage_group_at_its_volume_quota_takes_no_blank_volume() {
+    let vols = vec![volume("B1", 100 * MB, 0, None), volume("B2", 100 * MB, 0, None)];
+    let mut s = schedule(2, vols);
+    s.volume_limits.insert(("lib1".into(), "mu2e".into()), 1);
+    let t0 = Instant::now();
+    // Width 2: two drives could write the family at once.
+    s.enqueue(job(1, "raw", 2, 5 * MB), t0);
+    s.enqueue(job(2, "raw", 2, 5 * MB), t0);
+    let mut full = vec![];
+    let (v, _) = write_volume(s.assign("d1", t0, WAIT, &mut full));
+    assert_eq!(v, "B1");
+    // B1 is still blank (no tape file yet), but taken for mu2e: its one
+    // volume. The second drive gets none, and the queue says why once.
+    assert!(matches!(s.assign("d2", t0, WAIT, &mut full), Work::Idle));
+    assert_eq!(s.newly_starved.len(), 1);
+    let key = s.newly_starved[0].clone();
+    assert_eq!(s.at_volume_quota(&key), Some(1));
+    // A larger quota: the second drive takes B2.
+    s.volume_limits.insert(("lib1".into(), "mu2e".into()), 2);
+    let (v, _) = write_volume(s.assign("d2", t0, WAIT, &mut full));
+    assert_eq!(v, "B2");
+}

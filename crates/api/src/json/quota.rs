@@ -49,9 +49,10 @@ fn limit(field: &str, v: Option<Value>) -> Result<Option<Option<u64>>, ApiError>
     match v {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
-        Some(Value::Number(n)) if n.as_u64().is_some() => Ok(Some(n.as_u64())),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= i64::MAX as u64) => Ok(Some(n.as_u64())),
         Some(other) => Err(ApiError::bad_request(format!(
-            "{field} must be a whole number of at least 0, or null for no limit; not {other}"
+            "{field} must be a whole number from 0 to {}, or null for no limit; not {other}",
+            i64::MAX
         ))),
     }
 }

@@ -21,6 +21,9 @@ use quick_xml::escape::escape;
 use std::collections::HashMap;
 
 const PAGE: usize = 1000;
+const PAGE_WITH_PROPS: usize = 100;
+/// Most properties one PROPFIND may name.
+const MAX_ASKED: usize = 1000;
 
 fn href(path: &NsPath, is_dir: bool) -> String {
     let mut s = bale_util::url_path(path.as_str());
@@ -204,7 +207,7 @@ pub(crate) async fn propfind(
         }
     };
     let dead = match asked.needs_dead() {
-        true => st.svc.dead_props(who, std::slice::from_ref(&node)).await?,
+        true => st.svc.dead_props(who, path, std::slice::from_ref(&node), false).await?,
         false => HashMap::new(),
     };
     let first = format!("{HEAD}{}", child_or_root(path, &node, &asked, &dead));
@@ -212,13 +215,16 @@ pub(crate) async fn propfind(
         Body::from(format!("{first}{TAIL}"))
     } else {
         // Check permission and fetch the first page before answering 207.
-        let page = st.svc.list(who, path, None, PAGE).await?;
+        // Pages are smaller when each entry may carry dead properties
+        // (at most 64 KiB of them each), to bound a page's memory.
+        let page_size = if asked.needs_dead() { PAGE_WITH_PROPS } else { PAGE };
+        let page = st.svc.list(who, path, None, page_size).await?;
         let svc = st.svc.clone();
         let who = who.clone();
         let dir = path.clone();
         let mut chunk = first;
         let dead = match asked.needs_dead() {
-            true => st.svc.dead_props(&who, &page.entries).await?,
+            true => st.svc.dead_props(&who, &dir, &page.entries, true).await?,
             false => HashMap::new(),
         };
         for n in &page.entries {
@@ -238,8 +244,10 @@ pub(crate) async fn propfind(
                 let Some(cursor) = after else {
                     return Some((Ok(Bytes::from_static(TAIL.as_bytes())), (None, None, true)));
                 };
-                let listed = match svc.list(&who, &dir, Some(&cursor), PAGE).await {
-                    Ok(page) if asked.needs_dead() => svc.dead_props(&who, &page.entries).await.map(|d| (page, d)),
+                let listed = match svc.list(&who, &dir, Some(&cursor), page_size).await {
+                    Ok(page) if asked.needs_dead() => {
+                        svc.dead_props(&who, &dir, &page.entries, true).await.map(|d| (page, d))
+                    }
                     Ok(page) => Ok((page, HashMap::new())),
                     Err(e) => Err(e),
                 };
@@ -297,9 +305,11 @@ pub(crate) async fn read_propfind(body: Body) -> Result<Asked, ApiError> {
             "allprop" => return Ok(Asked::All),
             "propname" => return Ok(Asked::Names),
             "prop" => {
-                return Ok(Asked::Props(
-                    el.elements().map(|p| (p.ns.clone(), p.local.clone())).collect(),
-                ))
+                let asked: Vec<(String, String)> = el.elements().map(|p| (p.ns.clone(), p.local.clone())).collect();
+                if asked.len() > MAX_ASKED {
+                    return Err(bad(format!("it names {} properties; at most {MAX_ASKED}", asked.len())));
+                }
+                return Ok(Asked::Props(asked));
             }
             _ => {}
         }

@@ -94,7 +94,9 @@ fn if_range_with_a_stale_validator_gets_the_whole_file() {
         (r.status().as_u16(), r.text().unwrap())
     };
     assert_eq!(range(&etag), (206, "234".to_string()));
-    assert_eq!(range(&modified), (206, "234".to_string()));
+    // A date is no strong validator here (clients set modification
+    // times): the whole file.
+    assert_eq!(range(&modified), (200, "0123456789".to_string()));
     assert_eq!(range("\"stale\""), (200, "0123456789".to_string()));
     assert_eq!(range(&format!("W/{etag}")), (200, "0123456789".to_string()));
     assert_eq!(range(LONG_AGO), (200, "0123456789".to_string()));

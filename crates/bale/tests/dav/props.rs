@@ -94,8 +94,15 @@ fn dead_properties_follow_their_files(catalog: Catalog) {
         let (code, text) = dav(&s, "COPY", from, &[("Destination", &s.url_of(to))], "");
         assert!(code == 201 || code == 204, "COPY {from} {to}: {code} {text}");
     };
+    // Onto a file with properties of its own: it keeps none of them.
+    assert_eq!(s.put_data("/p/g", b"old").0, 201);
+    assert_eq!(
+        patch(&s, "/p/g", "<D:set><D:prop><t:own>mine</t:own></D:prop></D:set>").0,
+        207
+    );
     copy("/p/d/f", "/p/g");
     assert!(value_of(&s, "/p/g").contains(&blue) && value_of(&s, "/p/d/f").contains(&blue));
+    assert!(!find(&s, "/p/g", "<D:allprop/>").contains("mine"));
     copy("/p/d", "/p/e");
     assert!(value_of(&s, "/p/e/f").contains(&blue) && value_of(&s, "/p/e").contains(">dir<"));
     let (code, _) = dav(&s, "MOVE", "/p/g", &[("Destination", &s.url_of("/p/e/moved"))], "");

@@ -135,6 +135,15 @@ fn write_once_trees_keep_their_files(catalog: Catalog) {
             .send()
             .unwrap();
         assert_eq!(r.status(), 409, "COPY onto {f}");
+        // So is a MOVE onto it.
+        let r = s
+            .http()
+            .request(crate::method("MOVE"), s.url_of("/open/src"))
+            .bearer_auth(&s.token)
+            .header("Destination", s.url_of(&f))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 409, "MOVE onto {f}");
         assert_eq!(get(&s, &f), b"first");
     }
     // Deleting is as the bits allow; the name is then free again.

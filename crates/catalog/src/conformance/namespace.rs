@@ -813,6 +813,11 @@ pub async fn dead_props_live_with_their_node(c: &dyn Catalog) {
     assert!(matches!(e, CatalogError::Limit(_)), "{e:?}");
     assert_eq!(c.dead_props(&[f.id]).await.unwrap().len(), 3);
     assert_eq!(c.node(f.id).await.unwrap().unwrap().mtime, t(42));
+    // Past the bytes: nothing either (one value of 64 KiB).
+    let big = PropChange::Set(prop("urn:big", "b", &"é".repeat(MAX_DEAD_PROP_BYTES / 2)));
+    let e = c.patch_props(f.id, &[big], None).await.unwrap_err();
+    assert!(matches!(e, CatalogError::Limit(_)), "{e:?}");
+    assert_eq!(c.dead_props(&[f.id]).await.unwrap().len(), 3);
     // A rename keeps them; a remove takes them.
     c.rename(f.id, ROOT_ID, "moved", false).await.unwrap();
     assert_eq!(c.dead_props(&[f.id]).await.unwrap().len(), 3);
@@ -964,4 +969,42 @@ pub async fn quotas_hold_under_concurrent_commits(c: std::sync::Arc<dyn Catalog>
     assert_eq!(ok, 5);
     assert_eq!(c.list(d.id, None, 100).await.unwrap().len(), 5);
     assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgc"), (5, 35));
+}
+
+/// Two removals of one file at once, and a removal racing an overwrite:
+/// the file leaves its storage group's use once.
+pub async fn use_is_counted_once_under_concurrent_removals(c: std::sync::Arc<dyn Catalog>) {
+    let d = group_dir(&*c, "rq", "sgr").await;
+    let mut files = Vec::new();
+    for i in 0..20 {
+        files.push(put(&*c, d.id, &format!("f{i}"), 10).await);
+    }
+    let tasks: Vec<_> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| (0..2).map(move |k| (i, k, f.clone())))
+        .map(|(i, k, f)| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                if i % 2 == 1 && k == 1 {
+                    // An overwrite of the same file meanwhile.
+                    let mut over = new_file(f.parent.unwrap(), &f.name, 3);
+                    over.replace = Replace::File(f.file_id.unwrap());
+                    let _ = c.commit_files("n1", &[over], &[]).await;
+                } else {
+                    let _ = c.remove(f.id, false, None).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // More files after: a use counted below zero (shown as zero) shows.
+    for i in 0..5 {
+        put(&*c, d.id, &format!("g{i}"), 7).await;
+    }
+    let left = c.list(d.id, None, 100).await.unwrap();
+    let want = (left.len() as u64, left.iter().map(|n| n.size).sum::<u64>());
+    assert_eq!(usage_of(&c.group_usage().await.unwrap(), "sgr"), want);
 }
