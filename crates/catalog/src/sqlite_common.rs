@@ -116,7 +116,7 @@ pub(crate) fn create_job(
 /// members in recorded packages become dead bytes.
 pub(crate) fn release_files(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> {
     // They no longer count against their storage groups' quotas.
-    crate::sqlite_namespace::apply_usage(tx, &rules::usage_of(nodes, -1))?;
+    apply_usage(tx, &rules::usage_of(nodes, -1))?;
     let mut find = tx.prepare_cached("SELECT job FROM job_files WHERE file_id = ?1")?;
     let mut del = tx.prepare_cached("DELETE FROM job_files WHERE file_id = ?1")?;
     let mut drop_empty = tx.prepare_cached(
@@ -148,6 +148,18 @@ pub(crate) fn release_files(tx: &Transaction<'_>, nodes: &[Node]) -> Result<()> 
         for j in jobs {
             drop_empty.execute([j])?;
         }
+    }
+    Ok(())
+}
+
+/// Adds files and bytes to storage groups' use.
+pub(crate) fn apply_usage(tx: &Transaction<'_>, deltas: &[(String, i64, i64)]) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO group_usage (storage_group, files, bytes) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (storage_group) DO UPDATE SET files = files + excluded.files, bytes = bytes + excluded.bytes",
+    )?;
+    for (g, files, bytes) in deltas.iter().filter(|d| d.1 != 0 || d.2 != 0) {
+        st.execute(params![g, files, bytes])?;
     }
     Ok(())
 }

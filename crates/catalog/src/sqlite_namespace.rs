@@ -267,18 +267,6 @@ pub(crate) fn load_tally(tx: &Transaction<'_>, group: &str) -> Result<rules::Tal
     })
 }
 
-/// Adds files and bytes to storage groups' use.
-pub(crate) fn apply_usage(tx: &Transaction<'_>, deltas: &[(String, i64, i64)]) -> Result<()> {
-    let mut st = tx.prepare_cached(
-        "INSERT INTO group_usage (storage_group, files, bytes) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (storage_group) DO UPDATE SET files = files + excluded.files, bytes = bytes + excluded.bytes",
-    )?;
-    for (g, files, bytes) in deltas.iter().filter(|d| d.1 != 0 || d.2 != 0) {
-        st.execute(params![g, files, bytes])?;
-    }
-    Ok(())
-}
-
 /// The use a commit adds, from its tallies.
 pub(crate) fn tallied(tallies: &rules::Tallies) -> Vec<(String, i64, i64)> {
     tallies

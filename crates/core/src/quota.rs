@@ -21,13 +21,6 @@ use std::time::{Duration, Instant};
 /// (the commit checks the catalog's own, always).
 const CACHE_FOR: Duration = Duration::from_secs(5);
 
-/// The quotas as last read, and when.
-#[derive(Default)]
-pub(crate) struct QuotaCache {
-    read: Option<Instant>,
-    by_group: HashMap<String, Quota>,
-}
-
 /// A storage group's quota and use.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct QuotaView {

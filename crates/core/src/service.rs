@@ -36,9 +36,17 @@ pub struct Service {
     pub(crate) access: Arc<AccessLog>,
     pub(crate) workers: Background,
     pub(crate) stager: Arc<crate::stager::Stager>,
-    pub(crate) quota_cache: std::sync::Mutex<crate::quota::QuotaCache>,
+    pub(crate) quota_cache: std::sync::Mutex<QuotaCache>,
     /// This process's hold on the data directory, until it exits.
     _lock: DirLock,
+}
+
+/// The quotas as last read, and when (`quota`: the checks before a PUT's
+/// body use them for a few seconds).
+#[derive(Default)]
+pub(crate) struct QuotaCache {
+    pub(crate) read: Option<std::time::Instant>,
+    pub(crate) by_group: std::collections::HashMap<String, bale_catalog::Quota>,
 }
 
 /// A node whose heartbeat is older than this no longer holds the catalog;
