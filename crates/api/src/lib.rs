@@ -16,7 +16,7 @@
 //! shared is here: the router, authentication, the protocol middleware
 //! (problem+json for every error) and `model` (shapes the CLI reads too).
 //!
-//! Every request but `/.well-known/*` and `/api/v1/health` needs a bearer token.
+//! Every request but `/.well-known/*`, `/healthz`, `/readyz` and `/api/v1/health` needs a bearer token.
 
 mod body;
 mod error;
@@ -87,6 +87,8 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/ui", any(error::not_found))
         .route("/ui/{*rest}", any(error::not_found))
         .route("/metrics", get(metrics_page))
+        .route("/healthz", any(healthz))
+        .route("/readyz", any(readyz))
         .fallback(webdav::handle)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), set_origin))
@@ -174,7 +176,51 @@ async fn set_origin(State(st): State<AppState>, mut req: Request, next: Next) ->
 }
 
 fn is_public(path: &str) -> bool {
-    path == "/api/v1/health" || path == "/.well-known" || path.starts_with("/.well-known/")
+    matches!(path, "/api/v1/health" | "/healthz" | "/readyz" | "/.well-known") || path.starts_with("/.well-known/")
+}
+
+/// `GET /healthz`: the process answers. No token, and nothing else said.
+async fn healthz(req: Request) -> Response {
+    probe_answer(&req, true)
+}
+
+/// `GET /readyz`: this node can serve (the catalog answers, the cache
+/// takes writes, no worker is dead): 200, else 503. No token; the reason
+/// goes to the log, never to the caller.
+async fn readyz(State(st): State<AppState>, req: Request) -> Response {
+    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return probe_answer(&req, true);
+    }
+    let ready = match st.svc.ready().await {
+        Ok(()) => true,
+        Err(why) => {
+            tracing::warn!("not ready: {why}");
+            false
+        }
+    };
+    probe_answer(&req, ready)
+}
+
+fn probe_answer(req: &Request, up: bool) -> Response {
+    use axum::http::{HeaderValue, Method, StatusCode};
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut r = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} takes GET or HEAD", req.uri().path()),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let (status, body) = match up {
+        true => (StatusCode::OK, "ok\n"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {

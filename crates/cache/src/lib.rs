@@ -141,6 +141,14 @@ impl Cache {
         ))
     }
 
+    /// Whether the cache takes writes: a probe file created, written and
+    /// removed in `tmp/`. Blocking.
+    pub fn writable(&self) -> io::Result<()> {
+        let p = self.tmp.join(format!(".ready-probe-{}", std::process::id()));
+        std::fs::write(&p, b"ready")?;
+        std::fs::remove_file(&p)
+    }
+
     pub fn tmp_path(&self, id: FileId) -> PathBuf {
         self.tmp.join(id.to_string())
     }

@@ -14,6 +14,7 @@ use bale_util::background::WorkerInfo;
 use bale_util::{NsPath, Timestamp};
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A fault to inject (tests and drills); each fires once.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -165,6 +166,31 @@ impl Service {
 
     /// Every background worker with its state, counters and last error.
     /// Errors may name paths: for administrators.
+    /// Whether this node can serve (`/readyz`): the catalog answers
+    /// within two seconds, the cache takes a write, and no background
+    /// worker is dead. An offline drive is normal operation, not a reason.
+    /// The reason, for the log: the answer itself says no more than
+    /// ready or not.
+    pub async fn ready(&self) -> std::result::Result<(), String> {
+        let probe = tokio::time::timeout(Duration::from_secs(2), self.catalog().node(bale_catalog::ROOT_ID));
+        match probe.await {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => return Err("the catalog has no root directory".into()),
+            Ok(Err(e)) => return Err(format!("the catalog does not answer: {e}")),
+            Err(_) => return Err("the catalog did not answer within 2 s".into()),
+        }
+        let cache = self.cache.clone();
+        match tokio::task::spawn_blocking(move || cache.writable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("the cache takes no write: {e}")),
+            Err(e) => return Err(format!("the cache probe failed: {e}")),
+        }
+        if let Some(w) = self.background().workers().into_iter().find(|w| w.state == "dead") {
+            return Err(format!("worker {} is dead", w.name));
+        }
+        Ok(())
+    }
+
     pub fn workers(&self, who: &Principal) -> Result<Vec<WorkerInfo>> {
         allow(who, Action::Workers)?;
         Ok(self.background().workers())

@@ -4,7 +4,7 @@ use crate::{Error, Result};
 use bale_util::NsPath;
 
 /// Top-level names that belong to the HTTP interface, not the namespace.
-pub const RESERVED_NAMES: [&str; 4] = ["api", ".well-known", "metrics", "ui"];
+pub const RESERVED_NAMES: [&str; 6] = ["api", ".well-known", "metrics", "ui", "healthz", "readyz"];
 
 /// Refuses a path under a reserved top-level name.
 pub(crate) fn check_reserved(path: &NsPath) -> Result<()> {

@@ -1,0 +1,8 @@
+//! Operating bale (issue 24): health and readiness probes. One module per
+//! part.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod health;
