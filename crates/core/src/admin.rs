@@ -233,6 +233,30 @@ impl Service {
         r
     }
 
+    /// Reads the configured policy file again (SIGHUP): a bad file is
+    /// refused and the running policy stays. Returns what it did, for the
+    /// log; `None` when no policy file is configured.
+    pub fn reload_policy_file(&self) -> Option<Result<String>> {
+        let path = &self.config().archive.policy;
+        if path.as_os_str().is_empty() {
+            return None;
+        }
+        let r = std::fs::read_to_string(path)
+            .map_err(|e| Error::BadRequest(format!("cannot read {}: {e}", path.display())))
+            .and_then(|text| {
+                self.archiver()
+                    .load(&text, &format!("{}, reloaded on SIGHUP", path.display()))
+                    .map(|p| format!("policy {} reloaded: {} rule(s)", path.display(), p.policy.rules.len()))
+            });
+        let (result, detail) = match &r {
+            Ok(d) => ("ok", d.clone()),
+            Err(e) => ("failed", e.to_string()),
+        };
+        self.audit
+            .local("policy-reload", &path.display().to_string(), result, &detail);
+        Some(r)
+    }
+
     pub async fn queue(&self, who: &Principal) -> Result<QueueView> {
         allow(who, Action::QueueShow)?;
         self.archiver().queue().await

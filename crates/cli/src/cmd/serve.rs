@@ -131,10 +131,99 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
         cfg.data_dir.display(),
         cfg.admin_token_path().display()
     );
-    bale_api::serve(listener, svc.clone(), shutdown_signal()).await?;
+    let server = tokio::spawn(bale_api::serve(listener, svc.clone(), shutdown_signal()));
+    // Under systemd (Type=notify): ready once a request is answered, then
+    // watchdog pings; SIGHUP reloads the policy file.
+    tokio::spawn(notify_ready(addr, cfg.server.tls()));
+    tokio::spawn(reload_on_hangup(svc.clone()));
+    server.await??;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     svc.shutdown().await;
     eprintln!("bale: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tells systemd (when `NOTIFY_SOCKET` is set) that the server is ready,
+/// once it answers a request: a `GET /healthz` over plain HTTP, or a
+/// connection taken over TLS. Then pings the watchdog, if one is set, at
+/// half its interval.
+async fn notify_ready(addr: std::net::SocketAddr, tls: bool) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let target = match addr.ip().is_unspecified() {
+        true => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()),
+        false => addr,
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !answers(target, tls).await {
+        if tokio::time::Instant::now() > deadline {
+            tracing::error!("the server did not answer on {target} within 60 s: systemd is not told it is ready");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("cannot tell systemd that bale is ready: {e}");
+    }
+    // As sd_watchdog_enabled(3): WATCHDOG_USEC, for this process when
+    // WATCHDOG_PID names it or is not set.
+    let usec: u64 = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let ours = std::env::var("WATCHDOG_PID")
+        .ok()
+        .is_none_or(|p| p.parse::<u32>().ok() == Some(std::process::id()));
+    if usec > 0 && ours {
+        let every = std::time::Duration::from_micros(usec / 2);
+        loop {
+            tokio::time::sleep(every).await;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    }
+}
+
+/// Whether the server answers at `target`.
+async fn answers(target: std::net::SocketAddr, tls: bool) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut c)) = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        tokio::net::TcpStream::connect(target),
+    )
+    .await
+    else {
+        return false;
+    };
+    if tls {
+        return true;
+    }
+    let ask = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if ask.await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), c.read_exact(&mut head)).await,
+        Ok(Ok(_))
+    ) && &head == b"HTTP/1.1 200"
+}
+
+/// SIGHUP: the policy file is read again (a bad one is refused, the
+/// running policy stays). TLS certificates are reloaded on their own
+/// (checked every 2 s); everything else needs a restart.
+async fn reload_on_hangup(svc: std::sync::Arc<Service>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match svc.reload_policy_file() {
+            None => tracing::info!("SIGHUP: no policy file is configured; nothing to reload"),
+            Some(Ok(what)) => tracing::info!("SIGHUP: {what}"),
+            Some(Err(e)) => tracing::error!("SIGHUP: the policy file was not loaded, the running one stays: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
