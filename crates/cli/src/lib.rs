@@ -103,7 +103,12 @@ enum Command {
     /// Open pools and a summary of the archive jobs; `queue flush` closes
     /// pools now, `queue retry` sends failed jobs again.
     Queue(On<cmd::archive::QueueArgs>),
-    /// What the cache holds: cached, pinned and purgeable files and bytes.
+    /// What the cache holds, against its capacity: cached files (their data
+    /// is in the cache), pinned (kept by a pin or a stage request), purgeable
+    /// (on tape, not pinned: the purger may remove their copies); the
+    /// capacity ([cache] capacity, else the filesystem's size), the purger's
+    /// high and low marks ([cache] purge_high and purge_low), and the
+    /// filesystem's free space.
     Cache(On<cmd::cache::CacheArgs>),
     /// Storage groups' quotas and use (`quota set SG --bytes 10TB --files 1M
     /// --volumes LIB=N`, administrators).

@@ -465,8 +465,39 @@ impl Service {
     }
 
     /// What the cache holds: cached, pinned and purgeable files and bytes.
-    pub async fn cache_usage(&self, who: &Principal) -> Result<bale_catalog::CacheUsage> {
+    /// What the cache holds, against its capacity and the purger's marks.
+    pub async fn cache_usage(&self, who: &Principal) -> Result<CacheView> {
         allow(who, Action::CacheUsage)?;
-        Ok(self.catalog().cache_usage(bale_util::Timestamp::now()).await?)
+        let usage = self.catalog().cache_usage(bale_util::Timestamp::now()).await?;
+        let (free, total) = self
+            .cache
+            .space()
+            .map_err(|e| Error::Internal(format!("cannot read the cache filesystem's space: {e}")))?;
+        let c = &self.config().cache;
+        // As the purger counts it: the configured capacity, else the filesystem's size.
+        let capacity = match c.capacity.as_u64() {
+            0 => total,
+            n => n,
+        };
+        Ok(CacheView {
+            usage,
+            capacity,
+            filesystem_free: free,
+            purge_high: (c.purge_high * capacity as f64) as u64,
+            purge_low: (c.purge_low * capacity as f64) as u64,
+        })
     }
+}
+
+/// The cache at a glance: what it holds (files and bytes cached, pinned,
+/// purgeable), its capacity, the free space of its filesystem, and the
+/// purger's marks in bytes (above the high one it purges down to the low
+/// one).
+#[derive(Clone, Debug)]
+pub struct CacheView {
+    pub usage: bale_catalog::CacheUsage,
+    pub capacity: u64,
+    pub filesystem_free: u64,
+    pub purge_high: u64,
+    pub purge_low: u64,
 }

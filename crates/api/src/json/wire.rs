@@ -405,11 +405,22 @@ pub struct CacheJson {
     pub pinned_bytes: u64,
     pub purgeable_files: u64,
     pub purgeable_bytes: u64,
+    /// The configured capacity, else the cache filesystem's size.
+    pub capacity_bytes: u64,
+    pub filesystem_free_bytes: u64,
+    /// The purger's marks: above the high one it purges to the low one.
+    pub purge_high_bytes: u64,
+    pub purge_low_bytes: u64,
 }
 
-impl From<&bale_catalog::CacheUsage> for CacheJson {
-    fn from(u: &bale_catalog::CacheUsage) -> CacheJson {
+impl From<&bale_core::admin::CacheView> for CacheJson {
+    fn from(v: &bale_core::admin::CacheView) -> CacheJson {
+        let u = &v.usage;
         CacheJson {
+            capacity_bytes: v.capacity,
+            filesystem_free_bytes: v.filesystem_free,
+            purge_high_bytes: v.purge_high,
+            purge_low_bytes: v.purge_low,
             cached_files: u.cached_files,
             cached_bytes: u.cached_bytes,
             pinned_files: u.pinned_files,

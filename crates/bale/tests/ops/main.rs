@@ -5,5 +5,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cache_view;
 mod health;
 mod systemd;

@@ -53,6 +53,32 @@ pub async fn cache(c: &Client, a: &CacheArgs) -> Result<ExitCode> {
             DecimalBytes(n(&u, bytes)).to_string()
         );
     }
+    let cap = n(&u, "capacity_bytes");
+    let share = |b: u64| match cap {
+        0 => String::new(),
+        c => format!(" ({:.0} %)", b as f64 * 100.0 / c as f64),
+    };
+    println!();
+    println!("capacity   {:>23}", DecimalBytes(cap).to_string());
+    println!(
+        "used       {:>23}{}",
+        DecimalBytes(n(&u, "cached_bytes")).to_string(),
+        share(n(&u, "cached_bytes"))
+    );
+    println!(
+        "high mark  {:>23}{}   above it the purger removes what is safe on tape...",
+        DecimalBytes(n(&u, "purge_high_bytes")).to_string(),
+        share(n(&u, "purge_high_bytes"))
+    );
+    println!(
+        "low mark   {:>23}{}   ...down to this",
+        DecimalBytes(n(&u, "purge_low_bytes")).to_string(),
+        share(n(&u, "purge_low_bytes"))
+    );
+    println!(
+        "fs free    {:>23}",
+        DecimalBytes(n(&u, "filesystem_free_bytes")).to_string()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
