@@ -328,15 +328,7 @@ impl Catalog for PostgresCatalog {
                 }
             }
         }
-        let mut delta: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
-        let added = tallies.iter().map(|(g, t)| (g.clone(), t.added_files, t.added_bytes));
-        for (g, files, bytes) in added.chain(released) {
-            let e = delta.entry(g).or_default();
-            e.0 += files;
-            e.1 += bytes;
-        }
-        let delta: Vec<(String, i64, i64)> = delta.into_iter().map(|(g, (f, b))| (g, f, b)).collect();
-        apply_usage(&tx, &delta).await?;
+        apply_usage(&tx, &rules::commit_usage(&tallies, released)).await?;
         tx.commit().await?;
         Ok(out)
     }

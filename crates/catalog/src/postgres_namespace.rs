@@ -298,13 +298,7 @@ pub(crate) async fn load_tally(tx: &impl GenericClient, group: &str) -> Result<r
         Some(r) => (r.get(0), r.get(1)),
         None => (0, 0),
     };
-    Ok(rules::Tally {
-        max_bytes: max_bytes.map(|b| b as u64),
-        max_files: max_files.map(|f| f as u64),
-        files,
-        bytes,
-        ..rules::Tally::default()
-    })
+    Ok(rules::Tally::limited(max_bytes, max_files, files, bytes))
 }
 
 /// Adds files and bytes to storage groups' use.

@@ -314,6 +314,18 @@ pub(crate) struct Tally {
 pub(crate) type Tallies = std::collections::HashMap<String, Tally>;
 
 impl Tally {
+    /// A group's tally from its quota row (limits as the catalog stores
+    /// them) and its use.
+    pub fn limited(max_bytes: Option<i64>, max_files: Option<i64>, files: i64, bytes: i64) -> Tally {
+        Tally {
+            max_bytes: max_bytes.map(|b| b as u64),
+            max_files: max_files.map(|f| f as u64),
+            files,
+            bytes,
+            ..Tally::default()
+        }
+    }
+
     /// Admits a file of `size` bytes that replaces one of `replaced` bytes
     /// of the same group (if any), or says which quota it would pass.
     pub fn admit(&mut self, group: &str, name: &str, size: u64, replaced: Option<u64>) -> Result<()> {
@@ -359,27 +371,51 @@ impl Tally {
     }
 }
 
-/// Files and bytes by storage group of file nodes leaving the namespace
-/// (negative) or entering it.
-pub(crate) fn usage_of<'a>(nodes: impl IntoIterator<Item = &'a Node>, sign: i64) -> Vec<(String, i64, i64)> {
+/// Files and bytes by storage group, summed and sorted (the order in
+/// which a transaction changes the use rows).
+pub(crate) fn by_group(deltas: impl IntoIterator<Item = (String, i64, i64)>) -> Vec<(String, i64, i64)> {
     let mut by: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
-    for n in nodes.into_iter().filter(|n| !n.is_dir()) {
-        let e = by.entry(crate::model::group_of(&n.tags).to_string()).or_default();
-        e.0 += sign;
-        e.1 += sign * n.size as i64;
+    for (g, files, bytes) in deltas {
+        let e = by.entry(g).or_default();
+        e.0 += files;
+        e.1 += bytes;
     }
     by.into_iter().map(|(g, (f, b))| (g, f, b)).collect()
 }
 
+/// Files and bytes by storage group of file nodes leaving the namespace
+/// (negative) or entering it.
+pub(crate) fn usage_of<'a>(nodes: impl IntoIterator<Item = &'a Node>, sign: i64) -> Vec<(String, i64, i64)> {
+    by_group(
+        nodes
+            .into_iter()
+            .filter(|n| !n.is_dir())
+            .map(|n| (crate::model::group_of(&n.tags).to_string(), sign, sign * n.size as i64)),
+    )
+}
+
 /// The use imported file entries add, by storage group.
 pub(crate) fn import_usage(entries: &[crate::model::ImportNode]) -> Vec<(String, i64, i64)> {
-    let mut by: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
-    for e in entries.iter().filter(|e| e.kind == crate::model::NodeKind::File) {
-        let t = by.entry(crate::model::group_of(&e.tags).to_string()).or_default();
-        t.0 += 1;
-        t.1 += e.size as i64;
-    }
-    by.into_iter().map(|(g, (f, b))| (g, f, b)).collect()
+    by_group(
+        entries
+            .iter()
+            .filter(|e| e.kind == crate::model::NodeKind::File)
+            .map(|e| (crate::model::group_of(&e.tags).to_string(), 1, e.size as i64)),
+    )
+}
+
+/// The use a commit adds (its tallies) and takes (files it replaced), by
+/// storage group.
+pub(crate) fn commit_usage(
+    tallies: &Tallies,
+    released: impl IntoIterator<Item = (String, i64, i64)>,
+) -> Vec<(String, i64, i64)> {
+    by_group(
+        tallies
+            .iter()
+            .map(|(g, t)| (g.clone(), t.added_files, t.added_bytes))
+            .chain(released),
+    )
 }
 
 #[cfg(test)]

@@ -378,7 +378,7 @@ impl Catalog for SqliteCatalog {
                     }
                 }
             }
-            apply_usage(tx, &tallied(&tallies))?;
+            apply_usage(tx, &rules::commit_usage(&tallies, []))?;
             Ok(out)
         })
         .await

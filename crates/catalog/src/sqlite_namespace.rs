@@ -258,19 +258,5 @@ pub(crate) fn load_tally(tx: &Transaction<'_>, group: &str) -> Result<rules::Tal
         .query_row([group], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, 0));
-    Ok(rules::Tally {
-        max_bytes: max_bytes.map(|b| b as u64),
-        max_files: max_files.map(|f| f as u64),
-        files,
-        bytes,
-        ..rules::Tally::default()
-    })
-}
-
-/// The use a commit adds, from its tallies.
-pub(crate) fn tallied(tallies: &rules::Tallies) -> Vec<(String, i64, i64)> {
-    tallies
-        .iter()
-        .map(|(g, t)| (g.clone(), t.added_files, t.added_bytes))
-        .collect()
+    Ok(rules::Tally::limited(max_bytes, max_files, files, bytes))
 }

@@ -565,19 +565,14 @@ impl Service {
         if props.is_empty() {
             return Ok(());
         }
-        let changes: Vec<PropChange> = props
+        // The destination's own go first, then the source's are set.
+        let (source, own): (Vec<_>, Vec<_>) = props.into_iter().partition(|(id, _)| *id == from);
+        let changes: Vec<PropChange> = own
             .into_iter()
-            .map(|(id, p)| match id == from {
-                true => PropChange::Set(p),
-                false => PropChange::Remove { ns: p.ns, name: p.name },
-            })
+            .map(|(_, p)| PropChange::Remove { ns: p.ns, name: p.name })
+            .chain(source.into_iter().map(|(_, p)| PropChange::Set(p)))
             .collect();
-        // Removals first, then the source's.
-        let (mut remove, set): (Vec<_>, Vec<_>) = changes
-            .into_iter()
-            .partition(|c| matches!(c, PropChange::Remove { .. }));
-        remove.extend(set);
-        self.catalog.patch_props(to, &remove, None).await?;
+        self.catalog.patch_props(to, &changes, None).await?;
         Ok(())
     }
 

@@ -236,20 +236,18 @@ impl Service {
     /// may hold at most. The commit checks again, atomically.
     pub(crate) async fn quota_room(&self, tags: &Tags, len: Option<u64>, replaced: Option<u64>) -> Result<Room> {
         let group = bale_catalog::group_of(tags).to_string();
-        let Some(q) = self.quota_of(&group).await? else {
+        // Only a byte or file quota matters here (volumes are the scheduler's).
+        let limited = self
+            .quota_of(&group)
+            .await?
+            .filter(|q| q.bytes.is_some() || q.files.is_some());
+        let Some(q) = limited else {
             return Ok(Room {
                 bytes: None,
                 group,
                 quota: None,
             });
         };
-        if q.bytes.is_none() && q.files.is_none() {
-            return Ok(Room {
-                bytes: None,
-                group,
-                quota: None,
-            });
-        }
         let u: GroupUsage = self
             .catalog
             .group_usage()

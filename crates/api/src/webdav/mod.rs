@@ -191,22 +191,24 @@ fn client_mtime(h: &HeaderMap) -> Result<Option<Timestamp>, ApiError> {
     let Some(v) = header_str(h, "x-oc-mtime") else {
         return Ok(None);
     };
-    let bad = || {
+    epoch_seconds(v).map(Some).ok_or_else(|| {
         ApiError::bad_request(format!(
             "X-OC-Mtime must be seconds since 1970 (with a fraction if need be, up to the year 2262), not {v:?}"
         ))
-    };
+    })
+}
+
+/// Seconds since 1970, with an optional fraction of up to nine digits,
+/// exactly (no float): `X-OC-Mtime`, ownCloud's `lastmodified`.
+pub(crate) fn epoch_seconds(v: &str) -> Option<Timestamp> {
     let (secs, frac) = v.trim().split_once('.').unwrap_or((v.trim(), ""));
-    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(secs) || !(frac.is_empty() || (frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()))) {
-        return Err(bad());
+    let digits = |s: &str, max: usize| s.len() <= max && s.bytes().all(|b| b.is_ascii_digit());
+    if secs.is_empty() || !digits(secs, 12) || !digits(frac, 9) {
+        return None;
     }
-    let nanos: i64 = format!("{frac:0<9}").parse().map_err(|_| bad())?;
-    let secs: i64 = secs.parse().map_err(|_| bad())?;
-    secs.checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(nanos))
-        .map(|n| Some(Timestamp(n)))
-        .ok_or_else(bad)
+    let nanos: i64 = format!("{frac:0<9}").parse().ok()?;
+    let secs: i64 = secs.parse().ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos).map(Timestamp)
 }
 
 /// The answer to a GET or HEAD whose representation the client has.

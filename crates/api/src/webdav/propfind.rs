@@ -86,14 +86,6 @@ fn live(n: &Node, name: &str) -> Option<String> {
     })
 }
 
-/// An empty property element (a name without its value).
-fn name_only(ns: &str, name: &str) -> String {
-    match ns == DAV {
-        true => format!("<D:{name}/>"),
-        false => xml::empty(ns, name),
-    }
-}
-
 fn propstat(out: &mut String, props: &str, status: &str) {
     if !props.is_empty() {
         out.push_str(&format!(
@@ -111,7 +103,7 @@ fn response_xml(path: &NsPath, n: &Node, asked: &Asked, dead: &[DeadProp]) -> St
         }
         Asked::Names => {
             for l in LIVE.iter().filter(|l| live(n, l).is_some()) {
-                found.push_str(&format!("<D:{l}/>"));
+                found.push_str(&xml::name_only(DAV, l));
             }
             dead.iter().for_each(|p| found.push_str(&xml::empty(&p.ns, &p.name)));
         }
@@ -126,7 +118,7 @@ fn response_xml(path: &NsPath, n: &Node, asked: &Asked, dead: &[DeadProp]) -> St
                 };
                 match value {
                     Some(v) => found.push_str(&v),
-                    None => missing.push_str(&name_only(ns, name)),
+                    None => missing.push_str(&xml::name_only(ns, name)),
                 }
             }
         }

@@ -101,15 +101,13 @@ fn read(body: &[u8]) -> Result<Patch, ApiError> {
     Ok(Patch { changes, mtime, items })
 }
 
-/// A modification time as PROPPATCH sets it: an HTTP date, or whole
-/// seconds since 1970.
+/// A modification time as PROPPATCH sets it: an HTTP date, or seconds
+/// since 1970.
 fn modified(v: &str) -> Option<Timestamp> {
-    let v = v.trim();
-    if let Ok(t) = httpdate::parse_http_date(v) {
-        return Some(Timestamp::from(t));
+    match httpdate::parse_http_date(v.trim()) {
+        Ok(t) => Some(Timestamp::from(t)),
+        Err(_) => super::epoch_seconds(v),
     }
-    let secs: i64 = v.parse().ok().filter(|s| (0..=253_402_300_799).contains(s))?;
-    Some(Timestamp(secs.checked_mul(1_000_000_000)?))
 }
 
 pub(crate) async fn proppatch(st: &AppState, who: &Principal, path: &NsPath, body: Body) -> Result<Response, ApiError> {
@@ -134,10 +132,7 @@ pub(crate) async fn proppatch(st: &AppState, who: &Principal, path: &NsPath, bod
     out.push_str(&escape(bale_util::url_path(path.as_str())));
     out.push_str("</D:href>");
     for i in &items {
-        let name = match i.ns == DAV {
-            true => format!("<D:{}/>", i.name),
-            false => xml::empty(&i.ns, &i.name),
-        };
+        let name = xml::name_only(&i.ns, &i.name);
         let (status, why) = match (&i.refused, failed) {
             (Some((code, why)), _) => (*code, Some(why.as_str())),
             (None, true) => (424, None),

@@ -302,6 +302,15 @@ pub(crate) fn empty(ns: &str, local: &str) -> String {
     out
 }
 
+/// A property's name without its value, in a multistatus whose `D`
+/// prefix is DAV:.
+pub(crate) fn name_only(ns: &str, name: &str) -> String {
+    match ns == DAV {
+        true => format!("<D:{name}/>"),
+        false => empty(ns, name),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

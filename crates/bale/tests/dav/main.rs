@@ -24,3 +24,18 @@ pub fn method(m: &str) -> Method {
 pub fn tool(name: &'static str) -> Option<&'static str> {
     common::installed(name).then_some(name)
 }
+
+/// rclone's arguments for bale as an ownCloud server (X-OC-Mtime, and
+/// modification times compared rather than sizes alone).
+pub fn owncloud(s: &common::Server) -> Vec<String> {
+    [
+        "--webdav-url",
+        &s.url,
+        "--webdav-bearer-token",
+        &s.token,
+        "--webdav-vendor",
+        "owncloud",
+    ]
+    .map(String::from)
+    .to_vec()
+}

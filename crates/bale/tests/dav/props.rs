@@ -232,19 +232,12 @@ fn rclone_owncloud_keeps_local_times() {
             .set_modified(t(i))
             .unwrap();
     }
-    let args = [
-        "--webdav-url",
-        &s.url,
-        "--webdav-bearer-token",
-        &s.token,
-        "--webdav-vendor",
-        "owncloud",
-    ];
+    let args = crate::owncloud(&s);
     let out = Command::new(rclone)
         .arg("copy")
         .arg(&up)
         .arg(":webdav:/oc")
-        .args(args)
+        .args(&args)
         .output()
         .unwrap();
     assert_ok(&out, "rclone copy up");
@@ -255,7 +248,7 @@ fn rclone_owncloud_keeps_local_times() {
         .arg("copy")
         .arg(":webdav:/oc")
         .arg(&down)
-        .args(args)
+        .args(&args)
         .output()
         .unwrap();
     assert_ok(&out, "rclone copy down");
@@ -267,7 +260,7 @@ fn rclone_owncloud_keeps_local_times() {
     let out = Command::new(rclone)
         .arg("lsl")
         .arg(":webdav:/oc")
-        .args(args)
+        .args(&args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -184,22 +184,14 @@ fn rclone_sync_replaces_without_deleting() {
     }
     // The owncloud vendor: rclone then compares modification times (which
     // it sends with X-OC-Mtime), not sizes alone.
-    let args = [
-        "--webdav-url",
-        &s.url,
-        "--webdav-bearer-token",
-        &s.token,
-        "--webdav-vendor",
-        "owncloud",
-        "--retries",
-        "1",
-    ];
+    let mut args = crate::owncloud(&s);
+    args.extend(["--retries".to_string(), "1".to_string()]);
     let sync = |s: &Server| {
         let out = Command::new(rclone)
             .arg("sync")
             .arg(work.path())
             .arg(":webdav:/sync")
-            .args(args)
+            .args(&args)
             .args(["--dump", "headers", "--low-level-retries", "1"])
             .output()
             .unwrap();
