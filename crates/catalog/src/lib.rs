@@ -17,12 +17,14 @@
 pub mod conformance;
 mod error;
 mod model;
+pub mod ops;
 mod pool;
 mod postgres;
 mod postgres_access;
 mod postgres_common;
 mod postgres_connect;
 mod postgres_namespace;
+mod postgres_ops;
 mod postgres_pool;
 mod postgres_residency;
 mod postgres_stage;
@@ -34,6 +36,7 @@ mod sqlite;
 mod sqlite_access;
 mod sqlite_common;
 mod sqlite_namespace;
+mod sqlite_ops;
 mod sqlite_pool;
 mod sqlite_residency;
 mod sqlite_stage;
@@ -43,6 +46,7 @@ mod tape;
 
 pub use error::{CatalogError, Result};
 pub use model::*;
+pub use ops::{Depths, EventKind, FileEvent, OpsCatalog};
 pub use pool::*;
 pub use postgres_connect::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};
@@ -63,7 +67,7 @@ pub type DynCatalog = Arc<dyn Catalog>;
 
 #[async_trait]
 pub trait Catalog:
-    TapeCatalog + PoolCatalog + AccessCatalog + CacheCatalog + StageCatalog + Send + Sync + 'static
+    TapeCatalog + PoolCatalog + AccessCatalog + CacheCatalog + StageCatalog + ops::OpsCatalog + Send + Sync + 'static
 {
     /// Short name of the backend, for logs and status ("sqlite", "postgres").
     fn backend(&self) -> &'static str;

@@ -78,12 +78,12 @@ impl Catalog for PostgresCatalog {
 
     async fn node(&self, id: NodeId) -> Result<Option<Node>> {
         let c = self.pool.get().await?;
-        get_node(&c, id).await
+        get_node(&*c, id).await
     }
 
     async fn child(&self, dir: NodeId, name: &str) -> Result<Option<Node>> {
         let c = self.pool.get().await?;
-        get_child(&c, dir, name).await
+        get_child(&*c, dir, name).await
     }
 
     async fn children_named(&self, dir: NodeId, names: &[String]) -> Result<Vec<Node>> {
@@ -123,7 +123,7 @@ impl Catalog for PostgresCatalog {
             )
             .await?;
         let rows = c.query(&st, &[&id]).await?;
-        if rows.is_empty() && id != ROOT_ID && get_node(&c, id).await?.is_none() {
+        if rows.is_empty() && id != ROOT_ID && get_node(&*c, id).await?.is_none() {
             return Err(CatalogError::NotFound(format!("node {id}")));
         }
         let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
@@ -362,7 +362,7 @@ impl Catalog for PostgresCatalog {
             return Ok(());
         }
         let c = self.pool.get().await?;
-        settle(&c, ids).await
+        settle(&*c, ids).await
     }
 
     async fn remove(&self, id: NodeId, recursive: bool, only_owner: Option<&str>) -> Result<Vec<Node>> {

@@ -25,13 +25,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0014_trial_fixes.sql"),
     include_str!("../migrations/postgres/0015_webdav.sql"),
     include_str!("../migrations/postgres/0016_quotas.sql"),
+    include_str!("../migrations/postgres/0017_file_history.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x6261_6c65;
 
 pub struct PostgresCatalog {
-    pub(crate) pool: Pool,
+    pub(crate) pool: Timed,
     /// Connections whose statements keep one generic plan, for reads that
     /// are index probes on a unique key or its leading columns (a file's
     /// tape copies, its job, its pool): one plan fits every parameter,
@@ -39,7 +40,7 @@ pub struct PostgresCatalog {
     /// million files. Each such statement is written so that even a plan
     /// made on an empty catalog probes indexes (PostgreSQL also makes it
     /// again after each ANALYZE of its tables).
-    pub(crate) probes: Pool,
+    pub(crate) probes: Timed,
 }
 
 impl PostgresCatalog {
@@ -92,8 +93,49 @@ impl PostgresCatalog {
     }
 }
 
+/// A pool whose connections time their use: from being asked for to
+/// being given back, the `bale_catalog_transaction_seconds` histogram
+/// (every catalog call takes one connection and gives it back).
+pub(crate) struct Timed(Pool);
+
+impl Timed {
+    pub(crate) async fn get(&self) -> std::result::Result<Held, deadpool_postgres::PoolError> {
+        let start = std::time::Instant::now();
+        Ok(Held {
+            conn: self.0.get().await?,
+            start,
+        })
+    }
+}
+
+/// A connection taken from a [`Timed`] pool.
+pub(crate) struct Held {
+    conn: deadpool_postgres::Object,
+    start: std::time::Instant,
+}
+
+impl std::ops::Deref for Held {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        metrics::histogram!(bale_util::metrics::CATALOG_SECONDS, "backend" => "postgres")
+            .record(self.start.elapsed().as_secs_f64());
+    }
+}
+
 /// A pool of up to 16 connections that plan with `plan_cache_mode = mode`.
-fn pool_planning(mut cfg: tokio_postgres::Config, mode: &str) -> Result<Pool> {
+fn pool_planning(mut cfg: tokio_postgres::Config, mode: &str) -> Result<Timed> {
     let opts = match cfg.get_options() {
         Some(o) => format!("{o} -c plan_cache_mode={mode}"),
         None => format!("-c plan_cache_mode={mode}"),
@@ -109,5 +151,6 @@ fn pool_planning(mut cfg: tokio_postgres::Config, mode: &str) -> Result<Pool> {
     Pool::builder(mgr)
         .max_size(16)
         .build()
+        .map(Timed)
         .map_err(|e| CatalogError::backend(e, false))
 }

@@ -166,7 +166,7 @@ impl StageCatalog for PostgresCatalog {
 
     async fn release_holds(&self, request: Option<i64>, ids: &[FileId]) -> Result<usize> {
         let c = self.pool.get().await?;
-        release_holds(&c, request, ids).await
+        release_holds(&*c, request, ids).await
     }
 
     async fn forget_finished_stage_requests(&self, before: Timestamp, now: Timestamp) -> Result<u64> {

@@ -75,7 +75,7 @@ impl TapeCatalog for PostgresCatalog {
 
     async fn volume(&self, label: &str) -> Result<Option<Volume>> {
         let c = self.pool.get().await?;
-        get_volume(&c, label).await
+        get_volume(&*c, label).await
     }
 
     async fn set_volume_state(&self, label: &str, state: VolumeState) -> Result<Volume> {
@@ -169,7 +169,7 @@ impl TapeCatalog for PostgresCatalog {
         let row = c.query_opt(&st, &[&file_id.to_string()]).await?;
         let Some(row) = row else { return Ok(None) };
         let mut job = job_from_row(&row)?;
-        job_files(&c, &mut job).await?;
+        job_files(&*c, &mut job).await?;
         Ok(Some(job))
     }
 
@@ -250,6 +250,7 @@ impl TapeCatalog for PostgresCatalog {
                  SELECT unnest($1::text[]), $2, unnest($3::bigint[]), unnest($4::bigint[]), unnest($5::bigint[])",
             )
             .await?;
+        let now = Timestamp::now();
         for p in packages {
             let next = rules::continues(&vw.label, (seq, used), p)?;
             tx.execute(
@@ -271,6 +272,8 @@ impl TapeCatalog for PostgresCatalog {
             let sizes: Vec<i64> = p.members.iter().map(|m| m.size as i64).collect();
             let sums: Vec<i64> = p.members.iter().map(|m| m.adler32.0 as i64).collect();
             tx.execute(&mem, &[&ids, &p.id, &offsets, &sizes, &sums]).await?;
+            tx.execute(crate::ops::PACKED_EVENTS_SQL, &[&now.0, &vw.label, &p.id])
+                .await?;
             if let Some(j) = p.job {
                 // Exactly the files written leave the job; a job with files
                 // left stays queued.

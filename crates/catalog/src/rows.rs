@@ -371,3 +371,21 @@ pub(crate) fn pool_summary<R: Columns>(r: &R) -> Result<PoolSummary, R::Error> {
         oldest: Timestamp(r.int(13)?),
     })
 }
+
+/// A file event from `id, ` then [`crate::ops::EVENT_COLS`].
+pub(crate) fn file_event<R: Columns>(r: &R) -> Result<crate::ops::FileEvent, R::Error> {
+    Ok(crate::ops::FileEvent {
+        seq: r.int(0)?,
+        time: Timestamp(r.int(1)?),
+        file_id: FileId::parse(&r.text(2)?).ok_or_else(|| r.invalid(2, "not a file id".into()))?,
+        kind: r.text(3)?.parse().map_err(|e: String| r.invalid(3, e))?,
+        path: r.opt_text(4)?,
+        who: r.opt_text(5)?,
+        request: r.opt_text(6)?,
+        package: r.opt_text(7)?,
+        offset: r.opt_int(8)?.map(|o| o as u64),
+        volume: r.opt_text(9)?,
+        count: r.int(10)? as u64,
+        detail: r.opt_text(11)?,
+    })
+}

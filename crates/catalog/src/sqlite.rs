@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0014_trial_fixes.sql"),
     include_str!("../migrations/sqlite/0015_webdav.sql"),
     include_str!("../migrations/sqlite/0016_quotas.sql"),
+    include_str!("../migrations/sqlite/0017_file_history.sql"),
 ];
 
 pub struct SqliteCatalog {
@@ -85,6 +86,23 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
+/// Times a catalog call into `bale_catalog_transaction_seconds` when
+/// dropped: waiting for a connection and the transaction itself.
+struct Timing(std::time::Instant);
+
+impl Timing {
+    fn start() -> Timing {
+        Timing(std::time::Instant::now())
+    }
+}
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        metrics::histogram!(bale_util::metrics::CATALOG_SECONDS, "backend" => "sqlite")
+            .record(self.0.elapsed().as_secs_f64());
+    }
+}
+
 impl SqliteCatalog {
     /// Opens (creating if needed) the catalog database at `path` and migrates it.
     pub async fn open(path: &Path) -> Result<SqliteCatalog> {
@@ -117,6 +135,7 @@ impl SqliteCatalog {
     ) -> Result<T> {
         let readers = self.readers.clone();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let _timed = Timing::start();
         let run = move || {
             // Take the first free reader, starting round-robin; wait on one if all are busy.
             for i in 0..readers.len() {
@@ -141,6 +160,7 @@ impl SqliteCatalog {
         f: impl FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let writer = self.writer.clone();
+        let _timed = Timing::start();
         tokio::task::spawn_blocking(move || {
             let mut conn = writer.lock().expect("writer lock");
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -240,6 +240,8 @@ impl TapeCatalog for SqliteCatalog {
                  FROM members m WHERE m.package = ?1 \
                  AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.file_id = m.file_id)) WHERE id = ?1",
             )?;
+            let mut packed = tx.prepare_cached(crate::ops::PACKED_EVENTS_SQL)?;
+            let now = Timestamp::now();
             for p in &packages {
                 let next = rules::continues(&vw.label, (seq, used), p)?;
                 pkg.execute(params![
@@ -266,6 +268,7 @@ impl TapeCatalog for SqliteCatalog {
                         done.execute(params![j, m.file_id.to_string()])?;
                     }
                 }
+                packed.execute(params![now.0, vw.label, p.id])?;
                 // Members deleted while the package was being written.
                 dead.execute([&p.id])?;
                 (seq, used) = next;

@@ -150,6 +150,8 @@ both!(
     imports_in_bulk,
     stage_requests_hold_their_files,
     copies_are_queued_counted_and_repaired,
+    depths_count_the_queues,
+    file_events_are_kept_in_order_and_pruned_by_age,
 );
 
 /// Committed rows survive closing and reopening the catalog.

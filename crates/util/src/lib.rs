@@ -14,7 +14,9 @@ pub mod durable;
 pub mod fileid;
 pub mod human;
 pub mod mem;
+pub mod metrics;
 pub mod path;
+pub mod request;
 pub mod throttle;
 pub mod time;
 

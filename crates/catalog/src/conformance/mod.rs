@@ -143,6 +143,7 @@ fn pool_target(key: &str, ff: &str, target_size: u64, max_files: u32) -> PoolTar
 
 mod copies;
 mod namespace;
+mod ops;
 mod pools;
 mod residency;
 mod stage;
@@ -150,6 +151,7 @@ mod tape;
 
 pub use copies::*;
 pub use namespace::*;
+pub use ops::*;
 pub use pools::*;
 pub use residency::*;
 pub use stage::*;

@@ -169,6 +169,14 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     assert!(c.archive_jobs().await.unwrap().is_empty());
     let pkgs = c.packages(Some("VL0001")).await.unwrap();
     assert_eq!(pkgs.iter().map(|p| p.seq).collect::<Vec<_>>(), [0, 1, 2]);
+    // Each member's history has its tape copy, from the same transaction.
+    let h = c.file_history(files[1].file_id, 10).await.unwrap();
+    let packed: Vec<_> = h.iter().filter(|e| e.kind == EventKind::Packed).collect();
+    assert_eq!(packed.len(), 1, "{h:?}");
+    assert_eq!(
+        (packed[0].package.as_deref(), packed[0].offset, packed[0].volume.as_deref()),
+        (Some("pkg-1"), Some(1536), Some("VL0001"))
+    );
     assert_eq!(
         (pkgs[1].position, pkgs[1].members, pkgs[1].volume.as_str()),
         (3072, 1, "VL0001")

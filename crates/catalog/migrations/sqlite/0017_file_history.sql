@@ -1,0 +1,19 @@
+-- v17: each file's history (`bale history`): events by file id, in the
+-- catalog's order; old ones go by age. AUTOINCREMENT: an event's number
+-- is never given again, even after the newest events are pruned.
+CREATE TABLE file_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    file_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT,
+    who TEXT,
+    request TEXT,
+    package TEXT,
+    data_offset INTEGER,
+    volume TEXT,
+    count INTEGER NOT NULL DEFAULT 1,
+    detail TEXT
+);
+CREATE INDEX file_events_file ON file_events (file_id, id);
+CREATE INDEX file_events_time ON file_events (time);

@@ -1,0 +1,214 @@
+//! What operators look at: the depths of the queues in one round trip
+//! (for `/metrics` and `bale status`), and each file's history (its
+//! journey through the system, `bale history`).
+//!
+//! History is a table of events keyed by file id. Most are written in
+//! batches by the service a moment after what they tell of (`bale_core`'s
+//! event log); the tape copies are written in the transaction that
+//! records the tape files, so a copy on tape always has its event. Old
+//! events go by age (`[history] retention_days`).
+
+use crate::{JobState, Result, StageState};
+use async_trait::async_trait;
+use bale_util::{FileId, Timestamp};
+use serde::Serialize;
+
+/// The queues at a glance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Depths {
+    pub pools_open: u64,
+    pub pool_files: u64,
+    pub pool_bytes: u64,
+    /// When the oldest file in an open pool joined it.
+    pub pool_oldest: Option<Timestamp>,
+    /// Archive jobs and their bytes, by state (every state, zeros too).
+    pub jobs: Vec<(JobState, u64, u64)>,
+    /// Stage request files not finished, by state (submitted, started).
+    pub stage_files: Vec<(StageState, u64)>,
+    /// Stage requests not finished.
+    pub stage_requests: u64,
+    /// Open alarms by severity ("warning", "error"; others as raised).
+    pub alarms: Vec<(String, u64)>,
+}
+
+/// What happened to a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Written by a client (PUT) or made by COPY.
+    Written,
+    /// Joined an aggregation pool.
+    Pooled,
+    /// Recorded in a tape file (a package or alone) on a volume: one per copy.
+    Packed,
+    /// A tape copy read back and found good.
+    Verified,
+    /// A tape copy read back and found bad.
+    Bad,
+    /// The cache copy purged (the file is on tape).
+    Purged,
+    /// Made cached again from tape.
+    Staged,
+    /// Read by clients (counted: one event per file per flush of the
+    /// access-time log, `count` the reads in it).
+    Read,
+    /// Renamed (MOVE).
+    Moved,
+    /// Replaced by a newer file at its path.
+    Overwritten,
+    /// Deleted.
+    Deleted,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Written,
+        EventKind::Pooled,
+        EventKind::Packed,
+        EventKind::Verified,
+        EventKind::Bad,
+        EventKind::Purged,
+        EventKind::Staged,
+        EventKind::Read,
+        EventKind::Moved,
+        EventKind::Overwritten,
+        EventKind::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Written => "written",
+            EventKind::Pooled => "pooled",
+            EventKind::Packed => "packed",
+            EventKind::Verified => "verified",
+            EventKind::Bad => "bad",
+            EventKind::Purged => "purged",
+            EventKind::Staged => "staged",
+            EventKind::Read => "read",
+            EventKind::Moved => "moved",
+            EventKind::Overwritten => "overwritten",
+            EventKind::Deleted => "deleted",
+        }
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown file event kind {s:?}"))
+    }
+}
+
+/// One event of a file's history. What does not apply is `None`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileEvent {
+    /// Its place in the catalog's order (0 until recorded).
+    pub seq: i64,
+    pub time: Timestamp,
+    pub file_id: FileId,
+    pub kind: EventKind,
+    /// The file's path at the time (written, moved: the new one; deleted).
+    pub path: Option<String>,
+    /// The user who caused it, if a user did.
+    pub who: Option<String>,
+    /// The HTTP request id, or "stage N" for a stage request.
+    pub request: Option<String>,
+    /// The tape file (package) and the member's data offset in it.
+    pub package: Option<String>,
+    pub offset: Option<u64>,
+    pub volume: Option<String>,
+    /// How many times (reads); 1 otherwise.
+    pub count: u64,
+    /// Anything else, in words (the client address, a pool, where from).
+    pub detail: Option<String>,
+}
+
+impl FileEvent {
+    pub fn new(file_id: FileId, kind: EventKind, time: Timestamp) -> FileEvent {
+        FileEvent {
+            seq: 0,
+            time,
+            file_id,
+            kind,
+            path: None,
+            who: None,
+            request: None,
+            package: None,
+            offset: None,
+            volume: None,
+            count: 1,
+            detail: None,
+        }
+    }
+}
+
+/// The columns of `file_events` after its id, in the order both backends
+/// insert and read them.
+pub(crate) const EVENT_COLS: &str =
+    "time, file_id, kind, path, who, request, package, data_offset, volume, count, detail";
+
+/// The open pools: how many, their files and bytes, the oldest file.
+pub(crate) const POOL_DEPTH_SQL: &str =
+    "SELECT COUNT(DISTINCT pool), COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT), MIN(joined) FROM pool_files";
+pub(crate) const JOB_DEPTH_SQL: &str =
+    "SELECT state, COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM archive_jobs GROUP BY state";
+/// Uses the partial index on open stage files.
+pub(crate) const STAGE_DEPTH_SQL: &str =
+    "SELECT state, COUNT(*) FROM stage_files WHERE state IN ('SUBMITTED', 'STARTED') GROUP BY state";
+pub(crate) const STAGE_REQUESTS_SQL: &str = "SELECT COUNT(*) FROM stage_requests WHERE completed IS NULL";
+pub(crate) const ALARM_DEPTH_SQL: &str =
+    "SELECT severity, COUNT(*) FROM alarms WHERE acked_at IS NULL GROUP BY severity ORDER BY severity";
+
+/// Every job state with its counts, zeros for those without jobs.
+pub(crate) fn all_job_states(found: Vec<(String, u64, u64)>) -> Vec<(JobState, u64, u64)> {
+    JobState::ALL
+        .iter()
+        .map(|&s| {
+            let (n, b) = found
+                .iter()
+                .find(|f| f.0 == s.as_str())
+                .map_or((0, 0), |f| (f.1, f.2));
+            (s, n, b)
+        })
+        .collect()
+}
+
+/// Both open stage states with their counts.
+pub(crate) fn open_stage_states(found: Vec<(String, u64)>) -> Vec<(StageState, u64)> {
+    [StageState::Submitted, StageState::Started]
+        .into_iter()
+        .map(|s| {
+            let n = found.iter().find(|f| f.0 == s.as_str()).map_or(0, |f| f.1);
+            (s, n)
+        })
+        .collect()
+}
+
+/// The events of a tape file's members once it is recorded on `?2`/`$2`
+/// (the volume) at `?1`/`$1`, package `?3`/`$3`: in the transaction that
+/// records it.
+pub(crate) const PACKED_EVENTS_SQL: &str = "INSERT INTO file_events (time, file_id, kind, package, data_offset, volume) \
+     SELECT $1, file_id, 'packed', package, data_offset, $2 FROM members WHERE package = $3 ORDER BY data_offset";
+
+/// Events fetched for one history at most.
+pub const HISTORY_LIMIT: usize = 10_000;
+
+#[async_trait]
+pub trait OpsCatalog: Send + Sync + 'static {
+    /// The queues' depths, in one read.
+    async fn depths(&self) -> Result<Depths>;
+
+    /// Records events, in one transaction, in their order.
+    async fn record_events(&self, events: &[FileEvent]) -> Result<()>;
+
+    /// The events of a file, oldest first, at most `limit`.
+    async fn file_history(&self, file_id: FileId, limit: usize) -> Result<Vec<FileEvent>>;
+
+    /// Forgets events older than `before`, at most `limit` of them (the
+    /// oldest); returns how many went.
+    async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64>;
+}
