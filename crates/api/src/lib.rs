@@ -23,6 +23,7 @@ mod error;
 
 mod json;
 pub mod model;
+mod observe;
 mod origin;
 mod server;
 mod taperest;
@@ -48,16 +49,30 @@ pub(crate) struct AppState {
     pub svc: Arc<Service>,
     pub trust: Arc<origin::Trust>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Who may scrape `/metrics` without a token.
+    pub metrics_open: Arc<Vec<ipnet::IpNet>>,
+    pub access_log: bool,
 }
 
+/// The process's Prometheus recorder: histograms with buckets (not
+/// summaries), every series described (`bale_util::metrics`).
 fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    use bale_util::metrics as m;
+    use metrics_exporter_prometheus::Matcher;
     static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), m::SECONDS_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(m::STAGE_SECONDS.into()), m::STAGE_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(m::COMMIT_BATCH_FILES.into()), m::COUNT_BUCKETS))
+                .expect("bucket lists are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may be installed already (tests embedding several servers).
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                m::describe();
+            }
             handle
         })
         .clone()
@@ -72,6 +87,8 @@ pub fn router(svc: Arc<Service>) -> Router {
         proxies: c.trusted_proxy_nets().unwrap_or_default(),
     };
     let state = AppState {
+        metrics_open: Arc::new(c.metrics_open_nets().unwrap_or_default()),
+        access_log: c.access_log,
         svc,
         trust: Arc::new(trust),
         metrics: metrics_handle(),
@@ -91,8 +108,8 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/readyz", any(readyz))
         .fallback(webdav::handle)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), set_origin))
         .layer(middleware::from_fn(protocol))
+        .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
 }
 
@@ -138,6 +155,7 @@ async fn protocol(req: Request, next: Next) -> Response {
         (true, s) => s.canonical_reason().unwrap_or("error").to_string(),
     };
     let mut out = ApiError::new(status, detail).into_response();
+    out.extensions_mut().extend(parts.extensions);
     for (name, value) in parts.headers.iter() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             out.headers_mut().insert(name.clone(), value.clone());
@@ -168,15 +186,13 @@ pub async fn serve(
     server::serve(listener, router(svc.clone()), limits, tls, shutdown).await
 }
 
-/// Puts the request's [`origin::Origin`] into its extensions.
-async fn set_origin(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let o = origin::of(&req, &st.trust);
-    req.extensions_mut().insert(o);
-    next.run(req).await
-}
-
+/// Paths without the token check here: the probes and discovery answer
+/// anyone; `/metrics` decides itself (open to some addresses).
 fn is_public(path: &str) -> bool {
-    matches!(path, "/api/v1/health" | "/healthz" | "/readyz" | "/.well-known") || path.starts_with("/.well-known/")
+    matches!(
+        path,
+        "/api/v1/health" | "/healthz" | "/readyz" | "/.well-known" | "/metrics"
+    ) || path.starts_with("/.well-known/")
 }
 
 /// `GET /healthz`: the process answers. No token, and nothing else said.
@@ -251,7 +267,8 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         Ok(mut p) => {
             p.from = client;
             req.extensions_mut().insert(p.clone());
-            let resp = next.run(req).await;
+            let mut resp = next.run(req).await;
+            resp.extensions_mut().insert(observe::User(p.user.clone()));
             if let Some(error::Refusal(detail)) = resp.extensions().get::<error::Refusal>() {
                 st.svc.audit().refused(Some(&p), client, &request, detail);
             }
@@ -266,16 +283,30 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
     }
 }
 
-async fn metrics_page(
-    State(st): State<AppState>,
-    axum::Extension(who): axum::Extension<bale_core::Principal>,
-) -> Response {
-    if let Err(e) = bale_core::authz::allow(&who, bale_core::authz::Action::Metrics) {
-        return ApiError::from(e).into_response();
+/// `GET /metrics`: open to `[server] metrics_open_to`, else for any
+/// token. The gauges are read now; the counters are the process's.
+async fn metrics_page(State(st): State<AppState>, req: Request) -> Response {
+    let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
+    if !client.is_some_and(|c| st.metrics_open.iter().any(|n| n.contains(&c))) {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("<not text>"));
+        let who = match st.svc.authenticate(header).await {
+            Ok(p) => p,
+            Err(e) => return ApiError::from(e).into_response(),
+        };
+        if let Err(e) = bale_core::authz::allow(&who, bale_core::authz::Action::Metrics) {
+            return ApiError::from(e).into_response();
+        }
     }
+    if let Err(e) = st.svc.refresh_gauges().await {
+        tracing::warn!("metrics: reading the queues failed: {e}");
+    }
+    let body = st.metrics.render();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
     )
         .into_response()
 }

@@ -34,6 +34,8 @@ pub(crate) struct Origin {
     /// The client's address: the peer, or, behind a trusted proxy, the
     /// address the proxy says it serves.
     pub client: IpAddr,
+    /// The peer is a trusted proxy: its `X-Request-Id` is believed.
+    pub via_proxy: bool,
 }
 
 impl Origin {
@@ -142,6 +144,7 @@ pub(crate) fn of(req: &Request, trust: &Trust) -> Origin {
         authority: direct.1.clone(),
         direct,
         client: peer,
+        via_proxy: trusted,
     };
     if trusted {
         let (for_, proto, fhost) = forwarded(h);

@@ -349,7 +349,7 @@ pub async fn serve(
                             // handshakes from one address do not take every
                             // connection slot.
                             let Some(_pending) = Pending::enter(&handshakes, peer.ip()) else {
-                                metrics::counter!("bale_tls_handshakes_failed_total").increment(1);
+                                metrics::counter!(bale_util::metrics::TLS_FAILED).increment(1);
                                 tracing::debug!("{peer}: too many TLS handshakes in progress from its address");
                                 drop(permit);
                                 return;
@@ -362,11 +362,11 @@ pub async fn serve(
                                     connection(stream, watch, info, router, limits, stop).await
                                 }
                                 Ok(Err(e)) => {
-                                    metrics::counter!("bale_tls_handshakes_failed_total").increment(1);
+                                    metrics::counter!(bale_util::metrics::TLS_FAILED).increment(1);
                                     tracing::debug!("TLS handshake with {peer} failed: {e}");
                                 }
                                 Err(_) => {
-                                    metrics::counter!("bale_tls_handshakes_failed_total").increment(1);
+                                    metrics::counter!(bale_util::metrics::TLS_FAILED).increment(1);
                                     tracing::debug!("TLS handshake with {peer} did not finish in time");
                                 }
                             }
@@ -376,7 +376,7 @@ pub async fn serve(
                 });
             }
             Err(_) => {
-                metrics::counter!("bale_http_connections_refused_total").increment(1);
+                metrics::counter!(bale_util::metrics::HTTP_REFUSED).increment(1);
                 // A TLS client could not read a plain 503: it is closed.
                 if tls.is_none() {
                     tracker.spawn(refuse(tcp));
@@ -446,7 +446,7 @@ async fn connection<T>(
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 if let Some(why) = watch.expired(&limits) {
                     tracing::debug!("closing a connection: {why}");
-                    metrics::counter!("bale_http_connections_timed_out_total").increment(1);
+                    metrics::counter!(bale_util::metrics::HTTP_TIMED_OUT).increment(1);
                     return;
                 }
             }

@@ -18,6 +18,16 @@ use tokio_rustls::TlsAcceptor;
 /// How often the certificate files are looked at.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
+/// Rings on SIGHUP: the certificate and key are read again at once.
+static RELOAD: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Reads the certificate and key of every TLS listener again now (SIGHUP),
+/// whether or not their files look changed; a pair that does not load is
+/// logged and the old one kept.
+pub fn reload_now() {
+    RELOAD.notify_waiters();
+}
+
 /// The server's TLS setup: the files and what was last loaded from them.
 pub struct Tls {
     cert: PathBuf,
@@ -170,6 +180,11 @@ impl Tls {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(WATCH_EVERY) => {}
+                _ = RELOAD.notified() => {
+                    // Forgotten, so the files count as changed.
+                    *self.stamp.lock().unwrap() = None;
+                    *self.said.lock().unwrap() = None;
+                }
                 _ = stop.changed() => return,
             }
             let me = self.clone();

@@ -47,6 +47,8 @@ pub enum EventKind {
     Bad,
     /// The cache copy purged (the file is on tape).
     Purged,
+    /// Asked for by a stage request (`request`: "stage N").
+    Requested,
     /// Made cached again from tape.
     Staged,
     /// Read by clients (counted: one event per file per flush of the
@@ -68,6 +70,7 @@ impl EventKind {
         EventKind::Verified,
         EventKind::Bad,
         EventKind::Purged,
+        EventKind::Requested,
         EventKind::Staged,
         EventKind::Read,
         EventKind::Moved,
@@ -83,6 +86,7 @@ impl EventKind {
             EventKind::Verified => "verified",
             EventKind::Bad => "bad",
             EventKind::Purged => "purged",
+            EventKind::Requested => "requested",
             EventKind::Staged => "staged",
             EventKind::Read => "read",
             EventKind::Moved => "moved",
@@ -168,10 +172,7 @@ pub(crate) fn all_job_states(found: Vec<(String, u64, u64)>) -> Vec<(JobState, u
     JobState::ALL
         .iter()
         .map(|&s| {
-            let (n, b) = found
-                .iter()
-                .find(|f| f.0 == s.as_str())
-                .map_or((0, 0), |f| (f.1, f.2));
+            let (n, b) = found.iter().find(|f| f.0 == s.as_str()).map_or((0, 0), |f| (f.1, f.2));
             (s, n, b)
         })
         .collect()
@@ -191,8 +192,16 @@ pub(crate) fn open_stage_states(found: Vec<(String, u64)>) -> Vec<(StageState, u
 /// The events of a tape file's members once it is recorded on `?2`/`$2`
 /// (the volume) at `?1`/`$1`, package `?3`/`$3`: in the transaction that
 /// records it.
-pub(crate) const PACKED_EVENTS_SQL: &str = "INSERT INTO file_events (time, file_id, kind, package, data_offset, volume) \
+pub(crate) const PACKED_EVENTS_SQL: &str =
+    "INSERT INTO file_events (time, file_id, kind, package, data_offset, volume) \
      SELECT $1, file_id, 'packed', package, data_offset, $2 FROM members WHERE package = $3 ORDER BY data_offset";
+
+/// An event of kind `$2` with detail `$3` for each member of package `$4`,
+/// at `$1` (a copy verified or found bad): in the transaction that says so.
+pub(crate) const PACKAGE_EVENTS_SQL: &str =
+    "INSERT INTO file_events (time, file_id, kind, package, data_offset, volume, detail) \
+     SELECT $1, m.file_id, $2, m.package, m.data_offset, p.volume, $3 FROM members m \
+     JOIN packages p ON p.id = m.package WHERE m.package = $4 ORDER BY m.data_offset";
 
 /// Events fetched for one history at most.
 pub const HISTORY_LIMIT: usize = 10_000;
@@ -205,7 +214,8 @@ pub trait OpsCatalog: Send + Sync + 'static {
     /// Records events, in one transaction, in their order.
     async fn record_events(&self, events: &[FileEvent]) -> Result<()>;
 
-    /// The events of a file, oldest first, at most `limit`.
+    /// The events of a file, oldest first (by their time, then the
+    /// catalog's order), at most `limit`.
     async fn file_history(&self, file_id: FileId, limit: usize) -> Result<Vec<FileEvent>>;
 
     /// Forgets events older than `before`, at most `limit` of them (the

@@ -78,7 +78,7 @@ impl OpsCatalog for PostgresCatalog {
         let c = self.pool.get().await?;
         let rows = c
             .query(
-                &format!("SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = $1 ORDER BY id LIMIT $2"),
+                &format!("SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = $1 ORDER BY time, id LIMIT $2"),
                 &[&file_id.to_string(), &(limit as i64)],
             )
             .await?;

@@ -434,25 +434,41 @@ impl TapeCatalog for PostgresCatalog {
     }
 
     async fn mark_package_bad(&self, id: &str, why: &str, at: Timestamp) -> Result<Option<Package>> {
-        let c = self.pool.get().await?;
-        c.execute(
-            "UPDATE packages SET bad = $2, bad_since = $3 WHERE id = $1 AND bad IS NULL",
-            &[&id, &why, &at.0],
-        )
-        .await?;
-        c.query_opt(
-            &format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = $1"),
-            &[&id],
-        )
-        .await?
-        .map(|r| package_from_row(&r))
-        .transpose()
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "UPDATE packages SET bad = $2, bad_since = $3 WHERE id = $1 AND bad IS NULL",
+                &[&id, &why, &at.0],
+            )
+            .await?;
+        if n > 0 {
+            tx.execute(crate::ops::PACKAGE_EVENTS_SQL, &[&at.0, &"bad", &why, &id])
+                .await?;
+        }
+        let p = tx
+            .query_opt(
+                &format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = $1"),
+                &[&id],
+            )
+            .await?
+            .map(|r| package_from_row(&r))
+            .transpose()?;
+        tx.commit().await?;
+        Ok(p)
     }
 
     async fn package_verified(&self, id: &str, at: Timestamp) -> Result<()> {
-        let c = self.pool.get().await?;
-        c.execute("UPDATE packages SET verified = $2 WHERE id = $1", &[&id, &at.0])
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        tx.execute("UPDATE packages SET verified = $2 WHERE id = $1", &[&id, &at.0])
             .await?;
+        tx.execute(
+            crate::ops::PACKAGE_EVENTS_SQL,
+            &[&at.0, &"verified", &None::<String>, &id],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -31,7 +31,11 @@ impl OpsCatalog for SqliteCatalog {
             let mut st = c.prepare_cached(JOB_DEPTH_SQL)?;
             let jobs = st
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let stage_requests = c
@@ -83,7 +87,7 @@ impl OpsCatalog for SqliteCatalog {
     async fn file_history(&self, file_id: FileId, limit: usize) -> Result<Vec<FileEvent>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = ?1 ORDER BY id LIMIT ?2"
+                "SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = ?1 ORDER BY time, id LIMIT ?2"
             ))?;
             let rows = st.query_map(params![file_id.to_string(), limit as i64], |r| rows::file_event(r))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -408,10 +408,14 @@ impl TapeCatalog for SqliteCatalog {
     async fn mark_package_bad(&self, id: &str, why: &str, at: Timestamp) -> Result<Option<Package>> {
         let (id, why) = (id.to_string(), why.to_string());
         self.write(move |tx| {
-            tx.execute(
+            let n = tx.execute(
                 "UPDATE packages SET bad = ?2, bad_since = ?3 WHERE id = ?1 AND bad IS NULL",
                 params![id, why, at.0],
             )?;
+            if n > 0 {
+                tx.prepare_cached(crate::ops::PACKAGE_EVENTS_SQL)?
+                    .execute(params![at.0, "bad", why, id])?;
+            }
             Ok(tx
                 .prepare_cached(&format!("SELECT {PACKAGE_COLS} FROM packages p WHERE p.id = ?1"))?
                 .query_row([&id], package_from_row)
@@ -424,6 +428,12 @@ impl TapeCatalog for SqliteCatalog {
         let id = id.to_string();
         self.write(move |tx| {
             tx.execute("UPDATE packages SET verified = ?2 WHERE id = ?1", params![id, at.0])?;
+            tx.prepare_cached(crate::ops::PACKAGE_EVENTS_SQL)?.execute(params![
+                at.0,
+                "verified",
+                None::<String>,
+                id
+            ])?;
             Ok(())
         })
         .await

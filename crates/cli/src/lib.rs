@@ -18,6 +18,87 @@ pub use client::Client;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as JSON objects (one per line, with the request
+    /// id and the fields of each event).
+    #[arg(long, global = true, env = "BALE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Logs are JSON lines (`--log-format json`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn json_logs() -> bool {
+    JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A message of the server's own to whoever watches it: a line on stderr,
+/// or a log event where the log is JSON lines (stderr holds only those).
+pub(crate) fn say(msg: &str) {
+    match json_logs() {
+        true => tracing::info!("{msg}"),
+        false => eprintln!("bale: {msg}"),
+    }
+}
+
+/// The log filter in force, changeable while the server runs (SIGHUP).
+static LOG_FILTER: std::sync::OnceLock<FilterHandle> = std::sync::OnceLock::new();
+
+/// Sets what is logged from now on: tracing directives ("info",
+/// "info,bale::access=warn").
+pub(crate) fn set_log_filter(directives: &str) -> Result<()> {
+    let f = tracing_subscriber::EnvFilter::try_new(directives)
+        .map_err(|e| anyhow::anyhow!("invalid log setting {directives:?}: {e}"))?;
+    if let Some(h) = LOG_FILTER.get() {
+        h.reload(f)
+            .map_err(|e| anyhow::anyhow!("cannot change the log filter: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Logs to stderr: text (colours only on a terminal; without timestamps
+/// under systemd, whose journal stamps each line) or JSON lines.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BALE_LOG").unwrap_or_else(|_| "info".into());
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = LOG_FILTER.set(handle);
+    JSON_LOGS.store(format == LogFormat::Json, std::sync::atomic::Ordering::Relaxed);
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Text if journald => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .without_time()
+                    .with_ansi(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(stderr_is_terminal())
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
 }
 
 /// Where the server is and who you are: the options of every command
@@ -110,6 +191,13 @@ enum Command {
     /// high and low marks ([cache] purge_high and purge_low), and the
     /// filesystem's free space.
     Cache(On<cmd::cache::CacheArgs>),
+    /// The node at a glance: readiness, the cache against its marks, pools
+    /// and archive jobs, stage requests, drives, volumes by state; workers
+    /// and alarms for administrators.
+    Status(On<cmd::status::StatusArgs>),
+    /// A file's journey: written, pooled, packed (each tape copy), verified,
+    /// purged, staged, read, moved, overwritten, deleted.
+    History(On<cmd::status::HistoryArgs>),
     /// Storage groups' quotas and use (`quota set SG --bytes 10TB --files 1M
     /// --volumes LIB=N`, administrators).
     Quota(On<cmd::quota::QuotaArgs>),
@@ -243,11 +331,7 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_) | Command::Bench(_) | Command::Demo(_)) {
         default_sigpipe();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BALE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(stderr_is_terminal())
-        .init();
+    init_logging(cli.log_format);
     // Blocking threads (file I/O, SQLite, tape) that sit idle for 2 s go:
     // with tokio's default of 10 s, the server's periodic work kept some
     // 50 of them alive, each with its stack and allocator caches.
@@ -325,6 +409,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Queue(o) => cmd::archive::queue(&o.conn.client()?, &o.args).await,
         Packages(o) => cmd::archive::packages(&o.conn.client()?, &o.args).await,
         Cache(o) => cmd::cache::cache(&o.conn.client()?, &o.args).await,
+        Status(o) => cmd::status::status(&o.conn.client()?, &o.args).await,
+        History(o) => cmd::status::history(&o.conn.client()?, &o.args).await,
         Quota(o) => cmd::quota::run(&o.conn.client()?, &o.args).await,
         Purge(o) => cmd::cache::purge(&o.conn.client()?, &o.args).await,
         Archiveinfo(o) => cmd::cache::archive_info(&o.conn.client()?, &o.args).await,

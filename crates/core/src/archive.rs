@@ -396,7 +396,7 @@ impl Archiver {
                     job.files.len(),
                     job.bytes
                 );
-                metrics::counter!("bale_pools_closed_total").increment(1);
+                metrics::counter!(bale_util::metrics::POOLS_CLOSED).increment(1);
                 self.tape.enqueue(job.clone());
                 closed.push(job);
             }

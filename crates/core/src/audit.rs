@@ -142,7 +142,7 @@ impl AuditLog {
             Ok(l) => l,
             Err(_) => return,
         };
-        metrics::counter!("bale_audit_entries_total", "result" => e.result.to_string()).increment(1);
+        metrics::counter!(bale_util::metrics::AUDIT_ENTRIES, "result" => e.result.to_string()).increment(1);
         match &self.sink {
             Sink::Log => tracing::info!(target: "bale::audit", "{line}"),
             Sink::File { path, open } => {
@@ -206,7 +206,7 @@ impl AuditLog {
     /// ones left out are counted in the next (`suppressed`).
     pub fn refused(&self, who: Option<&Principal>, client: Option<IpAddr>, request: &str, detail: &str) {
         let Some(suppressed) = self.admit(client) else {
-            metrics::counter!("bale_audit_suppressed_total").increment(1);
+            metrics::counter!(bale_util::metrics::AUDIT_SUPPRESSED).increment(1);
             return;
         };
         self.record(&Entry {

@@ -81,6 +81,7 @@ actions! {
     Chmod "chmod" Path(&[Op::Chmod]), "POST /api/v1/attrs with mode", "change an entry's mode";
     Chown "chown" Path(&[Op::Chown]), "POST /api/v1/attrs with owner or group", "change an entry's owner or group";
     ArchiveState "archive-state" Path(&[Op::Stat]), "GET /api/v1/stat?archive, POST /api/v1/archiveinfo, POST /api/tape/v1/archiveinfo, GET /api/v1/pins", "read where a file stands on its way to tape";
+    History "history" Path(&[Op::Stat]), "GET /api/v1/history?path= (the file's owner and administrators)", "read a file's history";
     PolicyCheck "policy-check" Path(&[Op::Stat]), "GET /api/v1/policy/check (the nearest existing directory)", "ask how the policy routes a path";
     Stage "stage" Path(&[Op::Stage]), "POST /api/v1/stage, POST /api/tape/v1/stage", "stage files";
     Pin "pin" Path(&[Op::Stage]), "POST /api/v1/pins, POST /api/v1/pins/release, POST /api/tape/v1/release/ (by path)", "pin or unpin files";
@@ -90,6 +91,7 @@ actions! {
     StageRelease "stage-release" RequestOwner, "POST /api/v1/stage/{id}/release, POST /api/tape/v1/release/{id}", "release a stage request's files";
     StageDelete "stage-delete" RequestOwner, "DELETE /api/v1/stage/{id}, DELETE /api/tape/v1/stage/{id}", "delete a stage request";
     // Views without paths: anyone authenticated.
+    Status "status" Anyone, "GET /api/v1/status (workers and alarms for administrators only)", "read the node's status";
     WhoAmI "whoami" Anyone, "GET /api/v1/whoami", "ask who they are";
     Metrics "metrics" Anyone, "GET /metrics", "read the metrics";
     Volumes "volumes" Anyone, "GET /api/v1/volumes, GET /api/v1/volumes/{label}", "list volumes";
@@ -118,6 +120,7 @@ actions! {
     Purge "purge" Admin, "POST /api/v1/cache/purge", "purge the cache";
     Fsck "fsck" Admin, "POST /api/v1/fsck", "check the catalog against the cache";
     Verify "verify" Admin, "POST /api/v1/verify", "verify tape copies";
+    HistoryById "history-by-id" Admin, "GET /api/v1/history?file_id=", "read the history of any file by its id, deleted ones too";
     QuotaSet "quota-set" Admin, "POST /api/v1/quotas", "set quotas";
 }
 

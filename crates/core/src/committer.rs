@@ -320,7 +320,7 @@ async fn gather(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: u
 /// next one.
 async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
     let (catalog, node) = (&stage.catalog, stage.node.as_str());
-    metrics::histogram!("bale_commit_batch_files").record(batch.len() as f64);
+    metrics::histogram!(bale_util::metrics::COMMIT_BATCH_FILES).record(batch.len() as f64);
     let (mut replacing, mut fresh): (Vec<Job>, Vec<Job>) = batch
         .into_iter()
         .partition(|j| j.file.replace != bale_catalog::Replace::No);
@@ -355,7 +355,7 @@ async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
     // Settled inline files give their budget back; if nothing was recorded
     // they wait for the next batch.
     match committed.is_ok() {
-        true => metrics::counter!("bale_inline_settled_total").increment(taken.len() as u64),
+        true => metrics::counter!(bale_util::metrics::INLINE_SETTLED).increment(taken.len() as u64),
         false => stage.synced.lock().expect("synced").extend(taken),
     }
 
@@ -411,8 +411,8 @@ async fn process(stage: &Stage, settled: &mut Vec<FileId>, batch: Vec<Job>) {
                     (id, None) => p.durable.push(id),
                 }
                 p.obsolete.extend(c.replaced.iter().filter_map(|r| r.file_id));
-                metrics::counter!("bale_ingest_files_total").increment(1);
-                metrics::counter!("bale_ingest_bytes_total").increment(c.node.size);
+                metrics::counter!(bale_util::metrics::INGEST_FILES).increment(1);
+                metrics::counter!(bale_util::metrics::INGEST_BYTES).increment(c.node.size);
                 let _ = job.reply.send(Ok(c));
             }
             // The staged data is removed as the job drops.

@@ -17,6 +17,7 @@ pub mod conditions;
 pub mod config;
 mod error;
 pub mod fsck;
+pub mod history;
 mod inventory;
 mod namespace;
 pub mod perms;
@@ -32,6 +33,7 @@ mod service;
 mod settle;
 mod stager;
 mod staging;
+pub mod status;
 pub mod verify;
 mod workers;
 

@@ -8,7 +8,7 @@ use crate::put::PutOptions;
 use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
-use bale_catalog::{AttrChange, CatalogError, DeadProp, NewDir, Node, NodeId, PropChange, Tags};
+use bale_catalog::{AttrChange, CatalogError, DeadProp, EventKind, FileEvent, NewDir, Node, NodeId, PropChange, Tags};
 use bale_util::{FileId, NsPath, Timestamp};
 use std::collections::HashMap;
 
@@ -42,7 +42,7 @@ impl Service {
     }
 
     /// The entry at `path`, if `who` may do `op` on it.
-    async fn entry(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Node> {
+    pub(crate) async fn entry(&self, who: &Principal, op: Op, path: &NsPath) -> Result<Node> {
         let r = self.authorize(who, op, path).await?;
         Ok(r.node().expect("checked").clone())
     }
@@ -304,6 +304,9 @@ impl Service {
     /// Counts a read of the file's data as an access (for LRU purging).
     pub fn record_read(&self, node: &Node) {
         self.access.record(node.id);
+        if let Some(id) = node.file_id {
+            self.events.read(id);
+        }
     }
 
     /// Removes a file or directory (`recursive` for a non-empty directory).
@@ -323,6 +326,18 @@ impl Service {
                 e => e.into(),
             })?;
         self.drop_data(&removed).await;
+        let now = Timestamp::now();
+        for n in &removed {
+            let Some(id) = n.file_id else { continue };
+            let mut e = FileEvent::new(id, EventKind::Deleted, now);
+            e.who = Some(who.user.clone());
+            if n.id == node.id {
+                e.path = Some(path.to_string());
+            } else {
+                e.detail = Some(format!("with directory {path}"));
+            }
+            self.events.add(e);
+        }
         Ok(removed.len())
     }
 
@@ -396,6 +411,21 @@ impl Service {
                 e => e.into(),
             })?;
         self.drop_data(&committed.replaced).await;
+        let now = Timestamp::now();
+        if let Some(id) = committed.node.file_id {
+            let mut e = FileEvent::new(id, EventKind::Moved, now);
+            e.path = Some(to.to_string());
+            e.who = Some(who.user.clone());
+            e.detail = Some(format!("from {from}"));
+            self.events.add(e);
+        }
+        for old in committed.replaced.iter().filter_map(|n| n.file_id) {
+            let mut e = FileEvent::new(old, EventKind::Overwritten, now);
+            e.path = Some(to.to_string());
+            e.who = Some(who.user.clone());
+            e.detail = Some(format!("replaced by the entry moved from {from}"));
+            self.events.add(e);
+        }
         let replaced = dest.is_some_and(|d| d.id != committed.node.id);
         Ok((committed.node, replaced))
     }
@@ -505,6 +535,7 @@ impl Service {
                 digest: node.adler32,
                 expects_continue: false,
                 mtime: Some(node.mtime),
+                copy_of: Some(source.to_string()),
                 ..PutOptions::default()
             };
             let (made, _) = self

@@ -34,14 +34,17 @@ pub(crate) async fn purge_nodes(
         bale_util::crash::point("purge.marked");
         files += purged.len();
         bytes += purged.iter().map(|id| sizes[id]).sum::<u64>();
+        stager
+            .events
+            .add_all(purged.iter().copied(), bale_catalog::EventKind::Purged, None);
         let cache = cache.clone();
         tokio::task::spawn_blocking(move || purged.iter().try_for_each(|&id| cache.remove(id)))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(|e| Error::Internal(format!("removing purged cache copies failed: {e}")))?;
     }
-    metrics::counter!("bale_purge_files_total").increment(files as u64);
-    metrics::counter!("bale_purge_bytes_total").increment(bytes);
+    metrics::counter!(bale_util::metrics::PURGE_FILES).increment(files as u64);
+    metrics::counter!(bale_util::metrics::PURGE_BYTES).increment(bytes);
     Ok((files, bytes))
 }
 
@@ -61,6 +64,8 @@ pub(crate) struct Purger {
     pub every: Duration,
     pub files: u64,
     pub bytes: u64,
+    /// Since when the cache is above its high mark (the purge lag).
+    pub above_since: Option<std::time::Instant>,
 }
 
 impl Purger {
@@ -73,6 +78,26 @@ impl Purger {
             .unwrap_or(u64::MAX)
     }
 
+    /// The cache's gauges, as this round found it.
+    fn publish(&self, usage: &bale_catalog::CacheUsage, cap: f64) {
+        use bale_util::metrics as m;
+        let set = |name: &'static str, v: f64| metrics::gauge!(name).set(v);
+        set(m::CACHE_CAPACITY, cap);
+        set(m::CACHE_USED, usage.cached_bytes as f64);
+        set(m::CACHE_FILES, usage.cached_files as f64);
+        set(m::CACHE_PINNED, usage.pinned_bytes as f64);
+        set(m::CACHE_PURGEABLE, usage.purgeable_bytes as f64);
+        set(m::CACHE_HIGH, (self.high * cap).floor());
+        set(m::CACHE_LOW, (self.low * cap).floor());
+        if let Ok((free, _)) = self.cache.space() {
+            set(m::CACHE_FS_FREE, free as f64);
+        }
+        set(
+            m::PURGE_LAG,
+            self.above_since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+        );
+    }
+
     async fn round(&mut self) -> Result<()> {
         let now = Timestamp::now();
         let usage = self.catalog.cache_usage(now).await?;
@@ -80,7 +105,11 @@ impl Purger {
         let mut need = 0u64;
         if usage.cached_bytes as f64 > self.high * cap {
             need = usage.cached_bytes - (self.low * cap) as u64;
+            self.above_since.get_or_insert_with(std::time::Instant::now);
+        } else {
+            self.above_since = None;
         }
+        self.publish(&usage, cap);
         let cutoff = self
             .max_age
             .map(|a| Timestamp(now.0 - a.as_nanos() as i64))

@@ -9,7 +9,7 @@ use crate::reserved::check_reserved;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_cache::IngestError;
-use bale_catalog::{ArchiveJob, ArchiveRoute, JobState, NewFile, Node, Replace};
+use bale_catalog::{ArchiveJob, ArchiveRoute, EventKind, FileEvent, JobState, NewFile, Node, Replace};
 use bale_policy::FileFacts;
 use bale_util::human::Bytes as Size;
 use bale_util::{Adler32, FileId, NsPath, Timestamp};
@@ -44,6 +44,8 @@ pub struct PutOptions {
     /// byte of it is read before every check passed (a small body is
     /// otherwise written while the checks run).
     pub expects_continue: bool,
+    /// The path this is a copy of (COPY), for the file's history.
+    pub copy_of: Option<String>,
 }
 
 impl Service {
@@ -302,6 +304,7 @@ impl Service {
                 e => e,
             })?;
         bale_util::crash::point("put.committed");
+        self.wrote(who, path, &committed, &archive, opts);
         if let (Some(id), ArchiveRoute::Direct(target)) = (committed.job, archive) {
             self.tape.enqueue(ArchiveJob {
                 id,
@@ -316,5 +319,55 @@ impl Service {
             });
         }
         Ok((committed.node, !committed.replaced.is_empty()))
+    }
+
+    /// A new file's history starts: written (by whom, from where, in which
+    /// request), and where it goes next; a file it replaced ends.
+    fn wrote(
+        &self,
+        who: &Principal,
+        path: &NsPath,
+        c: &bale_catalog::Committed,
+        route: &ArchiveRoute,
+        opts: &PutOptions,
+    ) {
+        let Some(id) = c.node.file_id else { return };
+        let now = Timestamp::now();
+        let mut e = FileEvent::new(id, EventKind::Written, now);
+        e.path = Some(path.to_string());
+        e.who = Some(who.user.clone());
+        let via = if opts.copy_of.is_some() { "copied" } else { "written" };
+        let from = who.from.map(|a| format!(" from {a}")).unwrap_or_default();
+        let source = opts
+            .copy_of
+            .as_ref()
+            .map(|s| format!(" (a copy of {s})"))
+            .unwrap_or_default();
+        e.detail = Some(format!(
+            "{via}{from}{source}: {} bytes, adler32 {}",
+            c.node.size,
+            c.node.adler32.map(|a| a.to_string()).unwrap_or_default()
+        ));
+        self.events.add(e);
+        let mut next = FileEvent::new(id, EventKind::Pooled, now);
+        next.detail = Some(match route {
+            ArchiveRoute::Pool(p) => format!("joined pool {}", p.key),
+            ArchiveRoute::Direct(t) => format!(
+                "to tape on its own: archive job {} to library {}, family {}",
+                c.job.map(|j| j.to_string()).unwrap_or_else(|| "-".into()),
+                t.library,
+                t.family
+            ),
+        });
+        self.events.add(next);
+        for old in &c.replaced {
+            if let Some(old_id) = old.file_id {
+                let mut e = FileEvent::new(old_id, EventKind::Overwritten, now);
+                e.path = Some(path.to_string());
+                e.who = Some(who.user.clone());
+                e.detail = Some(format!("replaced by file {id}"));
+                self.events.add(e);
+            }
+        }
     }
 }

@@ -36,6 +36,11 @@ pub struct Service {
     pub(crate) access: Arc<AccessLog>,
     pub(crate) workers: Background,
     pub(crate) stager: Arc<crate::stager::Stager>,
+    /// File history waiting to be written.
+    pub(crate) events: crate::history::EventLog,
+    /// This node's id and when it started.
+    pub(crate) node: String,
+    pub(crate) started: Timestamp,
     pub(crate) quota_cache: std::sync::Mutex<QuotaCache>,
     /// This process's hold on the data directory, until it exits.
     _lock: DirLock,
@@ -263,7 +268,26 @@ impl Service {
                 every: CATALOG_STALE / 6,
             },
         );
-        let stager = Arc::new(crate::stager::Stager::new(catalog.clone(), cache.clone(), tape.clone()));
+        let events = crate::history::EventLog::default();
+        workers.spawn(
+            phase::ACCESS,
+            crate::history::HistoryWriter {
+                log: events.clone(),
+                catalog: catalog.clone(),
+                every: Duration::from_millis(config.history.flush_ms.max(1)),
+                retention: (config.history.retention_days > 0)
+                    .then(|| Duration::from_secs(config.history.retention_days * 86_400)),
+                pruned_at: None,
+                written: 0,
+                pruned: 0,
+            },
+        );
+        let stager = Arc::new(crate::stager::Stager::new(
+            catalog.clone(),
+            cache.clone(),
+            tape.clone(),
+            events.clone(),
+        ));
         workers.spawn(
             phase::AGGREGATION,
             crate::stager::StageWorker {
@@ -290,6 +314,7 @@ impl Service {
                 every: Duration::from_millis(config.cache.purge_check_ms),
                 files: 0,
                 bytes: 0,
+                above_since: None,
             },
         );
         workers.spawn(
@@ -330,6 +355,9 @@ impl Service {
             archiver,
             access,
             workers,
+            events,
+            node: node.clone(),
+            started,
             quota_cache: Default::default(),
         });
         svc.ensure_admin_token().await?;

@@ -164,6 +164,9 @@ pub(crate) struct Settler {
     /// The promoter still hands over files.
     open: bool,
     settled: u64,
+    /// When the oldest files not yet settled arrived (about: the start of
+    /// the round that gathered them), for the settle lag.
+    oldest: Option<std::time::Instant>,
 }
 
 impl Settler {
@@ -184,6 +187,7 @@ impl Settler {
             barriers: Vec::new(),
             open: true,
             settled: 0,
+            oldest: None,
         }
     }
 }
@@ -222,8 +226,11 @@ impl Worker for Settler {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
         }
-        metrics::gauge!("bale_inline_pending_bytes").set(self.cache.inline_pending() as f64);
+        metrics::gauge!(bale_util::metrics::INLINE_PENDING_BYTES).set(self.cache.inline_pending() as f64);
+        metrics::gauge!(bale_util::metrics::SETTLE_LAG).set(self.oldest.map_or(0.0, |t| t.elapsed().as_secs_f64()));
+        let round_started = std::time::Instant::now();
         let round = std::mem::take(&mut self.pending);
+        let round_is_empty = round.is_empty();
         if !round.is_empty() {
             let (c, ids): (_, Vec<FileId>) = (self.cache.clone(), round.iter().map(|(id, _)| *id).collect());
             let done = tokio::task::spawn_blocking(move || c.sync_landed(&ids))
@@ -255,6 +262,7 @@ impl Worker for Settler {
             WorkerState::Done
         };
         if left.is_empty() {
+            self.oldest = (!round_is_empty).then_some(round_started);
             self.barriers.drain(..).for_each(|b| {
                 let _ = b.send(());
             });
@@ -264,7 +272,8 @@ impl Worker for Settler {
         match self.catalog.settle_files(&ids).await {
             Ok(()) => {
                 self.settled += ids.len() as u64;
-                metrics::counter!("bale_inline_settled_total").increment(ids.len() as u64);
+                metrics::counter!(bale_util::metrics::INLINE_SETTLED).increment(ids.len() as u64);
+                self.oldest = (!round_is_empty && self.open && self.barriers.is_empty()).then_some(round_started);
                 self.barriers.drain(..).for_each(|b| {
                     let _ = b.send(());
                 });
@@ -303,7 +312,12 @@ impl Worker for Settler {
 impl Settler {
     fn take(&mut self, m: ToSettle) {
         match m {
-            ToSettle::Landed(v) => self.pending.extend(v),
+            ToSettle::Landed(v) => {
+                if !v.is_empty() {
+                    self.oldest.get_or_insert_with(std::time::Instant::now);
+                }
+                self.pending.extend(v)
+            }
             ToSettle::Barrier(b) => self.barriers.push(b),
         }
     }

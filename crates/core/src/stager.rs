@@ -83,6 +83,8 @@ struct Inflight {
 }
 
 pub(crate) struct Stager {
+    /// File history: what was staged.
+    pub(crate) events: crate::history::EventLog,
     catalog: DynCatalog,
     cache: Cache,
     tape: TapeSystem,
@@ -97,8 +99,9 @@ pub(crate) struct Stager {
 }
 
 impl Stager {
-    pub(crate) fn new(catalog: DynCatalog, cache: Cache, tape: TapeSystem) -> Stager {
+    pub(crate) fn new(catalog: DynCatalog, cache: Cache, tape: TapeSystem, events: crate::history::EventLog) -> Stager {
         Stager {
+            events,
             catalog,
             cache,
             tape,
@@ -255,6 +258,7 @@ impl Stager {
         );
         for ((((pkg, tx, cancel), sink), mut read), members) in new.into_iter().zip(sinks).zip(reads).zip(members) {
             let me = self.clone();
+            let started = std::time::Instant::now();
             tokio::spawn(async move {
                 let id = pkg.id.clone();
                 let done = tokio::select! {
@@ -265,7 +269,12 @@ impl Stager {
                     Some(r) => {
                         let r =
                             r.unwrap_or_else(|_| Err(bale_tape::TapeError::Failed("the tape system stopped".into())));
-                        me.finish(pkg, &sink, r, &members).await
+                        let r = me.finish(pkg, &sink, r, &members).await;
+                        if r.is_ok() {
+                            metrics::histogram!(bale_util::metrics::STAGE_SECONDS)
+                                .record(started.elapsed().as_secs_f64());
+                        }
+                        r
                     }
                     None => {
                         // Nobody waits for the read any more: the tape
@@ -277,7 +286,7 @@ impl Stager {
                         let cache = me.cache.clone();
                         let _ = tokio::task::spawn_blocking(move || cache.discard_staged(&written)).await;
                         tracing::info!("stage of package {id} cancelled: no request needs it");
-                        metrics::counter!("bale_stage_cancelled_total").increment(1);
+                        metrics::counter!(bale_util::metrics::STAGE_CANCELLED).increment(1);
                         Err(CANCELLED.to_string())
                     }
                 };
@@ -450,8 +459,23 @@ impl Stager {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("staging package {}: removing members deleted meanwhile: {e}", pkg.id))?;
         }
-        metrics::counter!("bale_stage_packages_total").increment(1);
-        metrics::counter!("bale_stage_files_total").increment(marked.len() as u64);
+        use bale_util::metrics as m;
+        metrics::counter!(m::STAGE_PACKAGES).increment(1);
+        metrics::counter!(m::STAGE_FILES).increment(marked.len() as u64);
+        let bytes: u64 = nodes
+            .iter()
+            .filter(|(n, _)| n.file_id.is_some_and(|id| marked.contains(&id)))
+            .map(|(n, _)| n.size)
+            .sum();
+        metrics::counter!(m::STAGE_BYTES).increment(bytes);
+        self.events.add_all(
+            marked.iter().copied(),
+            bale_catalog::EventKind::Staged,
+            Some(format!(
+                "from package {} on volume {} (tape file {})",
+                pkg.id, pkg.volume, pkg.seq
+            )),
+        );
         tracing::info!(
             "staged package {} from {} tape file {}: {} member(s) cached",
             pkg.id,
@@ -474,7 +498,7 @@ pub(crate) async fn copy_found_bad(catalog: &DynCatalog, pkg: &Package, why: &st
         pkg.id, pkg.seq, pkg.volume
     );
     tracing::error!("{msg}");
-    metrics::counter!("bale_verify_bad_copies_total").increment(1);
+    metrics::counter!(bale_util::metrics::VERIFY_BAD_COPIES).increment(1);
     if marked.is_some() {
         catalog
             .raise_alarm("error", &format!("volume {}", pkg.volume), &msg)

@@ -135,6 +135,11 @@ impl Service {
         let resolved = t.elapsed();
         let now = Timestamp::now();
         let n = files.len();
+        let wanted: Vec<FileId> = files
+            .iter()
+            .filter(|f| f.state == StageState::Submitted)
+            .filter_map(|f| f.file_id)
+            .collect();
         let id = self
             .catalog()
             .create_stage_request(
@@ -146,6 +151,13 @@ impl Service {
             )
             .await?;
         bale_util::crash::point("stage.accepted");
+        let now = Timestamp::now();
+        for f in wanted {
+            let mut e = bale_catalog::FileEvent::new(f, bale_catalog::EventKind::Requested, now);
+            e.who = Some(who.user.clone());
+            e.request = Some(format!("stage {id}"));
+            self.events.add(e);
+        }
         if n >= INTAKE_SLICE {
             // What the intake held is free now: given back, not kept.
             self.catalog().release_memory().await;

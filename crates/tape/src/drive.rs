@@ -325,8 +325,6 @@ impl DriveTask {
         let real = self.lib.backend.real_timing();
         let secs = if real { elapsed.as_secs_f64() } else { modelled };
         self.count(volume, |s| add_charge(s, kind, secs));
-        metrics::counter!("bale_tape_modelled_milliseconds_total", "kind" => format!("{kind:?}").to_lowercase())
-            .increment((secs.max(0.0) * 1000.0) as u64);
         let scale = self.sys.cfg.time_scale;
         if !real && scale > 0.0 {
             let sleep = modelled * scale - elapsed.as_secs_f64();

@@ -162,6 +162,7 @@ impl DriveTask {
         self.charge(label, Charge::Read, self.lib.profile.transfer_s(bytes), t0.elapsed())
             .await;
         self.count(label, |s| s.bytes_read += bytes);
+        metrics::counter!(bale_util::metrics::TAPE_FILES_READ, "library" => self.lib.name.clone()).increment(1);
         self.event(label, "read", Some(pkg.seq), bytes, format!("package {}", pkg.id));
         if bytes != pkg.size || sum != pkg.adler32 {
             if !dest_path.as_os_str().is_empty() {

@@ -389,7 +389,15 @@ impl DriveTask {
                     );
                     self.sys.enqueue(job);
                 }
-                metrics::counter!("bale_tape_files_written_total").increment(packages.len() as u64);
+                {
+                    use bale_util::metrics as m;
+                    let lib = self.lib.name.clone();
+                    let files: usize = packages.iter().map(|p| p.members.len()).sum();
+                    let bytes: u64 = packages.iter().flat_map(|p| &p.members).map(|m| m.size).sum();
+                    metrics::counter!(m::TAPE_FILES_WRITTEN, "library" => lib.clone()).increment(packages.len() as u64);
+                    metrics::counter!(m::PACKED_FILES, "library" => lib.clone()).increment(files as u64);
+                    metrics::counter!(m::PACKED_BYTES, "library" => lib).increment(bytes);
+                }
                 self.save_stats(None).await;
             }
             Err(e) => {

@@ -8,7 +8,7 @@
 //! in, bytes out, packages written) and state read when a scrape comes
 //! (queue depths, drives, volumes, alarms: `bale_core`'s gauges), so a
 //! gauge is never stale by more than one scrape. The cache figures come
-//! from the purger's last round (`[cache] purge_every_s`), which counts
+//! from the purger's last round (`[cache] purge_check_ms`), which counts
 //! them anyway.
 
 /// What kind of series.
@@ -79,8 +79,8 @@ series! {
         "Bytes of the files recorded in tape files written, each tape copy counted.";
     TAPE_FILES_WRITTEN = "bale_tape_files_written_total", Counter, "library",
         "Tape files (packages or single files) written and recorded in the catalog.";
-    TAPE_FILES_READ = "bale_tape_files_read_total", Counter, "",
-        "Tape files read back by stages.";
+    TAPE_FILES_READ = "bale_tape_files_read_total", Counter, "library",
+        "Tape files read back (stages, verification, repairs).";
     DRIVE_STATE = "bale_drive_state", Gauge, "library, drive, state",
         "1 for the state a drive is in (idle, busy, offline), 0 for the others.";
     DRIVE_BUSY = "bale_drive_busy_seconds_total", Counter, "library, drive, kind",
@@ -168,6 +168,10 @@ series! {
 /// Histogram buckets, in the series' unit.
 pub const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+/// A stage mounts, positions and reads a package of up to gigabytes.
+pub const STAGE_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
 ];
 pub const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 

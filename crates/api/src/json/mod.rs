@@ -37,6 +37,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/workers", get(workers))
+        .route("/history", get(history))
+        .route("/status", get(status))
         .merge(tape::routes())
         .merge(archive::routes())
         .merge(cache::routes())
@@ -50,6 +52,40 @@ async fn workers(
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Vec<wire::WorkerJson>>, ApiError> {
     Ok(Json(wire::all(&st.svc.workers(&who)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    path: Option<String>,
+    file_id: Option<String>,
+}
+
+/// A file's history: by path (its owner, administrators) or by file id
+/// (administrators; deleted files too).
+async fn history(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<bale_core::history::History>, ApiError> {
+    let h = match (q.path, q.file_id) {
+        (Some(p), None) => st.svc.history(&who, &parse_path(&p)?).await?,
+        (None, Some(id)) => {
+            let id = bale_util::FileId::parse(&id)
+                .ok_or_else(|| ApiError::bad_request(format!("{id:?} is not a file id")))?;
+            st.svc.history_by_id(&who, id).await?
+        }
+        _ => return Err(ApiError::bad_request("give either path or file_id")),
+    };
+    Ok(Json(h))
+}
+
+/// The node at a glance (`bale status`).
+async fn status(
+    State(st): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<bale_core::status::NodeStatus>, ApiError> {
+    Ok(Json(st.svc.status(&who).await?))
 }
 
 #[derive(Deserialize)]

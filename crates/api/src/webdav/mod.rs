@@ -307,7 +307,8 @@ async fn get(
     let mut resp = if let Some(mut file) = file {
         if len > 0 {
             st.svc.record_read(&node);
-            metrics::counter!("bale_read_bytes_total").increment(len);
+            metrics::counter!(bale_util::metrics::READ_FILES).increment(1);
+            metrics::counter!(bale_util::metrics::READ_BYTES).increment(len);
         }
         if start > 0 {
             file.seek(std::io::SeekFrom::Start(start))
@@ -392,6 +393,7 @@ async fn put(
         declared_len,
         digest,
         expects_continue: header_str(h, "expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
+        copy_of: None,
     };
     // A body that cannot fit is refused before it is read (a client of
     // `Expect: 100-continue` never sends it).
@@ -587,6 +589,7 @@ mod tests {
             authority: "host:1".into(),
             direct: ("http".into(), "host:1".into()),
             client: std::net::Ipv4Addr::LOCALHOST.into(),
+            via_proxy: false,
         };
         h.insert("destination", HeaderValue::from_static("http://host:1/x/y%20z"));
         assert_eq!(destination(&h, &o, "MOVE").unwrap().as_str(), "/x/y z");

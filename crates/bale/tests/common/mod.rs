@@ -109,6 +109,9 @@ pub struct Server {
     extra: Vec<String>,
     /// Environment of the next launch (e.g. an armed crash point).
     env: Vec<(String, String)>,
+    /// The server's stderr goes to [`Server::log_path`] (appended), at
+    /// level info, instead of the test's stderr.
+    logged: bool,
 }
 
 impl Server {
@@ -129,6 +132,27 @@ impl Server {
     /// Starts a server whose data directory is `dir/data` (which may be
     /// prepared, e.g. a small filesystem mounted there).
     pub fn start_in(catalog: Catalog, dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        Server::start_opts(catalog, dir, extra, false)
+    }
+
+    /// Starts a server whose log (level info, unless `extra` says
+    /// otherwise through the environment) goes to [`Server::log_path`].
+    pub fn start_logged(catalog: Catalog, extra: &[&str]) -> Server {
+        let dir = tempfile::Builder::new().prefix("bale-test-").tempdir().unwrap();
+        Server::start_opts(catalog, dir, extra, true)
+    }
+
+    /// Where a logged server's stderr goes.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// What a logged server wrote to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn start_opts(catalog: Catalog, dir: tempfile::TempDir, extra: &[&str], logged: bool) -> Server {
         let (catalog_arg, schema) = match catalog {
             Catalog::Sqlite => (None, None),
             Catalog::Postgres => {
@@ -146,6 +170,7 @@ impl Server {
             schema,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
+            logged,
         };
         s.launch();
         s.token = std::fs::read_to_string(s.data_dir().join("admin.token"))
@@ -173,10 +198,18 @@ impl Server {
             .arg("127.0.0.1:0")
             .args(&self.extra)
             .env_remove("BALE_CATALOG")
-            .env("BALE_LOG", "warn")
+            .env("BALE_LOG", if self.logged { "info" } else { "warn" })
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if self.logged {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.log_path())
+                .unwrap();
+            cmd.stderr(f);
+        }
         if let Some(c) = &self.catalog_arg {
             cmd.arg("--catalog").arg(c);
         }

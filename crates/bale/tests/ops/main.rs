@@ -7,4 +7,5 @@ mod common;
 
 mod cache_view;
 mod health;
+mod metrics;
 mod systemd;

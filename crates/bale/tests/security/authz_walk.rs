@@ -283,7 +283,11 @@ impl World {
 fn setup() -> World {
     let dir = tempfile::tempdir().unwrap();
     let issuer = Issuer::new(dir.path(), "https://issuer.test");
-    let config = format!("[auth]\naudiences = [\"bale-test\"]\n{}\n{CONFIG}", issuer.config("/"));
+    // /metrics asks everyone for a token here (by default loopback needs none).
+    let config = format!(
+        "[server]\nmetrics_open_to = []\n[auth]\naudiences = [\"bale-test\"]\n{}\n{CONFIG}",
+        issuer.config("/")
+    );
     let cfg = write_file(dir.path(), "bale.toml", &config);
     let s = Server::start_with(Catalog::Sqlite, &["--config", &cfg]);
     let alice = s.token_for("alice", "physics");
@@ -773,6 +777,23 @@ fn case(w: &World, a: Action) -> Case {
             }
         }
         Action::WhoAmI => anyone(w, vec![w.get("/api/v1/whoami")]),
+        Action::Status => anyone(w, vec![w.get("/api/v1/status")]),
+        Action::History => {
+            let h = w.get(&format!("/api/v1/history?path={A}"));
+            Case {
+                tries: vec![refused(h.clone(), "storage.read:/elsewhere")],
+                ok: vec![ok(&alice, h.clone(), 200), ok(&admin, h, 200)],
+            }
+        }
+        Action::HistoryById => {
+            let h = w
+                .get(&format!("/api/v1/history?file_id={}", w.s.file_id(A)))
+                .label("GET /api/v1/history?file_id={id}");
+            Case {
+                tries: vec![admin_only(h.clone())],
+                ok: vec![ok(&admin, h, 200)],
+            }
+        }
         Action::Metrics => anyone(w, vec![w.get("/metrics")]),
         Action::Volumes => anyone(
             w,

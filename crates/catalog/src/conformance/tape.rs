@@ -174,7 +174,11 @@ pub async fn tape_files_commit_in_sequence(c: &dyn Catalog) {
     let packed: Vec<_> = h.iter().filter(|e| e.kind == EventKind::Packed).collect();
     assert_eq!(packed.len(), 1, "{h:?}");
     assert_eq!(
-        (packed[0].package.as_deref(), packed[0].offset, packed[0].volume.as_deref()),
+        (
+            packed[0].package.as_deref(),
+            packed[0].offset,
+            packed[0].volume.as_deref()
+        ),
         (Some("pkg-1"), Some(1536), Some("VL0001"))
     );
     assert_eq!(

@@ -8,6 +8,7 @@ pub mod fs;
 pub mod quota;
 pub mod serve;
 pub mod stage;
+pub mod status;
 pub mod tape;
 pub mod token;
 pub mod transfer;

@@ -93,6 +93,9 @@ pub fn effective_config(a: &ServeArgs) -> Result<Config> {
 
 pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let cfg = effective_config(a)?;
+    if std::env::var_os("BALE_LOG").is_none() {
+        crate::set_log_filter(&cfg.log)?;
+    }
     // The certificate is checked before anything starts: a typo in a path
     // is a clear error, not a server nobody can reach.
     if let (Some(c), Some(k)) = (&cfg.server.tls_cert, &cfg.server.tls_key) {
@@ -110,36 +113,38 @@ pub async fn serve(a: &ServeArgs) -> Result<ExitCode> {
     let scheme = if cfg.server.tls() { "https" } else { "http" };
     if !cfg.server.tls() && !addr.ip().is_loopback() {
         let warning = format!(
-            "bale: WARNING: listening on {addr} in plain HTTP: every token and every byte crosses the \
+            "WARNING: listening on {addr} in plain HTTP: every token and every byte crosses the \
              network readable by anyone on the path. Set [server] tls_cert and tls_key (or --tls-cert and \
              --tls-key), or put a TLS proxy in front and listen on loopback."
         );
-        eprintln!("{warning}");
-        tracing::warn!("{warning}");
+        crate::say(&warning);
+        if !crate::json_logs() {
+            tracing::warn!("{warning}");
+        }
     }
     if cfg.server.public_url.is_none() && !addr.ip().is_loopback() {
-        eprintln!(
-            "bale: note: no [server] public_url: the URLs bale hands out (Tape REST discovery, Location) \
-             are built from the Host header each client sends; set public_url to the name clients use."
+        crate::say(
+            "note: no [server] public_url: the URLs bale hands out (Tape REST discovery, Location) \
+             are built from the Host header each client sends; set public_url to the name clients use.",
         );
     }
     // Tests and scripts read this line to find the port.
     println!("bale listening on {scheme}://{addr}");
-    eprintln!(
-        "bale: catalog {}, data in {}, admin token in {}",
+    crate::say(&format!(
+        "catalog {}, data in {}, admin token in {}",
         svc.catalog_backend(),
         cfg.data_dir.display(),
         cfg.admin_token_path().display()
-    );
+    ));
     let server = tokio::spawn(bale_api::serve(listener, svc.clone(), shutdown_signal()));
     // Under systemd (Type=notify): ready once a request is answered, then
     // watchdog pings; SIGHUP reloads the policy file.
     tokio::spawn(notify_ready(addr, cfg.server.tls()));
-    tokio::spawn(reload_on_hangup(svc.clone()));
+    tokio::spawn(reload_on_hangup(svc.clone(), a.config.clone()));
     server.await??;
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     svc.shutdown().await;
-    eprintln!("bale: stopped");
+    crate::say("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -210,14 +215,29 @@ async fn answers(target: std::net::SocketAddr, tls: bool) -> bool {
 }
 
 /// SIGHUP: the policy file is read again (a bad one is refused, the
-/// running policy stays). TLS certificates are reloaded on their own
-/// (checked every 2 s); everything else needs a restart.
-async fn reload_on_hangup(svc: std::sync::Arc<Service>) {
+/// running policy stays); the TLS certificate and key are read again (a
+/// pair that does not load is refused, the running one stays); the
+/// configuration file's `log` is applied. Connections stay open.
+/// Everything else in the configuration needs a restart.
+async fn reload_on_hangup(svc: std::sync::Arc<Service>, config: Option<PathBuf>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
     };
     while hup.recv().await.is_some() {
+        bale_api::tls::reload_now();
+        if let Some(path) = &config {
+            match Config::load(path) {
+                Ok(c) => {
+                    // Said before it applies: a quieter level would hide it.
+                    tracing::info!("SIGHUP: logging {:?}", c.log);
+                    if let Err(e) = crate::set_log_filter(&c.log) {
+                        tracing::error!("SIGHUP: {e}; the running log setting stays");
+                    }
+                }
+                Err(e) => tracing::error!("SIGHUP: {e}; the running log setting stays"),
+            }
+        }
         match svc.reload_policy_file() {
             None => tracing::info!("SIGHUP: no policy file is configured; nothing to reload"),
             Some(Ok(what)) => tracing::info!("SIGHUP: {what}"),
@@ -236,7 +256,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("bale: shutting down");
+    crate::say("shutting down");
 }
 
 #[derive(Args, Debug)]

@@ -34,6 +34,10 @@ pub struct Config {
     /// finishes within this many seconds; what is still running then is
     /// stopped as a crash would stop it (recovery redoes it at the next start).
     pub shutdown_deadline_s: u64,
+    /// What the server logs: a level (error, warn, info, debug, trace) or
+    /// tracing's per-target directives ("info,bale::access=warn").
+    /// `BALE_LOG` wins at start; SIGHUP applies this one again.
+    pub log: String,
     pub ingest: IngestConfig,
     pub namespace: NamespaceConfig,
     /// The aggregation policy and how often pools are checked.
@@ -47,6 +51,8 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// The WLCG Tape REST API's discovery answer.
     pub tape_rest: TapeRestConfig,
+    /// Each file's history (`bale history`).
+    pub history: HistoryConfig,
     /// Tape libraries, media and the scheduler.
     pub tape: bale_tape::TapeConfig,
 }
@@ -242,6 +248,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             catalog: "sqlite".to_string(),
             shutdown_deadline_s: 60,
+            log: "info".to_string(),
             ingest: IngestConfig::default(),
             namespace: NamespaceConfig::default(),
             archive: ArchiveConfig::default(),
@@ -249,6 +256,7 @@ impl Default for Config {
             stage: StageConfig::default(),
             cache: CacheConfig::default(),
             tape_rest: TapeRestConfig::default(),
+            history: HistoryConfig::default(),
             tape: bale_tape::TapeConfig::default(),
         }
     }
@@ -272,6 +280,25 @@ impl Default for NamespaceConfig {
             access_time_flush_ms: 1000,
             file_mode: 0o644,
             dir_mode: 0o755,
+        }
+    }
+}
+
+/// Each file's history: events written in batches, kept for a while.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// Events older than this many days are forgotten (0: kept forever).
+    pub retention_days: u64,
+    /// How often events waiting in memory are written to the catalog (ms).
+    pub flush_ms: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            retention_days: 365,
+            flush_ms: 1000,
         }
     }
 }

@@ -46,6 +46,13 @@ pub struct ServerConfig {
     /// `Forwarded`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
     /// `X-Forwarded-For` are believed; from anyone else they are ignored.
     pub trusted_proxies: Vec<String>,
+    /// Clients (addresses or networks) that may read `/metrics` without a
+    /// token; anyone else needs one (any user's). The client is the
+    /// connection's peer, or what a trusted proxy says it forwards for.
+    pub metrics_open_to: Vec<String>,
+    /// One line per HTTP request in the log (target `bale::access`):
+    /// method, path, status, bytes, duration, user, request id.
+    pub access_log: bool,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +70,8 @@ impl Default for ServerConfig {
             tls_key: None,
             public_url: None,
             trusted_proxies: Vec::new(),
+            metrics_open_to: vec!["127.0.0.0/8".to_string(), "::1".to_string()],
+            access_log: true,
         }
     }
 }
@@ -100,6 +109,7 @@ impl ServerConfig {
             public_origin(u)?;
         }
         self.trusted_proxy_nets()?;
+        self.metrics_open_nets()?;
         Ok(())
     }
 
@@ -110,22 +120,33 @@ impl ServerConfig {
 
     /// `trusted_proxies` as networks (an address is a network of one).
     pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        self.trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse::<ipnet::IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        format!("server.trusted_proxies: {p:?} is not an IP address or network (10.0.0.5, 10.1.0.0/16, ::1)")
-                    })
-            })
-            .collect()
+        nets("trusted_proxies", &self.trusted_proxies)
     }
 
+    /// `metrics_open_to` as networks.
+    pub fn metrics_open_nets(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        nets("metrics_open_to", &self.metrics_open_to)
+    }
+}
+
+impl ServerConfig {
     /// Whether the server speaks TLS.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some()
     }
+}
+
+/// A list of addresses or networks (an address is a network of one).
+fn nets(key: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    list.iter()
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    format!("server.{key}: {p:?} is not an IP address or network (10.0.0.5, 10.1.0.0/16, ::1)")
+                })
+        })
+        .collect()
 }
 
 /// `https://host[:port]` into its scheme and authority (lower case).
