@@ -4,6 +4,7 @@
 
 mod client;
 mod cmd;
+pub(crate) mod columns;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -163,26 +164,31 @@ enum Command {
     /// Set and show directory tags (storage_group, file_family, ...).
     Tag(On<Group<cmd::fs::TagCmd>>),
     /// List tape volumes, or add blank ones (`volumes add`).
+    #[command(after_long_help = columns::VOLUMES)]
     Volumes(On<cmd::tape::VolumesArgs>),
     /// Show a volume and its tape files, or set its state.
     Volume(On<Group<cmd::tape::VolumeCmd>>),
     /// List tape drives and what they are doing.
+    #[command(after_long_help = columns::DRIVES)]
     Drives(On<cmd::tape::ListArgs>),
     /// Take a drive offline or bring it online (administrators).
     Drive(On<Group<cmd::tape::DriveCmd>>),
     /// Show the alarms not yet acknowledged (failed writes and reads, bad
     /// checksums, worn volumes, failed drives, dead workers); with `--all`
     /// the acknowledged ones too (administrators).
+    #[command(after_long_help = columns::ALARMS)]
     Alarms(On<cmd::tape::AlarmsArgs>),
     /// Acknowledge an alarm (`alarm ack ID`; administrators).
     Alarm(On<Group<cmd::tape::AlarmCmd>>),
     /// List the server's background workers: state, counters, last error
     /// (administrators).
+    #[command(after_long_help = columns::WORKERS)]
     Workers(On<cmd::tape::ListArgs>),
     /// Show, load or try the aggregation policy.
     Policy(On<Group<cmd::archive::PolicyCmd>>),
     /// Open pools and a summary of the archive jobs; `queue flush` closes
     /// pools now, `queue retry` sends failed jobs again.
+    #[command(after_long_help = columns::QUEUE)]
     Queue(On<cmd::archive::QueueArgs>),
     /// What the cache holds, against its capacity: cached files (their data
     /// is in the cache), pinned (kept by a pin or a stage request), purgeable
@@ -190,16 +196,20 @@ enum Command {
     /// capacity ([cache] capacity, else the filesystem's size), the purger's
     /// high and low marks ([cache] purge_high and purge_low), and the
     /// filesystem's free space.
+    #[command(after_long_help = columns::CACHE)]
     Cache(On<cmd::cache::CacheArgs>),
     /// The node at a glance: readiness, the cache against its marks, pools
     /// and archive jobs, stage requests, drives, volumes by state; workers
     /// and alarms for administrators.
+    #[command(after_long_help = cmd::status::STATUS_HELP)]
     Status(On<cmd::status::StatusArgs>),
     /// A file's journey: written, pooled, packed (each tape copy), verified,
     /// purged, staged, read, moved, overwritten, deleted.
+    #[command(after_long_help = cmd::status::HISTORY_HELP)]
     History(On<cmd::status::HistoryArgs>),
     /// Storage groups' quotas and use (`quota set SG --bytes 10TB --files 1M
     /// --volumes LIB=N`, administrators).
+    #[command(after_long_help = columns::QUOTA)]
     Quota(On<cmd::quota::QuotaArgs>),
     /// Remove the cache copies of files that are on tape and not pinned
     /// (administrators); a later read stages them back.
@@ -227,6 +237,7 @@ enum Command {
     /// Show a file's live pins.
     Pins(On<cmd::cache::PinsArgs>),
     /// List recorded packages (tape files).
+    #[command(after_long_help = columns::PACKAGES)]
     Packages(On<cmd::archive::PackagesArgs>),
     /// Show a package and its members.
     Package(On<Group<cmd::archive::PackageCmd>>),

@@ -32,6 +32,8 @@ const HELD_MAX: usize = 200_000;
 #[derive(Clone, Default)]
 pub struct EventLog {
     inner: Arc<Mutex<Pending>>,
+    /// `[history] enabled = false`: nothing is kept.
+    off: bool,
 }
 
 #[derive(Default)]
@@ -43,8 +45,18 @@ struct Pending {
 }
 
 impl EventLog {
+    pub fn new(enabled: bool) -> EventLog {
+        EventLog {
+            off: !enabled,
+            ..EventLog::default()
+        }
+    }
+
     /// Records an event; it carries the id of the request it happens in.
     pub fn add(&self, mut e: FileEvent) {
+        if self.off {
+            return;
+        }
         if e.request.is_none() {
             e.request = bale_util::request::current();
         }
@@ -68,6 +80,9 @@ impl EventLog {
 
     /// Counts a read of `id`.
     pub fn read(&self, id: FileId) {
+        if self.off {
+            return;
+        }
         let mut p = self.inner.lock().unwrap();
         if p.reads.len() < HELD_MAX {
             *p.reads.entry(id).or_default() += 1;

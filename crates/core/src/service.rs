@@ -268,7 +268,7 @@ impl Service {
                 every: CATALOG_STALE / 6,
             },
         );
-        let events = crate::history::EventLog::default();
+        let events = crate::history::EventLog::new(config.history.enabled);
         workers.spawn(
             phase::ACCESS,
             crate::history::HistoryWriter {

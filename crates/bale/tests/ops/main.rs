@@ -6,6 +6,7 @@
 mod common;
 
 mod cache_view;
+mod columns;
 mod health;
 mod metrics;
 mod systemd;

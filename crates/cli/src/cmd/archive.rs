@@ -93,6 +93,7 @@ pub struct PackagesArgs {
 pub enum PackageCmd {
     /// A package's location and its members with path, size, adler32 and
     /// offset (Enstore's --pkginfo).
+    #[command(after_long_help = crate::columns::PACKAGE_SHOW)]
     Show {
         /// The package's id (`bale packages` lists them), or the path of a
         /// file: the package of its first tape copy.

@@ -24,13 +24,13 @@ Rows:
   drives    one line per drive: DRIVE its name, LIBRARY, ACTIVITY (idle, busy, offline), VOLUME
             the volume mounted, EFF its modelled efficiency (bytes moved over what its busy time
             would move at the media's rate: low when small files and mounts dominate)
-  volumes   by library and state (blank, appendable, full, readonly, noaccess, shelf): COUNT
-            volumes, USED bytes written on them, CAPACITY their capacity, FILL used over capacity
+  volumes   one line per library and STATE (blank, appendable, full, readonly, noaccess, shelf)
+            that has volumes: LIBRARY, COUNT volumes, USED bytes written on them, CAPACITY their
+            capacity, FILL used over capacity
   workers   (administrators) background workers that run, and any dead one with its last error
   alarms    (administrators) alarms not acknowledged, by severity, and the latest ones";
 
 #[derive(Args, Debug)]
-#[command(after_long_help = STATUS_HELP)]
 pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
@@ -235,7 +235,6 @@ Columns:
 Events older than [history] retention_days are forgotten.";
 
 #[derive(Args, Debug)]
-#[command(after_long_help = HISTORY_HELP)]
 pub struct HistoryArgs {
     /// The file (its owner and administrators).
     #[arg(required_unless_present = "file_id")]

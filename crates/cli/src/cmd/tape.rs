@@ -45,6 +45,7 @@ pub struct AddArgs {
 #[derive(Subcommand, Debug)]
 pub enum VolumeCmd {
     /// A volume's details and its tape files in order.
+    #[command(after_long_help = crate::columns::VOLUME_SHOW)]
     Show {
         /// The volume's label (`bale volumes` lists them).
         label: String,

@@ -17,6 +17,7 @@ pub enum TokenCmd {
         id: String,
     },
     /// List tokens.
+    #[command(after_long_help = crate::columns::TOKENS)]
     List {
         /// Print JSON.
         #[arg(long)]

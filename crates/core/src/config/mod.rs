@@ -288,6 +288,9 @@ impl Default for NamespaceConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
+    /// Keep file histories at all (the tape copies' events, written with
+    /// the tape files, are kept regardless).
+    pub enabled: bool,
     /// Events older than this many days are forgotten (0: kept forever).
     pub retention_days: u64,
     /// How often events waiting in memory are written to the catalog (ms).
@@ -297,6 +300,7 @@ pub struct HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
+            enabled: true,
             retention_days: 365,
             flush_ms: 1000,
         }

@@ -61,6 +61,10 @@ pub struct IngestArgs {
     /// Keep the scratch directory.
     #[arg(long)]
     keep: bool,
+    /// Run the server with `[history] enabled = false` (no file history),
+    /// to measure what the history costs.
+    #[arg(long)]
+    no_history: bool,
 }
 
 fn pattern(len: usize) -> Bytes {
@@ -74,9 +78,10 @@ fn start_server(a: &IngestArgs, data: &Path) -> Result<Server> {
         bail!("--sync must be fsync or syncfs, not {:?}", a.sync);
     }
     let config = format!(
-        "[ingest]\nsync = \"{}\"\ninline_max = {}\n",
+        "[ingest]\nsync = \"{}\"\ninline_max = {}\n[history]\nenabled = {}\n",
         a.sync,
-        a.inline_max.as_u64()
+        a.inline_max.as_u64(),
+        !a.no_history
     );
     spawn_server(data, &config, &a.catalog)
 }

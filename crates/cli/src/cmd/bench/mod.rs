@@ -8,6 +8,7 @@ mod catalog;
 pub(crate) mod common;
 mod ingest;
 mod intake;
+mod metrics;
 mod pack;
 mod restore;
 mod tape;
@@ -35,6 +36,8 @@ pub enum BenchCmd {
     Unpack(unpack::UnpackArgs),
     /// The catalog at scale: 10 million files loaded in bulk, stat latency, a 100,000-entry listing, RSS.
     Catalog(catalog::CatalogArgs),
+    /// A Prometheus scrape of /metrics on a library of 1,000 volumes and 100 drives, p50/p99 of 100.
+    Metrics(metrics::MetricsArgs),
 }
 
 pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
@@ -47,5 +50,6 @@ pub async fn run(cmd: &BenchCmd) -> Result<ExitCode> {
         BenchCmd::Restore(a) => restore::run(a).await,
         BenchCmd::Unpack(a) => unpack::run(a).await,
         BenchCmd::Catalog(a) => catalog::run(a).await,
+        BenchCmd::Metrics(a) => metrics::run(a).await,
     }
 }
