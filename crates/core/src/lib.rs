@@ -16,6 +16,7 @@ mod committer;
 pub mod conditions;
 pub mod config;
 mod error;
+mod events;
 pub mod fsck;
 pub mod history;
 mod inventory;

@@ -37,7 +37,7 @@ pub struct Service {
     pub(crate) workers: Background,
     pub(crate) stager: Arc<crate::stager::Stager>,
     /// File history waiting to be written.
-    pub(crate) events: crate::history::EventLog,
+    pub(crate) events: crate::events::EventLog,
     /// This node's id and when it started.
     pub(crate) node: String,
     pub(crate) started: Timestamp,
@@ -268,10 +268,10 @@ impl Service {
                 every: CATALOG_STALE / 6,
             },
         );
-        let events = crate::history::EventLog::new(config.history.enabled);
+        let events = crate::events::EventLog::new(config.history.enabled);
         workers.spawn(
             phase::ACCESS,
-            crate::history::HistoryWriter {
+            crate::events::HistoryWriter {
                 log: events.clone(),
                 catalog: catalog.clone(),
                 every: Duration::from_millis(config.history.flush_ms.max(1)),

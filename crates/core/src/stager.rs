@@ -84,7 +84,7 @@ struct Inflight {
 
 pub(crate) struct Stager {
     /// File history: what was staged.
-    pub(crate) events: crate::history::EventLog,
+    pub(crate) events: crate::events::EventLog,
     catalog: DynCatalog,
     cache: Cache,
     tape: TapeSystem,
@@ -99,7 +99,7 @@ pub(crate) struct Stager {
 }
 
 impl Stager {
-    pub(crate) fn new(catalog: DynCatalog, cache: Cache, tape: TapeSystem, events: crate::history::EventLog) -> Stager {
+    pub(crate) fn new(catalog: DynCatalog, cache: Cache, tape: TapeSystem, events: crate::events::EventLog) -> Stager {
         Stager {
             events,
             catalog,

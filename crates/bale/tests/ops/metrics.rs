@@ -376,3 +376,50 @@ impl OutputWith for std::process::Command {
         child.wait_with_output().unwrap()
     }
 }
+
+/// The example alert rules load in `promtool check rules` and pass their
+/// own `promtool test rules` cases; every series the rules and the
+/// Grafana dashboard use is one bale exports.
+#[test]
+fn example_alerts_and_dashboard_use_real_series() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let rules = std::fs::read_to_string(format!("{dir}/prometheus/bale-alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(format!("{dir}/grafana/bale-dashboard.json")).unwrap();
+    let _: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let known: HashSet<&str> = bale_util::metrics::ALL.iter().map(|s| s.name).collect();
+    for (what, text) in [("alert rules", &rules), ("dashboard", &dashboard)] {
+        let mut used: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("bale_"))
+            .collect();
+        used.sort();
+        used.dedup();
+        assert!(used.len() >= 10, "{what}: {used:?}");
+        for name in used {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| known.contains(f)))
+                .unwrap_or(name);
+            assert!(known.contains(family), "{what} uses {name}, which bale does not export");
+        }
+    }
+    if installed("promtool") {
+        for args in [
+            vec!["check", "rules", "bale-alerts.yml"],
+            vec!["test", "rules", "bale-alerts.test.yml"],
+        ] {
+            let out = std::process::Command::new("promtool")
+                .args(&args)
+                .current_dir(format!("{dir}/prometheus"))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "promtool {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

@@ -40,6 +40,9 @@ const PROMISES: &[(&str, &str)] = &[
     ("bale purge --all --dry-run; bale purge --all", "pinned"),
     ("bale archiveinfo", "TAPE"),
     ("bale stage --from-file list.txt --wait", "3 completed"),
+    ("bale history /mu2e/run1/data/f2.dat", "staged"),
+    ("bale status", "ready"),
+    ("curl -s", "bale_ingest_files_total"),
     ("bale recover --all --data-dir ./new-site", "recorded"),
 ];
 
