@@ -283,18 +283,40 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
     }
 }
 
-/// `GET /metrics`: open to `[server] metrics_open_to`, else for any
-/// token. The gauges are read now; the counters are the process's.
+/// Whether a request may read `/metrics` without a token: it comes
+/// straight from an address of `[server] metrics_open_to` (the
+/// connection's own peer) and names no other client in forwarding
+/// headers, so that a proxy on that address, trusted or not, never opens
+/// the metrics to whoever it serves.
+fn metrics_open(st: &AppState, req: &Request) -> bool {
+    let Some(peer) = req.extensions().get::<server::ConnInfo>().map(|c| c.peer.ip()) else {
+        return false;
+    };
+    let h = req.headers();
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|n| h.contains_key(*n));
+    !forwarded && st.metrics_open.iter().any(|n| n.contains(&peer))
+}
+
+/// `GET /metrics`: without a token from `[server] metrics_open_to`
+/// (nowhere by default), else for any user's token. The gauges are read
+/// now; the counters are the process's.
 async fn metrics_page(State(st): State<AppState>, req: Request) -> Response {
-    let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
-    if !client.is_some_and(|c| st.metrics_open.iter().any(|n| n.contains(&c))) {
+    if !metrics_open(&st, &req) {
+        let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
         let header = req
             .headers()
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("<not text>"));
         let who = match st.svc.authenticate(header).await {
             Ok(p) => p,
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => {
+                if header.is_some() {
+                    st.svc.audit().refused(None, client, "GET /metrics", &e.to_string());
+                }
+                return ApiError::from(e).into_response();
+            }
         };
         if let Err(e) = bale_core::authz::allow(&who, bale_core::authz::Action::Metrics) {
             return ApiError::from(e).into_response();

@@ -25,7 +25,8 @@ static RELOAD: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// whether or not their files look changed; a pair that does not load is
 /// logged and the old one kept.
 pub fn reload_now() {
-    RELOAD.notify_waiters();
+    // A permit is kept if the watcher is busy: the reload is not lost.
+    RELOAD.notify_one();
 }
 
 /// The server's TLS setup: the files and what was last loaded from them.

@@ -214,8 +214,8 @@ pub trait OpsCatalog: Send + Sync + 'static {
     /// Records events, in one transaction, in their order.
     async fn record_events(&self, events: &[FileEvent]) -> Result<()>;
 
-    /// The events of a file, oldest first (by their time, then the
-    /// catalog's order), at most `limit`.
+    /// The newest `limit` events of a file, oldest first (by their time,
+    /// then the catalog's order).
     async fn file_history(&self, file_id: FileId, limit: usize) -> Result<Vec<FileEvent>>;
 
     /// Forgets events older than `before`, at most `limit` of them (the

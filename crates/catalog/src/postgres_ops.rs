@@ -27,7 +27,7 @@ const INSERT_EVENTS_SQL: &str = "INSERT INTO file_events (time, file_id, kind, p
 impl OpsCatalog for PostgresCatalog {
     async fn depths(&self) -> Result<Depths> {
         let c = self.pool.get().await?;
-        // One snapshot for all of them.
+        // Four statements, each its own snapshot: gauges, not accounts.
         let r = c.query_one(POOL_DEPTH_SQL, &[]).await?;
         let jobs = c
             .query(JOB_DEPTH_SQL, &[])
@@ -78,7 +78,10 @@ impl OpsCatalog for PostgresCatalog {
         let c = self.pool.get().await?;
         let rows = c
             .query(
-                &format!("SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = $1 ORDER BY time, id LIMIT $2"),
+                &format!(
+                    "SELECT * FROM (SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = $1 \
+                     ORDER BY time DESC, id DESC LIMIT $2) e ORDER BY time, id"
+                ),
                 &[&file_id.to_string(), &(limit as i64)],
             )
             .await?;

@@ -87,7 +87,8 @@ impl OpsCatalog for SqliteCatalog {
     async fn file_history(&self, file_id: FileId, limit: usize) -> Result<Vec<FileEvent>> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = ?1 ORDER BY time, id LIMIT ?2"
+                "SELECT * FROM (SELECT id, {EVENT_COLS} FROM file_events WHERE file_id = ?1 \
+                 ORDER BY time DESC, id DESC LIMIT ?2) ORDER BY time, id"
             ))?;
             let rows = st.query_map(params![file_id.to_string(), limit as i64], |r| rows::file_event(r))?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

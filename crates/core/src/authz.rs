@@ -93,7 +93,7 @@ actions! {
     // Views without paths: anyone authenticated.
     Status "status" Anyone, "GET /api/v1/status (workers and alarms for administrators only)", "read the node's status";
     WhoAmI "whoami" Anyone, "GET /api/v1/whoami", "ask who they are";
-    Metrics "metrics" Anyone, "GET /metrics (without a token from [server] metrics_open_to: loopback by default)", "read the metrics";
+    Metrics "metrics" Anyone, "GET /metrics (without a token from [server] metrics_open_to, empty by default)", "read the metrics";
     Volumes "volumes" Anyone, "GET /api/v1/volumes, GET /api/v1/volumes/{label}", "list volumes";
     Drives "drives" Anyone, "GET /api/v1/drives", "list drives";
     Libraries "libraries" Anyone, "GET /api/v1/libraries", "list libraries";

@@ -4,7 +4,8 @@
 //! Events are gathered in memory where they happen ([`EventLog`]) and
 //! written to the catalog in batches by the [`HistoryWriter`], so no
 //! request pays a catalog transaction for its history; reads are counted
-//! per file between two writes, not recorded one by one. The tape copies
+//! per file and written once every [`READS_EVERY`] (a file read all day
+//! gets 144 read events, not one per read or per second). The tape copies
 //! are the exception: the catalog records them in the transaction that
 //! records the tape files. A crash loses at most the last
 //! `[history] flush_ms` of events, never data; events older than
@@ -18,15 +19,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Events held in memory at most; beyond, new ones are dropped (and
-/// counted) until the writer catches up: history must never take the
-/// server's memory.
+/// Events held in memory at most, and their text (paths, details) in
+/// bytes; beyond, new ones are dropped (and counted) until the writer
+/// catches up: history must never take the server's memory. (While a
+/// batch is being written, the next one gathers: twice this at most.)
 const HELD_MAX: usize = 200_000;
+const HELD_BYTES: usize = 64 << 20;
+
+/// How often the read counts become events.
+pub const READS_EVERY: Duration = Duration::from_secs(600);
 
 /// Events waiting to be written, shared by whatever records them.
 #[derive(Clone, Default)]
 pub struct EventLog {
     inner: Arc<Mutex<Pending>>,
+    /// Held from taking a batch to its commit: a reader that takes it
+    /// after writing what waits sees every event recorded before.
+    writing: Arc<tokio::sync::Mutex<()>>,
     /// `[history] enabled = false`: nothing is kept.
     off: bool,
 }
@@ -34,9 +43,19 @@ pub struct EventLog {
 #[derive(Default)]
 struct Pending {
     events: Vec<FileEvent>,
-    /// Reads per file since the last write.
+    /// Bytes of the events' text.
+    bytes: usize,
+    /// Reads per file since their last write.
     reads: HashMap<FileId, u64>,
+    reads_since: Option<std::time::Instant>,
     dropped: u64,
+}
+
+fn text_len(e: &FileEvent) -> usize {
+    [&e.path, &e.who, &e.request, &e.package, &e.volume, &e.detail]
+        .iter()
+        .map(|t| t.as_ref().map_or(0, |s| s.len()))
+        .sum()
 }
 
 impl EventLog {
@@ -55,11 +74,13 @@ impl EventLog {
         if e.request.is_none() {
             e.request = bale_util::request::current();
         }
+        let len = text_len(&e);
         let mut p = self.inner.lock().unwrap();
-        if p.events.len() >= HELD_MAX {
+        if p.events.len() >= HELD_MAX || p.bytes + len > HELD_BYTES {
             p.dropped += 1;
             return;
         }
+        p.bytes += len;
         p.events.push(e);
     }
 
@@ -79,21 +100,38 @@ impl EventLog {
             return;
         }
         let mut p = self.inner.lock().unwrap();
-        if p.reads.len() < HELD_MAX {
-            *p.reads.entry(id).or_default() += 1;
+        p.reads_since.get_or_insert_with(std::time::Instant::now);
+        let full = p.reads.len() >= HELD_MAX;
+        match p.reads.get_mut(&id) {
+            Some(n) => *n += 1,
+            None if !full => {
+                p.reads.insert(id, 1);
+            }
+            None => p.dropped += 1,
         }
     }
 
-    /// What waits, reads as one counted event per file, in order.
-    fn take(&self) -> (Vec<FileEvent>, u64) {
+    /// Reads of `id` counted but not yet written.
+    pub fn pending_reads(&self, id: FileId) -> u64 {
+        self.inner.lock().unwrap().reads.get(&id).copied().unwrap_or(0)
+    }
+
+    /// What waits, in order; the read counts too (one counted event per
+    /// file) once they are [`READS_EVERY`] old, or with `all_reads`.
+    fn take(&self, all_reads: bool) -> (Vec<FileEvent>, u64) {
         let mut p = self.inner.lock().unwrap();
         let mut events = std::mem::take(&mut p.events);
-        let now = Timestamp::now();
-        events.extend(p.reads.drain().map(|(id, n)| {
-            let mut e = FileEvent::new(id, EventKind::Read, now);
-            e.count = n;
-            e
-        }));
+        p.bytes = 0;
+        let due = p.reads_since.is_some_and(|t| t.elapsed() >= READS_EVERY);
+        if all_reads || due {
+            p.reads_since = None;
+            let now = Timestamp::now();
+            events.extend(p.reads.drain().map(|(id, n)| {
+                let mut e = FileEvent::new(id, EventKind::Read, now);
+                e.count = n;
+                e
+            }));
+        }
         (events, std::mem::take(&mut p.dropped))
     }
 }
@@ -113,9 +151,12 @@ pub(crate) struct HistoryWriter {
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl HistoryWriter {
-    /// Writes what waits now.
-    pub(crate) async fn write(&mut self) -> std::result::Result<(), String> {
-        let (events, dropped) = self.log.take();
+    /// Writes what waits now (the read counts when due, or with
+    /// `all_reads`).
+    pub(crate) async fn write(&mut self, all_reads: bool) -> std::result::Result<(), String> {
+        let writing = self.log.writing.clone();
+        let _one_at_a_time = writing.lock().await;
+        let (events, dropped) = self.log.take(all_reads);
         if dropped > 0 {
             tracing::warn!("history: {dropped} events were not kept (more were waiting than {HELD_MAX})");
         }
@@ -165,8 +206,10 @@ impl Worker for HistoryWriter {
     }
 
     async fn work(&mut self, stop: &watch::Receiver<bool>) -> std::result::Result<State, String> {
-        self.write().await?;
-        if *stop.borrow() {
+        // At shutdown the read counts go too.
+        let stopping = *stop.borrow();
+        self.write(stopping).await?;
+        if stopping {
             return Ok(State::Done);
         }
         self.prune().await?;

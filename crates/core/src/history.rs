@@ -8,8 +8,8 @@ use crate::events::HistoryWriter;
 use crate::perms::Op;
 use crate::service::Service;
 use crate::{Error, Result};
-use bale_catalog::FileEvent;
-use bale_util::{FileId, NsPath};
+use bale_catalog::{EventKind, FileEvent};
+use bale_util::{FileId, NsPath, Timestamp};
 use std::time::Duration;
 
 /// A file's history as `bale history` shows it.
@@ -18,6 +18,8 @@ pub struct History {
     pub path: Option<String>,
     pub file_id: FileId,
     pub events: Vec<FileEvent>,
+    /// Only the newest events are shown (there were more).
+    pub truncated: bool,
 }
 
 impl Service {
@@ -39,7 +41,11 @@ impl Service {
         let id = node
             .file_id
             .ok_or_else(|| Error::Internal(format!("{path} has no file id")))?;
-        self.history_of(id, Some(path.to_string())).await
+        let mut h = self.history_of(id, Some(path.to_string())).await?;
+        if !who.admin {
+            redact(&mut h.events, &who.user);
+        }
+        Ok(h)
     }
 
     /// The history of a file by its id, deleted ones too: administrators.
@@ -60,11 +66,18 @@ impl Service {
             written: 0,
             pruned: 0,
         };
-        w.write().await.map_err(Error::Internal)?;
-        let events = self
-            .catalog()
-            .file_history(id, bale_catalog::ops::HISTORY_LIMIT)
-            .await?;
+        w.write(false).await.map_err(Error::Internal)?;
+        let limit = bale_catalog::ops::HISTORY_LIMIT;
+        let mut events = self.catalog().file_history(id, limit).await?;
+        let truncated = events.len() == limit;
+        // Reads counted but not yet written (they are, every few minutes).
+        let reads = self.events.pending_reads(id);
+        if reads > 0 {
+            let mut e = FileEvent::new(id, EventKind::Read, Timestamp::now());
+            e.count = reads;
+            e.detail = Some("counted since the last write of the read counts".into());
+            events.push(e);
+        }
         if events.is_empty() && path.is_none() {
             return Err(Error::NotFound(format!("no history of file id {id}")));
         }
@@ -72,6 +85,22 @@ impl Service {
             path,
             file_id: id,
             events,
+            truncated,
         })
+    }
+}
+
+/// What a file's owner does not see of what others did to it: their
+/// names, addresses, request ids and the paths and words of their
+/// events (a move by an administrator from a directory the owner cannot
+/// search, another user's stage request).
+fn redact(events: &mut [FileEvent], user: &str) {
+    for e in events {
+        if e.who.as_deref().is_some_and(|w| w != user) {
+            e.who = Some("(another user)".into());
+            e.path = None;
+            e.request = None;
+            e.detail = None;
+        }
     }
 }

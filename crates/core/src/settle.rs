@@ -164,9 +164,10 @@ pub(crate) struct Settler {
     /// The promoter still hands over files.
     open: bool,
     settled: u64,
-    /// When the oldest files not yet settled arrived (about: the start of
-    /// the round that gathered them), for the settle lag.
-    oldest: Option<std::time::Instant>,
+    /// When the files waiting in `pending` began to arrive, and (about)
+    /// when those handed to `synced` did: the settle lag is the older.
+    pending_since: Option<std::time::Instant>,
+    synced_since: Option<std::time::Instant>,
 }
 
 impl Settler {
@@ -187,7 +188,8 @@ impl Settler {
             barriers: Vec::new(),
             open: true,
             settled: 0,
-            oldest: None,
+            pending_since: None,
+            synced_since: None,
         }
     }
 }
@@ -227,8 +229,8 @@ impl Worker for Settler {
             }
         }
         metrics::gauge!(bale_util::metrics::INLINE_PENDING_BYTES).set(self.cache.inline_pending() as f64);
-        metrics::gauge!(bale_util::metrics::SETTLE_LAG).set(self.oldest.map_or(0.0, |t| t.elapsed().as_secs_f64()));
-        let round_started = std::time::Instant::now();
+        self.show_lag();
+        let round_started = self.pending_since.take().unwrap_or_else(std::time::Instant::now);
         let round = std::mem::take(&mut self.pending);
         let round_is_empty = round.is_empty();
         if !round.is_empty() {
@@ -240,6 +242,7 @@ impl Worker for Settler {
             if let Err(e) = done {
                 let msg = format!("syncing {} inline files failed: {e}", round.len());
                 self.pending = round;
+                self.pending_since = Some(round_started);
                 if !self.open {
                     tracing::warn!("{msg}; recovery will rewrite them from the catalog");
                     return Ok(WorkerState::Done);
@@ -262,7 +265,8 @@ impl Worker for Settler {
             WorkerState::Done
         };
         if left.is_empty() {
-            self.oldest = (!round_is_empty).then_some(round_started);
+            self.synced_since = (!round_is_empty).then_some(round_started);
+            self.show_lag();
             self.barriers.drain(..).for_each(|b| {
                 let _ = b.send(());
             });
@@ -273,7 +277,8 @@ impl Worker for Settler {
             Ok(()) => {
                 self.settled += ids.len() as u64;
                 metrics::counter!(bale_util::metrics::INLINE_SETTLED).increment(ids.len() as u64);
-                self.oldest = (!round_is_empty && self.open && self.barriers.is_empty()).then_some(round_started);
+                self.synced_since = (!round_is_empty && self.open && self.barriers.is_empty()).then_some(round_started);
+                self.show_lag();
                 self.barriers.drain(..).for_each(|b| {
                     let _ = b.send(());
                 });
@@ -310,11 +315,21 @@ impl Worker for Settler {
 }
 
 impl Settler {
+    /// Sets the settle lag: the age of the oldest files not settled.
+    fn show_lag(&mut self) {
+        if self.synced.lock().expect("synced").is_empty() {
+            // The committer's batches settled them.
+            self.synced_since = None;
+        }
+        let oldest = [self.pending_since, self.synced_since].into_iter().flatten().min();
+        metrics::gauge!(bale_util::metrics::SETTLE_LAG).set(oldest.map_or(0.0, |t| t.elapsed().as_secs_f64()));
+    }
+
     fn take(&mut self, m: ToSettle) {
         match m {
             ToSettle::Landed(v) => {
                 if !v.is_empty() {
-                    self.oldest.get_or_insert_with(std::time::Instant::now);
+                    self.pending_since.get_or_insert_with(std::time::Instant::now);
                 }
                 self.pending.extend(v)
             }

@@ -1,7 +1,8 @@
 //! The node at a glance: `bale status` and the gauges of `/metrics`, read
 //! from one place. The queues come from the catalog in one read, drives
-//! and volumes from the tape system's memory, workers from the runner;
-//! nothing here walks files.
+//! and volumes from the tape system's memory, workers from the runner.
+//! The gauges never walk files; `bale status` reads the cache's use as
+//! `bale cache` does (one aggregate over the cached files).
 
 use crate::auth::Principal;
 use crate::authz::{allow, Action};

@@ -52,7 +52,10 @@ fn metrics_history_and_logs_follow_a_known_workload() {
     let config = write_file(
         cfg.path(),
         "bale.toml",
-        &format!("[cache]\npurge_check_ms = 200\n[history]\nflush_ms = 100\n{SMALL_LIBRARY}"),
+        &format!(
+            "[server]\nmetrics_open_to = [\"127.0.0.1\"]\n[cache]\npurge_check_ms = 200\n\
+             [history]\nflush_ms = 100\n{SMALL_LIBRARY}"
+        ),
     );
     let s = Server::start_logged(Catalog::from_env(), &["--config", &config, "--log-format", "json"]);
     let http = s.http();
@@ -265,7 +268,9 @@ fn metrics_history_and_logs_follow_a_known_workload() {
     assert_eq!(h0["events"][0]["request"], put_id.as_str(), "{h0}");
     assert_eq!(h0["events"][0]["who"], "admin");
     let log = s.log();
-    let lines: Vec<Value> = log
+    // Whole lines only: the server may be writing the last one.
+    let whole = &log[..log.rfind('\n').map_or(0, |i| i + 1)];
+    let lines: Vec<Value> = whole
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect();
@@ -284,20 +289,54 @@ fn metrics_history_and_logs_follow_a_known_workload() {
     assert_eq!(access["fields"]["bytes"], "-", "a 201 has no body length");
     assert!(!log.contains("\u{1b}["), "no colour codes off a terminal");
 
-    // Someone else may not read the history; the owner and admins may.
+    // Someone else may not read the history; the owner and admins may,
+    // and the owner sees others' actions without their names and words.
     let alice = s.token_for("alice", "users");
     let out = s.bale_as(&alice).args(["history", "/m/f5"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("owner"), "{out:?}");
+    s.run(&["mkdir", "--owner", "alice", "--group", "users", "/al"]);
+    let r = http
+        .put(s.url_of("/al/x"))
+        .bearer_auth(&alice)
+        .body("mine")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.run(&["mv", "/al/x", "/al/y"]);
+    let out = s.bale_as(&alice).args(["history", "--json", "/al/y"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let h: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ev = h["events"].as_array().unwrap();
+    let written = ev.iter().find(|e| e["kind"] == "written").unwrap();
+    assert_eq!(written["who"], "alice");
+    assert_eq!(written["path"], "/al/x");
+    let moved = ev.iter().find(|e| e["kind"] == "moved").unwrap();
+    assert_eq!(moved["who"], "(another user)", "{h}");
+    assert!(
+        moved["path"].is_null() && moved["detail"].is_null() && moved["request"].is_null(),
+        "{h}"
+    );
+    let admin: Value = serde_json::from_str(&s.run(&["history", "--json", "/al/y"])).unwrap();
+    let moved = admin["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "moved")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (moved["who"].as_str(), moved["detail"].as_str()),
+        (Some("admin"), Some("from /al/x"))
+    );
 }
 
-/// `/metrics` needs a token from an address not in `metrics_open_to`;
-/// any user's token will do.
+/// `/metrics` needs a token from an address not in `metrics_open_to`
+/// (empty by default), and from an open one when the request names
+/// another client (a proxy); any user's token will do.
 #[test]
 fn metrics_need_a_token_where_not_open() {
-    let cfg = tempfile::tempdir().unwrap();
-    let config = write_file(cfg.path(), "bale.toml", "[server]\nmetrics_open_to = []\n");
-    let s = Server::start_with(Catalog::Sqlite, &["--config", &config]);
+    let s = Server::start_on(Catalog::Sqlite);
     let c = s.http();
     assert_eq!(c.get(s.url_of("/metrics")).send().unwrap().status(), 401);
     let r = c.get(s.url_of("/metrics")).bearer_auth("bale_x_y").send().unwrap();
@@ -306,6 +345,24 @@ fn metrics_need_a_token_where_not_open() {
     let r = c.get(s.url_of("/metrics")).bearer_auth(&bob).send().unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().unwrap().contains("# TYPE bale_build_info gauge"));
+    // Open to loopback, but not through a proxy there (trusted or not).
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(
+        cfg.path(),
+        "bale.toml",
+        "[server]\nmetrics_open_to = [\"127.0.0.1\"]\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    );
+    let s = Server::start_with(Catalog::Sqlite, &["--config", &config]);
+    let c = s.http();
+    assert_eq!(c.get(s.url_of("/metrics")).send().unwrap().status(), 200);
+    for (name, value) in [
+        ("x-forwarded-for", "203.0.113.9"),
+        ("forwarded", "for=127.0.0.1"),
+        ("x-real-ip", "127.0.0.1"),
+    ] {
+        let r = c.get(s.url_of("/metrics")).header(name, value).send().unwrap();
+        assert_eq!(r.status(), 401, "{name}: {value}");
+    }
 }
 
 /// A request id sent by a client is not believed, one from a trusted
@@ -355,6 +412,8 @@ fn request_ids_from_trusted_proxies_and_the_log_level_on_sighup() {
         .unwrap();
     assert!(hup.success());
     s.wait_for(5, "the new level", |s| s.log().contains("SIGHUP: logging \"warn\""));
+    // The line is said just before the level changes.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     ask(&s.http(), &s, "after-hup-3");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(!s.log().contains("after-hup-3"), "no access line at warn");

@@ -226,9 +226,10 @@ Columns:
   EVENT    written (by a PUT or a COPY), pooled (joined an aggregation pool, or sent to tape on its
            own), packed (recorded in a tape file: one line per tape copy), verified (a tape copy
            read back and found good), bad (found bad), purged (the cache copy removed), requested
-           (by a stage request), staged (cached again from tape), read (reads counted over about a
-           second: xN), moved, overwritten (replaced by a newer file), deleted
-  BY       the user who caused it
+           (by a stage request), staged (cached again from tape), read (reads counted over ten
+           minutes: xN), moved, overwritten (replaced by a newer file), deleted
+  BY       the user who caused it (shown as \"(another user)\" to a file's owner, who sees only their own
+           actions in full)
   REQUEST  the HTTP request id (X-Request-Id: it finds the request's lines in the server's log),
            or the stage request (stage N)
   DETAIL   where: the path, the package and the member's offset in it, the volume, the client
@@ -259,6 +260,9 @@ pub async fn history(c: &Client, a: &HistoryArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("{} (file id {})", h["path"].as_str().unwrap_or("-"), s(&h, "file_id"));
+    if h["truncated"].as_bool() == Some(true) {
+        println!("(the newest 10,000 events only; older ones are not shown)");
+    }
     println!("{:<20} {:<11} {:<10} {:<32} DETAIL", "TIME", "EVENT", "BY", "REQUEST");
     for e in h["events"].as_array().into_iter().flatten() {
         println!(

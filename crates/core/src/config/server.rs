@@ -46,9 +46,11 @@ pub struct ServerConfig {
     /// `Forwarded`, `X-Forwarded-Proto`, `X-Forwarded-Host` and
     /// `X-Forwarded-For` are believed; from anyone else they are ignored.
     pub trusted_proxies: Vec<String>,
-    /// Clients (addresses or networks) that may read `/metrics` without a
-    /// token; anyone else needs one (any user's). The client is the
-    /// connection's peer, or what a trusted proxy says it forwards for.
+    /// Addresses or networks that may read `/metrics` without a token
+    /// (e.g. `["127.0.0.1", "::1"]` for a Prometheus on this host); anyone
+    /// else needs one (any user's). What counts is the connection's own
+    /// peer, and a request with forwarding headers always needs a token:
+    /// a proxy on an open address does not open the metrics to its clients.
     pub metrics_open_to: Vec<String>,
     /// One line per HTTP request in the log (target `bale::access`):
     /// method, path, status, bytes, duration, user, request id.
@@ -70,7 +72,7 @@ impl Default for ServerConfig {
             tls_key: None,
             public_url: None,
             trusted_proxies: Vec::new(),
-            metrics_open_to: vec!["127.0.0.0/8".to_string(), "::1".to_string()],
+            metrics_open_to: Vec::new(),
             access_log: true,
         }
     }
