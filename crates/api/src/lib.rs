@@ -239,16 +239,20 @@ fn probe_answer(req: &Request, up: bool) -> Response {
     r
 }
 
+/// The request's `Authorization` header, as the authenticator takes it.
+fn authorization(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("<not text>"))
+}
+
 async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
     let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
     let request = format!("{} {}", req.method(), req.uri().path());
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let header = authorization(&req);
     let presented = header.is_some();
     // gfal2 without a token asks for one (a macaroon request): bale issues
     // none, and says so.
@@ -305,10 +309,7 @@ fn metrics_open(st: &AppState, req: &Request) -> bool {
 async fn metrics_page(State(st): State<AppState>, req: Request) -> Response {
     if !metrics_open(&st, &req) {
         let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
-        let header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("<not text>"));
+        let header = authorization(&req);
         let who = match st.svc.authenticate(header).await {
             Ok(p) => p,
             Err(e) => {

@@ -111,6 +111,26 @@ impl EventLog {
         }
     }
 
+    /// Writes what waits now to `catalog` (the read counts when due, or
+    /// with `all_reads`), one writer at a time; returns how many events.
+    pub(crate) async fn write_to(&self, catalog: &DynCatalog, all_reads: bool) -> std::result::Result<u64, String> {
+        let _one_at_a_time = self.writing.lock().await;
+        let (events, dropped) = self.take(all_reads);
+        if dropped > 0 {
+            tracing::warn!("history: {dropped} events were not kept (more were waiting than {HELD_MAX})");
+        }
+        let mut written = 0;
+        for chunk in events.chunks(5000) {
+            if let Err(e) = catalog.record_events(chunk).await {
+                // History is not data: said, and not retried forever.
+                return Err(format!("writing {} history events failed: {e}", chunk.len()));
+            }
+            written += chunk.len() as u64;
+            metrics::counter!(bale_util::metrics::HISTORY_EVENTS).increment(chunk.len() as u64);
+        }
+        Ok(written)
+    }
+
     /// Reads of `id` counted but not yet written.
     pub fn pending_reads(&self, id: FileId) -> u64 {
         self.inner.lock().unwrap().reads.get(&id).copied().unwrap_or(0)
@@ -151,23 +171,8 @@ pub(crate) struct HistoryWriter {
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl HistoryWriter {
-    /// Writes what waits now (the read counts when due, or with
-    /// `all_reads`).
-    pub(crate) async fn write(&mut self, all_reads: bool) -> std::result::Result<(), String> {
-        let writing = self.log.writing.clone();
-        let _one_at_a_time = writing.lock().await;
-        let (events, dropped) = self.log.take(all_reads);
-        if dropped > 0 {
-            tracing::warn!("history: {dropped} events were not kept (more were waiting than {HELD_MAX})");
-        }
-        for chunk in events.chunks(5000) {
-            if let Err(e) = self.catalog.record_events(chunk).await {
-                // History is not data: said, and not retried forever.
-                return Err(format!("writing {} history events failed: {e}", chunk.len()));
-            }
-            self.written += chunk.len() as u64;
-            metrics::counter!(bale_util::metrics::HISTORY_EVENTS).increment(chunk.len() as u64);
-        }
+    async fn write(&mut self, all_reads: bool) -> std::result::Result<(), String> {
+        self.written += self.log.write_to(&self.catalog, all_reads).await?;
         Ok(())
     }
 

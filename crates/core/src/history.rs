@@ -4,13 +4,11 @@
 
 use crate::auth::Principal;
 use crate::authz::{allow, Action};
-use crate::events::HistoryWriter;
 use crate::perms::Op;
 use crate::service::Service;
 use crate::{Error, Result};
 use bale_catalog::{EventKind, FileEvent};
 use bale_util::{FileId, NsPath, Timestamp};
-use std::time::Duration;
 
 /// A file's history as `bale history` shows it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -57,16 +55,10 @@ impl Service {
     async fn history_of(&self, id: FileId, path: Option<String>) -> Result<History> {
         // What waits in memory first, so a history asked for right after
         // an event shows it.
-        let mut w = HistoryWriter {
-            log: self.events.clone(),
-            catalog: self.catalog().clone(),
-            every: Duration::ZERO,
-            retention: None,
-            pruned_at: None,
-            written: 0,
-            pruned: 0,
-        };
-        w.write(false).await.map_err(Error::Internal)?;
+        self.events
+            .write_to(self.catalog(), false)
+            .await
+            .map_err(Error::Internal)?;
         let limit = bale_catalog::ops::HISTORY_LIMIT;
         let mut events = self.catalog().file_history(id, limit).await?;
         let truncated = events.len() == limit;

@@ -103,31 +103,24 @@ fn age_s(t: Timestamp, now: Timestamp) -> f64 {
 
 /// Volumes by library and state, every state of every library listed.
 fn volume_groups(vols: &[bale_tape::VolumeView], libraries: &[String]) -> Vec<VolumeGroup> {
+    let empty = |library: &str, state: VolumeState| VolumeGroup {
+        library: library.to_string(),
+        state,
+        count: 0,
+        used: 0,
+        capacity: 0,
+    };
     let mut by: BTreeMap<(String, &'static str), VolumeGroup> = BTreeMap::new();
     for lib in libraries {
         for &state in VolumeState::ALL {
-            by.insert(
-                (lib.clone(), state.as_str()),
-                VolumeGroup {
-                    library: lib.clone(),
-                    state,
-                    count: 0,
-                    used: 0,
-                    capacity: 0,
-                },
-            );
+            by.insert((lib.clone(), state.as_str()), empty(lib, state));
         }
     }
     for v in vols {
+        let (lib, state) = (&v.volume.library, v.volume.state);
         let g = by
-            .entry((v.volume.library.clone(), v.volume.state.as_str()))
-            .or_insert_with(|| VolumeGroup {
-                library: v.volume.library.clone(),
-                state: v.volume.state,
-                count: 0,
-                used: 0,
-                capacity: 0,
-            });
+            .entry((lib.clone(), state.as_str()))
+            .or_insert_with(|| empty(lib, state));
         g.count += 1;
         g.used += v.volume.used;
         g.capacity += v.volume.capacity;

@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::DecimalBytes;
 use serde_json::Value;
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The text of `bale status --help` after its options.
 pub const STATUS_HELP: &str = "\
@@ -59,10 +59,10 @@ fn share(part: u64, whole: u64) -> String {
     }
 }
 
-/// A catalog timestamp (ns since the epoch) as UTC, to the second.
-pub fn when(ns: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+/// A catalog timestamp (ns since the epoch) as UTC, to the second, as
+/// the other tables show times.
+fn when(ns: i64) -> String {
+    bale_api::model::utc_seconds(bale_util::Timestamp(ns))
 }
 
 pub async fn status(c: &Client, a: &StatusArgs) -> Result<ExitCode> {
