@@ -46,7 +46,7 @@ mod tape;
 
 pub use error::{CatalogError, Result};
 pub use model::*;
-pub use ops::{Depths, EventKind, FileEvent, OpsCatalog};
+pub use ops::{Depths, EventKind, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary};
 pub use pool::*;
 pub use postgres_connect::PostgresCatalog;
 pub use residency::{CacheCatalog, CacheUsage, Pin};

@@ -203,6 +203,43 @@ pub(crate) const PACKAGE_EVENTS_SQL: &str =
      SELECT $1, m.file_id, $2, m.package, m.data_offset, p.volume, $3 FROM members m \
      JOIN packages p ON p.id = m.package WHERE m.package = $4 ORDER BY m.data_offset";
 
+/// A stage request in a list (the status page): its files counted by
+/// state in the catalog, never loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageRequestSummary {
+    pub id: i64,
+    pub owner: String,
+    pub created: Timestamp,
+    pub completed: Option<Timestamp>,
+    pub counts: Vec<(StageState, u64)>,
+}
+
+/// An owner's live pins: how many, their bytes, and the first few by
+/// expiry with their paths.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OwnedPins {
+    pub count: u64,
+    pub bytes: u64,
+    pub first: Vec<(bale_util::NsPath, Timestamp)>,
+}
+
+/// The newest stage requests (of `$1`, or everyone's when it is NULL)
+/// with an id below `$2`, at most `$3`.
+pub(crate) const STAGE_REQUEST_PAGE_SQL: &str = "SELECT id, owner, created, completed FROM stage_requests \
+     WHERE (owner = $1 OR $1 IS NULL) AND id < $2 ORDER BY id DESC LIMIT $3";
+pub(crate) const STAGE_REQUEST_TOTAL_SQL: &str =
+    "SELECT COUNT(*) FROM stage_requests WHERE (owner = $1 OR $1 IS NULL)";
+/// The request's files by state: the primary key's prefix.
+pub(crate) const STAGE_REQUEST_STATES_SQL: &str =
+    "SELECT state, COUNT(*) FROM stage_files WHERE request = $1 GROUP BY state ORDER BY state";
+/// An owner's live pins of existing files: count and bytes.
+pub(crate) const OWNED_PINS_SQL: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(n.size), 0) AS BIGINT) FROM pins p \
+     JOIN nodes n ON n.file_id = p.file_id AND n.kind = 2 WHERE p.owner = $1 AND p.expires > $2";
+/// The first `$3` of them by expiry: their nodes and expiries.
+pub(crate) const OWNED_PINS_FIRST_SQL: &str = "SELECT n.id, p.expires FROM pins p \
+     JOIN nodes n ON n.file_id = p.file_id AND n.kind = 2 WHERE p.owner = $1 AND p.expires > $2 \
+     ORDER BY p.expires, p.file_id LIMIT $3";
+
 /// Events fetched for one history at most.
 pub const HISTORY_LIMIT: usize = 10_000;
 
@@ -221,4 +258,18 @@ pub trait OpsCatalog: Send + Sync + 'static {
     /// Forgets events older than `before`, at most `limit` of them (the
     /// oldest); returns how many went.
     async fn prune_events(&self, before: Timestamp, limit: usize) -> Result<u64>;
+
+    /// The stage requests of `owner` (everyone's: `None`), newest first,
+    /// those with an id below `before`, at most `limit`; and how many
+    /// there are in all.
+    async fn stage_requests_page(
+        &self,
+        owner: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(u64, Vec<StageRequestSummary>)>;
+
+    /// `owner`'s live pins at `now`: counted, and the first `limit` by
+    /// expiry with their paths.
+    async fn owned_pins(&self, owner: &str, now: Timestamp, limit: usize) -> Result<OwnedPins>;
 }

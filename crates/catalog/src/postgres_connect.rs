@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0015_webdav.sql"),
     include_str!("../migrations/postgres/0016_quotas.sql"),
     include_str!("../migrations/postgres/0017_file_history.sql"),
+    include_str!("../migrations/postgres/0018_status_page.sql"),
 ];
 
 /// Any number that is bale's own, to serialize migrations across nodes.

@@ -1,9 +1,11 @@
 //! Queue depths and file history in the PostgreSQL catalog.
 
 use crate::ops::{
-    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, ALARM_DEPTH_SQL, EVENT_COLS, JOB_DEPTH_SQL,
-    POOL_DEPTH_SQL, STAGE_DEPTH_SQL, STAGE_REQUESTS_SQL,
+    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary,
+    ALARM_DEPTH_SQL, EVENT_COLS, JOB_DEPTH_SQL, OWNED_PINS_FIRST_SQL, OWNED_PINS_SQL, POOL_DEPTH_SQL,
+    STAGE_DEPTH_SQL, STAGE_REQUESTS_SQL, STAGE_REQUEST_PAGE_SQL, STAGE_REQUEST_STATES_SQL, STAGE_REQUEST_TOTAL_SQL,
 };
+use crate::CatalogError;
 use crate::rows::Columns;
 use crate::{rows, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -98,5 +100,63 @@ impl OpsCatalog for PostgresCatalog {
             )
             .await?;
         Ok(n)
+    }
+
+    async fn stage_requests_page(
+        &self,
+        owner: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(u64, Vec<StageRequestSummary>)> {
+        let c = self.pool.get().await?;
+        let total: i64 = c.query_one(STAGE_REQUEST_TOTAL_SQL, &[&owner]).await?.get(0);
+        let heads = c
+            .query(
+                STAGE_REQUEST_PAGE_SQL,
+                &[&owner, &before.unwrap_or(i64::MAX), &(limit as i64)],
+            )
+            .await?;
+        let counts = c.prepare_cached(STAGE_REQUEST_STATES_SQL).await?;
+        let mut out = Vec::with_capacity(heads.len());
+        for h in &heads {
+            let id: i64 = h.get(0);
+            let mut by_state = Vec::new();
+            for r in c.query(&counts, &[&id]).await? {
+                let state: String = r.get(0);
+                by_state.push((state.parse().map_err(CatalogError::Invalid)?, r.get::<_, i64>(1) as u64));
+            }
+            out.push(StageRequestSummary {
+                id,
+                owner: h.get(1),
+                created: Timestamp(h.get(2)),
+                completed: h.get::<_, Option<i64>>(3).map(Timestamp),
+                counts: by_state,
+            });
+        }
+        Ok((total as u64, out))
+    }
+
+    async fn owned_pins(&self, owner: &str, now: Timestamp, limit: usize) -> Result<OwnedPins> {
+        let (count, bytes) = {
+            let c = self.pool.get().await?;
+            let r = c.query_one(OWNED_PINS_SQL, &[&owner, &now.0]).await?;
+            (r.get::<_, i64>(0), r.get::<_, i64>(1))
+        };
+        let nodes = {
+            let c = self.pool.get().await?;
+            c.query(OWNED_PINS_FIRST_SQL, &[&owner, &now.0, &(limit as i64)]).await?
+        };
+        let mut first = Vec::with_capacity(nodes.len());
+        for r in &nodes {
+            first.push((
+                crate::Catalog::path_of(self, r.get(0)).await?,
+                Timestamp(r.get(1)),
+            ));
+        }
+        Ok(OwnedPins {
+            count: count as u64,
+            bytes: bytes as u64,
+            first,
+        })
     }
 }

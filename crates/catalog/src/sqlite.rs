@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0015_webdav.sql"),
     include_str!("../migrations/sqlite/0016_quotas.sql"),
     include_str!("../migrations/sqlite/0017_file_history.sql"),
+    include_str!("../migrations/sqlite/0018_status_page.sql"),
 ];
 
 pub struct SqliteCatalog {

@@ -1,9 +1,11 @@
 //! Queue depths and file history in the SQLite catalog.
 
 use crate::ops::{
-    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, ALARM_DEPTH_SQL, EVENT_COLS, JOB_DEPTH_SQL,
-    POOL_DEPTH_SQL, STAGE_DEPTH_SQL, STAGE_REQUESTS_SQL,
+    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary,
+    ALARM_DEPTH_SQL, EVENT_COLS, JOB_DEPTH_SQL, OWNED_PINS_FIRST_SQL, OWNED_PINS_SQL, POOL_DEPTH_SQL,
+    STAGE_DEPTH_SQL, STAGE_REQUESTS_SQL, STAGE_REQUEST_PAGE_SQL, STAGE_REQUEST_STATES_SQL, STAGE_REQUEST_TOTAL_SQL,
 };
+use crate::CatalogError;
 use crate::{rows, Result, SqliteCatalog};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -104,6 +106,74 @@ impl OpsCatalog for SqliteCatalog {
                 params![before.0, limit as i64],
             )?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn stage_requests_page(
+        &self,
+        owner: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(u64, Vec<StageRequestSummary>)> {
+        let owner = owner.map(str::to_string);
+        self.read(move |c| {
+            let total = c
+                .prepare_cached(STAGE_REQUEST_TOTAL_SQL)?
+                .query_row([&owner], |r| r.get::<_, i64>(0))? as u64;
+            let mut st = c.prepare_cached(STAGE_REQUEST_PAGE_SQL)?;
+            let heads = st
+                .query_map(params![owner, before.unwrap_or(i64::MAX), limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<i64>>(3)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut counts = c.prepare_cached(STAGE_REQUEST_STATES_SQL)?;
+            let mut out = Vec::with_capacity(heads.len());
+            for (id, owner, created, completed) in heads {
+                let mut by_state = Vec::new();
+                for r in counts.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                    let (state, n) = r?;
+                    by_state.push((state.parse().map_err(CatalogError::Invalid)?, n as u64));
+                }
+                out.push(StageRequestSummary {
+                    id,
+                    owner,
+                    created: Timestamp(created),
+                    completed: completed.map(Timestamp),
+                    counts: by_state,
+                });
+            }
+            Ok((total, out))
+        })
+        .await
+    }
+
+    async fn owned_pins(&self, owner: &str, now: Timestamp, limit: usize) -> Result<OwnedPins> {
+        let owner = owner.to_string();
+        self.read(move |c| {
+            let (count, bytes) = c
+                .prepare_cached(OWNED_PINS_SQL)?
+                .query_row(params![owner, now.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut st = c.prepare_cached(OWNED_PINS_FIRST_SQL)?;
+            let nodes = st
+                .query_map(params![owner, now.0, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut first = Vec::with_capacity(nodes.len());
+            for (node, expires) in nodes {
+                first.push((crate::sqlite_namespace::path_of(c, node)?, Timestamp(expires)));
+            }
+            Ok(OwnedPins {
+                count: count as u64,
+                bytes: bytes as u64,
+                first,
+            })
         })
         .await
     }

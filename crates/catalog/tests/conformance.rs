@@ -152,6 +152,7 @@ both!(
     copies_are_queued_counted_and_repaired,
     depths_count_the_queues,
     file_events_are_kept_in_order_and_pruned_by_age,
+    requests_and_pins_are_listed_per_owner,
 );
 
 /// Committed rows survive closing and reopening the catalog.

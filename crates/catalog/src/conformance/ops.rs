@@ -123,3 +123,72 @@ pub async fn file_events_are_kept_in_order_and_pruned_by_age(c: &dyn Catalog) {
     );
     assert!(c.file_history(b, 100).await.unwrap().is_empty());
 }
+
+/// The status page's lists: stage requests newest first, an owner's or
+/// everyone's, paged by id, their files counted by state; an owner's live
+/// pins counted with their bytes, the first by expiry with their paths,
+/// expired pins and other owners' left out.
+pub async fn requests_and_pins_are_listed_per_owner(c: &dyn Catalog) {
+    let dir = mkdir(c, ROOT_ID, "p").await;
+    let files: Vec<NewFile> = (0..3).map(|i| new_file(dir.id, &format!("f{i}"), 10 + i)).collect();
+    c.commit_files("n1", &files, &[]).await.unwrap();
+    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
+    let stage = |id: FileId, state| NewStageFile {
+        path: format!("/p/{id}"),
+        file_id: Some(id),
+        state,
+        error: None,
+    };
+    let (none, _) = c.stage_requests_page(Some("alice"), None, 10).await.unwrap();
+    assert_eq!(none, 0);
+    let a1 = c
+        .create_stage_request(
+            "alice",
+            t(1),
+            60,
+            vec![stage(ids[0], StageState::Submitted), stage(ids[1], StageState::Completed)],
+            u64::MAX,
+        )
+        .await
+        .unwrap();
+    let b1 = c
+        .create_stage_request("bob", t(2), 60, vec![stage(ids[2], StageState::Submitted)], u64::MAX)
+        .await
+        .unwrap();
+    let a2 = c
+        .create_stage_request("alice", t(3), 60, vec![stage(ids[2], StageState::Submitted)], u64::MAX)
+        .await
+        .unwrap();
+    c.stage_files_finished(&ids[2..], t(4), None).await.unwrap();
+
+    let (total, page) = c.stage_requests_page(Some("alice"), None, 10).await.unwrap();
+    assert_eq!(total, 2);
+    let got: Vec<i64> = page.iter().map(|r| r.id).collect();
+    assert_eq!(got, vec![a2, a1], "newest first, alice's only");
+    assert_eq!(
+        page[1].counts,
+        vec![(StageState::Completed, 1), (StageState::Submitted, 1)]
+    );
+    assert_eq!((page[1].created, page[1].completed), (t(1), None));
+    assert_eq!(page[0].completed, Some(t(4)), "its one file finished");
+    let (total, page) = c.stage_requests_page(None, Some(a2), 1).await.unwrap();
+    assert_eq!(total, 3);
+    assert_eq!(
+        page.iter().map(|r| (r.id, r.owner.as_str())).collect::<Vec<_>>(),
+        vec![(b1, "bob")],
+        "the page below a2, one row"
+    );
+
+    c.pin(&ids[..2], "alice", t(10), t(100)).await.unwrap();
+    c.pin(&ids[2..], "alice", t(10), t(50)).await.unwrap();
+    c.pin(&ids[..1], "bob", t(10), t(100)).await.unwrap();
+    let p = c.owned_pins("alice", t(20), 2).await.unwrap();
+    assert_eq!((p.count, p.bytes), (3, 10 + 11 + 12));
+    let first: Vec<(String, Timestamp)> = p.first.iter().map(|(p, e)| (p.to_string(), *e)).collect();
+    assert_eq!(first[0], ("/p/f2".to_string(), t(50)), "the soonest expiry first");
+    assert_eq!(first.len(), 2);
+    let p = c.owned_pins("alice", t(60), 10).await.unwrap();
+    assert_eq!((p.count, p.first.len()), (2, 2), "the expired pin is not counted");
+    let p = c.owned_pins("carol", t(20), 10).await.unwrap();
+    assert_eq!(p, OwnedPins::default());
+}
