@@ -28,6 +28,7 @@ mod origin;
 mod server;
 mod taperest;
 pub mod tls;
+mod ui;
 #[doc(hidden)]
 pub use taperest::parse_bodies as tape_rest_bodies;
 mod webdav;
@@ -42,7 +43,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use bale_core::Service;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -52,30 +53,8 @@ pub(crate) struct AppState {
     /// Who may scrape `/metrics` without a token.
     pub metrics_open: Arc<Vec<ipnet::IpNet>>,
     pub access_log: bool,
-}
-
-/// The process's Prometheus recorder: histograms with buckets (not
-/// summaries), every series described (`bale_util::metrics`).
-fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
-    use bale_util::metrics as m;
-    use metrics_exporter_prometheus::Matcher;
-    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), m::SECONDS_BUCKETS)
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(m::STAGE_SECONDS.into()), m::STAGE_BUCKETS))
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(m::COMMIT_BATCH_FILES.into()), m::COUNT_BUCKETS))
-                .expect("bucket lists are not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may be installed already (tests embedding several servers).
-            if metrics::set_global_recorder(recorder).is_ok() {
-                m::describe();
-            }
-            handle
-        })
-        .clone()
+    /// The status page's logins.
+    pub ui: Arc<ui::Sessions>,
 }
 
 /// The complete router for a service.
@@ -89,9 +68,12 @@ pub fn router(svc: Arc<Service>) -> Router {
     let state = AppState {
         metrics_open: Arc::new(c.metrics_open_nets().unwrap_or_default()),
         access_log: c.access_log,
+        ui: Arc::new(ui::Sessions::new(std::time::Duration::from_secs(
+            svc.config().ui.session_hours * 3600,
+        ))),
         svc,
         trust: Arc::new(trust),
-        metrics: metrics_handle(),
+        metrics: bale_core::samples::metrics_handle(),
     };
     Router::new()
         .nest("/api/v1", json::routes())
@@ -101,13 +83,13 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/api/{*rest}", any(error::not_found))
         .route("/.well-known", any(error::not_found))
         .route("/.well-known/{*rest}", any(error::not_found))
-        .route("/ui", any(error::not_found))
-        .route("/ui/{*rest}", any(error::not_found))
+        .merge(ui::routes())
         .route("/metrics", get(metrics_page))
         .route("/healthz", any(healthz))
         .route("/readyz", any(readyz))
         .fallback(webdav::handle)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(browser_at_root))
         .layer(middleware::from_fn(protocol))
         .layer(middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
@@ -127,10 +109,11 @@ async fn protocol(req: Request, next: Next) -> Response {
     }
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    // Problems pass as they are, and so do the status page's HTML
+    // answers (its login form after a bad token).
+    let is_problem = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json") || v.as_bytes().starts_with(b"text/html")
+    });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return resp;
     }
@@ -164,6 +147,26 @@ async fn protocol(req: Request, next: Next) -> Response {
     out
 }
 
+/// A browser that opens the server's root (`GET /`, `Accept: text/html`,
+/// no token) is sent to the status page; WebDAV clients get the listing.
+async fn browser_at_root(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let browser = req.method() == axum::http::Method::GET
+        && req.uri().path() == "/"
+        && !h.contains_key(header::AUTHORIZATION)
+        && h.get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.split(',').any(|t| t.trim().starts_with("text/html")));
+    if browser {
+        return (
+            axum::http::StatusCode::SEE_OTHER,
+            [(header::LOCATION, "/ui/")],
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
+
 /// Serves `svc` on an already bound listener until `shutdown` completes,
 /// then lets in-flight requests finish. Every connection is bounded
 /// (`server`, from the `[server]` configuration).
@@ -189,7 +192,8 @@ pub async fn serve(
 /// Paths without the token check here: the probes and discovery answer
 /// anyone; `/metrics` decides itself (open to some addresses).
 fn is_public(path: &str) -> bool {
-    matches!(
+    // The status page checks its own logins (a cookie or the header).
+    path == "/ui" || path.starts_with("/ui/") || matches!(
         path,
         "/api/v1/health" | "/healthz" | "/readyz" | "/.well-known" | "/metrics"
     ) || path.starts_with("/.well-known/")

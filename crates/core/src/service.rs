@@ -42,6 +42,8 @@ pub struct Service {
     pub(crate) node: String,
     pub(crate) started: Timestamp,
     pub(crate) quota_cache: std::sync::Mutex<QuotaCache>,
+    /// The figures behind the status page's charts.
+    pub(crate) samples: Arc<crate::samples::Samples>,
     /// This process's hold on the data directory, until it exits.
     _lock: DirLock,
 }
@@ -342,6 +344,7 @@ impl Service {
                 },
             );
         }
+        let (config_data_dir, ui) = (config.data_dir.clone(), config.ui.clone());
         let svc = Arc::new(Service {
             _lock: lock,
             stager,
@@ -359,7 +362,21 @@ impl Service {
             node: node.clone(),
             started,
             quota_cache: Default::default(),
+            samples: Arc::new(crate::samples::Samples::open(
+                config_data_dir.join("ui-samples.jsonl"),
+                ui.capacity(),
+                Duration::from_secs(ui.sample_s),
+            )),
         });
+        let gauges: Arc<dyn crate::samples::Gauges> = svc.clone();
+        svc.workers.spawn(
+            phase::AGGREGATION,
+            crate::samples::Sampler {
+                samples: svc.samples.clone(),
+                gauges: Arc::downgrade(&gauges),
+                taken: 0,
+            },
+        );
         svc.ensure_admin_token().await?;
         svc.reload_quotas().await?;
         if crashed {
@@ -392,6 +409,11 @@ impl Service {
         } else if let Err(e) = remove_durable(&self.config.data_dir.join(RUNNING)) {
             tracing::warn!("cannot remove the running marker (the next start checks the cache): {e}");
         }
+    }
+
+    /// The figures behind the status page's charts.
+    pub fn samples(&self) -> &crate::samples::Samples {
+        &self.samples
     }
 
     /// The background workers (phase order), for `bale workers`.

@@ -291,3 +291,10 @@ impl Service {
         Ok(())
     }
 }
+
+#[async_trait::async_trait]
+impl crate::samples::Gauges for Service {
+    async fn refresh_gauges(&self) -> Result<()> {
+        Service::refresh_gauges(self).await
+    }
+}

@@ -24,6 +24,8 @@ pub struct DriveView {
     /// idle, busy or offline.
     pub activity: &'static str,
     pub volume: Option<String>,
+    /// What a busy drive does: "writing FAMILY" or "reading".
+    pub work: Option<String>,
     pub efficiency: Option<f64>,
 }
 
@@ -219,6 +221,10 @@ impl TapeSystem {
                         "idle"
                     },
                     volume: s.mounted.clone(),
+                    work: (s.online && s.busy).then(|| match &s.writing {
+                        Some(k) => format!("writing {}", k.family),
+                        None => "reading".to_string(),
+                    }),
                     efficiency: s.stats.efficiency(rate),
                 }
             })

@@ -185,3 +185,93 @@ pub fn describe() {
         }
     }
 }
+
+/// One line of the Prometheus text format: a series' name, its labels
+/// (unescaped) and its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampled<'a> {
+    pub name: &'a str,
+    pub labels: Vec<(&'a str, String)>,
+    pub value: f64,
+}
+
+impl Sampled<'_> {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|l| l.0 == key).map(|l| l.1.as_str())
+    }
+}
+
+/// Reads the text format as this process's recorder writes it (format
+/// 0.0.4: comments, `name value` and `name{k="v",...} value`, label values
+/// escaped with `\\`, `\"` and `\n`); a line that does not parse is left
+/// out. For figures sampled from the same text a scrape gets.
+pub fn parse_text(text: &str) -> Vec<Sampled<'_>> {
+    text.lines().filter_map(parse_line).collect()
+}
+
+fn parse_line(line: &str) -> Option<Sampled<'_>> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+    let name = &line[..name_end];
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices().peekable();
+        let end = loop {
+            // key
+            while chars.peek().is_some_and(|c| c.1 == ',' || c.1 == ' ') {
+                chars.next();
+            }
+            let (start, c) = chars.next()?;
+            if c == '}' {
+                break start + 1;
+            }
+            let eq = body[start..].find('=')? + start;
+            let key = &body[start..eq];
+            while chars.peek().is_some_and(|c| c.0 <= eq) {
+                chars.next();
+            }
+            if chars.next()?.1 != '"' {
+                return None;
+            }
+            let mut value = String::new();
+            loop {
+                match chars.next()?.1 {
+                    '\\' => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        other => value.push(other),
+                    },
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            labels.push((key, value));
+        };
+        rest = &body[end..];
+    }
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    Some(Sampled { name, labels, value })
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn reads_names_labels_and_values() {
+        let text = "# HELP x y\n# TYPE x counter\nbale_a_total 3\n\
+            bale_b{library=\"lib 1\",drive=\"d\\\"1\\\\\",kind=\"write\"} 2.5\n\
+            bale_c_bucket{le=\"+Inf\"} 7\nbale_d NaN\nbroken{x=\"1\" 4\n\n";
+        let got = parse_text(text);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!((got[0].name, got[0].value), ("bale_a_total", 3.0));
+        assert_eq!(got[1].label("library"), Some("lib 1"));
+        assert_eq!(got[1].label("drive"), Some("d\"1\\"));
+        assert_eq!((got[1].label("kind"), got[1].value), (Some("write"), 2.5));
+        assert_eq!(got[2].label("le"), Some("+Inf"));
+        assert!(got[3].value.is_nan());
+    }
+}

@@ -10,3 +10,4 @@ mod columns;
 mod health;
 mod metrics;
 mod systemd;
+mod ui;

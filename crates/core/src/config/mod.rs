@@ -53,6 +53,8 @@ pub struct Config {
     pub tape_rest: TapeRestConfig,
     /// Each file's history (`bale history`).
     pub history: HistoryConfig,
+    /// The status page (`/ui/`) and the figures its charts draw.
+    pub ui: UiConfig,
     /// Tape libraries, media and the scheduler.
     pub tape: bale_tape::TapeConfig,
 }
@@ -257,6 +259,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             tape_rest: TapeRestConfig::default(),
             history: HistoryConfig::default(),
+            ui: UiConfig::default(),
             tape: bale_tape::TapeConfig::default(),
         }
     }
@@ -307,6 +310,36 @@ impl Default for HistoryConfig {
     }
 }
 
+/// The status page: how often the figures behind its charts are sampled
+/// and how long they are kept (a ring on disk, in data_dir).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UiConfig {
+    /// Seconds between two samples of the figures.
+    pub sample_s: u64,
+    /// Hours of samples kept (at most 100,000 samples).
+    pub keep_hours: u64,
+    /// Hours a login of the page lasts.
+    pub session_hours: u64,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            sample_s: 60,
+            keep_hours: 48,
+            session_hours: 12,
+        }
+    }
+}
+
+impl UiConfig {
+    /// How many samples the ring keeps.
+    pub fn capacity(&self) -> usize {
+        ((self.keep_hours * 3600) / self.sample_s.max(1)).clamp(2, 100_000) as usize
+    }
+}
+
 /// A commented example configuration, equal to the defaults (a test checks).
 pub const EXAMPLE: &str = include_str!("example.toml");
 
@@ -350,6 +383,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)?;
+        if self.ui.sample_s == 0 || self.ui.keep_hours == 0 || self.ui.session_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "ui.sample_s, ui.keep_hours and ui.session_hours must be at least 1".into(),
+            ));
+        }
         if self.ingest.max_batch == 0 {
             return Err(ConfigError::Invalid("ingest.max_batch must be at least 1".into()));
         }
