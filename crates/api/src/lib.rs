@@ -7,7 +7,8 @@
 //!   tokens, health) and the tape admin API (volumes, drives, libraries,
 //!   events, alarms, faults) and the aggregation API (policy, queue,
 //!   packages). Errors everywhere are RFC 7807 problem+json.
-//! - `/metrics`: Prometheus metrics. `/.well-known` and `/ui` are reserved.
+//! - `/metrics`: Prometheus metrics. `/ui/`: the status page (`ui`); a
+//!   browser's `GET /` is sent there.
 //!
 //! One module per protocol, each with its own request and response types:
 //! `webdav`, `json` (with its wire types in `json::wire`); the WLCG Tape
@@ -16,7 +17,8 @@
 //! shared is here: the router, authentication, the protocol middleware
 //! (problem+json for every error) and `model` (shapes the CLI reads too).
 //!
-//! Every request but `/.well-known/*`, `/healthz`, `/readyz` and `/api/v1/health` needs a bearer token.
+//! Every request but `/.well-known/*`, `/healthz`, `/readyz` and `/api/v1/health` needs a bearer
+//! token (the status page also takes its login's cookie, and only it does).
 
 mod body;
 mod error;
@@ -158,11 +160,7 @@ async fn browser_at_root(req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.split(',').any(|t| t.trim().starts_with("text/html")));
     if browser {
-        return (
-            axum::http::StatusCode::SEE_OTHER,
-            [(header::LOCATION, "/ui/")],
-        )
-            .into_response();
+        return (axum::http::StatusCode::SEE_OTHER, [(header::LOCATION, "/ui/")]).into_response();
     }
     next.run(req).await
 }
@@ -193,10 +191,13 @@ pub async fn serve(
 /// anyone; `/metrics` decides itself (open to some addresses).
 fn is_public(path: &str) -> bool {
     // The status page checks its own logins (a cookie or the header).
-    path == "/ui" || path.starts_with("/ui/") || matches!(
-        path,
-        "/api/v1/health" | "/healthz" | "/readyz" | "/.well-known" | "/metrics"
-    ) || path.starts_with("/.well-known/")
+    path == "/ui"
+        || path.starts_with("/ui/")
+        || matches!(
+            path,
+            "/api/v1/health" | "/healthz" | "/readyz" | "/.well-known" | "/metrics"
+        )
+        || path.starts_with("/.well-known/")
 }
 
 /// `GET /healthz`: the process answers. No token, and nothing else said.

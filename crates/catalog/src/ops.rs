@@ -227,8 +227,7 @@ pub struct OwnedPins {
 /// with an id below `$2`, at most `$3`.
 pub(crate) const STAGE_REQUEST_PAGE_SQL: &str = "SELECT id, owner, created, completed FROM stage_requests \
      WHERE (owner = $1 OR $1 IS NULL) AND id < $2 ORDER BY id DESC LIMIT $3";
-pub(crate) const STAGE_REQUEST_TOTAL_SQL: &str =
-    "SELECT COUNT(*) FROM stage_requests WHERE (owner = $1 OR $1 IS NULL)";
+pub(crate) const STAGE_REQUEST_TOTAL_SQL: &str = "SELECT COUNT(*) FROM stage_requests WHERE (owner = $1 OR $1 IS NULL)";
 /// The request's files by state: the primary key's prefix.
 pub(crate) const STAGE_REQUEST_STATES_SQL: &str =
     "SELECT state, COUNT(*) FROM stage_files WHERE request = $1 GROUP BY state ORDER BY state";

@@ -1,12 +1,12 @@
 //! Queue depths and file history in the PostgreSQL catalog.
 
 use crate::ops::{
-    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary,
-    ALARM_DEPTH_SQL, EVENT_COLS, JOB_DEPTH_SQL, OWNED_PINS_FIRST_SQL, OWNED_PINS_SQL, POOL_DEPTH_SQL,
-    STAGE_DEPTH_SQL, STAGE_REQUESTS_SQL, STAGE_REQUEST_PAGE_SQL, STAGE_REQUEST_STATES_SQL, STAGE_REQUEST_TOTAL_SQL,
+    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary, ALARM_DEPTH_SQL,
+    EVENT_COLS, JOB_DEPTH_SQL, OWNED_PINS_FIRST_SQL, OWNED_PINS_SQL, POOL_DEPTH_SQL, STAGE_DEPTH_SQL,
+    STAGE_REQUESTS_SQL, STAGE_REQUEST_PAGE_SQL, STAGE_REQUEST_STATES_SQL, STAGE_REQUEST_TOTAL_SQL,
 };
-use crate::CatalogError;
 use crate::rows::Columns;
+use crate::CatalogError;
 use crate::{rows, PostgresCatalog, Result};
 use async_trait::async_trait;
 use bale_util::{FileId, Timestamp};
@@ -144,14 +144,12 @@ impl OpsCatalog for PostgresCatalog {
         };
         let nodes = {
             let c = self.pool.get().await?;
-            c.query(OWNED_PINS_FIRST_SQL, &[&owner, &now.0, &(limit as i64)]).await?
+            c.query(OWNED_PINS_FIRST_SQL, &[&owner, &now.0, &(limit as i64)])
+                .await?
         };
         let mut first = Vec::with_capacity(nodes.len());
         for r in &nodes {
-            first.push((
-                crate::Catalog::path_of(self, r.get(0)).await?,
-                Timestamp(r.get(1)),
-            ));
+            first.push((crate::Catalog::path_of(self, r.get(0)).await?, Timestamp(r.get(1))));
         }
         Ok(OwnedPins {
             count: count as u64,

@@ -1,9 +1,9 @@
 //! Queue depths and file history in the SQLite catalog.
 
 use crate::ops::{
-    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary,
-    ALARM_DEPTH_SQL, EVENT_COLS, JOB_DEPTH_SQL, OWNED_PINS_FIRST_SQL, OWNED_PINS_SQL, POOL_DEPTH_SQL,
-    STAGE_DEPTH_SQL, STAGE_REQUESTS_SQL, STAGE_REQUEST_PAGE_SQL, STAGE_REQUEST_STATES_SQL, STAGE_REQUEST_TOTAL_SQL,
+    all_job_states, open_stage_states, Depths, FileEvent, OpsCatalog, OwnedPins, StageRequestSummary, ALARM_DEPTH_SQL,
+    EVENT_COLS, JOB_DEPTH_SQL, OWNED_PINS_FIRST_SQL, OWNED_PINS_SQL, POOL_DEPTH_SQL, STAGE_DEPTH_SQL,
+    STAGE_REQUESTS_SQL, STAGE_REQUEST_PAGE_SQL, STAGE_REQUEST_STATES_SQL, STAGE_REQUEST_TOTAL_SQL,
 };
 use crate::CatalogError;
 use crate::{rows, Result, SqliteCatalog};
@@ -158,7 +158,9 @@ impl OpsCatalog for SqliteCatalog {
         self.read(move |c| {
             let (count, bytes) = c
                 .prepare_cached(OWNED_PINS_SQL)?
-                .query_row(params![owner, now.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+                .query_row(params![owner, now.0], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?;
             let mut st = c.prepare_cached(OWNED_PINS_FIRST_SQL)?;
             let nodes = st
                 .query_map(params![owner, now.0, limit as i64], |r| {

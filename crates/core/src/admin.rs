@@ -467,8 +467,25 @@ impl Service {
     /// What the cache holds: cached, pinned and purgeable files and bytes.
     /// What the cache holds, against its capacity and the purger's marks.
     pub async fn cache_usage(&self, who: &Principal) -> Result<CacheView> {
+        self.cache_usage_within(who, std::time::Duration::ZERO).await
+    }
+
+    /// The cache at a glance, its catalog figures read at most `max_age`
+    /// ago: pages that poll share one aggregate over the cached files
+    /// (one reader at a time computes it, the others wait and take it).
+    pub(crate) async fn cache_usage_within(&self, who: &Principal, max_age: std::time::Duration) -> Result<CacheView> {
         allow(who, Action::CacheUsage)?;
-        let usage = self.catalog().cache_usage(bale_util::Timestamp::now()).await?;
+        let usage = {
+            let mut memo = self.cache_memo.lock().await;
+            match &*memo {
+                Some((at, u)) if !max_age.is_zero() && at.elapsed() <= max_age => u.clone(),
+                _ => {
+                    let u = self.catalog().cache_usage(bale_util::Timestamp::now()).await?;
+                    *memo = Some((std::time::Instant::now(), u.clone()));
+                    u
+                }
+            }
+        };
         let (free, total) = self
             .cache
             .space()

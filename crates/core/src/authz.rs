@@ -91,15 +91,15 @@ actions! {
     StageRelease "stage-release" RequestOwner, "POST /api/v1/stage/{id}/release, POST /api/tape/v1/release/{id}", "release a stage request's files";
     StageDelete "stage-delete" RequestOwner, "DELETE /api/v1/stage/{id}, DELETE /api/tape/v1/stage/{id}", "delete a stage request";
     // Views without paths: anyone authenticated.
-    Status "status" Anyone, "GET /api/v1/status (workers and alarms for administrators only)", "read the node's status";
+    Status "status" Anyone, "GET /api/v1/status, GET /ui/data/overview (workers and alarms for administrators only; stage requests and pins: the caller's own)", "read the node's status";
     WhoAmI "whoami" Anyone, "GET /api/v1/whoami", "ask who they are";
-    Metrics "metrics" Anyone, "GET /metrics (without a token from [server] metrics_open_to, empty by default)", "read the metrics";
-    Volumes "volumes" Anyone, "GET /api/v1/volumes, GET /api/v1/volumes/{label}", "list volumes";
-    Drives "drives" Anyone, "GET /api/v1/drives", "list drives";
+    Metrics "metrics" Anyone, "GET /metrics (without a token from [server] metrics_open_to, empty by default), GET /ui/data/chart/{name}", "read the metrics";
+    Volumes "volumes" Anyone, "GET /api/v1/volumes, GET /api/v1/volumes/{label}, GET /ui/data/volumes", "list volumes";
+    Drives "drives" Anyone, "GET /api/v1/drives, GET /ui/data/overview", "list drives";
     Libraries "libraries" Anyone, "GET /api/v1/libraries", "list libraries";
     TapeEvents "tape-events" Anyone, "GET /api/v1/tape/events", "read the tape event log";
     PolicyShow "policy-show" Anyone, "GET /api/v1/policy", "read the policy";
-    QueueShow "queue-show" Anyone, "GET /api/v1/queue", "read the queue";
+    QueueShow "queue-show" Anyone, "GET /api/v1/queue, GET /ui/data/overview", "read the queue";
     CacheUsage "cache-usage" Anyone, "GET /api/v1/cache", "read the cache's usage";
     Quotas "quotas" Anyone, "GET /api/v1/quotas", "read the storage groups' quotas and use";
     Packages "packages" Anyone, "GET /api/v1/packages, GET /api/v1/packages/{id} (member paths: those the caller may stat)", "list packages";
@@ -110,7 +110,7 @@ actions! {
     Faults "faults" Admin, "POST /api/v1/tape/faults", "inject faults";
     Workers "workers" Admin, "GET /api/v1/workers", "list background workers";
     Alarms "alarms" Admin, "GET /api/v1/alarms", "read alarms";
-    AlarmAck "alarm-ack" Admin, "POST /api/v1/alarms/{id}/ack", "acknowledge alarms";
+    AlarmAck "alarm-ack" Admin, "POST /api/v1/alarms/{id}/ack, POST /ui/data/alarms/{id}/ack (with the page's cookie, also its X-CSRF-Token)", "acknowledge alarms";
     PolicyLoad "policy-load" Admin, "PUT /api/v1/policy", "load a policy";
     QueueFlush "queue-flush" Admin, "POST /api/v1/queue/flush", "flush pools";
     QueueRetry "queue-retry" Admin, "POST /api/v1/queue/retry", "retry archive jobs";

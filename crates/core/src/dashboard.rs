@@ -152,7 +152,8 @@ impl Service {
         let owner = (!who.admin).then_some(who.user.as_str());
         let now = Timestamp::now();
         let (status, queue, requests, pins) = tokio::join!(
-            self.status(who),
+            // The cache's figures shared by the pages polling within 5 s.
+            self.status_within(who, std::time::Duration::from_secs(5)),
             self.archiver.queue(),
             self.catalog().stage_requests_page(owner, requests_before, REQUEST_ROWS),
             self.catalog().owned_pins(&who.user, now, PIN_ROWS),
@@ -257,7 +258,9 @@ impl Service {
             let v = &v.volume;
             state.is_none_or(|s| v.state == s)
                 && text.is_none_or(|t| {
-                    v.label.contains(t) || v.library.contains(t) || v.family.as_ref().is_some_and(|f| f.to_string().contains(t))
+                    v.label.contains(t)
+                        || v.library.contains(t)
+                        || v.family.as_ref().is_some_and(|f| f.to_string().contains(t))
                 })
         });
         vols.sort_by(|a, b| (&a.volume.library, &a.volume.label).cmp(&(&b.volume.library, &b.volume.label)));

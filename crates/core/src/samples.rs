@@ -209,6 +209,9 @@ fn plan(name: &str) -> Option<(Unit, Vec<(&'static str, How)>)> {
     })
 }
 
+/// Points per line of a chart at most (samples are thinned to it).
+pub const MAX_POINTS: usize = 720;
+
 /// The ring of samples, in memory and on disk.
 pub struct Samples {
     path: PathBuf,
@@ -289,10 +292,7 @@ impl Samples {
                 let mut line = serde_json::to_vec(&s).map_err(std::io::Error::other)?;
                 line.push(b'\n');
                 let fresh = !self.path.exists();
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)?;
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
                 f.write_all(&line)?;
                 f.sync_data()?;
                 if fresh {
@@ -313,7 +313,16 @@ impl Samples {
         let ring = self.ring.lock().unwrap();
         // One sample before the span, so that its first rate is known.
         let start = ring.partition_point(|s| s.t < from).saturating_sub(1);
-        let window: Vec<&Sample> = ring.range(start..).collect();
+        // At most about MAX_POINTS per line: every k-th sample (a rate
+        // over k samples is their mean rate; a level is as it was).
+        let stride = (ring.len() - start).div_ceil(MAX_POINTS).max(1);
+        let last = ring.len().saturating_sub(1);
+        let window: Vec<&Sample> = ring
+            .range(start..)
+            .enumerate()
+            .filter(|(i, _)| i % stride == 0 || start + i == last)
+            .map(|(_, s)| s)
+            .collect();
         let lines = lines
             .into_iter()
             .map(|(label, how)| Line {
@@ -451,10 +460,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.jsonl");
         let r = Samples::open(path.clone(), 3, Duration::from_secs(1));
-        r.push(sample(1_000, &[("ingest_files", 0.0), ("cache_used", 5.0)])).unwrap();
-        r.push(sample(3_000, &[("ingest_files", 10.0), ("cache_used", 6.0)])).unwrap();
-        r.push(sample(4_000, &[("ingest_files", 2.0), ("cache_used", 7.0)])).unwrap();
-        r.push(sample(5_000, &[("ingest_files", 4.0), ("cache_used", 8.0)])).unwrap();
+        r.push(sample(1_000, &[("ingest_files", 0.0), ("cache_used", 5.0)]))
+            .unwrap();
+        r.push(sample(3_000, &[("ingest_files", 10.0), ("cache_used", 6.0)]))
+            .unwrap();
+        r.push(sample(4_000, &[("ingest_files", 2.0), ("cache_used", 7.0)]))
+            .unwrap();
+        r.push(sample(5_000, &[("ingest_files", 4.0), ("cache_used", 8.0)]))
+            .unwrap();
         assert_eq!(r.len(), 3, "the oldest went");
         let c = r.chart("ingest", 1, 5_000).unwrap();
         assert_eq!(
@@ -469,7 +482,31 @@ mod tests {
         std::fs::write(&path, format!("{text}{{\"t\": 6000, \"v\"")).unwrap();
         let r = Samples::open(path, 3, Duration::from_secs(1));
         let c = r.chart("cache", 1, 5_000).unwrap();
-        assert_eq!(c.lines[0].points.last(), Some(&(5_000, Some(8.0))), "a torn line is left out");
+        assert_eq!(
+            c.lines[0].points.last(),
+            Some(&(5_000, Some(8.0))),
+            "a torn line is left out"
+        );
         assert!(r.chart("nope", 1, 0).is_none());
+    }
+
+    #[test]
+    fn a_long_span_is_thinned_to_a_bounded_number_of_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Samples::open(dir.path().join("s.jsonl"), 10_000, Duration::from_secs(1));
+        for i in 0..5_000 {
+            r.ring
+                .lock()
+                .unwrap()
+                .push_back(sample(i * 1000, &[("ingest_files", (i * 2) as f64)]));
+        }
+        let c = r.chart("ingest", 2, 5_000_000).unwrap();
+        let p = &c.lines[0].points;
+        assert!(p.len() <= MAX_POINTS + 1 && p.len() >= MAX_POINTS / 2, "{}", p.len());
+        assert_eq!(p.last().unwrap().0, 4_999_000, "the newest sample is always drawn");
+        assert!(
+            p.iter().skip(1).all(|(_, v)| (v.unwrap() - 2.0).abs() < 1e-9),
+            "the rate over a stride: 2/s"
+        );
     }
 }

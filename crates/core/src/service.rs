@@ -44,6 +44,8 @@ pub struct Service {
     pub(crate) quota_cache: std::sync::Mutex<QuotaCache>,
     /// The figures behind the status page's charts.
     pub(crate) samples: Arc<crate::samples::Samples>,
+    /// The catalog's cache figures last read, for pages that poll.
+    pub(crate) cache_memo: tokio::sync::Mutex<Option<(std::time::Instant, bale_catalog::CacheUsage)>>,
     /// This process's hold on the data directory, until it exits.
     _lock: DirLock,
 }
@@ -362,6 +364,7 @@ impl Service {
             node: node.clone(),
             started,
             quota_cache: Default::default(),
+            cache_memo: Default::default(),
             samples: Arc::new(crate::samples::Samples::open(
                 config_data_dir.join("ui-samples.jsonl"),
                 ui.capacity(),

@@ -131,9 +131,19 @@ fn volume_groups(vols: &[bale_tape::VolumeView], libraries: &[String]) -> Vec<Vo
 impl Service {
     /// The node at a glance.
     pub async fn status(&self, who: &Principal) -> Result<NodeStatus> {
+        self.status_within(who, std::time::Duration::ZERO).await
+    }
+
+    /// The node at a glance, the cache's catalog figures at most
+    /// `cache_age` old (the status page polls).
+    pub(crate) async fn status_within(&self, who: &Principal, cache_age: std::time::Duration) -> Result<NodeStatus> {
         allow(who, Action::Status)?;
         let now = Timestamp::now();
-        let (depths, cache, ready) = tokio::join!(self.catalog().depths(), self.cache_usage(who), self.ready());
+        let (depths, cache, ready) = tokio::join!(
+            self.catalog().depths(),
+            self.cache_usage_within(who, cache_age),
+            self.ready()
+        );
         let (depths, cache) = (depths?, cache?);
         let tape = self.tape();
         let drives = tape

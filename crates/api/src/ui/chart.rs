@@ -39,7 +39,13 @@ fn si(x: f64) -> String {
         a if a >= 1e3 => (x / 1e3, "k"),
         _ => (x, ""),
     };
-    let digits = if v.fract().abs() < 1e-9 { 0 } else if v.abs() < 10.0 { 2 } else { 1 };
+    let digits = if v.fract().abs() < 1e-9 {
+        0
+    } else if v.abs() < 10.0 {
+        2
+    } else {
+        1
+    };
     format!("{v:.digits$}{suffix}")
 }
 
@@ -210,7 +216,10 @@ mod tests {
         assert!(s.contains("Ingest &lt;&amp;&gt;"));
         assert!(s.contains("a&quot;b 3.50MB/s"), "{s}");
         assert!(s.contains(">5MB/s<"), "the axis tops at a round 5 MB/s");
-        assert!(!s.contains("style="), "classes only: the page's policy forbids inline styles");
+        assert!(
+            !s.contains("style="),
+            "classes only: the page's policy forbids inline styles"
+        );
     }
 
     #[test]

@@ -42,12 +42,28 @@ const STYLE: &str = include_str!("assets/style.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The request's method and path, for the audit log.
+#[derive(Clone)]
+struct RequestLine(String);
+
+async fn request_line(mut req: Request, next: axum::middleware::Next) -> Response {
+    let line = RequestLine(format!("{} {}", req.method(), req.uri().path()));
+    req.extensions_mut().insert(line);
+    next.run(req).await
+}
+
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/ui", get(|| async { see_other("/ui/") }))
         .route("/ui/", get(page))
-        .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/ui/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route(
+            "/ui/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/ui/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
         .route("/ui/login", post(login))
         .route("/ui/logout", post(logout))
         .route("/ui/data/overview", get(overview))
@@ -56,6 +72,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/data/alarms/{id}/ack", post(ack))
         .route("/ui/{*rest}", axum::routing::any(crate::error::not_found))
         .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(axum::middleware::from_fn(request_line))
 }
 
 fn see_other(to: &'static str) -> Response {
@@ -98,6 +115,7 @@ fn client(req_headers: &axum::http::Extensions) -> Option<std::net::IpAddr> {
 /// The caller, if logged in; an error for a bad token.
 async fn caller(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensions) -> Result<Option<Caller>, ApiError> {
     let from = client(ext);
+    let request = ext.get::<RequestLine>().map_or("/ui/", |r| r.0.as_str());
     if let Some(h) = headers.get(header::AUTHORIZATION) {
         let h = h.to_str().unwrap_or("<not text>");
         return match st.svc.authenticate(Some(h)).await {
@@ -106,7 +124,7 @@ async fn caller(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensions
                 Ok(Some(Caller { who, session: None }))
             }
             Err(e) => {
-                st.svc.audit().refused(None, from, "GET /ui/", &e.to_string());
+                st.svc.audit().refused(None, from, request, &e.to_string());
                 Err(e.into())
             }
         };
@@ -138,9 +156,9 @@ async fn caller(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensions
 
 /// The caller of a data endpoint, or 401.
 async fn required(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensions) -> Result<Caller, ApiError> {
-    caller(st, headers, ext).await?.ok_or_else(|| {
-        bale_core::Error::Unauthorized("log in at /ui/ (or send a bearer token)".into()).into()
-    })
+    caller(st, headers, ext)
+        .await?
+        .ok_or_else(|| bale_core::Error::Unauthorized("log in at /ui/ (or send a bearer token)".into()).into())
 }
 
 /// A state-changing request: not from another site, and with the cookie,
@@ -217,7 +235,7 @@ async fn login(State(st): State<AppState>, headers: HeaderMap, req: Request) -> 
     let from = client(&parts.extensions);
     match st.svc.authenticate(Some(&authorization)).await {
         Ok(who) => {
-            let id = st.ui.create(authorization);
+            let id = st.ui.create(authorization, &who.user);
             let secure = match parts.extensions.get::<Origin>() {
                 Some(o) if o.scheme == "https" => "; Secure",
                 _ => "",
@@ -229,14 +247,19 @@ async fn login(State(st): State<AppState>, headers: HeaderMap, req: Request) -> 
             );
             tracing::info!(user = %who.user, "logged in to the status page");
             let mut r = see_other("/ui/");
-            r.headers_mut()
-                .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex and ascii"));
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                HeaderValue::from_str(&cookie).expect("hex and ascii"),
+            );
             r.extensions_mut().insert(crate::observe::User(who.user));
             r
         }
         Err(e) => {
             st.svc.audit().refused(None, from, "POST /ui/login", &e.to_string());
-            login_page(StatusCode::UNAUTHORIZED, "that token is not valid (unknown, revoked or expired)")
+            login_page(
+                StatusCode::UNAUTHORIZED,
+                "that token is not valid (unknown, revoked or expired)",
+            )
         }
     }
 }
@@ -281,7 +304,8 @@ async fn overview(
     let c = required(&st, req.headers(), req.extensions()).await?;
     let r = match st.svc.overview(&c.who, q.requests_before).await {
         Ok(o) => {
-            let mut v = serde_json::to_value(&o).map_err(|e| ApiError::from(bale_core::Error::Internal(e.to_string())))?;
+            let mut v =
+                serde_json::to_value(&o).map_err(|e| ApiError::from(bale_core::Error::Internal(e.to_string())))?;
             v["csrf"] = serde_json::Value::String(c.session.as_ref().map(|s| s.1.clone()).unwrap_or_default());
             Json(v).into_response()
         }
@@ -382,4 +406,3 @@ async fn ack(State(st): State<AppState>, Path(id): Path<String>, req: Request) -
     };
     Ok(answered(&st, &c.who, "POST /ui/data/alarms/ack", r))
 }
-

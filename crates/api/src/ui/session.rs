@@ -3,8 +3,9 @@
 //! into the login form. The token is checked again at every request (a
 //! revoked token ends its sessions); a session also carries the secret a
 //! state-changing request must echo in `X-CSRF-Token`. Sessions live in
-//! memory: a restart asks for a new login. At most [`MAX_SESSIONS`]; past
-//! that the one nearest its end goes.
+//! memory: a restart asks for a new login. At most [`MAX_PER_USER`] per
+//! user and [`MAX_SESSIONS`] in all; past either, the one nearest its end
+//! goes (of that user first).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,12 +13,16 @@ use std::time::{Duration, Instant};
 
 pub const COOKIE: &str = "bale_ui";
 pub const MAX_SESSIONS: usize = 10_000;
+/// Sessions of one user at most: logging in again and again ends that
+/// user's oldest sessions, never another user's.
+pub const MAX_PER_USER: usize = 20;
 
 #[derive(Clone, Debug)]
 pub struct Session {
     /// The `Authorization` header the login stands for.
     pub authorization: String,
     pub csrf: String,
+    pub user: String,
     pub ends: Instant,
 }
 
@@ -43,11 +48,22 @@ impl Sessions {
         self.lifetime
     }
 
-    /// A new session for `authorization`; returns its id.
-    pub fn create(&self, authorization: String) -> String {
+    /// A new session of `user` for `authorization`; returns its id.
+    pub fn create(&self, authorization: String, user: &str) -> String {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap();
         map.retain(|_, s| s.ends > now);
+        let theirs = map.values().filter(|s| s.user == user).count();
+        if theirs >= MAX_PER_USER {
+            if let Some(k) = map
+                .iter()
+                .filter(|(_, s)| s.user == user)
+                .min_by_key(|(_, s)| s.ends)
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&k);
+            }
+        }
         if map.len() >= MAX_SESSIONS {
             if let Some(k) = map.iter().min_by_key(|(_, s)| s.ends).map(|(k, _)| k.clone()) {
                 map.remove(&k);
@@ -59,6 +75,7 @@ impl Sessions {
             Session {
                 authorization,
                 csrf: secret(),
+                user: user.to_string(),
                 ends: now + self.lifetime,
             },
         );
@@ -104,7 +121,7 @@ mod tests {
     #[test]
     fn sessions_end_and_are_bounded() {
         let s = Sessions::new(Duration::from_millis(50));
-        let id = s.create("Bearer x".into());
+        let id = s.create("Bearer x".into(), "alice");
         assert_eq!(id.len(), 64);
         let got = s.get(&id).unwrap();
         assert_eq!(got.authorization, "Bearer x");
@@ -112,11 +129,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(s.get(&id).is_none(), "ended");
         let s = Sessions::new(Duration::from_secs(60));
-        let first = s.create("a".into());
-        for _ in 0..MAX_SESSIONS {
-            s.create("b".into());
+        let alice = s.create("a".into(), "alice");
+        let first = s.create("b".into(), "bob");
+        for _ in 0..MAX_PER_USER {
+            s.create("b".into(), "bob");
         }
-        assert!(s.get(&first).is_none(), "the oldest went at the bound");
+        assert!(s.get(&first).is_none(), "bob's oldest went at his bound");
+        assert!(s.get(&alice).is_some(), "not alice's");
+        for i in 0..MAX_SESSIONS {
+            s.create("c".into(), &format!("user{i}"));
+        }
+        assert!(s.get(&alice).is_none(), "the oldest went at the bound");
         assert_eq!(s.map.lock().unwrap().len(), MAX_SESSIONS);
     }
 

@@ -69,7 +69,9 @@ async fn browser(d: &Driver) -> Client {
 
 /// Runs `script` (a function body with `return`) in the page.
 async fn js(c: &Client, script: &str) -> Value {
-    c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{script}: {e}"))
 }
 
 /// Waits until `script` returns something truthy in the page; returns it.
@@ -82,7 +84,10 @@ async fn until(c: &Client, secs: u64, what: &str, script: &str) -> Value {
         }
         if Instant::now() > deadline {
             let html = c.source().await.unwrap_or_default();
-            panic!("timed out waiting for {what}: {script}\n{}", &html[..html.len().min(4000)]);
+            panic!(
+                "timed out waiting for {what}: {script}\n{}",
+                &html[..html.len().min(4000)]
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -101,8 +106,18 @@ async fn cell(c: &Client, row: &str, col: &str) -> String {
 
 async fn login(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/ui/")).await.unwrap();
-    c.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
-    c.find(Locator::Id("login-submit")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     until(c, 30, "the first render", "return document.body.dataset.loaded === '1'").await;
 }
 
@@ -181,6 +196,27 @@ fn the_status_page_shows_the_node_to_a_browser() {
     let alarm = s.api_get("alarms")[0]["id"].as_i64().unwrap();
     // A file left in an open pool.
     s.put_data("/m/open", &bytes(100, 3000));
+    // A site's worth of volumes: the page shows them a page at a time.
+    let (code, r) = s.api_post(&s.token, "volumes", &json!({"library": "lib1", "count": 9998}));
+    assert_eq!(code, 201, "{r}");
+    for path in [
+        "/ui/data/overview",
+        "/ui/data/volumes?limit=50",
+        "/ui/data/chart/drives?hours=6",
+    ] {
+        let t = Instant::now();
+        let r = http.get(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(1), "{path} with 10,000 volumes: {took:?}");
+        if path.contains("volumes") {
+            let v: Value = r.json().unwrap();
+            assert_eq!(
+                (v["total"].as_u64(), v["rows"].as_array().unwrap().len()),
+                (Some(10_000), 50)
+            );
+        }
+    }
 
     let d = driver();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -338,4 +374,114 @@ fn the_status_page_shows_the_node_to_a_browser() {
         screenshot(&c, "status-user.png").await;
         c.close().await.unwrap();
     });
+}
+
+/// The benchmark of the page at scale (not in CI: it writes 100,000
+/// files): 100,000 files queued for tape (drives offline) and 10,000
+/// volumes; each data endpoint timed (20 calls, p50 and max), and the
+/// page's elements counted in the browser. Figures in docs/BENCHMARKS.md:
+/// `cargo test --release -p bale --test ops status_page_at_scale -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn status_page_at_scale() {
+    if !installed("chromium") || !installed("chromedriver") {
+        return;
+    }
+    const FILES: usize = 100_000;
+    let cfg = tempfile::tempdir().unwrap();
+    let config = write_file(
+        cfg.path(),
+        "bale.toml",
+        "[ui]\nsample_s = 5\n[[tape.libraries]]\nname = \"lib1\"\ndrives = 10\ninitial_volumes = 10000\nvolume_capacity = \"10 GB\"\n",
+    );
+    let s = Server::start_with(Catalog::from_env(), &["--config", &config]);
+    for i in 1..=10 {
+        s.run(&["drive", "offline", &format!("lib1-d{i}")]);
+    }
+    s.run(&["mkdir", "/scale"]);
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for w in 0..16 {
+            let s = &s;
+            scope.spawn(move || {
+                let http = s.http();
+                for i in (w..FILES).step_by(16) {
+                    let r = http
+                        .put(s.url_of(&format!("/scale/f{i:06}")))
+                        .bearer_auth(&s.token)
+                        .body(vec![b'x'; 100])
+                        .send()
+                        .unwrap();
+                    assert_eq!(r.status(), 201);
+                }
+            });
+        }
+    });
+    eprintln!("{FILES} files in {:.1} s", t.elapsed().as_secs_f64());
+    let http = s.http();
+    let status = s.api_get("status");
+    // Files of 100 bytes: in open pools, and in archive jobs by their bytes.
+    let queued =
+        status["queue"]["pool_files"].as_u64().unwrap() + status["queue"]["jobs"]["queued"][1].as_u64().unwrap() / 100;
+    eprintln!("queue: {}", status["queue"]);
+    let mut rows = Vec::new();
+    let charts: Vec<String> = ["ingest", "tape", "stage", "cache", "queue", "drives"]
+        .iter()
+        .map(|c| format!("/ui/data/chart/{c}?hours=6"))
+        .collect();
+    let mut paths = vec![
+        "/ui/data/overview".to_string(),
+        "/ui/data/volumes?limit=50".to_string(),
+        "/ui/data/volumes?limit=50&offset=9950&q=VL".to_string(),
+    ];
+    paths.extend(charts);
+    for path in &paths {
+        let mut times = Vec::new();
+        let mut size = 0;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r = http.get(s.url_of(path)).bearer_auth(&s.token).send().unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            size = r.bytes().unwrap().len();
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        rows.push(format!("| `{path}` | {:.1} | {:.1} | {size} |", times[10], times[19]));
+        assert!(times[19] < 1000.0, "{path}: {times:?}");
+    }
+    let d = driver();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = s.url.clone();
+    let nodes = rt.block_on(async {
+        let c = browser(&d).await;
+        let t = Instant::now();
+        login(&c, &base, &s.token).await;
+        until(
+            &c,
+            30,
+            "the volumes",
+            "return document.querySelectorAll('tr[data-volume]').length === 50",
+        )
+        .await;
+        until(
+            &c,
+            30,
+            "the charts",
+            "return document.querySelectorAll('figure[data-chart] svg').length === 6",
+        )
+        .await;
+        let loaded = t.elapsed();
+        let nodes = js(&c, DOM_NODES).await.as_u64().unwrap();
+        eprintln!("page loaded and drawn in {:.2} s", loaded.as_secs_f64());
+        screenshot(&c, "status-scale.png").await;
+        c.close().await.unwrap();
+        nodes
+    });
+    eprintln!("{queued} files queued, 10,000 volumes; the page has {nodes} elements");
+    eprintln!(
+        "| endpoint | p50 ms | max ms | bytes |\n|---|---|---|---|\n{}",
+        rows.join("\n")
+    );
+    assert_eq!(queued, FILES as u64);
+    assert!(nodes < 3000, "{nodes}");
 }

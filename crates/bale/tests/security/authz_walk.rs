@@ -777,7 +777,7 @@ fn case(w: &World, a: Action) -> Case {
             }
         }
         Action::WhoAmI => anyone(w, vec![w.get("/api/v1/whoami")]),
-        Action::Status => anyone(w, vec![w.get("/api/v1/status")]),
+        Action::Status => anyone(w, vec![w.get("/api/v1/status"), w.get("/ui/data/overview")]),
         Action::History => {
             let h = w.get(&format!("/api/v1/history?path={A}"));
             Case {
@@ -794,12 +794,13 @@ fn case(w: &World, a: Action) -> Case {
                 ok: vec![ok(&admin, h, 200)],
             }
         }
-        Action::Metrics => anyone(w, vec![w.get("/metrics")]),
+        Action::Metrics => anyone(w, vec![w.get("/metrics"), w.get("/ui/data/chart/ingest")]),
         Action::Volumes => anyone(
             w,
             vec![
                 w.get("/api/v1/volumes"),
                 w.get(&format!("/api/v1/volumes/{}", w.lib1_volume)),
+                w.get("/ui/data/volumes"),
             ],
         ),
         Action::Drives => anyone(w, vec![w.get("/api/v1/drives")]),
@@ -893,8 +894,11 @@ fn case(w: &World, a: Action) -> Case {
             let ack = w
                 .probe("POST", &format!("/api/v1/alarms/{}/ack", w.alarm))
                 .label("POST /api/v1/alarms/{id}/ack");
+            let page = w
+                .probe("POST", &format!("/ui/data/alarms/{}/ack", w.alarm))
+                .label("POST /ui/data/alarms/{id}/ack");
             Case {
-                tries: vec![admin_only(ack.clone())],
+                tries: vec![admin_only(ack.clone()), admin_only(page)],
                 ok: vec![ok(&admin, ack, 200)],
             }
         }

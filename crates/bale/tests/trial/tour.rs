@@ -43,6 +43,7 @@ const PROMISES: &[(&str, &str)] = &[
     ("bale history /mu2e/run1/data/f2.dat", "staged"),
     ("bale status", "ready"),
     ("curl -s", "bale_ingest_files_total"),
+    ("curl -o /dev/null", "303 http"),
     ("bale recover --all --data-dir ./new-site", "recorded"),
 ];
 

@@ -146,7 +146,10 @@ pub async fn requests_and_pins_are_listed_per_owner(c: &dyn Catalog) {
             "alice",
             t(1),
             60,
-            vec![stage(ids[0], StageState::Submitted), stage(ids[1], StageState::Completed)],
+            vec![
+                stage(ids[0], StageState::Submitted),
+                stage(ids[1], StageState::Completed),
+            ],
             u64::MAX,
         )
         .await
