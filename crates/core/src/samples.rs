@@ -228,8 +228,11 @@ impl Samples {
     pub fn open(path: PathBuf, capacity: usize, every: Duration) -> Samples {
         let mut ring = VecDeque::new();
         let mut lines = 0;
+        let mut torn = false;
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                // A last line without its newline was cut short.
+                torn = !text.is_empty() && !text.ends_with('\n');
                 for line in text.lines() {
                     lines += 1;
                     match serde_json::from_str::<Sample>(line) {
@@ -244,13 +247,35 @@ impl Samples {
         while ring.len() > capacity {
             ring.pop_front();
         }
-        Samples {
+        let samples = Samples {
             path,
             capacity,
             every,
             ring: Mutex::new(ring),
             lines: Mutex::new(lines),
+        };
+        // Written again whole, so that the next sample starts a line of
+        // its own rather than ending the torn one.
+        if torn {
+            if let Err(e) = samples.rewrite() {
+                tracing::warn!("cannot rewrite {}: {e}", samples.path.display());
+            }
         }
+        samples
+    }
+
+    /// Writes the file again from the ring (through a temporary file).
+    fn rewrite(&self) -> std::io::Result<()> {
+        let all: Vec<Sample> = self.ring.lock().unwrap().iter().cloned().collect();
+        let mut lines = self.lines.lock().unwrap();
+        let mut text = Vec::new();
+        for s in &all {
+            serde_json::to_writer(&mut text, s).map_err(std::io::Error::other)?;
+            text.push(b'\n');
+        }
+        bale_util::durable::write_file_durable(&self.path, &text, 0o600)?;
+        *lines = all.len();
+        Ok(())
     }
 
     pub fn every(&self) -> Duration {
@@ -268,39 +293,27 @@ impl Samples {
     /// Adds a sample and makes it durable: appended, or the file rewritten
     /// (through a temporary file) when it has grown to twice the ring.
     pub fn push(&self, s: Sample) -> std::io::Result<()> {
-        let rewrite = {
+        {
             let mut ring = self.ring.lock().unwrap();
             ring.push_back(s.clone());
             while ring.len() > self.capacity {
                 ring.pop_front();
             }
-            let lines = self.lines.lock().unwrap();
-            (*lines + 1 >= 2 * self.capacity).then(|| ring.iter().cloned().collect::<Vec<_>>())
-        };
-        let mut lines = self.lines.lock().unwrap();
-        match rewrite {
-            Some(all) => {
-                let mut text = Vec::new();
-                for s in &all {
-                    serde_json::to_writer(&mut text, s).map_err(std::io::Error::other)?;
-                    text.push(b'\n');
-                }
-                bale_util::durable::write_file_durable(&self.path, &text, 0o600)?;
-                *lines = all.len();
-            }
-            None => {
-                let mut line = serde_json::to_vec(&s).map_err(std::io::Error::other)?;
-                line.push(b'\n');
-                let fresh = !self.path.exists();
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
-                f.write_all(&line)?;
-                f.sync_data()?;
-                if fresh {
-                    bale_util::durable::fsync_dir(self.path.parent().unwrap_or(std::path::Path::new(".")))?;
-                }
-                *lines += 1;
-            }
         }
+        if *self.lines.lock().unwrap() + 1 >= 2 * self.capacity {
+            return self.rewrite();
+        }
+        let mut lines = self.lines.lock().unwrap();
+        let mut line = serde_json::to_vec(&s).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let fresh = !self.path.exists();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        f.write_all(&line)?;
+        f.sync_data()?;
+        if fresh {
+            bale_util::durable::fsync_dir(self.path.parent().unwrap_or(std::path::Path::new(".")))?;
+        }
+        *lines += 1;
         Ok(())
     }
 
@@ -480,13 +493,19 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.lines().count() <= 4, "{text}");
         std::fs::write(&path, format!("{text}{{\"t\": 6000, \"v\"")).unwrap();
-        let r = Samples::open(path, 3, Duration::from_secs(1));
+        let r = Samples::open(path.clone(), 3, Duration::from_secs(1));
         let c = r.chart("cache", 1, 5_000).unwrap();
         assert_eq!(
             c.lines[0].points.last(),
             Some(&(5_000, Some(8.0))),
             "a torn line is left out"
         );
+        // ... and the next sample is not lost with it.
+        r.push(sample(7_000, &[("cache_used", 9.0)])).unwrap();
+        drop(r);
+        let r = Samples::open(path, 3, Duration::from_secs(1));
+        let c = r.chart("cache", 1, 7_000).unwrap();
+        assert_eq!(c.lines[0].points.last(), Some(&(7_000, Some(9.0))));
         assert!(r.chart("nope", 1, 0).is_none());
     }
 

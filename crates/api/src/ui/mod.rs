@@ -146,11 +146,13 @@ async fn caller(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensions
                 session: Some((id.to_string(), s.csrf)),
             }))
         }
-        // The token was revoked or expired: so is the session.
-        Err(_) => {
+        // The token was revoked or expired: so is the session. Any other
+        // failure (the catalog down) is the server's, and keeps it.
+        Err(bale_core::Error::Unauthorized(_) | bale_core::Error::InvalidToken(_)) => {
             st.ui.remove(id);
             Ok(None)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -164,6 +166,16 @@ async fn required(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensio
 /// A state-changing request: not from another site, and with the cookie,
 /// the session's secret echoed.
 fn same_site(headers: &HeaderMap, origin: Option<&Origin>) -> Result<(), ApiError> {
+    // A browser says where a request comes from (credentials it keeps,
+    // Basic ones too, would otherwise go along with another site's POST).
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("a request of the status page from another site (Sec-Fetch-Site: {site}) is refused"),
+            ));
+        }
+    }
     let Some(sent) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
@@ -180,13 +192,9 @@ fn same_site(headers: &HeaderMap, origin: Option<&Origin>) -> Result<(), ApiErro
     }
 }
 
-fn check_csrf(c: &Caller, headers: &HeaderMap, field: Option<&str>) -> Result<(), ApiError> {
+fn check_csrf(c: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some((_, want)) = &c.session else { return Ok(()) };
-    let sent = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .or(field)
-        .unwrap_or("");
+    let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or("");
     match session::same(sent, want) {
         true => Ok(()),
         false => Err(ApiError::new(
@@ -264,23 +272,20 @@ async fn login(State(st): State<AppState>, headers: HeaderMap, req: Request) -> 
     }
 }
 
-#[derive(Deserialize)]
-struct LogoutForm {
-    csrf: Option<String>,
-}
-
+/// Ends the caller's session. The page's form sends its secret too, but
+/// a logout is never refused for want of it (a click before the page's
+/// first data would leave a session alive): the browser's SameSite
+/// cookie and the Origin check keep other sites out.
 async fn logout(State(st): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    if let Ok(Some(c)) = caller(&st, &parts.headers, &parts.extensions).await {
-        let field = Form::<LogoutForm>::from_request(Request::from_parts(parts.clone(), body), &st)
-            .await
-            .ok()
-            .and_then(|f| f.0.csrf);
-        if let Some((id, _)) = &c.session {
-            if check_csrf(&c, &parts.headers, field.as_deref()).is_ok() {
-                st.ui.remove(id);
-            }
-        }
+    let (parts, _body) = req.into_parts();
+    if let Err(e) = same_site(&parts.headers, parts.extensions.get::<Origin>()) {
+        return e.into_response();
+    }
+    if let Ok(Some(Caller {
+        session: Some((id, _)), ..
+    })) = caller(&st, &parts.headers, &parts.extensions).await
+    {
+        st.ui.remove(&id);
     }
     let mut r = see_other("/ui/");
     r.headers_mut().insert(
@@ -302,6 +307,11 @@ async fn overview(
     req: Request,
 ) -> Result<Response, ApiError> {
     let c = required(&st, req.headers(), req.extensions()).await?;
+    if q.requests_before.is_some_and(|b| b <= 0) {
+        return Err(ApiError::bad_request(
+            "requests_before is a stage request id: 1 or more",
+        ));
+    }
     let r = match st.svc.overview(&c.who, q.requests_before).await {
         Ok(o) => {
             let mut v =
@@ -311,13 +321,7 @@ async fn overview(
         }
         Err(e) => ApiError::from(e).into_response(),
     };
-    Ok(answered(&st, &c.who, "GET /ui/data/overview", no_store(r)))
-}
-
-fn no_store(mut r: Response) -> Response {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(answered(&st, &c.who, "GET /ui/data/overview", secured(r)))
 }
 
 #[derive(Deserialize)]
@@ -357,7 +361,7 @@ async fn volumes(
         Ok(p) => Json(p).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     };
-    Ok(answered(&st, &c.who, "GET /ui/data/volumes", no_store(r)))
+    Ok(answered(&st, &c.who, "GET /ui/data/volumes", secured(r)))
 }
 
 #[derive(Deserialize)]
@@ -373,12 +377,19 @@ async fn chart(
     req: Request,
 ) -> Result<Response, ApiError> {
     let c = required(&st, req.headers(), req.extensions()).await?;
-    bale_core::authz::allow(&c.who, bale_core::authz::Action::Metrics)?;
-    let keep = st.svc.config().ui.keep_hours;
+    if let Err(e) = bale_core::authz::allow(&c.who, bale_core::authz::Action::Metrics) {
+        return Ok(answered(
+            &st,
+            &c.who,
+            "GET /ui/data/chart",
+            ApiError::from(e).into_response(),
+        ));
+    }
+    let keep = st.svc.config().ui.kept_hours();
     let hours = q.hours.unwrap_or(6);
     if hours == 0 || hours > keep {
         return Err(ApiError::bad_request(format!(
-            "hours must be between 1 and {keep} (ui.keep_hours)"
+            "hours must be between 1 and {keep} (the hours of samples kept: ui.keep_hours, at most 100,000 samples)"
         )));
     }
     let now = bale_util::Timestamp::now().0 / 1_000_000;
@@ -390,19 +401,23 @@ async fn chart(
         ));
     };
     let r = ([(header::CONTENT_TYPE, "image/svg+xml")], chart::svg(&ch)).into_response();
-    Ok(answered(&st, &c.who, "GET /ui/data/chart", no_store(r)))
+    Ok(answered(&st, &c.who, "GET /ui/data/chart", secured(r)))
 }
 
 async fn ack(State(st): State<AppState>, Path(id): Path<String>, req: Request) -> Result<Response, ApiError> {
-    let c = required(&st, req.headers(), req.extensions()).await?;
-    same_site(req.headers(), req.extensions().get::<Origin>())?;
-    check_csrf(&c, req.headers(), None)?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("{id:?} is not an alarm id")))?;
-    let r = match st.svc.ack_alarm(&c.who, id).await {
-        Ok(a) => Json(bale_core::dashboard::AlarmRow::from(&a)).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    let (parts, _body) = req.into_parts();
+    let c = required(&st, &parts.headers, &parts.extensions).await?;
+    let run = async {
+        same_site(&parts.headers, parts.extensions.get::<Origin>())?;
+        check_csrf(&c, &parts.headers)?;
+        let id: i64 = id
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("{id:?} is not an alarm id")))?;
+        let a = st.svc.ack_alarm(&c.who, id).await?;
+        Ok::<_, ApiError>(Json(bale_core::dashboard::AlarmRow::from(&a)).into_response())
     };
-    Ok(answered(&st, &c.who, "POST /ui/data/alarms/ack", r))
+    let r = run.await.unwrap_or_else(|e| e.into_response());
+    // Refusals (another site, a missing secret, not an administrator)
+    // go to the audit log.
+    Ok(answered(&st, &c.who, "POST /ui/data/alarms/ack", secured(r)))
 }

@@ -145,7 +145,7 @@ fn the_status_page_shows_the_node_to_a_browser() {
         "bale.toml",
         &format!("[ui]\nsample_s = 1\n[cache]\npurge_check_ms = 200\n{SMALL_LIBRARY}"),
     );
-    let s = Server::start_with(Catalog::from_env(), &["--config", &config]);
+    let mut s = Server::start_with(Catalog::from_env(), &["--config", &config]);
     let http = s.http();
 
     // The workload: ten small files packed into a package on tape, purged,
@@ -374,6 +374,25 @@ fn the_status_page_shows_the_node_to_a_browser() {
         screenshot(&c, "status-user.png").await;
         c.close().await.unwrap();
     });
+
+    // The charts' history is kept on disk: a kill and a restart keep it.
+    fn points(s: &Server) -> u64 {
+        let svg = s
+            .http()
+            .get(s.url_of("/ui/data/chart/cache?hours=1"))
+            .bearer_auth(&s.token)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let at = svg.find("data-points=\"").expect("a chart") + "data-points=\"".len();
+        svg[at..].split('"').next().unwrap().parse().unwrap()
+    }
+    let before = points(&s);
+    assert!(before >= 5, "a sample a second: {before}");
+    s.restart();
+    let after = points(&s);
+    assert!(after >= before, "{after} points after the restart, {before} before");
 }
 
 /// The benchmark of the page at scale (not in CI: it writes 100,000

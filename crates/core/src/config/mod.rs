@@ -336,7 +336,13 @@ impl Default for UiConfig {
 impl UiConfig {
     /// How many samples the ring keeps.
     pub fn capacity(&self) -> usize {
-        ((self.keep_hours * 3600) / self.sample_s.max(1)).clamp(2, 100_000) as usize
+        (self.keep_hours.saturating_mul(3600) / self.sample_s.max(1)).clamp(2, 100_000) as usize
+    }
+
+    /// The hours of samples the ring holds (at most `keep_hours`: the
+    /// ring keeps 100,000 samples at most).
+    pub fn kept_hours(&self) -> u64 {
+        (self.capacity() as u64 * self.sample_s / 3600).clamp(1, self.keep_hours.max(1))
     }
 }
 
@@ -383,10 +389,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate().map_err(ConfigError::Invalid)?;
         self.auth.validate().map_err(ConfigError::Invalid)?;
-        if self.ui.sample_s == 0 || self.ui.keep_hours == 0 || self.ui.session_hours == 0 {
-            return Err(ConfigError::Invalid(
-                "ui.sample_s, ui.keep_hours and ui.session_hours must be at least 1".into(),
-            ));
+        let ui = &self.ui;
+        if !(1..=3600).contains(&ui.sample_s)
+            || !(1..=24 * 366).contains(&ui.keep_hours)
+            || !(1..=24 * 31).contains(&ui.session_hours)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "ui.sample_s must be 1 to 3600 (is {}), ui.keep_hours 1 to 8784 (is {}), ui.session_hours 1 to 744 (is {})",
+                ui.sample_s, ui.keep_hours, ui.session_hours
+            )));
         }
         if self.ingest.max_batch == 0 {
             return Err(ConfigError::Invalid("ingest.max_batch must be at least 1".into()));
