@@ -109,6 +109,7 @@ async fn protocol(req: Request, next: Next) -> Response {
         return ApiError::bad_request("an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)")
             .into_response();
     }
+    let method = req.method().clone();
     let resp = next.run(req).await;
     let status = resp.status();
     // Problems pass as they are, and so do the status page's HTML
@@ -130,12 +131,11 @@ async fn protocol(req: Request, next: Next) -> Response {
     let detail = match (text.is_empty(), status) {
         (false, _) => text,
         (true, axum::http::StatusCode::METHOD_NOT_ALLOWED) => {
-            let allow = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            format!("method not allowed here; allowed: {allow}")
+            // The router adds `Allow` outside the layers, after this one.
+            match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allow) => format!("method {method} is not allowed here; allowed: {allow}"),
+                None => format!("method {method} is not allowed here; the Allow header lists those that are"),
+            }
         }
         (true, s) => s.canonical_reason().unwrap_or("error").to_string(),
     };
