@@ -55,7 +55,9 @@ pub mod kept {
     pub use crate::residency::{BEING_REPAIRED, NOT_ON_TAPE, PINNED, PURGEABLE, SETTLING};
 }
 pub use sqlite::SqliteCatalog;
-pub use stage::{NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState, STAGE_PIN_OWNER};
+pub use stage::{
+    BegunStage, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState, STAGE_PIN_OWNER,
+};
 pub use tape::*;
 
 use async_trait::async_trait;

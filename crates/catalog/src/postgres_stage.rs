@@ -2,8 +2,8 @@
 
 use crate::rows::{open_stage_packages_sql, stage_packages_sql, SETTLE_OPEN_SQL};
 use crate::stage::{
-    new_open, within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
-    FORGET_SQL, OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
+    new_open, within_open_limit, BegunStage, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest,
+    StageState, FORGET_SQL, OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, PostgresCatalog, Result};
 use async_trait::async_trait;
@@ -271,6 +271,66 @@ impl StageCatalog for PostgresCatalog {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn begin_stages(&self, packages: &[String], at: Timestamp) -> Result<Vec<BegunStage>> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let mut members: std::collections::HashMap<String, Vec<FileId>> = Default::default();
+        for r in tx
+            .query(
+                "SELECT package, file_id FROM members WHERE package = ANY($1)",
+                &[&packages],
+            )
+            .await?
+        {
+            let id: String = r.get(1);
+            let id = FileId::parse(&id).ok_or_else(|| CatalogError::Invalid(format!("bad file id {id}")))?;
+            members.entry(r.get(0)).or_default().push(id);
+        }
+        let needing: std::collections::HashSet<String> = tx
+            .query(
+                "SELECT DISTINCT m.package FROM members m JOIN nodes n ON n.file_id = m.file_id \
+                 WHERE m.package = ANY($1) AND NOT n.cached",
+                &[&packages],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let out: Vec<BegunStage> = packages
+            .iter()
+            .map(|p| BegunStage {
+                members: members.get(p).cloned().unwrap_or_default(),
+                needs_read: needing.contains(p),
+            })
+            .collect();
+        let started: Vec<FileId> = out
+            .iter()
+            .filter(|b| b.needs_read)
+            .flat_map(|b| b.members.iter().copied())
+            .collect();
+        let requests = requests_of(&tx, &started).await?;
+        tx.execute(
+            "UPDATE stage_files SET state = 'STARTED', started = $2 \
+             WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
+            &[&texts(&started), &at.0],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE stage_requests SET started = $2 WHERE id = ANY($1) AND started IS NULL",
+            &[&requests, &at.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn stage_request_owner(&self, id: i64) -> Result<Option<String>> {
+        let c = self.pool.get().await?;
+        Ok(c.query_opt("SELECT owner FROM stage_requests WHERE id = $1", &[&id])
+            .await?
+            .map(|r| r.get(0)))
     }
 
     async fn stage_files_finished(&self, ids: &[FileId], at: Timestamp, error: Option<&str>) -> Result<()> {

@@ -3,8 +3,8 @@
 use crate::rows::{open_stage_packages_sql, stage_packages_sql, PACKAGE_WANTED_SQL, SETTLE_OPEN_SQL};
 use crate::sqlite_common::next_id;
 use crate::stage::{
-    new_open, within_open_limit, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest, StageState,
-    FORGET_SQL, OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
+    new_open, within_open_limit, BegunStage, NewStageFile, StageCatalog, StageFile, StagePackage, StageRequest,
+    StageState, FORGET_SQL, OPEN_OF_OWNER_SQL, UNCACHED_MEMBERS_SQL,
 };
 use crate::{CatalogError, Result, SqliteCatalog};
 use async_trait::async_trait;
@@ -17,6 +17,26 @@ fn complete_finished(tx: &Transaction<'_>, requests: &[i64], at: Timestamp) -> R
         "UPDATE stage_requests SET completed = ?2 WHERE id = ?1 AND completed IS NULL \
          AND NOT EXISTS (SELECT 1 FROM stage_files WHERE request = ?1 AND state IN ('SUBMITTED', 'STARTED'))",
     )?;
+    for r in requests {
+        st.execute(params![r, at.0])?;
+    }
+    Ok(())
+}
+
+/// The open stage files of `ids` (in any request) are STARTED at `at`,
+/// and their requests started.
+fn mark_started(tx: &Transaction<'_>, ids: &[FileId], at: Timestamp) -> Result<()> {
+    let requests = requests_of(tx, ids)?;
+    let mut st = tx.prepare_cached(
+        // The IN term lets SQLite use the partial index of open files
+        // (without it every update scans the table).
+        "UPDATE stage_files SET state = 'STARTED', started = ?2 \
+         WHERE file_id = ?1 AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
+    )?;
+    for id in ids {
+        st.execute(params![id.to_string(), at.0])?;
+    }
+    let mut st = tx.prepare_cached("UPDATE stage_requests SET started = ?2 WHERE id = ?1 AND started IS NULL")?;
     for r in requests {
         st.execute(params![r, at.0])?;
     }
@@ -217,23 +237,42 @@ impl StageCatalog for SqliteCatalog {
 
     async fn stage_files_started(&self, ids: &[FileId], at: Timestamp) -> Result<()> {
         let ids = ids.to_vec();
+        self.write(move |tx| mark_started(tx, &ids, at)).await
+    }
+
+    async fn begin_stages(&self, packages: &[String], at: Timestamp) -> Result<Vec<BegunStage>> {
+        let packages = packages.to_vec();
         self.write(move |tx| {
-            let requests = requests_of(tx, &ids)?;
-            let mut st = tx.prepare_cached(
-                // The IN term lets SQLite use the partial index of open files
-                // (without it every update scans the table).
-                "UPDATE stage_files SET state = 'STARTED', started = ?2 \
-                 WHERE file_id = ?1 AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
-            )?;
-            for id in &ids {
-                st.execute(params![id.to_string(), at.0])?;
+            let mut members = tx.prepare_cached("SELECT file_id FROM members WHERE package = ?1")?;
+            let mut uncached = tx.prepare_cached(&format!("SELECT EXISTS ({UNCACHED_MEMBERS_SQL})"))?;
+            let mut out = Vec::with_capacity(packages.len());
+            let mut started = Vec::new();
+            for p in &packages {
+                let mut ids = Vec::new();
+                for r in members.query_map([p], |r| r.get::<_, String>(0))? {
+                    let r = r?;
+                    ids.push(FileId::parse(&r).ok_or_else(|| CatalogError::Invalid(format!("bad file id {r}")))?);
+                }
+                let needs_read: bool = uncached.query_row([p], |r| r.get(0))?;
+                if needs_read {
+                    started.extend_from_slice(&ids);
+                }
+                out.push(BegunStage {
+                    members: ids,
+                    needs_read,
+                });
             }
-            let mut st =
-                tx.prepare_cached("UPDATE stage_requests SET started = ?2 WHERE id = ?1 AND started IS NULL")?;
-            for r in requests {
-                st.execute(params![r, at.0])?;
-            }
-            Ok(())
+            mark_started(tx, &started, at)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn stage_request_owner(&self, id: i64) -> Result<Option<String>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT owner FROM stage_requests WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?)
         })
         .await
     }

@@ -214,9 +214,28 @@ pub trait StageCatalog: Send + Sync + 'static {
     /// as its packages, not its files), in volume and tape order.
     async fn stage_request_packages(&self, id: i64) -> Result<Vec<StagePackage>>;
 
+    /// The stages of `packages` begin: for each (in order) its members'
+    /// file ids and whether one of its live members is not cached (else
+    /// no tape read is needed); the open stage files of the members of
+    /// those that need one are STARTED at `at` (their requests started).
+    /// A constant number of round trips, however many packages.
+    async fn begin_stages(&self, packages: &[String], at: Timestamp) -> Result<Vec<BegunStage>>;
+
+    /// Request `id`'s owner (one row read, none of its files); `None` if
+    /// there is no such request.
+    async fn stage_request_owner(&self, id: i64) -> Result<Option<String>>;
+
     /// Request `id`'s owner and how many of its files are in each state,
     /// counted in the catalog; `None` if there is no such request.
     async fn stage_request_counts(&self, id: i64) -> Result<Option<(String, Vec<(StageState, u64)>)>>;
+}
+
+/// A package's stage as it begins: its members, and whether a tape read
+/// is needed (a live member is not cached).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BegunStage {
+    pub members: Vec<FileId>,
+    pub needs_read: bool,
 }
 
 /// A package behind a stage request's files: how many bytes of the

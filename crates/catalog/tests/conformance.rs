@@ -153,6 +153,7 @@ both!(
     depths_count_the_queues,
     file_events_are_kept_in_order_and_pruned_by_age,
     requests_and_pins_are_listed_per_owner,
+    stages_begin_in_one_call,
 );
 
 /// Committed rows survive closing and reopening the catalog.

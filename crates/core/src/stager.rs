@@ -207,34 +207,46 @@ impl Stager {
         if new.is_empty() {
             return out;
         }
-        // The members of each package, for the requests' bookkeeping. A
+        // The members of each package, for the requests' bookkeeping, and
+        // their open stage files started: one catalog call for them all. A
         // package none of whose live members needs its copy any more (a
-        // stage of it just finished) is done without a tape read.
+        // stage of it just finished) is done without a tape read. If the
+        // call fails, every package is read (members unknown: the next
+        // round of the stage worker settles the requests' files).
+        let ids: Vec<String> = new.iter().map(|(p, _, _)| p.id.clone()).collect();
+        let begun = match self.catalog.begin_stages(&ids, Timestamp::now()).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("recording the start of staging {} package(s) failed: {e}", ids.len());
+                ids.iter()
+                    .map(|_| bale_catalog::BegunStage {
+                        members: Vec::new(),
+                        needs_read: true,
+                    })
+                    .collect()
+            }
+        };
         let mut members = Vec::with_capacity(new.len());
         let mut needed = Vec::with_capacity(new.len());
-        for (pkg, tx, cancel) in new {
-            let m: Vec<FileId> = match self.catalog.package(&pkg.id).await {
-                Ok(Some((_, m))) => m.into_iter().map(|m| m.file_id).collect(),
-                _ => Vec::new(),
-            };
-            let uncached = match self.catalog.uncached_members(&pkg.id).await {
-                Ok(ids) => !ids.is_empty(),
-                Err(_) => true,
-            };
-            if !uncached {
-                let _ = self.catalog.stage_files_finished(&m, Timestamp::now(), None).await;
+        let mut finished = Vec::new();
+        for ((pkg, tx, cancel), b) in new.into_iter().zip(begun) {
+            if !b.needs_read {
+                finished.extend_from_slice(&b.members);
                 self.inflight.lock().unwrap().remove(&pkg.id);
                 let _ = tx.send(Some(Ok(0)));
                 continue;
             }
-            if let Err(e) = self.catalog.stage_files_started(&m, Timestamp::now()).await {
-                tracing::warn!("recording the start of staging package {} failed: {e}", pkg.id);
-            }
             if let Some(f) = self.inflight.lock().unwrap().get_mut(&pkg.id) {
-                f.members = Some(m.clone());
+                f.members = Some(b.members.clone());
             }
-            members.push(m);
+            members.push(b.members);
             needed.push((pkg, tx, cancel));
+        }
+        if !finished.is_empty() {
+            let _ = self
+                .catalog
+                .stage_files_finished(&finished, Timestamp::now(), None)
+                .await;
         }
         let new = needed;
         if new.is_empty() {

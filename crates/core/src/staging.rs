@@ -244,9 +244,9 @@ impl Service {
     /// Whether `who` may do `action` on request `id` (its owner read
     /// without its files).
     async fn request_owner_allows(&self, who: &Principal, action: Action, id: i64) -> Result<()> {
-        let (owner, _) = self
+        let owner = self
             .catalog()
-            .stage_request_counts(id)
+            .stage_request_owner(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no stage request {id}")))?;
         crate::authz::allow_request(who, action, id, &owner)

@@ -474,3 +474,73 @@ pub async fn stage_requests_are_counted_once_and_forgotten(c: &dyn Catalog) {
         .unwrap();
     assert!(r4 > r3);
 }
+
+/// Stages begin in one call: each package's members and whether a read is
+/// needed (a live member not cached); the open files of the members of
+/// those that need one start, the others' stay submitted; a request's
+/// owner reads alone.
+pub async fn stages_begin_in_one_call(c: &dyn Catalog) {
+    c.add_volumes(&[super::tape::new_volume("VL0001")]).await.unwrap();
+    let d = mkdir(c, ROOT_ID, "b").await;
+    let files: Vec<NewFile> = (0..2).map(|i| new_file(d.id, &format!("f{i}"), 10)).collect();
+    c.commit_files("n1", &files, &[]).await.unwrap();
+    let ids: Vec<FileId> = files.iter().map(|f| f.file_id).collect();
+    c.commit_tape_files(
+        &super::tape::volume_write("VL0001"),
+        &[
+            super::tape::one_member_package(&files[0], None, 0),
+            super::tape::one_member_package(&files[1], None, 1),
+        ],
+    )
+    .await
+    .unwrap();
+    // f0 purged (needs a read); f1 still cached (its stage needs none).
+    c.settle_files(&ids).await.unwrap();
+    assert_eq!(c.mark_purged(&ids[..1], t(5)).await.unwrap(), vec![ids[0]]);
+    let r = c
+        .create_stage_request(
+            "alice",
+            t(10),
+            60,
+            vec![
+                sf("/b/f0", Some(ids[0]), StageState::Submitted, None),
+                sf("/b/f1", Some(ids[1]), StageState::Submitted, None),
+            ],
+            u64::MAX,
+        )
+        .await
+        .unwrap();
+    let packages = vec![
+        format!("pkg-{}", ids[0]),
+        format!("pkg-{}", ids[1]),
+        "pkg-none".to_string(),
+    ];
+    let begun = c.begin_stages(&packages, t(20)).await.unwrap();
+    assert_eq!(
+        begun,
+        vec![
+            BegunStage {
+                members: vec![ids[0]],
+                needs_read: true
+            },
+            BegunStage {
+                members: vec![ids[1]],
+                needs_read: false
+            },
+            BegunStage {
+                members: vec![],
+                needs_read: false
+            },
+        ]
+    );
+    let req = c.stage_request(r).await.unwrap().unwrap();
+    assert_eq!(req.started, Some(t(20)));
+    assert_eq!(
+        req.files.iter().map(|f| f.state).collect::<Vec<_>>(),
+        vec![StageState::Started, StageState::Submitted]
+    );
+    assert_eq!(req.files[0].started, Some(t(20)));
+    assert!(c.begin_stages(&[], t(21)).await.unwrap().is_empty());
+    assert_eq!(c.stage_request_owner(r).await.unwrap().as_deref(), Some("alice"));
+    assert_eq!(c.stage_request_owner(r + 1000).await.unwrap(), None);
+}
