@@ -82,6 +82,85 @@ struct Inflight {
     cancel: Arc<tokio::sync::Notify>,
 }
 
+/// What starting a new stage needs: where its outcome goes, and what
+/// stops it.
+type Started = (watch::Sender<Outcome>, Arc<tokio::sync::Notify>);
+
+/// The book of package stages under way, by package id: one stage per
+/// package however many ask (they join it and wait for its outcome), and
+/// which of them a cancel may stop. No I/O: the stager does the reads and
+/// tells the book when a stage ends.
+#[derive(Default)]
+struct Book {
+    stages: HashMap<String, Inflight>,
+}
+
+impl Book {
+    /// Joins the stage of package `id` under way, or books a new one (then
+    /// with its sender and cancel, for the caller to start). A reader's
+    /// interest sticks: no request's cancel stops that stage any more.
+    fn join(&mut self, id: &str, for_reader: bool) -> (watch::Receiver<Outcome>, Option<Started>) {
+        if let Some(f) = self.stages.get_mut(id) {
+            f.for_reader |= for_reader;
+            return (f.rx.clone(), None);
+        }
+        let (tx, rx) = watch::channel(None);
+        let cancel = Arc::new(tokio::sync::Notify::new());
+        self.stages.insert(
+            id.to_string(),
+            Inflight {
+                rx: rx.clone(),
+                members: None,
+                for_reader,
+                cancel: cancel.clone(),
+            },
+        );
+        (rx, Some((tx, cancel)))
+    }
+
+    /// The stage's members are known: from now on a cancel may stop it.
+    fn set_members(&mut self, id: &str, members: Vec<FileId>) {
+        if let Some(f) = self.stages.get_mut(id) {
+            f.members = Some(members);
+        }
+    }
+
+    /// The stage ended (its outcome is sent by the caller); returns how
+    /// many are still under way.
+    fn end(&mut self, id: &str) -> usize {
+        self.stages.remove(id);
+        self.stages.len()
+    }
+
+    /// The stages a cancel might stop: no reader waits for them and their
+    /// members are known.
+    fn cancellable(&self) -> Vec<String> {
+        self.stages
+            .iter()
+            .filter(|(_, f)| !f.for_reader && f.members.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Stops the stages among `candidates` that no request wants (not in
+    /// `wanted`) and no reader waits for (one may have joined since the
+    /// candidates were taken); returns how many.
+    fn cancel(&self, candidates: &[String], wanted: &HashSet<String>) -> usize {
+        let mut n = 0;
+        for id in candidates.iter().filter(|id| !wanted.contains(*id)) {
+            if let Some(f) = self.stages.get(id).filter(|f| !f.for_reader) {
+                f.cancel.notify_one();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn ids(&self) -> HashSet<String> {
+        self.stages.keys().cloned().collect()
+    }
+}
+
 pub(crate) struct Stager {
     /// File history: what was staged.
     pub(crate) events: crate::events::EventLog,
@@ -89,7 +168,7 @@ pub(crate) struct Stager {
     cache: Cache,
     tape: TapeSystem,
     /// Stages under way, by package id: their outcome when it comes.
-    inflight: Mutex<HashMap<String, Inflight>>,
+    inflight: Mutex<Book>,
     /// Serializes changes of cache residency (stage promotions, purges).
     pub(crate) residency: tokio::sync::Mutex<()>,
     /// Wakes the stage worker: a request arrived.
@@ -105,7 +184,7 @@ impl Stager {
             catalog,
             cache,
             tape,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(Book::default()),
             residency: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
             repair_wake: tokio::sync::Notify::new(),
@@ -179,28 +258,12 @@ impl Stager {
         let mut out = Vec::with_capacity(pkgs.len());
         let mut new = Vec::new();
         {
-            let mut inflight = self.inflight.lock().unwrap();
+            let mut book = self.inflight.lock().unwrap();
             for pkg in pkgs {
-                match inflight.get_mut(&pkg.id) {
-                    Some(f) => {
-                        f.for_reader |= for_reader;
-                        out.push(f.rx.clone());
-                    }
-                    None => {
-                        let (tx, rx) = watch::channel(None);
-                        let cancel = Arc::new(tokio::sync::Notify::new());
-                        inflight.insert(
-                            pkg.id.clone(),
-                            Inflight {
-                                rx: rx.clone(),
-                                members: None,
-                                for_reader,
-                                cancel: cancel.clone(),
-                            },
-                        );
-                        out.push(rx);
-                        new.push((pkg, tx, cancel));
-                    }
+                let (rx, started) = book.join(&pkg.id, for_reader);
+                out.push(rx);
+                if let Some((tx, cancel)) = started {
+                    new.push((pkg, tx, cancel));
                 }
             }
         }
@@ -232,13 +295,11 @@ impl Stager {
         for ((pkg, tx, cancel), b) in new.into_iter().zip(begun) {
             if !b.needs_read {
                 finished.extend_from_slice(&b.members);
-                self.inflight.lock().unwrap().remove(&pkg.id);
+                self.inflight.lock().unwrap().end(&pkg.id);
                 let _ = tx.send(Some(Ok(0)));
                 continue;
             }
-            if let Some(f) = self.inflight.lock().unwrap().get_mut(&pkg.id) {
-                f.members = Some(b.members.clone());
-            }
+            self.inflight.lock().unwrap().set_members(&pkg.id, b.members.clone());
             members.push(b.members);
             needed.push((pkg, tx, cancel));
         }
@@ -303,11 +364,7 @@ impl Stager {
                     }
                 };
                 let cancelled = outcome.as_ref().is_err_and(|e| e == CANCELLED);
-                let left = {
-                    let mut inflight = me.inflight.lock().unwrap();
-                    inflight.remove(&id);
-                    inflight.len()
-                };
+                let left = me.inflight.lock().unwrap().end(&id);
                 let _ = tx.send(Some(outcome));
                 if cancelled || left == STAGE_WINDOW / 2 || left == 0 {
                     // A request that asked for the package meanwhile gets
@@ -324,14 +381,7 @@ impl Stager {
     /// asked for whose members have no open file in any stage request.
     /// Returns how many it cancelled.
     pub(crate) async fn cancel_unneeded(&self) -> Result<usize> {
-        let candidates: Vec<String> = {
-            let inflight = self.inflight.lock().unwrap();
-            inflight
-                .iter()
-                .filter(|(_, f)| !f.for_reader && f.members.is_some())
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
+        let candidates = self.inflight.lock().unwrap().cancellable();
         if candidates.is_empty() {
             return Ok(0);
         }
@@ -341,20 +391,12 @@ impl Stager {
             .await?
             .into_iter()
             .collect();
-        let inflight = self.inflight.lock().unwrap();
-        let mut n = 0;
-        for id in candidates.iter().filter(|id| !wanted.contains(*id)) {
-            if let Some(f) = inflight.get(id).filter(|f| !f.for_reader) {
-                f.cancel.notify_one();
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(self.inflight.lock().unwrap().cancel(&candidates, &wanted))
     }
 
     /// The packages whose stages are under way.
     pub(crate) fn inflight_ids(&self) -> HashSet<String> {
-        self.inflight.lock().unwrap().keys().cloned().collect()
+        self.inflight.lock().unwrap().ids()
     }
 
     /// After a package's tape read: promotion and the catalog's marks, or
@@ -597,5 +639,72 @@ impl Worker for StageWorker {
             _ = tokio::time::sleep(self.every) => {}
         }
         State::Busy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<FileId> {
+        (0..n).map(|_| FileId::generate()).collect()
+    }
+
+    /// Whether `cancel` was notified (a permit is stored by notify_one).
+    async fn notified(cancel: &tokio::sync::Notify) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), cancel.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn those_who_ask_for_a_package_under_way_join_its_one_stage() {
+        let mut book = Book::default();
+        let (mut first, started) = book.join("p1", false);
+        let (tx, _cancel) = started.expect("a new stage");
+        let (mut second, again) = book.join("p1", false);
+        assert!(again.is_none(), "joined, not started twice");
+        let (_, other) = book.join("p2", false);
+        assert!(other.is_some(), "another package, another stage");
+        assert_eq!(book.ids().len(), 2);
+        tx.send(Some(Ok(3))).unwrap();
+        for rx in [&mut first, &mut second] {
+            let got = rx.wait_for(|o| o.is_some()).await.unwrap().clone();
+            assert_eq!(got, Some(Ok(3)), "every waiter gets the one outcome");
+        }
+        assert_eq!(book.end("p1"), 1, "p2 is left");
+        let (_, fresh) = book.join("p1", false);
+        assert!(fresh.is_some(), "asked again after it ended: a fresh stage");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_only_unwanted_stages_no_reader_waits_for() {
+        let mut book = Book::default();
+        let (_, a) = book.join("wanted", false);
+        let (_, b) = book.join("unwanted", false);
+        let (_, c) = book.join("read", true);
+        let (_, d) = book.join("setting-up", false);
+        let (_, e) = book.join("joined-by-reader", false);
+        for id in ["wanted", "unwanted", "read", "joined-by-reader"] {
+            book.set_members(id, ids(2));
+        }
+        let candidates = book.cancellable();
+        assert!(!candidates.contains(&"read".to_string()), "a reader waits for it");
+        assert!(!candidates.contains(&"setting-up".to_string()), "members not known yet");
+        // A reader joins after the candidates were taken: spared too.
+        let (_, none) = book.join("joined-by-reader", true);
+        assert!(none.is_none());
+        let wanted: HashSet<String> = ["wanted".to_string()].into();
+        assert_eq!(book.cancel(&candidates, &wanted), 1);
+        let cancel = |s: &Option<Started>| s.as_ref().unwrap().1.clone();
+        assert!(notified(&cancel(&b)).await, "the unwanted stage is stopped");
+        for (name, s) in [
+            ("wanted", &a),
+            ("read", &c),
+            ("setting-up", &d),
+            ("joined-by-reader", &e),
+        ] {
+            assert!(!notified(&cancel(s)).await, "{name} goes on");
+        }
     }
 }
