@@ -272,9 +272,8 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
         )))
         .into_response();
     }
-    match st.svc.authenticate(header).await {
-        Ok(mut p) => {
-            p.from = client;
+    match authenticated(&st, header, client, &request).await {
+        Ok(p) => {
             req.extensions_mut().insert(p.clone());
             let mut resp = next.run(req).await;
             resp.extensions_mut().insert(observe::User(p.user.clone()));
@@ -283,11 +282,30 @@ async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) 
             }
             resp
         }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The caller an `Authorization` header names (none: an unauthenticated
+/// error), from `client`; a credential presented and refused is audited
+/// under `request`. The middleware, `/metrics` and the status page's
+/// logins all check credentials here.
+pub(crate) async fn authenticated(
+    st: &AppState,
+    header: Option<&str>,
+    client: Option<std::net::IpAddr>,
+    request: &str,
+) -> bale_core::Result<bale_core::Principal> {
+    match st.svc.authenticate(header).await {
+        Ok(mut p) => {
+            p.from = client;
+            Ok(p)
+        }
         Err(e) => {
-            if presented {
-                st.svc.audit().refused(None, client, &request, &e.to_string());
+            if header.is_some() {
+                st.svc.audit().refused(None, client, request, &e.to_string());
             }
-            ApiError::from(e).into_response()
+            Err(e)
         }
     }
 }
@@ -315,14 +333,9 @@ async fn metrics_page(State(st): State<AppState>, req: Request) -> Response {
     if !metrics_open(&st, &req) {
         let client = req.extensions().get::<origin::Origin>().map(|o| o.client);
         let header = authorization(&req);
-        let who = match st.svc.authenticate(header).await {
+        let who = match authenticated(&st, header, client, "GET /metrics").await {
             Ok(p) => p,
-            Err(e) => {
-                if header.is_some() {
-                    st.svc.audit().refused(None, client, "GET /metrics", &e.to_string());
-                }
-                return ApiError::from(e).into_response();
-            }
+            Err(e) => return ApiError::from(e).into_response(),
         };
         if let Err(e) = bale_core::authz::allow(&who, bale_core::authz::Action::Metrics) {
             return ApiError::from(e).into_response();

@@ -46,6 +46,24 @@ async fn requests_of(tx: &impl GenericClient, ids: &[FileId]) -> Result<Vec<i64>
     Ok(requests)
 }
 
+/// The open stage files of `ids` (in any request) are STARTED at `at`,
+/// and their requests started.
+async fn mark_started(tx: &impl GenericClient, ids: &[FileId], at: Timestamp) -> Result<()> {
+    let requests = requests_of(tx, ids).await?;
+    tx.execute(
+        "UPDATE stage_files SET state = 'STARTED', started = $2 \
+         WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
+        &[&texts(ids), &at.0],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE stage_requests SET started = $2 WHERE id = ANY($1) AND started IS NULL",
+        &[&requests, &at.0],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn lock_requests(tx: &impl GenericClient, requests: &[i64]) -> Result<()> {
     tx.execute(
         "SELECT id FROM stage_requests WHERE id = ANY($1) ORDER BY id FOR UPDATE",
@@ -257,18 +275,7 @@ impl StageCatalog for PostgresCatalog {
     async fn stage_files_started(&self, ids: &[FileId], at: Timestamp) -> Result<()> {
         let mut c = self.pool.get().await?;
         let tx = c.transaction().await?;
-        let requests = requests_of(&tx, ids).await?;
-        tx.execute(
-            "UPDATE stage_files SET state = 'STARTED', started = $2 \
-             WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
-            &[&texts(ids), &at.0],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE stage_requests SET started = $2 WHERE id = ANY($1) AND started IS NULL",
-            &[&requests, &at.0],
-        )
-        .await?;
+        mark_started(&tx, ids, at).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -310,18 +317,7 @@ impl StageCatalog for PostgresCatalog {
             .filter(|b| b.needs_read)
             .flat_map(|b| b.members.iter().copied())
             .collect();
-        let requests = requests_of(&tx, &started).await?;
-        tx.execute(
-            "UPDATE stage_files SET state = 'STARTED', started = $2 \
-             WHERE file_id = ANY($1) AND state IN ('SUBMITTED', 'STARTED') AND state = 'SUBMITTED'",
-            &[&texts(&started), &at.0],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE stage_requests SET started = $2 WHERE id = ANY($1) AND started IS NULL",
-            &[&requests, &at.0],
-        )
-        .await?;
+        mark_started(&tx, &started, at).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -187,7 +187,8 @@ impl Service {
             let open = n(StageState::Submitted) + n(StageState::Started);
             let time_left_s = match open {
                 0 => None,
-                _ => Some(self.stage_progress(who, r.id).await?.wall_s_left),
+                // Listed for the caller: their own, or an administrator.
+                _ => Some(self.stage_time_left(r.id).await?),
             };
             rows.push(RequestRow {
                 id: r.id,

@@ -50,12 +50,13 @@ pub struct Sample {
     pub v: BTreeMap<String, f64>,
 }
 
-/// The kinds of drive work the busy chart groups the drives' counters in.
-const BUSY_KINDS: &[(&str, &[&str])] = &[
-    ("mount", &["robot", "load", "unload"]),
-    ("locate", &["locate"]),
-    ("write", &["write", "mark"]),
-    ("read", &["read"]),
+/// The kinds of drive work the busy chart groups the drives' counters
+/// in: its label, the figure kept, the counters' `kind` labels.
+const BUSY_KINDS: &[(&str, &str, &[&str])] = &[
+    ("mount", "busy_mount", &["robot", "load", "unload"]),
+    ("locate", "busy_locate", &["locate"]),
+    ("write", "busy_write", &["write", "mark"]),
+    ("read", "busy_read", &["read"]),
 ];
 
 /// The figures of one scrape's text that the charts draw.
@@ -88,11 +89,8 @@ pub fn figures(text: &str) -> BTreeMap<String, f64> {
             },
             n if n == m::DRIVE_BUSY => {
                 let kind = s.label("kind").unwrap_or("");
-                match BUSY_KINDS.iter().find(|k| k.1.contains(&kind)) {
-                    Some((group, _)) => {
-                        add(&format!("busy_{group}"), s.value);
-                        continue;
-                    }
+                match BUSY_KINDS.iter().find(|k| k.2.contains(&kind)) {
+                    Some((_, figure, _)) => figure,
                     None => continue,
                 }
             }
@@ -194,15 +192,7 @@ fn plan(name: &str) -> Option<(Unit, Vec<(&'static str, How)>)> {
             Unit::Drives,
             BUSY_KINDS
                 .iter()
-                .map(|(k, _)| {
-                    let key: &'static str = match *k {
-                        "mount" => "busy_mount",
-                        "locate" => "busy_locate",
-                        "write" => "busy_write",
-                        _ => "busy_read",
-                    };
-                    (*k, Rate(key))
-                })
+                .map(|(label, figure, _)| (*label, Rate(figure)))
                 .collect(),
         ),
         _ => return None,
@@ -320,8 +310,7 @@ impl Samples {
     /// Chart `name` over the last `hours`, or `None` for an unknown name.
     pub fn chart(&self, name: &str, hours: u64, now_ms: i64) -> Option<Chart> {
         let (unit, lines) = plan(name)?;
-        let title = CHARTS.iter().find(|c| c.0 == name)?.1;
-        let name = CHARTS.iter().find(|c| c.0 == name)?.0;
+        let &(name, title) = CHARTS.iter().find(|c| c.0 == name)?;
         let from = now_ms - (hours as i64) * 3_600_000;
         let ring = self.ring.lock().unwrap();
         // One sample before the span, so that its first rate is known.

@@ -317,20 +317,11 @@ impl Service {
             p.bytes_done += sp.bytes_done;
         }
         let mut volumes: std::collections::HashMap<&str, bool> = Default::default();
-        let mut left = Vec::new();
         for sp in &packages {
-            let (pkg, open) = (&sp.package, &sp.open);
-            *volumes.entry(pkg.volume.as_str()).or_default() |= *open;
-            if *open {
-                left.push(bale_tape::PendingPackage {
-                    volume: pkg.volume.clone(),
-                    position: pkg.position,
-                    size: pkg.size,
-                });
-            } else {
-                p.packages_done += 1;
-            }
+            *volumes.entry(sp.package.volume.as_str()).or_default() |= sp.open;
+            p.packages_done += u64::from(!sp.open);
         }
+        let left = pending(&packages);
         p.packages = packages.len() as u64;
         p.volumes = volumes.len() as u64;
         p.volumes_done = volumes.values().filter(|open| !**open).count() as u64;
@@ -341,6 +332,31 @@ impl Service {
             p.wall_s_left = e.wall_s;
         }
         Ok(p)
+    }
+}
+
+/// The packages a request still waits for, as the tape model takes them.
+fn pending(packages: &[bale_catalog::StagePackage]) -> Vec<bale_tape::PendingPackage> {
+    packages
+        .iter()
+        .filter(|sp| sp.open)
+        .map(|sp| bale_tape::PendingPackage {
+            volume: sp.package.volume.clone(),
+            position: sp.package.position,
+            size: sp.package.size,
+        })
+        .collect()
+}
+
+impl Service {
+    /// The seconds request `id` has left by the tape model (its packages
+    /// only: for a caller who listed it, so may see it).
+    pub(crate) async fn stage_time_left(&self, id: i64) -> Result<f64> {
+        let left = pending(&self.catalog().stage_request_packages(id).await?);
+        Ok(match left.is_empty() {
+            true => 0.0,
+            false => self.tape().estimate_reads(&left).wall_s,
+        })
     }
 }
 

@@ -108,8 +108,8 @@ struct Caller {
     session: Option<(String, String)>,
 }
 
-fn client(req_headers: &axum::http::Extensions) -> Option<std::net::IpAddr> {
-    req_headers.get::<Origin>().map(|o| o.client)
+fn client(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<Origin>().map(|o| o.client)
 }
 
 /// The caller, if logged in; an error for a bad token.
@@ -118,16 +118,8 @@ async fn caller(st: &AppState, headers: &HeaderMap, ext: &axum::http::Extensions
     let request = ext.get::<RequestLine>().map_or("/ui/", |r| r.0.as_str());
     if let Some(h) = headers.get(header::AUTHORIZATION) {
         let h = h.to_str().unwrap_or("<not text>");
-        return match st.svc.authenticate(Some(h)).await {
-            Ok(mut who) => {
-                who.from = from;
-                Ok(Some(Caller { who, session: None }))
-            }
-            Err(e) => {
-                st.svc.audit().refused(None, from, request, &e.to_string());
-                Err(e.into())
-            }
-        };
+        let who = crate::authenticated(st, Some(h), from, request).await?;
+        return Ok(Some(Caller { who, session: None }));
     }
     let Some(id) = headers
         .get_all(header::COOKIE)
@@ -241,7 +233,7 @@ async fn login(State(st): State<AppState>, headers: HeaderMap, req: Request) -> 
     }
     let authorization = format!("Bearer {token}");
     let from = client(&parts.extensions);
-    match st.svc.authenticate(Some(&authorization)).await {
+    match crate::authenticated(&st, Some(&authorization), from, "POST /ui/login").await {
         Ok(who) => {
             let id = st.ui.create(authorization, &who.user);
             let secure = match parts.extensions.get::<Origin>() {
@@ -262,13 +254,10 @@ async fn login(State(st): State<AppState>, headers: HeaderMap, req: Request) -> 
             r.extensions_mut().insert(crate::observe::User(who.user));
             r
         }
-        Err(e) => {
-            st.svc.audit().refused(None, from, "POST /ui/login", &e.to_string());
-            login_page(
-                StatusCode::UNAUTHORIZED,
-                "that token is not valid (unknown, revoked or expired)",
-            )
-        }
+        Err(_) => login_page(
+            StatusCode::UNAUTHORIZED,
+            "that token is not valid (unknown, revoked or expired)",
+        ),
     }
 }
 
